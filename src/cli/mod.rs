@@ -1,0 +1,84 @@
+//! The command line: `serve`, `stamp inspect`, `keys rotate` (and, later, the client side).
+//!
+//! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
+//! not run (bad arguments, unreachable server, unreadable files).
+
+pub mod serve;
+pub mod stamp_inspect;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "pennypost", version, about = "Sells signed posting stamps and cancels each exactly once")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Work with a single stamp.
+    Stamp {
+        #[command(subcommand)]
+        command: StampCommand,
+    },
+    /// Manage issuer keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StampCommand {
+    /// Decode a stamp and verify its signature offline against a server's published keys.
+    Inspect(stamp_inspect::InspectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new active issuer key and retire the current one (it keeps verifying its
+    /// stamps). Restart the server to publish both events in the ledger.
+    Rotate {
+        #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
+        keys_dir: PathBuf,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve(args) => serve::main(args),
+        Command::Stamp {
+            command: StampCommand::Inspect(args),
+        } => stamp_inspect::main(args),
+        Command::Keys {
+            command: KeysCommand::Rotate { keys_dir },
+        } => match crate::keys::rotate(&keys_dir, crate::time::Timestamp::now()) {
+            Ok(ring) => {
+                println!("active key is now {}", ring.active().kid);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PENNYPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

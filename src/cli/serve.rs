@@ -1,0 +1,211 @@
+//! `pennypost serve`: open (or create) everything under the data and keys directories, bind,
+//! and serve until Ctrl+C or SIGTERM.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use rand_core::{OsRng, RngCore as _};
+
+use crate::config::{Economy, Limits};
+use crate::keys;
+use crate::service::Service;
+use crate::store::SledStore;
+use crate::time::Timestamp;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PENNYPOST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the database and the generated admin token.
+    #[arg(long, env = "PENNYPOST_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Directory of the issuer and ledger keys.
+    #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
+    pub keys_dir: PathBuf,
+    /// Price of one stamp in minor units.
+    #[arg(long, env = "PENNYPOST_STAMP_PRICE", default_value_t = 1)]
+    pub stamp_price: u64,
+    /// Stamps one post costs.
+    #[arg(long, env = "PENNYPOST_POST_COST", default_value_t = 1)]
+    pub post_cost: usize,
+    /// Stamps one vote costs.
+    #[arg(long, env = "PENNYPOST_VOTE_COST", default_value_t = 1)]
+    pub vote_cost: usize,
+    /// Seconds a stamp stays spendable.
+    #[arg(long, env = "PENNYPOST_STAMP_TTL_SECS", default_value_t = 31_536_000)]
+    pub stamp_ttl_secs: u64,
+    /// The checkpoint origin line (and the checkpoint key's name on first start).
+    #[arg(long, env = "PENNYPOST_LEDGER_ORIGIN", default_value = "localhost/pennypost")]
+    pub ledger_origin: String,
+    /// Currency name of the minor unit.
+    #[arg(long, env = "PENNYPOST_CURRENCY", default_value = "cents")]
+    pub currency: String,
+    /// Most characters in a post's author.
+    #[arg(long, env = "PENNYPOST_AUTHOR_CHARS_MAX", default_value_t = 64)]
+    pub author_chars_max: usize,
+    /// Most characters in a post's body.
+    #[arg(long, env = "PENNYPOST_BODY_CHARS_MAX", default_value_t = 10_000)]
+    pub body_chars_max: usize,
+    /// Most bytes in a request body.
+    #[arg(long, env = "PENNYPOST_REQUEST_BODY_BYTES_MAX", default_value_t = 65_536)]
+    pub request_body_bytes_max: usize,
+}
+
+impl ServeArgs {
+    pub fn economy(&self) -> Economy {
+        Economy {
+            currency: self.currency.clone(),
+            stamp_price: self.stamp_price,
+            post_cost: self.post_cost,
+            vote_cost: self.vote_cost,
+            stamp_ttl_secs: self.stamp_ttl_secs,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            author_chars_max: self.author_chars_max,
+            post_body_chars_max: self.body_chars_max,
+            request_body_bytes_max: self.request_body_bytes_max,
+            ..Limits::default()
+        }
+    }
+}
+
+/// The admin token: `PENNYPOST_ADMIN_TOKEN`, or one generated into `data_dir/admin_token`
+/// (mode 0600) on first start and read back later.
+fn admin_token(data_dir: &Path) -> Result<String, String> {
+    if let Ok(token) = std::env::var("PENNYPOST_ADMIN_TOKEN") {
+        if token.trim().is_empty() {
+            return Err("PENNYPOST_ADMIN_TOKEN is set but empty".into());
+        }
+        return Ok(token.trim().to_string());
+    }
+    let path = data_dir.join("admin_token");
+    if path.exists() {
+        let mode = fs::metadata(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} has mode {:o}: it must not be readable by group or others (chmod 600)",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+        let token = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), "admin token read from file");
+        return Ok(token.trim().to_string());
+    }
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    let token = format!("ppadm_{}", hex::encode(secret));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(token.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated admin token; it is in this file");
+    eprintln!("admin token written to {}", path.display());
+    Ok(token)
+}
+
+/// Opens everything and builds the service (used by `serve` and by tests that embed the server).
+pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
+    let economy = args.economy();
+    let limits = args.limits();
+    economy.validate().map_err(|e| e.to_string())?;
+    limits.validate(&economy).map_err(|e| e.to_string())?;
+    fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    fs::set_permissions(&args.data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    let now = Timestamp::now();
+    let keyring = keys::load_or_create(&args.keys_dir, now).map_err(|e| e.to_string())?;
+    let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
+        .map_err(|e| e.to_string())?;
+    let token = admin_token(&args.data_dir)?;
+    let store = SledStore::open(&args.data_dir.join("db"), &economy.currency)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(?economy, ?limits, "configuration");
+    let service = Service::start(
+        Arc::new(store),
+        keyring,
+        ledger_key,
+        args.ledger_origin.clone(),
+        economy,
+        limits,
+        &token,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(service))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}
+
+pub fn main(args: ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let service = match build(&args).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return ExitCode::from(2);
+            }
+        };
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(address = %local, "listening");
+        // Tests and scripts read this line to learn the port when listening on port 0.
+        println!("pennypost listening on http://{local}");
+        match crate::http::run(listener, service, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}

@@ -1,0 +1,125 @@
+//! Configuration: the economy (prices and costs) and the limits, set at start by flag or
+//! environment and validated once.
+//!
+//! Every limit the server enforces is a named field here with its default and reason, and is
+//! logged at start-up, so an operator can see what the server will accept.
+
+use serde::Serialize;
+
+/// Prices and costs, fixed for the life of the process.
+#[derive(Clone, Debug, Serialize)]
+pub struct Economy {
+    /// Currency name written into credit entries and `/v1/prices` (minor units).
+    pub currency: String,
+    /// Price of one stamp, in minor units.
+    pub stamp_price: u64,
+    /// Stamps one post costs.
+    pub post_cost: usize,
+    /// Stamps one vote costs.
+    pub vote_cost: usize,
+    /// Seconds a stamp stays spendable after it is sold.
+    pub stamp_ttl_secs: u64,
+}
+
+impl Default for Economy {
+    fn default() -> Economy {
+        Economy {
+            currency: "cents".into(),
+            stamp_price: 1,
+            post_cost: 1,
+            vote_cost: 1,
+            stamp_ttl_secs: 31_536_000,
+        }
+    }
+}
+
+/// Bounds on everything a client can send or ask for.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limits {
+    /// Request body bytes (API.md: 65,536 by default), chunked bodies included.
+    pub request_body_bytes_max: usize,
+    /// Stamps one purchase may buy (API.md: 1..=1000). Keeps a purchase entry under 64 KiB.
+    pub purchase_count_max: u32,
+    /// Stamps one post or vote may carry, whatever the costs: bounds signature work per request.
+    pub stamps_per_request_max: usize,
+    /// Characters (Unicode scalar values) in a post's author (API.md default 64).
+    pub author_chars_max: usize,
+    /// Characters in a post's body (API.md default 10,000).
+    pub post_body_chars_max: usize,
+    /// Characters in an account name.
+    pub account_name_chars_max: usize,
+    /// Bytes in a redeem context (API.md: 1..=512).
+    pub context_bytes_max: usize,
+    /// Characters in a credit reference.
+    pub reference_chars_max: usize,
+    /// Largest single credit, in minor units: a typo of a few extra digits is refused.
+    pub credit_amount_max: u64,
+    /// Bytes in an Idempotency-Key header.
+    pub idempotency_key_bytes_max: usize,
+    /// Posts per page of `GET /v1/posts`.
+    pub posts_page_max: usize,
+    /// Entries per page of `GET /v1/ledger/entries` (API.md: at least 1000).
+    pub ledger_page_max: u64,
+    /// Seconds a request may take, body included, before it is cut off (slow clients).
+    pub request_timeout_secs: u64,
+    /// Open connections at once; more wait in the kernel's accept queue.
+    pub connections_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            request_body_bytes_max: 65_536,
+            purchase_count_max: 1000,
+            stamps_per_request_max: 100,
+            author_chars_max: 64,
+            post_body_chars_max: 10_000,
+            account_name_chars_max: 64,
+            context_bytes_max: 512,
+            reference_chars_max: 256,
+            credit_amount_max: 1_000_000_000_000,
+            idempotency_key_bytes_max: 255,
+            posts_page_max: 100,
+            ledger_page_max: 1000,
+            request_timeout_secs: 30,
+            connections_max: 4096,
+        }
+    }
+}
+
+/// Why a configuration was refused at start.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Economy {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.post_cost == 0 || self.post_cost > 100 || self.vote_cost == 0 || self.vote_cost > 100 {
+            return Err(ConfigError("post and vote costs must be 1 to 100 stamps".into()));
+        }
+        if self.stamp_ttl_secs == 0 {
+            return Err(ConfigError("stamp TTL must be at least one second".into()));
+        }
+        if self.stamp_price.checked_mul(1000).is_none() {
+            return Err(ConfigError("stamp price too large".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    pub fn validate(&self, economy: &Economy) -> Result<(), ConfigError> {
+        if self.stamps_per_request_max < economy.post_cost.max(economy.vote_cost) {
+            return Err(ConfigError(
+                "stamps per request must allow the post and vote costs".into(),
+            ));
+        }
+        if self.author_chars_max == 0 || self.post_body_chars_max == 0 {
+            return Err(ConfigError("author and body limits must be at least 1".into()));
+        }
+        if self.ledger_page_max < 1000 {
+            return Err(ConfigError("ledger pages must allow at least 1000 entries".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! The one error type of the service layer, with the stable codes of `../shared/API.md`.
+//!
+//! Domain code returns [`Error`]; `crate::http::problem` turns it into an HTTP status and a
+//! problem+json body. Nothing here knows about HTTP.
+
+use crate::stamp::StampError;
+use crate::store::{Refusal, StoreError};
+
+/// Why a request failed. Each variant has one stable `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Occurs when the request is malformed: bad JSON, a missing field, a value out of range.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Occurs when the API key or admin token is missing or wrong.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Occurs when a purchase costs more than the balance.
+    #[error("balance {balance} is below the price {total}")]
+    InsufficientFunds { balance: u64, total: u64 },
+    /// Occurs when the named account, post, stamp or route does not exist.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// Occurs when a stamp in the request was spent before.
+    #[error("stamp {0} was already spent")]
+    AlreadySpent(uuid::Uuid),
+    /// Occurs when an idempotency key or credit reference is reused with a different request.
+    #[error("{0}")]
+    IdempotencyConflict(&'static str),
+    /// Occurs when the body is over the limit.
+    #[error("request body is over the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Occurs when a stamp does not parse, names an unknown key, does not verify or expired.
+    #[error(transparent)]
+    Stamp(#[from] StampError),
+    /// Occurs when an action gets a different number of stamps than it costs.
+    #[error("this action costs {expected} stamp(s); {got} attached")]
+    WrongStampCount { expected: usize, got: usize },
+    /// Occurs when a client sends more requests than its limit allows.
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Occurs when the server cannot take writes (its storage failed, or it is shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Occurs on a bug or storage failure; the detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::InsufficientFunds { .. } => "insufficient_funds",
+            Error::NotFound(_) => "not_found",
+            Error::AlreadySpent(_) => "stamp_already_spent",
+            Error::IdempotencyConflict(_) => "idempotency_conflict",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::Stamp(e) => e.code(),
+            Error::WrongStampCount { .. } => "wrong_stamp_count",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "service_unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        match r {
+            Refusal::NotFound(what) => Error::NotFound(what),
+            Refusal::InsufficientFunds { balance, total } => {
+                Error::InsufficientFunds { balance, total }
+            }
+            Refusal::AlreadySpent(id) => Error::AlreadySpent(id),
+            Refusal::NotSold(_) => Error::Stamp(StampError::Invalid("not sold by this server")),
+            Refusal::Expired(_) => Error::Stamp(StampError::Expired),
+            Refusal::IdempotencyConflict(what) => Error::IdempotencyConflict(what),
+            Refusal::Overflow(what) => Error::BadRequest(format!("{what} would overflow")),
+            Refusal::DuplicateStamp(_) => Error::Internal("stamp id collision".into()),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        Error::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,131 @@
+//! The HTTP layer: the router, its middleware (body limit, time limit, panic guard, tracing),
+//! and the server loop with graceful shutdown.
+//!
+//! Handlers are thin (`routes`); errors become problem+json in one place (`problem`).
+
+pub mod problem;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::Error;
+use crate::service::Service;
+use problem::{problem, BodyLimit};
+use routes::AppState;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// Builds the router over a service.
+pub fn app(service: Arc<Service>) -> Router {
+    let limits = service.limits().clone();
+    let body_limit = limits.request_body_bytes_max;
+    let request_timeout = Duration::from_secs(limits.request_timeout_secs);
+    Router::new()
+        .route("/", get(routes::index))
+        .route("/healthz", get(routes::healthz))
+        .route("/v1/keys", get(routes::keys))
+        .route("/v1/accounts", post(routes::create_account))
+        .route("/v1/account", get(routes::account))
+        .route(
+            "/v1/admin/accounts/{account_id}/credit",
+            post(routes::credit),
+        )
+        .route("/v1/prices", get(routes::prices))
+        .route("/v1/stamps/purchase", post(routes::purchase))
+        .route("/v1/stamps/verify", post(routes::verify))
+        .route("/v1/stamps/redeem", post(routes::redeem))
+        .route("/v1/stamps/{stamp_id}", get(routes::stamp))
+        .route(
+            "/v1/posts",
+            post(routes::create_post).get(routes::list_posts),
+        )
+        .route("/v1/posts/{post_id}", get(routes::get_post))
+        .route("/v1/posts/{post_id}/votes", post(routes::vote))
+        .route("/v1/ledger/checkpoint", get(routes::ledger_checkpoint))
+        .route("/v1/ledger/key", get(routes::ledger_key))
+        .route("/v1/ledger/entries", get(routes::ledger_entries))
+        .route("/v1/ledger/proof/inclusion", get(routes::inclusion_proof))
+        .route(
+            "/v1/ledger/proof/consistency",
+            get(routes::consistency_proof),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(move |req, next| {
+            time_limit(req, next, request_timeout)
+        }))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server hit an internal error; it has been logged",
+            )
+        }))
+        .with_state::<()>(service as AppState)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("route")
+}
+
+async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// Cuts off a request (reading its body included) that takes longer than the limit, so a slow
+/// client cannot hold a connection's handler forever.
+async fn time_limit(req: Request, next: Next, limit: Duration) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        ),
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests for at
+/// most [`SHUTDOWN_GRACE_SECS`].
+pub async fn run(
+    listener: TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(service)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signal_tx.send(true);
+    });
+    let mut watch = signal_rx.clone();
+    let server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        result = server => result.map_err(std::io::Error::other)?,
+        _ = async {
+            let _ = watch.wait_for(|fired| *fired).await;
+            tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
+        } => {
+            tracing::warn!("shutdown grace period over; dropping remaining connections");
+            Ok(())
+        }
+    }
+}

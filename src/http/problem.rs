@@ -1,0 +1,179 @@
+//! Errors as `application/problem+json` (RFC 9457), and extractors whose rejections are our
+//! own errors, so malformed JSON, a bad path id or an oversized body answer in the same shape
+//! as everything else.
+
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// The HTTP status of each error.
+pub fn status(error: &Error) -> StatusCode {
+    match error {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::AlreadySpent(_) | Error::IdempotencyConflict(_) => StatusCode::CONFLICT,
+        Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Stamp(_) | Error::WrongStampCount { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn title(code: &str) -> &'static str {
+    match code {
+        "bad_request" => "Bad request",
+        "unauthorized" => "Unauthorized",
+        "insufficient_funds" => "Insufficient funds",
+        "not_found" => "Not found",
+        "stamp_already_spent" => "Stamp already spent",
+        "idempotency_conflict" => "Idempotency conflict",
+        "payload_too_large" => "Payload too large",
+        "invalid_stamp" => "Invalid stamp",
+        "unknown_key" => "Unknown key",
+        "bad_signature" => "Bad signature",
+        "stamp_expired" => "Stamp expired",
+        "wrong_stamp_count" => "Wrong stamp count",
+        "rate_limited" => "Rate limited",
+        "method_not_allowed" => "Method not allowed",
+        "service_unavailable" => "Service unavailable",
+        _ => "Internal error",
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": format!("https://pennypost.dev/problems/{code}"),
+        "title": title(code),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = status(&self);
+        let detail = match &self {
+            // 5xx hides its cause from the client; the log keeps it.
+            Error::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                "the server hit an internal error; it has been logged".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = problem(status, self.code(), &detail);
+        if let Error::RateLimited { retry_after_secs } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+fn body_error(rejection: BytesRejection, limit: usize) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge(limit)
+    } else {
+        Error::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+    }
+}
+
+/// A JSON body, refused with our own errors: 413 `payload_too_large` over the limit, 400
+/// `bad_request` for a wrong content type, bad UTF-8, malformed JSON, missing fields or wrong
+/// types.
+pub struct ApiJson<T>(pub T);
+
+/// The body limit, put in request extensions by the router so extractors can name it.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(65_536, |l| l.0);
+        let json_content = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| body_error(r, limit))?;
+        if !json_content {
+            return Err(Error::BadRequest(
+                "Content-Type must be application/json".into(),
+            ));
+        }
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::BadRequest(format!("malformed JSON body: {e}")))?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// A path parameter, refused as 400 `bad_request` when it does not parse (for example an id
+/// that is not a UUID).
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e: PathRejection| Error::BadRequest(format!("bad path: {}", e.body_text())))
+    }
+}
+
+/// Query parameters, refused as 400 `bad_request` when they do not parse.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| {
+                Error::BadRequest(format!("bad query string: {}", e.body_text()))
+            })
+    }
+}

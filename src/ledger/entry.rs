@@ -1,0 +1,119 @@
+//! Ledger entries as the server writes them (`../shared/LEDGER.md`, "Entries").
+//!
+//! The writer serializes an entry once; those exact bytes are stored, hashed into the Merkle
+//! tree and served. Nothing ever re-serializes a stored entry. Field order is fixed by the
+//! struct order below.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Largest entry the server writes (LEDGER.md: "An entry is at most 64 KiB"). A purchase of
+/// the largest allowed count stays well below it; the writer refuses anything larger.
+pub const ENTRY_BYTES_MAX: usize = 64 * 1024;
+
+/// What a spend paid for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpendAction {
+    Post,
+    Vote,
+    Redeem,
+}
+
+impl SpendAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpendAction::Post => "post",
+            SpendAction::Vote => "vote",
+            SpendAction::Redeem => "redeem",
+        }
+    }
+}
+
+/// The kind-specific part of an entry.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Body {
+    Key {
+        kid: String,
+        public_key: String,
+        status: &'static str,
+    },
+    Credit {
+        account: Uuid,
+        amount: u64,
+        currency: String,
+        reference_sha256: String,
+    },
+    Purchase {
+        account: Uuid,
+        purchase_id: Uuid,
+        count: u32,
+        unit_price: u64,
+        total: u64,
+        kid: String,
+        issued_at: String,
+        expires_at: String,
+        stamp_ids: Vec<Uuid>,
+    },
+    Spend {
+        stamp_ids: Vec<Uuid>,
+        action: SpendAction,
+        target: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    v: u8,
+    index: u64,
+    time: &'a str,
+    #[serde(flatten)]
+    body: &'a Body,
+}
+
+/// Serializes an entry to the bytes that are stored, hashed and served.
+pub fn encode(index: u64, time_rfc3339: &str, body: &Body) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&Entry {
+        v: 1,
+        index,
+        time: time_rfc3339,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_order_matches_ledger_md() {
+        let body = Body::Spend {
+            stamp_ids: vec![Uuid::nil()],
+            action: SpendAction::Redeem,
+            target: "ab".into(),
+        };
+        let bytes = encode(3, "2026-11-26T00:00:00Z", &body).expect("encode");
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf8"),
+            r#"{"v":1,"index":3,"time":"2026-11-26T00:00:00Z","kind":"spend","stamp_ids":["00000000-0000-0000-0000-000000000000"],"action":"redeem","target":"ab"}"#
+        );
+    }
+
+    #[test]
+    fn largest_purchase_fits() {
+        let body = Body::Purchase {
+            account: Uuid::max(),
+            purchase_id: Uuid::max(),
+            count: 1000,
+            unit_price: u64::MAX,
+            total: u64::MAX,
+            kid: "ffffffffffffffff".into(),
+            issued_at: "9999-12-31T23:59:59Z".into(),
+            expires_at: "9999-12-31T23:59:59Z".into(),
+            stamp_ids: vec![Uuid::max(); 1000],
+        };
+        let bytes = encode(u64::MAX, "9999-12-31T23:59:59Z", &body).expect("encode");
+        assert!(bytes.len() < ENTRY_BYTES_MAX, "{}", bytes.len());
+    }
+}

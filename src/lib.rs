@@ -1,0 +1,35 @@
+//! pennypost: a post office for a forum. It sells Ed25519-signed posting stamps, cancels each
+//! exactly once (on its own board of posts and votes, or for any other site through
+//! `/v1/stamps/redeem`), and records every credit, purchase and spend in an append-only Merkle
+//! log that anyone can audit from the outside.
+//!
+//! # Layout
+//!
+//! - [`stamp`]: the stamp wire format; encode, decode, sign, verify. Pure.
+//! - [`keys`]: issuer keys and the checkpoint key on disk: create, load, rotate.
+//! - [`ledger`]: ledger entries, signed checkpoints and the invariant checks. Pure.
+//! - [`store`]: durable state behind domain operations; [`store::SledStore`] is the embedded
+//!   backend.
+//! - [`commit`]: group commit; one writer, one durable sync per batch.
+//! - [`service`]: the use cases; the only code touching store, keys and ledger together.
+//! - [`http`]: the axum router, thin handlers, problem+json errors.
+//! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
+//! - [`config`]: the economy and every named limit.
+//!
+//! # Glossary
+//!
+//! - *stamp*: a bearer token worth one unit of postage, `pp1.<payload>.<signature>`.
+//! - *spend* (cancel): marking a stamp used, for a post, a vote or a redeem. Once only.
+//! - *entry*: one JSON record of the ledger; *checkpoint*: a signed Merkle root of the ledger.
+
+pub mod cli;
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod ledger;
+pub mod service;
+pub mod stamp;
+pub mod store;
+pub mod time;

@@ -1,0 +1,585 @@
+//! The service: every use case (accounts, credit, purchase, verify, redeem, posts, votes,
+//! ledger reads) as one method. The only code that uses the store, the committer, the keys and
+//! the ledger together.
+//!
+//! Transaction boundaries: a method checks its input and every stamp's signature first, in the
+//! calling task (CPU work in parallel across requests), then submits exactly one
+//! [`Command`] to the group committer. The store applies that command all-or-nothing together
+//! with its ledger entry, and the answer comes back only once the batch is durable. A refused
+//! command changed nothing, so a failed request never spends a stamp or moves money.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use rand_core::{OsRng, RngCore as _};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use uuid::Uuid;
+
+use crate::commit::Committer;
+use crate::config::{Economy, Limits};
+use crate::error::Error;
+use crate::keys::{public_key_text, KeyStatus, Keyring, LedgerKey};
+use crate::ledger::checkpoint;
+use crate::stamp::{self, Payload, StampError};
+use crate::store::{
+    Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, Store,
+};
+use crate::time::Timestamp;
+
+/// Bytes of randomness in an API key (256 bits).
+const API_KEY_RANDOM_BYTES: usize = 32;
+/// The prefix of every API key, so a leaked one is recognisable (secret scanners, logs).
+const API_KEY_PREFIX: &str = "ppk_";
+
+/// A purchase as answered to the client.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    pub record: PurchaseRecord,
+    pub stamps: Vec<String>,
+}
+
+/// The answer of `POST /v1/stamps/verify`.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub valid: bool,
+    pub stamp_id: Option<Uuid>,
+    pub kid: Option<String>,
+    pub state: Option<&'static str>,
+    pub issued_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub code: Option<&'static str>,
+}
+
+/// A finished spend.
+#[derive(Debug, Clone)]
+pub struct Spend {
+    pub spent_at: Timestamp,
+    pub ledger_index: u64,
+    pub post: Option<Post>,
+}
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    committer: Committer,
+    keyring: Keyring,
+    ledger_key: LedgerKey,
+    origin: String,
+    economy: Economy,
+    limits: Limits,
+    admin_token_sha256: [u8; 32],
+    /// The newest signed checkpoint, by size. Guarded so two requests never sign twice.
+    checkpoint: Mutex<Option<(u64, String)>>,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+impl Service {
+    /// Builds the service and publishes in the ledger any key whose status it has not recorded
+    /// yet (the first key on first start, both keys after a rotation).
+    pub async fn start(
+        store: Arc<dyn Store>,
+        keyring: Keyring,
+        ledger_key: LedgerKey,
+        origin: String,
+        economy: Economy,
+        limits: Limits,
+        admin_token: &str,
+    ) -> Result<Service, Error> {
+        let committer = Committer::start(store.clone())?;
+        let checkpoint = store.checkpoint()?;
+        let service = Service {
+            store,
+            committer,
+            keyring,
+            ledger_key,
+            origin,
+            economy,
+            limits,
+            admin_token_sha256: sha256(admin_token.as_bytes()),
+            checkpoint: Mutex::new(checkpoint),
+        };
+        service.publish_keys().await?;
+        Ok(service)
+    }
+
+    async fn publish_keys(&self) -> Result<(), Error> {
+        let published = self.store.published_keys()?;
+        // Retirements first, so the ledger never shows two active keys at once.
+        let mut keys: Vec<_> = self.keyring.keys().to_vec();
+        keys.sort_by_key(|k| k.status == KeyStatus::Active);
+        for key in keys {
+            let known = published
+                .iter()
+                .find(|(kid, _)| *kid == key.kid)
+                .map(|(_, s)| *s);
+            if known == Some(key.status) {
+                continue;
+            }
+            let outcome = self
+                .committer
+                .submit(Command::KeyEvent {
+                    kid: key.kid,
+                    public_key: public_key_text(&key.verifying),
+                    status: key.status,
+                })
+                .await??;
+            tracing::info!(kid = %key.kid, status = key.status.as_str(), ?outcome, "published key in ledger");
+        }
+        Ok(())
+    }
+
+    pub fn economy(&self) -> &Economy {
+        &self.economy
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Checks the operator token in constant time.
+    pub fn check_admin(&self, token: Option<&str>) -> Result<(), Error> {
+        let token = token.ok_or(Error::Unauthorized("admin token required"))?;
+        if bool::from(sha256(token.as_bytes()).ct_eq(&self.admin_token_sha256)) {
+            Ok(())
+        } else {
+            Err(Error::Unauthorized("wrong admin token"))
+        }
+    }
+
+    /// Finds the account of an API key. Keys are stored only as SHA-256 hashes; the lookup is
+    /// by hash and the found hash is compared again in constant time.
+    pub fn authenticate(&self, api_key: Option<&str>) -> Result<Account, Error> {
+        let api_key = api_key.ok_or(Error::Unauthorized("API key required"))?;
+        let hash = sha256(api_key.as_bytes());
+        self.store
+            .account_by_api_key(&hash)?
+            .ok_or(Error::Unauthorized("unknown API key"))
+    }
+
+    pub async fn create_account(&self, name: Option<String>) -> Result<(Uuid, String), Error> {
+        if let Some(name) = &name {
+            let chars = name.chars().count();
+            if chars == 0 || chars > self.limits.account_name_chars_max {
+                return Err(Error::BadRequest(format!(
+                    "name must be 1 to {} characters",
+                    self.limits.account_name_chars_max
+                )));
+            }
+        }
+        let mut secret = [0u8; API_KEY_RANDOM_BYTES];
+        OsRng.fill_bytes(&mut secret);
+        let api_key = format!("{API_KEY_PREFIX}{}", hex::encode(secret));
+        let account_id = Uuid::new_v4();
+        self.committer
+            .submit(Command::CreateAccount {
+                account_id,
+                name,
+                api_key_sha256: sha256(api_key.as_bytes()),
+            })
+            .await??;
+        Ok((account_id, api_key))
+    }
+
+    pub async fn credit(
+        &self,
+        account_id: Uuid,
+        amount: u64,
+        reference: String,
+    ) -> Result<(u64, u64), Error> {
+        if amount == 0 || amount > self.limits.credit_amount_max {
+            return Err(Error::BadRequest(format!(
+                "amount must be 1 to {}",
+                self.limits.credit_amount_max
+            )));
+        }
+        let chars = reference.chars().count();
+        if chars == 0 || chars > self.limits.reference_chars_max {
+            return Err(Error::BadRequest(format!(
+                "reference must be 1 to {} characters",
+                self.limits.reference_chars_max
+            )));
+        }
+        match self
+            .committer
+            .submit(Command::Credit {
+                account_id,
+                amount,
+                reference,
+            })
+            .await??
+        {
+            Outcome::Credited {
+                balance,
+                ledger_index,
+            } => Ok((balance, ledger_index)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sells `count` stamps. With an idempotency key, a replay answers the first purchase again
+    /// (the same stamps, signed again: Ed25519 signatures are deterministic) and charges nothing.
+    pub async fn purchase(
+        &self,
+        account: &Account,
+        count: u64,
+        idempotency_key: Option<&str>,
+    ) -> Result<Purchase, Error> {
+        let max = self.limits.purchase_count_max;
+        if count == 0 || count > u64::from(max) {
+            return Err(Error::BadRequest(format!("count must be 1 to {max}")));
+        }
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > self.limits.idempotency_key_bytes_max {
+                return Err(Error::BadRequest(format!(
+                    "Idempotency-Key must be 1 to {} bytes",
+                    self.limits.idempotency_key_bytes_max
+                )));
+            }
+        }
+        let key = self.keyring.active();
+        let issued_at = Timestamp::now();
+        let expires_at = issued_at.plus_secs(self.economy.stamp_ttl_secs);
+        let stamp_ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
+        let outcome = self
+            .committer
+            .submit(Command::Purchase {
+                account_id: account.account_id,
+                unit_price: self.economy.stamp_price,
+                idempotency_key_sha256: idempotency_key.map(|k| sha256(k.as_bytes())),
+                purchase_id: Uuid::new_v4(),
+                kid: key.kid,
+                issued_at,
+                expires_at,
+                stamp_ids,
+            })
+            .await??;
+        let Outcome::Purchased { record, .. } = outcome else {
+            return Err(unexpected(&outcome));
+        };
+        let stamps = self.sign_stamps(&record)?;
+        Ok(Purchase { record, stamps })
+    }
+
+    /// Signs the stamps of a purchase record. Signing happens after the sale is durable, so a
+    /// stamp string never exists for a sale that could be lost in a crash.
+    fn sign_stamps(&self, record: &PurchaseRecord) -> Result<Vec<String>, Error> {
+        let signing = self
+            .keyring
+            .signing_key(&record.kid)
+            .ok_or_else(|| Error::Internal(format!("no signing key {}", record.kid)))?;
+        Ok(record
+            .stamp_ids
+            .iter()
+            .map(|id| {
+                stamp::sign(
+                    &Payload {
+                        kid: record.kid,
+                        stamp_id: *id,
+                        issued_at: record.issued_at.unix(),
+                        expires_at: record.expires_at.unix(),
+                        value: stamp::VALUE_V1,
+                        holder: [0; 32],
+                    },
+                    signing,
+                )
+            })
+            .collect())
+    }
+
+    /// Checks a stamp without spending it. Never fails for a bad stamp: the answer says why.
+    pub fn verify(&self, text: &str) -> Result<Verification, Error> {
+        let now = Timestamp::now().unix();
+        let decoded = match stamp::decode(text) {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(Verification {
+                    valid: false,
+                    stamp_id: None,
+                    kid: None,
+                    state: None,
+                    issued_at: None,
+                    expires_at: None,
+                    code: Some(e.code()),
+                })
+            }
+        };
+        let p = &decoded.payload;
+        let mut answer = Verification {
+            valid: false,
+            stamp_id: Some(p.stamp_id),
+            kid: Some(p.kid.to_hex()),
+            state: None,
+            issued_at: Some(Timestamp::from_unix(p.issued_at)),
+            expires_at: Some(Timestamp::from_unix(p.expires_at)),
+            code: None,
+        };
+        match decoded.verify(|kid| self.keyring.lookup(kid), now) {
+            Err(StampError::Expired) => {}
+            Err(e) => {
+                // Unknown key or bad signature: nothing about the stamp can be trusted.
+                answer.code = Some(e.code());
+                return Ok(answer);
+            }
+            Ok(()) => {}
+        }
+        let record = self.store.stamp(p.stamp_id)?;
+        let spent = record.as_ref().is_some_and(|r| r.spent.is_some());
+        let expired = now >= p.expires_at;
+        answer.state = Some(if spent {
+            "spent"
+        } else if expired {
+            "expired"
+        } else {
+            "unspent"
+        });
+        answer.code = if expired {
+            Some("stamp_expired")
+        } else if spent {
+            Some("stamp_already_spent")
+        } else if record.is_none() {
+            Some("invalid_stamp")
+        } else {
+            None
+        };
+        answer.valid = answer.code.is_none();
+        Ok(answer)
+    }
+
+    /// Decodes and verifies the stamps of one request (checks 1 to 4). Refuses duplicates: two
+    /// encodings of one stamp are one stamp.
+    fn check_stamps(&self, texts: &[String]) -> Result<Vec<Uuid>, Error> {
+        let now = Timestamp::now().unix();
+        let mut ids = Vec::with_capacity(texts.len());
+        let mut seen = HashSet::with_capacity(texts.len());
+        for text in texts {
+            let decoded = stamp::decode_and_verify(text, |kid| self.keyring.lookup(kid), now)?;
+            if !seen.insert(decoded.payload.stamp_id) {
+                return Err(Error::BadRequest(
+                    "the same stamp is attached twice".into(),
+                ));
+            }
+            ids.push(decoded.payload.stamp_id);
+        }
+        Ok(ids)
+    }
+
+    async fn spend(&self, stamp_ids: Vec<Uuid>, spend_for: SpendFor) -> Result<Spend, Error> {
+        let outcome = self
+            .committer
+            .submit(Command::Spend {
+                stamp_ids,
+                spend_for,
+            })
+            .await??;
+        match outcome {
+            Outcome::Spent {
+                spent_at,
+                ledger_index,
+                post,
+            } => Ok(Spend {
+                spent_at,
+                ledger_index,
+                post,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Cancels one stamp for another site's action.
+    pub async fn redeem(&self, stamp_text: &str, context: String) -> Result<(Uuid, Spend), Error> {
+        if context.is_empty() || context.len() > self.limits.context_bytes_max {
+            return Err(Error::BadRequest(format!(
+                "context must be 1 to {} bytes",
+                self.limits.context_bytes_max
+            )));
+        }
+        let ids = self.check_stamps(&[stamp_text.to_string()])?;
+        let id = ids[0];
+        let spend = self.spend(ids, SpendFor::Redeem { context }).await?;
+        Ok((id, spend))
+    }
+
+    pub fn stamp_status(&self, stamp_id: Uuid) -> Result<StampRecord, Error> {
+        self.store
+            .stamp(stamp_id)?
+            .ok_or(Error::NotFound("stamp"))
+    }
+
+    fn check_stamp_count(&self, stamps: &[String], expected: usize) -> Result<(), Error> {
+        if stamps.len() > self.limits.stamps_per_request_max {
+            return Err(Error::BadRequest(format!(
+                "at most {} stamps per request",
+                self.limits.stamps_per_request_max
+            )));
+        }
+        if stamps.len() != expected {
+            return Err(Error::WrongStampCount {
+                expected,
+                got: stamps.len(),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn create_post(
+        &self,
+        author: String,
+        body: String,
+        stamps: &[String],
+    ) -> Result<Post, Error> {
+        let author_chars = author.chars().count();
+        if author_chars == 0 || author_chars > self.limits.author_chars_max {
+            return Err(Error::BadRequest(format!(
+                "author must be 1 to {} characters",
+                self.limits.author_chars_max
+            )));
+        }
+        let body_chars = body.chars().count();
+        if body_chars == 0 || body_chars > self.limits.post_body_chars_max {
+            return Err(Error::BadRequest(format!(
+                "body must be 1 to {} characters",
+                self.limits.post_body_chars_max
+            )));
+        }
+        self.check_stamp_count(stamps, self.economy.post_cost)?;
+        let ids = self.check_stamps(stamps)?;
+        let spend = self
+            .spend(
+                ids,
+                SpendFor::Post {
+                    post_id: Uuid::new_v4(),
+                    author,
+                    body,
+                },
+            )
+            .await?;
+        spend
+            .post
+            .ok_or_else(|| Error::Internal("post spend returned no post".into()))
+    }
+
+    pub async fn vote(&self, post_id: Uuid, up: bool, stamps: &[String]) -> Result<Spend, Error> {
+        self.check_stamp_count(stamps, self.economy.vote_cost)?;
+        let ids = self.check_stamps(stamps)?;
+        self.spend(ids, SpendFor::Vote { post_id, up }).await
+    }
+
+    pub fn post(&self, post_id: Uuid) -> Result<Post, Error> {
+        self.store.post(post_id)?.ok_or(Error::NotFound("post"))
+    }
+
+    /// A page of posts, newest first, and the cursor of the next page when there may be one.
+    pub fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<(Vec<Post>, Option<Uuid>), Error> {
+        let posts = self
+            .store
+            .posts(before, limit)?
+            .ok_or_else(|| Error::BadRequest("before names no post".into()))?;
+        let next = if posts.len() == limit {
+            posts.last().map(|p| p.post_id)
+        } else {
+            None
+        };
+        Ok((posts, next))
+    }
+
+    /// The ledger size that is durable (what checkpoints and entry reads may show).
+    pub fn ledger_size(&self) -> u64 {
+        self.committer.durable_size()
+    }
+
+    /// Entries `start..start+limit`, capped at the page limit and at the durable size.
+    pub fn ledger_entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, Error> {
+        let size = self.ledger_size();
+        if start > size {
+            return Err(Error::BadRequest(format!("start {start} is past the ledger size {size}")));
+        }
+        let limit = limit.min(self.limits.ledger_page_max).min(size - start);
+        Ok(self.store.entries(start, limit)?)
+    }
+
+    pub fn ledger_origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn ledger_key(&self) -> &LedgerKey {
+        &self.ledger_key
+    }
+
+    /// The signed checkpoint of the durable ledger. Signs a new one only when the ledger grew;
+    /// the root of a size never changes, so one size never gets two roots.
+    pub fn checkpoint(&self) -> Result<String, Error> {
+        let size = self.ledger_size();
+        let mut cached = self
+            .checkpoint
+            .lock()
+            .map_err(|_| Error::Internal("checkpoint lock poisoned".into()))?;
+        if let Some((cached_size, note)) = cached.as_ref() {
+            if *cached_size >= size {
+                return Ok(note.clone());
+            }
+        }
+        let root = self.root(size)?;
+        let note = checkpoint::sign(&self.origin, size, &root, &self.ledger_key)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.put_checkpoint(size, &note)?;
+        *cached = Some((size, note.clone()));
+        Ok(note)
+    }
+
+    /// The Merkle root of the first `size` entries.
+    pub fn root(&self, size: u64) -> Result<tlog_tiles::Hash, Error> {
+        tlog_tiles::tree_hash(size, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<tlog_tiles::Hash>, Error> {
+        let durable = self.ledger_size();
+        if size == 0 || size > durable || index >= size {
+            return Err(Error::BadRequest(format!(
+                "need index < size <= {durable}; got index {index}, size {size}"
+            )));
+        }
+        tlog_tiles::prove_record(size, index, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Consistency proof between the trees of `from` and `to` entries.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<tlog_tiles::Hash>, Error> {
+        let durable = self.ledger_size();
+        if from == 0 || from > to || to > durable {
+            return Err(Error::BadRequest(format!(
+                "need 0 < from <= to <= {durable}; got from {from}, to {to}"
+            )));
+        }
+        tlog_tiles::prove_tree(to, from, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+/// Reads Merkle hashes from the store for the tlog_tiles proof functions.
+struct StoreHashes<'a>(&'a dyn Store);
+
+impl tlog_tiles::HashReader for StoreHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        self.0
+            .hashes(indexes)
+            .map(|v| v.into_iter().map(tlog_tiles::Hash).collect())
+            .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
+    }
+}
+
+fn unexpected(outcome: &Outcome) -> Error {
+    Error::Internal(format!("unexpected outcome {outcome:?}"))
+}

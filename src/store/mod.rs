@@ -1,0 +1,243 @@
+//! The store: durable state behind a narrow interface of domain operations.
+//!
+//! Owns: accounts, balances, the sold and spent sets, posts and scores, idempotency records and
+//! the ledger (entries and Merkle hashes). Every state change is a [`Command`]; the store
+//! applies a batch of commands in one transaction, each command all-or-nothing, and appends the
+//! ledger entry of each applied command in that same transaction. [`Store::sync`] then makes
+//! everything applied durable; the group committer (`crate::commit`) calls it once per batch.
+//!
+//! Must not: check signatures, read the clock, or know about HTTP. A second backend (for
+//! example a PostgreSQL-compatible database for several servers) implements [`Store`] and
+//! nothing above it changes.
+
+pub mod sled_store;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys::KeyStatus;
+use crate::ledger::entry::SpendAction;
+use crate::stamp::Kid;
+use crate::time::Timestamp;
+
+pub use sled_store::SledStore;
+
+/// An account as the store keeps it. The API key itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub account_id: Uuid,
+    pub name: Option<String>,
+    pub balance: u64,
+    pub stamps_purchased: u64,
+    pub stamps_spent: u64,
+    pub created_at: Timestamp,
+}
+
+/// A post on the board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post {
+    pub post_id: Uuid,
+    pub author: String,
+    pub body: String,
+    pub created_at: Timestamp,
+    pub score: i64,
+    pub ledger_index: u64,
+    /// Position on the board, for paging newest first.
+    pub seq: u64,
+}
+
+/// The stamps sold by one purchase, as recorded for idempotent replay. Holds no secret: the
+/// stamp texts are signed again from these fields (Ed25519 signatures are deterministic).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseRecord {
+    pub purchase_id: Uuid,
+    pub account_id: Uuid,
+    pub count: u32,
+    pub unit_price: u64,
+    pub total: u64,
+    pub balance: u64,
+    pub ledger_index: u64,
+    pub kid: Kid,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub stamp_ids: Vec<Uuid>,
+}
+
+/// What a spend paid for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpendFor {
+    /// A new post, written in the same transaction as the spend.
+    Post {
+        post_id: Uuid,
+        author: String,
+        body: String,
+    },
+    /// A vote on an existing post: +1 or -1.
+    Vote { post_id: Uuid, up: bool },
+    /// Another site's action; the ledger records SHA-256 of the context.
+    Redeem { context: String },
+}
+
+impl SpendFor {
+    pub fn action(&self) -> SpendAction {
+        match self {
+            SpendFor::Post { .. } => SpendAction::Post,
+            SpendFor::Vote { .. } => SpendAction::Vote,
+            SpendFor::Redeem { .. } => SpendAction::Redeem,
+        }
+    }
+}
+
+/// A state change. Commands carry everything the store needs; signatures were checked before.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Publishes a key's status in the ledger (on first start and after rotation).
+    KeyEvent {
+        kid: Kid,
+        public_key: String,
+        status: KeyStatus,
+    },
+    CreateAccount {
+        account_id: Uuid,
+        name: Option<String>,
+        api_key_sha256: [u8; 32],
+    },
+    /// Money received for an account; `reference` is unique across the whole ledger.
+    Credit {
+        account_id: Uuid,
+        amount: u64,
+        reference: String,
+    },
+    Purchase {
+        account_id: Uuid,
+        unit_price: u64,
+        /// SHA-256 of the Idempotency-Key header, when one was sent.
+        idempotency_key_sha256: Option<[u8; 32]>,
+        purchase_id: Uuid,
+        kid: Kid,
+        issued_at: Timestamp,
+        expires_at: Timestamp,
+        stamp_ids: Vec<Uuid>,
+    },
+    /// Cancels every stamp in `stamp_ids` or none of them.
+    Spend {
+        stamp_ids: Vec<Uuid>,
+        spend_for: SpendFor,
+    },
+}
+
+/// What an applied command produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    KeyPublished {
+        ledger_index: u64,
+    },
+    AccountCreated,
+    Credited {
+        balance: u64,
+        ledger_index: u64,
+    },
+    /// A purchase, new or replayed (`replayed` is true when the Idempotency-Key was seen).
+    Purchased {
+        record: PurchaseRecord,
+        replayed: bool,
+    },
+    Spent {
+        spent_at: Timestamp,
+        ledger_index: u64,
+        /// The post written (for a post) or voted on, with its score after the vote.
+        post: Option<Post>,
+    },
+}
+
+/// Why the store refused a command. The command changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Occurs when the account, post or other named thing does not exist.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// Occurs when a purchase costs more than the balance.
+    #[error("balance {balance} is below the price {total}")]
+    InsufficientFunds { balance: u64, total: u64 },
+    /// Occurs when a stamp in the command was spent before.
+    #[error("stamp {0} was already spent")]
+    AlreadySpent(Uuid),
+    /// Occurs when a stamp that verifies was never sold by this server.
+    #[error("stamp {0} was never sold by this server")]
+    NotSold(Uuid),
+    /// Occurs when the store's time has reached a stamp's expiry.
+    #[error("stamp {0} expired")]
+    Expired(Uuid),
+    /// Occurs when an idempotency key or credit reference was used with another request.
+    #[error("{0}")]
+    IdempotencyConflict(&'static str),
+    /// Occurs when an amount would overflow a balance or total.
+    #[error("{0} would overflow")]
+    Overflow(&'static str),
+    /// Occurs when a stamp id was already sold (a random id collided).
+    #[error("stamp id {0} already exists")]
+    DuplicateStamp(Uuid),
+}
+
+/// A failure of the storage itself. Nothing of the batch was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Occurs when the database cannot be read or written (disk full, I/O error).
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Occurs when stored bytes do not decode: the data directory was damaged or edited.
+    #[error("corrupt record in {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+}
+
+/// The state of one stamp as the store knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StampRecord {
+    pub stamp_id: Uuid,
+    pub buyer: Uuid,
+    pub kid: Kid,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub spent: Option<SpentRecord>,
+}
+
+/// When and for what a stamp was spent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpentRecord {
+    pub spent_at: Timestamp,
+    pub action: SpendAction,
+    /// `post:<id>`, `vote:<id>`, or the redeem context as the redeeming site gave it.
+    pub spent_for: String,
+    pub ledger_index: u64,
+}
+
+/// The result of applying one command.
+pub type Applied = Result<Outcome, Refusal>;
+
+/// Durable state behind domain operations. Implementations must apply each command
+/// all-or-nothing together with its ledger entry, and must not report a batch durable before
+/// it is.
+pub trait Store: Send + Sync + 'static {
+    /// Applies commands in order; a refused command changes nothing and does not stop the
+    /// others. Entries get times `>= now` and never earlier than the previous entry.
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
+    /// Makes everything applied so far durable.
+    fn sync(&self) -> Result<(), StoreError>;
+
+    fn ledger_size(&self) -> Result<u64, StoreError>;
+    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;
+    fn account_by_api_key(&self, api_key_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError>;
+    fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError>;
+    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError>;
+    /// Posts newest first, older than `before` when given. `None` when `before` is unknown.
+    fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError>;
+    /// Entries `start..start+limit` (fewer at the end of the log), as stored.
+    fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Merkle hashes by stored-hash index (tlog_tiles numbering).
+    fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// The last status each key id was published with in the ledger.
+    fn published_keys(&self) -> Result<Vec<(Kid, KeyStatus)>, StoreError>;
+    /// The newest signed checkpoint kept, as (size, note text).
+    fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
+}

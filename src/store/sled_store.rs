@@ -1,0 +1,797 @@
+//! The embedded backend: sled 0.34.7.
+//!
+//! Trees and their keys (all integers big-endian so that key order is numeric order):
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `ledger_size`, `last_time`, `post_seq`, `key:<kid>` | u64 / i64 / u64 / status |
+//! | `accounts` | account id (16) | [`Account`] JSON |
+//! | `api_keys` | SHA-256 of API key (32) | account id (16) |
+//! | `credits` | SHA-256 of reference (32) | [`CreditRecord`] JSON |
+//! | `purchase_keys` | account id (16) + SHA-256 of Idempotency-Key (32) | [`PurchaseRecord`] JSON |
+//! | `sold` | stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8) |
+//! | `spent` | stamp id (16) | [`SpentRecord`] JSON |
+//! | `posts` | post id (16) | [`Post`] JSON |
+//! | `post_order` | board sequence (8) | post id (16) |
+//! | `ledger` | entry index (8) | entry bytes |
+//! | `hashes` | stored-hash index (8) | 32-byte hash |
+//! | `checkpoints` | `latest` | size (8) + note text |
+//!
+//! A batch is one sled transaction over the first eleven trees. Durability: sled's `flush`
+//! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
+//! in memory, so [`SledStore::sync`] also `fdatasync`s the database file. The segment size is
+//! raised so that no value we write can become a separate "blob" file (sled writes those
+//! without fsync): the largest node is 17 items of at most 64 KiB, far below a quarter of an
+//! 8 MiB segment.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional as _;
+use uuid::Uuid;
+
+use super::{
+    Account, Applied, Command, Outcome, Post, PurchaseRecord, Refusal, SpendFor, SpentRecord,
+    StampRecord, Store, StoreError,
+};
+use crate::keys::KeyStatus;
+use crate::ledger::entry::{self, Body, ENTRY_BYTES_MAX};
+use crate::stamp::Kid;
+use crate::time::Timestamp;
+
+/// sled segment size; see the module comment for why it is larger than sled's default.
+const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// A credit as kept for idempotent replay.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CreditRecord {
+    account_id: Uuid,
+    amount: u64,
+    balance: u64,
+    ledger_index: u64,
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    /// The database file, kept open to `fdatasync` it after sled's flush.
+    db_file: File,
+    meta: sled::Tree,
+    accounts: sled::Tree,
+    api_keys: sled::Tree,
+    credits: sled::Tree,
+    purchase_keys: sled::Tree,
+    sold: sled::Tree,
+    spent: sled::Tree,
+    posts: sled::Tree,
+    post_order: sled::Tree,
+    ledger: sled::Tree,
+    hashes: sled::Tree,
+    checkpoints: sled::Tree,
+    /// The currency name written into credit entries.
+    currency: String,
+}
+
+fn storage(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(e.to_string())
+}
+
+fn corrupt(tree: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        detail: detail.to_string(),
+    }
+}
+
+fn uuid_key(id: Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}
+
+fn read_u64(bytes: &[u8], tree: &'static str) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| corrupt(tree, "u64 length"))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    tree: &'static str,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e))
+}
+
+fn encode_sold(buyer: Uuid, kid: Kid, issued_at: Timestamp, expires_at: Timestamp) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..16].copy_from_slice(buyer.as_bytes());
+    out[16..24].copy_from_slice(&kid.0);
+    out[24..32].copy_from_slice(&issued_at.unix().to_be_bytes());
+    out[32..40].copy_from_slice(&expires_at.unix().to_be_bytes());
+    out
+}
+
+struct Sold {
+    buyer: Uuid,
+    kid: Kid,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+fn decode_sold(bytes: &[u8]) -> Result<Sold, StoreError> {
+    let arr: &[u8; 40] = bytes
+        .try_into()
+        .map_err(|_| corrupt("sold", "record length"))?;
+    let mut buyer = [0u8; 16];
+    buyer.copy_from_slice(&arr[..16]);
+    let mut kid = [0u8; 8];
+    kid.copy_from_slice(&arr[16..24]);
+    let mut issued = [0u8; 8];
+    issued.copy_from_slice(&arr[24..32]);
+    let mut expires = [0u8; 8];
+    expires.copy_from_slice(&arr[32..40]);
+    Ok(Sold {
+        buyer: Uuid::from_bytes(buyer),
+        kid: Kid(kid),
+        issued_at: Timestamp::from_unix(i64::from_be_bytes(issued)),
+        expires_at: Timestamp::from_unix(i64::from_be_bytes(expires)),
+    })
+}
+
+/// The transactional view of the eleven trees a batch touches.
+struct Tx<'a> {
+    meta: &'a TransactionalTree,
+    accounts: &'a TransactionalTree,
+    api_keys: &'a TransactionalTree,
+    credits: &'a TransactionalTree,
+    purchase_keys: &'a TransactionalTree,
+    sold: &'a TransactionalTree,
+    spent: &'a TransactionalTree,
+    posts: &'a TransactionalTree,
+    post_order: &'a TransactionalTree,
+    ledger: &'a TransactionalTree,
+    hashes: &'a TransactionalTree,
+}
+
+/// Errors inside the transaction closure: storage failures abort the whole batch.
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn tx_get(tree: &TransactionalTree, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+    tree.get(key).map_err(ConflictableTransactionError::from)
+}
+
+/// A `tlog_tiles::HashReader` over the transaction's view of the hashes tree, so the new
+/// entry's hashes are computed from hashes written earlier in the same batch too.
+struct TxHashReader<'a> {
+    hashes: &'a TransactionalTree,
+    failure: RefCell<Option<UnabortableTransactionError>>,
+}
+
+impl tlog_tiles::HashReader for TxHashReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        let mut out = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            match self.hashes.get(index.to_be_bytes()) {
+                Ok(Some(bytes)) => {
+                    let arr: [u8; 32] = bytes
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| tlog_tiles::Error::MalformedHash)?;
+                    out.push(tlog_tiles::Hash(arr));
+                }
+                Ok(None) => return Err(tlog_tiles::Error::IndexesNotInTree),
+                Err(e) => {
+                    *self.failure.borrow_mut() = Some(e);
+                    return Err(tlog_tiles::Error::InvalidInput("storage".into()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Tx<'_> {
+    fn meta_u64(&self, key: &str) -> TxResult<u64> {
+        match tx_get(self.meta, key.as_bytes())? {
+            Some(bytes) => read_u64(&bytes, "meta").map_err(abort),
+            None => Ok(0),
+        }
+    }
+
+    fn set_meta_u64(&self, key: &str, value: u64) -> TxResult<()> {
+        self.meta.insert(key.as_bytes(), &value.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn account(&self, id: Uuid) -> TxResult<Option<Account>> {
+        match tx_get(self.accounts, &uuid_key(id))? {
+            Some(bytes) => decode_json(&bytes, "accounts").map(Some).map_err(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn put_account(&self, account: &Account) -> TxResult<()> {
+        let bytes = serde_json::to_vec(account).map_err(|e| abort(storage(e)))?;
+        self.accounts.insert(&uuid_key(account.account_id), bytes)?;
+        Ok(())
+    }
+
+    /// Appends an entry: stores its bytes and its Merkle hashes, advances the size. Returns the
+    /// entry's index.
+    fn append(&self, time: Timestamp, body: &Body) -> TxResult<u64> {
+        let index = self.meta_u64("ledger_size")?;
+        let bytes = entry::encode(index, &time.to_rfc3339(), body).map_err(|e| abort(storage(e)))?;
+        if bytes.len() > ENTRY_BYTES_MAX {
+            return Err(abort(storage(format!(
+                "ledger entry of {} bytes exceeds {ENTRY_BYTES_MAX}",
+                bytes.len()
+            ))));
+        }
+        let reader = TxHashReader {
+            hashes: self.hashes,
+            failure: RefCell::new(None),
+        };
+        let new_hashes = match tlog_tiles::stored_hashes(index, &bytes, &reader) {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(failure) = reader.failure.into_inner() {
+                    return Err(failure.into());
+                }
+                return Err(abort(corrupt("hashes", e)));
+            }
+        };
+        let first = tlog_tiles::stored_hash_index(0, index);
+        for (offset, hash) in (0u64..).zip(new_hashes.iter()) {
+            self.hashes.insert(&(first + offset).to_be_bytes(), &hash.0)?;
+        }
+        self.ledger.insert(&index.to_be_bytes(), bytes)?;
+        self.set_meta_u64("ledger_size", index + 1)?;
+        Ok(index)
+    }
+}
+
+impl SledStore {
+    /// Opens (creating when missing) the database under `dir`.
+    pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(storage)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_BYTES)
+            .flush_every_ms(None)
+            .open()
+            .map_err(storage)?;
+        let db_file = File::open(dir.join("db")).map_err(storage)?;
+        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        Ok(SledStore {
+            meta: tree("meta")?,
+            accounts: tree("accounts")?,
+            api_keys: tree("api_keys")?,
+            credits: tree("credits")?,
+            purchase_keys: tree("purchase_keys")?,
+            sold: tree("sold")?,
+            spent: tree("spent")?,
+            posts: tree("posts")?,
+            post_order: tree("post_order")?,
+            ledger: tree("ledger")?,
+            hashes: tree("hashes")?,
+            checkpoints: tree("checkpoints")?,
+            db,
+            db_file,
+            currency: currency.to_string(),
+        })
+    }
+
+    fn apply_one(&self, tx: &Tx<'_>, command: &Command, now: Timestamp) -> TxResult<Applied> {
+        // Entry times never go backwards, even if the wall clock does.
+        let last = Timestamp::from_unix(
+            i64::try_from(tx.meta_u64("last_time")?).unwrap_or(i64::MAX),
+        );
+        let time = now.max(last);
+        let result = match command {
+            Command::KeyEvent {
+                kid,
+                public_key,
+                status,
+            } => {
+                let index = tx.append(
+                    time,
+                    &Body::Key {
+                        kid: kid.to_hex(),
+                        public_key: public_key.clone(),
+                        status: status.as_str(),
+                    },
+                )?;
+                tx.meta
+                    .insert(format!("key:{kid}").as_bytes(), status.as_str().as_bytes())?;
+                Ok(Outcome::KeyPublished {
+                    ledger_index: index,
+                })
+            }
+            Command::CreateAccount {
+                account_id,
+                name,
+                api_key_sha256,
+            } => {
+                if tx_get(tx.accounts, &uuid_key(*account_id))?.is_some()
+                    || tx_get(tx.api_keys, api_key_sha256)?.is_some()
+                {
+                    // Random 128-bit and 256-bit values collided: refuse rather than overwrite.
+                    return Ok(Err(Refusal::IdempotencyConflict("account id or key collided")));
+                }
+                tx.put_account(&Account {
+                    account_id: *account_id,
+                    name: name.clone(),
+                    balance: 0,
+                    stamps_purchased: 0,
+                    stamps_spent: 0,
+                    created_at: time,
+                })?;
+                tx.api_keys
+                    .insert(api_key_sha256.as_slice(), &uuid_key(*account_id))?;
+                Ok(Outcome::AccountCreated)
+            }
+            Command::Credit {
+                account_id,
+                amount,
+                reference,
+            } => self.credit(tx, time, *account_id, *amount, reference)?,
+            Command::Purchase {
+                account_id,
+                unit_price,
+                idempotency_key_sha256,
+                purchase_id,
+                kid,
+                issued_at,
+                expires_at,
+                stamp_ids,
+            } => {
+                let mut record = PurchaseRecord {
+                    purchase_id: *purchase_id,
+                    account_id: *account_id,
+                    count: u32::try_from(stamp_ids.len()).unwrap_or(u32::MAX),
+                    unit_price: *unit_price,
+                    total: 0,
+                    balance: 0,
+                    ledger_index: 0,
+                    kid: *kid,
+                    issued_at: *issued_at,
+                    expires_at: *expires_at,
+                    stamp_ids: stamp_ids.clone(),
+                };
+                self.purchase(tx, time, &mut record, idempotency_key_sha256.as_ref())?
+            }
+            Command::Spend {
+                stamp_ids,
+                spend_for,
+            } => self.spend(tx, time, stamp_ids, spend_for)?,
+        };
+        if result.is_ok() {
+            tx.set_meta_u64("last_time", u64::try_from(time.unix()).unwrap_or(0))?;
+        }
+        Ok(result)
+    }
+
+    fn credit(
+        &self,
+        tx: &Tx<'_>,
+        time: Timestamp,
+        account_id: Uuid,
+        amount: u64,
+        reference: &str,
+    ) -> TxResult<Applied> {
+        let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
+        if let Some(bytes) = tx_get(tx.credits, &reference_sha256)? {
+            let first: CreditRecord = decode_json(&bytes, "credits").map_err(abort)?;
+            if first.account_id == account_id && first.amount == amount {
+                return Ok(Ok(Outcome::Credited {
+                    balance: first.balance,
+                    ledger_index: first.ledger_index,
+                }));
+            }
+            return Ok(Err(Refusal::IdempotencyConflict(
+                "this reference was already used for another account or amount",
+            )));
+        }
+        let Some(mut account) = tx.account(account_id)? else {
+            return Ok(Err(Refusal::NotFound("account")));
+        };
+        let Some(balance) = account.balance.checked_add(amount) else {
+            return Ok(Err(Refusal::Overflow("balance")));
+        };
+        account.balance = balance;
+        let index = tx.append(
+            time,
+            &Body::Credit {
+                account: account_id,
+                amount,
+                currency: self.currency.clone(),
+                reference_sha256: hex::encode(reference_sha256),
+            },
+        )?;
+        tx.put_account(&account)?;
+        let record = CreditRecord {
+            account_id,
+            amount,
+            balance,
+            ledger_index: index,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| abort(storage(e)))?;
+        tx.credits.insert(reference_sha256.as_slice(), bytes)?;
+        Ok(Ok(Outcome::Credited {
+            balance,
+            ledger_index: index,
+        }))
+    }
+
+    fn purchase(
+        &self,
+        tx: &Tx<'_>,
+        time: Timestamp,
+        record: &mut PurchaseRecord,
+        idempotency_key_sha256: Option<&[u8; 32]>,
+    ) -> TxResult<Applied> {
+        let idempotency_key = idempotency_key_sha256.map(|hash| {
+            let mut key = [0u8; 48];
+            key[..16].copy_from_slice(record.account_id.as_bytes());
+            key[16..].copy_from_slice(hash);
+            key
+        });
+        if let Some(key) = &idempotency_key {
+            if let Some(bytes) = tx_get(tx.purchase_keys, key)? {
+                let first: PurchaseRecord = decode_json(&bytes, "purchase_keys").map_err(abort)?;
+                if first.count == record.count {
+                    return Ok(Ok(Outcome::Purchased {
+                        record: first,
+                        replayed: true,
+                    }));
+                }
+                return Ok(Err(Refusal::IdempotencyConflict(
+                    "this Idempotency-Key was used with a different request body",
+                )));
+            }
+        }
+        let Some(mut account) = tx.account(record.account_id)? else {
+            return Ok(Err(Refusal::NotFound("account")));
+        };
+        let Some(total) = record.unit_price.checked_mul(u64::from(record.count)) else {
+            return Ok(Err(Refusal::Overflow("purchase total")));
+        };
+        if account.balance < total {
+            return Ok(Err(Refusal::InsufficientFunds {
+                balance: account.balance,
+                total,
+            }));
+        }
+        for id in &record.stamp_ids {
+            if tx_get(tx.sold, &uuid_key(*id))?.is_some() {
+                return Ok(Err(Refusal::DuplicateStamp(*id)));
+            }
+        }
+        let Some(purchased) = account.stamps_purchased.checked_add(u64::from(record.count)) else {
+            return Ok(Err(Refusal::Overflow("stamps purchased")));
+        };
+        account.balance -= total;
+        account.stamps_purchased = purchased;
+        record.total = total;
+        record.balance = account.balance;
+        record.ledger_index = tx.append(
+            time,
+            &Body::Purchase {
+                account: record.account_id,
+                purchase_id: record.purchase_id,
+                count: record.count,
+                unit_price: record.unit_price,
+                total,
+                kid: record.kid.to_hex(),
+                issued_at: record.issued_at.to_rfc3339(),
+                expires_at: record.expires_at.to_rfc3339(),
+                stamp_ids: record.stamp_ids.clone(),
+            },
+        )?;
+        tx.put_account(&account)?;
+        let sold = encode_sold(record.account_id, record.kid, record.issued_at, record.expires_at);
+        for id in &record.stamp_ids {
+            tx.sold.insert(&uuid_key(*id), &sold[..])?;
+        }
+        if let Some(key) = &idempotency_key {
+            let bytes = serde_json::to_vec(&*record).map_err(|e| abort(storage(e)))?;
+            tx.purchase_keys.insert(key.as_slice(), bytes)?;
+        }
+        Ok(Ok(Outcome::Purchased {
+            record: record.clone(),
+            replayed: false,
+        }))
+    }
+
+    fn spend(
+        &self,
+        tx: &Tx<'_>,
+        time: Timestamp,
+        stamp_ids: &[Uuid],
+        spend_for: &SpendFor,
+    ) -> TxResult<Applied> {
+        // Check everything first: a refused spend must change nothing.
+        let mut buyers = Vec::with_capacity(stamp_ids.len());
+        for id in stamp_ids {
+            if tx_get(tx.spent, &uuid_key(*id))?.is_some() {
+                return Ok(Err(Refusal::AlreadySpent(*id)));
+            }
+            let Some(bytes) = tx_get(tx.sold, &uuid_key(*id))? else {
+                return Ok(Err(Refusal::NotSold(*id)));
+            };
+            let sold = decode_sold(&bytes).map_err(abort)?;
+            if time >= sold.expires_at {
+                return Ok(Err(Refusal::Expired(*id)));
+            }
+            buyers.push(sold.buyer);
+        }
+        let (target, spent_for, mut post) = match spend_for {
+            SpendFor::Post {
+                post_id,
+                author,
+                body,
+            } => {
+                if tx_get(tx.posts, &uuid_key(*post_id))?.is_some() {
+                    return Ok(Err(Refusal::IdempotencyConflict("post id collided")));
+                }
+                let seq = tx.meta_u64("post_seq")?;
+                let post = Post {
+                    post_id: *post_id,
+                    author: author.clone(),
+                    body: body.clone(),
+                    created_at: time,
+                    score: 0,
+                    ledger_index: 0,
+                    seq,
+                };
+                (post_id.to_string(), format!("post:{post_id}"), Some(post))
+            }
+            SpendFor::Vote { post_id, up } => {
+                let Some(bytes) = tx_get(tx.posts, &uuid_key(*post_id))? else {
+                    return Ok(Err(Refusal::NotFound("post")));
+                };
+                let mut post: Post = decode_json(&bytes, "posts").map_err(abort)?;
+                let delta = if *up { 1 } else { -1 };
+                let Some(score) = post.score.checked_add(delta) else {
+                    return Ok(Err(Refusal::Overflow("score")));
+                };
+                post.score = score;
+                (post_id.to_string(), format!("vote:{post_id}"), Some(post))
+            }
+            SpendFor::Redeem { context } => (
+                hex::encode(Sha256::digest(context.as_bytes())),
+                context.clone(),
+                None,
+            ),
+        };
+        let index = tx.append(
+            time,
+            &Body::Spend {
+                stamp_ids: stamp_ids.to_vec(),
+                action: spend_for.action(),
+                target,
+            },
+        )?;
+        let record = SpentRecord {
+            spent_at: time,
+            action: spend_for.action(),
+            spent_for,
+            ledger_index: index,
+        };
+        let record_bytes = serde_json::to_vec(&record).map_err(|e| abort(storage(e)))?;
+        for (id, buyer) in stamp_ids.iter().zip(&buyers) {
+            tx.spent.insert(&uuid_key(*id), record_bytes.clone())?;
+            if let Some(mut account) = tx.account(*buyer)? {
+                account.stamps_spent = account.stamps_spent.saturating_add(1);
+                tx.put_account(&account)?;
+            }
+        }
+        if let Some(post) = post.as_mut() {
+            if matches!(spend_for, SpendFor::Post { .. }) {
+                post.ledger_index = index;
+                tx.post_order
+                    .insert(&post.seq.to_be_bytes(), &uuid_key(post.post_id))?;
+                tx.set_meta_u64("post_seq", post.seq + 1)?;
+            }
+            let bytes = serde_json::to_vec(&*post).map_err(|e| abort(storage(e)))?;
+            tx.posts.insert(&uuid_key(post.post_id), bytes)?;
+        }
+        Ok(Ok(Outcome::Spent {
+            spent_at: time,
+            ledger_index: index,
+            post,
+        }))
+    }
+}
+
+impl Store for SledStore {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+        let trees = (
+            &self.meta,
+            &self.accounts,
+            &self.api_keys,
+            &self.credits,
+            &self.purchase_keys,
+            &self.sold,
+            &self.spent,
+            &self.posts,
+            &self.post_order,
+            &self.ledger,
+            &self.hashes,
+        );
+        let result = trees.transaction(
+            |(meta, accounts, api_keys, credits, purchase_keys, sold, spent, posts, post_order, ledger, hashes)| {
+                let tx = Tx {
+                    meta,
+                    accounts,
+                    api_keys,
+                    credits,
+                    purchase_keys,
+                    sold,
+                    spent,
+                    posts,
+                    post_order,
+                    ledger,
+                    hashes,
+                };
+                let mut results = Vec::with_capacity(batch.len());
+                for command in batch {
+                    results.push(self.apply_one(&tx, command, now)?);
+                }
+                Ok(results)
+            },
+        );
+        match result {
+            Ok(results) => Ok(results),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(storage(e)),
+        }
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(storage)?;
+        self.db_file.sync_data().map_err(storage)
+    }
+
+    fn ledger_size(&self) -> Result<u64, StoreError> {
+        match self.meta.get("ledger_size").map_err(storage)? {
+            Some(bytes) => read_u64(&bytes, "meta"),
+            None => Ok(0),
+        }
+    }
+
+    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {
+        match self.accounts.get(uuid_key(account_id)).map_err(storage)? {
+            Some(bytes) => decode_json(&bytes, "accounts").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn account_by_api_key(&self, api_key_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError> {
+        let Some(id) = self.api_keys.get(api_key_sha256).map_err(storage)? else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = id
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt("api_keys", "account id length"))?;
+        self.account(Uuid::from_bytes(id))
+    }
+
+    fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError> {
+        let Some(bytes) = self.sold.get(uuid_key(stamp_id)).map_err(storage)? else {
+            return Ok(None);
+        };
+        let sold = decode_sold(&bytes)?;
+        let spent = match self.spent.get(uuid_key(stamp_id)).map_err(storage)? {
+            Some(bytes) => Some(decode_json(&bytes, "spent")?),
+            None => None,
+        };
+        Ok(Some(StampRecord {
+            stamp_id,
+            buyer: sold.buyer,
+            kid: sold.kid,
+            issued_at: sold.issued_at,
+            expires_at: sold.expires_at,
+            spent,
+        }))
+    }
+
+    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
+        match self.posts.get(uuid_key(post_id)).map_err(storage)? {
+            Some(bytes) => decode_json(&bytes, "posts").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError> {
+        let upper = match before {
+            Some(id) => match self.post(id)? {
+                Some(post) => post.seq,
+                None => return Ok(None),
+            },
+            None => u64::MAX,
+        };
+        let mut posts = Vec::with_capacity(limit);
+        for item in self.post_order.range(..upper.to_be_bytes()).rev().take(limit) {
+            let (_, id) = item.map_err(storage)?;
+            let id: [u8; 16] = id
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("post_order", "post id length"))?;
+            let post = self
+                .post(Uuid::from_bytes(id))?
+                .ok_or_else(|| corrupt("post_order", "post missing"))?;
+            posts.push(post);
+        }
+        Ok(Some(posts))
+    }
+
+    fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let end = start.saturating_add(limit);
+        self.ledger
+            .range(start.to_be_bytes()..end.to_be_bytes())
+            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(storage))
+            .collect()
+    }
+
+    fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        indexes
+            .iter()
+            .map(|index| {
+                let bytes = self
+                    .hashes
+                    .get(index.to_be_bytes())
+                    .map_err(storage)?
+                    .ok_or_else(|| corrupt("hashes", format!("missing hash {index}")))?;
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("hashes", "hash length"))
+            })
+            .collect()
+    }
+
+    fn published_keys(&self) -> Result<Vec<(Kid, KeyStatus)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.meta.scan_prefix("key:") {
+            let (key, value) = item.map_err(storage)?;
+            let kid_hex = std::str::from_utf8(&key[4..]).map_err(|e| corrupt("meta", e))?;
+            let kid_bytes: [u8; 8] = hex::decode(kid_hex)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("meta", "kid"))?;
+            let status = match value.as_ref() {
+                b"active" => KeyStatus::Active,
+                b"retired" => KeyStatus::Retired,
+                _ => return Err(corrupt("meta", "key status")),
+            };
+            out.push((Kid(kid_bytes), status));
+        }
+        Ok(out)
+    }
+
+    fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let Some(bytes) = self.checkpoints.get("latest").map_err(storage)? else {
+            return Ok(None);
+        };
+        if bytes.len() < 8 {
+            return Err(corrupt("checkpoints", "record length"));
+        }
+        let size = read_u64(&bytes[..8], "checkpoints")?;
+        let note = String::from_utf8(bytes[8..].to_vec()).map_err(|e| corrupt("checkpoints", e))?;
+        Ok(Some((size, note)))
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        let mut bytes = size.to_be_bytes().to_vec();
+        bytes.extend_from_slice(note.as_bytes());
+        self.checkpoints.insert("latest", bytes).map_err(storage)?;
+        Ok(())
+    }
+}
