@@ -1,0 +1,211 @@
+//! Test harness: runs the real `pennypost` binary on port 0 over a fresh data directory and
+//! talks to it over HTTP.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running server process and the directories it owns.
+pub struct TestServer {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    extra_args: Vec<String>,
+    /// Everything the server wrote to stderr (its logs), collected by a thread.
+    log_path: PathBuf,
+}
+
+impl TestServer {
+    /// Starts a server on a new data directory with extra `serve` arguments.
+    pub async fn start_with(extra_args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log_path = dir.path().join("server.log");
+        let mut server = TestServer {
+            base_url: String::new(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            log_path,
+        };
+        server.launch();
+        server
+    }
+
+    pub async fn start() -> TestServer {
+        TestServer::start_with(&[]).await
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's logs so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn launch(&mut self) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--keys-dir")
+            .arg(self.keys_dir())
+            .args(&self.extra_args)
+            .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PENNYPOST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log_path)
+                    .expect("log file"),
+            );
+        let mut child = command.spawn().expect("spawn pennypost");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("pennypost listening on ") {
+                        break url.to_string();
+                    }
+                }
+                _ => panic!("server exited before listening; logs:\n{}", self.logs()),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.base_url = url;
+        self.child = Some(child);
+    }
+
+    /// SIGKILLs the server: no shutdown, no flush. What was acknowledged must survive.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().expect("wait")
+    }
+
+    /// Kills the server and starts it again on the same directories (a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// POSTs JSON with an optional bearer token.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Creates an account and returns (account_id, api_key).
+    pub async fn account(&self) -> (String, String) {
+        let (status, body) = self.post("/v1/accounts", None, json!({"name": "tester"})).await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["account_id"].as_str().expect("id").to_string(),
+            body["api_key"].as_str().expect("key").to_string(),
+        )
+    }
+
+    pub async fn credit(&self, account_id: &str, amount: u64, reference: &str) -> (u16, Value) {
+        self.post(
+            &format!("/v1/admin/accounts/{account_id}/credit"),
+            Some(ADMIN_TOKEN),
+            json!({"amount": amount, "reference": reference}),
+        )
+        .await
+    }
+
+    /// An account credited with `amount` that bought `count` stamps: (api_key, stamps).
+    pub async fn stamps(&self, amount: u64, count: u64) -> (String, Vec<String>) {
+        let (id, key) = self.account().await;
+        let reference = format!("ref-{}", uuid::Uuid::new_v4());
+        let (status, body) = self.credit(&id, amount, &reference).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self
+            .post("/v1/stamps/purchase", Some(&key), json!({"count": count}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let stamps = body["stamps"]
+            .as_array()
+            .expect("stamps")
+            .iter()
+            .map(|s| s.as_str().expect("stamp").to_string())
+            .collect();
+        (key, stamps)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Asserts a problem+json answer with the given status and code.
+pub fn assert_problem(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["code"], want_code, "{body}");
+    assert_eq!(body["status"], want_status, "{body}");
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "missing {field}: {body}");
+    }
+}

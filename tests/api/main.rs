@@ -1,0 +1,5 @@
+//! Integration tests: the real server binary on port 0, over HTTP. One test binary (modules
+//! below) so the crate links once.
+
+mod helpers;
+mod mint;
