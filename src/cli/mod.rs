@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
 //! not run (bad arguments, unreachable server, unreadable files).
 
+pub mod client;
 pub mod serve;
 pub mod stamp_inspect;
 
@@ -26,6 +27,43 @@ pub enum Command {
     Stamp {
         #[command(subcommand)]
         command: StampCommand,
+    },
+    /// Client: create or show the account kept in the wallet.
+    Account {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: client::AccountCommand,
+    },
+    /// Client: buy N stamps into the wallet.
+    Buy {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        /// How many stamps (1 to 1000).
+        count: u64,
+    },
+    /// Client: post TEXT to the board, paying with stamps from the wallet.
+    Post {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        /// The post's text.
+        text: String,
+        /// The author name shown with the post.
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Client: vote a post up or down, paying with stamps from the wallet.
+    Vote {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        post_id: String,
+        /// `up` or `down`.
+        direction: String,
+    },
+    /// Client: list the stamps held in the wallet.
+    Stamps {
+        #[command(flatten)]
+        client: client::ClientArgs,
     },
     /// Manage issuer keys.
     Keys {
@@ -59,6 +97,19 @@ pub fn main() -> ExitCode {
         Command::Stamp {
             command: StampCommand::Inspect(args),
         } => stamp_inspect::main(args),
+        Command::Account { client, command } => client::account(client, command),
+        Command::Buy { client, count } => client::buy(client, count),
+        Command::Post {
+            client,
+            text,
+            author,
+        } => client::post(client, text, author),
+        Command::Vote {
+            client,
+            post_id,
+            direction,
+        } => client::vote(client, post_id, direction),
+        Command::Stamps { client } => client::stamps(client),
         Command::Keys {
             command: KeysCommand::Rotate { keys_dir },
         } => match crate::keys::rotate(&keys_dir, crate::time::Timestamp::now()) {
