@@ -64,6 +64,27 @@ pub struct Limits {
     pub request_timeout_secs: u64,
     /// Open connections at once; more wait in the kernel's accept queue.
     pub connections_max: usize,
+    /// Seconds a client may take to send a request's headers (slowloris).
+    pub header_read_timeout_secs: u64,
+    /// Per-client rate limits.
+    pub rate: RateLimits,
+}
+/// The per-minute limits (0 = off).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RateLimits {
+    pub accounts_per_minute: u32,
+    pub purchases_per_minute: u32,
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> RateLimits {
+        RateLimits {
+            accounts_per_minute: 60,
+            purchases_per_minute: 600,
+            auth_failures_per_minute: 30,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -83,6 +104,8 @@ impl Default for Limits {
             ledger_page_max: 1000,
             request_timeout_secs: 30,
             connections_max: 4096,
+            header_read_timeout_secs: 10,
+            rate: RateLimits::default(),
         }
     }
 }
@@ -94,8 +117,14 @@ pub struct ConfigError(pub String);
 
 impl Economy {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.post_cost == 0 || self.post_cost > 100 || self.vote_cost == 0 || self.vote_cost > 100 {
-            return Err(ConfigError("post and vote costs must be 1 to 100 stamps".into()));
+        if self.post_cost == 0
+            || self.post_cost > 100
+            || self.vote_cost == 0
+            || self.vote_cost > 100
+        {
+            return Err(ConfigError(
+                "post and vote costs must be 1 to 100 stamps".into(),
+            ));
         }
         if self.stamp_ttl_secs == 0 {
             return Err(ConfigError("stamp TTL must be at least one second".into()));
@@ -115,10 +144,22 @@ impl Limits {
             ));
         }
         if self.author_chars_max == 0 || self.post_body_chars_max == 0 {
-            return Err(ConfigError("author and body limits must be at least 1".into()));
+            return Err(ConfigError(
+                "author and body limits must be at least 1".into(),
+            ));
+        }
+        if self.connections_max == 0
+            || self.request_timeout_secs == 0
+            || self.header_read_timeout_secs == 0
+        {
+            return Err(ConfigError(
+                "connection and time limits must be at least 1".into(),
+            ));
         }
         if self.ledger_page_max < 1000 {
-            return Err(ConfigError("ledger pages must allow at least 1000 entries".into()));
+            return Err(ConfigError(
+                "ledger pages must allow at least 1000 entries".into(),
+            ));
         }
         Ok(())
     }

@@ -29,7 +29,9 @@ pub const VALUE_V1: u32 = 1;
 pub const TEXT_BYTES_MAX: usize = PREFIX.len() + 103 + 1 + 86;
 
 /// Key id: the first 8 bytes of SHA-256 of the 32-byte public key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Kid(pub [u8; 8]);
 
 impl Kid {
@@ -108,7 +110,9 @@ impl Payload {
     }
 
     /// The message the issuer signs.
-    fn signed_message(payload: &[u8; PAYLOAD_BYTES]) -> [u8; SIGNING_CONTEXT.len() + PAYLOAD_BYTES] {
+    fn signed_message(
+        payload: &[u8; PAYLOAD_BYTES],
+    ) -> [u8; SIGNING_CONTEXT.len() + PAYLOAD_BYTES] {
         let mut msg = [0u8; SIGNING_CONTEXT.len() + PAYLOAD_BYTES];
         msg[..SIGNING_CONTEXT.len()].copy_from_slice(SIGNING_CONTEXT);
         msg[SIGNING_CONTEXT.len()..].copy_from_slice(payload);
@@ -330,7 +334,10 @@ mod tests {
     #[test]
     fn rejects_bad_prefix() {
         let text = good();
-        assert_eq!(code_of(&text.replacen("pp1.", "pp2.", 1), 0), "invalid_stamp");
+        assert_eq!(
+            code_of(&text.replacen("pp1.", "pp2.", 1), 0),
+            "invalid_stamp"
+        );
         assert_eq!(code_of(&text[4..], 0), "invalid_stamp");
         assert_eq!(code_of("", 0), "invalid_stamp");
     }
@@ -338,7 +345,11 @@ mod tests {
     #[test]
     fn rejects_padding_and_alphabet() {
         let (p, s) = parts(&good());
-        let padded = format!("{PREFIX}{}=.{}", URL_SAFE_NO_PAD.encode(&p), URL_SAFE_NO_PAD.encode(&s));
+        let padded = format!(
+            "{PREFIX}{}=.{}",
+            URL_SAFE_NO_PAD.encode(&p),
+            URL_SAFE_NO_PAD.encode(&s)
+        );
         assert_eq!(code_of(&padded, 0), "invalid_stamp");
         let std_alphabet = good().replace('-', "+").replace('_', "/");
         if std_alphabet != good() {
@@ -358,20 +369,32 @@ mod tests {
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let bump = |s: &str| {
             let last = s.as_bytes()[s.len() - 1];
-            let pos = alphabet.iter().position(|c| *c == last).expect("in alphabet");
+            let pos = alphabet
+                .iter()
+                .position(|c| *c == last)
+                .expect("in alphabet");
             let mut out = s[..s.len() - 1].to_string();
             out.push(alphabet[pos ^ 1] as char);
             out
         };
-        assert_eq!(code_of(&format!("pp1.{}.{}", bump(payload_text), signature_text), 0), "invalid_stamp");
-        assert_eq!(code_of(&format!("pp1.{}.{}", payload_text, bump(signature_text)), 0), "invalid_stamp");
+        assert_eq!(
+            code_of(&format!("pp1.{}.{}", bump(payload_text), signature_text), 0),
+            "invalid_stamp"
+        );
+        assert_eq!(
+            code_of(&format!("pp1.{}.{}", payload_text, bump(signature_text)), 0),
+            "invalid_stamp"
+        );
     }
 
     #[test]
     fn rejects_wrong_lengths() {
         let (p, s) = parts(&good());
         assert_eq!(code_of(&join(&p[..76], &s), 0), "invalid_stamp");
-        assert_eq!(code_of(&join(&[p.clone(), vec![0]].concat(), &s), 0), "invalid_stamp");
+        assert_eq!(
+            code_of(&join(&[p.clone(), vec![0]].concat(), &s), 0),
+            "invalid_stamp"
+        );
         assert_eq!(code_of(&join(&p, &s[..63]), 0), "invalid_stamp");
         assert_eq!(code_of(&"A".repeat(10_000), 0), "invalid_stamp");
     }
@@ -403,7 +426,8 @@ mod tests {
                 q[byte] ^= 1 << bit;
                 let code = code_of(&join(&q, &s), 0);
                 assert!(
-                    code == "bad_signature" || (byte >= 41 && byte < 45 && code == "invalid_stamp"),
+                    code == "bad_signature"
+                        || ((41..45).contains(&byte) && code == "invalid_stamp"),
                     "payload byte {byte} bit {bit}: {code}"
                 );
             }
@@ -412,7 +436,11 @@ mod tests {
             for bit in 0..8 {
                 let mut t = s.clone();
                 t[byte] ^= 1 << bit;
-                assert_eq!(code_of(&join(&p, &t), 0), "bad_signature", "sig byte {byte} bit {bit}");
+                assert_eq!(
+                    code_of(&join(&p, &t), 0),
+                    "bad_signature",
+                    "sig byte {byte} bit {bit}"
+                );
             }
         }
     }

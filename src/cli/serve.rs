@@ -13,7 +13,7 @@ use std::sync::Arc;
 use clap::Args;
 use rand_core::{OsRng, RngCore as _};
 
-use crate::config::{Economy, Limits};
+use crate::config::{Economy, Limits, RateLimits};
 use crate::keys;
 use crate::service::Service;
 use crate::store::SledStore;
@@ -43,7 +43,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PENNYPOST_STAMP_TTL_SECS", default_value_t = 31_536_000)]
     pub stamp_ttl_secs: u64,
     /// The checkpoint origin line (and the checkpoint key's name on first start).
-    #[arg(long, env = "PENNYPOST_LEDGER_ORIGIN", default_value = "localhost/pennypost")]
+    #[arg(
+        long,
+        env = "PENNYPOST_LEDGER_ORIGIN",
+        default_value = "localhost/pennypost"
+    )]
     pub ledger_origin: String,
     /// Currency name of the minor unit.
     #[arg(long, env = "PENNYPOST_CURRENCY", default_value = "cents")]
@@ -55,8 +59,32 @@ pub struct ServeArgs {
     #[arg(long, env = "PENNYPOST_BODY_CHARS_MAX", default_value_t = 10_000)]
     pub body_chars_max: usize,
     /// Most bytes in a request body.
-    #[arg(long, env = "PENNYPOST_REQUEST_BODY_BYTES_MAX", default_value_t = 65_536)]
+    #[arg(
+        long,
+        env = "PENNYPOST_REQUEST_BODY_BYTES_MAX",
+        default_value_t = 65_536
+    )]
     pub request_body_bytes_max: usize,
+    /// Most open connections at once.
+    #[arg(long, env = "PENNYPOST_CONNECTIONS_MAX", default_value_t = 4096)]
+    pub connections_max: usize,
+    /// Account creations per minute per client IP (0 = no limit).
+    #[arg(long, env = "PENNYPOST_RATE_ACCOUNTS_PER_MINUTE", default_value_t = 60)]
+    pub rate_accounts_per_minute: u32,
+    /// Purchases per minute per client IP (0 = no limit).
+    #[arg(
+        long,
+        env = "PENNYPOST_RATE_PURCHASES_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub rate_purchases_per_minute: u32,
+    /// Failed authentications per minute per client IP before it is refused (0 = no limit).
+    #[arg(
+        long,
+        env = "PENNYPOST_RATE_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub rate_auth_failures_per_minute: u32,
 }
 
 impl ServeArgs {
@@ -75,6 +103,12 @@ impl ServeArgs {
             author_chars_max: self.author_chars_max,
             post_body_chars_max: self.body_chars_max,
             request_body_bytes_max: self.request_body_bytes_max,
+            connections_max: self.connections_max,
+            rate: RateLimits {
+                accounts_per_minute: self.rate_accounts_per_minute,
+                purchases_per_minute: self.rate_purchases_per_minute,
+                auth_failures_per_minute: self.rate_auth_failures_per_minute,
+            },
             ..Limits::default()
         }
     }
@@ -137,8 +171,8 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
     let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
         .map_err(|e| e.to_string())?;
     let token = admin_token(&args.data_dir)?;
-    let store = SledStore::open(&args.data_dir.join("db"), &economy.currency)
-        .map_err(|e| e.to_string())?;
+    let store =
+        SledStore::open(&args.data_dir.join("db"), &economy.currency).map_err(|e| e.to_string())?;
     tracing::info!(?economy, ?limits, "configuration");
     let service = Service::start(
         Arc::new(store),
@@ -196,7 +230,10 @@ pub fn main(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         tracing::info!(address = %local, "listening");
         // Tests and scripts read this line to learn the port when listening on port 0.
         println!("pennypost listening on http://{local}");

@@ -3,6 +3,7 @@
 //!
 //! Handlers are thin (`routes`); errors become problem+json in one place (`problem`).
 
+pub mod limit;
 pub mod problem;
 pub mod routes;
 
@@ -10,13 +11,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::Error;
@@ -32,6 +39,7 @@ pub fn app(service: Arc<Service>) -> Router {
     let limits = service.limits().clone();
     let body_limit = limits.request_body_bytes_max;
     let request_timeout = Duration::from_secs(limits.request_timeout_secs);
+    let limiter = Arc::new(limit::Limiter::new(limits.rate));
     Router::new()
         .route("/", get(routes::index))
         .route("/healthz", get(routes::healthz))
@@ -65,6 +73,9 @@ pub fn app(service: Arc<Service>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |req, next| {
             time_limit(req, next, request_timeout)
+        }))
+        .layer(middleware::from_fn(move |req, next| {
+            limit::rate_limit(limiter.clone(), req, next)
         }))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
@@ -104,28 +115,68 @@ async fn time_limit(req: Request, next: Next, limit: Duration) -> Response {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests for at
-/// most [`SHUTDOWN_GRACE_SECS`].
+/// Serves the app on `listener` until `shutdown` completes, then drains in-flight requests for
+/// at most [`SHUTDOWN_GRACE_SECS`].
+///
+/// The accept loop is ours rather than `axum::serve` so that every connection is bounded:
+/// at most `connections_max` at once (a semaphore permit per connection), and a client that
+/// does not finish sending its headers within `header_read_timeout_secs` is dropped.
 pub async fn run(
     listener: TcpListener,
     service: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (signal_tx, signal_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(service)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = signal_tx.send(true);
-    });
-    let mut watch = signal_rx.clone();
-    let server = tokio::spawn(async move { server.await });
+    let limits = service.limits().clone();
+    let router = app(service);
+    let permits = Arc::new(Semaphore::new(limits.connections_max));
+    let graceful = GracefulShutdown::new();
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let hyper_service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(router.clone(), req)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
     tokio::select! {
-        result = server => result.map_err(std::io::Error::other)?,
-        _ = async {
-            let _ = watch.wait_for(|fired| *fired).await;
-            tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
-        } => {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)) => {
             tracing::warn!("shutdown grace period over; dropping remaining connections");
-            Ok(())
         }
     }
+    Ok(())
 }

@@ -90,7 +90,10 @@ fn body_error(rejection: BytesRejection, limit: usize) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge(limit)
     } else {
-        Error::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+        Error::BadRequest(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        ))
     }
 }
 
@@ -111,10 +114,7 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(65_536, |l| l.0);
+        let limit = req.extensions().get::<BodyLimit>().map_or(65_536, |l| l.0);
         let json_content = req
             .headers()
             .get(header::CONTENT_TYPE)

@@ -85,7 +85,9 @@ pub async fn create_account(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
         if !is_json {
-            return Err(Error::BadRequest("Content-Type must be application/json".into()));
+            return Err(Error::BadRequest(
+                "Content-Type must be application/json".into(),
+            ));
         }
         serde_json::from_slice(&body)
             .map_err(|e| Error::BadRequest(format!("malformed JSON body: {e}")))?
@@ -315,7 +317,11 @@ pub async fn vote(
     ApiJson(request): ApiJson<Vote>,
 ) -> Result<Response, Error> {
     let spend = service
-        .vote(post_id, matches!(request.direction, Direction::Up), &request.stamps)
+        .vote(
+            post_id,
+            matches!(request.direction, Direction::Up),
+            &request.stamps,
+        )
         .await?;
     let score = spend.post.map(|p| p.score).unwrap_or_default();
     Ok((
@@ -403,5 +409,7 @@ pub async fn consistency_proof(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, Error> {
-    Ok(hashes_json(&service.consistency_proof(query.from, query.to)?))
+    Ok(hashes_json(
+        &service.consistency_proof(query.from, query.to)?,
+    ))
 }

@@ -1,6 +1,8 @@
 //! Test harness: runs the real `pennypost` binary on port 0 over a fresh data directory and
 //! talks to it over HTTP.
 
+#![allow(dead_code)] // Each test module uses a different part of the harness.
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,7 +136,10 @@ impl TestServer {
         let response = self.client.get(self.url(path)).send().await.expect("GET");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {
@@ -152,12 +157,17 @@ impl TestServer {
         let response = request.send().await.expect("POST");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Creates an account and returns (account_id, api_key).
     pub async fn account(&self) -> (String, String) {
-        let (status, body) = self.post("/v1/accounts", None, json!({"name": "tester"})).await;
+        let (status, body) = self
+            .post("/v1/accounts", None, json!({"name": "tester"}))
+            .await;
         assert_eq!(status, 201, "{body}");
         (
             body["account_id"].as_str().expect("id").to_string(),
