@@ -55,7 +55,9 @@ pub enum KeyError {
     #[error("key file {path} is malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
     /// Occurs when a key file can be read by users other than its owner.
-    #[error("key file {path} has mode {mode:o}: it must not be readable by group or others (chmod 600)")]
+    #[error(
+        "key file {path} has mode {mode:o}: it must not be readable by group or others (chmod 600)"
+    )]
     TooOpen { path: PathBuf, mode: u32 },
     /// Occurs when the keys directory holds no active key, or more than one.
     #[error("keys directory {0} must hold exactly one active issuer key")]
@@ -124,7 +126,10 @@ impl Keyring {
 
     /// The verifying key with this key id, active or retired.
     pub fn lookup(&self, kid: &Kid) -> Option<VerifyingKey> {
-        self.keys.iter().find(|k| k.kid == *kid).map(|k| k.verifying)
+        self.keys
+            .iter()
+            .find(|k| k.kid == *kid)
+            .map(|k| k.verifying)
     }
 
     /// The signing key with this key id (to answer an idempotent replay with the same stamps).

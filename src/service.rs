@@ -22,9 +22,7 @@ use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring, LedgerKey};
 use crate::ledger::checkpoint;
 use crate::stamp::{self, Payload, StampError};
-use crate::store::{
-    Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, Store,
-};
+use crate::store::{Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, Store};
 use crate::time::Timestamp;
 
 /// Bytes of randomness in an API key (256 bits).
@@ -365,9 +363,7 @@ impl Service {
         for text in texts {
             let decoded = stamp::decode_and_verify(text, |kid| self.keyring.lookup(kid), now)?;
             if !seen.insert(decoded.payload.stamp_id) {
-                return Err(Error::BadRequest(
-                    "the same stamp is attached twice".into(),
-                ));
+                return Err(Error::BadRequest("the same stamp is attached twice".into()));
             }
             ids.push(decoded.payload.stamp_id);
         }
@@ -411,9 +407,7 @@ impl Service {
     }
 
     pub fn stamp_status(&self, stamp_id: Uuid) -> Result<StampRecord, Error> {
-        self.store
-            .stamp(stamp_id)?
-            .ok_or(Error::NotFound("stamp"))
+        self.store.stamp(stamp_id)?.ok_or(Error::NotFound("stamp"))
     }
 
     fn check_stamp_count(&self, stamps: &[String], expected: usize) -> Result<(), Error> {
@@ -480,7 +474,11 @@ impl Service {
     }
 
     /// A page of posts, newest first, and the cursor of the next page when there may be one.
-    pub fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<(Vec<Post>, Option<Uuid>), Error> {
+    pub fn posts(
+        &self,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Post>, Option<Uuid>), Error> {
         let posts = self
             .store
             .posts(before, limit)?
@@ -502,7 +500,9 @@ impl Service {
     pub fn ledger_entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, Error> {
         let size = self.ledger_size();
         if start > size {
-            return Err(Error::BadRequest(format!("start {start} is past the ledger size {size}")));
+            return Err(Error::BadRequest(format!(
+                "start {start} is past the ledger size {size}"
+            )));
         }
         let limit = limit.min(self.limits.ledger_page_max).min(size - start);
         Ok(self.store.entries(start, limit)?)

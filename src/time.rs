@@ -8,7 +8,9 @@ use ::time::format_description::well_known::Rfc3339;
 use ::time::OffsetDateTime;
 
 /// Whole seconds since the Unix epoch, UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(i64);
 
@@ -27,7 +29,10 @@ impl Timestamp {
 
     /// Adds seconds, saturating instead of overflowing.
     pub fn plus_secs(self, seconds: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX)),
+        )
     }
 
     /// `2026-11-26T21:45:46Z`. Times outside what RFC 3339 can write (years past 9999) are
@@ -62,8 +67,16 @@ mod tests {
 
     #[test]
     fn extremes_do_not_panic() {
-        assert_eq!(Timestamp::from_unix(i64::MAX).to_rfc3339(), "9999-12-31T23:59:59Z");
-        assert!(Timestamp::from_unix(i64::MIN).to_rfc3339().starts_with("0001-"));
-        assert_eq!(Timestamp::from_unix(i64::MAX).plus_secs(u64::MAX).unix(), i64::MAX);
+        assert_eq!(
+            Timestamp::from_unix(i64::MAX).to_rfc3339(),
+            "9999-12-31T23:59:59Z"
+        );
+        assert!(Timestamp::from_unix(i64::MIN)
+            .to_rfc3339()
+            .starts_with("0001-"));
+        assert_eq!(
+            Timestamp::from_unix(i64::MAX).plus_secs(u64::MAX).unix(),
+            i64::MAX
+        );
     }
 }

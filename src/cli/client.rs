@@ -18,10 +18,20 @@ use serde_json::{json, Value};
 #[derive(Args, Debug)]
 pub struct ClientArgs {
     /// The server's base URL.
-    #[arg(long, env = "PENNYPOST_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "PENNYPOST_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// The wallet file holding the API key and bought stamps.
-    #[arg(long, env = "PENNYPOST_WALLET", default_value = "pennypost-wallet.json", global = true)]
+    #[arg(
+        long,
+        env = "PENNYPOST_WALLET",
+        default_value = "pennypost-wallet.json",
+        global = true
+    )]
     pub wallet: PathBuf,
 }
 
@@ -171,7 +181,10 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                     wallet.account_id = Some(id.clone());
                     wallet.api_key = answer.body["api_key"].as_str().map(str::to_string);
                     wallet.save(&args.wallet)?;
-                    println!("account {id} created; API key saved in {}", args.wallet.display());
+                    println!(
+                        "account {id} created; API key saved in {}",
+                        args.wallet.display()
+                    );
                     println!("ask the operator to credit account {id} before buying stamps");
                     Ok(())
                 }
@@ -188,8 +201,15 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                         return Err(answer.describe());
                     }
                     let b = &answer.body;
-                    println!("account:          {}", b["account_id"].as_str().unwrap_or(""));
-                    println!("balance:          {} {}", b["balance"], b["currency"].as_str().unwrap_or(""));
+                    println!(
+                        "account:          {}",
+                        b["account_id"].as_str().unwrap_or("")
+                    );
+                    println!(
+                        "balance:          {} {}",
+                        b["balance"],
+                        b["currency"].as_str().unwrap_or("")
+                    );
                     println!("stamps purchased: {}", b["stamps_purchased"]);
                     println!("stamps spent:     {}", b["stamps_spent"]);
                     println!("stamps in wallet: {}", wallet.stamps.len());
@@ -242,7 +262,9 @@ pub fn buy(args: ClientArgs, count: u64) -> ExitCode {
                 wallet.save(&args.wallet)?;
                 println!(
                     "bought {bought} stamp(s) for {}; balance {}; {} stamp(s) in wallet",
-                    answer.body["total"], answer.body["balance"], wallet.stamps.len()
+                    answer.body["total"],
+                    answer.body["balance"],
+                    wallet.stamps.len()
                 );
                 return Ok(());
             }
@@ -252,7 +274,14 @@ pub fn buy(args: ClientArgs, count: u64) -> ExitCode {
 }
 
 async fn costs(client: &reqwest::Client, server: &str) -> Result<(usize, usize), String> {
-    let answer = call(client, reqwest::Method::GET, format!("{server}/v1/prices"), None, None).await?;
+    let answer = call(
+        client,
+        reqwest::Method::GET,
+        format!("{server}/v1/prices"),
+        None,
+        None,
+    )
+    .await?;
     let post = answer.body["costs"]["post"].as_u64().unwrap_or(1) as usize;
     let vote = answer.body["costs"]["vote"].as_u64().unwrap_or(1) as usize;
     Ok((post, vote))
@@ -355,7 +384,11 @@ pub fn vote(args: ClientArgs, post_id: String, direction: String) -> ExitCode {
 pub fn stamps(args: ClientArgs) -> ExitCode {
     finish((|| {
         let wallet = Wallet::load(&args.wallet)?;
-        println!("{} stamp(s) in {}", wallet.stamps.len(), args.wallet.display());
+        println!(
+            "{} stamp(s) in {}",
+            wallet.stamps.len(),
+            args.wallet.display()
+        );
         for text in &wallet.stamps {
             match crate::stamp::decode(text) {
                 Ok(d) => println!(

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "pennypost", version, about = "Sells signed posting stamps and cancels each exactly once")]
+#[command(
+    name = "pennypost",
+    version,
+    about = "Sells signed posting stamps and cancels each exactly once"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -127,7 +131,8 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PENNYPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("PENNYPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

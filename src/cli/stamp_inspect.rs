@@ -36,10 +36,18 @@ async fn fetch_keys(url: &str) -> Result<Vec<(Kid, VerifyingKey)>, String> {
         .map_err(|e| format!("{url} is not a keys document: {e}"))?;
     let mut out = Vec::new();
     for key in doc["keys"].as_array().into_iter().flatten() {
-        let Some(text) = key["public_key"].as_str() else { continue };
-        let Ok(bytes) = URL_SAFE_NO_PAD.decode(text) else { continue };
-        let Ok(bytes): Result<[u8; 32], _> = bytes.try_into() else { continue };
-        let Ok(vk) = VerifyingKey::from_bytes(&bytes) else { continue };
+        let Some(text) = key["public_key"].as_str() else {
+            continue;
+        };
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(text) else {
+            continue;
+        };
+        let Ok(bytes): Result<[u8; 32], _> = bytes.try_into() else {
+            continue;
+        };
+        let Ok(vk) = VerifyingKey::from_bytes(&bytes) else {
+            continue;
+        };
         // Trust the kid we compute, not the one the document claims.
         out.push((Kid::of(&vk), vk));
     }
@@ -57,18 +65,31 @@ pub fn main(args: InspectArgs) -> ExitCode {
     let p = &decoded.payload;
     println!("stamp_id:   {}", p.stamp_id);
     println!("kid:        {}", p.kid);
-    println!("issued_at:  {}", Timestamp::from_unix(p.issued_at).to_rfc3339());
-    println!("expires_at: {}", Timestamp::from_unix(p.expires_at).to_rfc3339());
+    println!(
+        "issued_at:  {}",
+        Timestamp::from_unix(p.issued_at).to_rfc3339()
+    );
+    println!(
+        "expires_at: {}",
+        Timestamp::from_unix(p.expires_at).to_rfc3339()
+    );
     println!("value:      {}", p.value);
     println!(
         "holder:     {}",
-        if p.holder == [0; 32] { "unbound".to_string() } else { hex::encode(p.holder) }
+        if p.holder == [0; 32] {
+            "unbound".to_string()
+        } else {
+            hex::encode(p.holder)
+        }
     );
     let Some(url) = args.keys else {
         println!("signature:  not checked (pass --keys URL to verify)");
         return ExitCode::from(1);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

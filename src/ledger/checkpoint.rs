@@ -48,7 +48,12 @@ impl signed_note::Signer for NoteSigner<'_> {
 }
 
 /// Signs the checkpoint `origin / size / root` with the ledger key.
-pub fn sign(origin: &str, size: u64, root: &Hash, key: &LedgerKey) -> Result<String, CheckpointError> {
+pub fn sign(
+    origin: &str,
+    size: u64,
+    root: &Hash,
+    key: &LedgerKey,
+) -> Result<String, CheckpointError> {
     let body = Checkpoint::new(origin, size, *root, "")
         .map_err(|_| CheckpointError::Format(format!("origin {origin:?} is not valid")))?;
     let public = [&[ALG_ED25519][..], key.signing.verifying_key().as_bytes()].concat();
@@ -76,7 +81,8 @@ pub struct Verified {
 pub fn verify(note_text: &[u8], vkey: &str) -> Result<Verified, CheckpointError> {
     let verifier =
         StandardVerifier::new(vkey).map_err(|e| CheckpointError::Signature(e.to_string()))?;
-    let note = Note::from_bytes(note_text).map_err(|e| CheckpointError::Signature(e.to_string()))?;
+    let note =
+        Note::from_bytes(note_text).map_err(|e| CheckpointError::Signature(e.to_string()))?;
     note.verify(&VerifierList::new(vec![Box::new(verifier)]))
         .map_err(|e| CheckpointError::Signature(e.to_string()))?;
     let body = Checkpoint::from_bytes(note.text())
@@ -111,7 +117,10 @@ mod tests {
         assert_eq!(v.size, 1);
         assert_eq!(v.root, root);
         // Signing is deterministic: the same size and root give the same note.
-        assert_eq!(note, sign("example.org/pennypost", 1, &root, &k).expect("sign"));
+        assert_eq!(
+            note,
+            sign("example.org/pennypost", 1, &root, &k).expect("sign")
+        );
     }
 
     #[test]

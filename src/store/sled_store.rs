@@ -225,7 +225,8 @@ impl Tx<'_> {
     /// entry's index.
     fn append(&self, time: Timestamp, body: &Body) -> TxResult<u64> {
         let index = self.meta_u64("ledger_size")?;
-        let bytes = entry::encode(index, &time.to_rfc3339(), body).map_err(|e| abort(storage(e)))?;
+        let bytes =
+            entry::encode(index, &time.to_rfc3339(), body).map_err(|e| abort(storage(e)))?;
         if bytes.len() > ENTRY_BYTES_MAX {
             return Err(abort(storage(format!(
                 "ledger entry of {} bytes exceeds {ENTRY_BYTES_MAX}",
@@ -247,7 +248,8 @@ impl Tx<'_> {
         };
         let first = tlog_tiles::stored_hash_index(0, index);
         for (offset, hash) in (0u64..).zip(new_hashes.iter()) {
-            self.hashes.insert(&(first + offset).to_be_bytes(), &hash.0)?;
+            self.hashes
+                .insert(&(first + offset).to_be_bytes(), &hash.0)?;
         }
         self.ledger.insert(&index.to_be_bytes(), bytes)?;
         self.set_meta_u64("ledger_size", index + 1)?;
@@ -288,9 +290,8 @@ impl SledStore {
 
     fn apply_one(&self, tx: &Tx<'_>, command: &Command, now: Timestamp) -> TxResult<Applied> {
         // Entry times never go backwards, even if the wall clock does.
-        let last = Timestamp::from_unix(
-            i64::try_from(tx.meta_u64("last_time")?).unwrap_or(i64::MAX),
-        );
+        let last =
+            Timestamp::from_unix(i64::try_from(tx.meta_u64("last_time")?).unwrap_or(i64::MAX));
         let time = now.max(last);
         let result = match command {
             Command::KeyEvent {
@@ -321,7 +322,9 @@ impl SledStore {
                     || tx_get(tx.api_keys, api_key_sha256)?.is_some()
                 {
                     // Random 128-bit and 256-bit values collided: refuse rather than overwrite.
-                    return Ok(Err(Refusal::IdempotencyConflict("account id or key collided")));
+                    return Ok(Err(Refusal::IdempotencyConflict(
+                        "account id or key collided",
+                    )));
                 }
                 tx.put_account(&Account {
                     account_id: *account_id,
@@ -472,7 +475,10 @@ impl SledStore {
                 return Ok(Err(Refusal::DuplicateStamp(*id)));
             }
         }
-        let Some(purchased) = account.stamps_purchased.checked_add(u64::from(record.count)) else {
+        let Some(purchased) = account
+            .stamps_purchased
+            .checked_add(u64::from(record.count))
+        else {
             return Ok(Err(Refusal::Overflow("stamps purchased")));
         };
         account.balance -= total;
@@ -494,7 +500,12 @@ impl SledStore {
             },
         )?;
         tx.put_account(&account)?;
-        let sold = encode_sold(record.account_id, record.kid, record.issued_at, record.expires_at);
+        let sold = encode_sold(
+            record.account_id,
+            record.kid,
+            record.issued_at,
+            record.expires_at,
+        );
         for id in &record.stamp_ids {
             tx.sold.insert(&uuid_key(*id), &sold[..])?;
         }
@@ -625,7 +636,19 @@ impl Store for SledStore {
             &self.hashes,
         );
         let result = trees.transaction(
-            |(meta, accounts, api_keys, credits, purchase_keys, sold, spent, posts, post_order, ledger, hashes)| {
+            |(
+                meta,
+                accounts,
+                api_keys,
+                credits,
+                purchase_keys,
+                sold,
+                spent,
+                posts,
+                post_order,
+                ledger,
+                hashes,
+            )| {
                 let tx = Tx {
                     meta,
                     accounts,
@@ -718,7 +741,12 @@ impl Store for SledStore {
             None => u64::MAX,
         };
         let mut posts = Vec::with_capacity(limit);
-        for item in self.post_order.range(..upper.to_be_bytes()).rev().take(limit) {
+        for item in self
+            .post_order
+            .range(..upper.to_be_bytes())
+            .rev()
+            .take(limit)
+        {
             let (_, id) = item.map_err(storage)?;
             let id: [u8; 16] = id
                 .as_ref()
