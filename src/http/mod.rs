@@ -25,6 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::error::Error;
 use crate::service::Service;
@@ -79,6 +80,13 @@ pub fn app(service: Arc<Service>) -> Router {
         }))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
+        // Request logs at debug level: method, path (ids only), status, latency. Headers are
+        // never logged (they carry API keys and the admin token).
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().include_headers(false))
+                .on_response(DefaultOnResponse::new().include_headers(false)),
+        )
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             problem(

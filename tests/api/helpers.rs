@@ -19,6 +19,8 @@ pub struct TestServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// The server's log filter (`PENNYPOST_LOG`).
+    log_filter: String,
     /// Everything the server wrote to stderr (its logs), collected by a thread.
     log_path: PathBuf,
 }
@@ -36,9 +38,19 @@ impl TestServer {
                 .expect("client"),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log_filter: "info".to_string(),
             dir,
             log_path,
         };
+        server.launch();
+        server
+    }
+
+    /// Starts a server that logs at `filter` (e.g. "debug" to log every request).
+    pub async fn start_logging(filter: &str) -> TestServer {
+        let mut server = TestServer::start_with(&[]).await;
+        server.kill();
+        server.log_filter = filter.to_string();
         server.launch();
         server
     }
@@ -76,7 +88,7 @@ impl TestServer {
             .arg(self.keys_dir())
             .args(&self.extra_args)
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("PENNYPOST_LOG", "info")
+            .env("PENNYPOST_LOG", &self.log_filter)
             .stdout(Stdio::piped())
             .stderr(
                 std::fs::OpenOptions::new()

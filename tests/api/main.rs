@@ -3,3 +3,5 @@
 
 mod helpers;
 mod mint;
+mod keys;
+mod secrets;

@@ -1,0 +1,139 @@
+//! Issuer keys: rotation keeps old stamps valid, both events reach the ledger; key files are
+//! refused when others can read them.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::helpers::TestServer;
+
+fn entries(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("entry json"))
+        .collect()
+}
+
+#[tokio::test]
+async fn rotation_retires_old_key_which_still_verifies() {
+    let mut server = TestServer::start().await;
+    let (_key, stamps) = server.stamps(10, 2).await;
+    let (_, before) = server.get("/v1/keys").await;
+    let old_kid = before["keys"][0]["kid"].as_str().expect("kid").to_string();
+
+    server.kill();
+    let status = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        .args(["keys", "rotate", "--keys-dir"])
+        .arg(server.keys_dir())
+        .status()
+        .expect("rotate");
+    assert!(status.success());
+    server.restart();
+
+    let (_, after) = server.get("/v1/keys").await;
+    let keys = after["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2, "{after}");
+    let old = keys
+        .iter()
+        .find(|k| k["kid"] == old_kid.as_str())
+        .expect("old key");
+    assert_eq!(old["status"], "retired");
+    let new = keys
+        .iter()
+        .find(|k| k["kid"] != old_kid.as_str())
+        .expect("new key");
+    assert_eq!(new["status"], "active");
+
+    // A stamp signed by the retired key still verifies and spends.
+    let (status, body) = server
+        .post("/v1/stamps/verify", None, json!({"stamp": stamps[0]}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["valid"], true, "{body}");
+    let (status, body) = server
+        .post(
+            "/v1/stamps/redeem",
+            None,
+            json!({"stamp": stamps[0], "context": "c"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // New stamps are signed by the new key.
+    let (_key, fresh) = server.stamps(10, 1).await;
+    let (_, body) = server
+        .post("/v1/stamps/verify", None, json!({"stamp": fresh[0]}))
+        .await;
+    assert_eq!(body["kid"], new["kid"], "{body}");
+
+    // Both events are in the ledger, the retirement before the activation.
+    let (_, text) = server.get_text("/v1/ledger/entries").await;
+    let keys: Vec<Value> = entries(&text)
+        .into_iter()
+        .filter(|e| e["kind"] == "key")
+        .collect();
+    let statuses: Vec<(String, String)> = keys
+        .iter()
+        .map(|e| {
+            (
+                e["kid"].as_str().unwrap_or("").to_string(),
+                e["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (old_kid.clone(), "active".to_string()),
+            (old_kid.clone(), "retired".to_string()),
+            (
+                new["kid"].as_str().expect("kid").to_string(),
+                "active".to_string()
+            ),
+        ]
+    );
+    // A restart without rotation publishes nothing new.
+    let (_, size_before) = server.get_text("/v1/ledger/checkpoint").await;
+    server.restart();
+    let (_, size_after) = server.get_text("/v1/ledger/checkpoint").await;
+    assert_eq!(
+        size_before.lines().nth(1),
+        size_after.lines().nth(1),
+        "restart appended entries"
+    );
+}
+
+#[tokio::test]
+async fn key_files_are_private_and_refused_when_readable() {
+    let mut server = TestServer::start().await;
+    server.kill();
+    let mut files = 0;
+    for entry in std::fs::read_dir(server.keys_dir()).expect("keys dir") {
+        let path = entry.expect("entry").path();
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert_eq!(files, 2, "one issuer key and the ledger key");
+    let issuer = std::fs::read_dir(server.keys_dir())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("stamp-"))
+        })
+        .expect("issuer key");
+    std::fs::set_permissions(&issuer, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.data_dir())
+        .arg("--keys-dir")
+        .arg(server.keys_dir())
+        .env("PENNYPOST_ADMIN_TOKEN", "x")
+        .output()
+        .expect("serve");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
