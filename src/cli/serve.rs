@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Most open connections at once.
     #[arg(long, env = "PENNYPOST_CONNECTIONS_MAX", default_value_t = 4096)]
     pub connections_max: usize,
+    /// Seconds a request may take, reading its body included.
+    #[arg(long, env = "PENNYPOST_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "PENNYPOST_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
     /// Account creations per minute per client IP (0 = no limit).
     #[arg(long, env = "PENNYPOST_RATE_ACCOUNTS_PER_MINUTE", default_value_t = 60)]
     pub rate_accounts_per_minute: u32,
@@ -104,6 +110,8 @@ impl ServeArgs {
             post_body_chars_max: self.body_chars_max,
             request_body_bytes_max: self.request_body_bytes_max,
             connections_max: self.connections_max,
+            request_timeout_secs: self.request_timeout_secs,
+            header_read_timeout_secs: self.header_read_timeout_secs,
             rate: RateLimits {
                 accounts_per_minute: self.rate_accounts_per_minute,
                 purchases_per_minute: self.rate_purchases_per_minute,

@@ -1,0 +1,176 @@
+//! Limits and abuse: per-client rate limits, slow clients, and the connection cap.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{assert_problem, TestServer};
+
+fn addr(server: &TestServer) -> String {
+    server.base_url.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test]
+async fn account_creation_is_rate_limited_per_client() {
+    let server = TestServer::start_with(&["--rate-accounts-per-minute", "2"]).await;
+    server.account().await;
+    server.account().await;
+    let response = server
+        .client
+        .post(server.url("/v1/accounts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("post");
+    assert!(response.headers().contains_key("retry-after"));
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("json");
+    assert_problem(status, &body, 429, "rate_limited");
+    // Other routes are not affected.
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn purchases_are_rate_limited_per_client() {
+    let server = TestServer::start_with(&["--rate-purchases-per-minute", "3"]).await;
+    let (id, key) = server.account().await;
+    server.credit(&id, 100, "r").await;
+    for _ in 0..3 {
+        let (status, body) = server
+            .post("/v1/stamps/purchase", Some(&key), json!({"count": 1}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = server
+        .post("/v1/stamps/purchase", Some(&key), json!({"count": 1}))
+        .await;
+    assert_problem(status, &body, 429, "rate_limited");
+    let (_, account) = {
+        let r = server
+            .client
+            .get(server.url("/v1/account"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("get");
+        (
+            r.status(),
+            r.json::<serde_json::Value>().await.expect("json"),
+        )
+    };
+    assert_eq!(
+        account["balance"], 97,
+        "the refused purchase charged nothing"
+    );
+}
+
+#[tokio::test]
+async fn guessing_api_keys_gets_refused() {
+    let server = TestServer::start_with(&["--rate-auth-failures-per-minute", "5"]).await;
+    let (_, good_key) = server.account().await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let (status, _) = server
+            .post(
+                "/v1/stamps/purchase",
+                Some(&format!("ppk_guess{i}")),
+                json!({"count": 1}),
+            )
+            .await;
+        codes.push(status);
+    }
+    // Five failures a minute are allowed; the one past the budget is still answered 401 and
+    // blocks the client.
+    assert_eq!(&codes[..6], &[401; 6], "{codes:?}");
+    assert!(codes[6..].iter().all(|c| *c == 429), "{codes:?}");
+    // While blocked, even a correct key from this client is refused: guessing cannot go on.
+    let response = server
+        .client
+        .get(server.url("/v1/account"))
+        .bearer_auth(&good_key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status().as_u16(), 429);
+    // Unauthenticated routes still work.
+    let (status, _) = server.get("/v1/prices").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped() {
+    let server = TestServer::start_with(&["--header-read-timeout-secs", "1"]).await;
+    let mut stream = TcpStream::connect(addr(&server)).expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held for {:?}",
+        started.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_slow_body_is_cut_off() {
+    let server = TestServer::start_with(&["--request-timeout-secs", "1"]).await;
+    let mut stream = TcpStream::connect(addr(&server)).expect("connect");
+    stream
+        .write_all(
+            b"POST /v1/stamps/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"stamp\"",
+        )
+        .expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held for {:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let server = TestServer::start_with(&["--connections-max", "2"]).await;
+    // Two idle connections take both slots.
+    let a = TcpStream::connect(addr(&server)).expect("a");
+    let b = TcpStream::connect(addr(&server)).expect("b");
+    std::thread::sleep(Duration::from_millis(200));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .expect("client");
+    assert!(
+        client.get(server.url("/healthz")).send().await.is_err(),
+        "a third connection was served beyond the cap"
+    );
+    drop(a);
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    let fresh = reqwest::Client::new();
+    let response = fresh
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("served after slots freed");
+    assert_eq!(response.status().as_u16(), 200);
+}
