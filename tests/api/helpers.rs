@@ -231,3 +231,115 @@ pub fn assert_problem(status: u16, body: &Value, want_status: u16, want_code: &s
         assert!(body[field].is_string(), "missing {field}: {body}");
     }
 }
+
+impl TestServer {
+    /// Sends a request built on `self.client` and returns (status, body as JSON, or as a string
+    /// when it is not JSON).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POSTs raw bytes with an optional Content-Type and bearer token.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// `GET` with a bearer token.
+    pub async fn get_auth(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(self.client.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    /// `POST /v1/stamps/purchase` with an optional Idempotency-Key.
+    pub async fn purchase(
+        &self,
+        api_key: &str,
+        count: u64,
+        idempotency_key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/v1/stamps/purchase"))
+            .bearer_auth(api_key)
+            .json(&json!({ "count": count }));
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request).await
+    }
+
+    pub async fn redeem(&self, stamp: &str, context: &str) -> (u16, Value) {
+        self.post(
+            "/v1/stamps/redeem",
+            None,
+            json!({"stamp": stamp, "context": context}),
+        )
+        .await
+    }
+
+    pub async fn verify(&self, stamp: &str) -> (u16, Value) {
+        let (status, body) = self
+            .post("/v1/stamps/verify", None, json!({ "stamp": stamp }))
+            .await;
+        assert_eq!(
+            status, 200,
+            "verify answers 200 even for bad stamps: {body}"
+        );
+        (status, body)
+    }
+}
+
+/// The strings of a JSON array field.
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// Splits a stamp's text into its decoded payload and signature (no length checks).
+pub fn stamp_parts(stamp: &str) -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine as _;
+    let rest = stamp.strip_prefix("pp1.").expect("pp1. prefix");
+    let (payload, signature) = rest.split_once('.').expect("two parts");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    (
+        b64.decode(payload).expect("payload base64"),
+        b64.decode(signature).expect("signature base64"),
+    )
+}
+
+/// Joins a payload and signature into a stamp's text form.
+pub fn stamp_text(payload: &[u8], signature: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("pp1.{}.{}", b64.encode(payload), b64.encode(signature))
+}
+
+/// The stamp id a stamp carries (payload bytes 9..25), as a hyphenated UUID string.
+pub fn stamp_id(stamp: &str) -> String {
+    let (payload, _) = stamp_parts(stamp);
+    let bytes: [u8; 16] = payload[9..25].try_into().expect("16 bytes");
+    uuid::Uuid::from_bytes(bytes).to_string()
+}

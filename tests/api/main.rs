@@ -1,7 +1,9 @@
 //! Integration tests: the real server binary on port 0, over HTTP. One test binary (modules
 //! below) so the crate links once.
 
+mod durability;
+mod errors;
 mod helpers;
-mod mint;
 mod keys;
+mod mint;
 mod secrets;
