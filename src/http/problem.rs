@@ -106,6 +106,39 @@ pub struct ApiJson<T>(pub T);
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// Reads a whole body within the limit and checks its content type. `Ok(None)` for an empty
+/// body, which only [`ApiOptionalJson`] accepts.
+async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Option<Bytes>, Error> {
+    let limit = req.extensions().get::<BodyLimit>().map_or(65_536, |l| l.0);
+    let json_content = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|r| body_error(r, limit))?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if !json_content {
+        return Err(Error::BadRequest(
+            "Content-Type must be application/json".into(),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON body: {e}")))
+}
+
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
@@ -114,28 +147,28 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req.extensions().get::<BodyLimit>().map_or(65_536, |l| l.0);
-        let json_content = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|r| body_error(r, limit))?;
-        if !json_content {
-            return Err(Error::BadRequest(
-                "Content-Type must be application/json".into(),
-            ));
+        let bytes = read_json_body(req, state)
+            .await?
+            .ok_or_else(|| Error::BadRequest("a JSON body is required".into()))?;
+        Ok(ApiJson(parse_json(&bytes)?))
+    }
+}
+
+/// Like [`ApiJson`], but an empty body (with any content type, or none) is `None`.
+pub struct ApiOptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for ApiOptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match read_json_body(req, state).await? {
+            Some(bytes) => Ok(ApiOptionalJson(Some(parse_json(&bytes)?))),
+            None => Ok(ApiOptionalJson(None)),
         }
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::BadRequest(format!("malformed JSON body: {e}")))?;
-        Ok(ApiJson(value))
     }
 }
 

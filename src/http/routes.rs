@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::problem::{ApiJson, ApiPath, ApiQuery};
+use super::problem::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery};
 use crate::error::Error;
 use crate::keys::public_key_text;
 use crate::ledger::checkpoint;
@@ -73,25 +73,10 @@ pub struct CreateAccount {
 
 pub async fn create_account(
     State(service): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    ApiOptionalJson(request): ApiOptionalJson<CreateAccount>,
 ) -> Result<Response, Error> {
     // The body is optional: no body (or an empty one) creates an unnamed account.
-    let request: CreateAccount = if body.is_empty() {
-        CreateAccount::default()
-    } else {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-        if !is_json {
-            return Err(Error::BadRequest(
-                "Content-Type must be application/json".into(),
-            ));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::BadRequest(format!("malformed JSON body: {e}")))?
-    };
+    let request = request.unwrap_or_default();
     let (account_id, api_key) = service.create_account(request.name).await?;
     Ok((
         StatusCode::CREATED,

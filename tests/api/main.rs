@@ -5,5 +5,6 @@ mod durability;
 mod errors;
 mod helpers;
 mod keys;
+mod limits;
 mod mint;
 mod secrets;
