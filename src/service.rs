@@ -20,6 +20,7 @@ use crate::commit::Committer;
 use crate::config::{Economy, Limits};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring, LedgerKey};
+use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::checkpoint;
 use crate::stamp::{self, Payload, StampError};
 use crate::store::{Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, Store};
@@ -68,6 +69,9 @@ pub struct Service {
     admin_token_sha256: [u8; 32],
     /// The newest signed checkpoint, by size. Guarded so two requests never sign twice.
     checkpoint: Mutex<Option<(u64, String)>>,
+    /// The server's own auditor, fed incrementally: each `GET /v1/audit` reads only the entries
+    /// added since the last one.
+    auditor: tokio::sync::Mutex<LedgerChecker>,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -98,6 +102,7 @@ impl Service {
             limits,
             admin_token_sha256: sha256(admin_token.as_bytes()),
             checkpoint: Mutex::new(checkpoint),
+            auditor: tokio::sync::Mutex::new(LedgerChecker::new()),
         };
         service.publish_keys().await?;
         Ok(service)
@@ -565,6 +570,30 @@ impl Service {
         }
         tlog_tiles::prove_tree(to, from, &StoreHashes(self.store.as_ref()))
             .map_err(|e| Error::Internal(e.to_string()))
+    }
+}
+
+impl Service {
+    /// The server's own check of the ledger invariants over every durable entry.
+    pub async fn audit(&self) -> Result<AuditReport, Error> {
+        let mut checker = self.auditor.lock().await;
+        let size = self.ledger_size();
+        while checker.size() < size {
+            let page = self.store.entries(
+                checker.size(),
+                self.limits.ledger_page_max.min(size - checker.size()),
+            )?;
+            if page.is_empty() {
+                return Err(Error::Internal(format!(
+                    "ledger entry {} missing below durable size {size}",
+                    checker.size()
+                )));
+            }
+            for entry in page {
+                checker.push(&entry);
+            }
+        }
+        Ok(checker.report(Timestamp::now().unix()))
     }
 }
 

@@ -1,8 +1,10 @@
-//! The command line: `serve`, `stamp inspect`, `keys rotate` (and, later, the client side).
+//! The command line: `serve`, `audit`, `stamp inspect`, `keys rotate`, and the client side
+//! (`account`, `buy`, `post`, `vote`, `stamps`).
 //!
 //! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
 //! not run (bad arguments, unreachable server, unreadable files).
 
+pub mod audit;
 pub mod client;
 pub mod serve;
 pub mod stamp_inspect;
@@ -27,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Audit a server's ledger from the outside (exit 0 all holds, 1 violations, 2 unfinished).
+    Audit(audit::AuditArgs),
     /// Work with a single stamp.
     Stamp {
         #[command(subcommand)]
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Stamp {
             command: StampCommand::Inspect(args),
         } => stamp_inspect::main(args),
+        Command::Audit(args) => audit::main(args),
         Command::Account { client, command } => client::account(client, command),
         Command::Buy { client, count } => client::buy(client, count),
         Command::Post {

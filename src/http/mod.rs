@@ -70,6 +70,7 @@ pub fn app(service: Arc<Service>) -> Router {
             "/v1/ledger/proof/consistency",
             get(routes::consistency_proof),
         )
+        .route("/v1/audit", get(routes::audit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |req, next| {

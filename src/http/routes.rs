@@ -398,3 +398,10 @@ pub async fn consistency_proof(
         &service.consistency_proof(query.from, query.to)?,
     ))
 }
+
+pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error> {
+    let report = service.audit().await?;
+    serde_json::to_value(report)
+        .map(Json)
+        .map_err(|e| Error::Internal(e.to_string()))
+}

@@ -1,6 +1,8 @@
 //! Integration tests: the real server binary on port 0, over HTTP. One test binary (modules
 //! below) so the crate links once.
 
+mod audit;
+mod crash;
 mod durability;
 mod errors;
 mod helpers;

@@ -1,0 +1,346 @@
+//! The independent auditor: an honest server passes; small fake ledger servers built here catch
+//! a double spend, a spend of a never-sold stamp, a wrong purchase total, a negative balance,
+//! and a rewritten history.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use pennypost::keys::LedgerKey;
+use pennypost::ledger::checkpoint;
+use serde_json::{json, Value};
+
+use crate::helpers::TestServer;
+
+const ORIGIN: &str = "fake.example/log";
+
+/// Runs `pennypost audit` and returns (exit code, stdout).
+fn run_audit(server: &str, state: &std::path::Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        .args(["audit", "--server", server, "--state"])
+        .arg(state)
+        .output()
+        .expect("run audit");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn honest_server_passes_and_keeps_passing_as_it_grows() {
+    let server = TestServer::start().await;
+    let state = server.work_dir().join("audit.json");
+    let (_key, stamps) = server.stamps(100, 5).await;
+    server
+        .post(
+            "/v1/stamps/redeem",
+            None,
+            json!({"stamp": stamps[0], "context": "x"}),
+        )
+        .await;
+    let (code, out) = run_audit(&server.base_url, &state);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK"), "{out}");
+    assert!(out.contains("stamps issued        5"), "{out}");
+    assert!(state.exists());
+    server
+        .post(
+            "/v1/posts",
+            None,
+            json!({"author": "a", "body": "b", "stamps": [stamps[1]]}),
+        )
+        .await;
+    let (code, out) = run_audit(&server.base_url, &state);
+    assert_eq!(code, 0, "{out}");
+    let (status, audit) = server.get("/v1/audit").await;
+    assert_eq!(status, 200);
+    assert_eq!(audit["ok"], true, "{audit}");
+    assert_eq!(audit["stamps_spent"], 2);
+    assert_eq!(audit["stamps_outstanding"], 3);
+    assert_eq!(audit["credits_total"], 100);
+    assert_eq!(audit["purchases_total"], 5);
+}
+
+#[tokio::test]
+async fn unreachable_server_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_audit("http://127.0.0.1:9", &dir.path().join("s.json"));
+    assert_eq!(code, 2, "{out}");
+}
+
+/// A ledger server we control: serves whatever entries the test puts in it, with a correctly
+/// signed checkpoint over them, so only the content is wrong.
+#[derive(Clone)]
+struct Fake {
+    entries: Arc<Mutex<Vec<String>>>,
+    key: LedgerKey,
+}
+
+struct Hashes(Vec<tlog_tiles::Hash>);
+
+impl tlog_tiles::HashReader for Hashes {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        indexes
+            .iter()
+            .map(|i| {
+                self.0
+                    .get(*i as usize)
+                    .copied()
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
+impl Fake {
+    fn hashes(&self) -> Hashes {
+        let mut hashes = Hashes(Vec::new());
+        for (n, entry) in self.entries.lock().expect("lock").iter().enumerate() {
+            let new =
+                tlog_tiles::stored_hashes(n as u64, entry.as_bytes(), &hashes).expect("hashes");
+            hashes.0.extend(new);
+        }
+        hashes
+    }
+
+    fn size(&self) -> u64 {
+        self.entries.lock().expect("lock").len() as u64
+    }
+}
+
+async fn fake_key(State(fake): State<Fake>) -> Json<Value> {
+    let public = fake.key.signing.verifying_key();
+    Json(json!({
+        "origin": ORIGIN,
+        "name": fake.key.name,
+        "vkey": checkpoint::verifier_key(&fake.key.name, &public),
+    }))
+}
+
+async fn fake_checkpoint(State(fake): State<Fake>) -> String {
+    let size = fake.size();
+    let root = tlog_tiles::tree_hash(size, &fake.hashes()).expect("root");
+    checkpoint::sign(ORIGIN, size, &root, &fake.key).expect("sign")
+}
+
+async fn fake_entries(State(fake): State<Fake>, Query(q): Query<HashMap<String, u64>>) -> String {
+    let start = q.get("start").copied().unwrap_or(0) as usize;
+    let limit = q.get("limit").copied().unwrap_or(1000) as usize;
+    let entries = fake.entries.lock().expect("lock");
+    entries
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|e| format!("{e}\n"))
+        .collect()
+}
+
+async fn fake_consistency(
+    State(fake): State<Fake>,
+    Query(q): Query<HashMap<String, u64>>,
+) -> Json<Value> {
+    let proof = tlog_tiles::prove_tree(q["to"], q["from"], &fake.hashes()).unwrap_or_default();
+    Json(json!({"hashes": proof.iter().map(|h| STANDARD.encode(h.0)).collect::<Vec<_>>()}))
+}
+
+async fn fake_audit() -> Json<Value> {
+    // A size the auditor will not match, so it does not compare totals with this fake.
+    Json(json!({"ok": true, "ledger_size": 0}))
+}
+
+async fn start_fake(entries: Vec<String>) -> (String, Fake) {
+    let fake = Fake {
+        entries: Arc::new(Mutex::new(entries)),
+        key: LedgerKey {
+            name: ORIGIN.to_string(),
+            signing: SigningKey::from_bytes(&[5u8; 32]),
+        },
+    };
+    let app = Router::new()
+        .route("/v1/ledger/key", get(fake_key))
+        .route("/v1/ledger/checkpoint", get(fake_checkpoint))
+        .route("/v1/ledger/entries", get(fake_entries))
+        .route("/v1/ledger/proof/consistency", get(fake_consistency))
+        .route("/v1/audit", get(fake_audit))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, fake)
+}
+
+/// SHA-256 of the 32 zero bytes of the key entry's public key, first 8 bytes.
+const KID: &str = "66687aadf862bd77";
+const ACCOUNT: &str = "11111111-1111-4111-8111-111111111111";
+const STAMP_A: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+const STAMP_B: &str = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
+const STAMP_X: &str = "cccccccc-cccc-4ccc-8ccc-cccccccccccc";
+
+fn key_entry(index: u64) -> String {
+    format!(
+        r#"{{"v":1,"index":{index},"time":"2026-01-01T00:00:00Z","kind":"key","kid":"{KID}","public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","status":"active"}}"#
+    )
+}
+
+fn credit(index: u64, amount: u64, reference: &str) -> String {
+    format!(
+        r#"{{"v":1,"index":{index},"time":"2026-01-01T00:00:01Z","kind":"credit","account":"{ACCOUNT}","amount":{amount},"currency":"cents","reference_sha256":"{reference}"}}"#
+    )
+}
+
+fn purchase(index: u64, count: u64, total: u64, ids: &[&str]) -> String {
+    let ids: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
+    format!(
+        r#"{{"v":1,"index":{index},"time":"2026-01-01T00:00:02Z","kind":"purchase","account":"{ACCOUNT}","purchase_id":"22222222-2222-4222-8222-222222222222","count":{count},"unit_price":1,"total":{total},"kid":"{KID}","issued_at":"2026-01-01T00:00:02Z","expires_at":"2099-01-01T00:00:00Z","stamp_ids":[{}]}}"#,
+        ids.join(",")
+    )
+}
+
+fn spend(index: u64, id: &str) -> String {
+    format!(
+        r#"{{"v":1,"index":{index},"time":"2026-01-01T00:00:03Z","kind":"spend","stamp_ids":["{id}"],"action":"redeem","target":"{}"}}"#,
+        "ab".repeat(32)
+    )
+}
+
+fn reference(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// An honest little log: key, credit 10, purchase of A and B, spend of A.
+fn honest() -> Vec<String> {
+    vec![
+        key_entry(0),
+        credit(1, 10, &reference(1)),
+        purchase(2, 2, 2, &[STAMP_A, STAMP_B]),
+        spend(3, STAMP_A),
+    ]
+}
+
+async fn audit_fake(entries: Vec<String>) -> (i32, String) {
+    let (url, _fake) = start_fake(entries).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    tokio::task::spawn_blocking(move || run_audit(&url, &state))
+        .await
+        .expect("join")
+}
+
+#[tokio::test]
+async fn fake_honest_log_passes() {
+    let (code, out) = audit_fake(honest()).await;
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_double_spend() {
+    let mut log = honest();
+    log.push(spend(4, STAMP_A));
+    let (code, out) = audit_fake(log).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("stamp_spent_twice"), "{out}");
+    assert!(out.contains("entry        4"), "names the entry: {out}");
+}
+
+#[tokio::test]
+async fn catches_a_spend_of_a_never_sold_stamp() {
+    let mut log = honest();
+    log.push(spend(4, STAMP_X));
+    let (code, out) = audit_fake(log).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("spend_of_unsold_stamp"), "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_wrong_purchase_total() {
+    let log = vec![
+        key_entry(0),
+        credit(1, 10, &reference(1)),
+        purchase(2, 2, 1, &[STAMP_A, STAMP_B]),
+    ];
+    let (code, out) = audit_fake(log).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("purchase_total_mismatch"), "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_negative_balance() {
+    let log = vec![
+        key_entry(0),
+        credit(1, 1, &reference(1)),
+        purchase(2, 2, 2, &[STAMP_A, STAMP_B]),
+    ];
+    let (code, out) = audit_fake(log).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("negative_balance"), "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_rewritten_history() {
+    let (url, fake) = start_fake(honest()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (u, s) = (url.clone(), state.clone());
+    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+        .await
+        .expect("join");
+    assert_eq!(code, 0, "first audit pins the checkpoint: {out}");
+
+    // The operator rewrites entry 1 (a smaller credit) and appends, keeping every invariant
+    // that a fresh auditor would check: only the remembered checkpoint can tell.
+    {
+        let mut entries = fake.entries.lock().expect("lock");
+        entries[1] = credit(1, 5, &reference(1));
+        entries.push(credit(4, 5, &reference(2)).replace("00:00:01Z", "00:00:09Z"));
+    }
+    let (u, s) = (url.clone(), state.clone());
+    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+        .await
+        .expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("inconsistent_history") && out.contains("rewritten_history"),
+        "{out}"
+    );
+
+    // A fresh auditor with no memory sees a consistent log: that is why the state matters.
+    let fresh = dir.path().join("fresh.json");
+    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &fresh))
+        .await
+        .expect("join");
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_forged_checkpoint_signature() {
+    let (url, _fake) = start_fake(honest()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (u, s) = (url.clone(), state.clone());
+    let (code, _) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+        .await
+        .expect("join");
+    assert_eq!(code, 0);
+    // Pin another key: the real checkpoint no longer verifies under it.
+    let mut pinned: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    let other = SigningKey::from_bytes(&[6u8; 32]).verifying_key();
+    pinned["vkey"] = json!(checkpoint::verifier_key(ORIGIN, &other));
+    std::fs::write(&state, pinned.to_string()).expect("write");
+    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &state))
+        .await
+        .expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bad_checkpoint_signature"), "{out}");
+}
