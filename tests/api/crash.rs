@@ -59,7 +59,12 @@ async fn client_loop(
     acked: Arc<Mutex<Acked>>,
     seed: u64,
 ) {
-    let mut rng = Rng(seed | 1);
+    // splitmix64 of the seed: client seeds come from one xorshift sequence, and without mixing
+    // every client would replay a shifted copy of the others' choices.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    let mut rng = Rng((z ^ (z >> 31)) | 1);
     loop {
         let choice = rng.below(10);
         let have = acked
@@ -67,7 +72,8 @@ async fn client_loop(
             .map(|a| a.wallets.get(&wallet).map_or(0, Vec::len))
             .unwrap_or(0);
         let result = if choice < 3 || have < 2 {
-            let key = format!("buy-{wallet}-{}", rng.next());
+            // Fresh keys: a key reused by a later request would (rightly) replay old stamps.
+            let key = uuid::Uuid::new_v4().to_string();
             let response = client
                 .post(format!("{base}/v1/stamps/purchase"))
                 .bearer_auth(&account.key)
@@ -121,7 +127,7 @@ async fn client_loop(
             } else {
                 (
                     "/v1/stamps/redeem".to_string(),
-                    json!({"stamp": stamp, "context": format!("crash/{}", rng.next())}),
+                    json!({"stamp": stamp, "context": format!("crash/{}", uuid::Uuid::new_v4())}),
                     None,
                 )
             };
@@ -138,23 +144,35 @@ async fn client_loop(
             let status = response.status().as_u16();
             let answer: Value = response.json().await.unwrap_or(Value::Null);
             let id = stamp_id(&stamp);
-            let mut a = acked.lock().expect("lock");
-            if let Some((post, delta)) = &vote {
-                *a.votes_in_doubt.entry(post.clone()).or_default() -= delta.abs();
-            }
-            if status == 201 {
-                a.spent.insert(id);
-                a.changes += 1;
-                if path == "/v1/posts" {
-                    if let Some(post) = answer["post_id"].as_str() {
-                        a.posts.insert(post.to_string(), 0);
-                    }
-                } else if let Some((post, delta)) = vote {
-                    *a.posts.entry(post).or_default() += delta;
+            let acknowledged = {
+                let mut a = acked.lock().expect("lock");
+                if let Some((post, delta)) = &vote {
+                    *a.votes_in_doubt.entry(post.clone()).or_default() -= delta.abs();
                 }
+                if status == 201 {
+                    a.spent.insert(id.clone());
+                    a.changes += 1;
+                    if path == "/v1/posts" {
+                        if let Some(post) = answer["post_id"].as_str() {
+                            a.posts.insert(post.to_string(), 0);
+                        }
+                    } else if let Some((post, delta)) = vote {
+                        *a.posts.entry(post).or_default() += delta;
+                    }
+                }
+                status == 201
+            };
+            if acknowledged {
                 Ok(())
             } else {
-                Err(format!("{path} answered {status}: {answer}"))
+                // Say what the server knows of the stamp, to tell a bug from a test mistake.
+                let record = match client.get(format!("{base}/v1/stamps/{id}")).send().await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                Err(format!(
+                    "{path} answered {status}: {answer}; we sent {body}; stamp record: {record}"
+                ))
             }
         };
         if let Err(e) = result {
