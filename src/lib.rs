@@ -11,6 +11,7 @@
 //! - [`store`]: durable state behind domain operations; [`store::SledStore`] is the embedded
 //!   backend.
 //! - [`commit`]: group commit; one writer, one durable sync per batch.
+//! - [`verify`]: batch signature verification for stamps checked together.
 //! - [`service`]: the use cases; the only code touching store, keys and ledger together.
 //! - [`http`]: the axum router, thin handlers, problem+json errors.
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
@@ -33,3 +34,4 @@ pub mod service;
 pub mod stamp;
 pub mod store;
 pub mod time;
+pub mod verify;

@@ -203,18 +203,31 @@ impl Decoded {
             .map_err(|_| StampError::BadSignature)
     }
 
+    /// The issuer key this stamp names (check 2).
+    pub fn issuer_key(
+        &self,
+        lookup: impl Fn(&Kid) -> Option<VerifyingKey>,
+    ) -> Result<VerifyingKey, StampError> {
+        lookup(&self.payload.kid).ok_or(StampError::UnknownKey(self.payload.kid))
+    }
+
+    /// Check 4: spendable while `now < expires_at`.
+    pub fn check_expiry(&self, now_unix: i64) -> Result<(), StampError> {
+        if now_unix >= self.payload.expires_at {
+            return Err(StampError::Expired);
+        }
+        Ok(())
+    }
+
     /// Checks 2 to 4 of STAMP-FORMAT.md in order: key known, signature, not expired.
     pub fn verify(
         &self,
         lookup: impl Fn(&Kid) -> Option<VerifyingKey>,
         now_unix: i64,
     ) -> Result<(), StampError> {
-        let key = lookup(&self.payload.kid).ok_or(StampError::UnknownKey(self.payload.kid))?;
+        let key = self.issuer_key(lookup)?;
         self.verify_signature(&key)?;
-        if now_unix >= self.payload.expires_at {
-            return Err(StampError::Expired);
-        }
-        Ok(())
+        self.check_expiry(now_unix)
     }
 
     /// The message and signature, for batch verification.

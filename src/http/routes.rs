@@ -180,7 +180,7 @@ pub async fn verify(
     State(service): State<AppState>,
     ApiJson(request): ApiJson<Verify>,
 ) -> Result<Json<Value>, Error> {
-    let v = service.verify(&request.stamp)?;
+    let v = service.verify(&request.stamp).await?;
     Ok(Json(json!({
         "valid": v.valid,
         "stamp_id": v.stamp_id,
