@@ -613,6 +613,60 @@ impl Service {
     }
 }
 
+/// Tile height of C2SP tlog-tiles (c2sp.org/tlog-tiles): 256 hashes or entries per tile.
+const TILE_HEIGHT: u8 = 8;
+const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
+
+impl Service {
+    /// Serves the log as C2SP tlog-tiles: `path` is what follows `tile/`, either
+    /// `<L>/<N>[.p/<W>]` (a hash tile) or `entries/<N>[.p/<W>]` (an entry bundle, each entry
+    /// prefixed by its length as a big-endian u16). Only tiles within the durable size exist.
+    pub fn tile(&self, path: &str) -> Result<Vec<u8>, Error> {
+        let (is_entries, rest) = match path.strip_prefix("entries/") {
+            Some(rest) => (true, rest),
+            None => (false, path),
+        };
+        // tlog_tiles parses the Go sumdb form `tile/H/L/N`; C2SP drops the fixed height.
+        let go_path = if is_entries {
+            format!("tile/{TILE_HEIGHT}/data/{rest}")
+        } else {
+            format!("tile/{TILE_HEIGHT}/{rest}")
+        };
+        let tile = tlog_tiles::Tile::from_path(&go_path).map_err(|_| Error::NotFound("tile"))?;
+        if tile.height() != TILE_HEIGHT || u32::from(tile.level()) * u32::from(TILE_HEIGHT) >= 64 {
+            return Err(Error::NotFound("tile"));
+        }
+        let size = self.ledger_size();
+        let nodes_at_level = size >> (u32::from(tile.level()) * u32::from(TILE_HEIGHT));
+        let first = tile
+            .level_index()
+            .checked_mul(TILE_WIDTH)
+            .ok_or(Error::NotFound("tile"))?;
+        let width = u64::from(tile.width());
+        // A tile (full or partial) exists once its last node does; the log only grows, so its
+        // bytes never change after that.
+        let exists = first
+            .checked_add(width)
+            .is_some_and(|end| end <= nodes_at_level);
+        if !exists {
+            return Err(Error::NotFound("tile"));
+        }
+        if is_entries {
+            let mut out = Vec::new();
+            for entry in self.store.entries(first, width)? {
+                let length = u16::try_from(entry.len())
+                    .map_err(|_| Error::Internal("entry too long for a tile".into()))?;
+                out.extend_from_slice(&length.to_be_bytes());
+                out.extend_from_slice(&entry);
+            }
+            Ok(out)
+        } else {
+            tile.read_data(&StoreHashes(self.store.as_ref()))
+                .map_err(|e| Error::Internal(e.to_string()))
+        }
+    }
+}
+
 /// Reads Merkle hashes from the store for the tlog_tiles proof functions.
 struct StoreHashes<'a>(&'a dyn Store);
 

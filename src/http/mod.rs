@@ -71,6 +71,8 @@ pub fn app(service: Arc<Service>) -> Router {
             get(routes::consistency_proof),
         )
         .route("/v1/audit", get(routes::audit))
+        .route("/checkpoint", get(routes::ledger_checkpoint))
+        .route("/tile/{*path}", get(routes::tile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(move |req, next| {

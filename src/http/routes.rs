@@ -405,3 +405,21 @@ pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error
         .map(Json)
         .map_err(|e| Error::Internal(e.to_string()))
 }
+
+/// C2SP tlog-tiles: hash tiles and entry bundles under `/tile/`, and the checkpoint at
+/// `/checkpoint`, so existing transparency-log tools can read the ledger.
+pub async fn tile(
+    State(service): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Result<Response, Error> {
+    let bytes = service.tile(&path)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            // The log only grows: a tile that exists never changes.
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 /// Largest entry the server writes (LEDGER.md: "An entry is at most 64 KiB"). A purchase of
 /// the largest allowed count stays well below it; the writer refuses anything larger.
-pub const ENTRY_BYTES_MAX: usize = 64 * 1024;
+/// 65,535 rather than 65,536 so that every entry fits the u16 length prefix of a C2SP
+/// tlog-tiles entry bundle.
+pub const ENTRY_BYTES_MAX: usize = 64 * 1024 - 1;
 
 /// What a spend paid for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -344,3 +344,63 @@ async fn catches_a_forged_checkpoint_signature() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("bad_checkpoint_signature"), "{out}");
 }
+
+/// The ledger as C2SP tlog-tiles: level-0 hash tiles hold the leaf hashes of the entries, entry
+/// bundles hold the entries length-prefixed, and the root recomputed from tiles matches the
+/// checkpoint.
+#[tokio::test]
+async fn ledger_is_served_as_tlog_tiles() {
+    let server = TestServer::start().await;
+    server.stamps(100, 3).await;
+    let (_, entries) = server.get_text("/v1/ledger/entries").await;
+    let entries: Vec<&str> = entries.lines().collect();
+    let n = entries.len();
+    assert_eq!(n, 3, "key, credit, purchase");
+    let get_bytes = |path: String| {
+        let client = server.client.clone();
+        let url = server.url(&path);
+        async move {
+            let response = client.get(url).send().await.expect("get");
+            (
+                response.status().as_u16(),
+                response.bytes().await.expect("bytes").to_vec(),
+            )
+        }
+    };
+    let (status, tile) = get_bytes(format!("/tile/0/000.p/{n}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(tile.len(), 32 * n);
+    let mut leaves = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let leaf = tlog_tiles::record_hash(entry.as_bytes());
+        assert_eq!(&tile[32 * i..32 * (i + 1)], &leaf.0, "leaf {i}");
+        leaves.push(leaf);
+    }
+    let (status, bundle) = get_bytes(format!("/tile/entries/000.p/{n}")).await;
+    assert_eq!(status, 200);
+    let mut at = 0;
+    for entry in &entries {
+        let length = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
+        assert_eq!(&bundle[at + 2..at + 2 + length], entry.as_bytes());
+        at += 2 + length;
+    }
+    assert_eq!(at, bundle.len());
+    // Root of 3 leaves: hash(hash(l0, l1), l2).
+    let root = tlog_tiles::node_hash(tlog_tiles::node_hash(leaves[0], leaves[1]), leaves[2]);
+    let (_, checkpoint) = server.get_text("/checkpoint").await;
+    assert!(
+        checkpoint.contains(&STANDARD.encode(root.0)),
+        "{checkpoint}"
+    );
+    // Tiles beyond the log do not exist.
+    for path in [
+        "/tile/0/000.p/4",
+        "/tile/0/000",
+        "/tile/1/000.p/1",
+        "/tile/entries/001",
+        "/tile/x/y",
+    ] {
+        let (status, _) = get_bytes(path.to_string()).await;
+        assert_eq!(status, 404, "{path}");
+    }
+}
