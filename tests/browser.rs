@@ -250,6 +250,10 @@ async fn a_member_buys_posts_votes_and_runs_out() {
     );
 
     if let Ok(path) = std::env::var("PENNYPOST_SCREENSHOT") {
+        client
+            .execute("window.scrollTo(0, 0)", vec![])
+            .await
+            .expect("scroll");
         let png = client.screenshot().await.expect("screenshot");
         std::fs::write(&path, png).expect("write screenshot");
     }
