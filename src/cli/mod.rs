@@ -5,6 +5,7 @@
 //! not run (bad arguments, unreachable server, unreadable files).
 
 pub mod audit;
+pub mod bench;
 pub mod client;
 pub mod serve;
 pub mod stamp_inspect;
@@ -31,6 +32,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Audit a server's ledger from the outside (exit 0 all holds, 1 violations, 2 unfinished).
     Audit(audit::AuditArgs),
+    /// Load-benchmark a fresh server started from this executable; print a table of ops/s and
+    /// latency against the HTTP and Ed25519 ceilings (exit 1 if any request failed).
+    Bench(bench::BenchArgs),
     /// Work with a single stamp.
     Stamp {
         #[command(subcommand)]
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
             command: StampCommand::Inspect(args),
         } => stamp_inspect::main(args),
         Command::Audit(args) => audit::main(args),
+        Command::Bench(args) => bench::main(args),
         Command::Account { client, command } => client::account(client, command),
         Command::Buy { client, count } => client::buy(client, count),
         Command::Post {
