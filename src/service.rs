@@ -8,7 +8,8 @@
 //! with its ledger entry, and the answer comes back only once the batch is durable. A refused
 //! command changed nothing, so a failed request never spends a stamp or moves money.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand_core::{OsRng, RngCore as _};
@@ -27,6 +28,10 @@ use crate::store::{Account, Command, Outcome, Post, PurchaseRecord, SpendFor, St
 use crate::time::Timestamp;
 use crate::verify::BatchVerifier;
 
+/// A board page: (`before` cursor, `limit`).
+pub type PageKey = (Option<Uuid>, usize);
+/// Board pages kept rendered. Most reads are of the first page; cursors of older pages vary.
+const PAGE_CACHE_MAX: usize = 256;
 /// Bytes of randomness in an API key (256 bits).
 const API_KEY_RANDOM_BYTES: usize = 32;
 /// The prefix of every API key, so a leaked one is recognisable (secret scanners, logs).
@@ -71,6 +76,11 @@ pub struct Service {
     /// The newest signed checkpoint, by size. Guarded so two requests never sign twice.
     checkpoint: Mutex<Option<(u64, String)>>,
     verifier: BatchVerifier,
+    /// Bumped after every post or vote commits; board pages cached under an older value are
+    /// stale. Read before a page is read, so a page is never cached as newer than it is.
+    board_generation: AtomicU64,
+    /// Rendered board pages by (before, limit), with the generation they were read at.
+    page_cache: Mutex<HashMap<PageKey, (u64, bytes::Bytes)>>,
     /// The server's own auditor, fed incrementally: each `GET /v1/audit` reads only the entries
     /// added since the last one.
     auditor: tokio::sync::Mutex<LedgerChecker>,
@@ -104,6 +114,8 @@ impl Service {
             limits,
             admin_token_sha256: sha256(admin_token.as_bytes()),
             checkpoint: Mutex::new(checkpoint),
+            board_generation: AtomicU64::new(0),
+            page_cache: Mutex::new(HashMap::new()),
             verifier: BatchVerifier::start()
                 .map_err(|e| Error::Internal(format!("cannot start verifier thread: {e}")))?,
             auditor: tokio::sync::Mutex::new(LedgerChecker::new()),
@@ -392,6 +404,7 @@ impl Service {
     }
 
     async fn spend(&self, stamp_ids: Vec<Uuid>, spend_for: SpendFor) -> Result<Spend, Error> {
+        let changes_board = !matches!(spend_for, SpendFor::Redeem { .. });
         let outcome = self
             .committer
             .submit(Command::Spend {
@@ -399,6 +412,10 @@ impl Service {
                 spend_for,
             })
             .await??;
+        if changes_board {
+            // Before answering, so a client that posts and then reads sees its post.
+            self.board_generation.fetch_add(1, Ordering::AcqRel);
+        }
         match outcome {
             Outcome::Spent {
                 spent_at,
@@ -510,6 +527,32 @@ impl Service {
             None
         };
         Ok((posts, next))
+    }
+
+    /// The board's version: read it before reading a page to cache.
+    pub fn board_generation(&self) -> u64 {
+        self.board_generation.load(Ordering::Acquire)
+    }
+
+    /// A rendered board page, if one is cached for the current generation.
+    pub fn cached_page(&self, key: PageKey) -> Option<bytes::Bytes> {
+        let generation = self.board_generation();
+        let cache = self.page_cache.lock().ok()?;
+        cache
+            .get(&key)
+            .filter(|(at, _)| *at == generation)
+            .map(|(_, page)| page.clone())
+    }
+
+    /// Keeps a rendered page read at `generation`. The cache holds at most
+    /// [`PAGE_CACHE_MAX`] pages and starts over when full.
+    pub fn cache_page(&self, key: PageKey, generation: u64, page: bytes::Bytes) {
+        if let Ok(mut cache) = self.page_cache.lock() {
+            if cache.len() >= PAGE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (generation, page));
+        }
     }
 
     /// The ledger size that is durable (what checkpoints and entry reads may show).

@@ -263,17 +263,30 @@ pub struct ListPosts {
 pub async fn list_posts(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<ListPosts>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Response, Error> {
     let max = service.limits().posts_page_max;
     let limit = query.limit.unwrap_or(50);
     if limit == 0 || limit > max {
         return Err(Error::BadRequest(format!("limit must be 1 to {max}")));
     }
-    let (posts, next_before) = service.posts(query.before, limit)?;
-    Ok(Json(json!({
-        "posts": posts.iter().map(post_json).collect::<Vec<_>>(),
-        "next_before": next_before,
-    })))
+    let key = (query.before, limit);
+    // Pages are rendered once per board change: reads far outnumber posts and votes.
+    let page = match service.cached_page(key) {
+        Some(page) => page,
+        None => {
+            let generation = service.board_generation();
+            let (posts, next_before) = service.posts(query.before, limit)?;
+            let page = serde_json::to_vec(&json!({
+                "posts": posts.iter().map(post_json).collect::<Vec<_>>(),
+                "next_before": next_before,
+            }))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            let page = bytes::Bytes::from(page);
+            service.cache_page(key, generation, page.clone());
+            page
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
 }
 
 pub async fn get_post(

@@ -2,6 +2,7 @@
 //! below) so the crate links once.
 
 mod audit;
+mod cache;
 mod crash;
 mod durability;
 mod errors;
