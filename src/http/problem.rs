@@ -44,6 +44,7 @@ fn title(code: &str) -> &'static str {
         "rate_limited" => "Rate limited",
         "method_not_allowed" => "Method not allowed",
         "service_unavailable" => "Service unavailable",
+        "request_timeout" => "Request timeout",
         _ => "Internal error",
     }
 }

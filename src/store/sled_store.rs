@@ -25,6 +25,7 @@
 //! 8 MiB segment.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -152,6 +153,11 @@ struct Tx<'a> {
     post_order: &'a TransactionalTree,
     ledger: &'a TransactionalTree,
     hashes: &'a TransactionalTree,
+    /// Write-back caches for the batch: counters in `meta` and accounts change with almost
+    /// every command, so they are read once, kept here, and written once when the batch ends
+    /// ([`Tx::write_back`]). Safe because a refused command returns before it writes anything.
+    meta_cache: RefCell<HashMap<&'static str, (u64, bool)>>,
+    account_cache: RefCell<HashMap<Uuid, (Account, bool)>>,
 }
 
 /// Errors inside the transaction closure: storage failures abort the whole batch.
@@ -195,29 +201,105 @@ impl tlog_tiles::HashReader for TxHashReader<'_> {
     }
 }
 
-impl Tx<'_> {
-    fn meta_u64(&self, key: &str) -> TxResult<u64> {
-        match tx_get(self.meta, key.as_bytes())? {
-            Some(bytes) => read_u64(&bytes, "meta").map_err(abort),
-            None => Ok(0),
+impl<'a> Tx<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        (
+            meta,
+            accounts,
+            api_keys,
+            credits,
+            purchase_keys,
+            sold,
+            spent,
+            posts,
+            post_order,
+            ledger,
+            hashes,
+        ): (
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+            &'a TransactionalTree,
+        ),
+    ) -> Tx<'a> {
+        Tx {
+            meta,
+            accounts,
+            api_keys,
+            credits,
+            purchase_keys,
+            sold,
+            spent,
+            posts,
+            post_order,
+            ledger,
+            hashes,
+            meta_cache: RefCell::new(HashMap::new()),
+            account_cache: RefCell::new(HashMap::new()),
         }
     }
 
-    fn set_meta_u64(&self, key: &str, value: u64) -> TxResult<()> {
-        self.meta.insert(key.as_bytes(), &value.to_be_bytes())?;
+    fn meta_u64(&self, key: &'static str) -> TxResult<u64> {
+        if let Some((value, _)) = self.meta_cache.borrow().get(key) {
+            return Ok(*value);
+        }
+        let value = match tx_get(self.meta, key.as_bytes())? {
+            Some(bytes) => read_u64(&bytes, "meta").map_err(abort)?,
+            None => 0,
+        };
+        self.meta_cache.borrow_mut().insert(key, (value, false));
+        Ok(value)
+    }
+
+    fn set_meta_u64(&self, key: &'static str, value: u64) -> TxResult<()> {
+        self.meta_cache.borrow_mut().insert(key, (value, true));
         Ok(())
     }
 
     fn account(&self, id: Uuid) -> TxResult<Option<Account>> {
+        if let Some((account, _)) = self.account_cache.borrow().get(&id) {
+            return Ok(Some(account.clone()));
+        }
         match tx_get(self.accounts, &uuid_key(id))? {
-            Some(bytes) => decode_json(&bytes, "accounts").map(Some).map_err(abort),
+            Some(bytes) => {
+                let account: Account = decode_json(&bytes, "accounts").map_err(abort)?;
+                self.account_cache
+                    .borrow_mut()
+                    .insert(id, (account.clone(), false));
+                Ok(Some(account))
+            }
             None => Ok(None),
         }
     }
 
     fn put_account(&self, account: &Account) -> TxResult<()> {
-        let bytes = serde_json::to_vec(account).map_err(|e| abort(storage(e)))?;
-        self.accounts.insert(&uuid_key(account.account_id), bytes)?;
+        self.account_cache
+            .borrow_mut()
+            .insert(account.account_id, (account.clone(), true));
+        Ok(())
+    }
+
+    /// Writes the changed counters and accounts of the batch into the transaction.
+    fn write_back(&self) -> TxResult<()> {
+        for (key, (value, dirty)) in self.meta_cache.borrow().iter() {
+            if *dirty {
+                self.meta.insert(key.as_bytes(), &value.to_be_bytes())?;
+            }
+        }
+        for (id, (account, dirty)) in self.account_cache.borrow().iter() {
+            if *dirty {
+                let bytes = serde_json::to_vec(account).map_err(|e| abort(storage(e)))?;
+                self.accounts.insert(&uuid_key(*id), bytes)?;
+            }
+        }
         Ok(())
     }
 
@@ -649,7 +731,7 @@ impl Store for SledStore {
                 ledger,
                 hashes,
             )| {
-                let tx = Tx {
+                let tx = Tx::new((
                     meta,
                     accounts,
                     api_keys,
@@ -661,11 +743,12 @@ impl Store for SledStore {
                     post_order,
                     ledger,
                     hashes,
-                };
+                ));
                 let mut results = Vec::with_capacity(batch.len());
                 for command in batch {
                     results.push(self.apply_one(&tx, command, now)?);
                 }
+                tx.write_back()?;
                 Ok(results)
             },
         );

@@ -146,6 +146,7 @@ async fn a_slow_body_is_cut_off() {
     );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(answer.contains("\"title\":\"Request timeout\""), "{answer}");
 }
 
 #[tokio::test]
