@@ -167,6 +167,9 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
 
     let mut server = Server::start().await?;
     let outcome = measure(&plan, &ceilings, &server).await;
+    if outcome.is_ok() {
+        audit_phase(&server).await;
+    }
     if let Some(rss) = server.resident_kib() {
         eprintln!(
             "bench: server resident memory at the end: {} MiB",
@@ -175,6 +178,26 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     }
     server.stop().await;
     outcome
+}
+
+/// The independent auditor over the log the workloads left (every entry, over HTTP, with the
+/// Merkle root, the checkpoint signature and every invariant), against issue 6's target.
+async fn audit_phase(server: &Server) {
+    let started = Instant::now();
+    match crate::cli::audit::audit(&server.base, None, false).await {
+        Ok(outcome) => {
+            let rate = outcome.checkpoint_size as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "pennypost audit: {} entries in {:.2} s = {:.0} entries/s ({}); target >= 200,000 entries/s: {}",
+                outcome.checkpoint_size,
+                started.elapsed().as_secs_f64(),
+                rate,
+                if outcome.report.ok { "all checks hold" } else { "VIOLATIONS" },
+                if rate >= 200_000.0 { "met" } else { "NOT met" }
+            );
+        }
+        Err(e) => println!("pennypost audit: could not finish: {e}"),
+    }
 }
 
 async fn measure(plan: &Plan, ceilings: &Ceilings, server: &Server) -> Result<Report, String> {
