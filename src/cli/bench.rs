@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// whether redeems slow down as the spent set grows.
     #[arg(long, default_value_t = 0)]
     pub prefill: u64,
+    /// Before starting the server, write this many sold-and-spent stamps straight into a fresh
+    /// store (no HTTP; through the same `Store::apply` the writer uses), then report start-up
+    /// time and memory at that scale and measure as usual. For the 10k / 1M / 10M comparison.
+    #[arg(long, default_value_t = 0)]
+    pub scale: u64,
 }
 
 pub fn main(args: BenchArgs) -> ExitCode {
@@ -165,7 +170,29 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         ceilings.verify_strict, ceilings.verify_batch, ceilings.sign
     );
 
-    let mut server = Server::start().await?;
+    let dir = tempfile::Builder::new()
+        .prefix("pennypost-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    if args.scale > 0 {
+        let (path, count) = (dir.path().to_path_buf(), args.scale);
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || scale_store(&path, count))
+            .await
+            .map_err(|e| format!("scale prefill failed: {e}"))??;
+        println!(
+            "bench: wrote {} spent stamps into the store in {:.1} s",
+            args.scale,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let started = Instant::now();
+    let mut server = Server::start(dir).await?;
+    println!(
+        "bench: start-up to listening: {:.3} s; resident memory after start: {} MiB",
+        started.elapsed().as_secs_f64(),
+        server.resident_kib().unwrap_or(0) / 1024
+    );
     let outcome = measure(&plan, &ceilings, &server).await;
     if outcome.is_ok() {
         audit_phase(&server).await;
@@ -178,6 +205,75 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     }
     server.stop().await;
     outcome
+}
+
+/// Stamps per purchase and commands per transaction while writing the scale prefill.
+const SCALE_PURCHASE: usize = 1000;
+const SCALE_BATCH: usize = 256;
+
+/// Writes `count` sold-and-spent stamps into a new store under `dir/data/db`, with the issuer key
+/// of `dir/keys` published first, so the log is one an auditor accepts.
+fn scale_store(dir: &std::path::Path, count: u64) -> Result<(), String> {
+    use crate::store::{Command as StoreCommand, SledStore, SpendFor, Store as _};
+    use crate::time::Timestamp;
+    let now = Timestamp::now();
+    let ring = crate::keys::load_or_create(&dir.join("keys"), now).map_err(|e| e.to_string())?;
+    let key = ring.active();
+    let store =
+        SledStore::open(&dir.join("data").join("db"), "cents").map_err(|e| e.to_string())?;
+    let account = Uuid::new_v4();
+    let apply = |commands: &[StoreCommand]| -> Result<(), String> {
+        for result in store.apply(commands, now).map_err(|e| e.to_string())? {
+            result.map_err(|e| format!("scale prefill refused: {e}"))?;
+        }
+        Ok(())
+    };
+    apply(&[
+        StoreCommand::KeyEvent {
+            kid: key.kid,
+            public_key: crate::keys::public_key_text(&key.verifying),
+            status: crate::keys::KeyStatus::Active,
+        },
+        StoreCommand::CreateAccount {
+            account_id: account,
+            name: Some("scale".into()),
+            api_key_sha256: [0; 32],
+        },
+        StoreCommand::Credit {
+            account_id: account,
+            amount: count,
+            reference: format!("scale-{account}"),
+        },
+    ])?;
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(SCALE_PURCHASE as u64) as usize;
+        let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+        apply(&[StoreCommand::Purchase {
+            account_id: account,
+            unit_price: 1,
+            idempotency_key_sha256: None,
+            purchase_id: Uuid::new_v4(),
+            kid: key.kid,
+            issued_at: now,
+            expires_at: now.plus_secs(86_400 * 365),
+            stamp_ids: ids.clone(),
+        }])?;
+        let spends: Vec<StoreCommand> = ids
+            .into_iter()
+            .map(|id| StoreCommand::Spend {
+                stamp_ids: vec![id],
+                spend_for: SpendFor::Redeem {
+                    context: "scale".into(),
+                },
+            })
+            .collect();
+        for chunk in spends.chunks(SCALE_BATCH) {
+            apply(chunk)?;
+        }
+        left -= n as u64;
+    }
+    store.sync().map_err(|e| e.to_string())
 }
 
 /// The independent auditor over the log the workloads left (every entry, over HTTP, with the
@@ -408,13 +504,9 @@ struct Server {
 impl Server {
     /// Starts `<this executable> serve` on port 0 over a fresh temporary directory and waits for
     /// its listening line.
-    async fn start() -> Result<Server, String> {
+    async fn start(dir: tempfile::TempDir) -> Result<Server, String> {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
-        let dir = tempfile::Builder::new()
-            .prefix("pennypost-bench-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
         let data_dir: PathBuf = dir.path().join("data");
         let keys_dir: PathBuf = dir.path().join("keys");
         let mut secret = [0u8; 32];
