@@ -78,6 +78,7 @@ impl From<Refusal> for Error {
             Refusal::NotSold(_) => Error::Stamp(StampError::Invalid("not sold by this server")),
             Refusal::Expired(_) => Error::Stamp(StampError::Expired),
             Refusal::IdempotencyConflict(what) => Error::IdempotencyConflict(what),
+            Refusal::Invalid(what) => Error::BadRequest(what.to_string()),
             Refusal::Overflow(what) => Error::BadRequest(format!("{what} would overflow")),
             Refusal::DuplicateStamp(_) => Error::Internal("stamp id collision".into()),
         }

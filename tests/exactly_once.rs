@@ -10,7 +10,7 @@
 //! - `committer_spends_each_stamp_once`: many tokio tasks spend overlapping sets of shared
 //!   stamps and race purchases on one account through [`Committer`]; each stamp is spent at
 //!   most once, exactly half the purchases are paid for, and the reopened store agrees.
-//! - Ignored tests: store defects found here, kept as failing cases (see each `ignore` reason).
+//! - Regression tests for store defects found here (a stamp named twice, a credit of zero).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -308,7 +308,7 @@ impl Minter {
                 let posts: Vec<Uuid> = posts.iter().map(|p| p.post_id).collect();
                 let mut stamp_ids: Vec<Uuid> = Vec::new();
                 for id in stamps.iter().map(|p| pick(&sold, &unspent, *p, stamp_id)) {
-                    // The service never sends one stamp twice (see the ignored test below).
+                    // The service never sends one stamp twice (the store refuses it: see the tests below).
                     if !stamp_ids.contains(&id) {
                         stamp_ids.push(id);
                     }
@@ -656,6 +656,7 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
         (_, Err(Refusal::IdempotencyConflict(_))) => "refused: account exists",
         (_, Err(Refusal::DuplicateStamp(_))) => "refused: stamp sold before",
         (_, Err(Refusal::Overflow(_))) => "refused: overflow",
+        (_, Err(Refusal::Invalid(_))) => "refused: invalid command",
         (_, Ok(Outcome::Purchased { replayed: true, .. })) => "ok: purchase replayed",
         (_, Ok(Outcome::Purchased { .. })) => "ok: purchase",
         (Command::Spend { stamp_ids, .. }, Ok(_)) if stamp_ids.len() > 1 => "ok: multi-stamp spend",
@@ -1284,8 +1285,6 @@ fn opened_with_stamps(dir: &std::path::Path, stamps: &[Uuid]) -> (SledStore, Uui
 }
 
 #[test]
-#[ignore = "store bug: a Spend naming one stamp twice is accepted; stamps_spent counts it twice \
-            and the ledger entry fails the audit (duplicate_stamp_in_entry)"]
 fn spend_naming_a_stamp_twice_counts_it_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stamp = stamp_id(0);
@@ -1318,9 +1317,6 @@ fn spend_naming_a_stamp_twice_counts_it_once() {
 }
 
 #[test]
-#[ignore = "store bug: a Purchase naming one stamp id twice is accepted; the buyer pays for and \
-            is credited with two stamps while one is sold, and the audit fails \
-            (duplicate_stamp_in_entry)"]
 fn purchase_naming_a_stamp_twice_sells_what_it_charges() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, account) = opened_with_stamps(dir.path(), &[]);
@@ -1357,8 +1353,6 @@ fn purchase_naming_a_stamp_twice_sells_what_it_charges() {
 }
 
 #[test]
-#[ignore = "store bug: a Credit of 0 is accepted and writes a ledger entry the audit calls a \
-            violation (non_positive_credit); only the service refuses 0"]
 fn zero_credit_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, account) = opened_with_stamps(dir.path(), &[stamp_id(0)]);

@@ -174,6 +174,11 @@ pub enum Refusal {
     /// Occurs when an amount would overflow a balance or total.
     #[error("{0} would overflow")]
     Overflow(&'static str),
+    /// Occurs when a command is malformed: a stamp named twice, no stamps, a credit of zero.
+    /// The service never sends these; the store refuses them anyway, because each would write
+    /// an entry the auditor rejects.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// Occurs when a stamp id was already sold (a random id collided).
     #[error("stamp id {0} already exists")]
     DuplicateStamp(Uuid),

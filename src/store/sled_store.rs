@@ -140,6 +140,19 @@ fn decode_sold(bytes: &[u8]) -> Result<Sold, StoreError> {
     })
 }
 
+/// Refuses an empty list of stamp ids or one that names a stamp twice.
+fn distinct_and_present(stamp_ids: &[Uuid]) -> Option<Refusal> {
+    if stamp_ids.is_empty() {
+        return Some(Refusal::Invalid("a command needs at least one stamp"));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(stamp_ids.len());
+    if stamp_ids.iter().all(|id| seen.insert(*id)) {
+        None
+    } else {
+        Some(Refusal::Invalid("a stamp is named twice"))
+    }
+}
+
 /// The transactional view of the eleven trees a batch touches.
 struct Tx<'a> {
     meta: &'a TransactionalTree,
@@ -469,6 +482,9 @@ impl SledStore {
         amount: u64,
         reference: &str,
     ) -> TxResult<Applied> {
+        if amount == 0 {
+            return Ok(Err(Refusal::Invalid("a credit must be positive")));
+        }
         let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
         if let Some(bytes) = tx_get(tx.credits, &reference_sha256)? {
             let first: CreditRecord = decode_json(&bytes, "credits").map_err(abort)?;
@@ -540,6 +556,9 @@ impl SledStore {
                 )));
             }
         }
+        if let Some(refusal) = distinct_and_present(&record.stamp_ids) {
+            return Ok(Err(refusal));
+        }
         let Some(mut account) = tx.account(record.account_id)? else {
             return Ok(Err(Refusal::NotFound("account")));
         };
@@ -609,6 +628,9 @@ impl SledStore {
         spend_for: &SpendFor,
     ) -> TxResult<Applied> {
         // Check everything first: a refused spend must change nothing.
+        if let Some(refusal) = distinct_and_present(stamp_ids) {
+            return Ok(Err(refusal));
+        }
         let mut buyers = Vec::with_capacity(stamp_ids.len());
         for id in stamp_ids {
             if tx_get(tx.spent, &uuid_key(*id))?.is_some() {
