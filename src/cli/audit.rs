@@ -28,6 +28,8 @@ use crate::time::Timestamp;
 
 /// Entries asked for per request (the server may answer fewer; API.md guarantees >= 1000).
 pub const PAGE_ENTRIES: u64 = 1000;
+/// Pages downloaded ahead of the checker.
+const PREFETCH_PAGES: usize = 4;
 /// Logs at least this long get a progress bar (on a terminal).
 const PROGRESS_MIN_ENTRIES: u64 = 20_000;
 
@@ -254,18 +256,60 @@ pub async fn audit(
         );
         bar
     });
+    // The server's own audit is fetched while we download, so its scan overlaps ours.
+    let server_audit = tokio::spawn({
+        let (client, url) = (client.clone(), format!("{base}/v1/audit"));
+        async move { get_json(&client, &url).await }
+    });
+    // A fetcher task downloads pages ahead (at most PREFETCH_PAGES waiting) while this task
+    // checks them: memory stays bounded and the network overlaps the hashing.
+    let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel(PREFETCH_PAGES);
+    let fetcher = tokio::spawn({
+        let (client, base) = (client.clone(), base.to_string());
+        async move {
+            let mut start = 0u64;
+            while start < size {
+                let limit = PAGE_ENTRIES.min(size - start);
+                let url = format!("{base}/v1/ledger/entries?start={start}&limit={limit}");
+                let page = match get(&client, &url).await {
+                    Ok(response) => response
+                        .bytes()
+                        .await
+                        .map_err(|e| Unfinished(e.to_string())),
+                    Err(e) => Err(e),
+                };
+                let served = page.as_ref().map_or(0, |body| {
+                    body.split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .count() as u64
+                });
+                let failed = page.is_err();
+                if pages_tx.send(page.map(|body| (start, body))).await.is_err()
+                    || failed
+                    || served == 0
+                {
+                    return;
+                }
+                start += served;
+            }
+        }
+    });
     let mut checker = LedgerChecker::new();
     while checker.size() < size {
-        let start = checker.size();
-        let limit = PAGE_ENTRIES.min(size - start);
-        let body = get(
-            &client,
-            &format!("{base}/v1/ledger/entries?start={start}&limit={limit}"),
-        )
-        .await?
-        .bytes()
-        .await
-        .map_err(|e| Unfinished(e.to_string()))?;
+        let expected = checker.size();
+        let (start, body) = match pages_rx.recv().await {
+            Some(page) => page?,
+            None => {
+                return Err(Unfinished(format!(
+                    "the server served no entries at {expected} although its checkpoint has {size}"
+                )))
+            }
+        };
+        if start != expected {
+            return Err(Unfinished(format!(
+                "page at {start} arrived while expecting {expected}"
+            )));
+        }
         let mut got = 0u64;
         for line in body.split(|b| *b == b'\n') {
             if line.is_empty() || checker.size() >= size {
@@ -298,6 +342,7 @@ pub async fn audit(
             bar.set_position(checker.size());
         }
     }
+    fetcher.abort();
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -312,7 +357,13 @@ pub async fn audit(
     // 5. The server's own totals must match ours.
     let now = Timestamp::now().unix();
     let mut report = checker.report(now);
-    let server_audit = get_json(&client, &format!("{base}/v1/audit")).await?;
+    let mut server_audit = server_audit
+        .await
+        .map_err(|e| Unfinished(format!("audit request failed: {e}")))??;
+    if server_audit["ledger_size"].as_u64() != Some(size) {
+        // The first answer was for another size (the log grew meanwhile): ask once more.
+        server_audit = get_json(&client, &format!("{base}/v1/audit")).await?;
+    }
     let served_size = server_audit["ledger_size"].as_u64().unwrap_or(0);
     if served_size == size {
         for field in [

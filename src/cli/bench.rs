@@ -67,6 +67,15 @@ pub struct BenchArgs {
     /// time and memory at that scale and measure as usual. For the 10k / 1M / 10M comparison.
     #[arg(long, default_value_t = 0)]
     pub scale: u64,
+    /// With --scale: only write the store into DIR (kept), without starting a server, so that
+    /// start-up at that scale can be timed by hand (`pennypost serve --data-dir DIR/data
+    /// --keys-dir DIR/keys`).
+    #[arg(long, requires = "scale")]
+    pub scale_only_into: Option<PathBuf>,
+    /// Run the server on an existing directory (with `data/` and `keys/`, e.g. one written by
+    /// --scale-only-into) instead of a fresh one; the directory is kept.
+    #[arg(long, conflicts_with = "scale")]
+    pub reuse: Option<PathBuf>,
 }
 
 pub fn main(args: BenchArgs) -> ExitCode {
@@ -170,6 +179,20 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         ceilings.verify_strict, ceilings.verify_batch, ceilings.sign
     );
 
+    if let Some(into) = &args.scale_only_into {
+        let (path, count) = (into.clone(), args.scale);
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || scale_store(&path, count))
+            .await
+            .map_err(|e| format!("scale prefill failed: {e}"))??;
+        println!(
+            "bench: wrote {} spent stamps into {} in {:.1} s",
+            args.scale,
+            into.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(Report { errors: 0 });
+    }
     let dir = tempfile::Builder::new()
         .prefix("pennypost-bench-")
         .tempdir()
@@ -187,7 +210,10 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         );
     }
     let started = Instant::now();
-    let mut server = Server::start(dir).await?;
+    let mut server = match &args.reuse {
+        Some(root) => Server::start(root.clone(), None).await?,
+        None => Server::start(dir.path().to_path_buf(), Some(dir)).await?,
+    };
     println!(
         "bench: start-up to listening: {:.3} s; resident memory after start: {} MiB",
         started.elapsed().as_secs_f64(),
@@ -504,11 +530,11 @@ struct Server {
 impl Server {
     /// Starts `<this executable> serve` on port 0 over a fresh temporary directory and waits for
     /// its listening line.
-    async fn start(dir: tempfile::TempDir) -> Result<Server, String> {
+    async fn start(root: PathBuf, dir: Option<tempfile::TempDir>) -> Result<Server, String> {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
-        let data_dir: PathBuf = dir.path().join("data");
-        let keys_dir: PathBuf = dir.path().join("keys");
+        let data_dir: PathBuf = root.join("data");
+        let keys_dir: PathBuf = root.join("keys");
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         let admin_token = format!("ppadm_bench_{}", hex::encode(secret));
@@ -564,13 +590,13 @@ impl Server {
             "bench: server {} pid {} (data in {})",
             base,
             child.id().unwrap_or(0),
-            dir.path().display()
+            root.display()
         );
         Ok(Server {
             child,
             base,
             admin_token,
-            dir: Some(dir),
+            dir,
         })
     }
 
