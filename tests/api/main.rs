@@ -2,7 +2,9 @@
 //! below) so the crate links once.
 
 mod audit;
+mod board;
 mod cache;
+mod cli;
 mod crash;
 mod durability;
 mod errors;
