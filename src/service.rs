@@ -455,6 +455,12 @@ impl Service {
                 self.limits.stamps_per_request_max
             )));
         }
+        // The same stamp twice is a malformed request (API.md: 400), whatever the count; two
+        // different encodings of one stamp are caught after decoding, in check_stamps.
+        let mut seen = HashSet::with_capacity(stamps.len());
+        if !stamps.iter().all(|s| seen.insert(s.as_str())) {
+            return Err(Error::BadRequest("the same stamp is attached twice".into()));
+        }
         if stamps.len() != expected {
             return Err(Error::WrongStampCount {
                 expected,

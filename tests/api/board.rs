@@ -953,3 +953,28 @@ async fn the_account_counts_board_spends_of_its_stamps() {
     let (_, account) = server.get_auth("/v1/account", &key).await;
     assert_eq!(account["stamps_purchased"], 6, "{account}");
 }
+
+/// API.md: "the same stamp twice in one request is 400 bad_request", also at the default cost
+/// of one stamp, where two stamps are also the wrong count.
+#[tokio::test]
+async fn the_same_stamp_twice_is_a_bad_request_at_the_default_cost() {
+    let server = TestServer::start().await;
+    let (_key, stamps) = server.stamps(10, 1).await;
+    let (status, body) = server
+        .post(
+            "/v1/posts",
+            None,
+            serde_json::json!({"author": "a", "body": "b", "stamps": [stamps[0], stamps[0]]}),
+        )
+        .await;
+    crate::helpers::assert_problem(status, &body, 400, "bad_request");
+    let (status, body) = server
+        .post(
+            "/v1/stamps/verify",
+            None,
+            serde_json::json!({"stamp": stamps[0]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "unspent", "{body}");
+}

@@ -9,6 +9,7 @@ mod crash;
 mod durability;
 mod errors;
 mod helpers;
+mod hostile;
 mod keys;
 mod limits;
 mod mint;
