@@ -83,7 +83,11 @@ pub struct Service {
     page_cache: Mutex<HashMap<PageKey, (u64, bytes::Bytes)>>,
     /// The server's own auditor, fed incrementally: each `GET /v1/audit` reads only the entries
     /// added since the last one.
-    auditor: tokio::sync::Mutex<LedgerChecker>,
+    /// The scan runs on a blocking thread (a first audit of a long log reads every entry), so
+    /// the lock is a std one held only there; `audit_running` makes callers queue on a tokio
+    /// lock instead of blocking runtime threads.
+    auditor: Arc<Mutex<LedgerChecker>>,
+    audit_running: tokio::sync::Mutex<()>,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -118,7 +122,8 @@ impl Service {
             page_cache: Mutex::new(HashMap::new()),
             verifier: BatchVerifier::start()
                 .map_err(|e| Error::Internal(format!("cannot start verifier thread: {e}")))?,
-            auditor: tokio::sync::Mutex::new(LedgerChecker::new()),
+            auditor: Arc::new(Mutex::new(LedgerChecker::new())),
+            audit_running: tokio::sync::Mutex::new(()),
         };
         service.publish_keys().await?;
         Ok(service)
@@ -641,24 +646,33 @@ impl Service {
 impl Service {
     /// The server's own check of the ledger invariants over every durable entry.
     pub async fn audit(&self) -> Result<AuditReport, Error> {
-        let mut checker = self.auditor.lock().await;
+        // One scan at a time; others wait here without holding a runtime thread.
+        let _turn = self.audit_running.lock().await;
         let size = self.ledger_size();
-        while checker.size() < size {
-            let page = self.store.entries(
-                checker.size(),
-                self.limits.ledger_page_max.min(size - checker.size()),
-            )?;
-            if page.is_empty() {
-                return Err(Error::Internal(format!(
-                    "ledger entry {} missing below durable size {size}",
-                    checker.size()
-                )));
+        let (store, auditor) = (self.store.clone(), self.auditor.clone());
+        let page_max = self.limits.ledger_page_max;
+        // The scan reads and hashes entries: keep it off the runtime's worker threads, which
+        // must go on serving requests (the auditor itself downloads entries meanwhile).
+        tokio::task::spawn_blocking(move || {
+            let mut checker = auditor
+                .lock()
+                .map_err(|_| Error::Internal("auditor lock poisoned".into()))?;
+            while checker.size() < size {
+                let page = store.entries(checker.size(), page_max.min(size - checker.size()))?;
+                if page.is_empty() {
+                    return Err(Error::Internal(format!(
+                        "ledger entry {} missing below durable size {size}",
+                        checker.size()
+                    )));
+                }
+                for entry in page {
+                    checker.push(&entry);
+                }
             }
-            for entry in page {
-                checker.push(&entry);
-            }
-        }
-        Ok(checker.report(Timestamp::now().unix()))
+            Ok(checker.report(Timestamp::now().unix()))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("audit task failed: {e}")))?
     }
 }
 
