@@ -83,9 +83,9 @@ pub struct Service {
     page_cache: Mutex<HashMap<PageKey, (u64, bytes::Bytes)>>,
     /// The server's own auditor, fed incrementally: each `GET /v1/audit` reads only the entries
     /// added since the last one.
-    /// The scan runs on a blocking thread (a first audit of a long log reads every entry), so
-    /// the lock is a std one held only there; `audit_running` makes callers queue on a tokio
-    /// lock instead of blocking runtime threads.
+    /// Kept caught up by a background task every few seconds; scans run on blocking threads
+    /// under this std lock. `audit_running` makes callers queue on a tokio lock instead of
+    /// blocking runtime threads.
     auditor: Arc<Mutex<LedgerChecker>>,
     audit_running: tokio::sync::Mutex<()>,
 }
@@ -126,6 +126,7 @@ impl Service {
             audit_running: tokio::sync::Mutex::new(()),
         };
         service.publish_keys().await?;
+        service.start_background_audit();
         Ok(service)
     }
 
@@ -654,26 +655,65 @@ impl Service {
         // The scan reads and hashes entries: keep it off the runtime's worker threads, which
         // must go on serving requests (the auditor itself downloads entries meanwhile).
         tokio::task::spawn_blocking(move || {
-            let mut checker = auditor
-                .lock()
-                .map_err(|_| Error::Internal("auditor lock poisoned".into()))?;
-            while checker.size() < size {
-                let page = store.entries(checker.size(), page_max.min(size - checker.size()))?;
-                if page.is_empty() {
-                    return Err(Error::Internal(format!(
-                        "ledger entry {} missing below durable size {size}",
-                        checker.size()
-                    )));
-                }
-                for entry in page {
-                    checker.push(&entry);
-                }
-            }
+            let checker = catch_up(store.as_ref(), &auditor, size, page_max)?;
             Ok(checker.report(Timestamp::now().unix()))
         })
         .await
         .map_err(|e| Error::Internal(format!("audit task failed: {e}")))?
     }
+
+    /// Keeps the server's own auditor caught up in the background, so that `GET /v1/audit`
+    /// only checks the entries of the last few seconds, even on a log of millions of entries.
+    fn start_background_audit(&self) {
+        let (store, auditor, committer) = (
+            self.store.clone(),
+            self.auditor.clone(),
+            self.committer.clone(),
+        );
+        let page_max = self.limits.ledger_page_max;
+        tokio::spawn(async move {
+            loop {
+                let size = committer.durable_size();
+                let (store, auditor) = (store.clone(), auditor.clone());
+                let caught_up = tokio::task::spawn_blocking(move || {
+                    catch_up(store.as_ref(), &auditor, size, page_max).map(|_| ())
+                })
+                .await;
+                if let Ok(Err(e)) = caught_up {
+                    tracing::error!(error = %e, "background audit could not read the ledger");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(BACKGROUND_AUDIT_SECS)).await;
+            }
+        });
+    }
+}
+
+/// Seconds between background catch-ups of the server's own auditor.
+const BACKGROUND_AUDIT_SECS: u64 = 2;
+
+/// Feeds `auditor` every entry below `size` it has not seen yet; returns it locked.
+fn catch_up<'a>(
+    store: &dyn Store,
+    auditor: &'a Mutex<LedgerChecker>,
+    size: u64,
+    page_max: u64,
+) -> Result<std::sync::MutexGuard<'a, LedgerChecker>, Error> {
+    let mut checker = auditor
+        .lock()
+        .map_err(|_| Error::Internal("auditor lock poisoned".into()))?;
+    while checker.size() < size {
+        let page = store.entries(checker.size(), page_max.min(size - checker.size()))?;
+        if page.is_empty() {
+            return Err(Error::Internal(format!(
+                "ledger entry {} missing below durable size {size}",
+                checker.size()
+            )));
+        }
+        for entry in page {
+            checker.push(&entry);
+        }
+    }
+    Ok(checker)
 }
 
 /// Tile height of C2SP tlog-tiles (c2sp.org/tlog-tiles): 256 hashes or entries per tile.
