@@ -357,13 +357,12 @@ pub async fn audit(
     // 5. The server's own totals must match ours.
     let now = Timestamp::now().unix();
     let mut report = checker.report(now);
-    let mut server_audit = server_audit
-        .await
-        .map_err(|e| Unfinished(format!("audit request failed: {e}")))??;
-    if server_audit["ledger_size"].as_u64() != Some(size) {
-        // The first answer was for another size (the log grew meanwhile): ask once more.
-        server_audit = get_json(&client, &format!("{base}/v1/audit")).await?;
-    }
+    // The early answer may be for another size (the log grew meanwhile) or missing (the
+    // server was still catching up on a long log): ask once more now that we are done.
+    let server_audit = match server_audit.await {
+        Ok(Ok(answer)) if answer["ledger_size"].as_u64() == Some(size) => answer,
+        _ => get_json(&client, &format!("{base}/v1/audit")).await?,
+    };
     let served_size = server_audit["ledger_size"].as_u64().unwrap_or(0);
     if served_size == size {
         for field in [
