@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use pennypost::ledger::check::LedgerChecker;
 use pennypost::ledger::entry::{self, Body, SpendAction};
 use pennypost::stamp::{self, Kid, Payload};
-use pennypost::store::{Command, SledStore, SpendFor, Store};
+use pennypost::store::{Command, SledStore, SpendFor, StampRef, Store};
 use pennypost::time::Timestamp;
 use uuid::Uuid;
 
@@ -271,7 +271,10 @@ fn ledger_append_one_spend_entry(bencher: Bencher) {
         let id = next.next().unwrap_or_else(Uuid::new_v4);
         store.apply(
             &[Command::Spend {
-                stamp_ids: vec![id],
+                stamps: vec![StampRef {
+                    stamp_id: id,
+                    issued_at: Timestamp::from_unix(0),
+                }],
                 spend_for: SpendFor::Redeem {
                     context: "bench".into(),
                 },

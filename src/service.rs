@@ -24,7 +24,9 @@ use crate::keys::{public_key_text, KeyStatus, Keyring, LedgerKey};
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::checkpoint;
 use crate::stamp::{self, Payload, StampError};
-use crate::store::{Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, Store};
+use crate::store::{
+    Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, StampRef, Store,
+};
 use crate::time::Timestamp;
 use crate::verify::BatchVerifier;
 
@@ -395,28 +397,28 @@ impl Service {
 
     /// Decodes and verifies the stamps of one request (checks 1 to 4). Refuses duplicates: two
     /// encodings of one stamp are one stamp.
-    async fn check_stamps(&self, texts: &[String]) -> Result<Vec<Uuid>, Error> {
+    async fn check_stamps(&self, texts: &[String]) -> Result<Vec<StampRef>, Error> {
         let now = Timestamp::now().unix();
-        let mut ids = Vec::with_capacity(texts.len());
+        let mut stamps = Vec::with_capacity(texts.len());
         let mut seen = HashSet::with_capacity(texts.len());
         for text in texts {
             let decoded = self.check_stamp(text, now).await?;
             if !seen.insert(decoded.payload.stamp_id) {
                 return Err(Error::BadRequest("the same stamp is attached twice".into()));
             }
-            ids.push(decoded.payload.stamp_id);
+            stamps.push(StampRef {
+                stamp_id: decoded.payload.stamp_id,
+                issued_at: Timestamp::from_unix(decoded.payload.issued_at),
+            });
         }
-        Ok(ids)
+        Ok(stamps)
     }
 
-    async fn spend(&self, stamp_ids: Vec<Uuid>, spend_for: SpendFor) -> Result<Spend, Error> {
+    async fn spend(&self, stamps: Vec<StampRef>, spend_for: SpendFor) -> Result<Spend, Error> {
         let changes_board = !matches!(spend_for, SpendFor::Redeem { .. });
         let outcome = self
             .committer
-            .submit(Command::Spend {
-                stamp_ids,
-                spend_for,
-            })
+            .submit(Command::Spend { stamps, spend_for })
             .await??;
         if changes_board {
             // Before answering, so a client that posts and then reads sees its post.
@@ -444,9 +446,12 @@ impl Service {
                 self.limits.context_bytes_max
             )));
         }
-        let ids = self.check_stamps(&[stamp_text.to_string()]).await?;
-        let id = ids[0];
-        let spend = self.spend(ids, SpendFor::Redeem { context }).await?;
+        let stamps = self.check_stamps(&[stamp_text.to_string()]).await?;
+        let id = stamps
+            .first()
+            .map(|s| s.stamp_id)
+            .ok_or_else(|| Error::Internal("a checked stamp went missing".into()))?;
+        let spend = self.spend(stamps, SpendFor::Redeem { context }).await?;
         Ok((id, spend))
     }
 

@@ -25,7 +25,7 @@ use pennypost::ledger::check::{AuditReport, LedgerChecker};
 use pennypost::stamp::Kid;
 use pennypost::store::{
     Account, Applied, Command, Outcome, Post, PurchaseRecord, Refusal, SledStore, SpendFor,
-    SpentRecord, StampRecord, Store,
+    SpentRecord, StampRecord, StampRef, Store,
 };
 use pennypost::time::Timestamp;
 use proptest::collection::vec;
@@ -306,11 +306,16 @@ impl Minter {
                 let mut posts: Vec<&Post> = model.posts.values().collect();
                 posts.sort_by_key(|p| p.seq);
                 let posts: Vec<Uuid> = posts.iter().map(|p| p.post_id).collect();
-                let mut stamp_ids: Vec<Uuid> = Vec::new();
+                let mut refs: Vec<StampRef> = Vec::new();
                 for id in stamps.iter().map(|p| pick(&sold, &unspent, *p, stamp_id)) {
                     // The service never sends one stamp twice (the store refuses it: see the tests below).
-                    if !stamp_ids.contains(&id) {
-                        stamp_ids.push(id);
+                    if !refs.iter().any(|r| r.stamp_id == id) {
+                        // A stamp names the issue time it was sold with; one never sold, any.
+                        let issued_at = model.stamps.get(&id).map_or(now, |s| s.issued_at);
+                        refs.push(StampRef {
+                            stamp_id: id,
+                            issued_at,
+                        });
                     }
                 }
                 let spend_for = match target {
@@ -328,7 +333,7 @@ impl Minter {
                     },
                 };
                 Command::Spend {
-                    stamp_ids,
+                    stamps: refs,
                     spend_for,
                 }
             }
@@ -508,12 +513,15 @@ impl Model {
                     replayed: false,
                 })
             }
-            Command::Spend {
-                stamp_ids,
-                spend_for,
-            } => {
-                for id in stamp_ids {
+            Command::Spend { stamps, spend_for } => {
+                let stamp_ids = ids(stamps);
+                for stamp in stamps {
+                    let id = &stamp.stamp_id;
                     match self.stamps.get(id) {
+                        // Sold, but not with the issue time this reference names.
+                        Some(sold) if sold.issued_at != stamp.issued_at => {
+                            return Err(Refusal::NotSold(*id))
+                        }
                         Some(stamp) if stamp.spent.is_some() => {
                             return Err(Refusal::AlreadySpent(*id))
                         }
@@ -546,7 +554,7 @@ impl Model {
                     spent_for,
                     ledger_index,
                 };
-                for id in stamp_ids {
+                for id in &stamp_ids {
                     let stamp = self.stamps.get_mut(id).expect("checked above");
                     stamp.spent = Some(record.clone());
                     let buyer = self.accounts.get_mut(&stamp.buyer).expect("buyer exists");
@@ -642,6 +650,10 @@ fn check_state(
 /// fails the test instead of silently testing less.
 type Coverage = BTreeMap<&'static str, u64>;
 
+fn ids(stamps: &[StampRef]) -> Vec<Uuid> {
+    stamps.iter().map(|s| s.stamp_id).collect()
+}
+
 fn result_kind(command: &Command, applied: &Applied) -> &'static str {
     match (command, applied) {
         (_, Err(Refusal::NotFound("account"))) => "refused: no account",
@@ -659,7 +671,7 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
         (_, Err(Refusal::Invalid(_))) => "refused: invalid command",
         (_, Ok(Outcome::Purchased { replayed: true, .. })) => "ok: purchase replayed",
         (_, Ok(Outcome::Purchased { .. })) => "ok: purchase",
-        (Command::Spend { stamp_ids, .. }, Ok(_)) if stamp_ids.len() > 1 => "ok: multi-stamp spend",
+        (Command::Spend { stamps, .. }, Ok(_)) if stamps.len() > 1 => "ok: multi-stamp spend",
         (Command::Spend { spend_for, .. }, Ok(_)) => match spend_for {
             SpendFor::Post { .. } => "ok: post",
             SpendFor::Vote { .. } => "ok: vote",
@@ -710,7 +722,7 @@ fn run_model_case(
         let results = store.apply(&commands, at).map_err(fail)?;
         store.sync().map_err(fail)?;
         prop_assert_eq!(results.len(), commands.len());
-        let mut refused_spends: Vec<&[Uuid]> = Vec::new();
+        let mut refused_spends: Vec<Vec<Uuid>> = Vec::new();
         for (command, applied) in commands.iter().zip(results) {
             let want = model.apply(command, at);
             *coverage
@@ -747,7 +759,8 @@ fn run_model_case(
                 ),
                 None => {}
             }
-            if let Command::Spend { stamp_ids, .. } = command {
+            if let Command::Spend { stamps, .. } = command {
+                let stamp_ids = ids(stamps);
                 let reused = stamp_ids.iter().find(|id| spent_seen.contains(id));
                 // A spend naming a spent stamp first is refused as already spent.
                 if spent_seen.contains(&stamp_ids[0]) {
@@ -764,7 +777,7 @@ fn run_model_case(
         }
         // A refused spend spent none of its stamps (unless a later spend in the batch did).
         for ids in refused_spends {
-            for id in ids {
+            for id in &ids {
                 let spent = store.stamp(*id).map_err(fail)?.and_then(|s| s.spent);
                 prop_assert_eq!(spent.is_some(), spent_seen.contains(id));
             }
@@ -791,7 +804,10 @@ fn run_model_case(
     let respend: Vec<Command> = spent_seen
         .iter()
         .map(|id| Command::Spend {
-            stamp_ids: vec![*id],
+            stamps: vec![StampRef {
+                stamp_id: *id,
+                issued_at: model.stamps[id].issued_at,
+            }],
             spend_for: SpendFor::Redeem {
                 context: "again".into(),
             },
@@ -801,10 +817,10 @@ fn run_model_case(
         .apply(&respend, Timestamp::from_unix(now))
         .map_err(fail)?;
     for (command, applied) in respend.iter().zip(results) {
-        let Command::Spend { stamp_ids, .. } = command else {
+        let Command::Spend { stamps, .. } = command else {
             unreachable!()
         };
-        prop_assert_eq!(applied, Err(Refusal::AlreadySpent(stamp_ids[0])));
+        prop_assert_eq!(applied, Err(Refusal::AlreadySpent(stamps[0].stamp_id)));
     }
     prop_assert_eq!(store.ledger_size().map_err(fail)?, size);
     Ok(())
@@ -1046,7 +1062,13 @@ fn run_race_case(
                 let mut out = Vec::new();
                 for (step, RaceStep { stamps, race }) in steps.into_iter().enumerate() {
                     let command = Command::Spend {
-                        stamp_ids: stamps.into_iter().map(shared_stamp).collect(),
+                        stamps: stamps
+                            .into_iter()
+                            .map(|i| StampRef {
+                                stamp_id: shared_stamp(i),
+                                issued_at: now,
+                            })
+                            .collect(),
                         spend_for: match race {
                             Race::Redeem => SpendFor::Redeem {
                                 context: format!("task {task} step {step}"),
@@ -1114,17 +1136,14 @@ fn run_race_case(
             .or_default() += 1;
         match (command, applied) {
             (
-                Command::Spend {
-                    stamp_ids,
-                    spend_for,
-                },
+                Command::Spend { stamps, spend_for },
                 Ok(Outcome::Spent {
                     ledger_index, post, ..
                 }),
             ) => {
                 ack.ledger_indexes.push(*ledger_index);
-                for id in stamp_ids {
-                    let before = ack.spent.insert(*id, *ledger_index);
+                for id in ids(stamps) {
+                    let before = ack.spent.insert(id, *ledger_index);
                     prop_assert!(before.is_none(), "stamp {} spent twice", id);
                 }
                 match spend_for {
@@ -1158,16 +1177,10 @@ fn run_race_case(
     }
     // Refusals name a stamp that someone else did spend, or a post not written (yet).
     for (command, applied) in &results {
-        let (
-            Command::Spend {
-                stamp_ids,
-                spend_for,
-            },
-            Err(refusal),
-        ) = (command, applied)
-        else {
+        let (Command::Spend { stamps, spend_for }, Err(refusal)) = (command, applied) else {
             continue;
         };
+        let stamp_ids = ids(stamps);
         match refusal {
             Refusal::AlreadySpent(id) => {
                 prop_assert!(stamp_ids.contains(id));
@@ -1284,6 +1297,141 @@ fn opened_with_stamps(dir: &std::path::Path, stamps: &[Uuid]) -> (SledStore, Uui
     (store, account)
 }
 
+/// A stamp sold by [`opened_with_stamps`], named as its signed payload names it.
+fn sold_at_t0(stamp_id: Uuid) -> StampRef {
+    StampRef {
+        stamp_id,
+        issued_at: Timestamp::from_unix(T0),
+    }
+}
+
+#[test]
+fn spend_naming_the_wrong_issue_time_is_not_sold_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stamp = stamp_id(0);
+    let (store, account) = opened_with_stamps(dir.path(), &[stamp]);
+    let size = store.ledger_size().expect("size");
+    let now = Timestamp::from_unix(T0 + 1);
+    let redeem = |issued_at: Timestamp| Command::Spend {
+        stamps: vec![StampRef {
+            stamp_id: stamp,
+            issued_at,
+        }],
+        spend_for: SpendFor::Redeem {
+            context: "site".into(),
+        },
+    };
+    // The stamps are keyed by issue time: a reference with another time finds nothing.
+    for wrong in [T0 - 1, T0 + 1, 0] {
+        let results = store
+            .apply(&[redeem(Timestamp::from_unix(wrong))], now)
+            .expect("apply");
+        assert_eq!(
+            results[0],
+            Err(Refusal::NotSold(stamp)),
+            "issued_at {wrong}"
+        );
+    }
+    assert_eq!(store.ledger_size().expect("size"), size);
+    let status = store.stamp(stamp).expect("stamp").expect("sold");
+    assert_eq!(status.spent, None);
+    // The right time spends it, once.
+    let results = store
+        .apply(&[redeem(Timestamp::from_unix(T0))], now)
+        .expect("apply");
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let results = store
+        .apply(&[redeem(Timestamp::from_unix(T0))], now)
+        .expect("apply");
+    assert_eq!(results[0], Err(Refusal::AlreadySpent(stamp)));
+    let status = store.stamp(stamp).expect("stamp").expect("sold");
+    assert_eq!(status.spent.map(|s| s.spent_for), Some("site".to_string()));
+    assert_eq!(status.buyer, account);
+    let report = audit(&store).map_err(|e| e.to_string());
+    assert!(report.is_ok(), "{report:?}");
+}
+
+/// Rewrites a store's stamps into the layout before time-ordered keys: `sold` (id -> sale)
+/// and `spent` (id -> spend record), both keyed by stamp id.
+fn rewrite_to_id_keyed_layout(dir: &std::path::Path) {
+    let db = sled::Config::new()
+        .path(dir)
+        .segment_size(8 * 1024 * 1024)
+        .open()
+        .expect("open sled");
+    let stamps = db.open_tree("stamps").expect("stamps");
+    let sold = db.open_tree("sold").expect("sold");
+    let spent = db.open_tree("spent").expect("spent");
+    for item in stamps.iter() {
+        let (key, value) = item.expect("read");
+        let id = &key[8..];
+        sold.insert(id, &value[..40]).expect("insert");
+        if value.len() > 40 {
+            spent.insert(id, &value[40..]).expect("insert");
+        }
+    }
+    assert!(db.drop_tree("stamps").expect("drop"));
+    assert!(db.drop_tree("stamp_ids").expect("drop"));
+    db.flush().expect("flush");
+}
+
+#[test]
+fn a_store_written_with_id_keyed_stamps_is_migrated_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spent, unspent) = (stamp_id(0), stamp_id(1));
+    let (store, account) = opened_with_stamps(dir.path(), &[spent, unspent]);
+    let now = Timestamp::from_unix(T0 + 1);
+    let redeem = |stamp: Uuid| Command::Spend {
+        stamps: vec![sold_at_t0(stamp)],
+        spend_for: SpendFor::Redeem {
+            context: "before".into(),
+        },
+    };
+    let results = store.apply(&[redeem(spent)], now).expect("apply");
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    store.sync().expect("sync");
+    let before = (
+        store.stamp(spent).expect("stamp"),
+        store.stamp(unspent).expect("stamp"),
+    );
+    assert!(before.0.as_ref().is_some_and(|s| s.spent.is_some()));
+    drop(store);
+    rewrite_to_id_keyed_layout(dir.path());
+
+    let store = SledStore::open(dir.path(), CURRENCY).expect("open migrates");
+    assert_eq!(store.stamp(spent).expect("stamp"), before.0);
+    assert_eq!(store.stamp(unspent).expect("stamp"), before.1);
+    let results = store
+        .apply(&[redeem(spent), redeem(unspent)], now)
+        .expect("apply");
+    assert_eq!(results[0], Err(Refusal::AlreadySpent(spent)));
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    let account = store.account(account).expect("account").expect("exists");
+    assert_eq!((account.stamps_purchased, account.stamps_spent), (2, 2));
+    store.sync().expect("sync");
+    drop(store);
+
+    // The old trees are gone, and opening again changes nothing.
+    let db = sled::Config::new()
+        .path(dir.path())
+        .segment_size(8 * 1024 * 1024)
+        .open()
+        .expect("open sled");
+    let names: Vec<_> = db.tree_names();
+    assert!(!names
+        .iter()
+        .any(|n| n.as_ref() == b"sold" || n.as_ref() == b"spent"));
+    drop(db);
+    let store = SledStore::open(dir.path(), CURRENCY).expect("reopen");
+    let spent_record = store.stamp(unspent).expect("stamp").and_then(|s| s.spent);
+    assert_eq!(
+        spent_record.map(|s| s.spent_for),
+        Some("before".to_string())
+    );
+    let report = audit(&store).map_err(|e| e.to_string());
+    assert!(report.is_ok(), "{report:?}");
+}
+
 #[test]
 fn spend_naming_a_stamp_twice_counts_it_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1292,7 +1440,7 @@ fn spend_naming_a_stamp_twice_counts_it_once() {
     let results = store
         .apply(
             &[Command::Spend {
-                stamp_ids: vec![stamp, stamp],
+                stamps: vec![sold_at_t0(stamp), sold_at_t0(stamp)],
                 spend_for: SpendFor::Redeem {
                     context: "twice".into(),
                 },

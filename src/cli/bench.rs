@@ -62,9 +62,12 @@ pub struct BenchArgs {
     /// whether redeems slow down as the spent set grows.
     #[arg(long, default_value_t = 0)]
     pub prefill: u64,
-    /// Before starting the server, write this many sold-and-spent stamps straight into a fresh
-    /// store (no HTTP; through the same `Store::apply` the writer uses), then report start-up
-    /// time and memory at that scale and measure as usual. For the 10k / 1M / 10M comparison.
+    /// Before starting the server, write this many sold stamps straight into a fresh store (no
+    /// HTTP; through the same `Store::apply` the writer uses), bought over the last 30 days in
+    /// purchases of 1000, of which 10 each stay unspent (kept in `old-stamps.txt`, for a
+    /// workload that redeems stamps from all over that history) and the rest are spent. Then
+    /// report start-up time and memory at that scale and measure as usual. For the 10k / 1M /
+    /// 10M comparison.
     #[arg(long, default_value_t = 0)]
     pub scale: u64,
     /// With --scale: only write the store into DIR (kept), without starting a server, so that
@@ -186,8 +189,9 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
             .await
             .map_err(|e| format!("scale prefill failed: {e}"))??;
         println!(
-            "bench: wrote {} spent stamps into {} in {:.1} s",
+            "bench: wrote {} sold stamps ({} per {SCALE_PURCHASE} kept unspent in {OLD_STAMPS_FILE}, the rest spent) into {} in {:.1} s",
             args.scale,
+            SCALE_KEEP_PER_PURCHASE,
             into.display(),
             started.elapsed().as_secs_f64()
         );
@@ -204,8 +208,9 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
             .await
             .map_err(|e| format!("scale prefill failed: {e}"))??;
         println!(
-            "bench: wrote {} spent stamps into the store in {:.1} s",
+            "bench: wrote {} sold stamps ({} per {SCALE_PURCHASE} kept unspent, the rest spent) into the store in {:.1} s",
             args.scale,
+            SCALE_KEEP_PER_PURCHASE,
             started.elapsed().as_secs_f64()
         );
     }
@@ -219,7 +224,8 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         started.elapsed().as_secs_f64(),
         server.resident_kib().unwrap_or(0) / 1024
     );
-    let outcome = measure(&plan, &ceilings, &server).await;
+    let root = args.reuse.clone().unwrap_or_else(|| server.root.clone());
+    let outcome = measure(&plan, &ceilings, &server, &root).await;
     if outcome.is_ok() {
         audit_phase(&server).await;
     }
@@ -236,11 +242,17 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
 /// Stamps per purchase and commands per transaction while writing the scale prefill.
 const SCALE_PURCHASE: usize = 1000;
 const SCALE_BATCH: usize = 256;
+/// The scale prefill's purchases are spread over this many seconds before now (30 days).
+const SCALE_HISTORY_SECS: u64 = 30 * 86_400;
+/// Stamps of each prefill purchase left unspent, for the old-stamp redeem workload.
+const SCALE_KEEP_PER_PURCHASE: usize = 10;
+/// Where the prefill writes the unspent stamps it kept, one per line, in the bench directory.
+const OLD_STAMPS_FILE: &str = "old-stamps.txt";
 
-/// Writes `count` sold-and-spent stamps into a new store under `dir/data/db`, with the issuer key
+/// Writes `count` sold stamps, all but [`SCALE_KEEP_PER_PURCHASE`] of each purchase spent, into a new store under `dir/data/db`, with the issuer key
 /// of `dir/keys` published first, so the log is one an auditor accepts.
 fn scale_store(dir: &std::path::Path, count: u64) -> Result<(), String> {
-    use crate::store::{Command as StoreCommand, SledStore, SpendFor, Store as _};
+    use crate::store::{Command as StoreCommand, SledStore, SpendFor, StampRef, Store as _};
     use crate::time::Timestamp;
     let now = Timestamp::now();
     let ring = crate::keys::load_or_create(&dir.join("keys"), now).map_err(|e| e.to_string())?;
@@ -271,24 +283,54 @@ fn scale_store(dir: &std::path::Path, count: u64) -> Result<(), String> {
             reference: format!("scale-{account}"),
         },
     ])?;
+    // The purchases are spread evenly over the SCALE_HISTORY_SECS before now, as a server that
+    // has been selling for a while would hold them.
+    let purchases = count.div_ceil(SCALE_PURCHASE as u64).max(1);
+    let spacing = (SCALE_HISTORY_SECS / purchases).max(1);
+    let mut kept = Vec::new();
     let mut left = count;
+    let mut purchase = 0u64;
     while left > 0 {
         let n = left.min(SCALE_PURCHASE as u64) as usize;
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+        let back = (purchases - purchase).saturating_mul(spacing);
+        let issued_at = Timestamp::from_unix(
+            now.unix()
+                .saturating_sub(i64::try_from(back).unwrap_or(i64::MAX)),
+        );
+        let expires_at = now.plus_secs(86_400 * 365);
         apply(&[StoreCommand::Purchase {
             account_id: account,
             unit_price: 1,
             idempotency_key_sha256: None,
             purchase_id: Uuid::new_v4(),
             kid: key.kid,
-            issued_at: now,
-            expires_at: now.plus_secs(86_400 * 365),
+            issued_at,
+            expires_at,
             stamp_ids: ids.clone(),
         }])?;
-        let spends: Vec<StoreCommand> = ids
-            .into_iter()
+        let (keep, spend) = ids.split_at(n.min(SCALE_KEEP_PER_PURCHASE));
+        kept.extend(keep.iter().map(|id| {
+            let text = crate::stamp::sign(
+                &crate::stamp::Payload {
+                    kid: key.kid,
+                    stamp_id: *id,
+                    issued_at: issued_at.unix(),
+                    expires_at: expires_at.unix(),
+                    value: 1,
+                    holder: [0; 32],
+                },
+                &key.signing,
+            );
+            (*id, text)
+        }));
+        let spends: Vec<StoreCommand> = spend
+            .iter()
             .map(|id| StoreCommand::Spend {
-                stamp_ids: vec![id],
+                stamps: vec![StampRef {
+                    stamp_id: *id,
+                    issued_at,
+                }],
                 spend_for: SpendFor::Redeem {
                     context: "scale".into(),
                 },
@@ -298,8 +340,33 @@ fn scale_store(dir: &std::path::Path, count: u64) -> Result<(), String> {
             apply(chunk)?;
         }
         left -= n as u64;
+        purchase += 1;
     }
-    store.sync().map_err(|e| e.to_string())
+    store.sync().map_err(|e| e.to_string())?;
+    // Ids are random, so id order is a random order of issue times: the workload that spends
+    // these takes them from all over the history, not purchase by purchase.
+    kept.sort_unstable_by_key(|(id, _)| *id);
+    let texts: Vec<String> = kept.into_iter().map(|(_, text)| text).collect();
+    write_old_stamps(dir, &texts)
+}
+
+fn write_old_stamps(dir: &std::path::Path, texts: &[String]) -> Result<(), String> {
+    let mut text = texts.join("\n");
+    text.push('\n');
+    std::fs::write(dir.join(OLD_STAMPS_FILE), text)
+        .map_err(|e| format!("cannot write {OLD_STAMPS_FILE}: {e}"))
+}
+
+/// The unspent old stamps a scale prefill kept in `dir`, if any.
+fn read_old_stamps(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join(OLD_STAMPS_FILE))
+        .map(|text| {
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The independent auditor over the log the workloads left (every entry, over HTTP, with the
@@ -322,7 +389,12 @@ async fn audit_phase(server: &Server) {
     }
 }
 
-async fn measure(plan: &Plan, ceilings: &Ceilings, server: &Server) -> Result<Report, String> {
+async fn measure(
+    plan: &Plan,
+    ceilings: &Ceilings,
+    server: &Server,
+    root: &std::path::Path,
+) -> Result<Report, String> {
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
@@ -378,6 +450,26 @@ async fn measure(plan: &Plan, ceilings: &Ceilings, server: &Server) -> Result<Re
     let redeems = run_phase(&ctx, Workload::Redeem, n, Some(d)).await;
     eprintln!("bench: redeems {:.0}/s", redeems.rate());
 
+    // After a scale prefill: spend stamps bought across the whole history (cold keys), the
+    // worst case for the time-ordered stamp index. The ones left unspent go back in the file,
+    // so that `--reuse` can run again.
+    let old_stamps = read_old_stamps(root);
+    let old_redeems = if old_stamps.is_empty() {
+        None
+    } else {
+        let available = old_stamps.len();
+        let fresh = ctx.replace_pool(old_stamps);
+        let phase = run_phase(&ctx, Workload::Redeem, n, Some(d)).await;
+        let left = ctx.replace_pool(fresh);
+        write_old_stamps(root, &left)?;
+        eprintln!(
+            "bench: redeems of old stamps {:.0}/s ({} of {available} spent)",
+            phase.rate(),
+            available - left.len()
+        );
+        Some(phase)
+    };
+
     // Posts and votes do the same work as a redeem and a little more.
     let spend_rate = redeems.rate().max(100.0);
     stock(&ctx, plan.stock_for(spend_rate, ctx.post_cost)).await?;
@@ -419,6 +511,13 @@ async fn measure(plan: &Plan, ceilings: &Ceilings, server: &Server) -> Result<Re
         &redeems,
         &ratio(redeems.rate(), verify, "verify_strict"),
     ));
+    if let Some(old) = &old_redeems {
+        rows.push(Row::http(
+            "POST /v1/stamps/redeem, old stamps",
+            old,
+            &ratio(old.rate(), redeems.rate(), "redeem"),
+        ));
+    }
     rows.push(Row::http(
         "POST /v1/posts",
         &posts,
@@ -523,6 +622,8 @@ struct Server {
     child: Child,
     base: String,
     admin_token: String,
+    /// The directory holding `data/` and `keys/`.
+    root: PathBuf,
     /// Removed when the server is gone; holds `data/` and `keys/`.
     dir: Option<tempfile::TempDir>,
 }
@@ -596,6 +697,7 @@ impl Server {
             child,
             base,
             admin_token,
+            root,
             dir,
         })
     }
@@ -768,6 +870,14 @@ impl Ctx {
     fn add_stamps(&self, stamps: Vec<String>) {
         if let Ok(mut pool) = self.pool.lock() {
             pool.extend(stamps);
+        }
+    }
+
+    /// Swaps the pool of unspent stamps for `stamps`, returning the old pool.
+    fn replace_pool(&self, stamps: Vec<String>) -> Vec<String> {
+        match self.pool.lock() {
+            Ok(mut pool) => std::mem::replace(&mut *pool, stamps),
+            Err(_) => Vec::new(),
         }
     }
 

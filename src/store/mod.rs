@@ -88,6 +88,15 @@ impl SpendFor {
     }
 }
 
+/// Names a sold stamp as its signed payload does: its id and when it was issued. The store
+/// keeps stamps in issue-time order, so the stamps people spend (mostly bought recently) sit
+/// together at the end of the index instead of at random places in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StampRef {
+    pub stamp_id: Uuid,
+    pub issued_at: Timestamp,
+}
+
 /// A state change. Commands carry everything the store needs; signatures were checked before.
 #[derive(Clone, Debug)]
 pub enum Command {
@@ -119,9 +128,9 @@ pub enum Command {
         expires_at: Timestamp,
         stamp_ids: Vec<Uuid>,
     },
-    /// Cancels every stamp in `stamp_ids` or none of them.
+    /// Cancels every stamp in `stamps` or none of them.
     Spend {
-        stamp_ids: Vec<Uuid>,
+        stamps: Vec<StampRef>,
         spend_for: SpendFor,
     },
 }

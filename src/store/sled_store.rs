@@ -9,13 +9,24 @@
 //! | `api_keys` | SHA-256 of API key (32) | account id (16) |
 //! | `credits` | SHA-256 of reference (32) | [`CreditRecord`] JSON |
 //! | `purchase_keys` | account id (16) + SHA-256 of Idempotency-Key (32) | [`PurchaseRecord`] JSON |
-//! | `sold` | stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8) |
-//! | `spent` | stamp id (16) | [`SpentRecord`] JSON |
+//! | `stamp_ids` | stamp id (16) | issued_at (8) |
+//! | `stamps` | issued_at (8) + stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8), then [`SpentRecord`] JSON once spent |
 //! | `posts` | post id (16) | [`Post`] JSON |
 //! | `post_order` | board sequence (8) | post id (16) |
 //! | `ledger` | entry index (8) | entry bytes |
 //! | `hashes` | stored-hash index (8) | 32-byte hash |
 //! | `checkpoints` | `latest` | size (8) + note text |
+//!
+//! Sold stamps are kept in issue-time order (`stamps`), because stamp ids are random (UUIDv4,
+//! by the stamp format) and a spend of a random key in a 10M-key tree reads a cold page: with
+//! time-ordered keys, spends of recently bought stamps touch the few hot pages at the end of
+//! the tree. A spend finds its stamp from the signed payload (id and `issued_at`, a
+//! [`StampRef`]); only a look-up by id alone (`GET /v1/stamps/{id}`, and the collision check
+//! of a purchase) goes through `stamp_ids`. Whether a stamp is spent and what it paid for live
+//! in the same value as its sale, so a spend reads and writes one key.
+//!
+//! Data directories written before this layout (trees `sold` and `spent`, keyed by id) are
+//! migrated on open ([`migrate_id_keyed_stamps`]).
 //!
 //! A batch is one sled transaction over the first eleven trees. Durability: sled's `flush`
 //! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
@@ -38,7 +49,7 @@ use uuid::Uuid;
 
 use super::{
     Account, Applied, Command, Outcome, Post, PurchaseRecord, Refusal, SpendFor, SpentRecord,
-    StampRecord, Store, StoreError,
+    StampRecord, StampRef, Store, StoreError,
 };
 use crate::keys::KeyStatus;
 use crate::ledger::entry::{self, Body, ENTRY_BYTES_MAX};
@@ -66,8 +77,8 @@ pub struct SledStore {
     api_keys: sled::Tree,
     credits: sled::Tree,
     purchase_keys: sled::Tree,
-    sold: sled::Tree,
-    spent: sled::Tree,
+    stamp_ids: sled::Tree,
+    stamps: sled::Tree,
     posts: sled::Tree,
     post_order: sled::Tree,
     ledger: sled::Tree,
@@ -104,12 +115,36 @@ fn decode_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e))
 }
 
-fn encode_sold(buyer: Uuid, kid: Kid, issued_at: Timestamp, expires_at: Timestamp) -> [u8; 40] {
-    let mut out = [0u8; 40];
+/// Length of the sale part of a `stamps` value.
+const SOLD_BYTES: usize = 40;
+
+fn encode_sold(
+    buyer: Uuid,
+    kid: Kid,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+) -> [u8; SOLD_BYTES] {
+    let mut out = [0u8; SOLD_BYTES];
     out[..16].copy_from_slice(buyer.as_bytes());
     out[16..24].copy_from_slice(&kid.0);
     out[24..32].copy_from_slice(&issued_at.unix().to_be_bytes());
     out[32..40].copy_from_slice(&expires_at.unix().to_be_bytes());
+    out
+}
+
+/// The spend part of a `stamps` value, if the stamp was spent.
+fn decode_spent(bytes: &[u8]) -> Result<Option<SpentRecord>, StoreError> {
+    match bytes.get(SOLD_BYTES..) {
+        Some([]) | None => Ok(None),
+        Some(json) => decode_json(json, "stamps").map(Some),
+    }
+}
+
+/// Key of a stamp in `stamps`: issue time first, so that keys sort by time.
+fn stamp_key(stamp: StampRef) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[..8].copy_from_slice(&stamp.issued_at.unix().to_be_bytes());
+    out[8..].copy_from_slice(stamp.stamp_id.as_bytes());
     out
 }
 
@@ -120,10 +155,12 @@ struct Sold {
     expires_at: Timestamp,
 }
 
+/// The sale part of a `stamps` value.
 fn decode_sold(bytes: &[u8]) -> Result<Sold, StoreError> {
-    let arr: &[u8; 40] = bytes
-        .try_into()
-        .map_err(|_| corrupt("sold", "record length"))?;
+    let arr: &[u8; SOLD_BYTES] = bytes
+        .get(..SOLD_BYTES)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("stamps", "record length"))?;
     let mut buyer = [0u8; 16];
     buyer.copy_from_slice(&arr[..16]);
     let mut kid = [0u8; 8];
@@ -160,8 +197,8 @@ struct Tx<'a> {
     api_keys: &'a TransactionalTree,
     credits: &'a TransactionalTree,
     purchase_keys: &'a TransactionalTree,
-    sold: &'a TransactionalTree,
-    spent: &'a TransactionalTree,
+    stamp_ids: &'a TransactionalTree,
+    stamps: &'a TransactionalTree,
     posts: &'a TransactionalTree,
     post_order: &'a TransactionalTree,
     ledger: &'a TransactionalTree,
@@ -223,8 +260,8 @@ impl<'a> Tx<'a> {
             api_keys,
             credits,
             purchase_keys,
-            sold,
-            spent,
+            stamp_ids,
+            stamps,
             posts,
             post_order,
             ledger,
@@ -249,8 +286,8 @@ impl<'a> Tx<'a> {
             api_keys,
             credits,
             purchase_keys,
-            sold,
-            spent,
+            stamp_ids,
+            stamps,
             posts,
             post_order,
             ledger,
@@ -352,6 +389,72 @@ impl<'a> Tx<'a> {
     }
 }
 
+/// Moves stamps from the layout before time-ordered keys (`sold` and `spent`, both keyed by
+/// stamp id) into `stamp_ids` and `stamps`. Safe to interrupt: every write is idempotent, the
+/// new trees are made durable before `sold` is dropped, and `sold` goes before `spent`, so a
+/// run cut short is simply run again on the next open.
+fn migrate_id_keyed_stamps(
+    db: &sled::Db,
+    db_file: &File,
+    stamp_ids: &sled::Tree,
+    stamps: &sled::Tree,
+) -> Result<(), StoreError> {
+    let names = db.tree_names();
+    let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
+    let sync = || -> Result<(), StoreError> {
+        db.flush().map_err(storage)?;
+        db_file.sync_data().map_err(storage)
+    };
+    if has("sold") {
+        let sold = db.open_tree("sold").map_err(storage)?;
+        let spent = db.open_tree("spent").map_err(storage)?;
+        let mut ids = sled::Batch::default();
+        let mut records = sled::Batch::default();
+        let mut pending = 0usize;
+        let mut moved = 0u64;
+        for item in sold.iter() {
+            let (id, sale) = item.map_err(storage)?;
+            let stamp_id = Uuid::from_slice(&id).map_err(|e| corrupt("sold", e))?;
+            if sale.len() != SOLD_BYTES {
+                return Err(corrupt("sold", "record length"));
+            }
+            let issued_at = decode_sold(&sale)?.issued_at;
+            let mut value = sale.to_vec();
+            if let Some(record) = spent.get(&id).map_err(storage)? {
+                value.extend_from_slice(&record);
+            }
+            let key = stamp_key(StampRef {
+                stamp_id,
+                issued_at,
+            });
+            ids.insert(&id[..], &issued_at.unix().to_be_bytes()[..]);
+            records.insert(&key[..], value);
+            pending += 1;
+            moved += 1;
+            if pending == 10_000 {
+                stamp_ids
+                    .apply_batch(std::mem::take(&mut ids))
+                    .map_err(storage)?;
+                stamps
+                    .apply_batch(std::mem::take(&mut records))
+                    .map_err(storage)?;
+                pending = 0;
+            }
+        }
+        stamp_ids.apply_batch(ids).map_err(storage)?;
+        stamps.apply_batch(records).map_err(storage)?;
+        sync()?;
+        db.drop_tree("sold").map_err(storage)?;
+        sync()?;
+        tracing::info!(stamps = moved, "moved stamps to time-ordered keys");
+    }
+    if has("spent") {
+        db.drop_tree("spent").map_err(storage)?;
+        sync()?;
+    }
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (creating when missing) the database under `dir`.
     pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
@@ -364,14 +467,15 @@ impl SledStore {
             .map_err(storage)?;
         let db_file = File::open(dir.join("db")).map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
+        migrate_id_keyed_stamps(&db, &db_file, &tree("stamp_ids")?, &tree("stamps")?)?;
         Ok(SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
             api_keys: tree("api_keys")?,
             credits: tree("credits")?,
             purchase_keys: tree("purchase_keys")?,
-            sold: tree("sold")?,
-            spent: tree("spent")?,
+            stamp_ids: tree("stamp_ids")?,
+            stamps: tree("stamps")?,
             posts: tree("posts")?,
             post_order: tree("post_order")?,
             ledger: tree("ledger")?,
@@ -463,10 +567,7 @@ impl SledStore {
                 };
                 self.purchase(tx, time, &mut record, idempotency_key_sha256.as_ref())?
             }
-            Command::Spend {
-                stamp_ids,
-                spend_for,
-            } => self.spend(tx, time, stamp_ids, spend_for)?,
+            Command::Spend { stamps, spend_for } => self.spend(tx, time, stamps, spend_for)?,
         };
         if result.is_ok() {
             tx.set_meta_u64("last_time", u64::try_from(time.unix()).unwrap_or(0))?;
@@ -572,7 +673,7 @@ impl SledStore {
             }));
         }
         for id in &record.stamp_ids {
-            if tx_get(tx.sold, &uuid_key(*id))?.is_some() {
+            if tx_get(tx.stamp_ids, &uuid_key(*id))?.is_some() {
                 return Ok(Err(Refusal::DuplicateStamp(*id)));
             }
         }
@@ -607,8 +708,14 @@ impl SledStore {
             record.issued_at,
             record.expires_at,
         );
+        let issued = record.issued_at.unix().to_be_bytes();
         for id in &record.stamp_ids {
-            tx.sold.insert(&uuid_key(*id), &sold[..])?;
+            tx.stamp_ids.insert(&uuid_key(*id), &issued[..])?;
+            let key = stamp_key(StampRef {
+                stamp_id: *id,
+                issued_at: record.issued_at,
+            });
+            tx.stamps.insert(&key[..], &sold[..])?;
         }
         if let Some(key) = &idempotency_key {
             let bytes = serde_json::to_vec(&*record).map_err(|e| abort(storage(e)))?;
@@ -624,26 +731,31 @@ impl SledStore {
         &self,
         tx: &Tx<'_>,
         time: Timestamp,
-        stamp_ids: &[Uuid],
+        stamps: &[StampRef],
         spend_for: &SpendFor,
     ) -> TxResult<Applied> {
         // Check everything first: a refused spend must change nothing.
-        if let Some(refusal) = distinct_and_present(stamp_ids) {
+        let stamp_ids: Vec<Uuid> = stamps.iter().map(|s| s.stamp_id).collect();
+        if let Some(refusal) = distinct_and_present(&stamp_ids) {
             return Ok(Err(refusal));
         }
-        let mut buyers = Vec::with_capacity(stamp_ids.len());
-        for id in stamp_ids {
-            if tx_get(tx.spent, &uuid_key(*id))?.is_some() {
-                return Ok(Err(Refusal::AlreadySpent(*id)));
-            }
-            let Some(bytes) = tx_get(tx.sold, &uuid_key(*id))? else {
-                return Ok(Err(Refusal::NotSold(*id)));
+        let mut found = Vec::with_capacity(stamps.len());
+        for stamp in stamps {
+            let id = stamp.stamp_id;
+            let key = stamp_key(*stamp);
+            // Absent at this key: never sold, or sold with another issue time (which a stamp
+            // whose signature verified cannot claim).
+            let Some(bytes) = tx_get(tx.stamps, &key)? else {
+                return Ok(Err(Refusal::NotSold(id)));
             };
             let sold = decode_sold(&bytes).map_err(abort)?;
-            if time >= sold.expires_at {
-                return Ok(Err(Refusal::Expired(*id)));
+            if bytes.len() > SOLD_BYTES {
+                return Ok(Err(Refusal::AlreadySpent(id)));
             }
-            buyers.push(sold.buyer);
+            if time >= sold.expires_at {
+                return Ok(Err(Refusal::Expired(id)));
+            }
+            found.push((key, bytes, sold.buyer));
         }
         let (target, spent_for, mut post) = match spend_for {
             SpendFor::Post {
@@ -687,7 +799,7 @@ impl SledStore {
         let index = tx.append(
             time,
             &Body::Spend {
-                stamp_ids: stamp_ids.to_vec(),
+                stamp_ids,
                 action: spend_for.action(),
                 target,
             },
@@ -699,9 +811,12 @@ impl SledStore {
             ledger_index: index,
         };
         let record_bytes = serde_json::to_vec(&record).map_err(|e| abort(storage(e)))?;
-        for (id, buyer) in stamp_ids.iter().zip(&buyers) {
-            tx.spent.insert(&uuid_key(*id), record_bytes.clone())?;
-            if let Some(mut account) = tx.account(*buyer)? {
+        for (key, sold, buyer) in found {
+            let mut value = Vec::with_capacity(SOLD_BYTES + record_bytes.len());
+            value.extend_from_slice(&sold[..SOLD_BYTES]);
+            value.extend_from_slice(&record_bytes);
+            tx.stamps.insert(&key[..], value)?;
+            if let Some(mut account) = tx.account(buyer)? {
                 account.stamps_spent = account.stamps_spent.saturating_add(1);
                 tx.put_account(&account)?;
             }
@@ -732,8 +847,8 @@ impl Store for SledStore {
             &self.api_keys,
             &self.credits,
             &self.purchase_keys,
-            &self.sold,
-            &self.spent,
+            &self.stamp_ids,
+            &self.stamps,
             &self.posts,
             &self.post_order,
             &self.ledger,
@@ -746,8 +861,8 @@ impl Store for SledStore {
                 api_keys,
                 credits,
                 purchase_keys,
-                sold,
-                spent,
+                stamp_ids,
+                stamps,
                 posts,
                 post_order,
                 ledger,
@@ -759,8 +874,8 @@ impl Store for SledStore {
                     api_keys,
                     credits,
                     purchase_keys,
-                    sold,
-                    spent,
+                    stamp_ids,
+                    stamps,
                     posts,
                     post_order,
                     ledger,
@@ -812,14 +927,19 @@ impl Store for SledStore {
     }
 
     fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError> {
-        let Some(bytes) = self.sold.get(uuid_key(stamp_id)).map_err(storage)? else {
+        let Some(issued) = self.stamp_ids.get(uuid_key(stamp_id)).map_err(storage)? else {
             return Ok(None);
         };
-        let sold = decode_sold(&bytes)?;
-        let spent = match self.spent.get(uuid_key(stamp_id)).map_err(storage)? {
-            Some(bytes) => Some(decode_json(&bytes, "spent")?),
-            None => None,
+        let issued_at = Timestamp::from_unix(read_u64(&issued, "stamp_ids")? as i64);
+        let key = stamp_key(StampRef {
+            stamp_id,
+            issued_at,
+        });
+        let Some(bytes) = self.stamps.get(key).map_err(storage)? else {
+            return Err(corrupt("stamps", format!("no record for stamp {stamp_id}")));
         };
+        let sold = decode_sold(&bytes)?;
+        let spent = decode_spent(&bytes)?;
         Ok(Some(StampRecord {
             stamp_id,
             buyer: sold.buyer,
