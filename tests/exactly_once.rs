@@ -1351,9 +1351,10 @@ fn spend_naming_the_wrong_issue_time_is_not_sold_and_changes_nothing() {
     assert!(report.is_ok(), "{report:?}");
 }
 
-/// Rewrites a store's stamps into the layout before time-ordered keys: `sold` (id -> sale)
-/// and `spent` (id -> spend record), both keyed by stamp id.
-fn rewrite_to_id_keyed_layout(dir: &std::path::Path) {
+/// Rewrites a store into the layout of the first release: stamps in `sold` (id -> sale) and
+/// `spent` (id -> spend record), both keyed by stamp id, and Merkle hashes one per key in
+/// `hashes`.
+fn rewrite_to_first_layout(dir: &std::path::Path) {
     let db = sled::Config::new()
         .path(dir)
         .segment_size(8 * 1024 * 1024)
@@ -1372,14 +1373,28 @@ fn rewrite_to_id_keyed_layout(dir: &std::path::Path) {
     }
     assert!(db.drop_tree("stamps").expect("drop"));
     assert!(db.drop_tree("stamp_ids").expect("drop"));
+    let chunks = db.open_tree("hash_chunks").expect("hash_chunks");
+    let hashes = db.open_tree("hashes").expect("hashes");
+    for item in chunks.iter() {
+        let (key, chunk) = item.expect("read");
+        let first = u64::from_be_bytes(key.as_ref().try_into().expect("key")) * 16;
+        for (i, hash) in (0u64..).zip(chunk.chunks(32)) {
+            hashes
+                .insert((first + i).to_be_bytes(), hash)
+                .expect("insert");
+        }
+    }
+    assert!(db.drop_tree("hash_chunks").expect("drop"));
     db.flush().expect("flush");
 }
 
 #[test]
-fn a_store_written_with_id_keyed_stamps_is_migrated_on_open() {
+fn a_store_of_the_first_layout_is_migrated_on_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (spent, unspent) = (stamp_id(0), stamp_id(1));
-    let (store, account) = opened_with_stamps(dir.path(), &[spent, unspent]);
+    // Enough entries for several hash chunks (16 hashes each, about two hashes per entry).
+    let all: Vec<Uuid> = (0..40).map(stamp_id).collect();
+    let (spent, unspent) = (all[0], all[1]);
+    let (store, account) = opened_with_stamps(dir.path(), &all);
     let now = Timestamp::from_unix(T0 + 1);
     let redeem = |stamp: Uuid| Command::Spend {
         stamps: vec![sold_at_t0(stamp)],
@@ -1387,27 +1402,36 @@ fn a_store_written_with_id_keyed_stamps_is_migrated_on_open() {
             context: "before".into(),
         },
     };
-    let results = store.apply(&[redeem(spent)], now).expect("apply");
-    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let mut spends = vec![redeem(spent)];
+    spends.extend(all[2..].iter().map(|id| redeem(*id)));
+    for applied in store.apply(&spends, now).expect("apply") {
+        assert!(applied.is_ok(), "{applied:?}");
+    }
     store.sync().expect("sync");
     let before = (
         store.stamp(spent).expect("stamp"),
         store.stamp(unspent).expect("stamp"),
     );
     assert!(before.0.as_ref().is_some_and(|s| s.spent.is_some()));
+    let size = store.ledger_size().expect("size");
+    // Every stored hash of the log (tlog_tiles numbering: about two per entry).
+    let stored: Vec<u64> = (0..tlog_tiles::stored_hash_count(size)).collect();
+    assert!(stored.len() > 64, "only {} hashes", stored.len());
+    let hashes_before = store.hashes(&stored).expect("hashes");
     drop(store);
-    rewrite_to_id_keyed_layout(dir.path());
+    rewrite_to_first_layout(dir.path());
 
     let store = SledStore::open(dir.path(), CURRENCY).expect("open migrates");
     assert_eq!(store.stamp(spent).expect("stamp"), before.0);
     assert_eq!(store.stamp(unspent).expect("stamp"), before.1);
+    assert_eq!(store.hashes(&stored).expect("hashes"), hashes_before);
     let results = store
         .apply(&[redeem(spent), redeem(unspent)], now)
         .expect("apply");
     assert_eq!(results[0], Err(Refusal::AlreadySpent(spent)));
     assert!(results[1].is_ok(), "{:?}", results[1]);
     let account = store.account(account).expect("account").expect("exists");
-    assert_eq!((account.stamps_purchased, account.stamps_spent), (2, 2));
+    assert_eq!((account.stamps_purchased, account.stamps_spent), (40, 40));
     store.sync().expect("sync");
     drop(store);
 
@@ -1418,9 +1442,9 @@ fn a_store_written_with_id_keyed_stamps_is_migrated_on_open() {
         .open()
         .expect("open sled");
     let names: Vec<_> = db.tree_names();
-    assert!(!names
-        .iter()
-        .any(|n| n.as_ref() == b"sold" || n.as_ref() == b"spent"));
+    for old in [&b"sold"[..], b"spent", b"hashes"] {
+        assert!(!names.iter().any(|n| n.as_ref() == old), "{old:?} left");
+    }
     drop(db);
     let store = SledStore::open(dir.path(), CURRENCY).expect("reopen");
     let spent_record = store.stamp(unspent).expect("stamp").and_then(|s| s.spent);

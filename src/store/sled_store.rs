@@ -14,7 +14,7 @@
 //! | `posts` | post id (16) | [`Post`] JSON |
 //! | `post_order` | board sequence (8) | post id (16) |
 //! | `ledger` | entry index (8) | entry bytes |
-//! | `hashes` | stored-hash index (8) | 32-byte hash |
+//! | `hash_chunks` | stored-hash index / 16 (8) | up to 16 32-byte hashes, in index order |
 //! | `checkpoints` | `latest` | size (8) + note text |
 //!
 //! Sold stamps are kept in issue-time order (`stamps`), because stamp ids are random (UUIDv4,
@@ -25,8 +25,15 @@
 //! of a purchase) goes through `stamp_ids`. Whether a stamp is spent and what it paid for live
 //! in the same value as its sale, so a spend reads and writes one key.
 //!
-//! Data directories written before this layout (trees `sold` and `spent`, keyed by id) are
-//! migrated on open ([`migrate_id_keyed_stamps`]).
+//! Merkle hashes are stored 16 to a key (`hash_chunks`): a log of n entries stores about 2n
+//! hashes, and one key per hash made them the largest tree by count of keys, hence of sled
+//! pages, and sled's start-up time grows with the count of pages (its snapshot lists them
+//! all). Hashes are only ever appended, so a chunk is filled in order and never rewritten
+//! once full.
+//!
+//! Data directories written before these layouts (trees `sold` and `spent` keyed by stamp id,
+//! `hashes` with one hash per key) are migrated on open ([`migrate_id_keyed_stamps`],
+//! [`migrate_hash_per_key`]).
 //!
 //! A batch is one sled transaction over the first eleven trees. Durability: sled's `flush`
 //! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
@@ -55,6 +62,26 @@ use crate::keys::KeyStatus;
 use crate::ledger::entry::{self, Body, ENTRY_BYTES_MAX};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
+
+/// Merkle hashes per `hash_chunks` value.
+const HASHES_PER_CHUNK: u64 = 16;
+
+/// Key of the `hash_chunks` value holding stored hash `index`.
+fn hash_chunk_key(index: u64) -> [u8; 8] {
+    (index / HASHES_PER_CHUNK).to_be_bytes()
+}
+
+/// Byte offset of stored hash `index` in its chunk.
+fn hash_chunk_offset(index: u64) -> usize {
+    // At most 15 * 32: always fits.
+    (index % HASHES_PER_CHUNK) as usize * 32
+}
+
+/// Hash `index` out of its chunk, when the chunk holds it.
+fn hash_in_chunk(chunk: &[u8], index: u64) -> Option<[u8; 32]> {
+    let at = hash_chunk_offset(index);
+    chunk.get(at..at + 32)?.try_into().ok()
+}
 
 /// sled segment size; see the module comment for why it is larger than sled's default.
 const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
@@ -232,13 +259,11 @@ impl tlog_tiles::HashReader for TxHashReader<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
         let mut out = Vec::with_capacity(indexes.len());
         for index in indexes {
-            match self.hashes.get(index.to_be_bytes()) {
-                Ok(Some(bytes)) => {
-                    let arr: [u8; 32] = bytes
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| tlog_tiles::Error::MalformedHash)?;
-                    out.push(tlog_tiles::Hash(arr));
+            match self.hashes.get(hash_chunk_key(*index)) {
+                Ok(Some(chunk)) => {
+                    let hash =
+                        hash_in_chunk(&chunk, *index).ok_or(tlog_tiles::Error::IndexesNotInTree)?;
+                    out.push(tlog_tiles::Hash(hash));
                 }
                 Ok(None) => return Err(tlog_tiles::Error::IndexesNotInTree),
                 Err(e) => {
@@ -380,8 +405,18 @@ impl<'a> Tx<'a> {
         };
         let first = tlog_tiles::stored_hash_index(0, index);
         for (offset, hash) in (0u64..).zip(new_hashes.iter()) {
-            self.hashes
-                .insert(&(first + offset).to_be_bytes(), &hash.0)?;
+            let at = first + offset;
+            let key = hash_chunk_key(at);
+            let mut chunk = tx_get(self.hashes, &key)?.map_or_else(Vec::new, |c| c.to_vec());
+            // Appends fill each chunk in order: anything else means the tree was damaged.
+            if chunk.len() != hash_chunk_offset(at) {
+                return Err(abort(corrupt(
+                    "hash_chunks",
+                    format!("chunk of hash {at} holds {} bytes", chunk.len()),
+                )));
+            }
+            chunk.extend_from_slice(&hash.0);
+            self.hashes.insert(&key, chunk)?;
         }
         self.ledger.insert(&index.to_be_bytes(), bytes)?;
         self.set_meta_u64("ledger_size", index + 1)?;
@@ -455,6 +490,64 @@ fn migrate_id_keyed_stamps(
     Ok(())
 }
 
+/// Moves Merkle hashes from the layout of one hash per key (`hashes`) into `hash_chunks`.
+/// Safe to interrupt: chunks are written whole (a second run writes the same values), and
+/// `hashes` is dropped only after they are durable.
+fn migrate_hash_per_key(
+    db: &sled::Db,
+    db_file: &File,
+    chunks: &sled::Tree,
+) -> Result<(), StoreError> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == b"hashes".as_slice())
+    {
+        return Ok(());
+    }
+    let hashes = db.open_tree("hashes").map_err(storage)?;
+    let mut batch = sled::Batch::default();
+    let mut pending = 0usize;
+    let mut chunk: Vec<u8> = Vec::new();
+    let mut expected = 0u64;
+    for item in hashes.iter() {
+        let (key, hash) = item.map_err(storage)?;
+        let index = read_u64(&key, "hashes")?;
+        if index != expected || hash.len() != 32 {
+            return Err(corrupt(
+                "hashes",
+                format!("hash {index} out of order or damaged"),
+            ));
+        }
+        chunk.extend_from_slice(&hash);
+        expected += 1;
+        if expected % HASHES_PER_CHUNK == 0 {
+            batch.insert(&hash_chunk_key(index)[..], std::mem::take(&mut chunk));
+            pending += 1;
+            if pending == 10_000 {
+                chunks
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(storage)?;
+                pending = 0;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        batch.insert(&hash_chunk_key(expected - 1)[..], chunk);
+    }
+    chunks.apply_batch(batch).map_err(storage)?;
+    db.flush().map_err(storage)?;
+    db_file.sync_data().map_err(storage)?;
+    db.drop_tree("hashes").map_err(storage)?;
+    db.flush().map_err(storage)?;
+    db_file.sync_data().map_err(storage)?;
+    tracing::info!(
+        hashes = expected,
+        "moved Merkle hashes to chunks of {HASHES_PER_CHUNK}"
+    );
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (creating when missing) the database under `dir`.
     pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
@@ -468,6 +561,7 @@ impl SledStore {
         let db_file = File::open(dir.join("db")).map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         migrate_id_keyed_stamps(&db, &db_file, &tree("stamp_ids")?, &tree("stamps")?)?;
+        migrate_hash_per_key(&db, &db_file, &tree("hash_chunks")?)?;
         Ok(SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
@@ -479,7 +573,7 @@ impl SledStore {
             posts: tree("posts")?,
             post_order: tree("post_order")?,
             ledger: tree("ledger")?,
-            hashes: tree("hashes")?,
+            hashes: tree("hash_chunks")?,
             checkpoints: tree("checkpoints")?,
             db,
             db_file,
@@ -994,20 +1088,24 @@ impl Store for SledStore {
     }
 
     fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
-        indexes
-            .iter()
-            .map(|index| {
-                let bytes = self
-                    .hashes
-                    .get(index.to_be_bytes())
-                    .map_err(storage)?
-                    .ok_or_else(|| corrupt("hashes", format!("missing hash {index}")))?;
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("hashes", "hash length"))
-            })
-            .collect()
+        // Requests (tiles, proofs) mostly name neighbouring indexes: keep the last chunk read.
+        let mut last: Option<([u8; 8], sled::IVec)> = None;
+        let mut out = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            let key = hash_chunk_key(*index);
+            let chunk = match &last {
+                Some((k, chunk)) if *k == key => chunk.clone(),
+                _ => {
+                    let chunk = self.hashes.get(key).map_err(storage)?.unwrap_or_default();
+                    last = Some((key, chunk.clone()));
+                    chunk
+                }
+            };
+            let hash = hash_in_chunk(&chunk, *index)
+                .ok_or_else(|| corrupt("hash_chunks", format!("missing hash {index}")))?;
+            out.push(hash);
+        }
+        Ok(out)
     }
 
     fn published_keys(&self) -> Result<Vec<(Kid, KeyStatus)>, StoreError> {
