@@ -1385,6 +1385,26 @@ fn rewrite_to_first_layout(dir: &std::path::Path) {
         }
     }
     assert!(db.drop_tree("hash_chunks").expect("drop"));
+    let bundles = db.open_tree("ledger_bundles").expect("ledger_bundles");
+    let ledger = db.open_tree("ledger").expect("ledger");
+    for item in bundles.iter() {
+        let (key, bundle) = item.expect("read");
+        let mut index = u64::from_be_bytes(key.as_ref().try_into().expect("key"));
+        let mut rest = &bundle[..];
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().expect("len")) as usize;
+            ledger
+                .insert(index.to_be_bytes(), &rest[4..4 + len])
+                .expect("insert");
+            rest = &rest[4 + len..];
+            index += 1;
+        }
+    }
+    assert!(db.drop_tree("ledger_bundles").expect("drop"));
+    db.open_tree("meta")
+        .expect("meta")
+        .remove("bundle_start")
+        .expect("remove");
     db.flush().expect("flush");
 }
 
@@ -1418,6 +1438,8 @@ fn a_store_of_the_first_layout_is_migrated_on_open() {
     let stored: Vec<u64> = (0..tlog_tiles::stored_hash_count(size)).collect();
     assert!(stored.len() > 64, "only {} hashes", stored.len());
     let hashes_before = store.hashes(&stored).expect("hashes");
+    let entries_before = store.entries(0, size).expect("entries");
+    assert_eq!(entries_before.len() as u64, size);
     drop(store);
     rewrite_to_first_layout(dir.path());
 
@@ -1425,6 +1447,7 @@ fn a_store_of_the_first_layout_is_migrated_on_open() {
     assert_eq!(store.stamp(spent).expect("stamp"), before.0);
     assert_eq!(store.stamp(unspent).expect("stamp"), before.1);
     assert_eq!(store.hashes(&stored).expect("hashes"), hashes_before);
+    assert_eq!(store.entries(0, size).expect("entries"), entries_before);
     let results = store
         .apply(&[redeem(spent), redeem(unspent)], now)
         .expect("apply");
@@ -1442,7 +1465,7 @@ fn a_store_of_the_first_layout_is_migrated_on_open() {
         .open()
         .expect("open sled");
     let names: Vec<_> = db.tree_names();
-    for old in [&b"sold"[..], b"spent", b"hashes"] {
+    for old in [&b"sold"[..], b"spent", b"hashes", b"ledger"] {
         assert!(!names.iter().any(|n| n.as_ref() == old), "{old:?} left");
     }
     drop(db);
@@ -1452,6 +1475,73 @@ fn a_store_of_the_first_layout_is_migrated_on_open() {
         spent_record.map(|s| s.spent_for),
         Some("before".to_string())
     );
+    let report = audit(&store).map_err(|e| e.to_string());
+    assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn ledger_entries_read_back_from_any_start_across_bundles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, account) = opened_with_stamps(dir.path(), &[]);
+    let mut time = T0;
+    // Small entries (credits), and purchases big enough (about 37 KB each) that a bundle closes
+    // on its byte limit before its count limit.
+    for round in 0..6u128 {
+        time += 1;
+        let now = Timestamp::from_unix(time);
+        let mut batch: Vec<Command> = (0..5)
+            .map(|i| Command::Credit {
+                account_id: account,
+                amount: 1000,
+                reference: format!("round {round} credit {i}"),
+            })
+            .collect();
+        batch.push(Command::Purchase {
+            account_id: account,
+            unit_price: 1,
+            idempotency_key_sha256: None,
+            purchase_id: Uuid::from_u128(0xb16_0000 + round),
+            kid: issuer().0,
+            issued_at: now,
+            expires_at: now.plus_secs(3600),
+            stamp_ids: (0..960)
+                .map(|i| Uuid::from_u128((round << 32) + 0xb16_0000_0000 + i))
+                .collect(),
+        });
+        for applied in store.apply(&batch, now).expect("apply") {
+            assert!(applied.is_ok(), "{applied:?}");
+        }
+    }
+    let size = store.ledger_size().expect("size");
+    let one_by_one: Vec<Vec<u8>> = (0..size)
+        .map(|i| {
+            let mut entry = store.entries(i, 1).expect("entry");
+            assert_eq!(entry.len(), 1, "entry {i}");
+            entry.remove(0)
+        })
+        .collect();
+    assert!(one_by_one.iter().any(|e| e.len() > 30_000));
+    for start in 0..=size {
+        for limit in [0, 1, 2, 7, 8, 9, 17, 1000] {
+            let got = store.entries(start, limit).expect("entries");
+            let end = (start + limit).min(size);
+            assert_eq!(
+                got,
+                one_by_one[start as usize..end as usize],
+                "entries({start}, {limit})"
+            );
+        }
+    }
+    // Each entry carries its own index: none is read from the wrong place.
+    for (i, entry) in one_by_one.iter().enumerate() {
+        let text = String::from_utf8_lossy(entry);
+        assert!(text.contains(&format!("\"index\":{i},")), "{text:.80}");
+    }
+    drop(store);
+    let store = reopen(dir.path())
+        .map_err(|e| e.to_string())
+        .expect("reopen");
+    assert_eq!(store.entries(0, size).expect("entries"), one_by_one);
     let report = audit(&store).map_err(|e| e.to_string());
     assert!(report.is_ok(), "{report:?}");
 }

@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `ledger_size`, `last_time`, `post_seq`, `key:<kid>` | u64 / i64 / u64 / status |
+//! | `meta` | `ledger_size`, `last_time`, `post_seq`, `bundle_start`, `key:<kid>` | u64 / i64 / u64 / u64 / status |
 //! | `accounts` | account id (16) | [`Account`] JSON |
 //! | `api_keys` | SHA-256 of API key (32) | account id (16) |
 //! | `credits` | SHA-256 of reference (32) | [`CreditRecord`] JSON |
@@ -13,7 +13,7 @@
 //! | `stamps` | issued_at (8) + stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8), then [`SpentRecord`] JSON once spent |
 //! | `posts` | post id (16) | [`Post`] JSON |
 //! | `post_order` | board sequence (8) | post id (16) |
-//! | `ledger` | entry index (8) | entry bytes |
+//! | `ledger_bundles` | index of the bundle's first entry (8) | up to 8 consecutive entries, each as length (4) + bytes |
 //! | `hash_chunks` | stored-hash index / 16 (8) | up to 16 32-byte hashes, in index order |
 //! | `checkpoints` | `latest` | size (8) + note text |
 //!
@@ -29,17 +29,19 @@
 //! hashes, and one key per hash made them the largest tree by count of keys, hence of sled
 //! pages, and sled's start-up time grows with the count of pages (its snapshot lists them
 //! all). Hashes are only ever appended, so a chunk is filled in order and never rewritten
-//! once full.
+//! once full. Ledger entries are kept up to 8 to a key (`ledger_bundles`) for the same
+//! reason; a bundle also closes before it would pass 64 KiB + 4 bytes, so one big purchase
+//! entry does not make a big value. `bundle_start` in `meta` names the open (last) bundle.
 //!
 //! Data directories written before these layouts (trees `sold` and `spent` keyed by stamp id,
-//! `hashes` with one hash per key) are migrated on open ([`migrate_id_keyed_stamps`],
-//! [`migrate_hash_per_key`]).
+//! `hashes` with one hash per key, `ledger` with one entry per key) are migrated on open
+//! ([`migrate_id_keyed_stamps`], [`migrate_hash_per_key`], [`migrate_entry_per_key`]).
 //!
 //! A batch is one sled transaction over the first eleven trees. Durability: sled's `flush`
 //! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
 //! in memory, so [`SledStore::sync`] also `fdatasync`s the database file. The segment size is
 //! raised so that no value we write can become a separate "blob" file (sled writes those
-//! without fsync): the largest node is 17 items of at most 64 KiB, far below a quarter of an
+//! without fsync): the largest node is 17 items of at most 64 KiB + 4 bytes (a ledger bundle), far below a quarter of an
 //! 8 MiB segment.
 
 use std::cell::RefCell;
@@ -81,6 +83,43 @@ fn hash_chunk_offset(index: u64) -> usize {
 fn hash_in_chunk(chunk: &[u8], index: u64) -> Option<[u8; 32]> {
     let at = hash_chunk_offset(index);
     chunk.get(at..at + 32)?.try_into().ok()
+}
+
+/// Most ledger entries per `ledger_bundles` value.
+const BUNDLE_ENTRIES_MAX: u64 = 8;
+/// Most bytes per `ledger_bundles` value: one entry of the largest size fits alone.
+const BUNDLE_BYTES_MAX: usize = ENTRY_BYTES_MAX + 4;
+
+/// Whether an entry of `entry_len` bytes still fits in a bundle of `count` entries and
+/// `bundle_len` bytes.
+fn fits_in_bundle(count: u64, bundle_len: usize, entry_len: usize) -> bool {
+    count < BUNDLE_ENTRIES_MAX && bundle_len + 4 + entry_len <= BUNDLE_BYTES_MAX
+}
+
+/// Appends one length-prefixed entry to a bundle.
+fn push_entry(bundle: &mut Vec<u8>, entry: &[u8]) {
+    // Entries are at most ENTRY_BYTES_MAX (64 KiB): the length always fits in 4 bytes.
+    bundle.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+    bundle.extend_from_slice(entry);
+}
+
+/// The entries of a bundle, in order.
+fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    let mut out = Vec::new();
+    let mut rest = bundle;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("ledger_bundles", "truncated length"))?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(corrupt("ledger_bundles", "truncated entry"));
+        }
+        let (entry, tail) = tail.split_at(len);
+        out.push(entry);
+        rest = tail;
+    }
+    Ok(out)
 }
 
 /// sled segment size; see the module comment for why it is larger than sled's default.
@@ -418,9 +457,32 @@ impl<'a> Tx<'a> {
             chunk.extend_from_slice(&hash.0);
             self.hashes.insert(&key, chunk)?;
         }
-        self.ledger.insert(&index.to_be_bytes(), bytes)?;
+        self.add_to_bundle(index, &bytes)?;
         self.set_meta_u64("ledger_size", index + 1)?;
         Ok(index)
+    }
+
+    /// Stores entry `index` (the next one) in the open bundle, or opens a new bundle with it.
+    fn add_to_bundle(&self, index: u64, bytes: &[u8]) -> TxResult<()> {
+        if index > 0 {
+            let start = self.meta_u64("bundle_start")?;
+            let Some(open) = tx_get(self.ledger, &start.to_be_bytes())? else {
+                return Err(abort(corrupt(
+                    "ledger_bundles",
+                    format!("no bundle at {start}"),
+                )));
+            };
+            if fits_in_bundle(index - start, open.len(), bytes.len()) {
+                let mut bundle = open.to_vec();
+                push_entry(&mut bundle, bytes);
+                self.ledger.insert(&start.to_be_bytes(), bundle)?;
+                return Ok(());
+            }
+        }
+        let mut bundle = Vec::with_capacity(4 + bytes.len());
+        push_entry(&mut bundle, bytes);
+        self.ledger.insert(&index.to_be_bytes(), bundle)?;
+        self.set_meta_u64("bundle_start", index)
     }
 }
 
@@ -548,6 +610,64 @@ fn migrate_hash_per_key(
     Ok(())
 }
 
+/// Moves ledger entries from the layout of one entry per key (`ledger`) into
+/// `ledger_bundles`, bundled by the rule appends follow, and sets `bundle_start`. Safe to
+/// interrupt: bundles are written whole and the same each run, and `ledger` is dropped only
+/// after they and `bundle_start` are durable.
+fn migrate_entry_per_key(
+    db: &sled::Db,
+    db_file: &File,
+    bundles: &sled::Tree,
+    meta: &sled::Tree,
+) -> Result<(), StoreError> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == b"ledger".as_slice())
+    {
+        return Ok(());
+    }
+    let ledger = db.open_tree("ledger").map_err(storage)?;
+    let mut batch = sled::Batch::default();
+    let mut pending = 0usize;
+    let mut bundle: Vec<u8> = Vec::new();
+    let mut start = 0u64;
+    let mut expected = 0u64;
+    for item in ledger.iter() {
+        let (key, entry) = item.map_err(storage)?;
+        let index = read_u64(&key, "ledger")?;
+        if index != expected {
+            return Err(corrupt("ledger", format!("entry {index} out of order")));
+        }
+        if index > 0 && !fits_in_bundle(index - start, bundle.len(), entry.len()) {
+            batch.insert(&start.to_be_bytes()[..], std::mem::take(&mut bundle));
+            start = index;
+            pending += 1;
+            if pending == 10_000 {
+                bundles
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(storage)?;
+                pending = 0;
+            }
+        }
+        push_entry(&mut bundle, &entry);
+        expected += 1;
+    }
+    if !bundle.is_empty() {
+        batch.insert(&start.to_be_bytes()[..], bundle);
+    }
+    bundles.apply_batch(batch).map_err(storage)?;
+    meta.insert("bundle_start", &start.to_be_bytes())
+        .map_err(storage)?;
+    db.flush().map_err(storage)?;
+    db_file.sync_data().map_err(storage)?;
+    db.drop_tree("ledger").map_err(storage)?;
+    db.flush().map_err(storage)?;
+    db_file.sync_data().map_err(storage)?;
+    tracing::info!(entries = expected, "moved ledger entries to bundles");
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (creating when missing) the database under `dir`.
     pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
@@ -562,6 +682,7 @@ impl SledStore {
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         migrate_id_keyed_stamps(&db, &db_file, &tree("stamp_ids")?, &tree("stamps")?)?;
         migrate_hash_per_key(&db, &db_file, &tree("hash_chunks")?)?;
+        migrate_entry_per_key(&db, &db_file, &tree("ledger_bundles")?, &tree("meta")?)?;
         Ok(SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
@@ -572,7 +693,7 @@ impl SledStore {
             stamps: tree("stamps")?,
             posts: tree("posts")?,
             post_order: tree("post_order")?,
-            ledger: tree("ledger")?,
+            ledger: tree("ledger_bundles")?,
             hashes: tree("hash_chunks")?,
             checkpoints: tree("checkpoints")?,
             db,
@@ -1081,10 +1202,34 @@ impl Store for SledStore {
 
     fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let end = start.saturating_add(limit);
-        self.ledger
-            .range(start.to_be_bytes()..end.to_be_bytes())
-            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(storage))
-            .collect()
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // The bundle holding `start` is the last one that begins at or before it.
+        let first = match self
+            .ledger
+            .range(..=start.to_be_bytes())
+            .next_back()
+            .transpose()
+            .map_err(storage)?
+        {
+            Some((key, _)) => read_u64(&key, "ledger_bundles")?,
+            None => return Ok(out),
+        };
+        for item in self.ledger.range(first.to_be_bytes()..end.to_be_bytes()) {
+            let (key, bundle) = item.map_err(storage)?;
+            let bundle_start = read_u64(&key, "ledger_bundles")?;
+            for (index, entry) in (bundle_start..).zip(bundle_entries(&bundle)?) {
+                if index >= end {
+                    break;
+                }
+                if index >= start {
+                    out.push(entry.to_vec());
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
