@@ -41,8 +41,8 @@
 //! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
 //! in memory, so [`SledStore::sync`] also `fdatasync`s the database file. The segment size is
 //! raised so that no value we write can become a separate "blob" file (sled writes those
-//! without fsync): the largest node is 17 items of at most 64 KiB + 4 bytes (a ledger bundle), far below a quarter of an
-//! 8 MiB segment.
+//! without fsync): the largest node is 17 items of at most 64 KiB + 4 bytes (a ledger
+//! bundle), far below a quarter of an 8 MiB segment.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
