@@ -428,6 +428,8 @@ async fn measure(
         server_pid: server.child.id(),
     });
 
+    wait_for_ledger_check(&ctx).await?;
+
     let mut rows: Vec<Row> = Vec::new();
     let n = plan.connections;
     let d = plan.duration;
@@ -902,6 +904,29 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 
 /// Sends a request and reads the whole answer; a transport error or a non-2xx status is an
 /// error.
+/// Waits until the server's own ledger checker has caught up with the log (its first
+/// `/v1/audit` answer). On a big log that catch-up takes a core for a while after start-up
+/// (about 25 s at 10M entries), and would otherwise be measured as part of the workloads.
+async fn wait_for_ledger_check(ctx: &Ctx) -> Result<(), String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        match send(ctx.client.get(format!("{}/v1/audit", ctx.base))).await {
+            Ok(_) => break,
+            // 408: the answer took longer than the server's request time limit; ask again.
+            Err(e) if e.contains("408") && Instant::now() < deadline => continue,
+            Err(e) => return Err(format!("GET /v1/audit: {e}")),
+        }
+    }
+    if started.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "bench: waited {:.1} s for the server's ledger check to catch up before measuring",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 async fn send(request: reqwest::RequestBuilder) -> Result<bytes::Bytes, String> {
     let response = request
         .send()
