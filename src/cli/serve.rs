@@ -91,7 +91,17 @@ pub struct ServeArgs {
         default_value_t = 30
     )]
     pub rate_auth_failures_per_minute: u32,
+    /// MiB of memory sled may use to cache database pages. More keeps more of a large
+    /// database in memory: spends of stamps bought long ago then read fewer pages from disk.
+    #[arg(long, env = "PENNYPOST_CACHE_MIB", default_value_t = DEFAULT_CACHE_MIB)]
+    pub cache_mib: u64,
 }
+
+/// sled's own default page cache: 1 GiB.
+const DEFAULT_CACHE_MIB: u64 = 1024;
+/// The named bounds of `--cache-mib`.
+const CACHE_MIB_MIN: u64 = 16;
+const CACHE_MIB_MAX: u64 = 1 << 20;
 
 impl ServeArgs {
     pub fn economy(&self) -> Economy {
@@ -171,6 +181,12 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
     let limits = args.limits();
     economy.validate().map_err(|e| e.to_string())?;
     limits.validate(&economy).map_err(|e| e.to_string())?;
+    if !(CACHE_MIB_MIN..=CACHE_MIB_MAX).contains(&args.cache_mib) {
+        return Err(format!(
+            "--cache-mib must be {CACHE_MIB_MIN} to {CACHE_MIB_MAX}, not {}",
+            args.cache_mib
+        ));
+    }
     fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     fs::set_permissions(&args.data_dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
@@ -179,8 +195,13 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
     let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
         .map_err(|e| e.to_string())?;
     let token = admin_token(&args.data_dir)?;
-    let store =
-        SledStore::open(&args.data_dir.join("db"), &economy.currency).map_err(|e| e.to_string())?;
+    let store = SledStore::open_with_cache(
+        &args.data_dir.join("db"),
+        &economy.currency,
+        args.cache_mib * 1024 * 1024,
+    )
+    .map_err(|e| e.to_string())?;
+    tracing::info!(cache_mib = args.cache_mib, "database page cache");
     tracing::info!(?economy, ?limits, "configuration");
     let service = Service::start(
         Arc::new(store),

@@ -669,11 +669,23 @@ fn migrate_entry_per_key(
 }
 
 impl SledStore {
-    /// Opens (creating when missing) the database under `dir`.
+    /// Opens (creating when missing) the database under `dir`, with sled's default page cache
+    /// (1 GiB).
     pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
+        SledStore::open_with_cache(dir, currency, 1024 * 1024 * 1024)
+    }
+
+    /// Opens (creating when missing) the database under `dir`, letting sled cache up to
+    /// `cache_bytes` of pages.
+    pub fn open_with_cache(
+        dir: &Path,
+        currency: &str,
+        cache_bytes: u64,
+    ) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(storage)?;
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .segment_size(SEGMENT_BYTES)
             .flush_every_ms(None)
             .open()

@@ -272,3 +272,43 @@ async fn the_client_needs_an_account_and_a_server() {
     assert_ne!(run.code, 0, "{run}");
     assert!(!wallet.exists());
 }
+
+#[tokio::test]
+async fn serve_refuses_a_cache_size_out_of_bounds_before_creating_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let keys = dir.path().join("keys");
+    for bad in ["0", "15", "1048577", "lots"] {
+        let run = pennypost(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--keys-dir",
+            keys.to_str().expect("utf-8"),
+            "--cache-mib",
+            bad,
+        ])
+        .await;
+        assert_ne!(run.code, 0, "--cache-mib {bad}: {run}");
+        assert!(run.stderr.contains("cache-mib"), "--cache-mib {bad}: {run}");
+    }
+    assert!(
+        !data.exists() && !keys.exists(),
+        "a refused start created files"
+    );
+}
+
+#[tokio::test]
+async fn a_server_with_a_small_page_cache_still_spends_each_stamp_once() {
+    let server = TestServer::start_with(&["--cache-mib", "16"]).await;
+    let (_, stamps) = server.stamps(100, 20).await;
+    for (i, stamp) in stamps.iter().enumerate() {
+        let (status, body) = server.redeem(stamp, &format!("site/{i}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = server.redeem(&stamps[0], "again").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "stamp_already_spent");
+}
