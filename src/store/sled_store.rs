@@ -503,6 +503,10 @@ fn migrate_id_keyed_stamps(
         db_file.sync_data().map_err(storage)
     };
     if has("sold") {
+        tracing::info!(
+            "upgrading the data directory: moving stamps to time-ordered keys (once; about \
+             20 s per million stamps)"
+        );
         let sold = db.open_tree("sold").map_err(storage)?;
         let spent = db.open_tree("spent").map_err(storage)?;
         let mut ids = sled::Batch::default();
@@ -567,6 +571,10 @@ fn migrate_hash_per_key(
     {
         return Ok(());
     }
+    tracing::info!(
+        "upgrading the data directory: moving Merkle hashes to chunks (once; about 12 s per \
+         million entries)"
+    );
     let hashes = db.open_tree("hashes").map_err(storage)?;
     let mut batch = sled::Batch::default();
     let mut pending = 0usize;
@@ -627,6 +635,10 @@ fn migrate_entry_per_key(
     {
         return Ok(());
     }
+    tracing::info!(
+        "upgrading the data directory: moving ledger entries to bundles (once; about 18 s per \
+         million entries)"
+    );
     let ledger = db.open_tree("ledger").map_err(storage)?;
     let mut batch = sled::Batch::default();
     let mut pending = 0usize;
