@@ -60,6 +60,10 @@ pub struct Limits {
     pub posts_page_max: usize,
     /// Entries per page of `GET /v1/ledger/entries` (API.md: at least 1000).
     pub ledger_page_max: u64,
+    /// Entries the server's own ledger check may be behind the log for `GET /v1/audit` to
+    /// catch up and answer; further behind (after a start on a long log), it answers 503
+    /// `audit_catching_up` at once instead of keeping the client waiting.
+    pub audit_lag_max: u64,
     /// Seconds a request may take, body included, before it is cut off (slow clients).
     pub request_timeout_secs: u64,
     /// Open connections at once; more wait in the kernel's accept queue.
@@ -102,6 +106,7 @@ impl Default for Limits {
             idempotency_key_bytes_max: 255,
             posts_page_max: 100,
             ledger_page_max: 1000,
+            audit_lag_max: 200_000,
             request_timeout_secs: 30,
             connections_max: 4096,
             header_read_timeout_secs: 10,

@@ -42,6 +42,17 @@ pub enum Error {
     /// Occurs when the server cannot take writes (its storage failed, or it is shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// Occurs when the server's own ledger check is still far behind the log (after a start
+    /// on a long log): `GET /v1/audit` would keep the client waiting.
+    #[error(
+        "the server's own ledger check has reached entry {checked} of {size}; ask again in \
+         {retry_after_secs} s"
+    )]
+    AuditCatchingUp {
+        checked: u64,
+        size: u64,
+        retry_after_secs: u64,
+    },
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,6 +73,7 @@ impl Error {
             Error::WrongStampCount { .. } => "wrong_stamp_count",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "service_unavailable",
+            Error::AuditCatchingUp { .. } => "audit_catching_up",
             Error::Internal(_) => "internal_error",
         }
     }

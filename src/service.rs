@@ -90,6 +90,8 @@ pub struct Service {
     /// blocking runtime threads.
     auditor: Arc<Mutex<LedgerChecker>>,
     audit_running: tokio::sync::Mutex<()>,
+    /// How far the auditor has checked, readable while a catch-up holds its lock.
+    audit_checked: Arc<AtomicU64>,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -126,6 +128,7 @@ impl Service {
                 .map_err(|e| Error::Internal(format!("cannot start verifier thread: {e}")))?,
             auditor: Arc::new(Mutex::new(LedgerChecker::new())),
             audit_running: tokio::sync::Mutex::new(()),
+            audit_checked: Arc::new(AtomicU64::new(0)),
         };
         service.publish_keys().await?;
         service.start_background_audit();
@@ -653,14 +656,26 @@ impl Service {
     /// The server's own check of the ledger invariants over every durable entry.
     pub async fn audit(&self) -> Result<AuditReport, Error> {
         // One scan at a time; others wait here without holding a runtime thread.
-        let _turn = self.audit_running.lock().await;
         let size = self.ledger_size();
-        let (store, auditor) = (self.store.clone(), self.auditor.clone());
+        let checked = self.audit_checked.load(Ordering::Acquire);
+        if size.saturating_sub(checked) > self.limits.audit_lag_max {
+            return Err(Error::AuditCatchingUp {
+                checked,
+                size,
+                retry_after_secs: BACKGROUND_AUDIT_SECS,
+            });
+        }
+        let _turn = self.audit_running.lock().await;
+        let (store, auditor, progress) = (
+            self.store.clone(),
+            self.auditor.clone(),
+            self.audit_checked.clone(),
+        );
         let page_max = self.limits.ledger_page_max;
         // The scan reads and hashes entries: keep it off the runtime's worker threads, which
         // must go on serving requests (the auditor itself downloads entries meanwhile).
         tokio::task::spawn_blocking(move || {
-            let checker = catch_up(store.as_ref(), &auditor, size, page_max)?;
+            let checker = catch_up(store.as_ref(), &auditor, &progress, size, page_max)?;
             Ok(checker.report(Timestamp::now().unix()))
         })
         .await
@@ -670,18 +685,19 @@ impl Service {
     /// Keeps the server's own auditor caught up in the background, so that `GET /v1/audit`
     /// only checks the entries of the last few seconds, even on a log of millions of entries.
     fn start_background_audit(&self) {
-        let (store, auditor, committer) = (
+        let (store, auditor, committer, progress) = (
             self.store.clone(),
             self.auditor.clone(),
             self.committer.clone(),
+            self.audit_checked.clone(),
         );
         let page_max = self.limits.ledger_page_max;
         tokio::spawn(async move {
             loop {
                 let size = committer.durable_size();
-                let (store, auditor) = (store.clone(), auditor.clone());
+                let (store, auditor, progress) = (store.clone(), auditor.clone(), progress.clone());
                 let caught_up = tokio::task::spawn_blocking(move || {
-                    catch_up(store.as_ref(), &auditor, size, page_max).map(|_| ())
+                    catch_up(store.as_ref(), &auditor, &progress, size, page_max).map(|_| ())
                 })
                 .await;
                 if let Ok(Err(e)) = caught_up {
@@ -700,6 +716,7 @@ const BACKGROUND_AUDIT_SECS: u64 = 2;
 fn catch_up<'a>(
     store: &dyn Store,
     auditor: &'a Mutex<LedgerChecker>,
+    progress: &AtomicU64,
     size: u64,
     page_max: u64,
 ) -> Result<std::sync::MutexGuard<'a, LedgerChecker>, Error> {
@@ -717,6 +734,7 @@ fn catch_up<'a>(
         for entry in page {
             checker.push(&entry);
         }
+        progress.store(checker.size(), Ordering::Release);
     }
     Ok(checker)
 }

@@ -14,7 +14,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -112,6 +112,44 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Val
         .json()
         .await
         .map_err(|e| Unfinished(format!("{url}: not JSON: {e}")))
+}
+
+/// Longest the auditor waits for a server whose own ledger check is still catching up.
+const SERVER_AUDIT_WAIT: Duration = Duration::from_secs(300);
+
+/// The server's `GET /v1/audit`, asked again while it answers 503 (its own check is still
+/// catching up after a start on a long log), after the Retry-After it gives.
+async fn server_totals(
+    client: &reqwest::Client,
+    base: &str,
+) -> Result<serde_json::Value, Unfinished> {
+    let url = format!("{base}/v1/audit");
+    let deadline = Instant::now() + SERVER_AUDIT_WAIT;
+    loop {
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Unfinished(format!("{url}: {e}")))?;
+        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            && Instant::now() < deadline
+        {
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .unwrap_or(2)
+                .clamp(1, 30);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
+        }
+        return response
+            .error_for_status()
+            .map_err(|e| Unfinished(format!("{url}: {e}")))?
+            .json()
+            .await
+            .map_err(|e| Unfinished(format!("{url}: not JSON: {e}")));
+    }
 }
 
 fn decode_hashes(doc: &serde_json::Value) -> Option<Vec<Hash>> {
@@ -361,7 +399,7 @@ pub async fn audit(
     // server was still catching up on a long log): ask once more now that we are done.
     let server_audit = match server_audit.await {
         Ok(Ok(answer)) if answer["ledger_size"].as_u64() == Some(size) => answer,
-        _ => get_json(&client, &format!("{base}/v1/audit")).await?,
+        _ => server_totals(&client, base).await?,
     };
     let served_size = server_audit["ledger_size"].as_u64().unwrap_or(0);
     if served_size == size {

@@ -913,7 +913,11 @@ async fn wait_for_ledger_check(ctx: &Ctx) -> Result<(), String> {
     loop {
         match send(ctx.client.get(format!("{}/v1/audit", ctx.base))).await {
             Ok(_) => break,
-            // 408: the answer took longer than the server's request time limit; ask again.
+            // 503: the server's check is still catching up (it says how far); 408: an answer
+            // took longer than the server's request time limit. Ask again.
+            Err(e) if e.contains("503") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             Err(e) if e.contains("408") && Instant::now() < deadline => continue,
             Err(e) => return Err(format!("GET /v1/audit: {e}")),
         }

@@ -91,6 +91,10 @@ pub struct ServeArgs {
         default_value_t = 30
     )]
     pub rate_auth_failures_per_minute: u32,
+    /// Entries the server's own ledger check may lag behind the log and `GET /v1/audit` still
+    /// wait for it; further behind, it answers 503 `audit_catching_up` with Retry-After.
+    #[arg(long, env = "PENNYPOST_AUDIT_LAG_MAX", default_value_t = 200_000)]
+    pub audit_lag_max: u64,
     /// MiB of memory sled may use to cache database pages. More keeps more of a large
     /// database in memory: spends of stamps bought long ago then read fewer pages from disk.
     #[arg(long, env = "PENNYPOST_CACHE_MIB", default_value_t = DEFAULT_CACHE_MIB)]
@@ -122,6 +126,7 @@ impl ServeArgs {
             connections_max: self.connections_max,
             request_timeout_secs: self.request_timeout_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,
+            audit_lag_max: self.audit_lag_max,
             rate: RateLimits {
                 accounts_per_minute: self.rate_accounts_per_minute,
                 purchases_per_minute: self.rate_purchases_per_minute,

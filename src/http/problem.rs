@@ -22,7 +22,7 @@ pub fn status(error: &Error) -> StatusCode {
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Stamp(_) | Error::WrongStampCount { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::AuditCatchingUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -44,6 +44,7 @@ fn title(code: &str) -> &'static str {
         "rate_limited" => "Rate limited",
         "method_not_allowed" => "Method not allowed",
         "service_unavailable" => "Service unavailable",
+        "audit_catching_up" => "Ledger check catching up",
         "request_timeout" => "Request timeout",
         _ => "Internal error",
     }
@@ -78,7 +79,11 @@ impl IntoResponse for Error {
             other => other.to_string(),
         };
         let mut response = problem(status, self.code(), &detail);
-        if let Error::RateLimited { retry_after_secs } = self {
+        if let Error::RateLimited { retry_after_secs }
+        | Error::AuditCatchingUp {
+            retry_after_secs, ..
+        } = self
+        {
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }

@@ -404,3 +404,61 @@ async fn ledger_is_served_as_tlog_tiles() {
         assert_eq!(status, 404, "{path}");
     }
 }
+
+#[tokio::test]
+async fn audit_answers_503_with_progress_while_far_behind_and_the_auditor_waits_for_it() {
+    // With a lag limit of 1 entry, any write the background check (every 2 s) has not read
+    // yet puts GET /v1/audit over the limit.
+    let server = TestServer::start_with(&["--audit-lag-max", "1"]).await;
+    let url = format!("{}/v1/audit", server.base_url);
+    let mut refused = None;
+    for round in 0..20 {
+        let (_key, stamps) = server.stamps(100, 5).await;
+        for (i, stamp) in stamps.iter().enumerate() {
+            let (status, body) = server.redeem(stamp, &format!("r{round}/{i}")).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let response = server.client.get(&url).send().await.expect("send");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("ascii").to_string());
+        let body: Value = response.json().await.expect("json");
+        if status == 503 {
+            refused = Some((body, retry_after));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["ok"], true, "{body}");
+    }
+    let (body, retry_after) = refused.expect("never behind by more than 1 entry in 20 rounds");
+    crate::helpers::assert_problem(503, &body, 503, "audit_catching_up");
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(detail.contains("reached entry"), "{detail}");
+    let wait: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=10).contains(&wait), "Retry-After {wait}");
+
+    // The auditor asks again after Retry-After instead of giving up, and passes.
+    let state = server.work_dir().join("audit.json");
+    let (code, out) = run_audit(&server.base_url, &state);
+    assert_eq!(code, 0, "{out}");
+
+    // Once the background check has caught up, the answer is the full report.
+    let mut answer = None;
+    for _ in 0..50 {
+        let (status, body) = server.get("/v1/audit").await;
+        if status == 200 {
+            answer = Some(body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let body = answer.expect("caught up within 10 s");
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(
+        body["stamps_spent"].as_u64(),
+        body["stamps_issued"].as_u64(),
+        "{body}"
+    );
+}
