@@ -434,6 +434,7 @@ async fn audit_answers_503_with_progress_while_far_behind_and_the_auditor_waits_
     }
     let (body, retry_after) = refused.expect("never behind by more than 1 entry in 20 rounds");
     crate::helpers::assert_problem(503, &body, 503, "audit_catching_up");
+    assert_eq!(body["title"], "Ledger check catching up", "{body}");
     let detail = body["detail"].as_str().expect("detail");
     assert!(detail.contains("reached entry"), "{detail}");
     let wait: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
