@@ -94,6 +94,21 @@ pub struct Service {
     audit_checked: Arc<AtomicU64>,
 }
 
+/// Hides a spend whose ledger entry is not yet durable (its batch is between apply and sync):
+/// a crash then would undo it, so no reader may be told the stamp is spent. The spender is
+/// answered only after the sync, and the durable size grows before that answer, so the
+/// spender reads its own spend.
+fn only_durable(mut record: StampRecord, durable_size: u64) -> StampRecord {
+    if record
+        .spent
+        .as_ref()
+        .is_some_and(|s| s.ledger_index >= durable_size)
+    {
+        record.spent = None;
+    }
+    record
+}
+
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -362,7 +377,7 @@ impl Service {
                 return Ok(answer);
             }
         }
-        let record = self.store.stamp(p.stamp_id)?;
+        let record = self.durable_stamp(p.stamp_id)?;
         let spent = record.as_ref().is_some_and(|r| r.spent.is_some());
         let expired = now >= p.expires_at;
         answer.state = Some(if spent {
@@ -459,7 +474,15 @@ impl Service {
     }
 
     pub fn stamp_status(&self, stamp_id: Uuid) -> Result<StampRecord, Error> {
-        self.store.stamp(stamp_id)?.ok_or(Error::NotFound("stamp"))
+        self.durable_stamp(stamp_id)?
+            .ok_or(Error::NotFound("stamp"))
+    }
+
+    /// A stamp as readers may see it: only what is durable. The record is read before the
+    /// durable size, so a spend that became durable in between is shown.
+    fn durable_stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, Error> {
+        let record = self.store.stamp(stamp_id)?;
+        Ok(record.map(|r| only_durable(r, self.committer.durable_size())))
     }
 
     fn check_stamp_count(&self, stamps: &[String], expected: usize) -> Result<(), Error> {
@@ -807,4 +830,39 @@ impl tlog_tiles::HashReader for StoreHashes<'_> {
 
 fn unexpected(outcome: &Outcome) -> Error {
     Error::Internal(format!("unexpected outcome {outcome:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::entry::SpendAction;
+    use crate::store::SpentRecord;
+
+    fn spent_at_index(ledger_index: u64) -> StampRecord {
+        StampRecord {
+            stamp_id: Uuid::from_u128(1),
+            buyer: Uuid::from_u128(2),
+            kid: crate::stamp::Kid([0; 8]),
+            issued_at: Timestamp::from_unix(0),
+            expires_at: Timestamp::from_unix(100),
+            spent: Some(SpentRecord {
+                spent_at: Timestamp::from_unix(1),
+                action: SpendAction::Redeem,
+                spent_for: "site".into(),
+                ledger_index,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_spend_is_shown_only_once_its_entry_is_durable() {
+        // Entry 7 is durable once the durable size is 8 or more.
+        assert!(only_durable(spent_at_index(7), 7).spent.is_none());
+        assert!(only_durable(spent_at_index(7), 0).spent.is_none());
+        assert!(only_durable(spent_at_index(7), 8).spent.is_some());
+        assert!(only_durable(spent_at_index(7), u64::MAX).spent.is_some());
+        let mut unspent = spent_at_index(7);
+        unspent.spent = None;
+        assert_eq!(only_durable(unspent.clone(), 0), unspent);
+    }
 }
