@@ -72,6 +72,9 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// Per-client rate limits.
     pub rate: RateLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client the rate limits count; from
+    /// any other peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 /// The per-minute limits (0 = off).
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -111,6 +114,7 @@ impl Default for Limits {
             connections_max: 4096,
             header_read_timeout_secs: 10,
             rate: RateLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

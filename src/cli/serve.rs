@@ -95,6 +95,15 @@ pub struct ServeArgs {
     /// wait for it; further behind, it answers 503 `audit_catching_up` with Retry-After.
     #[arg(long, env = "PENNYPOST_AUDIT_LAG_MAX", default_value_t = 200_000)]
     pub audit_lag_max: u64,
+    /// A reverse proxy (IP address) whose X-Forwarded-For header names the client, for the
+    /// per-client rate limits; repeat the flag, or comma-separate the environment variable.
+    /// Without it, behind a proxy every client shares the proxy's budget.
+    #[arg(
+        long = "trusted-proxy",
+        env = "PENNYPOST_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// MiB of memory sled may use to cache database pages. More keeps more of a large
     /// database in memory: spends of stamps bought long ago then read fewer pages from disk.
     #[arg(long, env = "PENNYPOST_CACHE_MIB", default_value_t = DEFAULT_CACHE_MIB)]
@@ -132,6 +141,7 @@ impl ServeArgs {
                 purchases_per_minute: self.rate_purchases_per_minute,
                 auth_failures_per_minute: self.rate_auth_failures_per_minute,
             },
+            trusted_proxies: self.trusted_proxies.clone(),
             ..Limits::default()
         }
     }

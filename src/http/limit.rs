@@ -1,5 +1,11 @@
 //! Per-client rate limits: account creation, purchases, and failed authentication, keyed by
-//! the peer's IP address. On by default; each limit is a count per minute, 0 turns it off.
+//! the client's IP address. On by default; each limit is a count per minute, 0 turns it off.
+//!
+//! The client is the peer, unless the peer is a trusted reverse proxy (`--trusted-proxy`):
+//! then it is the last address in `X-Forwarded-For` that is not itself a trusted proxy (the
+//! right-most entries were added by our own proxies; anything left of the first untrusted one
+//! was written by the client and proves nothing). A header that does not parse counts as
+//! the proxy itself, so a broken or hostile header can only spend the proxy's budget.
 //!
 //! Failed authentication is counted after the fact: every 401 answer costs the client one unit
 //! of its budget, and a client out of budget gets 429 on every request that carries an
@@ -38,17 +44,25 @@ pub struct Limiter {
     /// Clients out of failed-authentication budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     requests: std::sync::atomic::AtomicU64,
+    /// Peers whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl Limiter {
-    pub fn new(limits: RateLimits) -> Limiter {
+    pub fn new(limits: RateLimits, trusted_proxies: Vec<IpAddr>) -> Limiter {
         Limiter {
             accounts: limiter(limits.accounts_per_minute),
             purchases: limiter(limits.purchases_per_minute),
             auth_failures: limiter(limits.auth_failures_per_minute),
             blocked: Mutex::new(HashMap::new()),
             requests: std::sync::atomic::AtomicU64::new(0),
+            trusted_proxies,
         }
+    }
+
+    /// The client a request counts against (see the module comment).
+    fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.trusted_proxies)
     }
 
     fn check(limiter: &Option<DefaultKeyedRateLimiter<IpAddr>>, ip: IpAddr) -> Result<(), Error> {
@@ -113,13 +127,14 @@ impl Limiter {
 /// The middleware: checks the limits before the handler and counts failed authentication
 /// after it. Requests without a known peer address (in-process tests) are not limited.
 pub async fn rate_limit(limiter: std::sync::Arc<Limiter>, req: Request, next: Next) -> Response {
-    let Some(ip) = req
+    let Some(peer) = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
     else {
         return next.run(req).await;
     };
+    let ip = limiter.client(peer, req.headers());
     limiter.sweep();
     let authenticated = req.headers().contains_key(header::AUTHORIZATION);
     if authenticated {
@@ -145,4 +160,100 @@ pub async fn rate_limit(limiter: std::sync::Arc<Limiter>, req: Request, next: Ne
         limiter.record_failure(ip);
     }
     response
+}
+
+/// Most `X-Forwarded-For` entries looked at: a longer chain counts as the proxy itself.
+const FORWARDED_HOPS_MAX: usize = 16;
+
+fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        hops.extend(text.split(',').map(str::trim));
+    }
+    if hops.len() > FORWARDED_HOPS_MAX {
+        return peer;
+    }
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            return peer;
+        };
+        if !trusted.contains(&ip) {
+            return ip;
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_proxy() {
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy];
+        let headers = forwarded(&["203.0.113.7"]);
+        assert_eq!(client_ip(proxy, &headers, &trusted), ip("203.0.113.7"));
+        // From anyone else the header is the client's own claim, and ignored.
+        assert_eq!(
+            client_ip(ip("198.51.100.2"), &headers, &trusted),
+            ip("198.51.100.2")
+        );
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy);
+    }
+
+    #[test]
+    fn the_client_is_the_last_untrusted_hop() {
+        let (edge, inner) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let trusted = [edge, inner];
+        // The client forged the first entry; our proxies appended the rest.
+        let headers = forwarded(&["1.2.3.4, 203.0.113.7, 10.0.0.1"]);
+        assert_eq!(client_ip(inner, &headers, &trusted), ip("203.0.113.7"));
+        // The same chain split over two header lines.
+        let headers = forwarded(&["1.2.3.4", "203.0.113.7, 10.0.0.1"]);
+        assert_eq!(client_ip(inner, &headers, &trusted), ip("203.0.113.7"));
+        // IPv6 clients.
+        let headers = forwarded(&["2001:db8::5"]);
+        assert_eq!(client_ip(edge, &headers, &trusted), ip("2001:db8::5"));
+    }
+
+    #[test]
+    fn a_missing_broken_or_overlong_header_counts_as_the_proxy() {
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy];
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        for bad in ["not-an-ip", "203.0.113.7:443", "", "203.0.113.7,,"] {
+            assert_eq!(
+                client_ip(proxy, &forwarded(&[bad]), &trusted),
+                proxy,
+                "{bad:?}"
+            );
+        }
+        let long = vec!["203.0.113.7"; FORWARDED_HOPS_MAX + 1].join(",");
+        assert_eq!(client_ip(proxy, &forwarded(&[&long]), &trusted), proxy);
+        // Only trusted hops: nobody else to blame.
+        assert_eq!(client_ip(proxy, &forwarded(&["10.0.0.1"]), &trusted), proxy);
+    }
 }

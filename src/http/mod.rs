@@ -40,7 +40,10 @@ pub fn app(service: Arc<Service>) -> Router {
     let limits = service.limits().clone();
     let body_limit = limits.request_body_bytes_max;
     let request_timeout = Duration::from_secs(limits.request_timeout_secs);
-    let limiter = Arc::new(limit::Limiter::new(limits.rate));
+    let limiter = Arc::new(limit::Limiter::new(
+        limits.rate,
+        limits.trusted_proxies.clone(),
+    ));
     Router::new()
         .route("/", get(routes::index))
         .route("/healthz", get(routes::healthz))

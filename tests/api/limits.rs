@@ -175,3 +175,49 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         .expect("served after slots freed");
     assert_eq!(response.status().as_u16(), 200);
 }
+
+/// Creates an account claiming to come from `forwarded_for`; returns the status.
+async fn create_account_via(server: &TestServer, forwarded_for: Option<&str>) -> u16 {
+    let mut request = server
+        .client
+        .post(server.url("/v1/accounts"))
+        .json(&json!({}));
+    if let Some(client) = forwarded_for {
+        request = request.header("x-forwarded-for", client);
+    }
+    request.send().await.expect("post").status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let server = TestServer::start_with(&[
+        "--rate-accounts-per-minute",
+        "2",
+        "--trusted-proxy",
+        "127.0.0.1",
+    ])
+    .await;
+    for _ in 0..2 {
+        assert_eq!(create_account_via(&server, Some("203.0.113.1")).await, 201);
+    }
+    assert_eq!(create_account_via(&server, Some("203.0.113.1")).await, 429);
+    // Another client behind the same proxy is not limited by the first one's use.
+    assert_eq!(create_account_via(&server, Some("203.0.113.2")).await, 201);
+    // A client cannot escape its budget by prepending a made-up address: only the last
+    // untrusted hop counts.
+    assert_eq!(
+        create_account_via(&server, Some("198.51.100.9, 203.0.113.1")).await,
+        429
+    );
+    // No header: the request counts against the proxy itself.
+    assert_eq!(create_account_via(&server, None).await, 201);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let server = TestServer::start_with(&["--rate-accounts-per-minute", "2"]).await;
+    assert_eq!(create_account_via(&server, Some("203.0.113.1")).await, 201);
+    assert_eq!(create_account_via(&server, Some("203.0.113.2")).await, 201);
+    // Different claimed clients, one real peer: its budget is spent.
+    assert_eq!(create_account_via(&server, Some("203.0.113.3")).await, 429);
+}
