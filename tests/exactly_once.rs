@@ -826,11 +826,19 @@ fn run_model_case(
     Ok(())
 }
 
+/// Cases per property: `default` in CI; PENNYPOST_PROPTEST_CASES for a longer search.
+fn cases(default: u32) -> u32 {
+    std::env::var("PENNYPOST_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[test]
 fn store_matches_model() {
     let coverage = RefCell::new(Coverage::new());
     let mut runner = TestRunner::new(Config {
-        cases: 64,
+        cases: cases(64),
         failure_persistence: None,
         ..Config::default()
     });
@@ -1228,7 +1236,7 @@ fn run_race_case(
 fn committer_spends_each_stamp_once() {
     let coverage = RefCell::new(Coverage::new());
     let mut runner = TestRunner::new(Config {
-        cases: 16,
+        cases: cases(16),
         failure_persistence: None,
         ..Config::default()
     });
