@@ -486,32 +486,95 @@ impl<'a> Tx<'a> {
     }
 }
 
+/// Makes everything written to `db` durable: sled's `flush`, then `fdatasync` of its file
+/// (see the module comment).
+fn sync_db(db: &sled::Db, db_file: &File) -> Result<(), StoreError> {
+    db.flush().map_err(storage)?;
+    db_file.sync_data().map_err(storage)
+}
+
+/// Inserts per sled batch while a migration copies a tree.
+const MIGRATION_BATCH: usize = 10_000;
+
+/// What the layout migrations share: the database and its file, to check for an old tree,
+/// make writes durable, and drop an old tree once its replacement is durable.
+struct Upgrade<'a> {
+    db: &'a sled::Db,
+    db_file: &'a File,
+}
+
+impl Upgrade<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
+    }
+
+    fn open(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db.open_tree(name).map_err(storage)
+    }
+
+    /// Makes what was written durable, then drops `name` and makes that durable too.
+    fn replace(&self, name: &str) -> Result<(), StoreError> {
+        sync_db(self.db, self.db_file)?;
+        self.db.drop_tree(name).map_err(storage)?;
+        sync_db(self.db, self.db_file)
+    }
+}
+
+/// Writes into a tree in sled batches of [`MIGRATION_BATCH`] inserts.
+struct BatchWriter<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+impl<'a> BatchWriter<'a> {
+    fn new(tree: &'a sled::Tree) -> BatchWriter<'a> {
+        BatchWriter {
+            tree,
+            batch: sled::Batch::default(),
+            pending: 0,
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], value: impl Into<sled::IVec>) -> Result<(), StoreError> {
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if self.pending == MIGRATION_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.pending = 0;
+        self.tree
+            .apply_batch(std::mem::take(&mut self.batch))
+            .map_err(storage)
+    }
+}
+
 /// Moves stamps from the layout before time-ordered keys (`sold` and `spent`, both keyed by
 /// stamp id) into `stamp_ids` and `stamps`. Safe to interrupt: every write is idempotent, the
 /// new trees are made durable before `sold` is dropped, and `sold` goes before `spent`, so a
 /// run cut short is simply run again on the next open.
 fn migrate_id_keyed_stamps(
-    db: &sled::Db,
-    db_file: &File,
+    upgrade: &Upgrade<'_>,
     stamp_ids: &sled::Tree,
     stamps: &sled::Tree,
 ) -> Result<(), StoreError> {
-    let names = db.tree_names();
-    let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
-    let sync = || -> Result<(), StoreError> {
-        db.flush().map_err(storage)?;
-        db_file.sync_data().map_err(storage)
-    };
-    if has("sold") {
+    if upgrade.has("sold") {
         tracing::info!(
             "upgrading the data directory: moving stamps to time-ordered keys (once; about \
              20 s per million stamps)"
         );
-        let sold = db.open_tree("sold").map_err(storage)?;
-        let spent = db.open_tree("spent").map_err(storage)?;
-        let mut ids = sled::Batch::default();
-        let mut records = sled::Batch::default();
-        let mut pending = 0usize;
+        let sold = upgrade.open("sold")?;
+        // Both trees are in id order and `spent` holds only sold ids: walk them together
+        // instead of looking each sold id up in `spent`.
+        let mut spent = upgrade.open("spent")?.iter().peekable();
+        let (mut ids, mut records) = (BatchWriter::new(stamp_ids), BatchWriter::new(stamps));
         let mut moved = 0u64;
         for item in sold.iter() {
             let (id, sale) = item.map_err(storage)?;
@@ -521,37 +584,30 @@ fn migrate_id_keyed_stamps(
             }
             let issued_at = decode_sold(&sale)?.issued_at;
             let mut value = sale.to_vec();
-            if let Some(record) = spent.get(&id).map_err(storage)? {
-                value.extend_from_slice(&record);
+            while let Some(next) = spent.next_if(|s| s.as_ref().is_ok_and(|(k, _)| *k <= id)) {
+                let (key, record) = next.map_err(storage)?;
+                if key == id {
+                    value.extend_from_slice(&record);
+                }
+            }
+            if let Some(Err(e)) = spent.peek() {
+                return Err(storage(e));
             }
             let key = stamp_key(StampRef {
                 stamp_id,
                 issued_at,
             });
-            ids.insert(&id[..], &issued_at.unix().to_be_bytes()[..]);
-            records.insert(&key[..], value);
-            pending += 1;
+            ids.insert(&id, &issued_at.unix().to_be_bytes()[..])?;
+            records.insert(&key, value)?;
             moved += 1;
-            if pending == 10_000 {
-                stamp_ids
-                    .apply_batch(std::mem::take(&mut ids))
-                    .map_err(storage)?;
-                stamps
-                    .apply_batch(std::mem::take(&mut records))
-                    .map_err(storage)?;
-                pending = 0;
-            }
         }
-        stamp_ids.apply_batch(ids).map_err(storage)?;
-        stamps.apply_batch(records).map_err(storage)?;
-        sync()?;
-        db.drop_tree("sold").map_err(storage)?;
-        sync()?;
+        ids.flush()?;
+        records.flush()?;
+        upgrade.replace("sold")?;
         tracing::info!(stamps = moved, "moved stamps to time-ordered keys");
     }
-    if has("spent") {
-        db.drop_tree("spent").map_err(storage)?;
-        sync()?;
+    if upgrade.has("spent") {
+        upgrade.replace("spent")?;
     }
     Ok(())
 }
@@ -559,28 +615,18 @@ fn migrate_id_keyed_stamps(
 /// Moves Merkle hashes from the layout of one hash per key (`hashes`) into `hash_chunks`.
 /// Safe to interrupt: chunks are written whole (a second run writes the same values), and
 /// `hashes` is dropped only after they are durable.
-fn migrate_hash_per_key(
-    db: &sled::Db,
-    db_file: &File,
-    chunks: &sled::Tree,
-) -> Result<(), StoreError> {
-    if !db
-        .tree_names()
-        .iter()
-        .any(|n| n.as_ref() == b"hashes".as_slice())
-    {
+fn migrate_hash_per_key(upgrade: &Upgrade<'_>, chunks: &sled::Tree) -> Result<(), StoreError> {
+    if !upgrade.has("hashes") {
         return Ok(());
     }
     tracing::info!(
         "upgrading the data directory: moving Merkle hashes to chunks (once; about 12 s per \
          million entries)"
     );
-    let hashes = db.open_tree("hashes").map_err(storage)?;
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
+    let mut writer = BatchWriter::new(chunks);
     let mut chunk: Vec<u8> = Vec::new();
     let mut expected = 0u64;
-    for item in hashes.iter() {
+    for item in upgrade.open("hashes")?.iter() {
         let (key, hash) = item.map_err(storage)?;
         let index = read_u64(&key, "hashes")?;
         if index != expected || hash.len() != 32 {
@@ -592,25 +638,14 @@ fn migrate_hash_per_key(
         chunk.extend_from_slice(&hash);
         expected += 1;
         if expected % HASHES_PER_CHUNK == 0 {
-            batch.insert(&hash_chunk_key(index)[..], std::mem::take(&mut chunk));
-            pending += 1;
-            if pending == 10_000 {
-                chunks
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(storage)?;
-                pending = 0;
-            }
+            writer.insert(&hash_chunk_key(index), std::mem::take(&mut chunk))?;
         }
     }
     if !chunk.is_empty() {
-        batch.insert(&hash_chunk_key(expected - 1)[..], chunk);
+        writer.insert(&hash_chunk_key(expected - 1), chunk)?;
     }
-    chunks.apply_batch(batch).map_err(storage)?;
-    db.flush().map_err(storage)?;
-    db_file.sync_data().map_err(storage)?;
-    db.drop_tree("hashes").map_err(storage)?;
-    db.flush().map_err(storage)?;
-    db_file.sync_data().map_err(storage)?;
+    writer.flush()?;
+    upgrade.replace("hashes")?;
     tracing::info!(
         hashes = expected,
         "moved Merkle hashes to chunks of {HASHES_PER_CHUNK}"
@@ -623,59 +658,41 @@ fn migrate_hash_per_key(
 /// interrupt: bundles are written whole and the same each run, and `ledger` is dropped only
 /// after they and `bundle_start` are durable.
 fn migrate_entry_per_key(
-    db: &sled::Db,
-    db_file: &File,
+    upgrade: &Upgrade<'_>,
     bundles: &sled::Tree,
     meta: &sled::Tree,
 ) -> Result<(), StoreError> {
-    if !db
-        .tree_names()
-        .iter()
-        .any(|n| n.as_ref() == b"ledger".as_slice())
-    {
+    if !upgrade.has("ledger") {
         return Ok(());
     }
     tracing::info!(
         "upgrading the data directory: moving ledger entries to bundles (once; about 18 s per \
          million entries)"
     );
-    let ledger = db.open_tree("ledger").map_err(storage)?;
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
+    let mut writer = BatchWriter::new(bundles);
     let mut bundle: Vec<u8> = Vec::new();
     let mut start = 0u64;
     let mut expected = 0u64;
-    for item in ledger.iter() {
+    for item in upgrade.open("ledger")?.iter() {
         let (key, entry) = item.map_err(storage)?;
         let index = read_u64(&key, "ledger")?;
         if index != expected {
             return Err(corrupt("ledger", format!("entry {index} out of order")));
         }
         if index > 0 && !fits_in_bundle(index - start, bundle.len(), entry.len()) {
-            batch.insert(&start.to_be_bytes()[..], std::mem::take(&mut bundle));
+            writer.insert(&start.to_be_bytes(), std::mem::take(&mut bundle))?;
             start = index;
-            pending += 1;
-            if pending == 10_000 {
-                bundles
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(storage)?;
-                pending = 0;
-            }
         }
         push_entry(&mut bundle, &entry);
         expected += 1;
     }
     if !bundle.is_empty() {
-        batch.insert(&start.to_be_bytes()[..], bundle);
+        writer.insert(&start.to_be_bytes(), bundle)?;
     }
-    bundles.apply_batch(batch).map_err(storage)?;
+    writer.flush()?;
     meta.insert("bundle_start", &start.to_be_bytes())
         .map_err(storage)?;
-    db.flush().map_err(storage)?;
-    db_file.sync_data().map_err(storage)?;
-    db.drop_tree("ledger").map_err(storage)?;
-    db.flush().map_err(storage)?;
-    db_file.sync_data().map_err(storage)?;
+    upgrade.replace("ledger")?;
     tracing::info!(entries = expected, "moved ledger entries to bundles");
     Ok(())
 }
@@ -704,9 +721,13 @@ impl SledStore {
             .map_err(storage)?;
         let db_file = File::open(dir.join("db")).map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        migrate_id_keyed_stamps(&db, &db_file, &tree("stamp_ids")?, &tree("stamps")?)?;
-        migrate_hash_per_key(&db, &db_file, &tree("hash_chunks")?)?;
-        migrate_entry_per_key(&db, &db_file, &tree("ledger_bundles")?, &tree("meta")?)?;
+        let upgrade = Upgrade {
+            db: &db,
+            db_file: &db_file,
+        };
+        migrate_id_keyed_stamps(&upgrade, &tree("stamp_ids")?, &tree("stamps")?)?;
+        migrate_hash_per_key(&upgrade, &tree("hash_chunks")?)?;
+        migrate_entry_per_key(&upgrade, &tree("ledger_bundles")?, &tree("meta")?)?;
         Ok(SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
@@ -1136,8 +1157,7 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(storage)?;
-        self.db_file.sync_data().map_err(storage)
+        sync_db(&self.db, &self.db_file)
     }
 
     fn ledger_size(&self) -> Result<u64, StoreError> {
