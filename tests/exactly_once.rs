@@ -1359,15 +1359,43 @@ fn spend_naming_the_wrong_issue_time_is_not_sold_and_changes_nothing() {
     assert!(report.is_ok(), "{report:?}");
 }
 
-/// Rewrites a store into the layout of the first release: stamps in `sold` (id -> sale) and
-/// `spent` (id -> spend record), both keyed by stamp id, and Merkle hashes one per key in
-/// `hashes`.
-fn rewrite_to_first_layout(dir: &std::path::Path) {
-    let db = sled::Config::new()
+/// Opens a store's database with sled directly (the store's segment size), to edit it.
+fn open_raw(dir: &std::path::Path) -> sled::Db {
+    sled::Config::new()
         .path(dir)
         .segment_size(8 * 1024 * 1024)
         .open()
-        .expect("open sled");
+        .expect("open sled")
+}
+
+/// How far a migration got before the data directory was reopened.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Never started: only the old trees exist.
+    BeforeStart,
+    /// Stopped while copying: the old trees, and every other key of the new ones.
+    WhileCopying,
+}
+
+/// Leaves every other key of a new tree (a copy cut short), or none of it.
+fn cut_new_tree(db: &sled::Db, name: &str, cut: Cut) {
+    match cut {
+        Cut::BeforeStart => assert!(db.drop_tree(name).expect("drop")),
+        Cut::WhileCopying => {
+            let tree = db.open_tree(name).expect("tree");
+            let keys: Vec<sled::IVec> = tree.iter().keys().map(|k| k.expect("key")).collect();
+            for key in keys.iter().step_by(2) {
+                tree.remove(key).expect("remove");
+            }
+        }
+    }
+}
+
+/// Rewrites a store into the layout of the first release: stamps in `sold` (id -> sale) and
+/// `spent` (id -> spend record), both keyed by stamp id, and Merkle hashes one per key in
+/// `hashes`.
+fn rewrite_to_first_layout(dir: &std::path::Path, cut: Cut) {
+    let db = open_raw(dir);
     let stamps = db.open_tree("stamps").expect("stamps");
     let sold = db.open_tree("sold").expect("sold");
     let spent = db.open_tree("spent").expect("spent");
@@ -1379,8 +1407,8 @@ fn rewrite_to_first_layout(dir: &std::path::Path) {
             spent.insert(id, &value[40..]).expect("insert");
         }
     }
-    assert!(db.drop_tree("stamps").expect("drop"));
-    assert!(db.drop_tree("stamp_ids").expect("drop"));
+    cut_new_tree(&db, "stamps", cut);
+    cut_new_tree(&db, "stamp_ids", cut);
     let chunks = db.open_tree("hash_chunks").expect("hash_chunks");
     let hashes = db.open_tree("hashes").expect("hashes");
     for item in chunks.iter() {
@@ -1392,7 +1420,7 @@ fn rewrite_to_first_layout(dir: &std::path::Path) {
                 .expect("insert");
         }
     }
-    assert!(db.drop_tree("hash_chunks").expect("drop"));
+    cut_new_tree(&db, "hash_chunks", cut);
     let bundles = db.open_tree("ledger_bundles").expect("ledger_bundles");
     let ledger = db.open_tree("ledger").expect("ledger");
     for item in bundles.iter() {
@@ -1408,16 +1436,27 @@ fn rewrite_to_first_layout(dir: &std::path::Path) {
             index += 1;
         }
     }
-    assert!(db.drop_tree("ledger_bundles").expect("drop"));
-    db.open_tree("meta")
-        .expect("meta")
-        .remove("bundle_start")
-        .expect("remove");
+    cut_new_tree(&db, "ledger_bundles", cut);
+    if let Cut::BeforeStart = cut {
+        db.open_tree("meta")
+            .expect("meta")
+            .remove("bundle_start")
+            .expect("remove");
+    }
     db.flush().expect("flush");
 }
 
 #[test]
 fn a_store_of_the_first_layout_is_migrated_on_open() {
+    migrates_on_open(Cut::BeforeStart);
+}
+
+#[test]
+fn a_migration_cut_short_is_finished_on_the_next_open() {
+    migrates_on_open(Cut::WhileCopying);
+}
+
+fn migrates_on_open(cut: Cut) {
     let dir = tempfile::tempdir().expect("tempdir");
     // Enough entries for several hash chunks (16 hashes each, about two hashes per entry).
     let all: Vec<Uuid> = (0..40).map(stamp_id).collect();
@@ -1449,7 +1488,7 @@ fn a_store_of_the_first_layout_is_migrated_on_open() {
     let entries_before = store.entries(0, size).expect("entries");
     assert_eq!(entries_before.len() as u64, size);
     drop(store);
-    rewrite_to_first_layout(dir.path());
+    rewrite_to_first_layout(dir.path(), cut);
 
     let store = SledStore::open(dir.path(), CURRENCY).expect("open migrates");
     assert_eq!(store.stamp(spent).expect("stamp"), before.0);
@@ -1467,11 +1506,7 @@ fn a_store_of_the_first_layout_is_migrated_on_open() {
     drop(store);
 
     // The old trees are gone, and opening again changes nothing.
-    let db = sled::Config::new()
-        .path(dir.path())
-        .segment_size(8 * 1024 * 1024)
-        .open()
-        .expect("open sled");
+    let db = open_raw(dir.path());
     let names: Vec<_> = db.tree_names();
     for old in [&b"sold"[..], b"spent", b"hashes", b"ledger"] {
         assert!(!names.iter().any(|n| n.as_ref() == old), "{old:?} left");
