@@ -92,10 +92,15 @@ fn audit(store: &SledStore) -> Result<AuditReport, TestCaseError> {
 /// Opens the store again after the previous handle was dropped. sled's background I/O threads
 /// may hold its file lock for a moment after the drop, so a lock error is retried.
 fn reopen(dir: &std::path::Path) -> Result<SledStore, TestCaseError> {
+    retry_while_locked(|| SledStore::open(dir, CURRENCY))
+}
+
+/// Runs `open` again while it fails on sled's file lock (held briefly after a drop).
+fn retry_while_locked<T, E: Display>(open: impl Fn() -> Result<T, E>) -> Result<T, TestCaseError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match SledStore::open(dir, CURRENCY) {
-            Ok(store) => return Ok(store),
+        match open() {
+            Ok(opened) => return Ok(opened),
             Err(e) if e.to_string().contains("could not acquire lock") => {
                 if Instant::now() > deadline {
                     return Err(fail(e));
@@ -1361,11 +1366,25 @@ fn spend_naming_the_wrong_issue_time_is_not_sold_and_changes_nothing() {
 
 /// Opens a store's database with sled directly (the store's segment size), to edit it.
 fn open_raw(dir: &std::path::Path) -> sled::Db {
-    sled::Config::new()
-        .path(dir)
-        .segment_size(8 * 1024 * 1024)
-        .open()
-        .expect("open sled")
+    retry_while_locked(|| {
+        sled::Config::new()
+            .path(dir)
+            .segment_size(8 * 1024 * 1024)
+            .open()
+    })
+    .expect("open sled")
+}
+
+/// The entries of a `ledger_bundles` value: each a 4-byte big-endian length, then the bytes.
+fn split_bundle(bundle: &[u8]) -> Vec<&[u8]> {
+    let mut entries = Vec::new();
+    let mut rest = bundle;
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("len")) as usize;
+        entries.push(&rest[4..4 + len]);
+        rest = &rest[4 + len..];
+    }
+    entries
 }
 
 /// How far a migration got before the data directory was reopened.
@@ -1425,15 +1444,9 @@ fn rewrite_to_first_layout(dir: &std::path::Path, cut: Cut) {
     let ledger = db.open_tree("ledger").expect("ledger");
     for item in bundles.iter() {
         let (key, bundle) = item.expect("read");
-        let mut index = u64::from_be_bytes(key.as_ref().try_into().expect("key"));
-        let mut rest = &bundle[..];
-        while !rest.is_empty() {
-            let len = u32::from_be_bytes(rest[..4].try_into().expect("len")) as usize;
-            ledger
-                .insert(index.to_be_bytes(), &rest[4..4 + len])
-                .expect("insert");
-            rest = &rest[4 + len..];
-            index += 1;
+        let first = u64::from_be_bytes(key.as_ref().try_into().expect("key"));
+        for (index, entry) in (first..).zip(split_bundle(&bundle)) {
+            ledger.insert(index.to_be_bytes(), entry).expect("insert");
         }
     }
     cut_new_tree(&db, "ledger_bundles", cut);
@@ -1490,7 +1503,7 @@ fn migrates_on_open(cut: Cut) {
     drop(store);
     rewrite_to_first_layout(dir.path(), cut);
 
-    let store = SledStore::open(dir.path(), CURRENCY).expect("open migrates");
+    let store = reopen(dir.path()).expect("open migrates");
     assert_eq!(store.stamp(spent).expect("stamp"), before.0);
     assert_eq!(store.stamp(unspent).expect("stamp"), before.1);
     assert_eq!(store.hashes(&stored).expect("hashes"), hashes_before);
@@ -1512,7 +1525,7 @@ fn migrates_on_open(cut: Cut) {
         assert!(!names.iter().any(|n| n.as_ref() == old), "{old:?} left");
     }
     drop(db);
-    let store = SledStore::open(dir.path(), CURRENCY).expect("reopen");
+    let store = reopen(dir.path()).expect("reopen");
     let spent_record = store.stamp(unspent).expect("stamp").and_then(|s| s.spent);
     assert_eq!(
         spent_record.map(|s| s.spent_for),
@@ -1587,6 +1600,29 @@ fn ledger_entries_read_back_from_any_start_across_bundles() {
     assert_eq!(store.entries(0, size).expect("entries"), one_by_one);
     let report = audit(&store).map_err(|e| e.to_string());
     assert!(report.is_ok(), "{report:?}");
+    drop(store);
+
+    // No bundle holds more than 8 entries or 64 KiB + 4 bytes (so none can become a sled
+    // blob), and the big purchases closed some bundles before their eighth entry.
+    let db = open_raw(dir.path());
+    let bundles = db.open_tree("ledger_bundles").expect("ledger_bundles");
+    let mut counts = Vec::new();
+    for item in bundles.iter() {
+        let (_, bundle) = item.expect("read");
+        assert!(
+            bundle.len() <= 64 * 1024 + 4,
+            "bundle of {} bytes",
+            bundle.len()
+        );
+        let count = split_bundle(&bundle).len();
+        assert!(count <= 8, "bundle of {count} entries");
+        counts.push(count);
+    }
+    counts.pop();
+    assert!(
+        counts.iter().any(|c| *c < 8),
+        "no bundle closed on size: {counts:?}"
+    );
 }
 
 #[test]
