@@ -1536,6 +1536,42 @@ fn migrates_on_open(cut: Cut) {
 }
 
 #[test]
+fn a_damaged_hash_chunk_is_reported_and_nothing_is_appended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, account) = opened_with_stamps(dir.path(), &[stamp_id(0)]);
+    let size = store.ledger_size().expect("size");
+    store.sync().expect("sync");
+    drop(store);
+    // Cut the last hash off the last chunk, as a damaged disk or a hand edit might.
+    let db = open_raw(dir.path());
+    let chunks = db.open_tree("hash_chunks").expect("hash_chunks");
+    let (key, chunk) = chunks.last().expect("read").expect("a chunk");
+    chunks
+        .insert(key, &chunk[..chunk.len() - 32])
+        .expect("insert");
+    db.flush().expect("flush");
+    drop((chunks, db));
+
+    let store = reopen(dir.path()).expect("reopen");
+    let credit = Command::Credit {
+        account_id: account,
+        amount: 5,
+        reference: "after the damage".into(),
+    };
+    match store.apply(&[credit], Timestamp::from_unix(T0 + 1)) {
+        Err(pennypost::store::StoreError::Corrupt { .. }) => {}
+        other => panic!("a damaged hash chunk was not reported: {other:?}"),
+    }
+    assert_eq!(store.ledger_size().expect("size"), size);
+    let balance = store
+        .account(account)
+        .expect("account")
+        .expect("exists")
+        .balance;
+    assert_eq!(balance, 100, "the refused batch changed the balance");
+}
+
+#[test]
 fn ledger_entries_read_back_from_any_start_across_bundles() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, account) = opened_with_stamps(dir.path(), &[]);
