@@ -97,21 +97,34 @@ fn save_state(path: &Path, state: &AuditState) -> Result<(), Unfinished> {
     write().map_err(|e| Unfinished(format!("cannot write {}: {e}", path.display())))
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, Unfinished> {
+/// The answer to `GET url`, whatever its status.
+async fn send(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, Unfinished> {
     client
         .get(url)
         .send()
         .await
-        .and_then(|r| r.error_for_status())
         .map_err(|e| Unfinished(format!("{url}: {e}")))
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value, Unfinished> {
-    get(client, url)
+async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, Unfinished> {
+    send(client, url)
         .await?
+        .error_for_status()
+        .map_err(|e| Unfinished(format!("{url}: {e}")))
+}
+
+/// The JSON body of a successful answer.
+async fn json_of(url: &str, response: reqwest::Response) -> Result<serde_json::Value, Unfinished> {
+    response
+        .error_for_status()
+        .map_err(|e| Unfinished(format!("{url}: {e}")))?
         .json()
         .await
         .map_err(|e| Unfinished(format!("{url}: not JSON: {e}")))
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<serde_json::Value, Unfinished> {
+    json_of(url, send(client, url).await?).await
 }
 
 /// Longest the auditor waits for a server whose own ledger check is still catching up.
@@ -126,11 +139,7 @@ async fn server_totals(
     let url = format!("{base}/v1/audit");
     let deadline = Instant::now() + SERVER_AUDIT_WAIT;
     loop {
-        let response = client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| Unfinished(format!("{url}: {e}")))?;
+        let response = send(client, &url).await?;
         if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
             && Instant::now() < deadline
         {
@@ -143,12 +152,7 @@ async fn server_totals(
             tokio::time::sleep(Duration::from_secs(wait)).await;
             continue;
         }
-        return response
-            .error_for_status()
-            .map_err(|e| Unfinished(format!("{url}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| Unfinished(format!("{url}: not JSON: {e}")));
+        return json_of(&url, response).await;
     }
 }
 

@@ -224,8 +224,7 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         started.elapsed().as_secs_f64(),
         server.resident_kib().unwrap_or(0) / 1024
     );
-    let root = args.reuse.clone().unwrap_or_else(|| server.root.clone());
-    let outcome = measure(&plan, &ceilings, &server, &root).await;
+    let outcome = measure(&plan, &ceilings, &server).await;
     if outcome.is_ok() {
         audit_phase(&server).await;
     }
@@ -389,12 +388,7 @@ async fn audit_phase(server: &Server) {
     }
 }
 
-async fn measure(
-    plan: &Plan,
-    ceilings: &Ceilings,
-    server: &Server,
-    root: &std::path::Path,
-) -> Result<Report, String> {
+async fn measure(plan: &Plan, ceilings: &Ceilings, server: &Server) -> Result<Report, String> {
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
@@ -455,7 +449,7 @@ async fn measure(
     // After a scale prefill: spend stamps bought across the whole history (cold keys), the
     // worst case for the time-ordered stamp index. The ones left unspent go back in the file,
     // so that `--reuse` can run again.
-    let old_stamps = read_old_stamps(root);
+    let old_stamps = read_old_stamps(&server.root);
     let old_redeems = if old_stamps.is_empty() {
         None
     } else {
@@ -463,7 +457,7 @@ async fn measure(
         let fresh = ctx.replace_pool(old_stamps);
         let phase = run_phase(&ctx, Workload::Redeem, n, Some(d)).await;
         let left = ctx.replace_pool(fresh);
-        write_old_stamps(root, &left)?;
+        write_old_stamps(&server.root, &left)?;
         eprintln!(
             "bench: redeems of old stamps {:.0}/s ({} of {available} spent)",
             phase.rate(),

@@ -16,6 +16,7 @@ use rand_core::{OsRng, RngCore as _};
 use crate::config::{Economy, Limits, RateLimits};
 use crate::keys;
 use crate::service::Service;
+use crate::store::sled_store::DEFAULT_CACHE_MIB;
 use crate::store::SledStore;
 use crate::time::Timestamp;
 
@@ -110,8 +111,6 @@ pub struct ServeArgs {
     pub cache_mib: u64,
 }
 
-/// sled's own default page cache: 1 GiB.
-const DEFAULT_CACHE_MIB: u64 = 1024;
 /// The named bounds of `--cache-mib`.
 const CACHE_MIB_MIN: u64 = 16;
 const CACHE_MIB_MAX: u64 = 1 << 20;

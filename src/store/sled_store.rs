@@ -122,6 +122,9 @@ fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
     Ok(out)
 }
 
+/// The page cache sled gets unless told otherwise (`--cache-mib`): sled's own default, 1 GiB.
+pub const DEFAULT_CACHE_MIB: u64 = 1024;
+
 /// sled segment size; see the module comment for why it is larger than sled's default.
 const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -698,10 +701,9 @@ fn migrate_entry_per_key(
 }
 
 impl SledStore {
-    /// Opens (creating when missing) the database under `dir`, with sled's default page cache
-    /// (1 GiB).
+    /// Opens (creating when missing) the database under `dir`, with the default page cache.
     pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
-        SledStore::open_with_cache(dir, currency, 1024 * 1024 * 1024)
+        SledStore::open_with_cache(dir, currency, DEFAULT_CACHE_MIB * 1024 * 1024)
     }
 
     /// Opens (creating when missing) the database under `dir`, letting sled cache up to
