@@ -518,6 +518,23 @@ impl Upgrade<'_> {
         self.db.open_tree(name).map_err(storage)
     }
 
+    /// The values of an old tree keyed by index (0, 1, 2, ... big-endian), in order; a gap or
+    /// a bad key is corruption.
+    fn in_index_order(
+        &self,
+        name: &'static str,
+    ) -> Result<impl Iterator<Item = Result<(u64, sled::IVec), StoreError>>, StoreError> {
+        let tree = self.open(name)?;
+        Ok((0u64..).zip(tree.iter()).map(move |(expected, item)| {
+            let (key, value) = item.map_err(storage)?;
+            let index = read_u64(&key, name)?;
+            if index != expected {
+                return Err(corrupt(name, format!("entry {index} out of order")));
+            }
+            Ok((index, value))
+        }))
+    }
+
     /// Makes what was written durable, then drops `name` and makes that durable too.
     fn replace(&self, name: &str) -> Result<(), StoreError> {
         sync_db(self.db, self.db_file)?;
@@ -629,14 +646,10 @@ fn migrate_hash_per_key(upgrade: &Upgrade<'_>, chunks: &sled::Tree) -> Result<()
     let mut writer = BatchWriter::new(chunks);
     let mut chunk: Vec<u8> = Vec::new();
     let mut expected = 0u64;
-    for item in upgrade.open("hashes")?.iter() {
-        let (key, hash) = item.map_err(storage)?;
-        let index = read_u64(&key, "hashes")?;
-        if index != expected || hash.len() != 32 {
-            return Err(corrupt(
-                "hashes",
-                format!("hash {index} out of order or damaged"),
-            ));
+    for item in upgrade.in_index_order("hashes")? {
+        let (index, hash) = item?;
+        if hash.len() != 32 {
+            return Err(corrupt("hashes", format!("hash {index} damaged")));
         }
         chunk.extend_from_slice(&hash);
         expected += 1;
@@ -676,12 +689,8 @@ fn migrate_entry_per_key(
     let mut bundle: Vec<u8> = Vec::new();
     let mut start = 0u64;
     let mut expected = 0u64;
-    for item in upgrade.open("ledger")?.iter() {
-        let (key, entry) = item.map_err(storage)?;
-        let index = read_u64(&key, "ledger")?;
-        if index != expected {
-            return Err(corrupt("ledger", format!("entry {index} out of order")));
-        }
+    for item in upgrade.in_index_order("ledger")? {
+        let (index, entry) = item?;
         if index > 0 && !fits_in_bundle(index - start, bundle.len(), entry.len()) {
             writer.insert(&start.to_be_bytes(), std::mem::take(&mut bundle))?;
             start = index;
