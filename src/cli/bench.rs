@@ -904,16 +904,23 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 async fn wait_for_ledger_check(ctx: &Ctx) -> Result<(), String> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
+    let url = format!("{}/v1/audit", ctx.base);
     loop {
-        match send(ctx.client.get(format!("{}/v1/audit", ctx.base))).await {
-            Ok(_) => break,
+        let status = ctx
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET /v1/audit: transport: {e}"))?
+            .status();
+        match status.as_u16() {
+            200..=299 => break,
             // 503: the server's check is still catching up (it says how far); 408: an answer
             // took longer than the server's request time limit. Ask again.
-            Err(e) if e.contains("503") && Instant::now() < deadline => {
+            503 | 408 if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e) if e.contains("408") && Instant::now() < deadline => continue,
-            Err(e) => return Err(format!("GET /v1/audit: {e}")),
+            _ => return Err(format!("GET /v1/audit: HTTP {status}")),
         }
     }
     if started.elapsed() > Duration::from_secs(1) {
