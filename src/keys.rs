@@ -62,6 +62,27 @@ pub enum KeyError {
     /// Occurs when the keys directory holds no active key, or more than one.
     #[error("keys directory {0} must hold exactly one active issuer key")]
     ActiveCount(PathBuf),
+    /// Occurs when the ledger lists a key as active whose secret is not in the keys directory
+    /// (a wrong `--keys-dir`, a restore that forgot a file). Making a new key instead would
+    /// strand every unspent stamp of the old one, so the start is refused.
+    #[error(
+        "the ledger's active issuer key {kid} has no secret key file in {} (stamp-{kid}.json): \
+         restore that file, or start with --retire-missing-keys to retire the key (its stamps \
+         keep verifying) and make a new active one",
+        dir.display()
+    )]
+    MissingActive { kid: Kid, dir: PathBuf },
+    /// Occurs when the ledger published a key whose public key the server cannot find (a data
+    /// directory from before public keys were recorded, whose key entry is also gone).
+    #[error("the ledger's key {0} has no recorded public key")]
+    UnknownPublicKey(Kid),
+    /// Occurs when `keys rotate` is given a directory that holds no issuer key: rotating there
+    /// would make a key unrelated to any server's ledger.
+    #[error(
+        "keys directory {} holds no issuer key: nothing to rotate (is --keys-dir right?)",
+        .0.display()
+    )]
+    NoKeys(PathBuf),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -88,11 +109,26 @@ struct LedgerKeyFile {
     created_at: String,
 }
 
+/// A key as the ledger published it: what the store records of each `key` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedKey {
+    pub kid: Kid,
+    /// base64url, as in the `key` entry. `None` only for keys recorded before public keys were
+    /// kept beside their status; their `key` entries in the ledger still hold it.
+    pub public_key: Option<String>,
+    /// The last status the ledger published.
+    pub status: KeyStatus,
+    /// When the key was first published.
+    pub published_at: Timestamp,
+}
+
 /// One issuer key.
 #[derive(Clone)]
 pub struct IssuerKey {
     pub kid: Kid,
-    pub signing: SigningKey,
+    /// `None` for a key known only from the ledger (its secret file is gone): it still
+    /// verifies the stamps it signed, but signs nothing.
+    pub signing: Option<SigningKey>,
     pub verifying: VerifyingKey,
     pub status: KeyStatus,
     pub created_at: Timestamp,
@@ -117,7 +153,7 @@ pub struct Keyring {
 impl Keyring {
     /// The key that signs new stamps.
     pub fn active(&self) -> &IssuerKey {
-        // `load_or_create` and `rotate` guarantee exactly one active key.
+        // `load` guarantees exactly one active key, and that it has its secret.
         self.keys
             .iter()
             .find(|k| k.status == KeyStatus::Active)
@@ -134,7 +170,10 @@ impl Keyring {
 
     /// The signing key with this key id (to answer an idempotent replay with the same stamps).
     pub fn signing_key(&self, kid: &Kid) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.kid == *kid).map(|k| &k.signing)
+        self.keys
+            .iter()
+            .find(|k| k.kid == *kid)
+            .and_then(|k| k.signing.as_ref())
     }
 
     pub fn keys(&self) -> &[IssuerKey] {
@@ -200,9 +239,13 @@ fn stamp_key_path(dir: &Path, kid: &Kid) -> PathBuf {
 }
 
 fn write_stamp_key(dir: &Path, key: &IssuerKey) -> Result<(), KeyError> {
+    let signing = key.signing.as_ref().ok_or_else(|| KeyError::Malformed {
+        path: stamp_key_path(dir, &key.kid),
+        reason: "no secret key to write".into(),
+    })?;
     let file = StampKeyFile {
         kid: key.kid.to_hex(),
-        secret_key: URL_SAFE_NO_PAD.encode(key.signing.to_bytes()),
+        secret_key: URL_SAFE_NO_PAD.encode(signing.to_bytes()),
         public_key: public_key_text(&key.verifying),
         status: key.status,
         created_at: key.created_at.to_rfc3339(),
@@ -219,7 +262,7 @@ fn new_issuer_key(now: Timestamp) -> IssuerKey {
     let verifying = signing.verifying_key();
     IssuerKey {
         kid: Kid::of(&verifying),
-        signing,
+        signing: Some(signing),
         verifying,
         status: KeyStatus::Active,
         created_at: now,
@@ -261,7 +304,7 @@ fn load_stamp_keys(dir: &Path) -> Result<Vec<IssuerKey>, KeyError> {
             })?;
         keys.push(IssuerKey {
             kid,
-            signing,
+            signing: Some(signing),
             verifying,
             status: file.status,
             created_at,
@@ -271,11 +314,65 @@ fn load_stamp_keys(dir: &Path) -> Result<Vec<IssuerKey>, KeyError> {
     Ok(keys)
 }
 
-/// Loads the issuer keys from `dir`, creating the directory and a first active key when there
-/// is none.
-pub fn load_or_create(dir: &Path, now: Timestamp) -> Result<Keyring, KeyError> {
+/// Whether `dir` holds the secret key file of `kid`.
+pub fn has_key_file(dir: &Path, kid: &Kid) -> bool {
+    stamp_key_path(dir, kid).exists()
+}
+
+/// Loads the issuer keys from `dir` against what the ledger `published`, creating the
+/// directory and a first active key when it holds no key.
+///
+/// Keys are never replaced silently: when the ledger lists a key as active and its secret file
+/// is missing, this refuses ([`KeyError::MissingActive`]) unless `retire_missing` is set, in
+/// which case that key is kept as `retired` (verify-only, from its public key in the ledger)
+/// and a new active key is made. Every key the ledger published is in the returned ring, so
+/// its stamps keep verifying whatever happened to its file.
+pub fn load(
+    dir: &Path,
+    published: &[PublishedKey],
+    retire_missing: bool,
+    now: Timestamp,
+) -> Result<Keyring, KeyError> {
     ensure_dir(dir)?;
     let mut keys = load_stamp_keys(dir)?;
+    let on_file = |kid: &Kid, keys: &[IssuerKey]| keys.iter().any(|k| k.kid == *kid);
+    let mut ledger_only = Vec::new();
+    for key in published {
+        if on_file(&key.kid, &keys) {
+            continue;
+        }
+        let mut status = key.status;
+        if status == KeyStatus::Active {
+            if !retire_missing {
+                return Err(KeyError::MissingActive {
+                    kid: key.kid,
+                    dir: dir.to_path_buf(),
+                });
+            }
+            tracing::warn!(kid = %key.kid, dir = %dir.display(),
+                "--retire-missing-keys: the ledger's active key has no secret file; retiring it \
+                 (its stamps keep verifying) and making a new active key");
+            status = KeyStatus::Retired;
+        }
+        let text = key
+            .public_key
+            .as_deref()
+            .ok_or(KeyError::UnknownPublicKey(key.kid))?;
+        let verifying = URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+            .filter(|v| Kid::of(v) == key.kid)
+            .ok_or(KeyError::UnknownPublicKey(key.kid))?;
+        ledger_only.push(IssuerKey {
+            kid: key.kid,
+            signing: None,
+            verifying,
+            status,
+            created_at: key.published_at,
+        });
+    }
     if keys.is_empty() {
         let key = new_issuer_key(now);
         write_stamp_key(dir, &key)?;
@@ -289,13 +386,26 @@ pub fn load_or_create(dir: &Path, now: Timestamp) -> Result<Keyring, KeyError> {
     if active != 1 {
         return Err(KeyError::ActiveCount(dir.to_path_buf()));
     }
+    keys.extend(ledger_only);
+    keys.sort_by_key(|k| (k.created_at, k.kid));
     Ok(Keyring { keys })
+}
+
+/// Loads the issuer keys from `dir`, creating the directory and a first active key when there
+/// is none. For tools that have no ledger at hand (the bench's prefill, tests); the server
+/// uses [`load`].
+pub fn load_or_create(dir: &Path, now: Timestamp) -> Result<Keyring, KeyError> {
+    load(dir, &[], false, now)
 }
 
 /// Makes a new active issuer key and retires the one that was active. The new key is written
 /// before the old one is retired, so a crash in between leaves two active keys, which start-up
-/// refuses loudly rather than guessing.
+/// refuses loudly rather than guessing. Refuses a directory with no key
+/// ([`KeyError::NoKeys`]).
 pub fn rotate(dir: &Path, now: Timestamp) -> Result<Keyring, KeyError> {
+    if !dir.is_dir() || load_stamp_keys(dir)?.is_empty() {
+        return Err(KeyError::NoKeys(dir.to_path_buf()));
+    }
     let ring = load_or_create(dir, now)?;
     let new_key = new_issuer_key(now);
     write_stamp_key(dir, &new_key)?;
@@ -421,6 +531,108 @@ mod tests {
             load_or_create(dir.path(), now()),
             Err(KeyError::Malformed { .. })
         ));
+    }
+
+    fn published(ring: &Keyring) -> Vec<PublishedKey> {
+        ring.keys()
+            .iter()
+            .map(|k| PublishedKey {
+                kid: k.kid,
+                public_key: Some(public_key_text(&k.verifying)),
+                status: k.status,
+                published_at: k.created_at,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn refuses_to_replace_a_missing_active_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = load_or_create(dir.path(), now()).expect("create");
+        let kid = ring.active().kid;
+        let ledger = published(&ring);
+        fs::remove_file(stamp_key_path(dir.path(), &kid)).expect("remove");
+        match load(dir.path(), &ledger, false, now()) {
+            Err(KeyError::MissingActive {
+                kid: missing,
+                dir: named,
+            }) => {
+                assert_eq!(missing, kid);
+                assert_eq!(named, dir.path());
+            }
+            other => panic!("expected MissingActive, got {other:?}"),
+        }
+        // Nothing was created in its place.
+        assert!(load_stamp_keys(dir.path()).expect("list").is_empty());
+    }
+
+    #[test]
+    fn retire_missing_keys_keeps_the_old_key_verifying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = load_or_create(dir.path(), now()).expect("create");
+        let old = ring.active().clone();
+        fs::remove_file(stamp_key_path(dir.path(), &old.kid)).expect("remove");
+        let ring = load(dir.path(), &published(&ring), true, now()).expect("retire");
+        assert_ne!(ring.active().kid, old.kid);
+        assert!(ring.signing_key(&ring.active().kid).is_some());
+        let kept = ring
+            .keys()
+            .iter()
+            .find(|k| k.kid == old.kid)
+            .expect("old key");
+        assert_eq!(kept.status, KeyStatus::Retired);
+        assert!(kept.signing.is_none());
+        assert_eq!(ring.lookup(&old.kid), Some(old.verifying));
+        assert_eq!(ring.keys().len(), 2);
+    }
+
+    #[test]
+    fn a_retired_key_without_its_file_still_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        load_or_create(dir.path(), now()).expect("create");
+        let ring = rotate(dir.path(), Timestamp::from_unix(1_700_000_100)).expect("rotate");
+        let retired = ring
+            .keys()
+            .iter()
+            .find(|k| k.status == KeyStatus::Retired)
+            .expect("retired")
+            .clone();
+        let ledger = published(&ring);
+        fs::remove_file(stamp_key_path(dir.path(), &retired.kid)).expect("remove");
+        let ring = load(dir.path(), &ledger, false, now()).expect("load");
+        assert_eq!(ring.lookup(&retired.kid), Some(retired.verifying));
+        assert_eq!(ring.keys().len(), 2);
+    }
+
+    #[test]
+    fn a_ledger_key_without_a_public_key_or_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        load_or_create(dir.path(), now()).expect("create");
+        let ledger = vec![PublishedKey {
+            kid: Kid([1; 8]),
+            public_key: None,
+            status: KeyStatus::Retired,
+            published_at: now(),
+        }];
+        assert!(matches!(
+            load(dir.path(), &ledger, false, now()),
+            Err(KeyError::UnknownPublicKey(_))
+        ));
+    }
+
+    #[test]
+    fn rotate_refuses_a_directory_without_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(
+            rotate(dir.path(), now()),
+            Err(KeyError::NoKeys(_))
+        ));
+        assert!(matches!(
+            rotate(&dir.path().join("absent"), now()),
+            Err(KeyError::NoKeys(_))
+        ));
+        assert!(load_stamp_keys(dir.path()).expect("list").is_empty());
+        assert!(!dir.path().join("absent").exists());
     }
 
     #[test]

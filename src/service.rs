@@ -158,8 +158,8 @@ impl Service {
         for key in keys {
             let known = published
                 .iter()
-                .find(|(kid, _)| *kid == key.kid)
-                .map(|(_, s)| *s);
+                .find(|p| p.kid == key.kid)
+                .map(|p| p.status);
             if known == Some(key.status) {
                 continue;
             }

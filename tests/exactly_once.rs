@@ -1811,7 +1811,7 @@ impl Store for HeldSync {
     fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
         self.inner.hashes(indexes)
     }
-    fn published_keys(&self) -> Result<Vec<(Kid, KeyStatus)>, StoreError> {
+    fn published_keys(&self) -> Result<Vec<pennypost::keys::PublishedKey>, StoreError> {
         self.inner.published_keys()
     }
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -256,6 +256,7 @@ fn scale_store(dir: &std::path::Path, count: u64) -> Result<(), String> {
     let now = Timestamp::now();
     let ring = crate::keys::load_or_create(&dir.join("keys"), now).map_err(|e| e.to_string())?;
     let key = ring.active();
+    let signing = key.signing.as_ref().ok_or("the active key has no secret")?;
     let store =
         SledStore::open(&dir.join("data").join("db"), "cents").map_err(|e| e.to_string())?;
     let account = Uuid::new_v4();
@@ -319,7 +320,7 @@ fn scale_store(dir: &std::path::Path, count: u64) -> Result<(), String> {
                     value: 1,
                     holder: [0; 32],
                 },
-                &key.signing,
+                signing,
             );
             (*id, text)
         }));

@@ -17,7 +17,7 @@ use crate::config::{Economy, Limits, RateLimits};
 use crate::keys;
 use crate::service::Service;
 use crate::store::sled_store::DEFAULT_CACHE_MIB;
-use crate::store::SledStore;
+use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
 
 #[derive(Args, Debug, Clone)]
@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// Directory of the issuer and ledger keys.
     #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
     pub keys_dir: PathBuf,
+    /// Start even though the secret of the ledger's active issuer key is missing from the
+    /// keys directory: publish that key as retired (its stamps keep verifying) and make a new
+    /// active key. Without it, such a start is refused.
+    #[arg(long, env = "PENNYPOST_RETIRE_MISSING_KEYS")]
+    pub retire_missing_keys: bool,
     /// Price of one stamp in minor units.
     #[arg(long, env = "PENNYPOST_STAMP_PRICE", default_value_t = 1)]
     pub stamp_price: u64,
@@ -189,6 +194,59 @@ fn admin_token(data_dir: &Path) -> Result<String, String> {
     Ok(token)
 }
 
+/// The keys the ledger published, with their public keys. A data directory written before
+/// public keys were recorded beside each key's status lacks them; only when such a key's
+/// secret file is also missing (so the file cannot say) is the ledger read for its `key`
+/// entries, once per start.
+fn published_keys(store: &dyn Store, keys_dir: &Path) -> Result<Vec<keys::PublishedKey>, String> {
+    let mut published = store.published_keys().map_err(|e| e.to_string())?;
+    let unknown =
+        |p: &keys::PublishedKey| p.public_key.is_none() && !keys::has_key_file(keys_dir, &p.kid);
+    if !published.iter().any(unknown) {
+        return Ok(published);
+    }
+    tracing::info!("reading the ledger for the public keys of published keys");
+    let size = store.ledger_size().map_err(|e| e.to_string())?;
+    let mut start = 0;
+    while start < size {
+        let page = store.entries(start, 1000).map_err(|e| e.to_string())?;
+        if page.is_empty() {
+            break;
+        }
+        start += page.len() as u64;
+        for entry in page {
+            let Ok(Entry::Key {
+                kid,
+                public_key,
+                time,
+            }) = serde_json::from_slice(&entry)
+            else {
+                continue;
+            };
+            for key in published.iter_mut().filter(|p| p.kid.to_hex() == kid) {
+                if key.public_key.is_none() {
+                    key.public_key = Some(public_key.clone());
+                    key.published_at = Timestamp::parse_rfc3339(&time).unwrap_or(key.published_at);
+                }
+            }
+        }
+    }
+    Ok(published)
+}
+
+/// The fields of a `key` ledger entry that [`published_keys`] needs.
+#[derive(serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Entry {
+    Key {
+        kid: String,
+        public_key: String,
+        time: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
 /// Opens everything and builds the service (used by `serve` and by tests that embed the server).
 pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
     let economy = args.economy();
@@ -205,16 +263,18 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
     fs::set_permissions(&args.data_dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let now = Timestamp::now();
-    let keyring = keys::load_or_create(&args.keys_dir, now).map_err(|e| e.to_string())?;
-    let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
-        .map_err(|e| e.to_string())?;
-    let token = admin_token(&args.data_dir)?;
     let store = SledStore::open_with_cache(
         &args.data_dir.join("db"),
         &economy.currency,
         args.cache_mib * 1024 * 1024,
     )
     .map_err(|e| e.to_string())?;
+    let published = published_keys(&store, &args.keys_dir)?;
+    let keyring = keys::load(&args.keys_dir, &published, args.retire_missing_keys, now)
+        .map_err(|e| e.to_string())?;
+    let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
+        .map_err(|e| e.to_string())?;
+    let token = admin_token(&args.data_dir)?;
     tracing::info!(cache_mib = args.cache_mib, "database page cache");
     tracing::info!(?economy, ?limits, "configuration");
     let service = Service::start(

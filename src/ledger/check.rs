@@ -73,6 +73,11 @@ pub mod code {
     pub const CREDIT_REFERENCE_REUSED: &str = "credit_reference_reused";
     /// A credit of amount 0.
     pub const NON_POSITIVE_CREDIT: &str = "non_positive_credit";
+    /// After a `key` entry, more than one key is `active` (a key replaced without retiring
+    /// the old one: LEDGER.md invariant 11).
+    pub const TWO_ACTIVE_KEYS: &str = "two_active_keys";
+    /// A `key` entry names a published kid with another public key (invariant 11).
+    pub const KEY_CHANGED: &str = "key_changed";
 }
 
 /// The result of a check, as `GET /v1/audit` serves it.
@@ -229,7 +234,8 @@ pub struct LedgerChecker {
     /// Roots of the perfect subtrees covering `0..size`, left to right (one per set bit).
     stack: Vec<Hash>,
     prev_time_nanos: Option<i128>,
-    keys: HashMap<[u8; 8], KeyStatus>,
+    /// Every published key: its public key and last status.
+    keys: HashMap<[u8; 8], ([u8; 32], KeyStatus)>,
     accounts: HashMap<u128, Account>,
     references: HashSet<[u8; 32]>,
     purchase_ids: HashSet<u128>,
@@ -389,7 +395,29 @@ impl LedgerChecker {
             let detail = format!("kid {} is not SHA-256(public_key)[..8]", entry.kid);
             return self.violate(index, code::KEY_ID_MISMATCH, detail);
         }
-        self.keys.insert(kid, entry.status);
+        let public_key: [u8; 32] = match public_key.try_into() {
+            Ok(key) => key,
+            Err(_) => return self.malformed(index, "public_key is not 32 bytes"),
+        };
+        if let Some((known, _)) = self.keys.get(&kid) {
+            if *known != public_key {
+                let detail = format!("kid {} was published with another public key", entry.kid);
+                self.violate(index, code::KEY_CHANGED, detail);
+            }
+        }
+        self.keys.insert(kid, (public_key, entry.status));
+        let active: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, (_, status))| *status == KeyStatus::Active)
+            .map(|(kid, _)| hex::encode(kid))
+            .collect();
+        if active.len() > 1 {
+            let mut active = active;
+            active.sort();
+            let detail = format!("keys {} are all active", active.join(", "));
+            self.violate(index, code::TWO_ACTIVE_KEYS, detail);
+        }
     }
 
     fn check_credit(&mut self, index: u64, bytes: &[u8]) {
@@ -472,7 +500,7 @@ impl LedgerChecker {
                 self.violate(index, code::PURCHASE_TOTAL_MISMATCH, detail);
             }
         }
-        match self.keys.get(&kid) {
+        match self.keys.get(&kid).map(|(_, status)| status) {
             Some(KeyStatus::Active) => {}
             Some(KeyStatus::Retired) => {
                 let detail = format!("kid {} was retired", entry.kid);
@@ -1066,6 +1094,36 @@ mod tests {
         log.push(key_entry(2, T0, "retired"));
         log.push(purchase(3, 1, &[1]));
         assert_only(&log, code::UNKNOWN_KEY, 3);
+    }
+
+    /// An active key of its own: another public key and its kid.
+    fn other_key_entry(index: u64, status: &str) -> String {
+        let public_key = [9u8; 32];
+        format!(
+            r#"{{"v":1,"index":{index},"time":"{T0}","kind":"key","kid":"{}","public_key":"{}","status":"{status}"}}"#,
+            hex::encode(&Sha256::digest(public_key)[..8]),
+            URL_SAFE_NO_PAD.encode(public_key)
+        )
+    }
+
+    #[test]
+    fn two_active_keys() {
+        // A second key activated without retiring the first: what a server that silently
+        // replaced a missing key file would write.
+        let log = vec![key_entry(0, T0, "active"), other_key_entry(1, "active")];
+        assert_only(&log, code::TWO_ACTIVE_KEYS, 1);
+        // A rotation retires the old key first: nothing to report.
+        let log = vec![
+            key_entry(0, T0, "active"),
+            key_entry(1, T0, "retired"),
+            other_key_entry(2, "active"),
+        ];
+        let report = run(&log, EXPIRES_UNIX - 1);
+        assert!(report.ok, "{report:?}");
+        // Reactivating a retired key while another is active is reported too.
+        let mut log = log;
+        log.push(key_entry(3, T0, "active"));
+        assert_only(&log, code::TWO_ACTIVE_KEYS, 3);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod sled_store;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::keys::KeyStatus;
+use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
 use crate::stamp::Kid;
 use crate::time::Timestamp;
@@ -249,8 +249,8 @@ pub trait Store: Send + Sync + 'static {
     fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Merkle hashes by stored-hash index (tlog_tiles numbering).
     fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
-    /// The last status each key id was published with in the ledger.
-    fn published_keys(&self) -> Result<Vec<(Kid, KeyStatus)>, StoreError>;
+    /// Every key the ledger published, with the last status it was published with.
+    fn published_keys(&self) -> Result<Vec<PublishedKey>, StoreError>;
     /// The newest signed checkpoint kept, as (size, note text).
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;

@@ -60,7 +60,7 @@ use super::{
     Account, Applied, Command, Outcome, Post, PurchaseRecord, Refusal, SpendFor, SpentRecord,
     StampRecord, StampRef, Store, StoreError,
 };
-use crate::keys::KeyStatus;
+use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::{self, Body, ENTRY_BYTES_MAX};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
@@ -127,6 +127,39 @@ pub const DEFAULT_CACHE_MIB: u64 = 1024;
 
 /// sled segment size; see the module comment for why it is larger than sled's default.
 const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// A published key as kept in `meta` (`key:<kid>`). Directories written before public keys
+/// were kept hold only the status text (`active` / `retired`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyRecord {
+    status: KeyStatus,
+    public_key: String,
+    published_at: String,
+}
+
+fn decode_key_record(kid: Kid, bytes: &[u8]) -> Result<PublishedKey, StoreError> {
+    let legacy = |status| PublishedKey {
+        kid,
+        public_key: None,
+        status,
+        published_at: Timestamp::from_unix(0),
+    };
+    match bytes {
+        b"active" => Ok(legacy(KeyStatus::Active)),
+        b"retired" => Ok(legacy(KeyStatus::Retired)),
+        _ => {
+            let record: KeyRecord = decode_json(bytes, "meta")?;
+            let published_at = Timestamp::parse_rfc3339(&record.published_at)
+                .ok_or_else(|| corrupt("meta", "key published_at"))?;
+            Ok(PublishedKey {
+                kid,
+                public_key: Some(record.public_key),
+                status: record.status,
+                published_at,
+            })
+        }
+    }
+}
 
 /// A credit as kept for idempotent replay.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -777,8 +810,18 @@ impl SledStore {
                         status: status.as_str(),
                     },
                 )?;
-                tx.meta
-                    .insert(format!("key:{kid}").as_bytes(), status.as_str().as_bytes())?;
+                let meta_key = format!("key:{kid}");
+                let published_at = match tx_get(tx.meta, meta_key.as_bytes())? {
+                    Some(bytes) => decode_key_record(*kid, &bytes).map_err(abort)?.published_at,
+                    None => time,
+                };
+                let record = KeyRecord {
+                    status: *status,
+                    public_key: public_key.clone(),
+                    published_at: published_at.to_rfc3339(),
+                };
+                let bytes = serde_json::to_vec(&record).map_err(|e| abort(storage(e)))?;
+                tx.meta.insert(meta_key.as_bytes(), bytes)?;
                 Ok(Outcome::KeyPublished {
                     ledger_index: index,
                 })
@@ -1308,7 +1351,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn published_keys(&self) -> Result<Vec<(Kid, KeyStatus)>, StoreError> {
+    fn published_keys(&self) -> Result<Vec<PublishedKey>, StoreError> {
         let mut out = Vec::new();
         for item in self.meta.scan_prefix("key:") {
             let (key, value) = item.map_err(storage)?;
@@ -1317,12 +1360,7 @@ impl Store for SledStore {
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt("meta", "kid"))?;
-            let status = match value.as_ref() {
-                b"active" => KeyStatus::Active,
-                b"retired" => KeyStatus::Retired,
-                _ => return Err(corrupt("meta", "key status")),
-            };
-            out.push((Kid(kid_bytes), status));
+            out.push(decode_key_record(Kid(kid_bytes), &value)?);
         }
         Ok(out)
     }

@@ -254,6 +254,24 @@ async fn catches_a_double_spend() {
 }
 
 #[tokio::test]
+async fn catches_two_active_keys() {
+    // What a server that silently replaced a missing key file wrote: a second active key,
+    // the first never retired.
+    use sha2::Digest as _;
+    let second = [3u8; 32];
+    let kid = hex::encode(&sha2::Sha256::digest(second)[..8]);
+    let mut log = honest();
+    log.push(format!(
+        r#"{{"v":1,"index":4,"time":"2026-01-01T00:00:04Z","kind":"key","kid":"{kid}","public_key":"{}","status":"active"}}"#,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(second)
+    ));
+    let (code, out) = audit_fake(log).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("two_active_keys"), "{out}");
+    assert!(out.contains(&kid), "names the keys: {out}");
+}
+
+#[tokio::test]
 async fn catches_a_spend_of_a_never_sold_stamp() {
     let mut log = honest();
     log.push(spend(4, STAMP_X));

@@ -134,6 +134,11 @@ impl TestServer {
         child.wait().expect("wait")
     }
 
+    /// The extra `serve` arguments of the next (re)start.
+    pub fn set_extra_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Kills the server and starts it again on the same directories (a new port).
     pub fn restart(&mut self) {
         self.kill();

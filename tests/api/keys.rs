@@ -137,3 +137,103 @@ async fn key_files_are_private_and_refused_when_readable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+fn serve_output(server: &TestServer, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.data_dir())
+        .arg("--keys-dir")
+        .arg(server.keys_dir())
+        .args(extra)
+        .env("PENNYPOST_ADMIN_TOKEN", "x")
+        .output()
+        .expect("serve")
+}
+
+fn stamp_key_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("keys dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("stamp-"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_missing_active_key_stops_the_start_until_retired_explicitly() {
+    let mut server = TestServer::start().await;
+    let (_key, stamps) = server.stamps(10, 3).await;
+    let (_, before) = server.get("/v1/keys").await;
+    let old_kid = before["keys"][0]["kid"].as_str().expect("kid").to_string();
+    server.kill();
+    let files = stamp_key_files(&server.keys_dir());
+    assert_eq!(files.len(), 1);
+    std::fs::remove_file(&files[0]).expect("remove key file");
+
+    // Refused, naming the key and the directory, and nothing made in its place.
+    let output = serve_output(&server, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&old_kid), "{stderr}");
+    assert!(
+        stderr.contains(&server.keys_dir().display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--retire-missing-keys"), "{stderr}");
+    assert!(stamp_key_files(&server.keys_dir()).is_empty());
+
+    // The explicit way out: the old key is retired, a new one made, and old stamps still
+    // verify and spend (their public key is in the ledger).
+    let mut server = server;
+    server.set_extra_args(&["--retire-missing-keys"]);
+    server.restart();
+    assert!(server.logs().contains("--retire-missing-keys"), "logged");
+    let (_, after) = server.get("/v1/keys").await;
+    let keys = after["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2, "{after}");
+    let old = keys
+        .iter()
+        .find(|k| k["kid"] == old_kid.as_str())
+        .expect("old key still listed");
+    assert_eq!(old["status"], "retired");
+    assert_eq!(old["public_key"], before["keys"][0]["public_key"]);
+    let new_kid = keys
+        .iter()
+        .find(|k| k["kid"] != old_kid.as_str())
+        .expect("new key")["kid"]
+        .clone();
+    let (_, body) = server.verify(&stamps[0]).await;
+    assert_eq!(body["valid"], true, "{body}");
+    let (status, body) = server.redeem(&stamps[1], "after-recovery").await;
+    assert_eq!(status, 201, "{body}");
+    let (_key, fresh) = server.stamps(10, 1).await;
+    let (_, body) = server.verify(&fresh[0]).await;
+    assert_eq!(body["kid"], new_kid, "{body}");
+
+    // The retirement comes before the activation, so the audit holds.
+    let (_, report) = server.get("/v1/audit").await;
+    assert_eq!(report["ok"], true, "{report}");
+
+    // Later starts need no flag: the ledger's active key is the new one, which is on file.
+    server.set_extra_args(&[]);
+    server.restart();
+    let (_, body) = server.verify(&stamps[2]).await;
+    assert_eq!(body["valid"], true, "{body}");
+}
+
+#[tokio::test]
+async fn keys_rotate_refuses_a_directory_without_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        .args(["keys", "rotate", "--keys-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("rotate");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no issuer key"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+}
