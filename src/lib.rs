@@ -30,6 +30,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod rules;
 pub mod service;
 pub mod stamp;
 pub mod store;

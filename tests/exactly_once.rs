@@ -381,8 +381,10 @@ impl Model {
 
     fn apply(&mut self, command: &Command, now: Timestamp) -> Applied {
         let time = now.max(Timestamp::from_unix(self.last_time));
+        let size = self.ledger_size;
         let result = self.apply_at(command, time);
-        if result.is_ok() {
+        // Entry times never go backwards: the next entry's time is at least the last one's.
+        if self.ledger_size > size {
             self.last_time = time.unix();
         }
         result

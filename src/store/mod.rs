@@ -1,18 +1,22 @@
-//! The store: durable state behind a narrow interface of domain operations.
+//! The store: durable state, and the interface of basic operations the rules run over.
 //!
 //! Owns: accounts, balances, the sold and spent sets, posts and scores, idempotency records and
-//! the ledger (entries and Merkle hashes). Every state change is a [`Command`]; the store
-//! applies a batch of commands in one transaction, each command all-or-nothing, and appends the
-//! ledger entry of each applied command in that same transaction. [`Store::sync`] then makes
-//! everything applied durable; the group committer (`crate::commit`) calls it once per batch.
+//! the ledger (entries and Merkle hashes). Every state change is a [`Command`]; a backend
+//! applies a batch of commands in one of its transactions by handing a [`StoreTx`] to
+//! [`crate::rules::apply_batch`], which decides every outcome and refusal and writes through
+//! the transaction. [`Store::sync`] then makes everything applied durable; the group committer
+//! (`crate::commit`) calls it once per batch.
 //!
-//! Must not: check signatures, read the clock, or know about HTTP. A second backend (for
-//! example a PostgreSQL-compatible database for several servers) implements [`Store`] and
-//! nothing above it changes.
+//! A backend provides: a transaction of the basic operations of [`StoreTx`] (reads that see the
+//! transaction's own writes; all-or-nothing commit), [`Store::sync`], and the reads of
+//! [`Store`]. It decides no refusal of its own: it reports storage failures ([`StoreError`])
+//! and nothing else.
+//!
+//! Must not: check signatures, read the clock, or know about HTTP.
 
+pub mod memory;
 pub mod sled_store;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::keys::{KeyStatus, PublishedKey};
@@ -20,10 +24,11 @@ use crate::ledger::entry::SpendAction;
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
+pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
 /// An account as the store keeps it. The API key itself is never stored, only its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
     pub account_id: Uuid,
     pub name: Option<String>,
@@ -34,7 +39,7 @@ pub struct Account {
 }
 
 /// A post on the board.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Post {
     pub post_id: Uuid,
     pub author: String,
@@ -48,7 +53,7 @@ pub struct Post {
 
 /// The stamps sold by one purchase, as recorded for idempotent replay. Holds no secret: the
 /// stamp texts are signed again from these fields (Ed25519 signatures are deterministic).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PurchaseRecord {
     pub purchase_id: Uuid,
     pub account_id: Uuid,
@@ -61,6 +66,32 @@ pub struct PurchaseRecord {
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub stamp_ids: Vec<Uuid>,
+}
+
+/// A credit as kept for idempotent replay: the same reference with the same account and
+/// amount answers what the first credit answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditRecord {
+    pub account_id: Uuid,
+    pub amount: u64,
+    pub balance: u64,
+    pub ledger_index: u64,
+}
+
+/// The sale of one stamp: who bought it (its payer), under which key, and its lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sale {
+    pub buyer: Uuid,
+    pub kid: Kid,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A sold stamp as a transaction reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoldStamp {
+    pub sale: Sale,
+    pub spent: Option<SpentRecord>,
 }
 
 /// What a spend paid for.
@@ -196,6 +227,10 @@ pub enum Refusal {
 /// A failure of the storage itself. Nothing of the batch was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Occurs inside a transaction when the backend found a concurrent transaction in the
+    /// way; the backend runs the whole batch again (sled's conflict, a serialization failure).
+    #[error("transaction conflict")]
+    Conflict,
     /// Occurs when the database cannot be read or written (disk full, I/O error).
     #[error("storage: {0}")]
     Storage(String),
@@ -216,7 +251,7 @@ pub struct StampRecord {
 }
 
 /// When and for what a stamp was spent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpentRecord {
     pub spent_at: Timestamp,
     pub action: SpendAction,
@@ -227,6 +262,86 @@ pub struct SpentRecord {
 
 /// The result of applying one command.
 pub type Applied = Result<Outcome, Refusal>;
+
+/// The basic operations of one store transaction, over which [`crate::rules`] implements every
+/// rule once. Reads see the writes made earlier in the same transaction. Nothing is durable or
+/// visible outside until the backend commits; if any call fails, the backend discards the
+/// whole transaction.
+///
+/// The rules call writes only after every check of a command passed, so a backend may buffer
+/// writes (sled's adapter keeps counters and accounts in a write-back cache per batch).
+pub trait StoreTx {
+    /// Entries in the ledger, counting those appended in this transaction.
+    fn ledger_size(&self) -> Result<u64, StoreError>;
+    /// The time of the last entry (Unix epoch when the ledger is empty).
+    fn last_time(&self) -> Result<Timestamp, StoreError>;
+    /// Merkle hashes by stored-hash index (tlog_tiles numbering); each must exist.
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Appends entry `index` (always the current size) with its `time`, and the stored hashes
+    /// it adds, which start at stored-hash index `tlog_tiles::stored_hash_index(0, index)`.
+    fn append(
+        &self,
+        index: u64,
+        time: Timestamp,
+        entry: &[u8],
+        hashes: &[[u8; 32]],
+    ) -> Result<(), StoreError>;
+
+    /// A published key's record.
+    fn published_key(&self, kid: Kid) -> Result<Option<PublishedKey>, StoreError>;
+    fn put_published_key(&self, key: &PublishedKey) -> Result<(), StoreError>;
+
+    /// An account, to read and then update with [`StoreTx::put_account`].
+    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;
+    /// Inserts or replaces an account.
+    fn put_account(&self, account: &Account) -> Result<(), StoreError>;
+    /// Whether an account holds this API key hash.
+    fn api_key_exists(&self, api_key_sha256: &[u8; 32]) -> Result<bool, StoreError>;
+    fn put_api_key(&self, api_key_sha256: &[u8; 32], account_id: Uuid) -> Result<(), StoreError>;
+
+    /// The credit recorded under a reference (by its SHA-256).
+    fn credit(&self, reference_sha256: &[u8; 32]) -> Result<Option<CreditRecord>, StoreError>;
+    fn put_credit(
+        &self,
+        reference_sha256: &[u8; 32],
+        record: &CreditRecord,
+    ) -> Result<(), StoreError>;
+    /// The purchase recorded under an account's Idempotency-Key (by its SHA-256).
+    fn purchase(
+        &self,
+        account_id: Uuid,
+        key_sha256: &[u8; 32],
+    ) -> Result<Option<PurchaseRecord>, StoreError>;
+    fn put_purchase(
+        &self,
+        key_sha256: &[u8; 32],
+        record: &PurchaseRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Whether a stamp id was ever sold (whatever its issue time).
+    fn stamp_exists(&self, stamp_id: Uuid) -> Result<bool, StoreError>;
+    /// A sold stamp, found as its signed payload names it; `None` when no stamp was sold with
+    /// that id and issue time.
+    fn sold_stamp(&self, stamp: StampRef) -> Result<Option<SoldStamp>, StoreError>;
+    /// Records the sale of new stamps (ids never sold before), all with `sale`.
+    fn insert_sold(&self, stamp_ids: &[Uuid], sale: &Sale) -> Result<(), StoreError>;
+    /// Marks a sold, unspent stamp spent. `sale` is what [`StoreTx::sold_stamp`] returned.
+    fn mark_spent(
+        &self,
+        stamp: StampRef,
+        sale: &Sale,
+        spent: &SpentRecord,
+    ) -> Result<(), StoreError>;
+
+    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError>;
+    /// The board position the next new post takes (0, 1, 2, ...).
+    fn next_post_seq(&self) -> Result<u64, StoreError>;
+    /// Puts a new post on the board at `post.seq` (which is [`StoreTx::next_post_seq`]) and
+    /// moves the next position on.
+    fn insert_post(&self, post: &Post) -> Result<(), StoreError>;
+    /// Replaces a stored post (a vote changed its score).
+    fn update_post(&self, post: &Post) -> Result<(), StoreError>;
+}
 
 /// Durable state behind domain operations. Implementations must apply each command
 /// all-or-nothing together with its ledger entry, and must not report a batch durable before

@@ -1,0 +1,67 @@
+//! Accounts and key events: creating an account, publishing an issuer key's status.
+
+use uuid::Uuid;
+
+use super::ledger;
+use crate::keys::{KeyStatus, PublishedKey};
+use crate::ledger::entry::Body;
+use crate::stamp::Kid;
+use crate::store::{Account, Applied, Outcome, Refusal, StoreError, StoreTx};
+use crate::time::Timestamp;
+
+/// Publishes a key's status in the ledger (`key` entry) and records it, keeping the time the
+/// key was first published.
+pub fn publish_key<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    kid: Kid,
+    public_key: &str,
+    status: KeyStatus,
+) -> Result<Applied, StoreError> {
+    let published_at = tx.published_key(kid)?.map_or(time, |k| k.published_at);
+    let index = ledger::append(
+        tx,
+        time,
+        &Body::Key {
+            kid: kid.to_hex(),
+            public_key: public_key.to_string(),
+            status: status.as_str(),
+        },
+    )?;
+    tx.put_published_key(&PublishedKey {
+        kid,
+        public_key: Some(public_key.to_string()),
+        status,
+        published_at,
+    })?;
+    Ok(Ok(Outcome::KeyPublished {
+        ledger_index: index,
+    }))
+}
+
+/// Creates an account with a balance of 0. Writes no ledger entry: an account moves no money
+/// until it is credited.
+pub fn create<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    account_id: Uuid,
+    name: Option<String>,
+    api_key_sha256: &[u8; 32],
+) -> Result<Applied, StoreError> {
+    if tx.account(account_id)?.is_some() || tx.api_key_exists(api_key_sha256)? {
+        // Random 128-bit and 256-bit values collided: refuse rather than overwrite.
+        return Ok(Err(Refusal::IdempotencyConflict(
+            "account id or key collided",
+        )));
+    }
+    tx.put_account(&Account {
+        account_id,
+        name,
+        balance: 0,
+        stamps_purchased: 0,
+        stamps_spent: 0,
+        created_at: time,
+    })?;
+    tx.put_api_key(api_key_sha256, account_id)?;
+    Ok(Ok(Outcome::AccountCreated))
+}

@@ -1,0 +1,155 @@
+//! Keys and values of the sled trees: how integers, stamps, hash chunks and ledger bundles are
+//! laid out in bytes (the table is in the parent module's comment).
+
+use uuid::Uuid;
+
+use crate::ledger::entry::ENTRY_BYTES_MAX;
+use crate::stamp::Kid;
+use crate::store::{Sale, SpentRecord, StampRef, StoreError};
+use crate::time::Timestamp;
+
+use super::records::SpentPart;
+
+pub(super) fn storage(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(e.to_string())
+}
+
+pub(super) fn corrupt(tree: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        detail: detail.to_string(),
+    }
+}
+
+pub(super) fn uuid_key(id: Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}
+
+pub(super) fn read_u64(bytes: &[u8], tree: &'static str) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| corrupt(tree, "u64 length"))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+pub(super) fn read_uuid(bytes: &[u8], tree: &'static str) -> Result<Uuid, StoreError> {
+    let arr: [u8; 16] = bytes.try_into().map_err(|_| corrupt(tree, "id length"))?;
+    Ok(Uuid::from_bytes(arr))
+}
+
+pub(super) fn decode_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    tree: &'static str,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e))
+}
+
+// ------------------------------------------------------------------ Merkle hash chunks
+
+/// Merkle hashes per `hash_chunks` value.
+pub(super) const HASHES_PER_CHUNK: u64 = 16;
+
+/// Key of the `hash_chunks` value holding stored hash `index`.
+pub(super) fn hash_chunk_key(index: u64) -> [u8; 8] {
+    (index / HASHES_PER_CHUNK).to_be_bytes()
+}
+
+/// Byte offset of stored hash `index` in its chunk.
+pub(super) fn hash_chunk_offset(index: u64) -> usize {
+    // At most 15 * 32: always fits.
+    (index % HASHES_PER_CHUNK) as usize * 32
+}
+
+/// Hash `index` out of its chunk, when the chunk holds it.
+pub(super) fn hash_in_chunk(chunk: &[u8], index: u64) -> Option<[u8; 32]> {
+    let at = hash_chunk_offset(index);
+    chunk.get(at..at + 32)?.try_into().ok()
+}
+
+// ------------------------------------------------------------------ ledger bundles
+
+/// Most ledger entries per `ledger_bundles` value.
+pub(super) const BUNDLE_ENTRIES_MAX: u64 = 8;
+/// Most bytes per `ledger_bundles` value: one entry of the largest size fits alone.
+pub(super) const BUNDLE_BYTES_MAX: usize = ENTRY_BYTES_MAX + 4;
+
+/// Whether an entry of `entry_len` bytes still fits in a bundle of `count` entries and
+/// `bundle_len` bytes.
+pub(super) fn fits_in_bundle(count: u64, bundle_len: usize, entry_len: usize) -> bool {
+    count < BUNDLE_ENTRIES_MAX && bundle_len + 4 + entry_len <= BUNDLE_BYTES_MAX
+}
+
+/// Appends one length-prefixed entry to a bundle.
+pub(super) fn push_entry(bundle: &mut Vec<u8>, entry: &[u8]) {
+    // Entries are at most ENTRY_BYTES_MAX (64 KiB): the length always fits in 4 bytes.
+    bundle.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+    bundle.extend_from_slice(entry);
+}
+
+/// The entries of a bundle, in order.
+pub(super) fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    let mut out = Vec::new();
+    let mut rest = bundle;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("ledger_bundles", "truncated length"))?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(corrupt("ledger_bundles", "truncated entry"));
+        }
+        let (entry, tail) = tail.split_at(len);
+        out.push(entry);
+        rest = tail;
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ stamps
+
+/// Length of the sale part of a `stamps` value.
+pub(super) const SOLD_BYTES: usize = 40;
+
+pub(super) fn encode_sold(sale: &Sale) -> [u8; SOLD_BYTES] {
+    let mut out = [0u8; SOLD_BYTES];
+    out[..16].copy_from_slice(sale.buyer.as_bytes());
+    out[16..24].copy_from_slice(&sale.kid.0);
+    out[24..32].copy_from_slice(&sale.issued_at.unix().to_be_bytes());
+    out[32..40].copy_from_slice(&sale.expires_at.unix().to_be_bytes());
+    out
+}
+
+/// The sale part of a `stamps` value.
+pub(super) fn decode_sold(bytes: &[u8]) -> Result<Sale, StoreError> {
+    let arr: &[u8; SOLD_BYTES] = bytes
+        .get(..SOLD_BYTES)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("stamps", "record length"))?;
+    let part = |range: std::ops::Range<usize>| -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&arr[range]);
+        out
+    };
+    let mut buyer = [0u8; 16];
+    buyer.copy_from_slice(&arr[..16]);
+    Ok(Sale {
+        buyer: Uuid::from_bytes(buyer),
+        kid: Kid(part(16..24)),
+        issued_at: Timestamp::from_unix(i64::from_be_bytes(part(24..32))),
+        expires_at: Timestamp::from_unix(i64::from_be_bytes(part(32..40))),
+    })
+}
+
+/// The spend part of a `stamps` value, if the stamp was spent.
+pub(super) fn decode_spent(bytes: &[u8]) -> Result<Option<SpentRecord>, StoreError> {
+    match bytes.get(SOLD_BYTES..) {
+        Some([]) | None => Ok(None),
+        Some(json) => SpentPart::decode(json).map(Some),
+    }
+}
+
+/// Key of a stamp in `stamps`: issue time first, so that keys sort by time.
+pub(super) fn stamp_key(stamp: StampRef) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[..8].copy_from_slice(&stamp.issued_at.unix().to_be_bytes());
+    out[8..].copy_from_slice(stamp.stamp_id.as_bytes());
+    out
+}

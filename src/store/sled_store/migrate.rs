@@ -1,0 +1,232 @@
+//! Layout migrations, run on open: data directories written before the current layout (trees
+//! `sold` and `spent` keyed by stamp id, `hashes` with one hash per key, `ledger` with one
+//! entry per key) are moved into `stamp_ids` + `stamps`, `hash_chunks` and `ledger_bundles`.
+//! Each migration is idempotent and safe to interrupt: a run cut short is run again on the
+//! next open.
+
+use std::fs::File;
+
+use uuid::Uuid;
+
+use super::layout::{
+    corrupt, decode_sold, fits_in_bundle, hash_chunk_key, push_entry, read_u64, stamp_key, storage,
+    HASHES_PER_CHUNK, SOLD_BYTES,
+};
+use super::sync_db;
+use crate::store::{StampRef, StoreError};
+
+/// Inserts per sled batch while a migration copies a tree.
+const MIGRATION_BATCH: usize = 10_000;
+
+/// What the layout migrations share: the database and its file, to check for an old tree,
+/// make writes durable, and drop an old tree once its replacement is durable.
+pub(super) struct Upgrade<'a> {
+    pub(super) db: &'a sled::Db,
+    pub(super) db_file: &'a File,
+}
+
+impl Upgrade<'_> {
+    fn has(&self, name: &str) -> bool {
+        self.db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
+    }
+
+    fn open(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db.open_tree(name).map_err(storage)
+    }
+
+    /// The values of an old tree keyed by index (0, 1, 2, ... big-endian), in order; a gap or
+    /// a bad key is corruption.
+    fn in_index_order(
+        &self,
+        name: &'static str,
+    ) -> Result<impl Iterator<Item = Result<(u64, sled::IVec), StoreError>>, StoreError> {
+        let tree = self.open(name)?;
+        Ok((0u64..).zip(tree.iter()).map(move |(expected, item)| {
+            let (key, value) = item.map_err(storage)?;
+            let index = read_u64(&key, name)?;
+            if index != expected {
+                return Err(corrupt(name, format!("entry {index} out of order")));
+            }
+            Ok((index, value))
+        }))
+    }
+
+    /// Makes what was written durable, then drops `name` and makes that durable too.
+    fn replace(&self, name: &str) -> Result<(), StoreError> {
+        sync_db(self.db, self.db_file)?;
+        self.db.drop_tree(name).map_err(storage)?;
+        sync_db(self.db, self.db_file)
+    }
+}
+
+/// Writes into a tree in sled batches of [`MIGRATION_BATCH`] inserts.
+struct BatchWriter<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    pending: usize,
+}
+
+impl<'a> BatchWriter<'a> {
+    fn new(tree: &'a sled::Tree) -> BatchWriter<'a> {
+        BatchWriter {
+            tree,
+            batch: sled::Batch::default(),
+            pending: 0,
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], value: impl Into<sled::IVec>) -> Result<(), StoreError> {
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if self.pending == MIGRATION_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.pending = 0;
+        self.tree
+            .apply_batch(std::mem::take(&mut self.batch))
+            .map_err(storage)
+    }
+}
+
+/// Moves stamps from the layout before time-ordered keys (`sold` and `spent`, both keyed by
+/// stamp id) into `stamp_ids` and `stamps`. Safe to interrupt: every write is idempotent, the
+/// new trees are made durable before `sold` is dropped, and `sold` goes before `spent`, so a
+/// run cut short is simply run again on the next open.
+pub(super) fn migrate_id_keyed_stamps(
+    upgrade: &Upgrade<'_>,
+    stamp_ids: &sled::Tree,
+    stamps: &sled::Tree,
+) -> Result<(), StoreError> {
+    if upgrade.has("sold") {
+        tracing::info!(
+            "upgrading the data directory: moving stamps to time-ordered keys (once; about \
+             20 s per million stamps)"
+        );
+        let sold = upgrade.open("sold")?;
+        // Both trees are in id order and `spent` holds only sold ids: walk them together
+        // instead of looking each sold id up in `spent`.
+        let mut spent = upgrade.open("spent")?.iter().peekable();
+        let (mut ids, mut records) = (BatchWriter::new(stamp_ids), BatchWriter::new(stamps));
+        let mut moved = 0u64;
+        for item in sold.iter() {
+            let (id, sale) = item.map_err(storage)?;
+            let stamp_id = Uuid::from_slice(&id).map_err(|e| corrupt("sold", e))?;
+            if sale.len() != SOLD_BYTES {
+                return Err(corrupt("sold", "record length"));
+            }
+            let issued_at = decode_sold(&sale)?.issued_at;
+            let mut value = sale.to_vec();
+            while let Some(next) = spent.next_if(|s| s.as_ref().is_ok_and(|(k, _)| *k <= id)) {
+                let (key, record) = next.map_err(storage)?;
+                if key == id {
+                    value.extend_from_slice(&record);
+                }
+            }
+            if let Some(Err(e)) = spent.peek() {
+                return Err(storage(e));
+            }
+            let key = stamp_key(StampRef {
+                stamp_id,
+                issued_at,
+            });
+            ids.insert(&id, &issued_at.unix().to_be_bytes()[..])?;
+            records.insert(&key, value)?;
+            moved += 1;
+        }
+        ids.flush()?;
+        records.flush()?;
+        upgrade.replace("sold")?;
+        tracing::info!(stamps = moved, "moved stamps to time-ordered keys");
+    }
+    if upgrade.has("spent") {
+        upgrade.replace("spent")?;
+    }
+    Ok(())
+}
+
+/// Moves Merkle hashes from the layout of one hash per key (`hashes`) into `hash_chunks`.
+/// Safe to interrupt: chunks are written whole (a second run writes the same values), and
+/// `hashes` is dropped only after they are durable.
+pub(super) fn migrate_hash_per_key(
+    upgrade: &Upgrade<'_>,
+    chunks: &sled::Tree,
+) -> Result<(), StoreError> {
+    if !upgrade.has("hashes") {
+        return Ok(());
+    }
+    tracing::info!(
+        "upgrading the data directory: moving Merkle hashes to chunks (once; about 12 s per \
+         million entries)"
+    );
+    let mut writer = BatchWriter::new(chunks);
+    let mut chunk: Vec<u8> = Vec::new();
+    let mut expected = 0u64;
+    for item in upgrade.in_index_order("hashes")? {
+        let (index, hash) = item?;
+        if hash.len() != 32 {
+            return Err(corrupt("hashes", format!("hash {index} damaged")));
+        }
+        chunk.extend_from_slice(&hash);
+        expected += 1;
+        if expected % HASHES_PER_CHUNK == 0 {
+            writer.insert(&hash_chunk_key(index), std::mem::take(&mut chunk))?;
+        }
+    }
+    if !chunk.is_empty() {
+        writer.insert(&hash_chunk_key(expected - 1), chunk)?;
+    }
+    writer.flush()?;
+    upgrade.replace("hashes")?;
+    tracing::info!(
+        hashes = expected,
+        "moved Merkle hashes to chunks of {HASHES_PER_CHUNK}"
+    );
+    Ok(())
+}
+
+/// Moves ledger entries from the layout of one entry per key (`ledger`) into
+/// `ledger_bundles`, bundled by the rule appends follow, and sets `bundle_start`. Safe to
+/// interrupt: bundles are written whole and the same each run, and `ledger` is dropped only
+/// after they and `bundle_start` are durable.
+pub(super) fn migrate_entry_per_key(
+    upgrade: &Upgrade<'_>,
+    bundles: &sled::Tree,
+    meta: &sled::Tree,
+) -> Result<(), StoreError> {
+    if !upgrade.has("ledger") {
+        return Ok(());
+    }
+    tracing::info!(
+        "upgrading the data directory: moving ledger entries to bundles (once; about 18 s per \
+         million entries)"
+    );
+    let mut writer = BatchWriter::new(bundles);
+    let mut bundle: Vec<u8> = Vec::new();
+    let mut start = 0u64;
+    let mut expected = 0u64;
+    for item in upgrade.in_index_order("ledger")? {
+        let (index, entry) = item?;
+        if index > 0 && !fits_in_bundle(index - start, bundle.len(), entry.len()) {
+            writer.insert(&start.to_be_bytes(), std::mem::take(&mut bundle))?;
+            start = index;
+        }
+        push_entry(&mut bundle, &entry);
+        expected += 1;
+    }
+    if !bundle.is_empty() {
+        writer.insert(&start.to_be_bytes(), bundle)?;
+    }
+    writer.flush()?;
+    meta.insert("bundle_start", &start.to_be_bytes())
+        .map_err(storage)?;
+    upgrade.replace("ledger")?;
+    tracing::info!(entries = expected, "moved ledger entries to bundles");
+    Ok(())
+}

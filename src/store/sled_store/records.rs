@@ -1,0 +1,275 @@
+//! The sled backend's on-disk records: private twins of the domain types, so that renaming a
+//! domain field never changes the bytes on disk (and old data directories keep reading).
+//! Field names and types here are the stored format: change them only with a migration.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::layout::{corrupt, decode_json};
+use crate::keys::{KeyStatus, PublishedKey};
+use crate::ledger::entry::SpendAction;
+use crate::stamp::Kid;
+use crate::store::{Account, CreditRecord, Post, PurchaseRecord, SpentRecord, StoreError};
+use crate::time::Timestamp;
+
+/// `accounts` values.
+#[derive(Serialize, Deserialize)]
+pub(super) struct AccountRecord {
+    account_id: Uuid,
+    name: Option<String>,
+    balance: u64,
+    stamps_purchased: u64,
+    stamps_spent: u64,
+    created_at: i64,
+}
+
+impl AccountRecord {
+    pub(super) fn encode(account: &Account) -> Result<Vec<u8>, StoreError> {
+        to_json(&AccountRecord {
+            account_id: account.account_id,
+            name: account.name.clone(),
+            balance: account.balance,
+            stamps_purchased: account.stamps_purchased,
+            stamps_spent: account.stamps_spent,
+            created_at: account.created_at.unix(),
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Account, StoreError> {
+        let r: AccountRecord = decode_json(bytes, "accounts")?;
+        Ok(Account {
+            account_id: r.account_id,
+            name: r.name,
+            balance: r.balance,
+            stamps_purchased: r.stamps_purchased,
+            stamps_spent: r.stamps_spent,
+            created_at: Timestamp::from_unix(r.created_at),
+        })
+    }
+}
+
+/// `posts` values.
+#[derive(Serialize, Deserialize)]
+pub(super) struct PostRecord {
+    post_id: Uuid,
+    author: String,
+    body: String,
+    created_at: i64,
+    score: i64,
+    ledger_index: u64,
+    seq: u64,
+}
+
+impl PostRecord {
+    pub(super) fn encode(post: &Post) -> Result<Vec<u8>, StoreError> {
+        to_json(&PostRecord {
+            post_id: post.post_id,
+            author: post.author.clone(),
+            body: post.body.clone(),
+            created_at: post.created_at.unix(),
+            score: post.score,
+            ledger_index: post.ledger_index,
+            seq: post.seq,
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Post, StoreError> {
+        let r: PostRecord = decode_json(bytes, "posts")?;
+        Ok(Post {
+            post_id: r.post_id,
+            author: r.author,
+            body: r.body,
+            created_at: Timestamp::from_unix(r.created_at),
+            score: r.score,
+            ledger_index: r.ledger_index,
+            seq: r.seq,
+        })
+    }
+}
+
+/// `purchase_keys` values.
+#[derive(Serialize, Deserialize)]
+pub(super) struct PurchaseKeyRecord {
+    purchase_id: Uuid,
+    account_id: Uuid,
+    count: u32,
+    unit_price: u64,
+    total: u64,
+    balance: u64,
+    ledger_index: u64,
+    kid: [u8; 8],
+    issued_at: i64,
+    expires_at: i64,
+    stamp_ids: Vec<Uuid>,
+}
+
+impl PurchaseKeyRecord {
+    pub(super) fn encode(p: &PurchaseRecord) -> Result<Vec<u8>, StoreError> {
+        to_json(&PurchaseKeyRecord {
+            purchase_id: p.purchase_id,
+            account_id: p.account_id,
+            count: p.count,
+            unit_price: p.unit_price,
+            total: p.total,
+            balance: p.balance,
+            ledger_index: p.ledger_index,
+            kid: p.kid.0,
+            issued_at: p.issued_at.unix(),
+            expires_at: p.expires_at.unix(),
+            stamp_ids: p.stamp_ids.clone(),
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<PurchaseRecord, StoreError> {
+        let r: PurchaseKeyRecord = decode_json(bytes, "purchase_keys")?;
+        Ok(PurchaseRecord {
+            purchase_id: r.purchase_id,
+            account_id: r.account_id,
+            count: r.count,
+            unit_price: r.unit_price,
+            total: r.total,
+            balance: r.balance,
+            ledger_index: r.ledger_index,
+            kid: Kid(r.kid),
+            issued_at: Timestamp::from_unix(r.issued_at),
+            expires_at: Timestamp::from_unix(r.expires_at),
+            stamp_ids: r.stamp_ids,
+        })
+    }
+}
+
+/// `credits` values.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CreditKeyRecord {
+    account_id: Uuid,
+    amount: u64,
+    balance: u64,
+    ledger_index: u64,
+}
+
+impl CreditKeyRecord {
+    pub(super) fn encode(c: &CreditRecord) -> Result<Vec<u8>, StoreError> {
+        to_json(&CreditKeyRecord {
+            account_id: c.account_id,
+            amount: c.amount,
+            balance: c.balance,
+            ledger_index: c.ledger_index,
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<CreditRecord, StoreError> {
+        let r: CreditKeyRecord = decode_json(bytes, "credits")?;
+        Ok(CreditRecord {
+            account_id: r.account_id,
+            amount: r.amount,
+            balance: r.balance,
+            ledger_index: r.ledger_index,
+        })
+    }
+}
+
+/// The spend part of a `stamps` value.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SpentPart {
+    spent_at: i64,
+    action: StoredAction,
+    spent_for: String,
+    ledger_index: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredAction {
+    Post,
+    Vote,
+    Redeem,
+}
+
+impl SpentPart {
+    pub(super) fn encode(s: &SpentRecord) -> Result<Vec<u8>, StoreError> {
+        to_json(&SpentPart {
+            spent_at: s.spent_at.unix(),
+            action: match s.action {
+                SpendAction::Post => StoredAction::Post,
+                SpendAction::Vote => StoredAction::Vote,
+                SpendAction::Redeem => StoredAction::Redeem,
+            },
+            spent_for: s.spent_for.clone(),
+            ledger_index: s.ledger_index,
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<SpentRecord, StoreError> {
+        let r: SpentPart = decode_json(bytes, "stamps")?;
+        Ok(SpentRecord {
+            spent_at: Timestamp::from_unix(r.spent_at),
+            action: match r.action {
+                StoredAction::Post => SpendAction::Post,
+                StoredAction::Vote => SpendAction::Vote,
+                StoredAction::Redeem => SpendAction::Redeem,
+            },
+            spent_for: r.spent_for,
+            ledger_index: r.ledger_index,
+        })
+    }
+}
+
+/// A published key as kept in `meta` (`key:<kid>`). Directories written before public keys
+/// were kept hold only the status text (`active` / `retired`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct KeyRecord {
+    status: StoredStatus,
+    public_key: String,
+    published_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredStatus {
+    Active,
+    Retired,
+}
+
+impl KeyRecord {
+    pub(super) fn encode(key: &PublishedKey) -> Result<Vec<u8>, StoreError> {
+        to_json(&KeyRecord {
+            status: match key.status {
+                KeyStatus::Active => StoredStatus::Active,
+                KeyStatus::Retired => StoredStatus::Retired,
+            },
+            public_key: key.public_key.clone().unwrap_or_default(),
+            published_at: key.published_at.to_rfc3339(),
+        })
+    }
+
+    pub(super) fn decode(kid: Kid, bytes: &[u8]) -> Result<PublishedKey, StoreError> {
+        let legacy = |status| PublishedKey {
+            kid,
+            public_key: None,
+            status,
+            published_at: Timestamp::from_unix(0),
+        };
+        match bytes {
+            b"active" => Ok(legacy(KeyStatus::Active)),
+            b"retired" => Ok(legacy(KeyStatus::Retired)),
+            _ => {
+                let r: KeyRecord = decode_json(bytes, "meta")?;
+                let published_at = Timestamp::parse_rfc3339(&r.published_at)
+                    .ok_or_else(|| corrupt("meta", "key published_at"))?;
+                Ok(PublishedKey {
+                    kid,
+                    public_key: Some(r.public_key).filter(|k| !k.is_empty()),
+                    status: match r.status {
+                        StoredStatus::Active => KeyStatus::Active,
+                        StoredStatus::Retired => KeyStatus::Retired,
+                    },
+                    published_at,
+                })
+            }
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Storage(e.to_string()))
+}

@@ -1,0 +1,380 @@
+//! The basic operations of [`StoreTx`] over one sled transaction of the eleven trees a batch
+//! touches. No rule lives here: this only reads and writes bytes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use sled::transaction::{TransactionalTree, UnabortableTransactionError};
+use uuid::Uuid;
+
+use super::layout::{
+    corrupt, decode_sold, decode_spent, encode_sold, fits_in_bundle, hash_chunk_key,
+    hash_chunk_offset, hash_in_chunk, push_entry, read_u64, stamp_key, uuid_key, SOLD_BYTES,
+};
+use super::records::{
+    AccountRecord, CreditKeyRecord, KeyRecord, PostRecord, PurchaseKeyRecord, SpentPart,
+};
+use crate::keys::PublishedKey;
+use crate::stamp::Kid;
+use crate::store::{
+    Account, CreditRecord, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
+    StoreError, StoreTx,
+};
+use crate::time::Timestamp;
+
+/// sled's errors inside a transaction: a conflict stays a conflict (sled then runs the batch
+/// again), anything else is a storage failure.
+fn tx_error(e: UnabortableTransactionError) -> StoreError {
+    match e {
+        UnabortableTransactionError::Conflict => StoreError::Conflict,
+        UnabortableTransactionError::Storage(e) => StoreError::Storage(e.to_string()),
+    }
+}
+
+/// The transactional view of the trees, in the order [`super::SledStore::apply`] opens them.
+pub(super) type Trees<'a> = (
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+    &'a TransactionalTree,
+);
+
+/// One sled transaction as a [`StoreTx`].
+pub(super) struct SledTx<'a> {
+    meta: &'a TransactionalTree,
+    accounts: &'a TransactionalTree,
+    api_keys: &'a TransactionalTree,
+    credits: &'a TransactionalTree,
+    purchase_keys: &'a TransactionalTree,
+    stamp_ids: &'a TransactionalTree,
+    stamps: &'a TransactionalTree,
+    posts: &'a TransactionalTree,
+    post_order: &'a TransactionalTree,
+    ledger: &'a TransactionalTree,
+    hashes: &'a TransactionalTree,
+    /// Write-back caches for the batch: counters in `meta` and accounts change with almost
+    /// every command, so they are read once, kept here, and written once when the batch ends
+    /// ([`SledTx::write_back`]). Safe because the rules write only after every check passed.
+    meta_cache: RefCell<HashMap<&'static str, (u64, bool)>>,
+    account_cache: RefCell<HashMap<Uuid, (Account, bool)>>,
+}
+
+impl<'a> SledTx<'a> {
+    pub(super) fn new(
+        (
+            meta,
+            accounts,
+            api_keys,
+            credits,
+            purchase_keys,
+            stamp_ids,
+            stamps,
+            posts,
+            post_order,
+            ledger,
+            hashes,
+        ): Trees<'a>,
+    ) -> SledTx<'a> {
+        SledTx {
+            meta,
+            accounts,
+            api_keys,
+            credits,
+            purchase_keys,
+            stamp_ids,
+            stamps,
+            posts,
+            post_order,
+            ledger,
+            hashes,
+            meta_cache: RefCell::new(HashMap::new()),
+            account_cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn get(tree: &TransactionalTree, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        tree.get(key).map_err(tx_error)
+    }
+
+    fn insert(
+        tree: &TransactionalTree,
+        key: &[u8],
+        value: impl Into<sled::IVec>,
+    ) -> Result<(), StoreError> {
+        tree.insert(key, value).map(|_| ()).map_err(tx_error)
+    }
+
+    fn meta_u64(&self, key: &'static str) -> Result<u64, StoreError> {
+        if let Some((value, _)) = self.meta_cache.borrow().get(key) {
+            return Ok(*value);
+        }
+        let value = match Self::get(self.meta, key.as_bytes())? {
+            Some(bytes) => read_u64(&bytes, "meta")?,
+            None => 0,
+        };
+        self.meta_cache.borrow_mut().insert(key, (value, false));
+        Ok(value)
+    }
+
+    fn set_meta_u64(&self, key: &'static str, value: u64) {
+        self.meta_cache.borrow_mut().insert(key, (value, true));
+    }
+
+    /// Writes the changed counters and accounts of the batch into the transaction.
+    pub(super) fn write_back(&self) -> Result<(), StoreError> {
+        for (key, (value, dirty)) in self.meta_cache.borrow().iter() {
+            if *dirty {
+                Self::insert(self.meta, key.as_bytes(), &value.to_be_bytes()[..])?;
+            }
+        }
+        for (id, (account, dirty)) in self.account_cache.borrow().iter() {
+            if *dirty {
+                Self::insert(
+                    self.accounts,
+                    &uuid_key(*id),
+                    AccountRecord::encode(account)?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores entry `index` (the next one) in the open bundle, or opens a new bundle with it.
+    fn add_to_bundle(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        if index > 0 {
+            let start = self.meta_u64("bundle_start")?;
+            let Some(open) = Self::get(self.ledger, &start.to_be_bytes())? else {
+                return Err(corrupt("ledger_bundles", format!("no bundle at {start}")));
+            };
+            if fits_in_bundle(index - start, open.len(), bytes.len()) {
+                let mut bundle = open.to_vec();
+                push_entry(&mut bundle, bytes);
+                return Self::insert(self.ledger, &start.to_be_bytes(), bundle);
+            }
+        }
+        let mut bundle = Vec::with_capacity(4 + bytes.len());
+        push_entry(&mut bundle, bytes);
+        Self::insert(self.ledger, &index.to_be_bytes(), bundle)?;
+        self.set_meta_u64("bundle_start", index);
+        Ok(())
+    }
+}
+
+impl StoreTx for SledTx<'_> {
+    fn ledger_size(&self) -> Result<u64, StoreError> {
+        self.meta_u64("ledger_size")
+    }
+
+    fn last_time(&self) -> Result<Timestamp, StoreError> {
+        let last = self.meta_u64("last_time")?;
+        Ok(Timestamp::from_unix(
+            i64::try_from(last).unwrap_or(i64::MAX),
+        ))
+    }
+
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut out = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            let chunk = Self::get(self.hashes, &hash_chunk_key(*index))?
+                .ok_or_else(|| corrupt("hash_chunks", format!("missing hash {index}")))?;
+            let hash = hash_in_chunk(&chunk, *index)
+                .ok_or_else(|| corrupt("hash_chunks", format!("missing hash {index}")))?;
+            out.push(hash);
+        }
+        Ok(out)
+    }
+
+    fn append(
+        &self,
+        index: u64,
+        time: Timestamp,
+        entry: &[u8],
+        hashes: &[[u8; 32]],
+    ) -> Result<(), StoreError> {
+        let first = tlog_tiles::stored_hash_index(0, index);
+        for (at, hash) in (first..).zip(hashes) {
+            let key = hash_chunk_key(at);
+            let mut chunk = Self::get(self.hashes, &key)?.map_or_else(Vec::new, |c| c.to_vec());
+            // Appends fill each chunk in order: anything else means the tree was damaged.
+            if chunk.len() != hash_chunk_offset(at) {
+                return Err(corrupt(
+                    "hash_chunks",
+                    format!("chunk of hash {at} holds {} bytes", chunk.len()),
+                ));
+            }
+            chunk.extend_from_slice(hash);
+            Self::insert(self.hashes, &key, chunk)?;
+        }
+        self.add_to_bundle(index, entry)?;
+        self.set_meta_u64("ledger_size", index + 1);
+        self.set_meta_u64("last_time", u64::try_from(time.unix()).unwrap_or(0));
+        Ok(())
+    }
+
+    fn published_key(&self, kid: Kid) -> Result<Option<PublishedKey>, StoreError> {
+        Self::get(self.meta, format!("key:{kid}").as_bytes())?
+            .map(|bytes| KeyRecord::decode(kid, &bytes))
+            .transpose()
+    }
+
+    fn put_published_key(&self, key: &PublishedKey) -> Result<(), StoreError> {
+        Self::insert(
+            self.meta,
+            format!("key:{}", key.kid).as_bytes(),
+            KeyRecord::encode(key)?,
+        )
+    }
+
+    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {
+        if let Some((account, _)) = self.account_cache.borrow().get(&account_id) {
+            return Ok(Some(account.clone()));
+        }
+        let Some(bytes) = Self::get(self.accounts, &uuid_key(account_id))? else {
+            return Ok(None);
+        };
+        let account = AccountRecord::decode(&bytes)?;
+        self.account_cache
+            .borrow_mut()
+            .insert(account_id, (account.clone(), false));
+        Ok(Some(account))
+    }
+
+    fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        self.account_cache
+            .borrow_mut()
+            .insert(account.account_id, (account.clone(), true));
+        Ok(())
+    }
+
+    fn api_key_exists(&self, api_key_sha256: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(Self::get(self.api_keys, api_key_sha256)?.is_some())
+    }
+
+    fn put_api_key(&self, api_key_sha256: &[u8; 32], account_id: Uuid) -> Result<(), StoreError> {
+        Self::insert(self.api_keys, api_key_sha256, &uuid_key(account_id)[..])
+    }
+
+    fn credit(&self, reference_sha256: &[u8; 32]) -> Result<Option<CreditRecord>, StoreError> {
+        Self::get(self.credits, reference_sha256)?
+            .map(|bytes| CreditKeyRecord::decode(&bytes))
+            .transpose()
+    }
+
+    fn put_credit(
+        &self,
+        reference_sha256: &[u8; 32],
+        record: &CreditRecord,
+    ) -> Result<(), StoreError> {
+        Self::insert(
+            self.credits,
+            reference_sha256,
+            CreditKeyRecord::encode(record)?,
+        )
+    }
+
+    fn purchase(
+        &self,
+        account_id: Uuid,
+        key_sha256: &[u8; 32],
+    ) -> Result<Option<PurchaseRecord>, StoreError> {
+        Self::get(self.purchase_keys, &purchase_key(account_id, key_sha256))?
+            .map(|bytes| PurchaseKeyRecord::decode(&bytes))
+            .transpose()
+    }
+
+    fn put_purchase(
+        &self,
+        key_sha256: &[u8; 32],
+        record: &PurchaseRecord,
+    ) -> Result<(), StoreError> {
+        Self::insert(
+            self.purchase_keys,
+            &purchase_key(record.account_id, key_sha256),
+            PurchaseKeyRecord::encode(record)?,
+        )
+    }
+
+    fn stamp_exists(&self, stamp_id: Uuid) -> Result<bool, StoreError> {
+        Ok(Self::get(self.stamp_ids, &uuid_key(stamp_id))?.is_some())
+    }
+
+    fn sold_stamp(&self, stamp: StampRef) -> Result<Option<SoldStamp>, StoreError> {
+        let Some(bytes) = Self::get(self.stamps, &stamp_key(stamp))? else {
+            return Ok(None);
+        };
+        Ok(Some(SoldStamp {
+            sale: decode_sold(&bytes)?,
+            spent: decode_spent(&bytes)?,
+        }))
+    }
+
+    fn insert_sold(&self, stamp_ids: &[Uuid], sale: &Sale) -> Result<(), StoreError> {
+        let sold = encode_sold(sale);
+        let issued = sale.issued_at.unix().to_be_bytes();
+        for id in stamp_ids {
+            Self::insert(self.stamp_ids, &uuid_key(*id), &issued[..])?;
+            let key = stamp_key(StampRef {
+                stamp_id: *id,
+                issued_at: sale.issued_at,
+            });
+            Self::insert(self.stamps, &key, &sold[..])?;
+        }
+        Ok(())
+    }
+
+    fn mark_spent(
+        &self,
+        stamp: StampRef,
+        sale: &Sale,
+        spent: &SpentRecord,
+    ) -> Result<(), StoreError> {
+        let record = SpentPart::encode(spent)?;
+        let mut value = Vec::with_capacity(SOLD_BYTES + record.len());
+        value.extend_from_slice(&encode_sold(sale));
+        value.extend_from_slice(&record);
+        Self::insert(self.stamps, &stamp_key(stamp), value)
+    }
+
+    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
+        Self::get(self.posts, &uuid_key(post_id))?
+            .map(|bytes| PostRecord::decode(&bytes))
+            .transpose()
+    }
+
+    fn next_post_seq(&self) -> Result<u64, StoreError> {
+        self.meta_u64("post_seq")
+    }
+
+    fn insert_post(&self, post: &Post) -> Result<(), StoreError> {
+        Self::insert(
+            self.post_order,
+            &post.seq.to_be_bytes(),
+            &uuid_key(post.post_id)[..],
+        )?;
+        self.set_meta_u64("post_seq", post.seq + 1);
+        self.update_post(post)
+    }
+
+    fn update_post(&self, post: &Post) -> Result<(), StoreError> {
+        Self::insert(
+            self.posts,
+            &uuid_key(post.post_id),
+            PostRecord::encode(post)?,
+        )
+    }
+}
+
+/// Key of a purchase in `purchase_keys`: account id + SHA-256 of its Idempotency-Key.
+fn purchase_key(account_id: Uuid, key_sha256: &[u8; 32]) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    key[..16].copy_from_slice(account_id.as_bytes());
+    key[16..].copy_from_slice(key_sha256);
+    key
+}
