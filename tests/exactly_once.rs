@@ -26,7 +26,7 @@ use pennypost::commit::Committer;
 use pennypost::config::{Economy, Limits};
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::ledger::check::{AuditReport, LedgerChecker};
-use pennypost::service::Service;
+use pennypost::service::{App, AppConfig};
 use pennypost::stamp::Kid;
 use pennypost::store::{
     Account, Applied, Command, Outcome, Post, PurchaseRecord, Refusal, SledStore, SpendFor,
@@ -1840,20 +1840,19 @@ fn stamp_status_and_verify_show_a_spend_only_once_it_is_durable() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let service = Arc::new(
-            Service::start(
-                store.clone(),
-                pennypost::keys::load_or_create(&keys, now).expect("keys"),
-                pennypost::keys::load_or_create_ledger_key(&keys, "test/log", now)
-                    .expect("ledger key"),
-                "test/log".into(),
-                Economy::default(),
-                Limits::default(),
-                "admin",
-            )
-            .await
-            .expect("service"),
-        );
+        let app = App::start(AppConfig {
+            store: store.clone(),
+            keyring: pennypost::keys::load_or_create(&keys, now).expect("keys"),
+            ledger_key: pennypost::keys::load_or_create_ledger_key(&keys, "test/log", now)
+                .expect("ledger key"),
+            origin: "test/log".into(),
+            economy: Economy::default(),
+            limits: Limits::default(),
+            admin_token: "admin".into(),
+        })
+        .await
+        .expect("service");
+        let service = app.mint.clone();
         let (account_id, api_key) = service.create_account(None).await.expect("account");
         service
             .credit(account_id, 10, "setup".into())

@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use clap::Parser;
 use pennypost::cli::serve::{build, ServeArgs};
-use pennypost::service::Service;
+use pennypost::service::App;
 use uuid::Uuid;
 
 /// The body limit the fuzzed server runs with: small enough that libFuzzer's inputs
@@ -40,7 +40,7 @@ struct Cli {
 
 pub struct Harness {
     runtime: tokio::runtime::Runtime,
-    service: Arc<Service>,
+    service: Arc<App>,
     router: axum::Router,
     _dir: tempfile::TempDir,
     admin_token: String,
@@ -86,21 +86,21 @@ fn setup() -> Harness {
     };
     let (account_id, api_key, post_id, spent_stamp, pool) = runtime.block_on(async {
         let (account_id, api_key) = service
-            .create_account(Some("fuzz".into()))
+            .mint.create_account(Some("fuzz".into()))
             .await
             .expect("account");
         service
-            .credit(account_id, 1_000_000_000_000, "fuzz-setup".into())
+            .mint.credit(account_id, 1_000_000_000_000, "fuzz-setup".into())
             .await
             .expect("credit");
-        let account = service.authenticate(Some(&api_key)).expect("auth");
+        let account = service.mint.authenticate(Some(&api_key)).expect("auth");
         let mut pool = service
-            .purchase(&account, 1000, None)
+            .mint.purchase(&account, 1000, None)
             .await
             .expect("purchase")
             .stamps;
         let post = service
-            .create_post(
+            .board.create_post(
                 "fuzz".into(),
                 "a post to vote on".into(),
                 &[pool.pop().expect("stamp")],
@@ -109,7 +109,7 @@ fn setup() -> Harness {
             .expect("post");
         let spent = pool.pop().expect("stamp");
         service
-            .redeem(&spent, "fuzz/setup".into())
+            .mint.redeem(&spent, "fuzz/setup".into())
             .await
             .expect("redeem");
         (account_id, api_key, post.post_id, spent, pool)
@@ -148,10 +148,11 @@ impl Harness {
     fn snapshot(&self) -> Snapshot {
         let account = self
             .service
+            .mint
             .authenticate(Some(&self.api_key))
             .expect("fuzz account");
         Snapshot {
-            ledger_size: self.service.ledger_size(),
+            ledger_size: self.service.log.size(),
             balance: account.balance,
             stamps_purchased: account.stamps_purchased,
             stamps_spent: account.stamps_spent,
@@ -163,12 +164,13 @@ impl Harness {
     async fn top_up(&self, n: usize) {
         let account = self
             .service
+            .mint
             .authenticate(Some(&self.api_key))
             .expect("fuzz account");
         if account.balance < 1_000_000_000 {
             let reference = format!("fuzz-top-up-{}", self.next());
             self.service
-                .credit(self.account_id, 1_000_000_000_000, reference)
+                .mint.credit(self.account_id, 1_000_000_000_000, reference)
                 .await
                 .expect("top-up credit");
         }
@@ -179,7 +181,7 @@ impl Harness {
                 .expect("fuzz account");
             let stamps = self
                 .service
-                .purchase(&account, 1000, None)
+                .mint.purchase(&account, 1000, None)
                 .await
                 .expect("top-up purchase")
                 .stamps;

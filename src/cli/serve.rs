@@ -15,7 +15,7 @@ use rand_core::{OsRng, RngCore as _};
 
 use crate::config::{Economy, Limits, RateLimits};
 use crate::keys;
-use crate::service::Service;
+use crate::service::{App, AppConfig};
 use crate::store::sled_store::DEFAULT_CACHE_MIB;
 use crate::store::{SledStore, Store};
 use crate::time::Timestamp;
@@ -248,7 +248,7 @@ enum Entry {
 }
 
 /// Opens everything and builds the service (used by `serve` and by tests that embed the server).
-pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
+pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
     let economy = args.economy();
     let limits = args.limits();
     economy.validate().map_err(|e| e.to_string())?;
@@ -277,18 +277,18 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<Service>, String> {
     let token = admin_token(&args.data_dir)?;
     tracing::info!(cache_mib = args.cache_mib, "database page cache");
     tracing::info!(?economy, ?limits, "configuration");
-    let service = Service::start(
-        Arc::new(store),
+    let app = App::start(AppConfig {
+        store: Arc::new(store),
         keyring,
         ledger_key,
-        args.ledger_origin.clone(),
+        origin: args.ledger_origin.clone(),
         economy,
         limits,
-        &token,
-    )
+        admin_token: token,
+    })
     .await
     .map_err(|e| e.to_string())?;
-    Ok(Arc::new(service))
+    Ok(Arc::new(app))
 }
 
 async fn shutdown_signal() {

@@ -28,7 +28,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::error::Error;
-use crate::service::Service;
+use crate::service::App;
 use problem::{problem, BodyLimit};
 use routes::AppState;
 
@@ -36,7 +36,7 @@ use routes::AppState;
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 
 /// Builds the router over a service.
-pub fn app(service: Arc<Service>) -> Router {
+pub fn app(service: Arc<App>) -> Router {
     let limits = service.limits().clone();
     let body_limit = limits.request_body_bytes_max;
     let request_timeout = Duration::from_secs(limits.request_timeout_secs);
@@ -137,7 +137,7 @@ async fn time_limit(req: Request, next: Next, limit: Duration) -> Response {
 /// does not finish sending its headers within `header_read_timeout_secs` is dropped.
 pub async fn run(
     listener: TcpListener,
-    service: Arc<Service>,
+    service: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = service.limits().clone();

@@ -17,10 +17,10 @@ use super::problem::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery};
 use crate::error::Error;
 use crate::keys::public_key_text;
 use crate::ledger::checkpoint;
-use crate::service::Service;
+use crate::service::App;
 use crate::store::Post;
 
-pub type AppState = Arc<Service>;
+pub type AppState = Arc<App>;
 
 /// The bearer token of the Authorization header, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -50,6 +50,7 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn keys(State(service): State<AppState>) -> Json<Value> {
     let keys: Vec<Value> = service
+        .mint
         .keyring()
         .keys()
         .iter()
@@ -77,7 +78,7 @@ pub async fn create_account(
 ) -> Result<Response, Error> {
     // The body is optional: no body (or an empty one) creates an unnamed account.
     let request = request.unwrap_or_default();
-    let (account_id, api_key) = service.create_account(request.name).await?;
+    let (account_id, api_key) = service.mint.create_account(request.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"account_id": account_id, "api_key": api_key})),
@@ -89,12 +90,12 @@ pub async fn account(
     State(service): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Error> {
-    let account = service.authenticate(bearer(&headers))?;
+    let account = service.mint.authenticate(bearer(&headers))?;
     Ok(Json(json!({
         "account_id": account.account_id,
         "name": account.name,
         "balance": account.balance,
-        "currency": service.economy().currency,
+        "currency": service.mint.economy().currency,
         "stamps_purchased": account.stamps_purchased,
         "stamps_spent": account.stamps_spent,
     })))
@@ -112,8 +113,9 @@ pub async fn credit(
     ApiPath(account_id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<Credit>,
 ) -> Result<Json<Value>, Error> {
-    service.check_admin(bearer(&headers))?;
+    service.mint.check_admin(bearer(&headers))?;
     let (balance, ledger_index) = service
+        .mint
         .credit(account_id, request.amount, request.reference)
         .await?;
     Ok(Json(json!({
@@ -124,7 +126,7 @@ pub async fn credit(
 }
 
 pub async fn prices(State(service): State<AppState>) -> Json<Value> {
-    let economy = service.economy();
+    let economy = service.mint.economy();
     Json(json!({
         "currency": economy.currency,
         "stamp_price": economy.stamp_price,
@@ -142,7 +144,7 @@ pub async fn purchase(
     headers: HeaderMap,
     ApiJson(request): ApiJson<Purchase>,
 ) -> Result<Response, Error> {
-    let account = service.authenticate(bearer(&headers))?;
+    let account = service.mint.authenticate(bearer(&headers))?;
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -151,6 +153,7 @@ pub async fn purchase(
         None => None,
     };
     let purchase = service
+        .mint
         .purchase(&account, request.count, idempotency_key)
         .await?;
     let r = &purchase.record;
@@ -180,7 +183,7 @@ pub async fn verify(
     State(service): State<AppState>,
     ApiJson(request): ApiJson<Verify>,
 ) -> Result<Json<Value>, Error> {
-    let v = service.verify(&request.stamp).await?;
+    let v = service.mint.verify(&request.stamp).await?;
     Ok(Json(json!({
         "valid": v.valid,
         "stamp_id": v.stamp_id,
@@ -202,7 +205,7 @@ pub async fn redeem(
     State(service): State<AppState>,
     ApiJson(request): ApiJson<Redeem>,
 ) -> Result<Response, Error> {
-    let (stamp_id, spend) = service.redeem(&request.stamp, request.context).await?;
+    let (stamp_id, spend) = service.mint.redeem(&request.stamp, request.context).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -218,7 +221,7 @@ pub async fn stamp(
     State(service): State<AppState>,
     ApiPath(stamp_id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, Error> {
-    let record = service.stamp_status(stamp_id)?;
+    let record = service.mint.stamp_status(stamp_id)?;
     let now = crate::time::Timestamp::now();
     let state = match (&record.spent, now >= record.expires_at) {
         (Some(_), _) => "spent",
@@ -249,6 +252,7 @@ pub async fn create_post(
     ApiJson(request): ApiJson<CreatePost>,
 ) -> Result<Response, Error> {
     let post = service
+        .board
         .create_post(request.author, request.body, &request.stamps)
         .await?;
     Ok((StatusCode::CREATED, Json(post_json(&post))).into_response())
@@ -269,23 +273,17 @@ pub async fn list_posts(
     if limit == 0 || limit > max {
         return Err(Error::BadRequest(format!("limit must be 1 to {max}")));
     }
-    let key = (query.before, limit);
     // Pages are rendered once per board change: reads far outnumber posts and votes.
-    let page = match service.cached_page(key) {
-        Some(page) => page,
-        None => {
-            let generation = service.board_generation();
-            let (posts, next_before) = service.posts(query.before, limit)?;
-            let page = serde_json::to_vec(&json!({
+    let page = service
+        .board
+        .page(query.before, limit, |posts, next_before| {
+            serde_json::to_vec(&json!({
                 "posts": posts.iter().map(post_json).collect::<Vec<_>>(),
                 "next_before": next_before,
             }))
-            .map_err(|e| Error::Internal(e.to_string()))?;
-            let page = bytes::Bytes::from(page);
-            service.cache_page(key, generation, page.clone());
-            page
-        }
-    };
+            .map(bytes::Bytes::from)
+            .map_err(|e| Error::Internal(e.to_string()))
+        })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
 }
 
@@ -293,7 +291,7 @@ pub async fn get_post(
     State(service): State<AppState>,
     ApiPath(post_id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, Error> {
-    Ok(Json(post_json(&service.post(post_id)?)))
+    Ok(Json(post_json(&service.board.post(post_id)?)))
 }
 
 #[derive(Deserialize)]
@@ -315,6 +313,7 @@ pub async fn vote(
     ApiJson(request): ApiJson<Vote>,
 ) -> Result<Response, Error> {
     let spend = service
+        .board
         .vote(
             post_id,
             matches!(request.direction, Direction::Up),
@@ -334,15 +333,15 @@ pub async fn vote(
 }
 
 pub async fn ledger_checkpoint(State(service): State<AppState>) -> Result<Response, Error> {
-    let note = service.checkpoint()?;
+    let note = service.log.checkpoint()?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
 pub async fn ledger_key(State(service): State<AppState>) -> Json<Value> {
-    let key = service.ledger_key();
+    let key = service.log.key();
     let public = key.signing.verifying_key();
     Json(json!({
-        "origin": service.ledger_origin(),
+        "origin": service.log.origin(),
         "name": key.name,
         "public_key": public_key_text(&public),
         "vkey": checkpoint::verifier_key(&key.name, &public),
@@ -363,7 +362,7 @@ pub async fn ledger_entries(
     if limit == 0 {
         return Err(Error::BadRequest("limit must be at least 1".into()));
     }
-    let entries = service.ledger_entries(query.start.unwrap_or(0), limit)?;
+    let entries = service.log.entries(query.start.unwrap_or(0), limit)?;
     let mut body = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum());
     for entry in entries {
         body.extend_from_slice(&entry);
@@ -393,7 +392,7 @@ pub async fn inclusion_proof(
     ApiQuery(query): ApiQuery<InclusionQuery>,
 ) -> Result<Json<Value>, Error> {
     Ok(hashes_json(
-        &service.inclusion_proof(query.index, query.size)?,
+        &service.log.inclusion_proof(query.index, query.size)?,
     ))
 }
 
@@ -408,12 +407,12 @@ pub async fn consistency_proof(
     ApiQuery(query): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, Error> {
     Ok(hashes_json(
-        &service.consistency_proof(query.from, query.to)?,
+        &service.log.consistency_proof(query.from, query.to)?,
     ))
 }
 
 pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error> {
-    let report = service.audit().await?;
+    let report = service.log.audit().await?;
     serde_json::to_value(report)
         .map(Json)
         .map_err(|e| Error::Internal(e.to_string()))
@@ -425,7 +424,7 @@ pub async fn tile(
     State(service): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> Result<Response, Error> {
-    let bytes = service.tile(&path)?;
+    let bytes = service.log.tile(&path)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),

@@ -1,0 +1,305 @@
+//! The ledger's public side: the durable size, entries, signed checkpoints, proofs, tiles,
+//! and the server's own audit kept caught up in the background.
+//!
+//! Reads only what is durable: every size here is the committer's durable size, so a
+//! checkpoint never signs entries a crash could still undo, and one size never gets two roots.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::commit::Committer;
+use crate::config::Limits;
+use crate::error::Error;
+use crate::keys::LedgerKey;
+use crate::ledger::check::{AuditReport, LedgerChecker};
+use crate::ledger::checkpoint;
+use crate::store::Store;
+use crate::time::Timestamp;
+
+pub struct Log {
+    store: Arc<dyn Store>,
+    committer: Committer,
+    ledger_key: LedgerKey,
+    origin: String,
+    limits: Limits,
+    /// The newest signed checkpoint, by size. Guarded so two requests never sign twice.
+    checkpoint: Mutex<Option<(u64, String)>>,
+    /// The server's own auditor, fed incrementally: each `GET /v1/audit` reads only the entries
+    /// added since the last one.
+    /// Kept caught up by a background task every few seconds; scans run on blocking threads
+    /// under this std lock. `audit_running` makes callers queue on a tokio lock instead of
+    /// blocking runtime threads.
+    auditor: Arc<Mutex<LedgerChecker>>,
+    audit_running: tokio::sync::Mutex<()>,
+    /// How far the auditor has checked, readable while a catch-up holds its lock.
+    audit_checked: Arc<AtomicU64>,
+    /// The background audit task, stopped when the log is dropped (the server stops).
+    background: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Ok(mut background) = self.background.lock() {
+            if let Some(task) = background.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Log {
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        committer: Committer,
+        ledger_key: LedgerKey,
+        origin: String,
+        limits: Limits,
+    ) -> Result<Log, Error> {
+        let checkpoint = store.checkpoint()?;
+        let log = Log {
+            store,
+            committer,
+            ledger_key,
+            origin,
+            limits,
+            checkpoint: Mutex::new(checkpoint),
+            auditor: Arc::new(Mutex::new(LedgerChecker::new())),
+            audit_running: tokio::sync::Mutex::new(()),
+            audit_checked: Arc::new(AtomicU64::new(0)),
+            background: Mutex::new(None),
+        };
+        let task = log.start_background_audit();
+        if let Ok(mut background) = log.background.lock() {
+            *background = Some(task);
+        }
+        Ok(log)
+    }
+
+    /// The ledger size that is durable (what checkpoints and entry reads may show).
+    pub fn size(&self) -> u64 {
+        self.committer.durable_size()
+    }
+
+    /// Entries `start..start+limit`, capped at the page limit and at the durable size.
+    pub fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, Error> {
+        let size = self.size();
+        if start > size {
+            return Err(Error::BadRequest(format!(
+                "start {start} is past the ledger size {size}"
+            )));
+        }
+        let limit = limit.min(self.limits.ledger_page_max).min(size - start);
+        Ok(self.store.entries(start, limit)?)
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn key(&self) -> &LedgerKey {
+        &self.ledger_key
+    }
+
+    /// The signed checkpoint of the durable ledger. Signs a new one only when the ledger grew;
+    /// the root of a size never changes, so one size never gets two roots.
+    pub fn checkpoint(&self) -> Result<String, Error> {
+        let size = self.size();
+        let mut cached = self
+            .checkpoint
+            .lock()
+            .map_err(|_| Error::Internal("checkpoint lock poisoned".into()))?;
+        if let Some((cached_size, note)) = cached.as_ref() {
+            if *cached_size >= size {
+                return Ok(note.clone());
+            }
+        }
+        let root = self.root(size)?;
+        let note = checkpoint::sign(&self.origin, size, &root, &self.ledger_key)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.put_checkpoint(size, &note)?;
+        *cached = Some((size, note.clone()));
+        Ok(note)
+    }
+
+    /// The Merkle root of the first `size` entries.
+    pub fn root(&self, size: u64) -> Result<tlog_tiles::Hash, Error> {
+        tlog_tiles::tree_hash(size, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<tlog_tiles::Hash>, Error> {
+        let durable = self.size();
+        if size == 0 || size > durable || index >= size {
+            return Err(Error::BadRequest(format!(
+                "need index < size <= {durable}; got index {index}, size {size}"
+            )));
+        }
+        tlog_tiles::prove_record(size, index, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Consistency proof between the trees of `from` and `to` entries.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<tlog_tiles::Hash>, Error> {
+        let durable = self.size();
+        if from == 0 || from > to || to > durable {
+            return Err(Error::BadRequest(format!(
+                "need 0 < from <= to <= {durable}; got from {from}, to {to}"
+            )));
+        }
+        tlog_tiles::prove_tree(to, from, &StoreHashes(self.store.as_ref()))
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// The server's own check of the ledger invariants over every durable entry.
+    pub async fn audit(&self) -> Result<AuditReport, Error> {
+        // One scan at a time; others wait here without holding a runtime thread.
+        let size = self.size();
+        let checked = self.audit_checked.load(Ordering::Acquire);
+        if size.saturating_sub(checked) > self.limits.audit_lag_max {
+            return Err(Error::AuditCatchingUp {
+                checked,
+                size,
+                retry_after_secs: BACKGROUND_AUDIT_SECS,
+            });
+        }
+        let _turn = self.audit_running.lock().await;
+        let (store, auditor, progress) = (
+            self.store.clone(),
+            self.auditor.clone(),
+            self.audit_checked.clone(),
+        );
+        let page_max = self.limits.ledger_page_max;
+        // The scan reads and hashes entries: keep it off the runtime's worker threads, which
+        // must go on serving requests (the auditor itself downloads entries meanwhile).
+        tokio::task::spawn_blocking(move || {
+            let checker = catch_up(store.as_ref(), &auditor, &progress, size, page_max)?;
+            Ok(checker.report(Timestamp::now().unix()))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("audit task failed: {e}")))?
+    }
+
+    /// Keeps the server's own auditor caught up in the background, so that `GET /v1/audit`
+    /// only checks the entries of the last few seconds, even on a log of millions of entries.
+    fn start_background_audit(&self) -> tokio::task::AbortHandle {
+        let (store, auditor, committer, progress) = (
+            self.store.clone(),
+            self.auditor.clone(),
+            self.committer.clone(),
+            self.audit_checked.clone(),
+        );
+        let page_max = self.limits.ledger_page_max;
+        let task = tokio::spawn(async move {
+            loop {
+                let size = committer.durable_size();
+                let (store, auditor, progress) = (store.clone(), auditor.clone(), progress.clone());
+                let caught_up = tokio::task::spawn_blocking(move || {
+                    catch_up(store.as_ref(), &auditor, &progress, size, page_max).map(|_| ())
+                })
+                .await;
+                if let Ok(Err(e)) = caught_up {
+                    tracing::error!(error = %e, "background audit could not read the ledger");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(BACKGROUND_AUDIT_SECS)).await;
+            }
+        });
+        task.abort_handle()
+    }
+}
+
+/// Seconds between background catch-ups of the server's own auditor.
+const BACKGROUND_AUDIT_SECS: u64 = 2;
+
+/// Feeds `auditor` every entry below `size` it has not seen yet; returns it locked.
+fn catch_up<'a>(
+    store: &dyn Store,
+    auditor: &'a Mutex<LedgerChecker>,
+    progress: &AtomicU64,
+    size: u64,
+    page_max: u64,
+) -> Result<std::sync::MutexGuard<'a, LedgerChecker>, Error> {
+    let mut checker = auditor
+        .lock()
+        .map_err(|_| Error::Internal("auditor lock poisoned".into()))?;
+    while checker.size() < size {
+        let page = store.entries(checker.size(), page_max.min(size - checker.size()))?;
+        if page.is_empty() {
+            return Err(Error::Internal(format!(
+                "ledger entry {} missing below durable size {size}",
+                checker.size()
+            )));
+        }
+        for entry in page {
+            checker.push(&entry);
+        }
+        progress.store(checker.size(), Ordering::Release);
+    }
+    Ok(checker)
+}
+
+/// Tile height of C2SP tlog-tiles (c2sp.org/tlog-tiles): 256 hashes or entries per tile.
+const TILE_HEIGHT: u8 = 8;
+const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
+
+impl Log {
+    /// Serves the log as C2SP tlog-tiles: `path` is what follows `tile/`, either
+    /// `<L>/<N>[.p/<W>]` (a hash tile) or `entries/<N>[.p/<W>]` (an entry bundle, each entry
+    /// prefixed by its length as a big-endian u16). Only tiles within the durable size exist.
+    pub fn tile(&self, path: &str) -> Result<Vec<u8>, Error> {
+        let (is_entries, rest) = match path.strip_prefix("entries/") {
+            Some(rest) => (true, rest),
+            None => (false, path),
+        };
+        // tlog_tiles parses the Go sumdb form `tile/H/L/N`; C2SP drops the fixed height.
+        let go_path = if is_entries {
+            format!("tile/{TILE_HEIGHT}/data/{rest}")
+        } else {
+            format!("tile/{TILE_HEIGHT}/{rest}")
+        };
+        let tile = tlog_tiles::Tile::from_path(&go_path).map_err(|_| Error::NotFound("tile"))?;
+        if tile.height() != TILE_HEIGHT || u32::from(tile.level()) * u32::from(TILE_HEIGHT) >= 64 {
+            return Err(Error::NotFound("tile"));
+        }
+        let size = self.size();
+        let nodes_at_level = size >> (u32::from(tile.level()) * u32::from(TILE_HEIGHT));
+        let first = tile
+            .level_index()
+            .checked_mul(TILE_WIDTH)
+            .ok_or(Error::NotFound("tile"))?;
+        let width = u64::from(tile.width());
+        // A tile (full or partial) exists once its last node does; the log only grows, so its
+        // bytes never change after that.
+        let exists = first
+            .checked_add(width)
+            .is_some_and(|end| end <= nodes_at_level);
+        if !exists {
+            return Err(Error::NotFound("tile"));
+        }
+        if is_entries {
+            let mut out = Vec::new();
+            for entry in self.store.entries(first, width)? {
+                let length = u16::try_from(entry.len())
+                    .map_err(|_| Error::Internal("entry too long for a tile".into()))?;
+                out.extend_from_slice(&length.to_be_bytes());
+                out.extend_from_slice(&entry);
+            }
+            Ok(out)
+        } else {
+            tile.read_data(&StoreHashes(self.store.as_ref()))
+                .map_err(|e| Error::Internal(e.to_string()))
+        }
+    }
+}
+
+/// Reads Merkle hashes from the store for the tlog_tiles proof functions.
+struct StoreHashes<'a>(&'a dyn Store);
+
+impl tlog_tiles::HashReader for StoreHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        self.0
+            .hashes(indexes)
+            .map(|v| v.into_iter().map(tlog_tiles::Hash).collect())
+            .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
+    }
+}

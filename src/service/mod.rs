@@ -1,0 +1,142 @@
+//! The services: one per concept, over the rules, the store and the group committer.
+//!
+//! - [`Mint`]: accounts, credit, purchase, verify, redeem.
+//! - [`Board`]: posts, votes, and the page cache of board reads.
+//! - [`Log`]: the ledger's public side (checkpoint, proofs, tiles, entries, audit).
+//!
+//! [`App::start`] builds all three from an [`AppConfig`] over one store and one committer,
+//! and publishes the keys. The only code that uses the store, the committer, the keys and the
+//! ledger together. Background work (the writer thread, the verifier thread, the background
+//! audit) stops when the [`App`] is dropped.
+
+mod board;
+mod log;
+mod mint;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+pub use board::Board;
+pub use log::Log;
+pub use mint::{Mint, Purchase, Spend, Verification};
+
+use crate::commit::Committer;
+use crate::config::{Economy, Limits};
+use crate::error::Error;
+use crate::keys::{Keyring, LedgerKey};
+use crate::store::{Outcome, Store};
+
+/// Everything a server is made of, decided at start.
+pub struct AppConfig {
+    pub store: Arc<dyn Store>,
+    pub keyring: Keyring,
+    pub ledger_key: LedgerKey,
+    /// The checkpoint origin line.
+    pub origin: String,
+    pub economy: Economy,
+    pub limits: Limits,
+    /// The operator's token (kept only as its SHA-256).
+    pub admin_token: String,
+}
+
+/// The running services.
+pub struct App {
+    pub mint: Arc<Mint>,
+    pub board: Board,
+    pub log: Log,
+}
+
+impl App {
+    /// Starts the writer and the services over `config.store`, then publishes in the ledger
+    /// any key status it has not recorded yet.
+    pub async fn start(config: AppConfig) -> Result<App, Error> {
+        let AppConfig {
+            store,
+            keyring,
+            ledger_key,
+            origin,
+            economy,
+            limits,
+            admin_token,
+        } = config;
+        let committer = Committer::start(store.clone())?;
+        let mint = Arc::new(Mint::new(
+            store.clone(),
+            committer.clone(),
+            keyring,
+            economy,
+            limits.clone(),
+            &admin_token,
+        )?);
+        mint.publish_keys().await?;
+        let board = Board::new(mint.clone(), store.clone());
+        let log = Log::start(store, committer, ledger_key, origin, limits)?;
+        Ok(App { mint, board, log })
+    }
+
+    /// The limits every part was started with.
+    pub fn limits(&self) -> &Limits {
+        self.mint.limits()
+    }
+
+    pub fn economy(&self) -> &Economy {
+        self.mint.economy()
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn unexpected(outcome: &Outcome) -> Error {
+    Error::Internal(format!("unexpected outcome {outcome:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+    use crate::time::Timestamp;
+
+    /// Every background task (the writer, the background audit) lets go of the store once the
+    /// app is dropped: sled's file lock is free again, so the same directory reopens.
+    #[test]
+    fn background_work_stops_when_the_app_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db");
+        let keys = dir.path().join("keys");
+        let now = Timestamp::now();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let app = App::start(AppConfig {
+                store: Arc::new(SledStore::open(&db, "cents").expect("open")),
+                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
+                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
+                    .expect("ledger key"),
+                origin: "t".into(),
+                economy: Economy::default(),
+                limits: Limits::default(),
+                admin_token: "admin".into(),
+            })
+            .await
+            .expect("start");
+            // Let the background audit run once.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            drop(app);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match SledStore::open(&db, "cents") {
+                    Ok(_) => break,
+                    Err(e) => {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "the store is still held after the app was dropped: {e}"
+                        );
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        });
+    }
+}
