@@ -32,13 +32,11 @@ use self::entry::{
     KeyStatus, PurchaseEntry, SpendAction, SpendEntry,
 };
 pub use self::report::{AuditReport, Violation};
+pub use crate::ENTRY_BYTES_MAX;
 
 /// Most violations a report lists; past it they are only counted (`violations_total`), so a
 /// hostile log cannot make the checker's memory grow with its violations.
 pub const VIOLATIONS_MAX: usize = 1000;
-
-/// Largest entry LEDGER.md allows ("An entry is at most 64 KiB"); a larger one is malformed.
-pub const ENTRY_BYTES_MAX: usize = 64 * 1024;
 
 /// Longest `detail` text of a violation, in characters; echoed input is clipped to it.
 const DETAIL_CHARS_MAX: usize = 200;

@@ -531,6 +531,27 @@ fn non_positive_credit() {
 // ---------------------------------------------------------------- hostile input
 
 #[test]
+fn entries_up_to_entry_bytes_max_are_read_and_one_byte_more_is_malformed() {
+    // A credit whose currency pads it to exactly `len` bytes: the only thing wrong with the
+    // longer one is its size.
+    let sized = |len: usize| {
+        let short = credit(1, ACCOUNT, 100, 1);
+        let currency = "c".repeat(len - short.len() + "cents".len());
+        short.replace("\"cents\"", &format!("\"{currency}\""))
+    };
+    let largest = sized(ENTRY_BYTES_MAX);
+    assert_eq!(largest.len(), 65_535);
+    let report = run(&[key_entry(0, T0, "active"), largest], 0);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.credits_total, 100);
+
+    let log = [key_entry(0, T0, "active"), sized(ENTRY_BYTES_MAX + 1)];
+    assert_only(&log, code::MALFORMED_ENTRY, 1);
+    let report = run(&log, 0);
+    assert_eq!(report.violations[0].detail, "65536 bytes, more than 65535");
+}
+
+#[test]
 fn totals_saturate() {
     let mut log = vec![key_entry(0, T0, "active")];
     for i in 1..=3u8 {
