@@ -7,14 +7,17 @@
 //!
 //! - [`stamp`]: the stamp wire format; encode, decode, sign, verify. Pure.
 //! - [`keys`]: issuer keys and the checkpoint key on disk: create, load, rotate.
-//! - [`ledger`]: ledger entries, signed checkpoints and the invariant checks. Pure.
+//! - [`ledger`]: ledger entries and signing checkpoints. Pure. The invariant checks
+//!   ([`ledger::check`]) and checkpoint verification come from the `pennypost-audit` crate
+//!   (`audit/`), which builds without sled and axum.
 //! - [`store`]: durable state behind domain operations; [`store::SledStore`] is the embedded
 //!   backend.
 //! - [`commit`]: group commit; one writer, one durable sync per batch.
 //! - [`verify`]: batch signature verification for stamps checked together.
 //! - [`service`]: the use cases; the only code touching store, keys and ledger together.
 //! - [`http`]: the axum router, thin handlers, problem+json errors.
-//! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
+//! - [`cli`]: the `pennypost` command: `serve`, `audit` (the `pennypost-audit` crate's
+//!   auditor), `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
 //!
 //! # Glossary

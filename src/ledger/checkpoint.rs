@@ -1,33 +1,19 @@
-//! Signed checkpoints: a C2SP tlog-checkpoint body in a C2SP signed note, Ed25519-signed.
+//! Signing checkpoints: a C2SP tlog-checkpoint body in a C2SP signed note, Ed25519-signed with
+//! the server's ledger key.
 //!
-//! Pure: builds and checks note text; the caller decides when a size is durable enough to sign.
-//! The formats come from the `tlog_tiles` (checkpoint body) and `signed_note` (note, key id,
-//! verifier key) crates, so the notes are the ones existing transparency-log tools read.
+//! Pure: builds note text; the caller decides when a size is durable enough to sign. Checking a
+//! note (and the verifier key text) belongs to the auditor crate and is re-exported here, so a
+//! note this module signs is checked by exactly the code an outside auditor runs. It must not
+//! grow a verifier of its own.
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use signed_note::{Note, StandardVerifier, VerifierList};
+use ed25519_dalek::{Signer as _, SigningKey};
+use signed_note::Note;
 use tlog_tiles::{Checkpoint, Hash};
 
 use crate::keys::LedgerKey;
-
-/// Signed-note algorithm byte for Ed25519 (c2sp.org/signed-note).
-const ALG_ED25519: u8 = 0x01;
-
-/// Why a checkpoint could not be made or checked.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// Occurs when the origin or key name is not valid for a checkpoint or signed note.
-    #[error("checkpoint format: {0}")]
-    Format(String),
-    /// Occurs when the note does not carry a valid signature of the pinned key.
-    #[error("checkpoint signature: {0}")]
-    Signature(String),
-}
-
-/// The verifier key, `<name>+<hex key id>+<base64(0x01 || public key)>`.
-pub fn verifier_key(name: &str, key: &VerifyingKey) -> String {
-    signed_note::new_ed25519_verifier_key(name, key)
-}
+pub use pennypost_audit::checkpoint::{
+    verifier_key, verify, CheckpointError, Verified, ALG_ED25519,
+};
 
 struct NoteSigner<'a> {
     name: &'a str,
@@ -67,31 +53,6 @@ pub fn sign(
     note.add_sigs(&[&signer])
         .map_err(|e| CheckpointError::Format(e.to_string()))?;
     String::from_utf8(note.to_bytes()).map_err(|e| CheckpointError::Format(e.to_string()))
-}
-
-/// A checkpoint whose signature verified.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Verified {
-    pub origin: String,
-    pub size: u64,
-    pub root: Hash,
-}
-
-/// Checks a signed checkpoint against a pinned verifier key and returns its body.
-pub fn verify(note_text: &[u8], vkey: &str) -> Result<Verified, CheckpointError> {
-    let verifier =
-        StandardVerifier::new(vkey).map_err(|e| CheckpointError::Signature(e.to_string()))?;
-    let note =
-        Note::from_bytes(note_text).map_err(|e| CheckpointError::Signature(e.to_string()))?;
-    note.verify(&VerifierList::new(vec![Box::new(verifier)]))
-        .map_err(|e| CheckpointError::Signature(e.to_string()))?;
-    let body = Checkpoint::from_bytes(note.text())
-        .map_err(|_| CheckpointError::Format("note text is not a checkpoint".into()))?;
-    Ok(Verified {
-        origin: body.origin().to_string(),
-        size: body.size(),
-        root: *body.hash(),
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Ledger entries as the server writes them (`../shared/LEDGER.md`, "Entries").
+//! Ledger entries as the server writes them (LEDGER.md, "Entries").
 //!
 //! The writer serializes an entry once; those exact bytes are stored, hashed into the Merkle
 //! tree and served. Nothing ever re-serializes a stored entry. Field order is fixed by the
@@ -7,11 +7,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Largest entry the server writes (LEDGER.md: "An entry is at most 64 KiB"). A purchase of
-/// the largest allowed count stays well below it; the writer refuses anything larger.
-/// 65,535 rather than 65,536 so that every entry fits the u16 length prefix of a C2SP
-/// tlog-tiles entry bundle.
-pub const ENTRY_BYTES_MAX: usize = 64 * 1024 - 1;
+/// Largest entry the server writes; the writer refuses anything larger. One limit, named once
+/// in the auditor crate (which says why it is 65,535), so the writer, the store and the checker
+/// cannot disagree.
+pub use pennypost_audit::ENTRY_BYTES_MAX;
 
 /// What a spend paid for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,138 @@
+//! Ledger entries as the checker reads them: one strict struct per kind (every field the
+//! server writes, no other), and the parsers of their text fields (uuid, hex, RFC 3339 time).
+//!
+//! It must not decide what an entry means: that is the checker's (`super`). The parsers accept
+//! only the one form the server writes (lowercase hex and uuids, UTC times), so an entry with
+//! another spelling of the same value is malformed rather than silently equal.
+
+use ::time::format_description::well_known::Rfc3339;
+use ::time::OffsetDateTime;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum KeyStatus {
+    Active,
+    Retired,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SpendAction {
+    Post,
+    Vote,
+    Redeem,
+}
+
+/// The fields every entry has; the rest is ignored here and checked per kind.
+#[derive(Deserialize)]
+pub(super) struct Common {
+    pub(super) v: u64,
+    pub(super) index: u64,
+    pub(super) time: String,
+    pub(super) kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeyEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) kid: String,
+    pub(super) public_key: String,
+    pub(super) status: KeyStatus,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreditEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) account: String,
+    pub(super) amount: u64,
+    pub(super) currency: String,
+    pub(super) reference_sha256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PurchaseEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) account: String,
+    pub(super) purchase_id: String,
+    pub(super) count: u64,
+    pub(super) unit_price: u64,
+    pub(super) total: u64,
+    pub(super) kid: String,
+    pub(super) issued_at: String,
+    pub(super) expires_at: String,
+    pub(super) stamp_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SpendEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) stamp_ids: Vec<String>,
+    pub(super) action: SpendAction,
+    pub(super) target: String,
+}
+
+/// RFC 3339 with a UTC offset, as Unix nanoseconds.
+pub(super) fn parse_time(text: &str) -> Option<i128> {
+    let time = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    time.offset().is_utc().then(|| time.unix_timestamp_nanos())
+}
+
+/// Exactly `2 * N` lowercase hex digits.
+pub(super) fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// A uuid in its lowercase hyphenated form (the only one the server writes).
+pub(super) fn parse_uuid(text: &str) -> Option<u128> {
+    if text.len() != 36 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(text).ok().map(|u| u.as_u128())
+}
+
+pub(super) fn parse_uuids(texts: &[String]) -> Option<Vec<u128>> {
+    texts.iter().map(|t| parse_uuid(t)).collect()
+}
+
+pub(super) fn uuid_text(id: u128) -> String {
+    uuid::Uuid::from_u128(id).hyphenated().to_string()
+}

@@ -1,0 +1,488 @@
+//! The streaming ledger checker: recomputes the Merkle tree head and every total of the stamp
+//! ledger from its entries, and reports each broken invariant of LEDGER.md
+//! ("Invariants an auditor checks", 1 and 3 to 7) with the index of the entry where it shows.
+//!
+//! It owns: parsing entries strictly as the server writes them, the O(log n) Merkle stack, and
+//! the state the invariants need (stamp ids, accounts, keys, credit references), all bounded by
+//! the log itself, with the stored violations capped at [`VIOLATIONS_MAX`].
+//!
+//! It must not do any I/O: no files, no network, no clock (the caller passes `now` to
+//! [`LedgerChecker::report`]). It never panics on any input, and never re-serializes an entry:
+//! it hashes exactly the bytes it is given. Checkpoint signatures and proofs are not checked
+//! here (see `checkpoint`); the caller compares [`LedgerChecker::root`] with a checkpoint.
+//!
+//! Parts: `entry` parses the fields of each kind, `report` holds what a check finds, [`code`]
+//! names the stable violation codes; the unit tests are in `tests.rs`.
+
+pub mod code;
+mod entry;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use tlog_tiles::{node_hash, record_hash, Hash, EMPTY_HASH};
+
+use self::entry::{
+    parse_hex, parse_time, parse_uuid, parse_uuids, uuid_text, Common, CreditEntry, KeyEntry,
+    KeyStatus, PurchaseEntry, SpendAction, SpendEntry,
+};
+pub use self::report::{AuditReport, Violation};
+pub use crate::ENTRY_BYTES_MAX;
+
+/// Most violations a report lists; past it they are only counted (`violations_total`), so a
+/// hostile log cannot make the checker's memory grow with its violations.
+pub const VIOLATIONS_MAX: usize = 1000;
+
+/// Longest `detail` text of a violation, in characters; echoed input is clipped to it.
+const DETAIL_CHARS_MAX: usize = 200;
+
+/// Marks a stamp id that was spent but never sold (no purchase group).
+const NOT_SOLD: u64 = u64::MAX;
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// What is known of one stamp id.
+#[derive(Clone, Copy)]
+struct Stamp {
+    /// Index into `groups`, or [`NOT_SOLD`].
+    group: u64,
+    spent: bool,
+}
+
+/// The stamps of one purchase share an expiry; `unspent` counts those not yet spent.
+#[derive(Clone, Copy)]
+struct Group {
+    expires_at_nanos: i128,
+    unspent: u64,
+}
+
+/// Money in and out of one account, in minor units (u128: a sum of u64 amounts cannot
+/// overflow it).
+#[derive(Clone, Copy, Default)]
+struct Account {
+    credits: u128,
+    purchases: u128,
+}
+
+/// Streaming state of a ledger check: push every entry in order, then ask for the root or a
+/// report. Memory grows with distinct stamp ids, accounts, keys, purchases and credit
+/// references, never with the entries' bytes.
+#[derive(Default)]
+pub struct LedgerChecker {
+    size: u64,
+    /// Roots of the perfect subtrees covering `0..size`, left to right (one per set bit).
+    stack: Vec<Hash>,
+    prev_time_nanos: Option<i128>,
+    /// Every published key: its public key and last status.
+    keys: HashMap<[u8; 8], ([u8; 32], KeyStatus)>,
+    accounts: HashMap<u128, Account>,
+    references: HashSet<[u8; 32]>,
+    purchase_ids: HashSet<u128>,
+    stamps: HashMap<u128, Stamp>,
+    groups: Vec<Group>,
+    stamps_issued: u64,
+    stamps_spent: u64,
+    credits_total: u128,
+    purchases_total: u128,
+    violations: Vec<Violation>,
+    violations_total: u64,
+}
+
+impl LedgerChecker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next entry, exactly the bytes that were hashed into the log (no trailing
+    /// newline). Never panics on any input; malformed entries become violations.
+    pub fn push(&mut self, entry_bytes: &[u8]) {
+        let index = self.size;
+        self.append_leaf(record_hash(entry_bytes));
+        self.size = self.size.saturating_add(1);
+        self.check_entry(index, entry_bytes);
+    }
+
+    /// Number of entries pushed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// RFC 9162 Merkle tree head of everything pushed so far ([`EMPTY_HASH`] for none).
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.stack.iter().rev();
+        let Some(mut hash) = subtrees.next().copied() else {
+            return EMPTY_HASH;
+        };
+        for left in subtrees {
+            hash = node_hash(*left, hash);
+        }
+        hash
+    }
+
+    /// Totals and violations as of now (`now_unix` in seconds; used only for "expired": a
+    /// stamp sold, never spent and whose `expires_at <= now`).
+    pub fn report(&self, now_unix: i64) -> AuditReport {
+        let now_nanos = i128::from(now_unix).saturating_mul(NANOS_PER_SEC);
+        let (mut outstanding, mut expired) = (0u64, 0u64);
+        for group in &self.groups {
+            if group.expires_at_nanos <= now_nanos {
+                expired = expired.saturating_add(group.unspent);
+            } else {
+                outstanding = outstanding.saturating_add(group.unspent);
+            }
+        }
+        AuditReport {
+            ok: self.violations_total == 0,
+            ledger_size: self.size,
+            stamps_issued: self.stamps_issued,
+            stamps_spent: self.stamps_spent,
+            stamps_outstanding: outstanding,
+            stamps_expired: expired,
+            credits_total: saturate(self.credits_total),
+            purchases_total: saturate(self.purchases_total),
+            violations: self.violations.clone(),
+            violations_total: self.violations_total,
+        }
+    }
+
+    /// Adds a leaf: each trailing one bit of the old size completes a subtree, merged with the
+    /// subtree hash on top of the stack.
+    fn append_leaf(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut n = self.size;
+        while n & 1 == 1 {
+            let Some(left) = self.stack.pop() else {
+                break;
+            };
+            hash = node_hash(left, hash);
+            n >>= 1;
+        }
+        self.stack.push(hash);
+    }
+
+    fn violate(&mut self, index: u64, code: &str, detail: impl AsRef<str>) {
+        self.violations_total = self.violations_total.saturating_add(1);
+        if self.violations.len() < VIOLATIONS_MAX {
+            self.violations.push(Violation {
+                index,
+                code: code.to_string(),
+                detail: clip(detail.as_ref()),
+            });
+        }
+    }
+
+    fn malformed(&mut self, index: u64, detail: impl AsRef<str>) {
+        self.violate(index, code::MALFORMED_ENTRY, detail);
+    }
+
+    fn check_entry(&mut self, index: u64, bytes: &[u8]) {
+        if bytes.len() > ENTRY_BYTES_MAX {
+            let detail = format!("{} bytes, more than {ENTRY_BYTES_MAX}", bytes.len());
+            return self.malformed(index, detail);
+        }
+        if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+            return self.malformed(index, "not a single JSON object without surrounding space");
+        }
+        let common: Common = match serde_json::from_slice(bytes) {
+            Ok(common) => common,
+            Err(e) => return self.malformed(index, e.to_string()),
+        };
+        if common.v != 1 {
+            return self.malformed(index, format!("v is {}, not 1", common.v));
+        }
+        if common.index != index {
+            let detail = format!("index is {}, at position {index}", common.index);
+            self.violate(index, code::INDEX_GAP, detail);
+        }
+        let Some(time) = parse_time(&common.time) else {
+            let detail = format!("time {:?} is not RFC 3339 UTC", common.time);
+            return self.malformed(index, detail);
+        };
+        if let Some(prev) = self.prev_time_nanos {
+            if time < prev {
+                let detail = format!("time {} is earlier than the previous entry's", common.time);
+                self.violate(index, code::TIME_BACKWARDS, detail);
+            }
+        }
+        self.prev_time_nanos = Some(time);
+        match common.kind.as_str() {
+            "key" => self.check_key(index, bytes),
+            "credit" => self.check_credit(index, bytes),
+            "purchase" => self.check_purchase(index, bytes),
+            "spend" => self.check_spend(index, bytes, time),
+            other => {
+                let detail = format!("kind {other:?}");
+                self.violate(index, code::UNKNOWN_KIND, detail);
+            }
+        }
+    }
+
+    fn check_key(&mut self, index: u64, bytes: &[u8]) {
+        let entry: KeyEntry = match serde_json::from_slice(bytes) {
+            Ok(entry) => entry,
+            Err(e) => return self.malformed(index, e.to_string()),
+        };
+        let Some(kid) = parse_hex::<8>(&entry.kid) else {
+            return self.malformed(index, "kid is not 16 lowercase hex digits");
+        };
+        let public_key = match URL_SAFE_NO_PAD.decode(entry.public_key.as_bytes()) {
+            Ok(key) if key.len() == 32 => key,
+            _ => return self.malformed(index, "public_key is not 32 bytes of base64url"),
+        };
+        let digest = Sha256::digest(&public_key);
+        if digest.get(..8) != Some(&kid[..]) {
+            let detail = format!("kid {} is not SHA-256(public_key)[..8]", entry.kid);
+            return self.violate(index, code::KEY_ID_MISMATCH, detail);
+        }
+        let public_key: [u8; 32] = match public_key.try_into() {
+            Ok(key) => key,
+            Err(_) => return self.malformed(index, "public_key is not 32 bytes"),
+        };
+        if let Some((known, _)) = self.keys.get(&kid) {
+            if *known != public_key {
+                let detail = format!("kid {} was published with another public key", entry.kid);
+                self.violate(index, code::KEY_CHANGED, detail);
+            }
+        }
+        self.keys.insert(kid, (public_key, entry.status));
+        let active: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, (_, status))| *status == KeyStatus::Active)
+            .map(|(kid, _)| hex::encode(kid))
+            .collect();
+        if active.len() > 1 {
+            let mut active = active;
+            active.sort();
+            let detail = format!("keys {} are all active", active.join(", "));
+            self.violate(index, code::TWO_ACTIVE_KEYS, detail);
+        }
+    }
+
+    fn check_credit(&mut self, index: u64, bytes: &[u8]) {
+        let entry: CreditEntry = match serde_json::from_slice(bytes) {
+            Ok(entry) => entry,
+            Err(e) => return self.malformed(index, e.to_string()),
+        };
+        let Some(account) = parse_uuid(&entry.account) else {
+            return self.malformed(index, "account is not a lowercase hyphenated uuid");
+        };
+        if entry.currency.is_empty() {
+            return self.malformed(index, "currency is empty");
+        }
+        let Some(reference) = parse_hex::<32>(&entry.reference_sha256) else {
+            return self.malformed(index, "reference_sha256 is not 64 lowercase hex digits");
+        };
+        if entry.amount == 0 {
+            self.violate(index, code::NON_POSITIVE_CREDIT, "amount is 0");
+        }
+        if !self.references.insert(reference) {
+            let detail = format!(
+                "reference_sha256 {} was used before",
+                entry.reference_sha256
+            );
+            self.violate(index, code::CREDIT_REFERENCE_REUSED, detail);
+        }
+        let amount = u128::from(entry.amount);
+        let totals = self.accounts.entry(account).or_default();
+        totals.credits = totals.credits.saturating_add(amount);
+        self.credits_total = self.credits_total.saturating_add(amount);
+    }
+
+    fn check_purchase(&mut self, index: u64, bytes: &[u8]) {
+        let entry: PurchaseEntry = match serde_json::from_slice(bytes) {
+            Ok(entry) => entry,
+            Err(e) => return self.malformed(index, e.to_string()),
+        };
+        let Some(account) = parse_uuid(&entry.account) else {
+            return self.malformed(index, "account is not a lowercase hyphenated uuid");
+        };
+        let Some(purchase_id) = parse_uuid(&entry.purchase_id) else {
+            return self.malformed(index, "purchase_id is not a lowercase hyphenated uuid");
+        };
+        let Some(kid) = parse_hex::<8>(&entry.kid) else {
+            return self.malformed(index, "kid is not 16 lowercase hex digits");
+        };
+        if parse_time(&entry.issued_at).is_none() {
+            return self.malformed(index, "issued_at is not RFC 3339 UTC");
+        }
+        let Some(expires_at) = parse_time(&entry.expires_at) else {
+            return self.malformed(index, "expires_at is not RFC 3339 UTC");
+        };
+        let Some(ids) = parse_uuids(&entry.stamp_ids) else {
+            return self.malformed(index, "a stamp id is not a lowercase hyphenated uuid");
+        };
+
+        if !self.purchase_ids.insert(purchase_id) {
+            let detail = format!("purchase_id {} was used before", entry.purchase_id);
+            self.violate(index, code::PURCHASE_ID_REUSED, detail);
+        }
+        let listed = u64::try_from(ids.len()).unwrap_or(u64::MAX);
+        if entry.count != listed {
+            let detail = format!("count {} but {listed} stamp_ids", entry.count);
+            self.violate(index, code::PURCHASE_COUNT_MISMATCH, detail);
+        }
+        match entry.count.checked_mul(entry.unit_price) {
+            Some(product) if product == entry.total => {}
+            Some(product) => {
+                let detail = format!(
+                    "total {} but count {} * unit_price {} = {product}",
+                    entry.total, entry.count, entry.unit_price
+                );
+                self.violate(index, code::PURCHASE_TOTAL_MISMATCH, detail);
+            }
+            None => {
+                let detail = format!(
+                    "count {} * unit_price {} overflows",
+                    entry.count, entry.unit_price
+                );
+                self.violate(index, code::PURCHASE_TOTAL_MISMATCH, detail);
+            }
+        }
+        match self.keys.get(&kid).map(|(_, status)| status) {
+            Some(KeyStatus::Active) => {}
+            Some(KeyStatus::Retired) => {
+                let detail = format!("kid {} was retired", entry.kid);
+                self.violate(index, code::UNKNOWN_KEY, detail);
+            }
+            None => {
+                let detail = format!("kid {} has no earlier key entry", entry.kid);
+                self.violate(index, code::UNKNOWN_KEY, detail);
+            }
+        }
+
+        let total = u128::from(entry.total);
+        self.purchases_total = self.purchases_total.saturating_add(total);
+        let totals = self.accounts.entry(account).or_default();
+        totals.purchases = totals.purchases.saturating_add(total);
+        if totals.purchases > totals.credits {
+            let detail = format!(
+                "account {} has purchased {} with credits of {}",
+                entry.account, totals.purchases, totals.credits
+            );
+            self.violate(index, code::NEGATIVE_BALANCE, detail);
+        }
+
+        let group = u64::try_from(self.groups.len()).unwrap_or(NOT_SOLD);
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut unspent = 0u64;
+        let mut assigned = false;
+        for id in ids {
+            if !seen.insert(id) {
+                let detail = format!("stamp {} listed twice", uuid_text(id));
+                self.violate(index, code::DUPLICATE_STAMP_IN_ENTRY, detail);
+                continue;
+            }
+            match self.stamps.get_mut(&id) {
+                Some(stamp) if stamp.group != NOT_SOLD => {
+                    let detail = format!("stamp {} was sold before", uuid_text(id));
+                    self.violate(index, code::STAMP_SOLD_TWICE, detail);
+                }
+                Some(stamp) => {
+                    // Spent before it was sold (already reported): sold now, and cancelled.
+                    stamp.group = group;
+                    assigned = true;
+                    self.stamps_issued = self.stamps_issued.saturating_add(1);
+                    self.stamps_spent = self.stamps_spent.saturating_add(1);
+                }
+                None => {
+                    self.stamps.insert(
+                        id,
+                        Stamp {
+                            group,
+                            spent: false,
+                        },
+                    );
+                    assigned = true;
+                    unspent = unspent.saturating_add(1);
+                    self.stamps_issued = self.stamps_issued.saturating_add(1);
+                }
+            }
+        }
+        if assigned {
+            self.groups.push(Group {
+                expires_at_nanos: expires_at,
+                unspent,
+            });
+        }
+    }
+
+    fn check_spend(&mut self, index: u64, bytes: &[u8], time: i128) {
+        let entry: SpendEntry = match serde_json::from_slice(bytes) {
+            Ok(entry) => entry,
+            Err(e) => return self.malformed(index, e.to_string()),
+        };
+        let Some(ids) = parse_uuids(&entry.stamp_ids) else {
+            return self.malformed(index, "a stamp id is not a lowercase hyphenated uuid");
+        };
+        let target_ok = match entry.action {
+            SpendAction::Post | SpendAction::Vote => parse_uuid(&entry.target).is_some(),
+            SpendAction::Redeem => parse_hex::<32>(&entry.target).is_some(),
+        };
+        if !target_ok {
+            return self.malformed(
+                index,
+                "target is not a post uuid (post, vote) or 64 lowercase hex (redeem)",
+            );
+        }
+
+        let mut seen = HashSet::with_capacity(ids.len());
+        for id in ids {
+            if !seen.insert(id) {
+                let detail = format!("stamp {} listed twice", uuid_text(id));
+                self.violate(index, code::DUPLICATE_STAMP_IN_ENTRY, detail);
+                continue;
+            }
+            let Some(stamp) = self.stamps.get_mut(&id) else {
+                self.stamps.insert(
+                    id,
+                    Stamp {
+                        group: NOT_SOLD,
+                        spent: true,
+                    },
+                );
+                let detail = format!("stamp {} was never sold", uuid_text(id));
+                self.violate(index, code::SPEND_OF_UNSOLD_STAMP, detail);
+                continue;
+            };
+            if stamp.spent {
+                let detail = format!("stamp {} was spent before", uuid_text(id));
+                self.violate(index, code::STAMP_SPENT_TWICE, detail);
+                continue;
+            }
+            stamp.spent = true;
+            let group = usize::try_from(stamp.group)
+                .ok()
+                .and_then(|g| self.groups.get_mut(g));
+            let Some(group) = group else {
+                let detail = format!("stamp {} was never sold", uuid_text(id));
+                self.violate(index, code::SPEND_OF_UNSOLD_STAMP, detail);
+                continue;
+            };
+            group.unspent = group.unspent.saturating_sub(1);
+            let expired = time >= group.expires_at_nanos;
+            self.stamps_spent = self.stamps_spent.saturating_add(1);
+            if expired {
+                let detail = format!("stamp {} spent at or after its expires_at", uuid_text(id));
+                self.violate(index, code::SPEND_AFTER_EXPIRY, detail);
+            }
+        }
+    }
+}
+
+fn saturate(value: u128) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// Clips `text` to [`DETAIL_CHARS_MAX`] characters, so echoed input stays small.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(DETAIL_CHARS_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}

@@ -1,0 +1,40 @@
+//! pennypost-audit: the checks an auditor runs on a pennypost ledger, in a crate that builds
+//! without the server's store (sled) and HTTP server (axum), so an auditor can read and install
+//! it alone (`cargo install --path audit`). The server depends on it for its own
+//! `GET /v1/audit`, and `pennypost audit` is this crate's [`main`].
+//!
+//! # Layout
+//!
+//! - [`check`]: the streaming invariant checker [`LedgerChecker`], its [`AuditReport`] and the
+//!   stable violation codes. Pure.
+//! - [`checkpoint`]: parsing and verifying a signed checkpoint note under a pinned key. Pure.
+//! - [`auditor`]: the HTTP auditor: the state file, key pinning, page downloads, consistency
+//!   checks and the printed report; [`main`] is the whole command.
+//!
+//! It must not depend on the server crate, its store or its HTTP server, and holds no secret:
+//! signing checkpoints stays in the server, which owns the ledger key.
+//!
+//! ```
+//! use pennypost_audit::check::code;
+//! use pennypost_audit::LedgerChecker;
+//!
+//! let mut checker = LedgerChecker::new();
+//! checker.push(b"not json");
+//! let report = checker.report(0);
+//! assert!(!report.ok);
+//! assert_eq!(report.violations[0].code, code::MALFORMED_ENTRY);
+//! ```
+
+pub mod auditor;
+pub mod check;
+pub mod checkpoint;
+
+pub use auditor::{audit, main, AuditArgs};
+pub use check::{AuditReport, LedgerChecker, Violation};
+
+/// Largest ledger entry, in bytes: what the server may write and what the checker accepts
+/// (LEDGER.md: "An entry is at most 64 KiB"). 65,535 rather than 65,536 because a C2SP
+/// tlog-tiles entry bundle prefixes each entry with a big-endian u16 length: a larger entry
+/// could be logged but never served as a tile. A purchase of the most stamps allowed stays
+/// well below it.
+pub const ENTRY_BYTES_MAX: usize = 64 * 1024 - 1;
