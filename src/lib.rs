@@ -10,11 +10,14 @@
 //! - [`ledger`]: ledger entries and signing checkpoints. Pure. The invariant checks
 //!   ([`ledger::check`]) and checkpoint verification come from the `pennypost-audit` crate
 //!   (`audit/`), which builds without sled and axum.
-//! - [`store`]: durable state behind domain operations; [`store::SledStore`] is the embedded
-//!   backend.
+//! - [`rules`]: every rule (credit, purchase, spend, accounts, key events, ledger entries and
+//!   Merkle hashes), written once over a store transaction ([`store::StoreTx`]).
+//! - [`store`]: durable state behind the `Store` and `StoreTx` traits; [`store::SledStore`] is
+//!   the embedded backend, [`store::MemoryStore`] the in-memory one.
 //! - [`commit`]: group commit; one writer, one durable sync per batch.
 //! - [`verify`]: batch signature verification for stamps checked together.
-//! - [`service`]: the use cases; the only code touching store, keys and ledger together.
+//! - [`service`]: the use cases, one service per concept (mint, board, log) started by
+//!   [`service::App::start`]; the only code touching store, keys and ledger together.
 //! - [`http`]: the axum router, thin handlers, problem+json errors.
 //! - [`cli`]: the `pennypost` command: `serve`, `audit` (the `pennypost-audit` crate's
 //!   auditor), `stamp inspect`, `keys rotate`.

@@ -1,8 +1,8 @@
 //! The embedded backend: sled 0.34.7. A thin adapter: [`SledStore::apply`] opens one sled
-//! transaction over the trees, hands it to [`crate::rules::apply_batch`] as a [`tx::SledTx`],
+//! transaction over the trees, hands it to [`crate::rules::apply_batch`] as a `tx::SledTx`,
 //! and commits; every rule and refusal lives in the rules. What is here is the layout
-//! ([`layout`], [`records`]: private on-disk types), the basic operations ([`tx`]), the
-//! migrations of older layouts ([`migrate`]), durability ([`SledStore::sync`]) and the reads.
+//! (`layout`, `records`: private on-disk types), the basic operations (`tx`), the
+//! migrations of older layouts (`migrate`), durability ([`SledStore::sync`]) and the reads.
 //!
 //! The life of a spend in this store: the rules read the stamp's value at
 //! `stamps[issued_at ‖ id]` (sale and spend in one value), append the `spend` entry (its bytes
@@ -17,13 +17,13 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `meta` | `ledger_size`, `last_time`, `post_seq`, `bundle_start`, `key:<kid>` | u64 / i64 / u64 / u64 / status |
-//! | `accounts` | account id (16) | [`records::AccountRecord`] JSON |
+//! | `accounts` | account id (16) | `records::AccountRecord` JSON |
 //! | `api_keys` | SHA-256 of API key (32) | account id (16) |
-//! | `credits` | SHA-256 of reference (32) | [`records::CreditKeyRecord`] JSON |
-//! | `purchase_keys` | account id (16) + SHA-256 of Idempotency-Key (32) | [`records::PurchaseKeyRecord`] JSON |
+//! | `credits` | SHA-256 of reference (32) | `records::CreditKeyRecord` JSON |
+//! | `purchase_keys` | account id (16) + SHA-256 of Idempotency-Key (32) | `records::PurchaseKeyRecord` JSON |
 //! | `stamp_ids` | stamp id (16) | issued_at (8) |
-//! | `stamps` | issued_at (8) + stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8), then [`records::SpentPart`] JSON once spent |
-//! | `posts` | post id (16) | [`records::PostRecord`] JSON |
+//! | `stamps` | issued_at (8) + stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8), then `records::SpentPart` JSON once spent |
+//! | `posts` | post id (16) | `records::PostRecord` JSON |
 //! | `post_order` | board sequence (8) | post id (16) |
 //! | `ledger_bundles` | index of the bundle's first entry (8) | up to 8 consecutive entries, each as length (4) + bytes |
 //! | `hash_chunks` | stored-hash index / 16 (8) | up to 16 32-byte hashes, in index order |
@@ -47,7 +47,7 @@
 //!
 //! Data directories written before these layouts (trees `sold` and `spent` keyed by stamp id,
 //! `hashes` with one hash per key, `ledger` with one entry per key) are migrated on open
-//! ([`migrate`]).
+//! (`migrate`).
 //!
 //! A batch is one sled transaction over the first eleven trees. Durability: sled's `flush`
 //! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
