@@ -13,6 +13,8 @@
 //! - [`commit`]: group commit; one writer, one durable sync per batch.
 //! - [`verify`]: batch signature verification for stamps checked together.
 //! - [`service`]: the use cases; the only code touching store, keys and ledger together.
+//! - [`api`]: the request and answer bodies of every route, and the error codes; shared by the
+//!   server, the client commands, the bench and the tests.
 //! - [`http`]: the axum router, thin handlers, problem+json errors.
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
@@ -23,6 +25,7 @@
 //! - *spend* (cancel): marking a stamp used, for a post, a vote or a redeem. Once only.
 //! - *entry*: one JSON record of the ledger; *checkpoint*: a signed Merkle root of the ledger.
 
+pub mod api;
 pub mod cli;
 pub mod commit;
 pub mod config;

@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::json;
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use super::server::Server;
 use super::statistics::{cpu_seconds, Phase};
 use super::Plan;
+use crate::api::{
+    CreateAccountRequest, CreateAccountResponse, CreatePostRequest, CreditRequest, Direction, Post,
+    PricesResponse, PurchaseRequest, PurchaseResponse, RedeemRequest, VoteRequest,
+};
 
 /// Stamps bought per purchase while pre-buying (the server's largest purchase).
 const STOCK_PURCHASE: u64 = 1000;
@@ -25,34 +28,6 @@ pub(super) const PURCHASE_COUNT: u64 = 100;
 const PREFILL_ROUND: u64 = 100_000;
 /// Most post ids kept for the vote workload to vote on.
 const VOTE_TARGETS_MAX: usize = 1000;
-
-#[derive(Deserialize)]
-struct Prices {
-    stamp_price: u64,
-    costs: Costs,
-}
-
-#[derive(Deserialize)]
-struct Costs {
-    post: usize,
-    vote: usize,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    account_id: String,
-    api_key: String,
-}
-
-#[derive(Deserialize)]
-struct Purchased {
-    stamps: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct PostCreated {
-    post_id: String,
-}
 
 /// What every client task shares.
 pub(super) struct Ctx {
@@ -67,7 +42,7 @@ pub(super) struct Ctx {
     /// Stamps still to buy in the current pre-buy.
     stock_left: AtomicI64,
     /// Posts made by the post workload, for the vote workload.
-    posts: Mutex<Vec<String>>,
+    posts: Mutex<Vec<Uuid>>,
     /// The server's process id, to read the CPU time it uses.
     server_pid: Option<u32>,
 }
@@ -82,7 +57,7 @@ impl Ctx {
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         let base = server.base.clone();
-        let prices: Prices = serde_json::from_slice(
+        let prices: PricesResponse = serde_json::from_slice(
             &send(client.get(format!("{base}/v1/prices")))
                 .await
                 .map_err(|e| format!("GET /v1/prices: {e}"))?,
@@ -208,14 +183,14 @@ async fn create_accounts(
         let base = base.to_string();
         let admin = admin_token.to_string();
         tasks.spawn(async move {
-            let body = send(
-                client
-                    .post(format!("{base}/v1/accounts"))
-                    .json(&json!({"name": format!("bench-{i}")})),
-            )
+            let body = send(client.post(format!("{base}/v1/accounts")).json(
+                &CreateAccountRequest {
+                    name: Some(format!("bench-{i}")),
+                },
+            ))
             .await
             .map_err(|e| format!("POST /v1/accounts: {e}"))?;
-            let created: Created =
+            let created: CreateAccountResponse =
                 serde_json::from_slice(&body).map_err(|e| format!("POST /v1/accounts: {e}"))?;
             send(
                 client
@@ -224,10 +199,10 @@ async fn create_accounts(
                         created.account_id
                     ))
                     .bearer_auth(&admin)
-                    .json(&json!({
-                        "amount": amount,
-                        "reference": format!("bench-{}", created.account_id),
-                    })),
+                    .json(&CreditRequest {
+                        amount,
+                        reference: format!("bench-{}", created.account_id),
+                    }),
             )
             .await
             .map_err(|e| format!("credit: {e}"))?;
@@ -333,10 +308,10 @@ async fn buy(ctx: &Ctx, worker: usize, count: u64) -> Result<Vec<String>, String
         ctx.client
             .post(format!("{}/v1/stamps/purchase", ctx.base))
             .bearer_auth(key)
-            .json(&json!({ "count": count })),
+            .json(&PurchaseRequest { count }),
     )
     .await?;
-    let purchased: Purchased =
+    let purchased: PurchaseResponse =
         serde_json::from_slice(&body).map_err(|e| format!("purchase answer: {e}"))?;
     if purchased.stamps.len() as u64 != count {
         return Err(format!(
@@ -385,10 +360,10 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
             send(
                 ctx.client
                     .post(format!("{base}/v1/stamps/redeem"))
-                    .json(&json!({
-                        "stamp": stamp,
-                        "context": format!("bench.invalid/thread/{worker}#{seq}"),
-                    })),
+                    .json(&RedeemRequest {
+                        context: format!("bench.invalid/thread/{worker}#{seq}"),
+                        stamp,
+                    }),
             )
             .await?;
             Ok(Step::Done(1))
@@ -397,13 +372,17 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
             let Some(stamps) = ctx.take_stamps(ctx.post_cost) else {
                 return Ok(Step::Exhausted);
             };
-            let body = send(ctx.client.post(format!("{base}/v1/posts")).json(&json!({
-                "author": format!("bench-{worker}"),
-                "body": format!("post {seq} of bench client {worker}"),
-                "stamps": stamps,
-            })))
+            let body = send(
+                ctx.client
+                    .post(format!("{base}/v1/posts"))
+                    .json(&CreatePostRequest {
+                        author: format!("bench-{worker}"),
+                        body: format!("post {seq} of bench client {worker}"),
+                        stamps,
+                    }),
+            )
             .await?;
-            let post: PostCreated =
+            let post: Post =
                 serde_json::from_slice(&body).map_err(|e| format!("post answer: {e}"))?;
             if let Ok(mut posts) = ctx.posts.lock() {
                 if posts.len() < VOTE_TARGETS_MAX {
@@ -415,7 +394,7 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
         Workload::Vote => {
             let target = ctx.posts.lock().ok().and_then(|posts| {
                 let len = posts.len();
-                (len > 0).then(|| posts[(worker + seq as usize) % len].clone())
+                (len > 0).then(|| posts[(worker + seq as usize) % len])
             });
             let Some(post_id) = target else {
                 return Err("no post to vote on (the post workload made none)".into());
@@ -423,11 +402,15 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
             let Some(stamps) = ctx.take_stamps(ctx.vote_cost) else {
                 return Ok(Step::Exhausted);
             };
-            let direction = if seq % 4 == 3 { "down" } else { "up" };
+            let direction = if seq % 4 == 3 {
+                Direction::Down
+            } else {
+                Direction::Up
+            };
             send(
                 ctx.client
                     .post(format!("{base}/v1/posts/{post_id}/votes"))
-                    .json(&json!({ "direction": direction, "stamps": stamps })),
+                    .json(&VoteRequest { direction, stamps }),
             )
             .await?;
             Ok(Step::Done(1))
