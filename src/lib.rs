@@ -15,7 +15,7 @@
 //! - [`service`]: the use cases; the only code touching store, keys and ledger together.
 //! - [`api`]: the request and answer bodies of every route, and the error codes; shared by the
 //!   server, the client commands, the bench and the tests.
-//! - [`http`]: the axum router, thin handlers, problem+json errors.
+//! - [`http`]: the axum router, thin handlers, authentication extractors, problem+json errors.
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
 //!

@@ -1,9 +1,10 @@
 //! The HTTP layer: the router, its middleware (body limit, time limit, panic guard, tracing),
 //! and the server loop with graceful shutdown.
 //!
-//! Handlers are thin (`routes`) over the body types of `crate::api`; errors become
-//! problem+json in one place (`problem`).
+//! Handlers are thin (`routes`) over the body types of `crate::api`; callers are checked by
+//! extractors (`auth`); errors become problem+json in one place (`problem`).
 
+pub mod auth;
 pub mod limit;
 pub mod problem;
 pub mod routes;

@@ -1,7 +1,7 @@
 //! Thin handlers: parse the request, call one service method, shape the answer.
 //!
 //! Bodies are the types of `crate::api`, parsed by our own extractors (`problem`) and
-//! answered with `Json`.
+//! answered with `Json`; callers are the extractors of `auth`.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::auth::{AccountAuth, AdminAuth, AuthJson};
 use super::problem::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery};
 use crate::api::{
     self, AccountResponse, ConsistencyProofQuery, Costs, CreateAccountRequest,
@@ -32,13 +33,6 @@ use crate::store::Post;
 use crate::time::Timestamp;
 
 pub type AppState = Arc<Service>;
-
-/// The bearer token of the Authorization header, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
 
 fn post_answer(post: &Post) -> api::Post {
     api::Post {
@@ -96,26 +90,23 @@ pub async fn create_account(
 
 pub async fn account(
     State(service): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<AccountResponse>, Error> {
-    let account = service.authenticate(bearer(&headers))?;
-    Ok(Json(AccountResponse {
+    AccountAuth(account): AccountAuth,
+) -> Json<AccountResponse> {
+    Json(AccountResponse {
         account_id: account.account_id,
         name: account.name,
         balance: account.balance,
         currency: service.economy().currency.clone(),
         stamps_purchased: account.stamps_purchased,
         stamps_spent: account.stamps_spent,
-    }))
+    })
 }
 
 pub async fn credit(
     State(service): State<AppState>,
-    headers: HeaderMap,
     ApiPath(account_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<CreditRequest>,
+    AuthJson(AdminAuth, request): AuthJson<AdminAuth, CreditRequest>,
 ) -> Result<Json<CreditResponse>, Error> {
-    service.check_admin(bearer(&headers))?;
     let (balance, ledger_index) = service
         .credit(account_id, request.amount, request.reference)
         .await?;
@@ -141,9 +132,8 @@ pub async fn prices(State(service): State<AppState>) -> Json<PricesResponse> {
 pub async fn purchase(
     State(service): State<AppState>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<PurchaseRequest>,
+    AuthJson(AccountAuth(account), request): AuthJson<AccountAuth, PurchaseRequest>,
 ) -> Result<Response, Error> {
-    let account = service.authenticate(bearer(&headers))?;
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
