@@ -1,8 +1,9 @@
-//! The one error type of the service layer, with the stable codes of `../shared/API.md`.
+//! The one error type of the service layer, with the stable codes of the API contract.
 //!
 //! Domain code returns [`Error`]; `crate::http::problem` turns it into an HTTP status and a
 //! problem+json body. Nothing here knows about HTTP.
 
+use crate::api::ErrorCode;
 use crate::stamp::StampError;
 use crate::store::{Refusal, StoreError};
 
@@ -60,21 +61,21 @@ pub enum Error {
 
 impl Error {
     /// The stable code clients branch on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::BadRequest(_) => "bad_request",
-            Error::Unauthorized(_) => "unauthorized",
-            Error::InsufficientFunds { .. } => "insufficient_funds",
-            Error::NotFound(_) => "not_found",
-            Error::AlreadySpent(_) => "stamp_already_spent",
-            Error::IdempotencyConflict(_) => "idempotency_conflict",
-            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::InsufficientFunds { .. } => ErrorCode::InsufficientFunds,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::AlreadySpent(_) => ErrorCode::StampAlreadySpent,
+            Error::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
+            Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::Stamp(e) => e.code(),
-            Error::WrongStampCount { .. } => "wrong_stamp_count",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::Unavailable(_) => "service_unavailable",
-            Error::AuditCatchingUp { .. } => "audit_catching_up",
-            Error::Internal(_) => "internal_error",
+            Error::WrongStampCount { .. } => ErrorCode::WrongStampCount,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Error::AuditCatchingUp { .. } => ErrorCode::AuditCatchingUp,
+            Error::Internal(_) => ErrorCode::InternalError,
         }
     }
 }

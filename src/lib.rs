@@ -7,9 +7,7 @@
 //!
 //! - [`stamp`]: the stamp wire format; encode, decode, sign, verify. Pure.
 //! - [`keys`]: issuer keys and the checkpoint key on disk: create, load, rotate.
-//! - [`ledger`]: ledger entries and signing checkpoints. Pure. The invariant checks
-//!   ([`ledger::check`]) and checkpoint verification come from the `pennypost-audit` crate
-//!   (`audit/`), which builds without sled and axum.
+//! - [`ledger`]: ledger entries, signed checkpoints and the invariant checks. Pure.
 //! - [`rules`]: every rule (credit, purchase, spend, accounts, key events, ledger entries and
 //!   Merkle hashes), written once over a store transaction ([`store::StoreTx`]).
 //! - [`store`]: durable state behind the `Store` and `StoreTx` traits; [`store::SledStore`] is
@@ -18,9 +16,10 @@
 //! - [`verify`]: batch signature verification for stamps checked together.
 //! - [`service`]: the use cases, one service per concept (mint, board, log) started by
 //!   [`service::App::start`]; the only code touching store, keys and ledger together.
-//! - [`http`]: the axum router, thin handlers, problem+json errors.
-//! - [`cli`]: the `pennypost` command: `serve`, `audit` (the `pennypost-audit` crate's
-//!   auditor), `stamp inspect`, `keys rotate`.
+//! - [`api`]: the request and answer bodies of every route, and the error codes; shared by the
+//!   server, the client commands, the bench and the tests.
+//! - [`http`]: the axum router, thin handlers, authentication extractors, problem+json errors.
+//! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
 //!
 //! # Glossary
@@ -29,6 +28,7 @@
 //! - *spend* (cancel): marking a stamp used, for a post, a vote or a redeem. Once only.
 //! - *entry*: one JSON record of the ledger; *checkpoint*: a signed Merkle root of the ledger.
 
+pub mod api;
 pub mod cli;
 pub mod commit;
 pub mod config;

@@ -1,4 +1,4 @@
-//! Stamps: the wire format of `../shared/STAMP-FORMAT.md`, version 1.
+//! Stamps: the stamp wire format, version 1 (the contract's STAMP-FORMAT.md).
 //!
 //! This module owns encoding, decoding, signing and verifying stamps. It is pure: no I/O, no
 //! clock (callers pass `now`), no knowledge of whether a stamp was spent (that is the store's).
@@ -11,6 +11,8 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+use crate::api::ErrorCode;
 
 /// The text prefix of a version-1 stamp.
 pub const PREFIX: &str = "pp1.";
@@ -148,12 +150,12 @@ pub enum StampError {
 
 impl StampError {
     /// The stable API error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StampError::Invalid(_) => "invalid_stamp",
-            StampError::UnknownKey(_) => "unknown_key",
-            StampError::BadSignature => "bad_signature",
-            StampError::Expired => "stamp_expired",
+            StampError::Invalid(_) => ErrorCode::InvalidStamp,
+            StampError::UnknownKey(_) => ErrorCode::UnknownKey,
+            StampError::BadSignature => ErrorCode::BadSignature,
+            StampError::Expired => ErrorCode::StampExpired,
         }
     }
 }
@@ -340,7 +342,7 @@ mod tests {
     fn code_of(text: &str, now: i64) -> &'static str {
         match decode_and_verify(text, lookup(&key()), now) {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         }
     }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use pennypost::api::StampState;
 use pennypost::commit::Committer;
 use pennypost::config::{Economy, Limits};
 use pennypost::keys::{public_key_text, KeyStatus};
@@ -1885,7 +1886,10 @@ fn stamp_status_and_verify_show_a_spend_only_once_it_is_durable() {
             "status shows a spend a crash could undo"
         );
         let verified = service.verify(&text).await.expect("verify");
-        assert_eq!((verified.valid, verified.state), (true, Some("unspent")));
+        assert_eq!(
+            (verified.valid, verified.state),
+            (true, Some(StampState::Unspent))
+        );
         assert!(!redeem.is_finished(), "answered before the sync");
 
         store.hold(false);
@@ -1893,6 +1897,6 @@ fn stamp_status_and_verify_show_a_spend_only_once_it_is_durable() {
         let status = service.stamp_status(id).expect("status");
         assert_eq!(status.spent.map(|s| s.spent_for), Some("site".to_string()));
         let verified = service.verify(&text).await.expect("verify");
-        assert_eq!(verified.state, Some("spent"));
+        assert_eq!(verified.state, Some(StampState::Spent));
     });
 }

@@ -12,8 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+
+use crate::api::{
+    AccountResponse, CreateAccountRequest, CreateAccountResponse, CreatePostRequest, Direction,
+    ErrorCode, Post, PricesResponse, Problem, PurchaseRequest, PurchaseResponse, VoteRequest,
+    VoteResponse,
+};
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -89,48 +95,42 @@ impl Wallet {
     }
 }
 
-/// An HTTP answer: status and JSON body.
+/// An HTTP answer: status and body.
 struct Answer {
     status: u16,
-    body: Value,
+    body: bytes::Bytes,
 }
 
 impl Answer {
-    fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
+    /// The body as the answer type `T`.
+    fn json<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_slice(&self.body).map_err(|e| format!("cannot read the answer: {e}"))
+    }
+
+    /// The body as an error answer, when it is one.
+    fn problem(&self) -> Option<Problem> {
+        serde_json::from_slice(&self.body).ok()
     }
 
     fn describe(&self) -> String {
+        let problem = self.problem();
         format!(
             "{} ({}): {}",
-            self.code(),
+            problem.as_ref().map_or("", |p| p.code.as_str()),
             self.status,
-            self.body["detail"].as_str().unwrap_or("no detail")
+            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
         )
     }
 }
 
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<Answer, String> {
-    let mut request = client.request(method, &url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
+/// Sends `request` (to `url`) and reads the whole answer.
+async fn call(request: reqwest::RequestBuilder, url: &str) -> Result<Answer, String> {
     let response = request
         .send()
         .await
         .map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
     Ok(Answer { status, body })
 }
 
@@ -164,22 +164,17 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                             args.wallet.display()
                         ));
                     }
-                    let body = name.map(|n| json!({ "name": n })).unwrap_or(json!({}));
-                    let answer = call(
-                        &client,
-                        reqwest::Method::POST,
-                        format!("{}/v1/accounts", args.server),
-                        None,
-                        Some(body),
-                    )
-                    .await?;
+                    let url = format!("{}/v1/accounts", args.server);
+                    let request = client.post(&url).json(&CreateAccountRequest { name });
+                    let answer = call(request, &url).await?;
                     if answer.status != 201 {
                         return Err(answer.describe());
                     }
-                    let id = answer.body["account_id"].as_str().unwrap_or("").to_string();
+                    let created: CreateAccountResponse = answer.json()?;
+                    let id = created.account_id.to_string();
                     wallet.server = Some(args.server.clone());
                     wallet.account_id = Some(id.clone());
-                    wallet.api_key = answer.body["api_key"].as_str().map(str::to_string);
+                    wallet.api_key = Some(created.api_key);
                     wallet.save(&args.wallet)?;
                     println!(
                         "account {id} created; API key saved in {}",
@@ -189,29 +184,17 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                     Ok(())
                 }
                 AccountCommand::Show => {
-                    let answer = call(
-                        &client,
-                        reqwest::Method::GET,
-                        format!("{}/v1/account", args.server),
-                        Some(wallet.api_key()?),
-                        None,
-                    )
-                    .await?;
+                    let url = format!("{}/v1/account", args.server);
+                    let request = client.get(&url).bearer_auth(wallet.api_key()?);
+                    let answer = call(request, &url).await?;
                     if answer.status != 200 {
                         return Err(answer.describe());
                     }
-                    let b = &answer.body;
-                    println!(
-                        "account:          {}",
-                        b["account_id"].as_str().unwrap_or("")
-                    );
-                    println!(
-                        "balance:          {} {}",
-                        b["balance"],
-                        b["currency"].as_str().unwrap_or("")
-                    );
-                    println!("stamps purchased: {}", b["stamps_purchased"]);
-                    println!("stamps spent:     {}", b["stamps_spent"]);
+                    let account: AccountResponse = answer.json()?;
+                    println!("account:          {}", account.account_id);
+                    println!("balance:          {} {}", account.balance, account.currency);
+                    println!("stamps purchased: {}", account.stamps_purchased);
+                    println!("stamps spent:     {}", account.stamps_spent);
                     println!("stamps in wallet: {}", wallet.stamps.len());
                     Ok(())
                 }
@@ -231,39 +214,29 @@ pub fn buy(args: ClientArgs, count: u64) -> ExitCode {
             let url = format!("{}/v1/stamps/purchase", args.server);
             let mut last_error = String::new();
             for _attempt in 0..3 {
-                let response = client
+                let request = client
                     .post(&url)
                     .bearer_auth(&key)
                     .header("Idempotency-Key", &idempotency_key)
-                    .json(&json!({ "count": count }))
-                    .send()
-                    .await;
-                let response = match response {
-                    Ok(r) => r,
+                    .json(&PurchaseRequest { count });
+                let answer = match call(request, &url).await {
+                    Ok(answer) => answer,
                     Err(e) => {
-                        last_error = format!("cannot reach {url}: {e}");
+                        last_error = e;
                         continue;
                     }
                 };
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                let answer = Answer { status, body };
-                if status != 201 {
+                if answer.status != 201 {
                     return Err(answer.describe());
                 }
-                let stamps: Vec<String> = answer.body["stamps"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect();
-                let bought = stamps.len();
-                wallet.stamps.extend(stamps);
+                let purchase: PurchaseResponse = answer.json()?;
+                let bought = purchase.stamps.len();
+                wallet.stamps.extend(purchase.stamps);
                 wallet.save(&args.wallet)?;
                 println!(
                     "bought {bought} stamp(s) for {}; balance {}; {} stamp(s) in wallet",
-                    answer.body["total"],
-                    answer.body["balance"],
+                    purchase.total,
+                    purchase.balance,
                     wallet.stamps.len()
                 );
                 return Ok(());
@@ -273,35 +246,35 @@ pub fn buy(args: ClientArgs, count: u64) -> ExitCode {
     }))
 }
 
+/// Stamps a post and a vote cost. A server that does not say is asked at the base cost of 1
+/// each (it refuses a wrong count with `wrong_stamp_count`).
 async fn costs(client: &reqwest::Client, server: &str) -> Result<(usize, usize), String> {
-    let answer = call(
-        client,
-        reqwest::Method::GET,
-        format!("{server}/v1/prices"),
-        None,
-        None,
-    )
-    .await?;
-    let post = answer.body["costs"]["post"].as_u64().unwrap_or(1) as usize;
-    let vote = answer.body["costs"]["vote"].as_u64().unwrap_or(1) as usize;
-    Ok((post, vote))
+    let url = format!("{server}/v1/prices");
+    let answer = call(client.get(&url), &url).await?;
+    Ok(answer
+        .json::<PricesResponse>()
+        .map_or((1, 1), |prices| (prices.costs.post, prices.costs.vote)))
 }
 
 /// Codes after which the attached stamps can never be spent: drop them from the wallet.
-fn stamps_are_dead(code: &str) -> bool {
+fn stamps_are_dead(code: ErrorCode) -> bool {
     matches!(
         code,
-        "stamp_already_spent" | "stamp_expired" | "invalid_stamp" | "unknown_key" | "bad_signature"
+        ErrorCode::StampAlreadySpent
+            | ErrorCode::StampExpired
+            | ErrorCode::InvalidStamp
+            | ErrorCode::UnknownKey
+            | ErrorCode::BadSignature
     )
 }
 
-/// Spends `cost` stamps from the wallet on one request.
-async fn spend(
+/// Spends `cost` stamps from the wallet on one request, whose body `body` makes from them.
+async fn spend<B: Serialize>(
     args: &ClientArgs,
     wallet: &mut Wallet,
     cost: usize,
     path: String,
-    mut body: Value,
+    body: impl FnOnce(Vec<String>) -> B,
 ) -> Result<Answer, String> {
     if wallet.stamps.len() < cost {
         return Err(format!(
@@ -310,17 +283,11 @@ async fn spend(
         ));
     }
     let stamps: Vec<String> = wallet.stamps[..cost].to_vec();
-    body["stamps"] = json!(stamps);
-    let client = reqwest::Client::new();
-    let answer = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{}{path}", args.server),
-        None,
-        Some(body),
-    )
-    .await?;
-    if answer.status == 201 || stamps_are_dead(answer.code()) {
+    let url = format!("{}{path}", args.server);
+    let request = reqwest::Client::new().post(&url).json(&body(stamps));
+    let answer = call(request, &url).await?;
+    let dead = answer.problem().is_some_and(|p| stamps_are_dead(p.code));
+    if answer.status == 201 || dead {
         wallet.stamps.drain(..cost);
         wallet.save(&args.wallet)?;
     }
@@ -336,17 +303,18 @@ pub fn post(args: ClientArgs, text: String, author: Option<String>) -> ExitCode 
             let mut wallet = Wallet::load(&args.wallet)?;
             let (cost, _) = costs(&reqwest::Client::new(), &args.server).await?;
             let author = author.unwrap_or_else(|| "anonymous".into());
-            let answer = spend(
-                &args,
-                &mut wallet,
-                cost,
-                "/v1/posts".into(),
-                json!({ "author": author, "body": text }),
-            )
+            let answer = spend(&args, &mut wallet, cost, "/v1/posts".into(), |stamps| {
+                CreatePostRequest {
+                    author,
+                    body: text,
+                    stamps,
+                }
+            })
             .await?;
+            let post: Post = answer.json()?;
             println!(
                 "posted {} ({} stamp(s) spent, {} left)",
-                answer.body["post_id"].as_str().unwrap_or(""),
+                post.post_id,
                 cost,
                 wallet.stamps.len()
             );
@@ -358,9 +326,11 @@ pub fn post(args: ClientArgs, text: String, author: Option<String>) -> ExitCode 
 pub fn vote(args: ClientArgs, post_id: String, direction: String) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
-            if direction != "up" && direction != "down" {
-                return Err("direction must be up or down".into());
-            }
+            let up_or_down = match direction.as_str() {
+                "up" => Direction::Up,
+                "down" => Direction::Down,
+                _ => return Err("direction must be up or down".into()),
+            };
             let mut wallet = Wallet::load(&args.wallet)?;
             let (_, cost) = costs(&reqwest::Client::new(), &args.server).await?;
             let answer = spend(
@@ -368,12 +338,16 @@ pub fn vote(args: ClientArgs, post_id: String, direction: String) -> ExitCode {
                 &mut wallet,
                 cost,
                 format!("/v1/posts/{post_id}/votes"),
-                json!({ "direction": direction }),
+                |stamps| VoteRequest {
+                    direction: up_or_down,
+                    stamps,
+                },
             )
             .await?;
+            let vote: VoteResponse = answer.json()?;
             println!(
                 "voted {direction}; score is now {} ({} stamp(s) left)",
-                answer.body["score"],
+                vote.score,
                 wallet.stamps.len()
             );
             Ok(())

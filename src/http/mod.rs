@@ -1,8 +1,10 @@
 //! The HTTP layer: the router, its middleware (body limit, time limit, panic guard, tracing),
 //! and the server loop with graceful shutdown.
 //!
-//! Handlers are thin (`routes`); errors become problem+json in one place (`problem`).
+//! Handlers are thin (`routes`) over the body types of `crate::api`; callers are checked by
+//! extractors (`auth`); errors become problem+json in one place (`problem`).
 
+pub mod auth;
 pub mod limit;
 pub mod problem;
 pub mod routes;
@@ -27,6 +29,7 @@ use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
+use crate::api::ErrorCode;
 use crate::error::Error;
 use crate::service::App;
 use problem::{problem, BodyLimit};
@@ -97,7 +100,7 @@ pub fn app(service: Arc<App>) -> Router {
             tracing::error!("a request handler panicked");
             problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                ErrorCode::InternalError,
                 "the server hit an internal error; it has been logged",
             )
         }))
@@ -111,7 +114,7 @@ async fn not_found() -> Error {
 async fn method_not_allowed() -> Response {
     problem(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }
@@ -123,7 +126,7 @@ async fn time_limit(req: Request, next: Next, limit: Duration) -> Response {
         Ok(response) => response,
         Err(_) => problem(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request took too long",
         ),
     }

@@ -6,9 +6,11 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use crate::api::{ErrorCode, Problem};
 use crate::error::Error;
 
 /// The HTTP status of each error.
@@ -27,39 +29,42 @@ pub fn status(error: &Error) -> StatusCode {
     }
 }
 
-fn title(code: &str) -> &'static str {
+fn title(code: ErrorCode) -> &'static str {
     match code {
-        "bad_request" => "Bad request",
-        "unauthorized" => "Unauthorized",
-        "insufficient_funds" => "Insufficient funds",
-        "not_found" => "Not found",
-        "stamp_already_spent" => "Stamp already spent",
-        "idempotency_conflict" => "Idempotency conflict",
-        "payload_too_large" => "Payload too large",
-        "invalid_stamp" => "Invalid stamp",
-        "unknown_key" => "Unknown key",
-        "bad_signature" => "Bad signature",
-        "stamp_expired" => "Stamp expired",
-        "wrong_stamp_count" => "Wrong stamp count",
-        "rate_limited" => "Rate limited",
-        "method_not_allowed" => "Method not allowed",
-        "service_unavailable" => "Service unavailable",
-        "audit_catching_up" => "Ledger check catching up",
-        "request_timeout" => "Request timeout",
-        _ => "Internal error",
+        ErrorCode::BadRequest => "Bad request",
+        ErrorCode::Unauthorized => "Unauthorized",
+        ErrorCode::InsufficientFunds => "Insufficient funds",
+        ErrorCode::NotFound => "Not found",
+        ErrorCode::StampAlreadySpent => "Stamp already spent",
+        ErrorCode::IdempotencyConflict => "Idempotency conflict",
+        ErrorCode::NameTaken => "Name taken",
+        ErrorCode::PayloadTooLarge => "Payload too large",
+        ErrorCode::InvalidStamp => "Invalid stamp",
+        ErrorCode::UnknownKey => "Unknown key",
+        ErrorCode::BadSignature => "Bad signature",
+        ErrorCode::StampExpired => "Stamp expired",
+        ErrorCode::WrongStampCount => "Wrong stamp count",
+        ErrorCode::MixedPayers => "Mixed payers",
+        ErrorCode::BackupNotSupported => "Backup not supported",
+        ErrorCode::RateLimited => "Rate limited",
+        ErrorCode::MethodNotAllowed => "Method not allowed",
+        ErrorCode::ServiceUnavailable => "Service unavailable",
+        ErrorCode::AuditCatchingUp => "Ledger check catching up",
+        ErrorCode::RequestTimeout => "Request timeout",
+        ErrorCode::InternalError => "Internal error",
     }
 }
 
 /// Builds a problem+json response.
-pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("https://pennypost.dev/problems/{code}"),
-        "title": title(code),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    let mut response = (status, body.to_string()).into_response();
+pub fn problem(status: StatusCode, code: ErrorCode, detail: &str) -> Response {
+    let body = Problem {
+        code,
+        detail: detail.to_string(),
+        status: status.as_u16(),
+        title: title(code).to_string(),
+        problem_type: format!("https://pennypost.dev/problems/{code}"),
+    };
+    let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),

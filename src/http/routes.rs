@@ -1,4 +1,7 @@
 //! Thin handlers: parse the request, call one service method, shape the answer.
+//!
+//! Bodies are the types of `crate::api`, parsed by our own extractors (`problem`) and
+//! answered with `Json`; callers are the extractors of `auth`.
 
 use std::sync::Arc;
 
@@ -9,142 +12,130 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
+use super::auth::{AccountAuth, AdminAuth, AuthJson};
 use super::problem::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery};
+use crate::api::{
+    self, AccountResponse, ConsistencyProofQuery, Costs, CreateAccountRequest,
+    CreateAccountResponse, CreatePostRequest, CreditRequest, CreditResponse, Direction,
+    EntriesQuery, HealthResponse, InclusionProofQuery, KeyInfo, KeysResponse, LedgerKeyResponse,
+    PostsPageResponse, PostsQuery, PricesResponse, ProofResponse, PurchaseRequest,
+    PurchaseResponse, RedeemRequest, RedeemResponse, StampState, StampStatusResponse,
+    VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
+};
 use crate::error::Error;
 use crate::keys::public_key_text;
 use crate::ledger::checkpoint;
 use crate::service::App;
 use crate::store::Post;
+use crate::time::Timestamp;
 
 pub type AppState = Arc<App>;
 
-/// The bearer token of the Authorization header, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn post_json(post: &Post) -> Value {
-    json!({
-        "post_id": post.post_id,
-        "author": post.author,
-        "body": post.body,
-        "created_at": post.created_at.to_rfc3339(),
-        "score": post.score,
-        "ledger_index": post.ledger_index,
-    })
+fn post_answer(post: &Post) -> api::Post {
+    api::Post {
+        author: post.author.clone(),
+        body: post.body.clone(),
+        created_at: post.created_at.into(),
+        ledger_index: post.ledger_index,
+        post_id: post.post_id,
+        score: post.score,
+    }
 }
 
 pub async fn index() -> Html<&'static str> {
     Html(include_str!("../web/index.html"))
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
 }
 
-pub async fn keys(State(service): State<AppState>) -> Json<Value> {
-    let keys: Vec<Value> = service
+pub async fn keys(State(service): State<AppState>) -> Json<KeysResponse> {
+    let keys = service
         .mint
         .keyring()
         .keys()
         .iter()
-        .map(|k| {
-            json!({
-                "kid": k.kid.to_hex(),
-                "alg": "Ed25519",
-                "public_key": public_key_text(&k.verifying),
-                "status": k.status.as_str(),
-                "created_at": k.created_at.to_rfc3339(),
-            })
+        .map(|k| KeyInfo {
+            alg: "Ed25519".into(),
+            created_at: k.created_at.into(),
+            kid: k.kid.to_hex(),
+            public_key: public_key_text(&k.verifying),
+            status: k.status,
         })
         .collect();
-    Json(json!({ "keys": keys }))
-}
-
-#[derive(Deserialize, Default)]
-pub struct CreateAccount {
-    name: Option<String>,
+    Json(KeysResponse { keys })
 }
 
 pub async fn create_account(
     State(service): State<AppState>,
-    ApiOptionalJson(request): ApiOptionalJson<CreateAccount>,
+    ApiOptionalJson(request): ApiOptionalJson<CreateAccountRequest>,
 ) -> Result<Response, Error> {
     // The body is optional: no body (or an empty one) creates an unnamed account.
     let request = request.unwrap_or_default();
     let (account_id, api_key) = service.mint.create_account(request.name).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"account_id": account_id, "api_key": api_key})),
+        Json(CreateAccountResponse {
+            account_id,
+            api_key,
+        }),
     )
         .into_response())
 }
 
 pub async fn account(
     State(service): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, Error> {
-    let account = service.mint.authenticate(bearer(&headers))?;
-    Ok(Json(json!({
-        "account_id": account.account_id,
-        "name": account.name,
-        "balance": account.balance,
-        "currency": service.mint.economy().currency,
-        "stamps_purchased": account.stamps_purchased,
-        "stamps_spent": account.stamps_spent,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct Credit {
-    amount: u64,
-    reference: String,
+    AccountAuth(account): AccountAuth,
+) -> Json<AccountResponse> {
+    Json(AccountResponse {
+        account_id: account.account_id,
+        name: account.name,
+        balance: account.balance,
+        currency: service.mint.economy().currency.clone(),
+        stamps_purchased: account.stamps_purchased,
+        stamps_spent: account.stamps_spent,
+    })
 }
 
 pub async fn credit(
     State(service): State<AppState>,
-    headers: HeaderMap,
     ApiPath(account_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<Credit>,
-) -> Result<Json<Value>, Error> {
-    service.mint.check_admin(bearer(&headers))?;
+    AuthJson(AdminAuth, request): AuthJson<AdminAuth, CreditRequest>,
+) -> Result<Json<CreditResponse>, Error> {
     let (balance, ledger_index) = service
         .mint
         .credit(account_id, request.amount, request.reference)
         .await?;
-    Ok(Json(json!({
-        "account_id": account_id,
-        "balance": balance,
-        "ledger_index": ledger_index,
-    })))
-}
-
-pub async fn prices(State(service): State<AppState>) -> Json<Value> {
-    let economy = service.mint.economy();
-    Json(json!({
-        "currency": economy.currency,
-        "stamp_price": economy.stamp_price,
-        "costs": {"post": economy.post_cost, "vote": economy.vote_cost},
+    Ok(Json(CreditResponse {
+        account_id,
+        balance,
+        ledger_index,
     }))
 }
 
-#[derive(Deserialize)]
-pub struct Purchase {
-    count: u64,
+pub async fn prices(State(service): State<AppState>) -> Json<PricesResponse> {
+    let economy = service.mint.economy();
+    Json(PricesResponse {
+        costs: Costs {
+            post: economy.post_cost,
+            vote: economy.vote_cost,
+        },
+        currency: economy.currency.clone(),
+        stamp_price: economy.stamp_price,
+    })
 }
 
 pub async fn purchase(
     State(service): State<AppState>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<Purchase>,
+    AuthJson(AccountAuth(account), request): AuthJson<AccountAuth, PurchaseRequest>,
 ) -> Result<Response, Error> {
-    let account = service.mint.authenticate(bearer(&headers))?;
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -156,63 +147,52 @@ pub async fn purchase(
         .mint
         .purchase(&account, request.count, idempotency_key)
         .await?;
-    let r = &purchase.record;
+    let r = purchase.record;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "purchase_id": r.purchase_id,
-            "count": r.count,
-            "unit_price": r.unit_price,
-            "total": r.total,
-            "balance": r.balance,
-            "ledger_index": r.ledger_index,
-            "issued_at": r.issued_at.to_rfc3339(),
-            "expires_at": r.expires_at.to_rfc3339(),
-            "stamps": purchase.stamps,
-        })),
+        Json(PurchaseResponse {
+            balance: r.balance,
+            count: r.count,
+            expires_at: r.expires_at.into(),
+            issued_at: r.issued_at.into(),
+            ledger_index: r.ledger_index,
+            purchase_id: r.purchase_id,
+            stamps: purchase.stamps,
+            total: r.total,
+            unit_price: r.unit_price,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
-pub struct Verify {
-    stamp: String,
-}
-
 pub async fn verify(
     State(service): State<AppState>,
-    ApiJson(request): ApiJson<Verify>,
-) -> Result<Json<Value>, Error> {
+    ApiJson(request): ApiJson<VerifyRequest>,
+) -> Result<Json<VerifyResponse>, Error> {
     let v = service.mint.verify(&request.stamp).await?;
-    Ok(Json(json!({
-        "valid": v.valid,
-        "stamp_id": v.stamp_id,
-        "kid": v.kid,
-        "state": v.state,
-        "issued_at": v.issued_at.map(|t| t.to_rfc3339()),
-        "expires_at": v.expires_at.map(|t| t.to_rfc3339()),
-        "code": v.code,
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct Redeem {
-    stamp: String,
-    context: String,
+    Ok(Json(VerifyResponse {
+        code: v.code,
+        expires_at: v.expires_at.map(Into::into),
+        issued_at: v.issued_at.map(Into::into),
+        kid: v.kid,
+        stamp_id: v.stamp_id,
+        state: v.state,
+        valid: v.valid,
+    }))
 }
 
 pub async fn redeem(
     State(service): State<AppState>,
-    ApiJson(request): ApiJson<Redeem>,
+    ApiJson(request): ApiJson<RedeemRequest>,
 ) -> Result<Response, Error> {
     let (stamp_id, spend) = service.mint.redeem(&request.stamp, request.context).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "stamp_id": stamp_id,
-            "spent_at": spend.spent_at.to_rfc3339(),
-            "ledger_index": spend.ledger_index,
-        })),
+        Json(RedeemResponse {
+            ledger_index: spend.ledger_index,
+            spent_at: spend.spent_at.into(),
+            stamp_id,
+        }),
     )
         .into_response())
 }
@@ -220,53 +200,37 @@ pub async fn redeem(
 pub async fn stamp(
     State(service): State<AppState>,
     ApiPath(stamp_id): ApiPath<Uuid>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<StampStatusResponse>, Error> {
     let record = service.mint.stamp_status(stamp_id)?;
-    let now = crate::time::Timestamp::now();
-    let state = match (&record.spent, now >= record.expires_at) {
-        (Some(_), _) => "spent",
-        (None, true) => "expired",
-        (None, false) => "unspent",
-    };
-    Ok(Json(json!({
-        "stamp_id": record.stamp_id,
-        "state": state,
-        "kid": record.kid.to_hex(),
-        "issued_at": record.issued_at.to_rfc3339(),
-        "expires_at": record.expires_at.to_rfc3339(),
-        "spent_at": record.spent.as_ref().map(|s| s.spent_at.to_rfc3339()),
-        "spent_for": record.spent.as_ref().map(|s| s.spent_for.clone()),
-        "ledger_index": record.spent.as_ref().map(|s| s.ledger_index),
-    })))
-}
-
-#[derive(Deserialize)]
-pub struct CreatePost {
-    author: String,
-    body: String,
-    stamps: Vec<String>,
+    let expired = Timestamp::now() >= record.expires_at;
+    let state = StampState::of(record.spent.is_some(), expired);
+    let spent = record.spent;
+    Ok(Json(StampStatusResponse {
+        expires_at: record.expires_at.into(),
+        issued_at: record.issued_at.into(),
+        kid: record.kid.to_hex(),
+        ledger_index: spent.as_ref().map(|s| s.ledger_index),
+        spent_at: spent.as_ref().map(|s| s.spent_at.into()),
+        spent_for: spent.map(|s| s.spent_for),
+        stamp_id: record.stamp_id,
+        state,
+    }))
 }
 
 pub async fn create_post(
     State(service): State<AppState>,
-    ApiJson(request): ApiJson<CreatePost>,
+    ApiJson(request): ApiJson<CreatePostRequest>,
 ) -> Result<Response, Error> {
     let post = service
         .board
         .create_post(request.author, request.body, &request.stamps)
         .await?;
-    Ok((StatusCode::CREATED, Json(post_json(&post))).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct ListPosts {
-    limit: Option<usize>,
-    before: Option<Uuid>,
+    Ok((StatusCode::CREATED, Json(post_answer(&post))).into_response())
 }
 
 pub async fn list_posts(
     State(service): State<AppState>,
-    ApiQuery(query): ApiQuery<ListPosts>,
+    ApiQuery(query): ApiQuery<PostsQuery>,
 ) -> Result<Response, Error> {
     let max = service.limits().posts_page_max;
     let limit = query.limit.unwrap_or(50);
@@ -277,10 +241,10 @@ pub async fn list_posts(
     let page = service
         .board
         .page(query.before, limit, |posts, next_before| {
-            serde_json::to_vec(&json!({
-                "posts": posts.iter().map(post_json).collect::<Vec<_>>(),
-                "next_before": next_before,
-            }))
+            serde_json::to_vec(&PostsPageResponse {
+                next_before,
+                posts: posts.iter().map(post_answer).collect(),
+            })
             .map(bytes::Bytes::from)
             .map_err(|e| Error::Internal(e.to_string()))
         })?;
@@ -290,44 +254,27 @@ pub async fn list_posts(
 pub async fn get_post(
     State(service): State<AppState>,
     ApiPath(post_id): ApiPath<Uuid>,
-) -> Result<Json<Value>, Error> {
-    Ok(Json(post_json(&service.board.post(post_id)?)))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Up,
-    Down,
-}
-
-#[derive(Deserialize)]
-pub struct Vote {
-    direction: Direction,
-    stamps: Vec<String>,
+) -> Result<Json<api::Post>, Error> {
+    Ok(Json(post_answer(&service.board.post(post_id)?)))
 }
 
 pub async fn vote(
     State(service): State<AppState>,
     ApiPath(post_id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<Vote>,
+    ApiJson(request): ApiJson<VoteRequest>,
 ) -> Result<Response, Error> {
     let spend = service
         .board
-        .vote(
-            post_id,
-            matches!(request.direction, Direction::Up),
-            &request.stamps,
-        )
+        .vote(post_id, request.direction == Direction::Up, &request.stamps)
         .await?;
     let score = spend.post.map(|p| p.score).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "post_id": post_id,
-            "score": score,
-            "ledger_index": spend.ledger_index,
-        })),
+        Json(VoteResponse {
+            ledger_index: spend.ledger_index,
+            post_id,
+            score,
+        }),
     )
         .into_response())
 }
@@ -337,21 +284,15 @@ pub async fn ledger_checkpoint(State(service): State<AppState>) -> Result<Respon
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-pub async fn ledger_key(State(service): State<AppState>) -> Json<Value> {
+pub async fn ledger_key(State(service): State<AppState>) -> Json<LedgerKeyResponse> {
     let key = service.log.key();
     let public = key.signing.verifying_key();
-    Json(json!({
-        "origin": service.log.origin(),
-        "name": key.name,
-        "public_key": public_key_text(&public),
-        "vkey": checkpoint::verifier_key(&key.name, &public),
-    }))
-}
-
-#[derive(Deserialize)]
-pub struct EntriesQuery {
-    start: Option<u64>,
-    limit: Option<u64>,
+    Json(LedgerKeyResponse {
+        name: key.name.clone(),
+        origin: service.log.origin().to_string(),
+        public_key: public_key_text(&public),
+        vkey: checkpoint::verifier_key(&key.name, &public),
+    })
 }
 
 pub async fn ledger_entries(
@@ -375,44 +316,35 @@ pub async fn ledger_entries(
         .into_response())
 }
 
-fn hashes_json(hashes: &[tlog_tiles::Hash]) -> Json<Value> {
-    Json(json!({
-        "hashes": hashes.iter().map(|h| STANDARD.encode(h.0)).collect::<Vec<_>>(),
-    }))
-}
-
-#[derive(Deserialize)]
-pub struct InclusionQuery {
-    index: u64,
-    size: u64,
+fn proof_answer(hashes: &[tlog_tiles::Hash]) -> Json<ProofResponse> {
+    Json(ProofResponse {
+        hashes: hashes.iter().map(|h| STANDARD.encode(h.0)).collect(),
+    })
 }
 
 pub async fn inclusion_proof(
     State(service): State<AppState>,
-    ApiQuery(query): ApiQuery<InclusionQuery>,
-) -> Result<Json<Value>, Error> {
-    Ok(hashes_json(
+    ApiQuery(query): ApiQuery<InclusionProofQuery>,
+) -> Result<Json<ProofResponse>, Error> {
+    Ok(proof_answer(
         &service.log.inclusion_proof(query.index, query.size)?,
     ))
 }
 
-#[derive(Deserialize)]
-pub struct ConsistencyQuery {
-    from: u64,
-    to: u64,
-}
-
 pub async fn consistency_proof(
     State(service): State<AppState>,
-    ApiQuery(query): ApiQuery<ConsistencyQuery>,
-) -> Result<Json<Value>, Error> {
-    Ok(hashes_json(
+    ApiQuery(query): ApiQuery<ConsistencyProofQuery>,
+) -> Result<Json<ProofResponse>, Error> {
+    Ok(proof_answer(
         &service.log.consistency_proof(query.from, query.to)?,
     ))
 }
 
+/// `GET /v1/audit`: an [`api::AuditReport`]. It goes through a `serde_json::Value`, whose
+/// objects sort their keys, so the answer keeps the key order it always had (the report's
+/// fields are not declared in alphabetical order).
 pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error> {
-    let report = service.log.audit().await?;
+    let report: api::AuditReport = service.log.audit().await?;
     serde_json::to_value(report)
         .map(Json)
         .map_err(|e| Error::Internal(e.to_string()))

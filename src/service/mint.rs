@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use super::{sha256, unexpected};
+use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
 use crate::error::Error;
@@ -44,10 +45,10 @@ pub struct Verification {
     pub valid: bool,
     pub stamp_id: Option<Uuid>,
     pub kid: Option<String>,
-    pub state: Option<&'static str>,
+    pub state: Option<StampState>,
     pub issued_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
-    pub code: Option<&'static str>,
+    pub code: Option<ErrorCode>,
 }
 
 /// A finished spend.
@@ -332,19 +333,13 @@ impl Mint {
         let record = self.durable_stamp(p.stamp_id)?;
         let spent = record.as_ref().is_some_and(|r| r.spent.is_some());
         let expired = now >= p.expires_at;
-        answer.state = Some(if spent {
-            "spent"
-        } else if expired {
-            "expired"
-        } else {
-            "unspent"
-        });
+        answer.state = Some(StampState::of(spent, expired));
         answer.code = if expired {
-            Some("stamp_expired")
+            Some(ErrorCode::StampExpired)
         } else if spent {
-            Some("stamp_already_spent")
+            Some(ErrorCode::StampAlreadySpent)
         } else if record.is_none() {
-            Some("invalid_stamp")
+            Some(ErrorCode::InvalidStamp)
         } else {
             None
         };

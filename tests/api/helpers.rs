@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use pennypost::api::{
+    CreateAccountRequest, CreateAccountResponse, CreditRequest, Problem, PurchaseRequest,
+    PurchaseResponse, RedeemRequest, VerifyRequest, VerifyResponse,
+};
+use serde::Serialize;
+use serde_json::Value;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -165,8 +170,14 @@ impl TestServer {
         (status, response.text().await.expect("body"))
     }
 
-    /// POSTs JSON with an optional bearer token.
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    /// POSTs JSON (an `api` request type, or raw `json!` where the point is the wire shape)
+    /// with an optional bearer token.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: impl Serialize,
+    ) -> (u16, Value) {
         let mut request = self.client.post(self.url(path)).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -182,21 +193,24 @@ impl TestServer {
 
     /// Creates an account and returns (account_id, api_key).
     pub async fn account(&self) -> (String, String) {
-        let (status, body) = self
-            .post("/v1/accounts", None, json!({"name": "tester"}))
-            .await;
+        let request = CreateAccountRequest {
+            name: Some("tester".into()),
+        };
+        let (status, body) = self.post("/v1/accounts", None, request).await;
         assert_eq!(status, 201, "{body}");
-        (
-            body["account_id"].as_str().expect("id").to_string(),
-            body["api_key"].as_str().expect("key").to_string(),
-        )
+        let created: CreateAccountResponse =
+            serde_json::from_value(body).expect("an account answer");
+        (created.account_id.to_string(), created.api_key)
     }
 
     pub async fn credit(&self, account_id: &str, amount: u64, reference: &str) -> (u16, Value) {
         self.post(
             &format!("/v1/admin/accounts/{account_id}/credit"),
             Some(ADMIN_TOKEN),
-            json!({"amount": amount, "reference": reference}),
+            CreditRequest {
+                amount,
+                reference: reference.to_string(),
+            },
         )
         .await
     }
@@ -207,17 +221,10 @@ impl TestServer {
         let reference = format!("ref-{}", uuid::Uuid::new_v4());
         let (status, body) = self.credit(&id, amount, &reference).await;
         assert_eq!(status, 200, "{body}");
-        let (status, body) = self
-            .post("/v1/stamps/purchase", Some(&key), json!({"count": count}))
-            .await;
+        let (status, body) = self.purchase(&key, count, None).await;
         assert_eq!(status, 201, "{body}");
-        let stamps = body["stamps"]
-            .as_array()
-            .expect("stamps")
-            .iter()
-            .map(|s| s.as_str().expect("stamp").to_string())
-            .collect();
-        (key, stamps)
+        let purchase: PurchaseResponse = serde_json::from_value(body).expect("a purchase answer");
+        (key, purchase.stamps)
     }
 }
 
@@ -235,6 +242,10 @@ pub fn assert_problem(status: u16, body: &Value, want_status: u16, want_code: &s
     for field in ["type", "title", "detail"] {
         assert!(body[field].is_string(), "missing {field}: {body}");
     }
+    let problem: Problem = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("not a problem answer ({e}): {body}"));
+    assert_eq!(problem.code.as_str(), want_code, "{body}");
+    assert_eq!(problem.status, want_status, "{body}");
 }
 
 impl TestServer {
@@ -285,7 +296,7 @@ impl TestServer {
             .client
             .post(self.url("/v1/stamps/purchase"))
             .bearer_auth(api_key)
-            .json(&json!({ "count": count }));
+            .json(&PurchaseRequest { count });
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
@@ -293,22 +304,24 @@ impl TestServer {
     }
 
     pub async fn redeem(&self, stamp: &str, context: &str) -> (u16, Value) {
-        self.post(
-            "/v1/stamps/redeem",
-            None,
-            json!({"stamp": stamp, "context": context}),
-        )
-        .await
+        let request = RedeemRequest {
+            context: context.to_string(),
+            stamp: stamp.to_string(),
+        };
+        self.post("/v1/stamps/redeem", None, request).await
     }
 
     pub async fn verify(&self, stamp: &str) -> (u16, Value) {
-        let (status, body) = self
-            .post("/v1/stamps/verify", None, json!({ "stamp": stamp }))
-            .await;
+        let request = VerifyRequest {
+            stamp: stamp.to_string(),
+        };
+        let (status, body) = self.post("/v1/stamps/verify", None, request).await;
         assert_eq!(
             status, 200,
             "verify answers 200 even for bad stamps: {body}"
         );
+        let _: VerifyResponse = serde_json::from_value(body.clone())
+            .unwrap_or_else(|e| panic!("not a verify answer ({e}): {body}"));
         (status, body)
     }
 }

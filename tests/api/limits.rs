@@ -221,3 +221,49 @@ async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
     // Different claimed clients, one real peer: its budget is spent.
     assert_eq!(create_account_via(&server, Some("203.0.113.3")).await, 429);
 }
+
+#[tokio::test]
+async fn a_bad_body_is_refused_before_the_credentials_and_costs_no_budget() {
+    let server = TestServer::start_with(&["--rate-auth-failures-per-minute", "1"]).await;
+    let (id, _) = server.account().await;
+    let credit = format!("/v1/admin/accounts/{id}/credit");
+    // The body and the path are checked first (docs/api.md, "Authentication"): with a wrong key
+    // or token these are 400, however many, and no authentication is tried or counted.
+    for _ in 0..3 {
+        let (status, body) = server
+            .post_raw(
+                "/v1/stamps/purchase",
+                Some("ppk_guess"),
+                Some("application/json"),
+                "{",
+            )
+            .await;
+        assert_problem(status, &body, 400, "bad_request");
+        let (status, body) = server
+            .post_raw(&credit, Some("wrong-token"), Some("application/json"), "{")
+            .await;
+        assert_problem(status, &body, 400, "bad_request");
+        let (status, body) = server
+            .post(
+                "/v1/admin/accounts/not-a-uuid/credit",
+                Some("wrong-token"),
+                json!({"amount": 1, "reference": "r"}),
+            )
+            .await;
+        assert_problem(status, &body, 400, "bad_request");
+    }
+    // The budget of one failure a minute is whole: a wrong admin token is answered 401 and
+    // spends it, a wrong API key is answered 401 and blocks the client, then it is refused.
+    let (status, body) = server
+        .post(
+            &credit,
+            Some("wrong-token"),
+            json!({"amount": 1, "reference": "r"}),
+        )
+        .await;
+    assert_problem(status, &body, 401, "unauthorized");
+    let (status, body) = server.purchase("ppk_guess", 1, None).await;
+    assert_problem(status, &body, 401, "unauthorized");
+    let (status, body) = server.purchase("ppk_guess", 1, None).await;
+    assert_problem(status, &body, 429, "rate_limited");
+}

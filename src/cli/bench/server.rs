@@ -1,0 +1,120 @@
+//! The server under test: starts this executable as `pennypost serve` on port 0 over a data
+//! directory (a fresh temporary one, or one given with `--reuse`), with the per-client rate
+//! limits off, and stops it again. Knows nothing about workloads.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rand_core::{OsRng, RngCore as _};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long the server may take to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) base: String,
+    pub(super) admin_token: String,
+    /// The directory holding `data/` and `keys/`.
+    pub(super) root: PathBuf,
+    /// Removed when the server is gone; holds `data/` and `keys/`.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts `<this executable> serve` on port 0 over a fresh temporary directory and waits for
+    /// its listening line.
+    pub(super) async fn start(
+        root: PathBuf,
+        dir: Option<tempfile::TempDir>,
+    ) -> Result<Server, String> {
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
+        let data_dir: PathBuf = root.join("data");
+        let keys_dir: PathBuf = root.join("keys");
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        let admin_token = format!("ppadm_bench_{}", hex::encode(secret));
+        let mut child = Command::new(&exe)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--keys-dir")
+            .arg(&keys_dir)
+            // The load comes from one address: the per-client limits would refuse most of it.
+            .args(["--rate-accounts-per-minute", "0"])
+            .args(["--rate-purchases-per-minute", "0"])
+            .args(["--rate-auth-failures-per-minute", "0"])
+            .env("PENNYPOST_ADMIN_TOKEN", &admin_token)
+            .env("PENNYPOST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {} serve: {e}", exe.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("the server's standard output is not piped")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let wait_line = async {
+            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                if let Some(address) = line.strip_prefix("pennypost listening on ") {
+                    return Ok(address.trim().to_string());
+                }
+            }
+            Err("the server exited before it listened".to_string())
+        };
+        let base = match tokio::time::timeout(STARTUP_TIMEOUT, wait_line).await {
+            Ok(Ok(base)) => base,
+            Ok(Err(e)) => {
+                let _ = child.kill().await;
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(format!(
+                    "the server did not listen within {} s",
+                    STARTUP_TIMEOUT.as_secs()
+                ));
+            }
+        };
+        // Keep reading its standard output so that it can never block on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        eprintln!(
+            "bench: server {} pid {} (data in {})",
+            base,
+            child.id().unwrap_or(0),
+            root.display()
+        );
+        Ok(Server {
+            child,
+            base,
+            admin_token,
+            root,
+            dir,
+        })
+    }
+
+    /// The server's resident memory in KiB, from /proc.
+    pub(super) fn resident_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Kills the server, waits for it, then removes its directory.
+    pub(super) async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! The load generator: the workloads (health checks, purchases, redeems, old-stamp redeems,
+//! posts, votes, board reads), the pre-buying that stocks the spend workloads, and the
+//! `--prefill` of spent stamps. Each workload runs with one client task per connection over
+//! one shared `reqwest::Client`, and records the latency of every request.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::server::Server;
+use super::statistics::{cpu_seconds, Phase};
+use super::Plan;
+use crate::api::{
+    CreateAccountRequest, CreateAccountResponse, CreatePostRequest, CreditRequest, Direction, Post,
+    PricesResponse, PurchaseRequest, PurchaseResponse, RedeemRequest, VoteRequest,
+};
+
+/// Stamps bought per purchase while pre-buying (the server's largest purchase).
+const STOCK_PURCHASE: u64 = 1000;
+/// Parallel purchases while pre-buying.
+const STOCK_PARALLEL: usize = 16;
+/// Stamps per purchase in the measured purchase workload.
+pub(super) const PURCHASE_COUNT: u64 = 100;
+/// Stamps bought and spent per round of `--prefill`, bounding the memory the stamps take.
+const PREFILL_ROUND: u64 = 100_000;
+/// Most post ids kept for the vote workload to vote on.
+const VOTE_TARGETS_MAX: usize = 1000;
+
+/// What every client task shares.
+pub(super) struct Ctx {
+    client: reqwest::Client,
+    base: String,
+    /// API keys of the funded accounts; task `i` buys with account `i % len`.
+    accounts: Vec<String>,
+    pub(super) post_cost: usize,
+    pub(super) vote_cost: usize,
+    /// Unspent stamps.
+    pool: Mutex<Vec<String>>,
+    /// Stamps still to buy in the current pre-buy.
+    stock_left: AtomicI64,
+    /// Posts made by the post workload, for the vote workload.
+    posts: Mutex<Vec<Uuid>>,
+    /// The server's process id, to read the CPU time it uses.
+    server_pid: Option<u32>,
+}
+
+impl Ctx {
+    /// Connects to the server: reads its prices, and creates and funds `accounts` accounts.
+    pub(super) async fn connect(server: &Server, accounts: usize) -> Result<Arc<Ctx>, String> {
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(usize::MAX)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let base = server.base.clone();
+        let prices: PricesResponse = serde_json::from_slice(
+            &send(client.get(format!("{base}/v1/prices")))
+                .await
+                .map_err(|e| format!("GET /v1/prices: {e}"))?,
+        )
+        .map_err(|e| format!("GET /v1/prices: {e}"))?;
+        let accounts = create_accounts(
+            &client,
+            &base,
+            &server.admin_token,
+            accounts,
+            prices.stamp_price,
+        )
+        .await?;
+        Ok(Arc::new(Ctx {
+            client,
+            base,
+            accounts,
+            post_cost: prices.costs.post,
+            vote_cost: prices.costs.vote,
+            pool: Mutex::new(Vec::new()),
+            stock_left: AtomicI64::new(0),
+            posts: Mutex::new(Vec::new()),
+            server_pid: server.child.id(),
+        }))
+    }
+
+    fn take_stamps(&self, count: usize) -> Option<Vec<String>> {
+        let mut pool = self.pool.lock().ok()?;
+        if pool.len() < count {
+            return None;
+        }
+        let at = pool.len() - count;
+        Some(pool.split_off(at))
+    }
+
+    fn add_stamps(&self, stamps: Vec<String>) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.extend(stamps);
+        }
+    }
+
+    /// Swaps the pool of unspent stamps for `stamps`, returning the old pool.
+    pub(super) fn replace_pool(&self, stamps: Vec<String>) -> Vec<String> {
+        match self.pool.lock() {
+            Ok(mut pool) => std::mem::replace(&mut *pool, stamps),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn pool_len(&self) -> usize {
+        self.pool.lock().map(|p| p.len()).unwrap_or(0)
+    }
+}
+
+/// Waits until the server's own ledger checker has caught up with the log (its first
+/// `/v1/audit` answer). On a big log that catch-up takes a core for a while after start-up
+/// (about 25 s at 10M entries), and would otherwise be measured as part of the workloads.
+pub(super) async fn wait_for_ledger_check(ctx: &Ctx) -> Result<(), String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    let url = format!("{}/v1/audit", ctx.base);
+    loop {
+        let status = ctx
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET /v1/audit: transport: {e}"))?
+            .status();
+        match status.as_u16() {
+            200..=299 => break,
+            // 503: the server's check is still catching up (it says how far); 408: an answer
+            // took longer than the server's request time limit. Ask again.
+            503 | 408 if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => return Err(format!("GET /v1/audit: HTTP {status}")),
+        }
+    }
+    if started.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "bench: waited {:.1} s for the server's ledger check to catch up before measuring",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Sends a request and reads the whole answer; a transport error or a non-2xx status is an
+/// error.
+async fn send(request: reqwest::RequestBuilder) -> Result<bytes::Bytes, String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    Ok(body)
+}
+
+/// Creates `count` accounts in parallel and credits each with money for far more stamps than
+/// any run buys.
+async fn create_accounts(
+    client: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    count: usize,
+    stamp_price: u64,
+) -> Result<Vec<String>, String> {
+    let amount = stamp_price
+        .saturating_mul(100_000_000)
+        .clamp(1, 1_000_000_000_000);
+    let mut tasks = JoinSet::new();
+    for i in 0..count.max(1) {
+        let client = client.clone();
+        let base = base.to_string();
+        let admin = admin_token.to_string();
+        tasks.spawn(async move {
+            let body = send(client.post(format!("{base}/v1/accounts")).json(
+                &CreateAccountRequest {
+                    name: Some(format!("bench-{i}")),
+                },
+            ))
+            .await
+            .map_err(|e| format!("POST /v1/accounts: {e}"))?;
+            let created: CreateAccountResponse =
+                serde_json::from_slice(&body).map_err(|e| format!("POST /v1/accounts: {e}"))?;
+            send(
+                client
+                    .post(format!(
+                        "{base}/v1/admin/accounts/{}/credit",
+                        created.account_id
+                    ))
+                    .bearer_auth(&admin)
+                    .json(&CreditRequest {
+                        amount,
+                        reference: format!("bench-{}", created.account_id),
+                    }),
+            )
+            .await
+            .map_err(|e| format!("credit: {e}"))?;
+            Ok::<String, String>(created.api_key)
+        });
+    }
+    let mut keys = Vec::with_capacity(count);
+    while let Some(joined) = tasks.join_next().await {
+        keys.push(joined.map_err(|e| format!("setup task failed: {e}"))??);
+    }
+    Ok(keys)
+}
+
+/// Tops the stamp pool up to `want` stamps, buying 1,000 at a time in parallel.
+pub(super) async fn stock(ctx: &Arc<Ctx>, want: u64) -> Result<(), String> {
+    let have = ctx.pool_len() as u64;
+    if have >= want {
+        return Ok(());
+    }
+    let missing = want - have;
+    ctx.stock_left
+        .store(i64::try_from(missing).unwrap_or(i64::MAX), Ordering::SeqCst);
+    let started = Instant::now();
+    let phase = run_phase(ctx, Workload::Stock, STOCK_PARALLEL, None).await;
+    if phase.errors > 0 {
+        return Err(format!(
+            "pre-buying {missing} stamps failed {} times; first: {}",
+            phase.errors,
+            phase.first_error.unwrap_or_default()
+        ));
+    }
+    eprintln!(
+        "bench: pre-bought {missing} stamps in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Spends `plan.prefill` stamps (bought and redeemed in rounds), unmeasured.
+pub(super) async fn prefill(ctx: &Arc<Ctx>, plan: &Plan) -> Result<(), String> {
+    let started = Instant::now();
+    let mut left = plan.prefill;
+    while left > 0 {
+        let round = left.min(PREFILL_ROUND);
+        stock(ctx, round).await?;
+        let phase = run_phase(ctx, Workload::Redeem, plan.connections, None).await;
+        if phase.errors > 0 {
+            return Err(format!(
+                "prefill redeems failed {} times; first: {}",
+                phase.errors,
+                phase.first_error.unwrap_or_default()
+            ));
+        }
+        left -= round;
+        eprintln!(
+            "bench: prefill: {} of {} spent ({:.0} s; last round {:.0} redeems/s)",
+            plan.prefill - left,
+            plan.prefill,
+            started.elapsed().as_secs_f64(),
+            phase.rate()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Workload {
+    Healthz,
+    Purchase,
+    Redeem,
+    Post,
+    Vote,
+    Read,
+    /// Pre-buying (unmeasured): purchases of up to 1,000 until `stock_left` is used up.
+    Stock,
+}
+
+impl Workload {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Workload::Healthz => "GET /healthz",
+            Workload::Purchase => "POST /v1/stamps/purchase",
+            Workload::Redeem => "POST /v1/stamps/redeem",
+            Workload::Post => "POST /v1/posts",
+            Workload::Vote => "POST /v1/posts/{id}/votes",
+            Workload::Read => "GET /v1/posts",
+            Workload::Stock => "pre-buy",
+        }
+    }
+}
+
+/// The outcome of one request that did not fail.
+enum Step {
+    /// Done; this many items (stamps issued, for purchases).
+    Done(u64),
+    /// Nothing left to do (out of stamps): the workload stops.
+    Exhausted,
+}
+
+async fn buy(ctx: &Ctx, worker: usize, count: u64) -> Result<Vec<String>, String> {
+    let key = &ctx.accounts[worker % ctx.accounts.len()];
+    let body = send(
+        ctx.client
+            .post(format!("{}/v1/stamps/purchase", ctx.base))
+            .bearer_auth(key)
+            .json(&PurchaseRequest { count }),
+    )
+    .await?;
+    let purchased: PurchaseResponse =
+        serde_json::from_slice(&body).map_err(|e| format!("purchase answer: {e}"))?;
+    if purchased.stamps.len() as u64 != count {
+        return Err(format!(
+            "asked for {count} stamps, got {}",
+            purchased.stamps.len()
+        ));
+    }
+    Ok(purchased.stamps)
+}
+
+/// One request of `workload` by client task `worker`, its `seq`th.
+async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<Step, String> {
+    let base = &ctx.base;
+    match workload {
+        Workload::Healthz => {
+            send(ctx.client.get(format!("{base}/healthz"))).await?;
+            Ok(Step::Done(1))
+        }
+        Workload::Read => {
+            send(ctx.client.get(format!("{base}/v1/posts"))).await?;
+            Ok(Step::Done(1))
+        }
+        Workload::Purchase => {
+            let stamps = buy(ctx, worker, PURCHASE_COUNT).await?;
+            let n = stamps.len() as u64;
+            ctx.add_stamps(stamps);
+            Ok(Step::Done(n))
+        }
+        Workload::Stock => {
+            let before = ctx
+                .stock_left
+                .fetch_sub(STOCK_PURCHASE as i64, Ordering::SeqCst);
+            if before <= 0 {
+                return Ok(Step::Exhausted);
+            }
+            let count = u64::try_from(before).unwrap_or(0).clamp(1, STOCK_PURCHASE);
+            let stamps = buy(ctx, worker, count).await?;
+            ctx.add_stamps(stamps);
+            Ok(Step::Done(count))
+        }
+        Workload::Redeem => {
+            let Some(mut stamps) = ctx.take_stamps(1) else {
+                return Ok(Step::Exhausted);
+            };
+            let stamp = stamps.pop().unwrap_or_default();
+            send(
+                ctx.client
+                    .post(format!("{base}/v1/stamps/redeem"))
+                    .json(&RedeemRequest {
+                        context: format!("bench.invalid/thread/{worker}#{seq}"),
+                        stamp,
+                    }),
+            )
+            .await?;
+            Ok(Step::Done(1))
+        }
+        Workload::Post => {
+            let Some(stamps) = ctx.take_stamps(ctx.post_cost) else {
+                return Ok(Step::Exhausted);
+            };
+            let body = send(
+                ctx.client
+                    .post(format!("{base}/v1/posts"))
+                    .json(&CreatePostRequest {
+                        author: format!("bench-{worker}"),
+                        body: format!("post {seq} of bench client {worker}"),
+                        stamps,
+                    }),
+            )
+            .await?;
+            let post: Post =
+                serde_json::from_slice(&body).map_err(|e| format!("post answer: {e}"))?;
+            if let Ok(mut posts) = ctx.posts.lock() {
+                if posts.len() < VOTE_TARGETS_MAX {
+                    posts.push(post.post_id);
+                }
+            }
+            Ok(Step::Done(1))
+        }
+        Workload::Vote => {
+            let target = ctx.posts.lock().ok().and_then(|posts| {
+                let len = posts.len();
+                (len > 0).then(|| posts[(worker + seq as usize) % len])
+            });
+            let Some(post_id) = target else {
+                return Err("no post to vote on (the post workload made none)".into());
+            };
+            let Some(stamps) = ctx.take_stamps(ctx.vote_cost) else {
+                return Ok(Step::Exhausted);
+            };
+            let direction = if seq % 4 == 3 {
+                Direction::Down
+            } else {
+                Direction::Up
+            };
+            send(
+                ctx.client
+                    .post(format!("{base}/v1/posts/{post_id}/votes"))
+                    .json(&VoteRequest { direction, stamps }),
+            )
+            .await?;
+            Ok(Step::Done(1))
+        }
+    }
+}
+
+struct WorkerResult {
+    ops: u64,
+    items: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latencies_us: Vec<u32>,
+}
+
+/// Runs `workload` with `connections` client tasks until `duration` has passed (or, when
+/// `None`, until the workload is exhausted), then waits for the requests in flight.
+pub(super) async fn run_phase(
+    ctx: &Arc<Ctx>,
+    workload: Workload,
+    connections: usize,
+    duration: Option<Duration>,
+) -> Phase {
+    let stop = Arc::new(AtomicBool::new(false));
+    let dry = Arc::new(AtomicBool::new(false));
+    let server_pid = ctx.server_pid.map(|p| p.to_string());
+    let server_cpu0 = server_pid.as_deref().and_then(cpu_seconds);
+    let client_cpu0 = cpu_seconds("self");
+    let start = Instant::now();
+    let deadline = duration.and_then(|d| start.checked_add(d));
+    let mut tasks = JoinSet::new();
+    for worker in 0..connections {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        let dry = dry.clone();
+        tasks.spawn(async move {
+            let mut result = WorkerResult {
+                ops: 0,
+                items: 0,
+                errors: 0,
+                first_error: None,
+                latencies_us: Vec::new(),
+            };
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+                let t0 = Instant::now();
+                let outcome = once(&ctx, workload, worker, seq).await;
+                let micros = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                seq += 1;
+                match outcome {
+                    Ok(Step::Done(items)) => {
+                        result.ops += 1;
+                        result.items += items;
+                        result.latencies_us.push(micros);
+                    }
+                    Ok(Step::Exhausted) => {
+                        dry.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(e) => {
+                        result.errors += 1;
+                        result.first_error.get_or_insert(e);
+                        // A failing workload (no server, say) must not spin: stop it.
+                        if deadline.is_none() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            result
+        });
+    }
+    let mut phase = Phase {
+        workload,
+        elapsed: Duration::ZERO,
+        planned: duration,
+        ops: 0,
+        items: 0,
+        errors: 0,
+        first_error: None,
+        latencies_us: Vec::new(),
+        exhausted: false,
+        server_cores: None,
+        client_cores: None,
+    };
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(w) => {
+                phase.ops += w.ops;
+                phase.items += w.items;
+                phase.errors += w.errors;
+                if phase.first_error.is_none() {
+                    phase.first_error = w.first_error;
+                }
+                phase.latencies_us.extend(w.latencies_us);
+            }
+            Err(e) => {
+                phase.errors += 1;
+                phase
+                    .first_error
+                    .get_or_insert_with(|| format!("client task failed: {e}"));
+            }
+        }
+    }
+    phase.elapsed = start.elapsed();
+    let secs = phase.elapsed.as_secs_f64().max(1e-9);
+    let server_cpu1 = server_pid.as_deref().and_then(cpu_seconds);
+    phase.server_cores = server_cpu0.zip(server_cpu1).map(|(a, b)| (b - a) / secs);
+    phase.client_cores = client_cpu0
+        .zip(cpu_seconds("self"))
+        .map(|(a, b)| (b - a) / secs);
+    phase.exhausted = dry.load(Ordering::Relaxed);
+    phase.latencies_us.sort_unstable();
+    phase
+}
