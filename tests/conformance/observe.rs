@@ -1,7 +1,8 @@
 //! What a test can observe of a store through [`Store`]'s reads, and the ledger audit.
 //!
-//! Written so that other test binaries can include it by path and compare stores the same
-//! way. Uses only the public reads: a backend is judged by what its users can see.
+//! Shared by the conformance suite and the differential properties of `tests/exactly_once/`
+//! (which includes this file by path), so both compare stores the same way. Uses only the
+//! public reads: a backend is judged by what its users can see.
 
 use std::collections::{BTreeMap, BTreeSet};
 
