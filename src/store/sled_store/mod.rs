@@ -59,6 +59,8 @@
 mod layout;
 mod migrate;
 mod records;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 use std::fs::File;

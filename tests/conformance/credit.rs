@@ -1,0 +1,150 @@
+//! Credits: money received for an account, once per reference.
+
+use pennypost::store::{Outcome, Refusal};
+use sha2::{Digest, Sha256};
+
+use crate::harness::*;
+
+pub fn a_credit_adds_to_the_balance_with_one_entry(ctx: &mut Ctx) {
+    ctx.all_ok([create(0), create(1)], at(0));
+    assert_eq!(
+        ctx.ok(credit(0, 30, "first"), at(1)),
+        Outcome::Credited {
+            balance: 30,
+            ledger_index: 0
+        }
+    );
+    assert_eq!(
+        ctx.ok(credit(0, 12, "second"), at(2)),
+        Outcome::Credited {
+            balance: 42,
+            ledger_index: 1
+        }
+    );
+    assert_eq!(
+        ctx.ok(credit(1, 7, "third"), at(3)),
+        Outcome::Credited {
+            balance: 7,
+            ledger_index: 2
+        }
+    );
+    assert_eq!(ctx.account(account(0)).balance, 42);
+    assert_eq!(ctx.account(account(1)).balance, 7);
+    assert_eq!(ctx.size(), 3);
+    let entry = ctx.entry(1);
+    assert_eq!(entry["kind"], "credit");
+    assert_eq!(entry["account"], account(0).to_string());
+    assert_eq!(entry["amount"], 12);
+    assert_eq!(entry["currency"], CURRENCY);
+    assert_eq!(
+        entry["reference_sha256"],
+        hex::encode(Sha256::digest(b"second"))
+    );
+    assert_eq!(entry["time"], at(2).to_rfc3339());
+}
+
+pub fn a_credit_of_zero_is_invalid(ctx: &mut Ctx) {
+    world(ctx);
+    ctx.refused(
+        credit(0, 0, "zero"),
+        at(1),
+        Refusal::Invalid("a credit must be positive"),
+    );
+    // Even for an unknown account, and even replaying a reference used before.
+    ctx.refused(
+        credit(7, 0, "zero"),
+        at(1),
+        Refusal::Invalid("a credit must be positive"),
+    );
+    ctx.refused(
+        credit(0, 0, "world 0"),
+        at(1),
+        Refusal::Invalid("a credit must be positive"),
+    );
+    // The reference was not used up: a positive credit under it goes through.
+    assert_eq!(
+        ctx.ok(credit(0, 1, "zero"), at(2)),
+        Outcome::Credited {
+            balance: 101,
+            ledger_index: 3
+        }
+    );
+}
+
+pub fn a_credit_to_an_unknown_account_is_not_found(ctx: &mut Ctx) {
+    world(ctx);
+    ctx.refused(credit(7, 10, "nobody"), at(1), Refusal::NotFound("account"));
+    // The reference was not used up.
+    ctx.ok(create(7), at(2));
+    assert_eq!(
+        ctx.ok(credit(7, 10, "nobody"), at(2)),
+        Outcome::Credited {
+            balance: 10,
+            ledger_index: 3
+        }
+    );
+}
+
+pub fn a_credit_replayed_answers_the_first_and_appends_nothing(ctx: &mut Ctx) {
+    world(ctx);
+    let first = ctx.ok(credit(0, 25, "payment 1"), at(1));
+    assert_eq!(
+        first,
+        Outcome::Credited {
+            balance: 125,
+            ledger_index: 3
+        }
+    );
+    ctx.ok(credit(0, 5, "payment 2"), at(2));
+    // The replay answers the balance and index of the first credit, not today's balance.
+    ctx.same_after(credit(0, 25, "payment 1"), at(3), Ok(first.clone()));
+    ctx.same_after(credit(0, 25, "payment 1"), at(4), Ok(first));
+    assert_eq!(ctx.account(account(0)).balance, 130);
+    assert_eq!(ctx.size(), 5);
+}
+
+pub fn a_credit_reference_reused_otherwise_conflicts(ctx: &mut Ctx) {
+    world(ctx);
+    ctx.ok(credit(0, 25, "payment"), at(1));
+    let conflict = Refusal::IdempotencyConflict(
+        "this reference was already used for another account or amount",
+    );
+    // Another amount, another account, both; and an account that does not exist.
+    ctx.refused(credit(0, 26, "payment"), at(2), conflict.clone());
+    ctx.refused(credit(1, 25, "payment"), at(2), conflict.clone());
+    ctx.refused(credit(1, 1, "payment"), at(2), conflict.clone());
+    ctx.refused(credit(7, 25, "payment"), at(2), conflict.clone());
+    // References are unique across the whole ledger, not per account.
+    ctx.refused(credit(0, 100, "world 1"), at(2), conflict);
+}
+
+pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
+    world(ctx);
+    assert_eq!(
+        ctx.ok(credit(0, u64::MAX - 110, "almost all"), at(1)),
+        Outcome::Credited {
+            balance: u64::MAX - 10,
+            ledger_index: 3
+        }
+    );
+    ctx.refused(
+        credit(0, 11, "one too many"),
+        at(2),
+        Refusal::Overflow("balance"),
+    );
+    // The reference was not used up, and the largest balance itself is reached.
+    assert_eq!(
+        ctx.ok(credit(0, 10, "exactly"), at(3)),
+        Outcome::Credited {
+            balance: u64::MAX,
+            ledger_index: 4
+        }
+    );
+    ctx.refused(
+        credit(0, 11, "one too many"),
+        at(4),
+        Refusal::Overflow("balance"),
+    );
+    // The other account is unaffected.
+    assert_eq!(ctx.account(account(1)).balance, 100);
+}

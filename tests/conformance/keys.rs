@@ -1,0 +1,131 @@
+//! Key events and accounts.
+
+use pennypost::keys::{KeyStatus, PublishedKey};
+use pennypost::store::{Account, Command, Outcome, Refusal};
+
+use crate::harness::*;
+
+pub fn key_events_publish_and_keep_the_first_time(ctx: &mut Ctx) {
+    let (kid, public_key) = issuer(1);
+    assert_eq!(ctx.store().published_keys().expect("keys"), vec![]);
+    assert_eq!(
+        ctx.ok(key_event(1, KeyStatus::Active), at(0)),
+        Outcome::KeyPublished { ledger_index: 0 }
+    );
+    let published = PublishedKey {
+        kid,
+        public_key: Some(public_key.clone()),
+        status: KeyStatus::Active,
+        published_at: at(0),
+    };
+    assert_eq!(
+        ctx.store().published_keys().expect("keys"),
+        vec![published.clone()]
+    );
+    let entry = ctx.entry(0);
+    assert_eq!(entry["kind"], "key");
+    assert_eq!(entry["kid"], kid.to_hex());
+    assert_eq!(entry["public_key"], public_key);
+    assert_eq!(entry["status"], "active");
+    assert_eq!(entry["time"], at(0).to_rfc3339());
+
+    // Retired later: the status changes, the first time it was published stays.
+    assert_eq!(
+        ctx.ok(key_event(1, KeyStatus::Retired), at(50)),
+        Outcome::KeyPublished { ledger_index: 1 }
+    );
+    assert_eq!(ctx.entry(1)["status"], "retired");
+    let retired = PublishedKey {
+        status: KeyStatus::Retired,
+        ..published.clone()
+    };
+    assert_eq!(
+        ctx.store().published_keys().expect("keys"),
+        vec![retired.clone()]
+    );
+
+    // A second key, published after the first was retired: both are listed.
+    assert_eq!(
+        ctx.ok(key_event(2, KeyStatus::Active), at(60)),
+        Outcome::KeyPublished { ledger_index: 2 }
+    );
+    let (kid2, public_key2) = issuer(2);
+    let mut want = vec![
+        retired,
+        PublishedKey {
+            kid: kid2,
+            public_key: Some(public_key2),
+            status: KeyStatus::Active,
+            published_at: at(60),
+        },
+    ];
+    want.sort_by_key(|k| k.kid.0);
+    let mut got = ctx.store().published_keys().expect("keys");
+    got.sort_by_key(|k| k.kid.0);
+    assert_eq!(got, want);
+
+    // Publishing the same status again appends an entry and still keeps the first time.
+    assert_eq!(
+        ctx.ok(key_event(2, KeyStatus::Active), at(90)),
+        Outcome::KeyPublished { ledger_index: 3 }
+    );
+    let again = ctx.store().published_keys().expect("keys");
+    let second = again.iter().find(|k| k.kid == kid2).expect("key 2");
+    assert_eq!(second.published_at, at(60));
+    assert_eq!(ctx.size(), 4);
+}
+
+pub fn an_account_starts_empty_and_writes_no_entry(ctx: &mut Ctx) {
+    ctx.ok(key_event(1, KeyStatus::Active), at(10));
+    assert_eq!(ctx.ok(create(0), at(20)), Outcome::AccountCreated);
+    let want = Account {
+        account_id: account(0),
+        name: Some("account 0".into()),
+        balance: 0,
+        stamps_purchased: 0,
+        stamps_spent: 0,
+        created_at: at(20),
+    };
+    assert_eq!(ctx.account(account(0)), want);
+    assert_eq!(
+        ctx.store().account_by_api_key(&api_key(0)).expect("read"),
+        Some(want)
+    );
+    assert_eq!(ctx.size(), 1, "creating an account appends no entry");
+
+    // Without a name, and with a clock behind the ledger: created at the ledger's time.
+    let unnamed = Command::CreateAccount {
+        account_id: account(1),
+        name: None,
+        api_key_sha256: api_key(1),
+    };
+    assert_eq!(ctx.ok(unnamed, at(5)), Outcome::AccountCreated);
+    let second = ctx.account(account(1));
+    assert_eq!((second.name, second.created_at), (None, at(10)));
+    assert_eq!(ctx.store().account(account(2)).expect("read"), None);
+    assert_eq!(
+        ctx.store().account_by_api_key(&api_key(2)).expect("read"),
+        None
+    );
+}
+
+pub fn an_account_id_or_api_key_that_exists_is_refused(ctx: &mut Ctx) {
+    ctx.ok(create(0), at(0));
+    let collided = Refusal::IdempotencyConflict("account id or key collided");
+    // The same id with another key, another id with the same key, and both the same.
+    let same_id = Command::CreateAccount {
+        account_id: account(0),
+        name: Some("impostor".into()),
+        api_key_sha256: api_key(9),
+    };
+    ctx.refused(same_id, at(1), collided.clone());
+    let same_key = Command::CreateAccount {
+        account_id: account(9),
+        name: Some("impostor".into()),
+        api_key_sha256: api_key(0),
+    };
+    ctx.refused(same_key, at(1), collided.clone());
+    ctx.refused(create(0), at(1), collided);
+    assert_eq!(ctx.account(account(0)).name, Some("account 0".into()));
+    assert_eq!(ctx.store().account(account(9)).expect("read"), None);
+}

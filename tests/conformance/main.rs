@@ -1,0 +1,93 @@
+//! The conformance suite: what every store backend must do, written once over [`Store`] and
+//! run on each backend (one test binary, modules below, so the crate links once).
+//!
+//! Every case gets a new, empty store of the backend ([`harness::Backend::open`]), applies
+//! [`Command`]s with [`Store::apply`] (no HTTP, no service) and asserts exact outcomes and
+//! refusals. Around every case the harness checks what no case may break:
+//! - a refused command writes nothing: [`harness::Ctx::refused`] compares a snapshot of
+//!   everything observable (ledger entries and hashes, the accounts, stamps and posts the case
+//!   named, the board, the published keys) before and after;
+//! - the ledger is gapless and its hashes right: after the case, entries `0..size` parse with
+//!   consecutive indexes and times that never go back, the ledger checker reports no violation,
+//!   and the Merkle root of the store's hashes is the checker's root ([`observe::audit`]).
+//!
+//! Cases: [`keys`] (key events, accounts), [`credit`], [`purchase`], [`spend`] (redeem, post,
+//! vote), [`batches`] (refusals and replays inside a batch, time), [`concurrency`] (threads and
+//! the group committer racing for the same stamps), [`durability`] (reopen after a crash).
+//!
+//! A backend joins with an implementation of [`harness::Backend`] and one line at the end of
+//! this file; [`conformance!`] makes every case a `#[test]` named `<backend>::<case>`.
+//!
+//! [`Store`]: pennypost::store::Store
+//! [`Store::apply`]: pennypost::store::Store::apply
+//! [`Command`]: pennypost::store::Command
+
+mod batches;
+mod concurrency;
+mod credit;
+mod durability;
+mod harness;
+mod keys;
+mod observe;
+mod purchase;
+mod spend;
+
+/// Makes every case of the suite a `#[test]` in module `$name`, run on `$backend` (an
+/// expression whose type implements [`harness::Backend`]). A new case is added to the list
+/// here once and runs on every backend.
+macro_rules! conformance {
+    ($name:ident, $backend:expr) => {
+        conformance!(@cases $name, $backend,
+            keys::key_events_publish_and_keep_the_first_time,
+            keys::an_account_starts_empty_and_writes_no_entry,
+            keys::an_account_id_or_api_key_that_exists_is_refused,
+            credit::a_credit_adds_to_the_balance_with_one_entry,
+            credit::a_credit_of_zero_is_invalid,
+            credit::a_credit_to_an_unknown_account_is_not_found,
+            credit::a_credit_replayed_answers_the_first_and_appends_nothing,
+            credit::a_credit_reference_reused_otherwise_conflicts,
+            credit::a_credit_past_the_largest_balance_overflows,
+            purchase::a_purchase_sells_stamps_for_the_balance,
+            purchase::a_purchase_for_an_unknown_account_is_not_found,
+            purchase::a_purchase_beyond_the_balance_is_refused,
+            purchase::a_purchase_replayed_answers_the_first_record,
+            purchase::a_purchase_of_a_sold_stamp_id_is_refused,
+            purchase::a_purchase_naming_a_stamp_twice_or_none_is_invalid,
+            purchase::a_purchase_total_past_the_largest_overflows,
+            spend::a_redeem_spends_a_stamp_once,
+            spend::a_stamp_never_sold_is_not_sold,
+            spend::a_stamp_named_with_another_issue_time_is_not_sold,
+            spend::a_stamp_expires_at_exactly_its_expiry,
+            spend::a_spend_naming_a_stamp_twice_or_none_is_invalid,
+            spend::a_spend_is_all_or_nothing,
+            spend::a_post_goes_on_the_board_newest_first,
+            spend::a_post_id_that_exists_is_refused,
+            spend::a_vote_changes_the_score,
+            spend::spends_count_for_the_buyer,
+            batches::a_refused_command_in_a_batch_leaves_the_others_applied,
+            batches::replays_and_conflicts_inside_one_batch,
+            batches::a_batch_reads_its_own_writes,
+            batches::entry_times_never_go_backwards,
+            batches::the_newest_checkpoint_is_kept,
+            concurrency::threads_spend_each_stamp_exactly_once,
+            concurrency::committer_tasks_spend_each_stamp_exactly_once,
+            durability::a_reopened_store_keeps_every_acknowledged_change,
+            durability::a_reopened_store_goes_on_where_it_stopped,
+        );
+    };
+    (@cases $name:ident, $backend:expr, $($module:ident::$case:ident),* $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use crate::harness::*;
+            $(
+                #[test]
+                fn $case() {
+                    crate::harness::run(&$backend, crate::$module::$case);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(sled, SledBackend);
+conformance!(memory, MemoryBackend);
