@@ -1,4 +1,4 @@
-//! Exactly once under contention (issue 5, item 2): property tests of the store and the group
+//! Exactly once under contention: property tests of the store and the group
 //! committer, through the library API (no HTTP). One test binary, modules below.
 //!
 //! - [`differential`], `sled_store_matches_memory_store`: random worlds of accounts, credits, purchases and
