@@ -1,6 +1,6 @@
 //! The independent auditor: an honest server passes; small fake ledger servers built here catch
 //! a double spend, a spend of a never-sold stamp, a wrong purchase total, a negative balance,
-//! and a rewritten history.
+//! a rewritten history, and in the economy wrong prices, mixed payers and wrong refunds.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -83,6 +83,8 @@ async fn unreachable_server_exits_2() {
 struct Fake {
     entries: Arc<Mutex<Vec<String>>>,
     key: LedgerKey,
+    /// What `GET /v1/audit` answers; by default a size the auditor will not match.
+    audit: Arc<Mutex<Option<Value>>>,
 }
 
 struct Hashes(Vec<tlog_tiles::Hash>);
@@ -152,9 +154,11 @@ async fn fake_consistency(
     Json(json!({"hashes": proof.iter().map(|h| STANDARD.encode(h.0)).collect::<Vec<_>>()}))
 }
 
-async fn fake_audit() -> Json<Value> {
-    // A size the auditor will not match, so it does not compare totals with this fake.
-    Json(json!({"ok": true, "ledger_size": 0}))
+async fn fake_audit(State(fake): State<Fake>) -> Json<Value> {
+    // Unless a test says otherwise, a size the auditor will not match, so it does not compare
+    // totals with this fake.
+    let answer = fake.audit.lock().expect("lock").clone();
+    Json(answer.unwrap_or_else(|| json!({"ok": true, "ledger_size": 0})))
 }
 
 async fn start_fake(entries: Vec<String>) -> (String, Fake) {
@@ -164,6 +168,7 @@ async fn start_fake(entries: Vec<String>) -> (String, Fake) {
             name: ORIGIN.to_string(),
             signing: SigningKey::from_bytes(&[5u8; 32]),
         },
+        audit: Arc::new(Mutex::new(None)),
     };
     let app = Router::new()
         .route("/v1/ledger/key", get(fake_key))
@@ -480,4 +485,225 @@ async fn audit_answers_503_with_progress_while_far_behind_and_the_auditor_waits_
         body["stamps_issued"].as_u64(),
         "{body}"
     );
+}
+
+// ---------------------------------------------------------------- the economy
+
+const PAYER_B: &str = "44444444-4444-4444-8444-444444444444";
+const PAYER_C: &str = "55555555-5555-4555-8555-555555555555";
+const POST_1: &str = "99999999-9999-4999-8999-999999999991";
+const POST_2: &str = "99999999-9999-4999-8999-999999999992";
+
+/// An entry written at whatever index it ends up at.
+type At = Box<dyn Fn(u64) -> String>;
+
+/// Stamp `n` of the economy logs: A holds 1 to 10 (sold at 2), B 11 to 20, C 21 to 30.
+fn sid(n: u32) -> String {
+    format!("aaaaaaaa-0000-4000-8000-{n:012x}")
+}
+
+fn quoted(stamps: &[u32]) -> String {
+    let ids: Vec<String> = stamps.iter().map(|n| format!("\"{}\"", sid(*n))).collect();
+    ids.join(",")
+}
+
+fn credit_of(account: &'static str, n: u8) -> At {
+    Box::new(move |i| {
+        format!(
+            r#"{{"v":1,"index":{i},"time":"2026-01-01T00:00:01Z","kind":"credit","account":"{account}","amount":100,"currency":"cents","reference_sha256":"{}"}}"#,
+            reference(n)
+        )
+    })
+}
+
+fn purchase_of(account: &'static str, n: u32, unit_price: u64, stamps: Vec<u32>) -> At {
+    Box::new(move |i| {
+        let count = stamps.len() as u64;
+        format!(
+            r#"{{"v":1,"index":{i},"time":"2026-01-01T00:00:02Z","kind":"purchase","account":"{account}","purchase_id":"eeeeeeee-0000-4000-8000-{n:012x}","count":{count},"unit_price":{unit_price},"total":{},"kid":"{KID}","issued_at":"2026-01-01T00:00:02Z","expires_at":"2099-01-01T00:00:00Z","stamp_ids":[{}]}}"#,
+            count * unit_price,
+            quoted(&stamps)
+        )
+    })
+}
+
+/// The ECONOMY defaults, except that two voters earn a refund.
+fn policy() -> At {
+    Box::new(|i| {
+        format!(
+            r#"{{"v":1,"index":{i},"time":"2026-01-01T00:00:03Z","kind":"policy","currency":"cents","stamp_price":1,"post_cost":1,"vote_cost":1,"repeat_window_secs":600,"repeat_factor":2,"vote_pricing":"quadratic","refund_voters":2}}"#
+        )
+    })
+}
+
+fn post_of(post: &'static str, stamps: &'static [u32]) -> At {
+    Box::new(move |i| {
+        format!(
+            r#"{{"v":1,"index":{i},"time":"2026-01-01T00:01:00Z","kind":"spend","stamp_ids":[{}],"action":"post","target":"{post}"}}"#,
+            quoted(stamps)
+        )
+    })
+}
+
+fn vote_of(post: &'static str, direction: &'static str, stamps: &'static [u32]) -> At {
+    Box::new(move |i| {
+        format!(
+            r#"{{"v":1,"index":{i},"time":"2026-01-01T00:02:00Z","kind":"spend","stamp_ids":[{}],"action":"vote","target":"{post}","direction":"{direction}"}}"#,
+            quoted(stamps)
+        )
+    })
+}
+
+fn refund_of(post: &'static str, amount: u64) -> At {
+    Box::new(move |i| {
+        format!(
+            r#"{{"v":1,"index":{i},"time":"2026-01-01T00:02:00Z","kind":"refund","account":"{ACCOUNT}","post_id":"{post}","amount":{amount},"currency":"cents"}}"#
+        )
+    })
+}
+
+/// An honest economy: A posts twice within the window (1 stamp, then 2), B and C up-vote the
+/// first post (the second voter earns A its base postage back, 1 stamp at 2), B votes again.
+fn economy() -> Vec<At> {
+    vec![
+        Box::new(key_entry),
+        credit_of(ACCOUNT, 1),
+        credit_of(PAYER_B, 2),
+        credit_of(PAYER_C, 3),
+        purchase_of(ACCOUNT, 1, 2, (1..=10).collect()),
+        purchase_of(PAYER_B, 2, 1, (11..=20).collect()),
+        purchase_of(PAYER_C, 3, 1, (21..=30).collect()),
+        policy(),
+        post_of(POST_1, &[1]),
+        post_of(POST_2, &[2, 3]),
+        vote_of(POST_1, "up", &[11]),
+        vote_of(POST_1, "up", &[21]),
+        refund_of(POST_1, 2),
+        vote_of(POST_1, "down", &[12, 13, 14]),
+    ]
+}
+
+/// Index of the completing up-vote and of its refund in [`economy`].
+const COMPLETING: usize = 11;
+const REFUND: usize = 12;
+
+fn written(log: Vec<At>) -> Vec<String> {
+    log.iter().enumerate().map(|(i, at)| at(i as u64)).collect()
+}
+
+/// The report the honest server would serve for `entries`, edited by `edit`.
+fn served_report(entries: &[String], edit: impl FnOnce(&mut Value)) -> Value {
+    let mut checker = pennypost::ledger::check::LedgerChecker::new();
+    for entry in entries {
+        checker.push(entry.as_bytes());
+    }
+    let mut report = serde_json::to_value(checker.report(0)).expect("json");
+    edit(&mut report);
+    report
+}
+
+/// Audits a fake serving `entries` and, for `GET /v1/audit`, `report`.
+async fn audit_fake_reporting(entries: Vec<String>, report: Value) -> (i32, String) {
+    let (url, fake) = start_fake(entries).await;
+    *fake.audit.lock().expect("lock") = Some(report);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    tokio::task::spawn_blocking(move || run_audit(&url, &state))
+        .await
+        .expect("join")
+}
+
+#[tokio::test]
+async fn fake_honest_economy_passes_with_its_totals() {
+    let entries = written(economy());
+    let report = served_report(&entries, |_| {});
+    assert_eq!(report["refunds_total"], 2, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    let (code, out) = audit_fake_reporting(entries, report).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("refunds total        2"), "{out}");
+}
+
+#[tokio::test]
+async fn an_old_server_without_refunds_total_is_not_faulted() {
+    let entries = written(economy());
+    let report = served_report(&entries, |r| {
+        r.as_object_mut().expect("object").remove("refunds_total");
+    });
+    let (code, out) = audit_fake_reporting(entries, report).await;
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_server_hiding_refunds_in_its_totals() {
+    let entries = written(economy());
+    let report = served_report(&entries, |r| r["refunds_total"] = json!(0));
+    let (code, out) = audit_fake_reporting(entries, report).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("audit_totals_mismatch"), "{out}");
+    assert!(out.contains("refunds_total"), "{out}");
+}
+
+/// Audits the economy log as `change` leaves it: exit 1, naming `code`.
+async fn assert_caught(change: impl FnOnce(&mut Vec<At>), code: &str) {
+    let mut log = economy();
+    change(&mut log);
+    let (exit, out) = audit_fake(written(log)).await;
+    assert_eq!(exit, 1, "{out}");
+    assert!(out.contains(code), "{code}: {out}");
+}
+
+#[tokio::test]
+async fn catches_an_over_charge() {
+    // A's second post within the window costs 2, not 3.
+    assert_caught(|log| log[9] = post_of(POST_2, &[2, 3, 4]), "wrong_price").await;
+}
+
+#[tokio::test]
+async fn catches_an_under_charge() {
+    assert_caught(|log| log[9] = post_of(POST_2, &[2]), "wrong_price").await;
+    // B's second vote on the post costs 3, not 1.
+    assert_caught(
+        |log| log[13] = vote_of(POST_1, "down", &[12]),
+        "wrong_price",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn catches_mixed_payers() {
+    assert_caught(
+        |log| log[13] = vote_of(POST_1, "down", &[12, 22, 23]),
+        "mixed_payers",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn catches_a_skipped_refund() {
+    assert_caught(|log| drop(log.remove(REFUND)), "missing_refund").await;
+    let mut log = economy();
+    drop(log.remove(REFUND));
+    let (_, out) = audit_fake(written(log)).await;
+    assert!(out.contains(&format!("entry {COMPLETING:>8}")), "{out}");
+}
+
+#[tokio::test]
+async fn catches_a_refund_paid_twice() {
+    assert_caught(|log| log.push(refund_of(POST_1, 2)), "unexpected_refund").await;
+}
+
+#[tokio::test]
+async fn catches_a_refund_of_the_wrong_amount() {
+    // The whole price of the first post was 1 stamp at 2: not 1, not 3.
+    assert_caught(
+        |log| log[REFUND] = refund_of(POST_1, 1),
+        "wrong_refund_amount",
+    )
+    .await;
+    assert_caught(
+        |log| log[REFUND] = refund_of(POST_1, 3),
+        "wrong_refund_amount",
+    )
+    .await;
 }

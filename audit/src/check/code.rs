@@ -1,4 +1,5 @@
-//! The stable violation codes of the ledger checker, one per broken invariant of LEDGER.md.
+//! The stable violation codes of the ledger checker, one per broken invariant of the ledger
+//! (`docs/ledger.md`, "Invariants": 1 and 3 to 11).
 //!
 //! Clients and scripts match on these strings (`GET /v1/audit` serves them, `pennypost audit`
 //! prints them); the `detail` beside each is for people. Only names here, no logic.
@@ -31,14 +32,34 @@ pub const PURCHASE_COUNT_MISMATCH: &str = "purchase_count_mismatch";
 pub const PURCHASE_TOTAL_MISMATCH: &str = "purchase_total_mismatch";
 /// A `purchase_id` seen in an earlier purchase.
 pub const PURCHASE_ID_REUSED: &str = "purchase_id_reused";
-/// An account's purchases so far exceed its credits so far.
+/// An account's purchases so far exceed its credits plus its refunds so far (invariants 6
+/// and 10).
 pub const NEGATIVE_BALANCE: &str = "negative_balance";
 /// A credit `reference_sha256` seen in an earlier credit.
 pub const CREDIT_REFERENCE_REUSED: &str = "credit_reference_reused";
 /// A credit of amount 0.
 pub const NON_POSITIVE_CREDIT: &str = "non_positive_credit";
 /// After a `key` entry, more than one key is `active` (a key replaced without retiring
-/// the old one: LEDGER.md invariant 11).
+/// the old one: invariant 11).
 pub const TWO_ACTIVE_KEYS: &str = "two_active_keys";
 /// A `key` entry names a published kid with another public key (invariant 11).
 pub const KEY_CHANGED: &str = "key_changed";
+/// A post or vote spend (after the first `policy` entry) cancels stamps sold to more than one
+/// account (invariant 8).
+pub const MIXED_PAYERS: &str = "mixed_payers";
+/// A post or vote spend (after the first `policy` entry) cancels another number of stamps than
+/// the policy in force prices it from the entries before it, or a price that overflows u64 and
+/// so cannot be paid (invariant 8).
+pub const WRONG_PRICE: &str = "wrong_price";
+/// An up-vote completed its post's count of distinct voters, and the next entry is not that
+/// post's `refund` (or the log ends there) (invariant 9). Reported at the vote's index.
+pub const MISSING_REFUND: &str = "missing_refund";
+/// A `refund` that is not right after an up-vote completing its post's count, including a
+/// second refund of the same post (invariant 9).
+pub const UNEXPECTED_REFUND: &str = "unexpected_refund";
+/// The expected `refund` of a post gives another amount than the post's base postage, or in
+/// another currency than the policy's (invariant 9).
+pub const WRONG_REFUND_AMOUNT: &str = "wrong_refund_amount";
+/// The expected `refund` of a post goes to another account than the post's payer
+/// (invariant 9).
+pub const WRONG_REFUND_ACCOUNT: &str = "wrong_refund_account";

@@ -103,6 +103,73 @@ pub(super) struct SpendEntry {
     pub(super) stamp_ids: Vec<String>,
     pub(super) action: SpendAction,
     pub(super) target: String,
+    /// Only on votes: absent on logs written before the economy, `null` is malformed.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) direction: Option<VoteDirection>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum VoteDirection {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum VotePricing {
+    Quadratic,
+    Flat,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PolicyEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) currency: String,
+    /// Informative: a purchase's own `unit_price` is what its stamps cost.
+    #[serde(rename = "stamp_price")]
+    _stamp_price: u64,
+    pub(super) post_cost: u64,
+    pub(super) vote_cost: u64,
+    pub(super) repeat_window_secs: u64,
+    pub(super) repeat_factor: u64,
+    pub(super) vote_pricing: VotePricing,
+    pub(super) refund_voters: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RefundEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) account: String,
+    pub(super) post_id: String,
+    pub(super) amount: u64,
+    pub(super) currency: String,
+}
+
+/// An optional field that, when present, must hold a value: `null` is refused rather than
+/// read as absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// RFC 3339 with a UTC offset, as Unix nanoseconds.

@@ -1,24 +1,30 @@
 //! The streaming ledger checker: recomputes the Merkle tree head and every total of the stamp
-//! ledger from its entries, and reports each broken invariant of LEDGER.md
-//! ("Invariants an auditor checks", 1 and 3 to 7) with the index of the entry where it shows.
+//! ledger from its entries, and reports each broken invariant of `docs/ledger.md`
+//! ("Invariants", 1 and 3 to 11) with the index of the entry where it shows.
 //!
 //! It owns: parsing entries strictly as the server writes them, the O(log n) Merkle stack, and
-//! the state the invariants need (stamp ids, accounts, keys, credit references), all bounded by
-//! the log itself, with the stored violations capped at [`VIOLATIONS_MAX`].
+//! the state the invariants need (stamp ids with their purchase's payer and unit price,
+//! accounts, keys, credit references, and the economy's state of `economy`), all bounded by the
+//! log itself, with the stored violations capped at [`VIOLATIONS_MAX`]. Each entry costs time
+//! in proportion to its size (amortized), so a check is linear in the log.
 //!
 //! It must not do any I/O: no files, no network, no clock (the caller passes `now` to
 //! [`LedgerChecker::report`]). It never panics on any input, and never re-serializes an entry:
 //! it hashes exactly the bytes it is given. Checkpoint signatures and proofs are not checked
 //! here (see `checkpoint`); the caller compares [`LedgerChecker::root`] with a checkpoint.
 //!
-//! Parts: `entry` parses the fields of each kind, `report` holds what a check finds, [`code`]
-//! names the stable violation codes; the unit tests are in `tests.rs`.
+//! Parts: `entry` parses the fields of each kind, `economy` checks prices and refunds
+//! (invariants 8 to 10), `report` holds what a check finds, [`code`] names the stable violation
+//! codes; the unit tests are in `tests.rs` and `tests_economy.rs`.
 
 pub mod code;
+mod economy;
 mod entry;
 mod report;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_economy;
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,6 +33,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tlog_tiles::{node_hash, record_hash, Hash, EMPTY_HASH};
 
+use self::economy::{Economy, PricedSpend};
 use self::entry::{
     parse_hex, parse_time, parse_uuid, parse_uuids, uuid_text, Common, CreditEntry, KeyEntry,
     KeyStatus, PurchaseEntry, SpendAction, SpendEntry,
@@ -54,11 +61,14 @@ struct Stamp {
     spent: bool,
 }
 
-/// The stamps of one purchase share an expiry; `unspent` counts those not yet spent.
+/// The stamps of one purchase share an expiry, a payer (the purchase's `account`) and a unit
+/// price; `unspent` counts those not yet spent.
 #[derive(Clone, Copy)]
 struct Group {
     expires_at_nanos: i128,
     unspent: u64,
+    payer: u128,
+    unit_price: u64,
 }
 
 /// Money in and out of one account, in minor units (u128: a sum of u64 amounts cannot
@@ -67,11 +77,14 @@ struct Group {
 struct Account {
     credits: u128,
     purchases: u128,
+    refunds: u128,
 }
 
 /// Streaming state of a ledger check: push every entry in order, then ask for the root or a
 /// report. Memory grows with distinct stamp ids, accounts, keys, purchases and credit
-/// references, never with the entries' bytes.
+/// references, and for the economy with posts, (payer, post) pairs that voted, each unrefunded
+/// post's distinct up-voters and each payer's posts inside the window; never with the entries'
+/// bytes.
 #[derive(Default)]
 pub struct LedgerChecker {
     size: u64,
@@ -91,6 +104,7 @@ pub struct LedgerChecker {
     purchases_total: u128,
     violations: Vec<Violation>,
     violations_total: u64,
+    economy: Economy,
 }
 
 impl LedgerChecker {
@@ -104,6 +118,7 @@ impl LedgerChecker {
         let index = self.size;
         self.append_leaf(record_hash(entry_bytes));
         self.size = self.size.saturating_add(1);
+        self.expect_refund(index, entry_bytes);
         self.check_entry(index, entry_bytes);
     }
 
@@ -136,8 +151,20 @@ impl LedgerChecker {
                 outstanding = outstanding.saturating_add(group.unspent);
             }
         }
+        let mut violations = self.violations.clone();
+        let mut violations_total = self.violations_total;
+        if let Some((index, detail)) = self.refund_owed_at_end() {
+            violations_total = violations_total.saturating_add(1);
+            if violations.len() < VIOLATIONS_MAX {
+                violations.push(Violation {
+                    index,
+                    code: code::MISSING_REFUND.to_string(),
+                    detail: clip(&detail),
+                });
+            }
+        }
         AuditReport {
-            ok: self.violations_total == 0,
+            ok: violations_total == 0,
             ledger_size: self.size,
             stamps_issued: self.stamps_issued,
             stamps_spent: self.stamps_spent,
@@ -145,8 +172,9 @@ impl LedgerChecker {
             stamps_expired: expired,
             credits_total: saturate(self.credits_total),
             purchases_total: saturate(self.purchases_total),
-            violations: self.violations.clone(),
-            violations_total: self.violations_total,
+            refunds_total: saturate(self.economy.refunds_total),
+            violations,
+            violations_total,
         }
     }
 
@@ -215,6 +243,8 @@ impl LedgerChecker {
             "credit" => self.check_credit(index, bytes),
             "purchase" => self.check_purchase(index, bytes),
             "spend" => self.check_spend(index, bytes, time),
+            "policy" => self.check_policy(index, bytes),
+            "refund" => self.check_refund(index, bytes),
             other => {
                 let detail = format!("kind {other:?}");
                 self.violate(index, code::UNKNOWN_KIND, detail);
@@ -360,9 +390,14 @@ impl LedgerChecker {
         self.purchases_total = self.purchases_total.saturating_add(total);
         let totals = self.accounts.entry(account).or_default();
         totals.purchases = totals.purchases.saturating_add(total);
-        if totals.purchases > totals.credits {
+        if totals.purchases > totals.credits.saturating_add(totals.refunds) {
+            let refunds = if totals.refunds > 0 {
+                format!(" and refunds of {}", totals.refunds)
+            } else {
+                String::new()
+            };
             let detail = format!(
-                "account {} has purchased {} with credits of {}",
+                "account {} has purchased {} with credits of {}{refunds}",
                 entry.account, totals.purchases, totals.credits
             );
             self.violate(index, code::NEGATIVE_BALANCE, detail);
@@ -408,6 +443,8 @@ impl LedgerChecker {
             self.groups.push(Group {
                 expires_at_nanos: expires_at,
                 unspent,
+                payer: account,
+                unit_price: entry.unit_price,
             });
         }
     }
@@ -430,14 +467,25 @@ impl LedgerChecker {
                 "target is not a post uuid (post, vote) or 64 lowercase hex (redeem)",
             );
         }
+        match (entry.action, entry.direction) {
+            (SpendAction::Vote, None) if self.economy.policy_seen() => {
+                return self.malformed(index, "a vote after a policy entry has no direction");
+            }
+            (SpendAction::Post | SpendAction::Redeem, Some(_)) => {
+                return self.malformed(index, "direction on a spend that is not a vote");
+            }
+            _ => {}
+        }
 
         let mut seen = HashSet::with_capacity(ids.len());
-        for id in ids {
+        let mut listed = Vec::with_capacity(ids.len());
+        for &id in &ids {
             if !seen.insert(id) {
                 let detail = format!("stamp {} listed twice", uuid_text(id));
                 self.violate(index, code::DUPLICATE_STAMP_IN_ENTRY, detail);
                 continue;
             }
+            listed.push(id);
             let Some(stamp) = self.stamps.get_mut(&id) else {
                 self.stamps.insert(
                     id,
@@ -472,6 +520,31 @@ impl LedgerChecker {
                 self.violate(index, code::SPEND_AFTER_EXPIRY, detail);
             }
         }
+
+        let is_vote = match entry.action {
+            SpendAction::Post => false,
+            SpendAction::Vote => true,
+            SpendAction::Redeem => return,
+        };
+        let Some(post) = parse_uuid(&entry.target) else {
+            return;
+        };
+        let stamps: Vec<Option<(u128, u64)>> = listed
+            .iter()
+            .map(|id| {
+                let group = self.stamps.get(id)?.group;
+                let group = self.groups.get(usize::try_from(group).ok()?)?;
+                Some((group.payer, group.unit_price))
+            })
+            .collect();
+        let spend = PricedSpend {
+            is_vote,
+            direction: entry.direction,
+            post,
+            count: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+            stamps: &stamps,
+        };
+        self.check_priced_spend(index, time, spend);
     }
 }
 

@@ -17,6 +17,10 @@ pub struct AuditReport {
     pub stamps_expired: u64,
     pub credits_total: u64,
     pub purchases_total: u64,
+    /// Sum of all refund amounts, in minor units (absent from reports of servers older than
+    /// the economy).
+    #[serde(default)]
+    pub refunds_total: u64,
     /// The first [`VIOLATIONS_MAX`](super::VIOLATIONS_MAX) violations, in log order.
     pub violations: Vec<Violation>,
     /// Every violation seen, including those past [`VIOLATIONS_MAX`](super::VIOLATIONS_MAX).

@@ -91,36 +91,36 @@ fn root_matches_tlog_tiles_tree_hash() {
 
 // ---------------------------------------------------------------- entry builders
 
-const T0: &str = "2026-11-26T21:45:46Z";
-const EXPIRES: &str = "2027-11-26T21:45:46Z";
+pub(super) const T0: &str = "2026-11-26T21:45:46Z";
+pub(super) const EXPIRES: &str = "2027-11-26T21:45:46Z";
 /// Unix seconds of `EXPIRES`.
-const EXPIRES_UNIX: i64 = 1_827_265_546;
-const ACCOUNT: &str = "11111111-1111-4111-8111-111111111111";
-const OTHER_ACCOUNT: &str = "22222222-2222-4222-8222-222222222222";
-const POST: &str = "33333333-3333-4333-8333-333333333333";
+pub(super) const EXPIRES_UNIX: i64 = 1_827_265_546;
+pub(super) const ACCOUNT: &str = "11111111-1111-4111-8111-111111111111";
+pub(super) const OTHER_ACCOUNT: &str = "22222222-2222-4222-8222-222222222222";
+pub(super) const POST: &str = "33333333-3333-4333-8333-333333333333";
 
 fn public_key() -> [u8; 32] {
     [7u8; 32]
 }
 
-fn kid() -> String {
+pub(super) fn kid() -> String {
     hex::encode(&Sha256::digest(public_key())[..8])
 }
 
-fn stamp(n: u32) -> String {
+pub(super) fn stamp(n: u32) -> String {
     uuid::Uuid::from_u128(0xabcd_0000_0000_4000_8000_0000_0000_0000 | u128::from(n)).to_string()
 }
 
-fn purchase_id(n: u32) -> String {
+pub(super) fn purchase_id(n: u32) -> String {
     uuid::Uuid::from_u128(0xeeee_0000_0000_4000_8000_0000_0000_0000 | u128::from(n)).to_string()
 }
 
-fn ids(ns: &[u32]) -> String {
+pub(super) fn ids(ns: &[u32]) -> String {
     let quoted: Vec<String> = ns.iter().map(|&n| format!("\"{}\"", stamp(n))).collect();
     quoted.join(",")
 }
 
-fn key_entry(index: u64, time: &str, status: &str) -> String {
+pub(super) fn key_entry(index: u64, time: &str, status: &str) -> String {
     format!(
         r#"{{"v":1,"index":{index},"time":"{time}","kind":"key","kid":"{}","public_key":"{}","status":"{status}"}}"#,
         kid(),
@@ -128,7 +128,7 @@ fn key_entry(index: u64, time: &str, status: &str) -> String {
     )
 }
 
-fn credit(index: u64, account: &str, amount: u64, reference: u8) -> String {
+pub(super) fn credit(index: u64, account: &str, amount: u64, reference: u8) -> String {
     format!(
         r#"{{"v":1,"index":{index},"time":"{T0}","kind":"credit","account":"{account}","amount":{amount},"currency":"cents","reference_sha256":"{}"}}"#,
         hex::encode([reference; 32])
@@ -136,7 +136,7 @@ fn credit(index: u64, account: &str, amount: u64, reference: u8) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn purchase_full(
+pub(super) fn purchase_full(
     index: u64,
     account: &str,
     pid: u32,
@@ -169,7 +169,7 @@ fn spend(index: u64, stamps: &[u32]) -> String {
     spend_at(index, T0, stamps)
 }
 
-fn run(entries: &[String], now: i64) -> AuditReport {
+pub(super) fn run(entries: &[String], now: i64) -> AuditReport {
     let mut checker = LedgerChecker::new();
     for entry in entries {
         checker.push(entry.as_bytes());
@@ -189,7 +189,7 @@ fn prefix() -> Vec<String> {
 }
 
 /// Asserts the log breaks exactly one rule, `code`, at `index`.
-fn assert_only(entries: &[String], code: &str, index: u64) {
+pub(super) fn assert_only(entries: &[String], code: &str, index: u64) {
     let report = run(entries, EXPIRES_UNIX - 1);
     assert!(!report.ok, "{report:?}");
     assert_eq!(report.violations_total, 1, "{report:?}");
@@ -210,7 +210,7 @@ fn builders_write_the_server_format() {
     );
 }
 
-fn honest_log() -> Vec<String> {
+pub(super) fn honest_log() -> Vec<String> {
     vec![
         key_entry(0, T0, "active"),
         credit(1, ACCOUNT, 1000, 1),
@@ -291,6 +291,7 @@ fn report_serializes_and_violations_total_defaults() {
     let old = r#"{"ok":true,"ledger_size":0,"stamps_issued":0,"stamps_spent":0,"stamps_outstanding":0,"stamps_expired":0,"credits_total":0,"purchases_total":0,"violations":[]}"#;
     let parsed: AuditReport = serde_json::from_str(old).expect("parse");
     assert_eq!(parsed.violations_total, 0);
+    assert_eq!(parsed.refunds_total, 0);
 }
 
 // ---------------------------------------------------------------- one test per code
@@ -340,7 +341,7 @@ fn malformed_entry() {
 fn unknown_kind() {
     let mut log = prefix();
     log.push(format!(
-        r#"{{"v":1,"index":2,"time":"{T0}","kind":"refund","amount":5}}"#
+        r#"{{"v":1,"index":2,"time":"{T0}","kind":"expiry","amount":5}}"#
     ));
     assert_only(&log, code::UNKNOWN_KIND, 2);
 }
