@@ -82,6 +82,7 @@ fn entry_encode_spend(bencher: Bencher) {
         stamp_ids: vec![Uuid::from_u128(1)],
         action: SpendAction::Redeem,
         target: "ab".repeat(32),
+        direction: None,
     };
     bencher.bench(|| entry::encode(black_box(123_456), "2026-11-26T00:00:00Z", &body));
 }
@@ -151,6 +152,7 @@ fn synthetic_log(entries: usize) -> Vec<Vec<u8>> {
                         stamp_ids: vec![*id],
                         action: SpendAction::Redeem,
                         target: "ab".repeat(32),
+                        direction: None,
                     },
                 )
                 .expect("encode"),

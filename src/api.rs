@@ -174,6 +174,9 @@ pub struct Problem {
     /// `https://pennypost.dev/problems/<code>`.
     #[serde(rename = "type")]
     pub problem_type: String,
+    /// With `wrong_stamp_count`: the action's price in stamps at the time of the refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<u64>,
 }
 
 /// Whether a stamp can still be spent, in `POST /v1/stamps/verify` and
@@ -261,6 +264,8 @@ pub struct AccountResponse {
     pub balance: u64,
     pub currency: String,
     pub name: Option<String>,
+    /// Base postage refunded to this account (its posts that members up-voted), minor units.
+    pub refunds_total: u64,
     pub stamps_purchased: u64,
     /// Stamps this account bought that have since been spent, by anyone.
     pub stamps_spent: u64,
@@ -289,10 +294,54 @@ pub struct CreditResponse {
 /// `GET /v1/prices`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricesResponse {
+    /// The base costs; the policy says when a post or vote costs more.
     pub costs: Costs,
     pub currency: String,
+    pub policy: PolicyInfo,
     /// The price of one stamp, in minor units.
     pub stamp_price: u64,
+}
+
+/// The policy in force: every parameter of the economy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    pub post_cost: u64,
+    pub refund_voters: u64,
+    pub repeat_factor: u64,
+    pub repeat_window_secs: u64,
+    pub stamp_price: u64,
+    pub vote_cost: u64,
+    /// `quadratic` or `flat`.
+    pub vote_pricing: String,
+}
+
+/// `POST /v1/quote`: what an action would cost its payer now. The payer is the account of
+/// the API key, or else the payer of `stamp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteRequest {
+    pub action: QuoteAction,
+    /// The post to vote on (votes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<Uuid>,
+    /// A stamp whose payer would pay, when no API key is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<String>,
+}
+
+/// What a quote prices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuoteAction {
+    Post,
+    Vote,
+}
+
+/// The answer of a quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteResponse {
+    pub action: QuoteAction,
+    /// Stamps the action costs that payer now.
+    pub stamps: u64,
 }
 
 /// How many stamps each action costs.
@@ -379,7 +428,9 @@ pub struct StampStatusResponse {
 /// `POST /v1/posts`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatePostRequest {
-    pub author: String,
+    /// Required without an API key; with one, the account's name (and may be left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     pub body: String,
     /// Exactly the post's price in stamps.
     pub stamps: Vec<String>,
@@ -391,10 +442,20 @@ pub struct CreatePostRequest {
 pub struct Post {
     pub author: String,
     pub body: String,
+    /// Stamps the post cost.
+    pub cost: u64,
     pub created_at: Time,
     pub ledger_index: u64,
     pub post_id: Uuid,
+    /// Whether its base postage went back to its payer.
+    pub refunded: bool,
     pub score: i64,
+    /// Whether the author is the account that posted it with its API key.
+    pub verified: bool,
+    /// Distinct payers of its votes: 40 votes from 1 voter is a bought post.
+    pub voters: u64,
+    pub votes_down: u64,
+    pub votes_up: u64,
 }
 
 /// The query of `GET /v1/posts`.
@@ -425,8 +486,13 @@ pub struct VoteRequest {
 /// The answer of a vote: the post's score after it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoteResponse {
+    /// Stamps the vote cost.
+    pub cost: u64,
     pub ledger_index: u64,
     pub post_id: Uuid,
+    /// The `refund` entry this vote completed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_ledger_index: Option<u64>,
     pub score: i64,
 }
 
@@ -554,6 +620,7 @@ mod tests {
             balance: 0,
             currency: "cents".into(),
             name: None,
+            refunds_total: 0,
             stamps_purchased: 0,
             stamps_spent: 0,
         });
@@ -566,10 +633,16 @@ mod tests {
         let post = Post {
             author: "a".into(),
             body: "b".into(),
+            cost: 2,
             created_at: time(0),
             ledger_index: 3,
             post_id: id,
+            refunded: false,
             score: -1,
+            verified: true,
+            voters: 1,
+            votes_down: 2,
+            votes_up: 1,
         };
         wire(&HealthResponse {
             status: "ok".into(),
@@ -595,7 +668,20 @@ mod tests {
         wire(&PricesResponse {
             costs: Costs { post: 1, vote: 2 },
             currency: "cents".into(),
+            policy: PolicyInfo {
+                post_cost: 1,
+                refund_voters: 3,
+                repeat_factor: 2,
+                repeat_window_secs: 600,
+                stamp_price: 3,
+                vote_cost: 2,
+                vote_pricing: "quadratic".into(),
+            },
             stamp_price: 3,
+        });
+        wire(&QuoteResponse {
+            action: QuoteAction::Vote,
+            stamps: 3,
         });
         wire(&PurchaseResponse {
             balance: 1,
@@ -619,8 +705,10 @@ mod tests {
             posts: vec![post.clone()],
         });
         wire(&VoteResponse {
+            cost: 1,
             ledger_index: 1,
             post_id: id,
+            refund_ledger_index: Some(2),
             score: 2,
         });
         wire(&LedgerKeyResponse {
@@ -638,6 +726,7 @@ mod tests {
             status: 404,
             title: "Not found".into(),
             problem_type: "https://pennypost.dev/problems/not_found".into(),
+            required: None,
         });
     }
 

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::rules::price::{Policy, VotePricing};
+
 /// Prices and costs, fixed for the life of the process.
 #[derive(Clone, Debug, Serialize)]
 pub struct Economy {
@@ -19,6 +21,14 @@ pub struct Economy {
     pub vote_cost: usize,
     /// Seconds a stamp stays spendable after it is sold.
     pub stamp_ttl_secs: u64,
+    /// The flood window: a payer's earlier posts within it raise a post's price.
+    pub repeat_window_secs: u64,
+    /// Each earlier post in the window multiplies a post's price by this (1: off).
+    pub repeat_factor: u64,
+    /// How repeated votes of one payer on one post are priced.
+    pub vote_pricing: VotePricing,
+    /// Distinct up-voting payers that refund a post's base postage (0: off).
+    pub refund_voters: u64,
 }
 
 impl Default for Economy {
@@ -29,6 +39,26 @@ impl Default for Economy {
             post_cost: 1,
             vote_cost: 1,
             stamp_ttl_secs: 31_536_000,
+            repeat_window_secs: 600,
+            repeat_factor: 2,
+            vote_pricing: VotePricing::Quadratic,
+            refund_voters: 3,
+        }
+    }
+}
+
+impl Economy {
+    /// The part of the economy the ledger records and prices by.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            currency: self.currency.clone(),
+            stamp_price: self.stamp_price,
+            post_cost: self.post_cost as u64,
+            vote_cost: self.vote_cost as u64,
+            repeat_window_secs: self.repeat_window_secs,
+            repeat_factor: self.repeat_factor,
+            vote_pricing: self.vote_pricing,
+            refund_voters: self.refund_voters,
         }
     }
 }
@@ -119,6 +149,16 @@ impl Default for Limits {
     }
 }
 
+/// Largest stamp price (exclusive), in minor units: 2^56.
+pub const STAMP_PRICE_LIMIT: u64 = 1 << 56;
+/// Largest flood factor: past it the second post of a window already costs more than any
+/// request can carry.
+pub const REPEAT_FACTOR_MAX: u64 = 1000;
+/// Longest flood window: one week.
+pub const REPEAT_WINDOW_SECS_MAX: u64 = 7 * 24 * 3600;
+/// Most distinct up-voters a refund may wait for.
+pub const REFUND_VOTERS_MAX: u64 = 1_000_000;
+
 /// Why a configuration was refused at start.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -138,8 +178,27 @@ impl Economy {
         if self.stamp_ttl_secs == 0 {
             return Err(ConfigError("stamp TTL must be at least one second".into()));
         }
-        if self.stamp_price.checked_mul(1000).is_none() {
-            return Err(ConfigError("stamp price too large".into()));
+        // Below 2^56 also keeps a stored unit price from starting with the byte of a JSON
+        // record (see the sled layout).
+        if self.stamp_price.checked_mul(1000).is_none() || self.stamp_price >= STAMP_PRICE_LIMIT {
+            return Err(ConfigError(format!(
+                "stamp price must be below {STAMP_PRICE_LIMIT}"
+            )));
+        }
+        if self.repeat_factor == 0 || self.repeat_factor > REPEAT_FACTOR_MAX {
+            return Err(ConfigError(format!(
+                "repeat factor must be 1 to {REPEAT_FACTOR_MAX}"
+            )));
+        }
+        if self.repeat_window_secs > REPEAT_WINDOW_SECS_MAX {
+            return Err(ConfigError(format!(
+                "repeat window must be at most {REPEAT_WINDOW_SECS_MAX} seconds"
+            )));
+        }
+        if self.refund_voters > REFUND_VOTERS_MAX {
+            return Err(ConfigError(format!(
+                "refund voters must be at most {REFUND_VOTERS_MAX}"
+            )));
         }
         Ok(())
     }

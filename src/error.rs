@@ -34,9 +34,16 @@ pub enum Error {
     /// Occurs when a stamp does not parse, names an unknown key, does not verify or expired.
     #[error(transparent)]
     Stamp(#[from] StampError),
-    /// Occurs when an action gets a different number of stamps than it costs.
-    #[error("this action costs {expected} stamp(s); {got} attached")]
-    WrongStampCount { expected: usize, got: usize },
+    /// Occurs when an action gets a different number of stamps than it costs now;
+    /// `required` is that price (`u64::MAX` when it cannot be paid at all).
+    #[error("this action costs {required} stamp(s) now; {got} attached")]
+    WrongStampCount { required: u64, got: u64 },
+    /// Occurs when the stamps of one post or vote were bought by more than one account.
+    #[error("the stamps of one post or vote must all be bought by one account")]
+    MixedPayers,
+    /// Occurs when an account name is already taken (compared case-insensitively after NFC).
+    #[error("an account with that name exists")]
+    NameTaken,
     /// Occurs when a client sends more requests than its limit allows.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -72,6 +79,8 @@ impl Error {
             Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::Stamp(e) => e.code(),
             Error::WrongStampCount { .. } => ErrorCode::WrongStampCount,
+            Error::MixedPayers => ErrorCode::MixedPayers,
+            Error::NameTaken => ErrorCode::NameTaken,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Error::AuditCatchingUp { .. } => ErrorCode::AuditCatchingUp,
@@ -94,6 +103,12 @@ impl From<Refusal> for Error {
             Refusal::Invalid(what) => Error::BadRequest(what.to_string()),
             Refusal::Overflow(what) => Error::BadRequest(format!("{what} would overflow")),
             Refusal::DuplicateStamp(_) => Error::Internal("stamp id collision".into()),
+            Refusal::WrongStampCount { required, attached } => Error::WrongStampCount {
+                required,
+                got: attached,
+            },
+            Refusal::MixedPayers => Error::MixedPayers,
+            Refusal::NameTaken => Error::NameTaken,
         }
     }
 }

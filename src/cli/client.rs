@@ -305,7 +305,7 @@ pub fn post(args: ClientArgs, text: String, author: Option<String>) -> ExitCode 
             let author = author.unwrap_or_else(|| "anonymous".into());
             let answer = spend(&args, &mut wallet, cost, "/v1/posts".into(), |stamps| {
                 CreatePostRequest {
-                    author,
+                    author: Some(author),
                     body: text,
                     stamps,
                 }

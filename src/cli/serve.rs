@@ -15,6 +15,7 @@ use rand_core::{OsRng, RngCore as _};
 
 use crate::config::{Economy, Limits, RateLimits};
 use crate::keys;
+use crate::rules::price::VotePricing;
 use crate::service::{App, AppConfig};
 use crate::store::sled_store::DEFAULT_CACHE_MIB;
 use crate::store::{SledStore, Store};
@@ -48,6 +49,21 @@ pub struct ServeArgs {
     /// Seconds a stamp stays spendable.
     #[arg(long, env = "PENNYPOST_STAMP_TTL_SECS", default_value_t = 31_536_000)]
     pub stamp_ttl_secs: u64,
+    /// The flood window: a payer's posts within it make its next post dearer.
+    #[arg(long, env = "PENNYPOST_REPEAT_WINDOW_SECS", default_value_t = 600)]
+    pub repeat_window_secs: u64,
+    /// Each earlier post of the payer in the window multiplies a post's price by this; 1 turns
+    /// flood pricing off.
+    #[arg(long, env = "PENNYPOST_REPEAT_FACTOR", default_value_t = 2)]
+    pub repeat_factor: u64,
+    /// How one payer's repeated votes on one post are priced: quadratic (the n-th costs
+    /// 2n − 1 times the vote cost) or flat.
+    #[arg(long, env = "PENNYPOST_VOTE_PRICING", default_value = "quadratic")]
+    pub vote_pricing: VotePricing,
+    /// Distinct up-voting payers that refund a post's base postage to its payer; 0 turns
+    /// refunds off.
+    #[arg(long, env = "PENNYPOST_REFUND_VOTERS", default_value_t = 3)]
+    pub refund_voters: u64,
     /// The checkpoint origin line (and the checkpoint key's name on first start).
     #[arg(
         long,
@@ -128,6 +144,10 @@ impl ServeArgs {
             post_cost: self.post_cost,
             vote_cost: self.vote_cost,
             stamp_ttl_secs: self.stamp_ttl_secs,
+            repeat_window_secs: self.repeat_window_secs,
+            repeat_factor: self.repeat_factor,
+            vote_pricing: self.vote_pricing,
+            refund_voters: self.refund_voters,
         }
     }
 

@@ -54,6 +54,22 @@ impl FromRequestParts<AppState> for AccountAuth {
     }
 }
 
+/// The account of the API key when the request carries one; `None` without a bearer token.
+/// A token that is there but wrong is refused like any other (401).
+pub struct MaybeAccount(pub Option<Account>);
+
+impl Authenticate for MaybeAccount {
+    fn authenticate(service: &App, token: Option<&str>) -> Result<Self, Error> {
+        match token {
+            None => Ok(MaybeAccount(None)),
+            Some(token) => service
+                .mint
+                .authenticate(Some(token))
+                .map(|a| MaybeAccount(Some(a))),
+        }
+    }
+}
+
 /// The operator: the request carries the admin token.
 pub struct AdminAuth;
 

@@ -59,6 +59,7 @@ pub fn app(service: Arc<App>) -> Router {
         )
         .route("/v1/prices", get(routes::prices))
         .route("/v1/stamps/purchase", post(routes::purchase))
+        .route("/v1/quote", post(routes::quote))
         .route("/v1/stamps/verify", post(routes::verify))
         .route("/v1/stamps/redeem", post(routes::redeem))
         .route("/v1/stamps/{stamp_id}", get(routes::stamp))

@@ -20,9 +20,13 @@ pub fn status(error: &Error) -> StatusCode {
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::AlreadySpent(_) | Error::IdempotencyConflict(_) => StatusCode::CONFLICT,
+        Error::AlreadySpent(_) | Error::IdempotencyConflict(_) | Error::NameTaken => {
+            StatusCode::CONFLICT
+        }
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Stamp(_) | Error::WrongStampCount { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) | Error::AuditCatchingUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,12 +61,23 @@ fn title(code: ErrorCode) -> &'static str {
 
 /// Builds a problem+json response.
 pub fn problem(status: StatusCode, code: ErrorCode, detail: &str) -> Response {
+    problem_with(status, code, detail, None)
+}
+
+/// Builds a problem+json response, with the price a wrong count needed.
+fn problem_with(
+    status: StatusCode,
+    code: ErrorCode,
+    detail: &str,
+    required: Option<u64>,
+) -> Response {
     let body = Problem {
         code,
         detail: detail.to_string(),
         status: status.as_u16(),
         title: title(code).to_string(),
         problem_type: format!("https://pennypost.dev/problems/{code}"),
+        required,
     };
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(
@@ -83,7 +98,11 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let mut response = problem(status, self.code(), &detail);
+        let required = match self {
+            Error::WrongStampCount { required, .. } => Some(required),
+            _ => None,
+        };
+        let mut response = problem_with(status, self.code(), &detail, required);
         if let Error::RateLimited { retry_after_secs }
         | Error::AuditCatchingUp {
             retry_after_secs, ..

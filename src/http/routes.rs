@@ -15,21 +15,21 @@ use base64::Engine as _;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::auth::{AccountAuth, AdminAuth, AuthJson};
+use super::auth::{AccountAuth, AdminAuth, AuthJson, MaybeAccount};
 use super::problem::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery};
 use crate::api::{
     self, AccountResponse, ConsistencyProofQuery, Costs, CreateAccountRequest,
     CreateAccountResponse, CreatePostRequest, CreditRequest, CreditResponse, Direction,
     EntriesQuery, HealthResponse, InclusionProofQuery, KeyInfo, KeysResponse, LedgerKeyResponse,
-    PostsPageResponse, PostsQuery, PricesResponse, ProofResponse, PurchaseRequest,
-    PurchaseResponse, RedeemRequest, RedeemResponse, StampState, StampStatusResponse,
-    VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
+    PolicyInfo, PostsPageResponse, PostsQuery, PricesResponse, ProofResponse, PurchaseRequest,
+    PurchaseResponse, QuoteRequest, QuoteResponse, RedeemRequest, RedeemResponse, StampState,
+    StampStatusResponse, VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
 };
 use crate::error::Error;
 use crate::keys::public_key_text;
 use crate::ledger::checkpoint;
 use crate::service::App;
-use crate::store::Post;
+use crate::store::{Post, QuoteAction};
 use crate::time::Timestamp;
 
 pub type AppState = Arc<App>;
@@ -38,10 +38,16 @@ fn post_answer(post: &Post) -> api::Post {
     api::Post {
         author: post.author.clone(),
         body: post.body.clone(),
+        cost: post.cost,
         created_at: post.created_at.into(),
         ledger_index: post.ledger_index,
         post_id: post.post_id,
+        refunded: post.refunded,
         score: post.score,
+        verified: post.verified,
+        voters: post.voters,
+        votes_down: post.votes_down,
+        votes_up: post.votes_up,
     }
 }
 
@@ -98,6 +104,7 @@ pub async fn account(
         name: account.name,
         balance: account.balance,
         currency: service.mint.economy().currency.clone(),
+        refunds_total: account.refunds_total,
         stamps_purchased: account.stamps_purchased,
         stamps_spent: account.stamps_spent,
     })
@@ -127,8 +134,42 @@ pub async fn prices(State(service): State<AppState>) -> Json<PricesResponse> {
             vote: economy.vote_cost,
         },
         currency: economy.currency.clone(),
+        policy: PolicyInfo {
+            post_cost: economy.post_cost as u64,
+            refund_voters: economy.refund_voters,
+            repeat_factor: economy.repeat_factor,
+            repeat_window_secs: economy.repeat_window_secs,
+            stamp_price: economy.stamp_price,
+            vote_cost: economy.vote_cost as u64,
+            vote_pricing: economy.vote_pricing.as_str().to_string(),
+        },
         stamp_price: economy.stamp_price,
     })
+}
+
+/// `POST /v1/quote`: what a post or vote would cost its payer now.
+pub async fn quote(
+    State(service): State<AppState>,
+    AuthJson(MaybeAccount(account), request): AuthJson<MaybeAccount, QuoteRequest>,
+) -> Result<Json<QuoteResponse>, Error> {
+    let action = match (request.action, request.post_id) {
+        (api::QuoteAction::Post, None) => QuoteAction::Post,
+        (api::QuoteAction::Vote, Some(post_id)) => QuoteAction::Vote { post_id },
+        (api::QuoteAction::Post, Some(_)) => {
+            return Err(Error::BadRequest("a post quote takes no post_id".into()))
+        }
+        (api::QuoteAction::Vote, None) => {
+            return Err(Error::BadRequest("a vote quote needs the post_id".into()))
+        }
+    };
+    let stamps = service
+        .board
+        .quote(action, account.as_ref(), request.stamp.as_deref())
+        .await?;
+    Ok(Json(QuoteResponse {
+        action: request.action,
+        stamps,
+    }))
 }
 
 pub async fn purchase(
@@ -219,11 +260,16 @@ pub async fn stamp(
 
 pub async fn create_post(
     State(service): State<AppState>,
-    ApiJson(request): ApiJson<CreatePostRequest>,
+    AuthJson(MaybeAccount(account), request): AuthJson<MaybeAccount, CreatePostRequest>,
 ) -> Result<Response, Error> {
     let post = service
         .board
-        .create_post(request.author, request.body, &request.stamps)
+        .create_post(
+            request.author,
+            request.body,
+            &request.stamps,
+            account.as_ref(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(post_answer(&post))).into_response())
 }
@@ -271,8 +317,10 @@ pub async fn vote(
     Ok((
         StatusCode::CREATED,
         Json(VoteResponse {
+            cost: spend.cost,
             ledger_index: spend.ledger_index,
             post_id,
+            refund_ledger_index: spend.refund_ledger_index,
             score,
         }),
     )

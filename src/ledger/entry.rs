@@ -61,7 +61,36 @@ pub enum Body {
         stamp_ids: Vec<Uuid>,
         action: SpendAction,
         target: String,
+        /// `up` or `down` on a vote; absent on posts and redeems.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        direction: Option<Direction>,
     },
+    /// The policy in force from this entry on (the economy's parameters).
+    Policy {
+        currency: String,
+        stamp_price: u64,
+        post_cost: u64,
+        vote_cost: u64,
+        repeat_window_secs: u64,
+        repeat_factor: u64,
+        vote_pricing: &'static str,
+        refund_voters: u64,
+    },
+    /// A post's base postage going back to its payer.
+    Refund {
+        account: Uuid,
+        post_id: Uuid,
+        amount: u64,
+        currency: String,
+    },
+}
+
+/// A vote's direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Up,
+    Down,
 }
 
 #[derive(Serialize)]
@@ -93,6 +122,7 @@ mod tests {
             stamp_ids: vec![Uuid::nil()],
             action: SpendAction::Redeem,
             target: "ab".into(),
+            direction: None,
         };
         let bytes = encode(3, "2026-11-26T00:00:00Z", &body).expect("encode");
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Accounts and key events: creating an account, publishing an issuer key's status.
 
+use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
 use super::ledger;
@@ -54,6 +55,12 @@ pub fn create<T: StoreTx + ?Sized>(
             "account id or key collided",
         )));
     }
+    let name_key = name.as_deref().map(name_key);
+    if let Some(key) = &name_key {
+        if tx.account_by_name(key)?.is_some() {
+            return Ok(Err(Refusal::NameTaken));
+        }
+    }
     tx.put_account(&Account {
         account_id,
         name,
@@ -61,7 +68,34 @@ pub fn create<T: StoreTx + ?Sized>(
         stamps_purchased: 0,
         stamps_spent: 0,
         created_at: time,
+        refunds_total: 0,
     })?;
     tx.put_api_key(api_key_sha256, account_id)?;
+    if let Some(key) = &name_key {
+        tx.put_name(key, account_id)?;
+    }
     Ok(Ok(Outcome::AccountCreated))
+}
+
+/// The form under which names are unique: Unicode NFC, then lower case (and NFC again, since
+/// lower-casing can denormalise), so "Alice", "alice" and a decomposed "alice" are one name.
+pub fn name_key(name: &str) -> String {
+    name.nfc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfc()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_case_insensitively_after_nfc() {
+        assert_eq!(name_key("Alice"), name_key("aLICE"));
+        // U+00E9 and e + U+0301 are one name.
+        assert_eq!(name_key("Ren\u{e9}"), name_key("rene\u{301}"));
+        assert_ne!(name_key("alice"), name_key("alicia"));
+    }
 }

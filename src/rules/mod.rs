@@ -4,7 +4,8 @@
 //! Every backend applies a batch by opening one of its transactions and calling
 //! [`apply_batch`] with it; the rules read and write only through [`StoreTx`]. One file per use
 //! case: [`account`] (accounts and key events), [`credit`], [`purchase`], [`spend`] (posts,
-//! votes, redeems), and [`ledger`] (entry bytes and Merkle hashes, computed here once for every
+//! votes with their prices and refunds, redeems), [`policy`], [`price`] (the economy's pure
+//! price functions), and [`ledger`] (entry bytes and Merkle hashes, computed here once for every
 //! backend).
 //!
 //! Invariants kept here:
@@ -20,6 +21,8 @@
 pub mod account;
 pub mod credit;
 pub mod ledger;
+pub mod policy;
+pub mod price;
 pub mod purchase;
 pub mod spend;
 
@@ -79,6 +82,7 @@ pub fn apply<T: StoreTx + ?Sized>(
         } => credit::credit(tx, settings, time, *account_id, *amount, reference),
         Command::Purchase { .. } => purchase::purchase(tx, time, command),
         Command::Spend { stamps, spend_for } => spend::spend(tx, time, stamps, spend_for),
+        Command::Policy { policy } => policy::publish(tx, time, policy),
     }
 }
 

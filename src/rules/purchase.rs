@@ -89,6 +89,7 @@ pub fn purchase<T: StoreTx + ?Sized>(
             kid: *kid,
             issued_at: *issued_at,
             expires_at: *expires_at,
+            unit_price: Some(*unit_price),
         },
     )?;
     let record = PurchaseRecord {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::mint::{Mint, Spend};
 use crate::error::Error;
-use crate::store::{Post, SpendFor, Store};
+use crate::store::{Account, Post, QuoteAction, SpendFor, Store};
 
 /// A board page: (`before` cursor, `limit`).
 type PageKey = (Option<Uuid>, usize);
@@ -40,7 +40,9 @@ impl Board {
         }
     }
 
-    fn check_stamp_count(&self, stamps: &[String], expected: usize) -> Result<(), Error> {
+    /// Refuses more stamps than one request may carry, and the same stamp text twice. The
+    /// count against the price is the rules' to check: the price depends on the ledger.
+    fn check_stamp_count(&self, stamps: &[String]) -> Result<(), Error> {
         if stamps.len() > self.mint.limits().stamps_per_request_max {
             return Err(Error::BadRequest(format!(
                 "at most {} stamps per request",
@@ -53,21 +55,42 @@ impl Board {
         if !stamps.iter().all(|s| seen.insert(s.as_str())) {
             return Err(Error::BadRequest("the same stamp is attached twice".into()));
         }
-        if stamps.len() != expected {
-            return Err(Error::WrongStampCount {
-                expected,
-                got: stamps.len(),
-            });
-        }
         Ok(())
     }
 
+    /// Posts `body`. With the account of an API key, the author is that account's name (a
+    /// given `author` must equal it) and the post is verified; without one, the author is as
+    /// given and unverified.
     pub async fn create_post(
         &self,
-        author: String,
+        author: Option<String>,
         body: String,
         stamps: &[String],
+        account: Option<&Account>,
     ) -> Result<Post, Error> {
+        let (author, verified) = match (account, author) {
+            (Some(account), given) => {
+                let Some(name) = account.name.clone() else {
+                    return Err(Error::BadRequest(
+                        "this account has no name to post under; post without the API key, \
+                         or use an account created with a name"
+                            .into(),
+                    ));
+                };
+                if given.as_ref().is_some_and(|g| *g != name) {
+                    return Err(Error::BadRequest(format!(
+                        "author must be the account's name, {name:?}, when posting with its API key"
+                    )));
+                }
+                (name, true)
+            }
+            (None, Some(author)) => (author, false),
+            (None, None) => {
+                return Err(Error::BadRequest(
+                    "author is required without an API key".into(),
+                ))
+            }
+        };
         let author_chars = author.chars().count();
         if author_chars == 0 || author_chars > self.mint.limits().author_chars_max {
             return Err(Error::BadRequest(format!(
@@ -82,7 +105,7 @@ impl Board {
                 self.mint.limits().post_body_chars_max
             )));
         }
-        self.check_stamp_count(stamps, self.mint.economy().post_cost)?;
+        self.check_stamp_count(stamps)?;
         let ids = self.mint.check_stamps(stamps).await?;
         let spend = self
             .spend(
@@ -91,6 +114,7 @@ impl Board {
                     post_id: Uuid::new_v4(),
                     author,
                     body,
+                    verified,
                 },
             )
             .await?;
@@ -100,9 +124,43 @@ impl Board {
     }
 
     pub async fn vote(&self, post_id: Uuid, up: bool, stamps: &[String]) -> Result<Spend, Error> {
-        self.check_stamp_count(stamps, self.mint.economy().vote_cost)?;
+        self.check_stamp_count(stamps)?;
         let ids = self.mint.check_stamps(stamps).await?;
         self.spend(ids, SpendFor::Vote { post_id, up }).await
+    }
+
+    /// What `action` would cost its payer now: the account of an API key, or the payer of a
+    /// stamp (after its own checks). Spends and reserves nothing.
+    pub async fn quote(
+        &self,
+        action: QuoteAction,
+        account: Option<&Account>,
+        stamp: Option<&str>,
+    ) -> Result<u64, Error> {
+        let payer = match (account, stamp) {
+            (Some(account), _) => account.account_id,
+            (None, Some(text)) => {
+                let stamps = self.mint.check_stamps(&[text.to_string()]).await?;
+                let id = stamps
+                    .first()
+                    .map(|s| s.stamp_id)
+                    .ok_or_else(|| Error::Internal("a checked stamp went missing".into()))?;
+                self.store
+                    .stamp(id)?
+                    .ok_or(Error::Stamp(crate::stamp::StampError::Invalid(
+                        "not sold by this server",
+                    )))?
+                    .buyer
+            }
+            (None, None) => {
+                return Err(Error::BadRequest(
+                    "a quote needs an API key or a stamp to know who pays".into(),
+                ))
+            }
+        };
+        Ok(self
+            .store
+            .quote(payer, action, crate::time::Timestamp::now())??)
     }
 
     pub fn post(&self, post_id: Uuid) -> Result<Post, Error> {

@@ -57,6 +57,10 @@ pub struct Spend {
     pub spent_at: Timestamp,
     pub ledger_index: u64,
     pub post: Option<Post>,
+    /// Stamps cancelled.
+    pub cost: u64,
+    /// The refund this vote completed, if any.
+    pub refund_ledger_index: Option<u64>,
 }
 
 pub struct Mint {
@@ -129,6 +133,24 @@ impl Mint {
                 })
                 .await??;
             tracing::info!(kid = %key.kid, status = key.status.as_str(), ?outcome, "published key in ledger");
+        }
+        Ok(())
+    }
+
+    /// Writes the policy in force to the ledger unless it is already the last one written
+    /// (before any entry it prices: at start).
+    pub(super) async fn publish_policy(&self) -> Result<(), Error> {
+        let outcome = self
+            .committer
+            .submit(Command::Policy {
+                policy: self.economy.policy(),
+            })
+            .await??;
+        if let Outcome::Policy {
+            ledger_index: Some(index),
+        } = outcome
+        {
+            tracing::info!(ledger_index = index, policy = ?self.economy.policy(), "published policy in ledger");
         }
         Ok(())
     }
@@ -394,10 +416,14 @@ impl Mint {
                 spent_at,
                 ledger_index,
                 post,
+                cost,
+                refund_ledger_index,
             } => Ok(Spend {
                 spent_at,
                 ledger_index,
                 post,
+                cost,
+                refund_ledger_index,
             }),
             other => Err(unexpected(&other)),
         }

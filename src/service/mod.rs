@@ -70,6 +70,7 @@ impl App {
             &admin_token,
         )?);
         mint.publish_keys().await?;
+        mint.publish_policy().await?;
         let board = Board::new(mint.clone(), store.clone());
         let log = Log::start(store, committer, ledger_key, origin, limits)?;
         Ok(App { mint, board, log })

@@ -15,10 +15,11 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
-    Account, Applied, Command, CreditRecord, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
-    StampRecord, StampRef, Store, StoreError, StoreTx,
+    Account, Applied, Command, CreditRecord, Post, PurchaseRecord, QuoteAction, Refusal, Sale,
+    SoldStamp, SpentRecord, StampRecord, StampRef, Store, StoreError, StoreTx, Voter,
 };
 use crate::keys::PublishedKey;
+use crate::rules::price::Policy;
 use crate::rules::{self, Settings};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
@@ -37,6 +38,11 @@ struct State {
     posts: HashMap<Uuid, Post>,
     /// Post ids by board position.
     board: Vec<Uuid>,
+    policy: Option<Policy>,
+    /// Each payer's post times, oldest first.
+    payer_posts: HashMap<Uuid, Vec<Timestamp>>,
+    voters: HashMap<(Uuid, Uuid), Voter>,
+    names: HashMap<String, Uuid>,
     checkpoint: Option<(u64, String)>,
 }
 
@@ -223,6 +229,57 @@ impl StoreTx for MemoryTx {
         Ok(())
     }
 
+    fn policy(&self) -> Result<Option<Policy>, StoreError> {
+        Ok(self.0.borrow().policy.clone())
+    }
+
+    fn put_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+        self.0.borrow_mut().policy = Some(policy.clone());
+        Ok(())
+    }
+
+    fn recent_posts(&self, payer: Uuid, since: Timestamp, limit: u64) -> Result<u64, StoreError> {
+        let state = self.0.borrow();
+        let times = state.payer_posts.get(&payer).map_or(&[][..], |t| &t[..]);
+        let recent = times.iter().rev().take_while(|t| **t >= since).count() as u64;
+        Ok(recent.min(limit))
+    }
+
+    fn add_recent_post(
+        &self,
+        payer: Uuid,
+        time: Timestamp,
+        _post_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let mut state = self.0.borrow_mut();
+        state.payer_posts.entry(payer).or_default().push(time);
+        Ok(())
+    }
+
+    fn voter(&self, post_id: Uuid, payer: Uuid) -> Result<Voter, StoreError> {
+        let state = self.0.borrow();
+        Ok(state
+            .voters
+            .get(&(post_id, payer))
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn put_voter(&self, post_id: Uuid, payer: Uuid, voter: &Voter) -> Result<(), StoreError> {
+        self.0.borrow_mut().voters.insert((post_id, payer), *voter);
+        Ok(())
+    }
+
+    fn account_by_name(&self, name_key: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.0.borrow().names.get(name_key).copied())
+    }
+
+    fn put_name(&self, name_key: &str, account_id: Uuid) -> Result<(), StoreError> {
+        let mut state = self.0.borrow_mut();
+        state.names.insert(name_key.to_string(), account_id);
+        Ok(())
+    }
+
     fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
         Ok(self.0.borrow().posts.get(&post_id).cloned())
     }
@@ -252,6 +309,16 @@ impl Store for MemoryStore {
         let results = rules::apply_batch(&tx, &self.settings, batch, now)?;
         *state = tx.0.into_inner();
         Ok(results)
+    }
+
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, Refusal>, StoreError> {
+        let tx = MemoryTx(RefCell::new(self.state()?.clone()));
+        rules::spend::quote(&tx, payer, action, now)
     }
 
     fn sync(&self) -> Result<(), StoreError> {

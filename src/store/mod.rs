@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
+use crate::rules::price::Policy;
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
@@ -36,10 +37,12 @@ pub struct Account {
     pub stamps_purchased: u64,
     pub stamps_spent: u64,
     pub created_at: Timestamp,
+    /// Base postage refunded to this account so far, in minor units.
+    pub refunds_total: u64,
 }
 
 /// A post on the board.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Post {
     pub post_id: Uuid,
     pub author: String,
@@ -49,6 +52,32 @@ pub struct Post {
     pub ledger_index: u64,
     /// Position on the board, for paging newest first.
     pub seq: u64,
+    /// Whether the author is the account whose API key made the post.
+    pub verified: bool,
+    /// The payer of the post's stamps; `None` for posts made before payers were recorded.
+    pub payer: Option<Uuid>,
+    /// Stamps the post cost.
+    pub cost: u64,
+    pub votes_up: u64,
+    pub votes_down: u64,
+    /// Distinct payers of its votes, up and down.
+    pub voters: u64,
+    /// Distinct payers of its up-votes other than the post's own payer (what refunds count).
+    pub up_voters: u64,
+    /// What a refund pays back: the unit prices of the first `post_cost` stamps of its spend.
+    /// `None` when a stamp's price is unknown (sold before prices were recorded per stamp).
+    pub base_postage: Option<u64>,
+    /// Whether its base postage went back to its payer.
+    pub refunded: bool,
+}
+
+/// One payer's votes on one post, as the vote price and the refund count need them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Voter {
+    /// Votes of this payer on this post, up and down alike.
+    pub votes: u64,
+    /// Whether any of them was up.
+    pub up_voted: bool,
 }
 
 /// The stamps sold by one purchase, as recorded for idempotent replay. Holds no secret: the
@@ -78,13 +107,16 @@ pub struct CreditRecord {
     pub ledger_index: u64,
 }
 
-/// The sale of one stamp: who bought it (its payer), under which key, and its lifetime.
+/// The sale of one stamp: who bought it (its payer), under which key, its lifetime and price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sale {
     pub buyer: Uuid,
     pub kid: Kid,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// Minor units paid for it (the purchase's `unit_price`); `None` for stamps sold before
+    /// prices were kept per stamp.
+    pub unit_price: Option<u64>,
 }
 
 /// A sold stamp as a transaction reads it.
@@ -102,6 +134,8 @@ pub enum SpendFor {
         post_id: Uuid,
         author: String,
         body: String,
+        /// Whether `author` is the name of the account whose API key made the post.
+        verified: bool,
     },
     /// A vote on an existing post: +1 or -1.
     Vote { post_id: Uuid, up: bool },
@@ -159,11 +193,14 @@ pub enum Command {
         expires_at: Timestamp,
         stamp_ids: Vec<Uuid>,
     },
-    /// Cancels every stamp in `stamps` or none of them.
+    /// Cancels every stamp in `stamps` or none of them. A post or vote must carry exactly its
+    /// price under the policy in force, in stamps of one payer.
     Spend {
         stamps: Vec<StampRef>,
         spend_for: SpendFor,
     },
+    /// Writes the policy to the ledger when it differs from the last one written.
+    Policy { policy: Policy },
 }
 
 /// What an applied command produced.
@@ -187,12 +224,30 @@ pub enum Outcome {
         ledger_index: u64,
         /// The post written (for a post) or voted on, with its score after the vote.
         post: Option<Post>,
+        /// Stamps cancelled.
+        cost: u64,
+        /// The `refund` entry this vote completed, if it did.
+        refund_ledger_index: Option<u64>,
+    },
+    /// The policy was written (`Some` index) or was already the last one written.
+    Policy {
+        ledger_index: Option<u64>,
     },
 }
 
 /// Why the store refused a command. The command changed nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// Occurs when a post or vote carries another number of stamps than its price under the
+    /// policy in force (`required` is `u64::MAX` when the price overflows).
+    #[error("the action costs {required} stamps, {attached} were attached")]
+    WrongStampCount { required: u64, attached: u64 },
+    /// Occurs when the stamps of one post or vote were bought by more than one account.
+    #[error("the stamps were bought by more than one account")]
+    MixedPayers,
+    /// Occurs when an account name is taken (compared after normalisation).
+    #[error("an account with that name exists")]
+    NameTaken,
     /// Occurs when the account, post or other named thing does not exist.
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -258,6 +313,13 @@ pub struct SpentRecord {
     /// `post:<id>`, `vote:<id>`, or the redeem context as the redeeming site gave it.
     pub spent_for: String,
     pub ledger_index: u64,
+}
+
+/// An action to price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuoteAction {
+    Post,
+    Vote { post_id: Uuid },
 }
 
 /// The result of applying one command.
@@ -333,6 +395,26 @@ pub trait StoreTx {
         spent: &SpentRecord,
     ) -> Result<(), StoreError>;
 
+    /// The policy in force (the last one written), if any.
+    fn policy(&self) -> Result<Option<Policy>, StoreError>;
+    fn put_policy(&self, policy: &Policy) -> Result<(), StoreError>;
+    /// Post spends of `payer` whose time is at or after `since` (the flood window), counted up
+    /// to `limit` (the rules need no more: past it the price cannot be paid).
+    fn recent_posts(&self, payer: Uuid, since: Timestamp, limit: u64) -> Result<u64, StoreError>;
+    /// Records a post spend of `payer` at `time`, for [`StoreTx::recent_posts`].
+    fn add_recent_post(
+        &self,
+        payer: Uuid,
+        time: Timestamp,
+        post_id: Uuid,
+    ) -> Result<(), StoreError>;
+    /// One payer's votes on one post so far.
+    fn voter(&self, post_id: Uuid, payer: Uuid) -> Result<Voter, StoreError>;
+    fn put_voter(&self, post_id: Uuid, payer: Uuid, voter: &Voter) -> Result<(), StoreError>;
+    /// The account holding a (normalised) name.
+    fn account_by_name(&self, name_key: &str) -> Result<Option<Uuid>, StoreError>;
+    fn put_name(&self, name_key: &str, account_id: Uuid) -> Result<(), StoreError>;
+
     fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError>;
     /// The board position the next new post takes (0, 1, 2, ...).
     fn next_post_seq(&self) -> Result<u64, StoreError>;
@@ -352,6 +434,14 @@ pub trait Store: Send + Sync + 'static {
     fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
     /// Makes everything applied so far durable.
     fn sync(&self) -> Result<(), StoreError>;
+    /// What `action` would cost `payer` at `now` under the policy in force, in stamps. Reads
+    /// only: spends and reserves nothing.
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, Refusal>, StoreError>;
 
     fn ledger_size(&self) -> Result<u64, StoreError>;
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;

@@ -378,7 +378,7 @@ async fn ledger_is_served_as_tlog_tiles() {
     let (_, entries) = server.get_text("/v1/ledger/entries").await;
     let entries: Vec<&str> = entries.lines().collect();
     let n = entries.len();
-    assert_eq!(n, 3, "key, credit, purchase");
+    assert_eq!(n, 4, "key, policy, credit, purchase");
     let get_bytes = |path: String| {
         let client = server.client.clone();
         let url = server.url(&path);
@@ -408,8 +408,11 @@ async fn ledger_is_served_as_tlog_tiles() {
         at += 2 + length;
     }
     assert_eq!(at, bundle.len());
-    // Root of 3 leaves: hash(hash(l0, l1), l2).
-    let root = tlog_tiles::node_hash(tlog_tiles::node_hash(leaves[0], leaves[1]), leaves[2]);
+    // Root of 4 leaves: hash(hash(l0, l1), hash(l2, l3)).
+    let root = tlog_tiles::node_hash(
+        tlog_tiles::node_hash(leaves[0], leaves[1]),
+        tlog_tiles::node_hash(leaves[2], leaves[3]),
+    );
     let (_, checkpoint) = server.get_text("/checkpoint").await;
     assert!(
         checkpoint.contains(&STANDARD.encode(root.0)),
@@ -417,7 +420,7 @@ async fn ledger_is_served_as_tlog_tiles() {
     );
     // Tiles beyond the log do not exist.
     for path in [
-        "/tile/0/000.p/4",
+        "/tile/0/000.p/5",
         "/tile/0/000",
         "/tile/1/000.p/1",
         "/tile/entries/001",

@@ -506,7 +506,7 @@ async fn votes_move_the_score_one_per_vote() {
             .collect();
         assert_eq!(
             keys,
-            HashSet::from(["post_id", "score", "ledger_index"]),
+            HashSet::from(["post_id", "score", "ledger_index", "cost"]),
             "{body}"
         );
         assert_spent_for(&server, stamp, &format!("vote:{post_id}")).await;
@@ -945,11 +945,21 @@ async fn the_account_counts_board_spends_of_its_stamps() {
     assert_problem(status, &body, 404, "not_found");
     assert_eq!(stamps_spent(&server, &key).await, 3);
 
-    // Stamps count for their buyer, whoever spends them; one vote may mix two buyers' stamps.
+    // One vote may not mix two buyers' stamps, and a refusal counts nothing.
     let (status, body) = vote(&server, &post_id, "down", &[&stamps[3], &other_stamps[0]]).await;
+    assert_problem(status, &body, 422, "mixed_payers");
+    assert_eq!(stamps_spent(&server, &key).await, 3);
+    // Stamps count for their buyer, whoever spends them.
+    let (status, body) = vote(
+        &server,
+        &post_id,
+        "down",
+        &[&other_stamps[0], &other_stamps[1]],
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(stamps_spent(&server, &key).await, 4);
-    assert_eq!(stamps_spent(&server, &other_key).await, 1);
+    assert_eq!(stamps_spent(&server, &key).await, 3);
+    assert_eq!(stamps_spent(&server, &other_key).await, 2);
     let (_, account) = server.get_auth("/v1/account", &key).await;
     assert_eq!(account["stamps_purchased"], 6, "{account}");
 }

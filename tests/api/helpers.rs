@@ -28,11 +28,26 @@ pub struct TestServer {
     log_filter: String,
     /// Everything the server wrote to stderr (its logs), collected by a thread.
     log_path: PathBuf,
+    /// Whether the server runs the flat policy (see [`TestServer::start_with`]).
+    flat: bool,
 }
 
 impl TestServer {
-    /// Starts a server on a new data directory with extra `serve` arguments.
+    /// Starts a server on a new data directory with extra `serve` arguments, under the flat
+    /// policy (every post and vote at its base cost, no refunds: `--repeat-factor 1
+    /// --vote-pricing flat --refund-voters 0`, given as environment so flags still win): most
+    /// tests are about the board's and the mint's mechanics, not prices. The economy's own
+    /// tests use [`TestServer::start_priced`].
     pub async fn start_with(extra_args: &[&str]) -> TestServer {
+        TestServer::launch_new(extra_args, true)
+    }
+
+    /// Starts a server with the default policy (flood pricing, quadratic votes, refunds).
+    pub async fn start_priced(extra_args: &[&str]) -> TestServer {
+        TestServer::launch_new(extra_args, false)
+    }
+
+    fn launch_new(extra_args: &[&str], flat: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let log_path = dir.path().join("server.log");
         let mut server = TestServer {
@@ -46,6 +61,7 @@ impl TestServer {
             log_filter: "info".to_string(),
             dir,
             log_path,
+            flat,
         };
         server.launch();
         server
@@ -93,15 +109,20 @@ impl TestServer {
             .arg(self.keys_dir())
             .args(&self.extra_args)
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("PENNYPOST_LOG", &self.log_filter)
-            .stdout(Stdio::piped())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.log_path)
-                    .expect("log file"),
-            );
+            .env("PENNYPOST_LOG", &self.log_filter);
+        if self.flat {
+            command
+                .env("PENNYPOST_REPEAT_FACTOR", "1")
+                .env("PENNYPOST_VOTE_PRICING", "flat")
+                .env("PENNYPOST_REFUND_VOTERS", "0");
+        }
+        command.stdout(Stdio::piped()).stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log_path)
+                .expect("log file"),
+        );
         let mut child = command.spawn().expect("spawn pennypost");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -193,8 +214,9 @@ impl TestServer {
 
     /// Creates an account and returns (account_id, api_key).
     pub async fn account(&self) -> (String, String) {
+        // Names are unique: each account of a test gets its own.
         let request = CreateAccountRequest {
-            name: Some("tester".into()),
+            name: Some(format!("tester-{}", uuid::Uuid::new_v4().simple())),
         };
         let (status, body) = self.post("/v1/accounts", None, request).await;
         assert_eq!(status, 201, "{body}");

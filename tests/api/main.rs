@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod crash;
 mod durability;
+mod economy;
 mod errors;
 mod helpers;
 mod hostile;

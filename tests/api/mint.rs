@@ -116,7 +116,12 @@ async fn account_shows_balance_and_stamp_counts() {
     let (status, body) = server.get_auth("/v1/account", &key).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["account_id"], id.as_str());
-    assert_eq!(body["name"], "tester");
+    assert!(
+        body["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("tester-")),
+        "{body}"
+    );
     assert_eq!(body["balance"], 0);
     assert_eq!(body["currency"], "cents");
     assert_eq!(body["stamps_purchased"], 0);
@@ -158,22 +163,42 @@ async fn account_shows_balance_and_stamp_counts() {
 
 #[tokio::test]
 async fn prices_have_defaults_and_follow_flags() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_priced(&[]).await;
     let (status, body) = server.get("/v1/prices").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"currency": "cents", "stamp_price": 1, "costs": {"post": 1, "vote": 1}})
+        json!({"currency": "cents", "stamp_price": 1, "costs": {"post": 1, "vote": 1},
+               "policy": {"stamp_price": 1, "post_cost": 1, "vote_cost": 1,
+                          "repeat_window_secs": 600, "repeat_factor": 2,
+                          "vote_pricing": "quadratic", "refund_voters": 3}})
     );
 
-    let server =
-        TestServer::start_with(&["--stamp-price", "7", "--post-cost", "3", "--vote-cost", "2"])
-            .await;
+    let server = TestServer::start_with(&[
+        "--stamp-price",
+        "7",
+        "--post-cost",
+        "3",
+        "--vote-cost",
+        "2",
+        "--repeat-window-secs",
+        "60",
+        "--repeat-factor",
+        "3",
+        "--vote-pricing",
+        "flat",
+        "--refund-voters",
+        "5",
+    ])
+    .await;
     let (status, body) = server.get("/v1/prices").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"currency": "cents", "stamp_price": 7, "costs": {"post": 3, "vote": 2}})
+        json!({"currency": "cents", "stamp_price": 7, "costs": {"post": 3, "vote": 2},
+               "policy": {"stamp_price": 7, "post_cost": 3, "vote_cost": 2,
+                          "repeat_window_secs": 60, "repeat_factor": 3,
+                          "vote_pricing": "flat", "refund_voters": 5}})
     );
     // The price is what a purchase charges.
     let (id, key) = server.account().await;

@@ -196,20 +196,28 @@ pub fn a_batch_reads_its_own_writes(ctx: &mut Ctx) {
         score: 0,
         ledger_index: 4,
         seq: 0,
+        payer: Some(account(2)),
+        cost: 1,
+        ..Post::default()
     };
     let spent = |ledger_index, post: Option<Post>| {
         Ok(Outcome::Spent {
             spent_at: now,
             ledger_index,
             post,
+            cost: 1,
+            refund_ledger_index: None,
         })
     };
     let Ok(Outcome::Purchased { record, .. }) = &results[2] else {
         panic!("the purchase: {:?}", results[2]);
     };
     assert_eq!((record.ledger_index, record.balance), (2, 30));
-    let voted = |score| Post {
+    // One voter (the post's own payer: no up-voter that counts for a refund).
+    let voted = |score: i64| Post {
         score,
+        votes_up: score.unsigned_abs(),
+        voters: 1,
         ..post.clone()
     };
     assert_eq!(
@@ -254,7 +262,9 @@ pub fn entry_times_never_go_backwards(ctx: &mut Ctx) {
         Outcome::Spent {
             spent_at: at(100),
             ledger_index: 3,
-            post: None
+            post: None,
+            cost: 1,
+            refund_ledger_index: None,
         }
     );
     ctx.ok(credit(0, 1, "b"), at(200));

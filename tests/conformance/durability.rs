@@ -22,7 +22,7 @@ fn lived_in(ctx: &Ctx) {
     ctx.apply(
         &[
             redeem(sold(&[stamp(0)]), "site"),
-            post(sold(&[stamp(1), stamp(6)]), post_id(0), "a", "first"),
+            post(sold(&[stamp(1), stamp(5)]), post_id(0), "a", "first"),
             post(sold(&[stamp(2)]), post_id(1), "b", "second"),
             vote(sold(&[stamp(3)]), post_id(0), true),
             redeem(sold(&[stamp(0)]), "site"),
@@ -79,9 +79,9 @@ pub fn a_reopened_store_goes_on_where_it_stopped(ctx: &mut Ctx) {
         Refusal::AlreadySpent(stamp(0)),
     );
     ctx.refused(
-        redeem(sold(&[stamp(6), stamp(7)]), "again"),
+        redeem(sold(&[stamp(5), stamp(7)]), "again"),
         at(200),
-        Refusal::AlreadySpent(stamp(6)),
+        Refusal::AlreadySpent(stamp(5)),
     );
     ctx.same_after(credit(1, 7, "pay 1"), at(200), Ok(first_credit));
     ctx.same_after(
@@ -112,11 +112,13 @@ pub fn a_reopened_store_goes_on_where_it_stopped(ctx: &mut Ctx) {
         Outcome::Spent {
             spent_at: at(100),
             ledger_index: size,
-            post: None
+            post: None,
+            cost: 1,
+            refund_ledger_index: None,
         }
     );
     let Outcome::Spent { post: Some(p), .. } =
-        ctx.ok(post(sold(&[stamp(5)]), post_id(2), "d", "third"), at(150))
+        ctx.ok(post(sold(&[stamp(6)]), post_id(2), "d", "third"), at(150))
     else {
         panic!("no post");
     };
@@ -130,6 +132,9 @@ pub fn a_reopened_store_goes_on_where_it_stopped(ctx: &mut Ctx) {
             score: 0,
             ledger_index: size + 1,
             seq: 2,
+            payer: Some(account(2)),
+            cost: 1,
+            ..Post::default()
         }
     );
     let board: Vec<_> = ctx

@@ -428,6 +428,7 @@ pub fn post(stamps: Vec<StampRef>, post: Uuid, author: &str, body: &str) -> Comm
             post_id: post,
             author: author.into(),
             body: body.into(),
+            verified: false,
         },
     }
 }

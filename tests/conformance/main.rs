@@ -12,7 +12,7 @@
 //!   and the Merkle root of the store's hashes is the checker's root ([`observe::audit`]).
 //!
 //! Cases: [`keys`] (key events, accounts), [`credit`], [`purchase`], [`spend`] (redeem, post,
-//! vote), [`batches`] (refusals and replays inside a batch, time), [`concurrency`] (threads and
+//! vote), [`economy`] (policy, prices, refunds, payers, names), [`batches`] (refusals and replays inside a batch, time), [`concurrency`] (threads and
 //! the group committer racing for the same stamps), [`durability`] (reopen after a crash).
 //!
 //! A backend joins with an implementation of [`harness::Backend`] and one line at the end of
@@ -26,6 +26,7 @@ mod batches;
 mod concurrency;
 mod credit;
 mod durability;
+mod economy;
 mod harness;
 mod keys;
 mod observe;
@@ -73,6 +74,15 @@ macro_rules! conformance {
             concurrency::committer_tasks_spend_each_stamp_exactly_once,
             durability::a_reopened_store_keeps_every_acknowledged_change,
             durability::a_reopened_store_goes_on_where_it_stopped,
+            economy::the_policy_is_written_once_and_again_when_it_changes,
+            economy::posts_get_dearer_within_the_window,
+            economy::a_repeat_factor_of_one_turns_flood_pricing_off,
+            economy::votes_cost_two_n_minus_one,
+            economy::flat_vote_pricing_charges_the_vote_cost,
+            economy::a_refund_comes_with_the_vote_that_completes_it,
+            economy::refunds_off_refund_nothing,
+            economy::stamps_of_two_payers_are_refused,
+            economy::names_are_unique_whatever_their_case_and_form,
         );
     };
     (@cases $name:ident, $backend:expr, $($module:ident::$case:ident),* $(,)?) => {

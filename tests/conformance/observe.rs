@@ -28,7 +28,7 @@ impl Ids {
     /// Adds every id `command` names, whether or not the store accepts it.
     pub fn note(&mut self, command: &Command) {
         match command {
-            Command::KeyEvent { .. } => {}
+            Command::KeyEvent { .. } | Command::Policy { .. } => {}
             Command::CreateAccount {
                 account_id,
                 api_key_sha256,

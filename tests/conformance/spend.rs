@@ -19,6 +19,8 @@ pub fn a_redeem_spends_a_stamp_once(ctx: &mut Ctx) {
         spent_at: at(10),
         ledger_index: 4,
         post: None,
+        cost: 1,
+        refund_ledger_index: None,
     };
     assert_eq!(ctx.ok(redeem(sold(&[stamp(0)]), "site:a"), at(10)), spent);
     let record = SpentRecord {
@@ -99,7 +101,9 @@ pub fn a_stamp_named_with_another_issue_time_is_not_sold(ctx: &mut Ctx) {
         Outcome::Spent {
             spent_at: at(1),
             ledger_index: 4,
-            post: None
+            post: None,
+            cost: 1,
+            refund_ledger_index: None,
         }
     );
     ctx.refused(named(at(0)), at(2), Refusal::AlreadySpent(stamp(0)));
@@ -245,7 +249,9 @@ pub fn a_spend_is_all_or_nothing(ctx: &mut Ctx) {
         Outcome::Spent {
             spent_at: at(3),
             ledger_index: 5,
-            post: None
+            post: None,
+            cost: 3,
+            refund_ledger_index: None,
         }
     );
     let records: Vec<_> = stamps(1..4)
@@ -289,13 +295,18 @@ pub fn a_post_goes_on_the_board_newest_first(ctx: &mut Ctx) {
             score: 0,
             ledger_index: 4 + u64::from(i),
             seq: u64::from(i),
+            payer: Some(account(0)),
+            cost: 1,
+            ..Post::default()
         };
         assert_eq!(
             outcome,
             Outcome::Spent {
                 spent_at: at(10 + i64::from(i)),
                 ledger_index: 4 + u64::from(i),
-                post: Some(want.clone())
+                post: Some(want.clone()),
+                cost: 1,
+                refund_ledger_index: None,
             }
         );
         assert_eq!(ctx.post(post_id(i)), Some(want.clone()));
@@ -364,12 +375,22 @@ pub fn a_vote_changes_the_score(ctx: &mut Ctx) {
     ] {
         let outcome = ctx.ok(vote(sold(&[stamp(i)]), post_id(0), up), at(3));
         want.score = score;
+        // All five votes come from the post's own payer: one voter, none that counts for a
+        // refund.
+        if up {
+            want.votes_up += 1;
+        } else {
+            want.votes_down += 1;
+        }
+        want.voters = 1;
         assert_eq!(
             outcome,
             Outcome::Spent {
                 spent_at: at(3),
                 ledger_index: 4 + u64::from(i),
-                post: Some(want.clone())
+                post: Some(want.clone()),
+                cost: 1,
+                refund_ledger_index: None,
             }
         );
         assert_eq!(ctx.post(post_id(0)), Some(want.clone()));
@@ -400,14 +421,13 @@ pub fn spends_count_for_the_buyer(ctx: &mut Ctx) {
     world(ctx);
     ctx.ok(purchase(0, &stamps(0..3)).cmd(), at(0));
     ctx.ok(purchase(1, &stamps(3..6)).cmd(), at(0));
-    // Whoever spends a stamp, its buyer's count goes up; one spend may hold both buyers'.
+    // Whoever spends a stamp, its buyer's count goes up; one redeem may hold both buyers'
+    // (a post or vote may not: its stamps have one payer).
     ctx.ok(redeem(sold(&[stamp(0)]), "site"), at(1));
     assert_eq!(ctx.account(account(0)).stamps_spent, 1);
     assert_eq!(ctx.account(account(1)).stamps_spent, 0);
-    ctx.ok(
-        post(sold(&[stamp(1), stamp(3), stamp(4)]), post_id(0), "a", "b"),
-        at(2),
-    );
+    ctx.ok(redeem(sold(&[stamp(1), stamp(3)]), "both"), at(2));
+    ctx.ok(post(sold(&[stamp(4)]), post_id(0), "a", "b"), at(2));
     ctx.ok(vote(sold(&[stamp(5)]), post_id(0), false), at(3));
     let (a, b) = (ctx.account(account(0)), ctx.account(account(1)));
     assert_eq!((a.stamps_purchased, a.stamps_spent), (3, 2));

@@ -265,6 +265,7 @@ impl Minter {
                         post_id: pick(&view.posts, &[], *p, post_id),
                         author: format!("author {}", self.fresh()),
                         body: "a penny for your thoughts".into(),
+                        verified: false,
                     },
                     Target::Vote(p, up) => SpendFor::Vote {
                         post_id: pick(&view.posts, &[], *p, post_id),
@@ -351,6 +352,7 @@ fn check_applied(
         | Ok(Outcome::Credited { ledger_index, .. })
         | Ok(Outcome::Spent { ledger_index, .. }) => Some(*ledger_index),
         Ok(Outcome::Purchased { record, .. }) => Some(record.ledger_index),
+        Ok(Outcome::Policy { ledger_index }) => *ledger_index,
         Ok(Outcome::AccountCreated) | Err(_) => None,
     };
     let replay = matches!(applied, Ok(Outcome::Purchased { replayed: true, .. }));

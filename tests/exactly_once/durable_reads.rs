@@ -34,6 +34,14 @@ impl Store for HeldSync {
     fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
         self.inner.apply(batch, now)
     }
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: pennypost::store::QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, pennypost::store::Refusal>, StoreError> {
+        self.inner.quote(payer, action, now)
+    }
     fn sync(&self) -> Result<(), StoreError> {
         let mut held = self.held.lock().expect("lock");
         while *held {

@@ -224,6 +224,7 @@ fn run_race_case(
                                 post_id: task_post(task, step),
                                 author: format!("task {task}"),
                                 body: "first!".into(),
+                                verified: false,
                             },
                             Race::Vote { task, up } => SpendFor::Vote {
                                 post_id: task_post(task, 0),

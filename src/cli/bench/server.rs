@@ -48,6 +48,11 @@ impl Server {
             .args(["--rate-accounts-per-minute", "0"])
             .args(["--rate-purchases-per-minute", "0"])
             .args(["--rate-auth-failures-per-minute", "0"])
+            // The flat policy: the workloads post and vote from a few payers as fast as they
+            // can, which flood and quadratic pricing would (rightly) price out.
+            .args(["--repeat-factor", "1"])
+            .args(["--vote-pricing", "flat"])
+            .args(["--refund-voters", "0"])
             .env("PENNYPOST_ADMIN_TOKEN", &admin_token)
             .env("PENNYPOST_LOG", "warn")
             .stdin(Stdio::null())

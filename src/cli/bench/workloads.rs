@@ -376,7 +376,7 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
                 ctx.client
                     .post(format!("{base}/v1/posts"))
                     .json(&CreatePostRequest {
-                        author: format!("bench-{worker}"),
+                        author: Some(format!("bench-{worker}")),
                         body: format!("post {seq} of bench client {worker}"),
                         stamps,
                     }),

@@ -105,42 +105,60 @@ pub(super) fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
 
 // ------------------------------------------------------------------ stamps
 
-/// Length of the sale part of a `stamps` value.
-pub(super) const SOLD_BYTES: usize = 40;
+/// Length of the sale part of a `stamps` value written before prices were kept per stamp:
+/// buyer (16), kid (8), issued_at (8), expires_at (8).
+pub(super) const SOLD_BYTES_V1: usize = 40;
+/// Length of the sale part now: the above and the unit price (8).
+pub(super) const SOLD_BYTES: usize = 48;
 
-pub(super) fn encode_sold(sale: &Sale) -> [u8; SOLD_BYTES] {
-    let mut out = [0u8; SOLD_BYTES];
-    out[..16].copy_from_slice(sale.buyer.as_bytes());
-    out[16..24].copy_from_slice(&sale.kid.0);
-    out[24..32].copy_from_slice(&sale.issued_at.unix().to_be_bytes());
-    out[32..40].copy_from_slice(&sale.expires_at.unix().to_be_bytes());
+pub(super) fn encode_sold(sale: &Sale) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SOLD_BYTES);
+    out.extend_from_slice(sale.buyer.as_bytes());
+    out.extend_from_slice(&sale.kid.0);
+    out.extend_from_slice(&sale.issued_at.unix().to_be_bytes());
+    out.extend_from_slice(&sale.expires_at.unix().to_be_bytes());
+    // A stamp of the old layout (price unknown) keeps the old layout.
+    if let Some(price) = sale.unit_price {
+        out.extend_from_slice(&price.to_be_bytes());
+    }
     out
+}
+
+/// Length of the sale part of a stored value. A spend record is JSON and starts with `{`;
+/// a unit price starts with byte 0 (prices are far below 2^56, see `config::Economy`), so
+/// the two layouts cannot be confused.
+fn sold_len(bytes: &[u8]) -> usize {
+    match bytes.get(SOLD_BYTES_V1) {
+        None | Some(b'{') => SOLD_BYTES_V1,
+        Some(_) => SOLD_BYTES,
+    }
 }
 
 /// The sale part of a `stamps` value.
 pub(super) fn decode_sold(bytes: &[u8]) -> Result<Sale, StoreError> {
-    let arr: &[u8; SOLD_BYTES] = bytes
-        .get(..SOLD_BYTES)
-        .and_then(|b| b.try_into().ok())
+    let len = sold_len(bytes);
+    let sold = bytes
+        .get(..len)
         .ok_or_else(|| corrupt("stamps", "record length"))?;
     let part = |range: std::ops::Range<usize>| -> [u8; 8] {
         let mut out = [0u8; 8];
-        out.copy_from_slice(&arr[range]);
+        out.copy_from_slice(&sold[range]);
         out
     };
     let mut buyer = [0u8; 16];
-    buyer.copy_from_slice(&arr[..16]);
+    buyer.copy_from_slice(&sold[..16]);
     Ok(Sale {
         buyer: Uuid::from_bytes(buyer),
         kid: Kid(part(16..24)),
         issued_at: Timestamp::from_unix(i64::from_be_bytes(part(24..32))),
         expires_at: Timestamp::from_unix(i64::from_be_bytes(part(32..40))),
+        unit_price: (len == SOLD_BYTES).then(|| u64::from_be_bytes(part(40..48))),
     })
 }
 
 /// The spend part of a `stamps` value, if the stamp was spent.
 pub(super) fn decode_spent(bytes: &[u8]) -> Result<Option<SpentRecord>, StoreError> {
-    match bytes.get(SOLD_BYTES..) {
+    match bytes.get(sold_len(bytes)..) {
         Some([]) | None => Ok(None),
         Some(json) => SpentPart::decode(json).map(Some),
     }

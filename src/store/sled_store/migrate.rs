@@ -1,6 +1,7 @@
 //! Layout migrations, run on open: data directories written before the current layout (trees
 //! `sold` and `spent` keyed by stamp id, `hashes` with one hash per key, `ledger` with one
-//! entry per key) are moved into `stamp_ids` + `stamps`, `hash_chunks` and `ledger_bundles`.
+//! entry per key) are moved into `stamp_ids` + `stamps`, `hash_chunks` and `ledger_bundles`,
+//! and unspent stamps sold before prices were kept per stamp get their unit price.
 //! Each migration is idempotent and safe to interrupt: a run cut short is run again on the
 //! next open.
 
@@ -9,11 +10,12 @@ use std::fs::File;
 use uuid::Uuid;
 
 use super::layout::{
-    corrupt, decode_sold, fits_in_bundle, hash_chunk_key, push_entry, read_u64, stamp_key, storage,
-    HASHES_PER_CHUNK, SOLD_BYTES,
+    bundle_entries, corrupt, decode_sold, fits_in_bundle, hash_chunk_key, push_entry, read_u64,
+    stamp_key, storage, HASHES_PER_CHUNK, SOLD_BYTES_V1,
 };
 use super::sync_db;
 use crate::store::{StampRef, StoreError};
+use crate::time::Timestamp;
 
 /// Inserts per sled batch while a migration copies a tree.
 const MIGRATION_BATCH: usize = 10_000;
@@ -118,7 +120,7 @@ pub(super) fn migrate_id_keyed_stamps(
         for item in sold.iter() {
             let (id, sale) = item.map_err(storage)?;
             let stamp_id = Uuid::from_slice(&id).map_err(|e| corrupt("sold", e))?;
-            if sale.len() != SOLD_BYTES {
+            if sale.len() != SOLD_BYTES_V1 {
                 return Err(corrupt("sold", "record length"));
             }
             let issued_at = decode_sold(&sale)?.issued_at;
@@ -228,5 +230,77 @@ pub(super) fn migrate_entry_per_key(
         .map_err(storage)?;
     upgrade.replace("ledger")?;
     tracing::info!(entries = expected, "moved ledger entries to bundles");
+    Ok(())
+}
+
+/// The fields of a `purchase` entry that [`migrate_stamp_prices`] needs.
+#[derive(serde::Deserialize)]
+struct PurchaseFields {
+    kind: String,
+    #[serde(default)]
+    unit_price: u64,
+    #[serde(default)]
+    issued_at: String,
+    #[serde(default)]
+    stamp_ids: Vec<Uuid>,
+}
+
+/// Gives every unspent stamp sold before prices were kept per stamp its unit price, read from
+/// its `purchase` entry: a post paid with it then knows its base postage, as the auditor does.
+/// Spent stamps keep the old layout (their price is never needed again). Runs once (then
+/// `stamp_prices` is set in `meta`); safe to interrupt, since a rewritten stamp is skipped on
+/// the next run and the flag is set only after the rewrites are durable.
+pub(super) fn migrate_stamp_prices(
+    upgrade: &Upgrade<'_>,
+    meta: &sled::Tree,
+    bundles: &sled::Tree,
+    stamps: &sled::Tree,
+) -> Result<(), StoreError> {
+    if meta.get("stamp_prices").map_err(storage)?.is_some() {
+        return Ok(());
+    }
+    if !bundles.is_empty() {
+        tracing::info!(
+            "upgrading the data directory: giving unspent stamps their unit prices (once; \
+             reads the whole ledger)"
+        );
+    }
+    let mut rewritten = 0u64;
+    for item in bundles.iter() {
+        let (_, bundle) = item.map_err(storage)?;
+        for entry in bundle_entries(&bundle)? {
+            // Only purchases matter; other entries do not parse into these fields' kind.
+            let Ok(purchase) = serde_json::from_slice::<PurchaseFields>(entry) else {
+                continue;
+            };
+            if purchase.kind != "purchase" {
+                continue;
+            }
+            let issued_at = Timestamp::parse_rfc3339(&purchase.issued_at)
+                .ok_or_else(|| corrupt("ledger_bundles", "purchase issued_at"))?;
+            for stamp_id in purchase.stamp_ids {
+                let key = stamp_key(StampRef {
+                    stamp_id,
+                    issued_at,
+                });
+                let Some(value) = stamps.get(key).map_err(storage)? else {
+                    continue;
+                };
+                if value.len() == SOLD_BYTES_V1 {
+                    let mut priced = value.to_vec();
+                    priced.extend_from_slice(&purchase.unit_price.to_be_bytes());
+                    stamps.insert(key, priced).map_err(storage)?;
+                    rewritten += 1;
+                }
+            }
+        }
+    }
+    sync_db(upgrade.db, upgrade.db_file)?;
+    meta.insert("stamp_prices", &1u64.to_be_bytes()[..])
+        .map_err(storage)?;
+    sync_db(upgrade.db, upgrade.db_file)?;
+    if rewritten > 0 {
+        tracing::info!(stamps = rewritten, "gave unspent stamps their unit prices");
+    }
     Ok(())
 }

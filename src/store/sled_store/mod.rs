@@ -16,17 +16,19 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `ledger_size`, `last_time`, `post_seq`, `bundle_start`, `key:<kid>` | u64 / i64 / u64 / u64 / status |
+//! | `meta` | `ledger_size`, `last_time`, `post_seq`, `bundle_start`, `key:<kid>`, `policy` | u64 / i64 / u64 / u64 / `records::KeyRecord` / `records::PolicyRecord` |
 //! | `accounts` | account id (16) | `records::AccountRecord` JSON |
 //! | `api_keys` | SHA-256 of API key (32) | account id (16) |
 //! | `credits` | SHA-256 of reference (32) | `records::CreditKeyRecord` JSON |
 //! | `purchase_keys` | account id (16) + SHA-256 of Idempotency-Key (32) | `records::PurchaseKeyRecord` JSON |
 //! | `stamp_ids` | stamp id (16) | issued_at (8) |
-//! | `stamps` | issued_at (8) + stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8), then `records::SpentPart` JSON once spent |
+//! | `stamps` | issued_at (8) + stamp id (16) | buyer (16) + kid (8) + issued_at (8) + expires_at (8) + unit_price (8; absent in stamps sold before prices were kept), then `records::SpentPart` JSON once spent |
 //! | `posts` | post id (16) | `records::PostRecord` JSON |
 //! | `post_order` | board sequence (8) | post id (16) |
 //! | `ledger_bundles` | index of the bundle's first entry (8) | up to 8 consecutive entries, each as length (4) + bytes |
 //! | `hash_chunks` | stored-hash index / 16 (8) | up to 16 32-byte hashes, in index order |
+//! | `economy` | `c` + payer (16); `p` + payer (16) + n (8); `v` + post id (16) + payer (16) | a payer's post count; the time of its n-th post; its votes on a post (8) + up-voted (1) |
+//! | `names` | account name, NFC and lower case | account id (16) |
 //! | `checkpoints` | `latest` | size (8) + note text |
 //!
 //! Sold stamps are kept in issue-time order (`stamps`), because stamp ids are random (UUIDv4,
@@ -49,7 +51,7 @@
 //! `hashes` with one hash per key, `ledger` with one entry per key) are migrated on open
 //! (`migrate`).
 //!
-//! A batch is one sled transaction over the first eleven trees. Durability: sled's `flush`
+//! A batch is one sled transaction over every tree but `checkpoints`. Durability: sled's `flush`
 //! writes its log with `sync_file_range`, which leaves file metadata (the file's new length)
 //! in memory, so [`SledStore::sync`] also `fdatasync`s the database file. The segment size is
 //! raised so that no value we write can become a separate "blob" file (sled writes those
@@ -75,11 +77,14 @@ use self::layout::{
     read_uuid, stamp_key, storage, uuid_key,
 };
 use self::migrate::{
-    migrate_entry_per_key, migrate_hash_per_key, migrate_id_keyed_stamps, Upgrade,
+    migrate_entry_per_key, migrate_hash_per_key, migrate_id_keyed_stamps, migrate_stamp_prices,
+    Upgrade,
 };
 use self::records::{AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
-use super::{Account, Applied, Command, Post, StampRecord, StampRef, Store, StoreError};
+use super::{
+    Account, Applied, Command, Post, QuoteAction, Refusal, StampRecord, StampRef, Store, StoreError,
+};
 use crate::keys::PublishedKey;
 use crate::rules::{self, Settings};
 use crate::stamp::Kid;
@@ -106,6 +111,8 @@ pub struct SledStore {
     post_order: sled::Tree,
     ledger: sled::Tree,
     hashes: sled::Tree,
+    economy: sled::Tree,
+    names: sled::Tree,
     checkpoints: sled::Tree,
     settings: Settings,
 }
@@ -147,6 +154,12 @@ impl SledStore {
         migrate_id_keyed_stamps(&upgrade, &tree("stamp_ids")?, &tree("stamps")?)?;
         migrate_hash_per_key(&upgrade, &tree("hash_chunks")?)?;
         migrate_entry_per_key(&upgrade, &tree("ledger_bundles")?, &tree("meta")?)?;
+        migrate_stamp_prices(
+            &upgrade,
+            &tree("meta")?,
+            &tree("ledger_bundles")?,
+            &tree("stamps")?,
+        )?;
         Ok(SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
@@ -159,6 +172,8 @@ impl SledStore {
             post_order: tree("post_order")?,
             ledger: tree("ledger_bundles")?,
             hashes: tree("hash_chunks")?,
+            economy: tree("economy")?,
+            names: tree("names")?,
             checkpoints: tree("checkpoints")?,
             db,
             db_file,
@@ -168,8 +183,13 @@ impl SledStore {
         })
     }
 }
-impl Store for SledStore {
-    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+impl SledStore {
+    /// Runs `body` in one sled transaction over every tree but `checkpoints`; sled runs it
+    /// again on a conflict. Nothing `body` wrote is kept when it fails.
+    fn transaction<R>(
+        &self,
+        body: impl Fn(&SledTx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let trees = (
             &self.meta,
             &self.accounts,
@@ -182,50 +202,40 @@ impl Store for SledStore {
             &self.post_order,
             &self.ledger,
             &self.hashes,
+            &self.economy,
+            &self.names,
         );
-        let result = trees.transaction(
-            |(
-                meta,
-                accounts,
-                api_keys,
-                credits,
-                purchase_keys,
-                stamp_ids,
-                stamps,
-                posts,
-                post_order,
-                ledger,
-                hashes,
-            )| {
-                let tx = SledTx::new((
-                    meta,
-                    accounts,
-                    api_keys,
-                    credits,
-                    purchase_keys,
-                    stamp_ids,
-                    stamps,
-                    posts,
-                    post_order,
-                    ledger,
-                    hashes,
-                ));
-                let run = || {
-                    let results = rules::apply_batch(&tx, &self.settings, batch, now)?;
-                    tx.write_back()?;
-                    Ok(results)
-                };
-                run().map_err(|e| match e {
-                    StoreError::Conflict => ConflictableTransactionError::Conflict,
-                    e => ConflictableTransactionError::Abort(e),
-                })
-            },
-        );
+        let result = trees.transaction(|trees| {
+            body(&SledTx::new(trees)).map_err(|e| match e {
+                StoreError::Conflict => ConflictableTransactionError::Conflict,
+                e => ConflictableTransactionError::Abort(e),
+            })
+        });
         match result {
-            Ok(results) => Ok(results),
+            Ok(value) => Ok(value),
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(storage(e)),
         }
+    }
+}
+
+impl Store for SledStore {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+        self.transaction(|tx| {
+            let results = rules::apply_batch(tx, &self.settings, batch, now)?;
+            tx.write_back()?;
+            Ok(results)
+        })
+    }
+
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, Refusal>, StoreError> {
+        // A transaction that only reads: the rules price through the same operations.
+        self.transaction(|tx| rules::spend::quote(tx, payer, action, now))
     }
 
     fn sync(&self) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::layout::{corrupt, decode_json};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
+use crate::rules::price::Policy;
 use crate::stamp::Kid;
 use crate::store::{Account, CreditRecord, Post, PurchaseRecord, SpentRecord, StoreError};
 use crate::time::Timestamp;
@@ -21,6 +22,9 @@ pub(super) struct AccountRecord {
     stamps_purchased: u64,
     stamps_spent: u64,
     created_at: i64,
+    /// Added with refunds: records written before hold none.
+    #[serde(default)]
+    refunds_total: u64,
 }
 
 impl AccountRecord {
@@ -32,6 +36,7 @@ impl AccountRecord {
             stamps_purchased: account.stamps_purchased,
             stamps_spent: account.stamps_spent,
             created_at: account.created_at.unix(),
+            refunds_total: account.refunds_total,
         })
     }
 
@@ -44,6 +49,7 @@ impl AccountRecord {
             stamps_purchased: r.stamps_purchased,
             stamps_spent: r.stamps_spent,
             created_at: Timestamp::from_unix(r.created_at),
+            refunds_total: r.refunds_total,
         })
     }
 }
@@ -58,6 +64,25 @@ pub(super) struct PostRecord {
     score: i64,
     ledger_index: u64,
     seq: u64,
+    // Added with the economy: posts written before hold none of these.
+    #[serde(default)]
+    verified: bool,
+    #[serde(default)]
+    payer: Option<Uuid>,
+    #[serde(default)]
+    cost: u64,
+    #[serde(default)]
+    votes_up: u64,
+    #[serde(default)]
+    votes_down: u64,
+    #[serde(default)]
+    voters: u64,
+    #[serde(default)]
+    up_voters: u64,
+    #[serde(default)]
+    base_postage: Option<u64>,
+    #[serde(default)]
+    refunded: bool,
 }
 
 impl PostRecord {
@@ -70,6 +95,15 @@ impl PostRecord {
             score: post.score,
             ledger_index: post.ledger_index,
             seq: post.seq,
+            verified: post.verified,
+            payer: post.payer,
+            cost: post.cost,
+            votes_up: post.votes_up,
+            votes_down: post.votes_down,
+            voters: post.voters,
+            up_voters: post.up_voters,
+            base_postage: post.base_postage,
+            refunded: post.refunded,
         })
     }
 
@@ -83,6 +117,15 @@ impl PostRecord {
             score: r.score,
             ledger_index: r.ledger_index,
             seq: r.seq,
+            verified: r.verified,
+            payer: r.payer,
+            cost: r.cost,
+            votes_up: r.votes_up,
+            votes_down: r.votes_down,
+            voters: r.voters,
+            up_voters: r.up_voters,
+            base_postage: r.base_postage,
+            refunded: r.refunded,
         })
     }
 }
@@ -267,6 +310,48 @@ impl KeyRecord {
                 })
             }
         }
+    }
+}
+
+/// The policy in force, in `meta` (`policy`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct PolicyRecord {
+    currency: String,
+    stamp_price: u64,
+    post_cost: u64,
+    vote_cost: u64,
+    repeat_window_secs: u64,
+    repeat_factor: u64,
+    vote_pricing: String,
+    refund_voters: u64,
+}
+
+impl PolicyRecord {
+    pub(super) fn encode(p: &Policy) -> Result<Vec<u8>, StoreError> {
+        to_json(&PolicyRecord {
+            currency: p.currency.clone(),
+            stamp_price: p.stamp_price,
+            post_cost: p.post_cost,
+            vote_cost: p.vote_cost,
+            repeat_window_secs: p.repeat_window_secs,
+            repeat_factor: p.repeat_factor,
+            vote_pricing: p.vote_pricing.as_str().to_string(),
+            refund_voters: p.refund_voters,
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Policy, StoreError> {
+        let r: PolicyRecord = decode_json(bytes, "meta")?;
+        Ok(Policy {
+            currency: r.currency,
+            stamp_price: r.stamp_price,
+            post_cost: r.post_cost,
+            vote_cost: r.vote_cost,
+            repeat_window_secs: r.repeat_window_secs,
+            repeat_factor: r.repeat_factor,
+            vote_pricing: r.vote_pricing.parse().map_err(|e| corrupt("meta", e))?,
+            refund_voters: r.refund_voters,
+        })
     }
 }
 

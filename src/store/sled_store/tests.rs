@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::layout::{
     bundle_entries, decode_sold, encode_sold, stamp_key, BUNDLE_BYTES_MAX, BUNDLE_ENTRIES_MAX,
-    HASHES_PER_CHUNK, SOLD_BYTES,
+    HASHES_PER_CHUNK, SOLD_BYTES, SOLD_BYTES_V1,
 };
 use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PostRecord, PurchaseKeyRecord, SpentPart,
@@ -195,7 +195,8 @@ fn rewrite_to_first_layout(dir: &Path, cut: Cut) {
     for item in stamps.iter() {
         let (key, value) = item.expect("read");
         let id = &key[8..];
-        sold.insert(id, &value[..SOLD_BYTES]).expect("insert");
+        // The first layout kept no price: 40 bytes of sale, then the spend record.
+        sold.insert(id, &value[..SOLD_BYTES_V1]).expect("insert");
         if value.len() > SOLD_BYTES {
             spent.insert(id, &value[SOLD_BYTES..]).expect("insert");
         }
@@ -475,8 +476,19 @@ fn records_keep_their_stored_bytes() {
         stamps_purchased: 5,
         stamps_spent: 2,
         created_at: Timestamp::from_unix(T0),
+        refunds_total: 0,
     };
-    let stored = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":"Ada","balance":1234,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000}"#;
+    // Written before refunds: still reads, with no refunds.
+    let before_refunds = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":"Ada","balance":1234,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000}"#;
+    assert_eq!(
+        AccountRecord::decode(before_refunds.as_bytes()).expect("decode"),
+        account
+    );
+    let account = Account {
+        refunds_total: 7,
+        ..account
+    };
+    let stored = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":"Ada","balance":1234,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000,"refunds_total":7}"#;
     assert_eq!(
         text(AccountRecord::encode(&account).expect("encode")),
         stored
@@ -489,7 +501,7 @@ fn records_keep_their_stored_bytes() {
         name: None,
         ..account
     };
-    let stored = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":null,"balance":1234,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000}"#;
+    let stored = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":null,"balance":1234,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000,"refunds_total":7}"#;
     assert_eq!(
         text(AccountRecord::encode(&unnamed).expect("encode")),
         stored
@@ -507,8 +519,35 @@ fn records_keep_their_stored_bytes() {
         score: -3,
         ledger_index: 42,
         seq: 7,
+        verified: false,
+        payer: None,
+        cost: 0,
+        votes_up: 0,
+        votes_down: 0,
+        voters: 0,
+        up_voters: 0,
+        base_postage: None,
+        refunded: false,
     };
-    let stored = r#"{"post_id":"01234567-89ab-cdef-0000-000000000002","author":"Ada","body":"Hello, \"board\"","created_at":1700000001,"score":-3,"ledger_index":42,"seq":7}"#;
+    // Written before the economy: still reads, as an unpriced post.
+    let before_economy = r#"{"post_id":"01234567-89ab-cdef-0000-000000000002","author":"Ada","body":"Hello, \"board\"","created_at":1700000001,"score":-3,"ledger_index":42,"seq":7}"#;
+    assert_eq!(
+        PostRecord::decode(before_economy.as_bytes()).expect("decode"),
+        post
+    );
+    let post = Post {
+        verified: true,
+        payer: Some(id(1)),
+        cost: 2,
+        votes_up: 4,
+        votes_down: 1,
+        voters: 3,
+        up_voters: 2,
+        base_postage: Some(5),
+        refunded: true,
+        ..post
+    };
+    let stored = r#"{"post_id":"01234567-89ab-cdef-0000-000000000002","author":"Ada","body":"Hello, \"board\"","created_at":1700000001,"score":-3,"ledger_index":42,"seq":7,"verified":true,"payer":"01234567-89ab-cdef-0000-000000000001","cost":2,"votes_up":4,"votes_down":1,"voters":3,"up_voters":2,"base_postage":5,"refunded":true}"#;
     assert_eq!(text(PostRecord::encode(&post).expect("encode")), stored);
     assert_eq!(PostRecord::decode(stored.as_bytes()).expect("decode"), post);
 
@@ -639,19 +678,33 @@ fn stamp_values_and_keys_keep_their_bytes() {
         kid: Kid([1, 2, 3, 4, 5, 6, 7, 8]),
         issued_at: Timestamp::from_unix(T0),
         expires_at: Timestamp::from_unix(T0 + 3600),
+        unit_price: Some(5),
     };
     let bytes = encode_sold(&sale);
     assert_eq!(
-        hex::encode(bytes),
+        hex::encode(&bytes),
         concat!(
             "0123456789abcdef0000000000000001",
             "0102030405060708",
             "000000006553f100",
             "000000006553ff10",
+            "0000000000000005",
         )
     );
     assert_eq!(bytes.len(), SOLD_BYTES);
     assert_eq!(decode_sold(&bytes).expect("decode"), sale);
+    // A sale written before prices were kept (40 bytes), alone or followed by its spend
+    // record, reads with no price; a priced one followed by its spend reads its price.
+    let before_prices = &bytes[..SOLD_BYTES_V1];
+    let unpriced = Sale {
+        unit_price: None,
+        ..sale
+    };
+    assert_eq!(decode_sold(before_prices).expect("decode"), unpriced);
+    let spent = [before_prices, br#"{"spent_at":1}"#].concat();
+    assert_eq!(decode_sold(&spent).expect("decode"), unpriced);
+    let spent = [&bytes[..], br#"{"spent_at":1}"#].concat();
+    assert_eq!(decode_sold(&spent).expect("decode"), sale);
 
     let key = |stamp_id, issued_at| {
         stamp_key(StampRef {

@@ -9,16 +9,19 @@ use uuid::Uuid;
 
 use super::layout::{
     corrupt, decode_sold, decode_spent, encode_sold, fits_in_bundle, hash_chunk_key,
-    hash_chunk_offset, hash_in_chunk, push_entry, read_u64, stamp_key, uuid_key, SOLD_BYTES,
+    hash_chunk_offset, hash_in_chunk, push_entry, read_u64, read_uuid, stamp_key, uuid_key,
+    SOLD_BYTES,
 };
 use super::records::{
-    AccountRecord, CreditKeyRecord, KeyRecord, PostRecord, PurchaseKeyRecord, SpentPart,
+    AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
+    SpentPart,
 };
 use crate::keys::PublishedKey;
+use crate::rules::price::Policy;
 use crate::stamp::Kid;
 use crate::store::{
     Account, CreditRecord, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
-    StoreError, StoreTx,
+    StoreError, StoreTx, Voter,
 };
 use crate::time::Timestamp;
 
@@ -31,19 +34,21 @@ fn tx_error(e: UnabortableTransactionError) -> StoreError {
     }
 }
 
-/// The transactional view of the trees, in the order [`super::SledStore::apply`] opens them.
-pub(super) type Trees<'a> = (
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
-    &'a TransactionalTree,
+/// The transactional view of the trees, in the order [`super::SledStore`] opens them.
+pub(super) type Trees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
 );
 
 /// One sled transaction as a [`StoreTx`].
@@ -59,6 +64,8 @@ pub(super) struct SledTx<'a> {
     post_order: &'a TransactionalTree,
     ledger: &'a TransactionalTree,
     hashes: &'a TransactionalTree,
+    economy: &'a TransactionalTree,
+    names: &'a TransactionalTree,
     /// Write-back caches for the batch: counters in `meta` and accounts change with almost
     /// every command, so they are read once, kept here, and written once when the batch ends
     /// ([`SledTx::write_back`]). Safe because the rules write only after every check passed.
@@ -67,8 +74,8 @@ pub(super) struct SledTx<'a> {
 }
 
 impl<'a> SledTx<'a> {
-    pub(super) fn new(
-        (
+    pub(super) fn new(trees: &'a Trees) -> SledTx<'a> {
+        let (
             meta,
             accounts,
             api_keys,
@@ -80,8 +87,9 @@ impl<'a> SledTx<'a> {
             post_order,
             ledger,
             hashes,
-        ): Trees<'a>,
-    ) -> SledTx<'a> {
+            economy,
+            names,
+        ) = trees;
         SledTx {
             meta,
             accounts,
@@ -94,6 +102,8 @@ impl<'a> SledTx<'a> {
             post_order,
             ledger,
             hashes,
+            economy,
+            names,
             meta_cache: RefCell::new(HashMap::new()),
             account_cache: RefCell::new(HashMap::new()),
         }
@@ -329,6 +339,82 @@ impl StoreTx for SledTx<'_> {
         Ok(())
     }
 
+    fn policy(&self) -> Result<Option<Policy>, StoreError> {
+        Self::get(self.meta, b"policy")?
+            .map(|bytes| PolicyRecord::decode(&bytes))
+            .transpose()
+    }
+
+    fn put_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+        Self::insert(self.meta, b"policy", PolicyRecord::encode(policy)?)
+    }
+
+    fn recent_posts(&self, payer: Uuid, since: Timestamp, limit: u64) -> Result<u64, StoreError> {
+        // Transactions offer no range reads: look back through the payer's last posts, newest
+        // first, by their count (`payer_post_count`) and sequence keys, at most `limit`.
+        let count = self.payer_post_count(payer)?;
+        let mut recent = 0;
+        for seq in (0..count)
+            .rev()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        {
+            let Some(bytes) = Self::get(self.economy, &payer_post_key(payer, seq))? else {
+                return Err(corrupt("economy", format!("payer post {seq} missing")));
+            };
+            let time = i64::try_from(read_u64(&bytes, "economy")?).unwrap_or(i64::MAX);
+            if time < since.unix() {
+                break;
+            }
+            recent += 1;
+        }
+        Ok(recent)
+    }
+
+    fn add_recent_post(
+        &self,
+        payer: Uuid,
+        time: Timestamp,
+        _post_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let count = self.payer_post_count(payer)?;
+        let time = u64::try_from(time.unix()).unwrap_or(0).to_be_bytes();
+        Self::insert(self.economy, &payer_post_key(payer, count), &time[..])?;
+        Self::insert(
+            self.economy,
+            &payer_key(b'c', payer),
+            &(count + 1).to_be_bytes()[..],
+        )
+    }
+
+    fn voter(&self, post_id: Uuid, payer: Uuid) -> Result<Voter, StoreError> {
+        match Self::get(self.economy, &voter_key(post_id, payer))? {
+            None => Ok(Voter::default()),
+            Some(bytes) => match bytes.as_ref() {
+                [votes @ .., up] if votes.len() == 8 => Ok(Voter {
+                    votes: read_u64(votes, "economy")?,
+                    up_voted: *up == 1,
+                }),
+                _ => Err(corrupt("economy", "voter record length")),
+            },
+        }
+    }
+
+    fn put_voter(&self, post_id: Uuid, payer: Uuid, voter: &Voter) -> Result<(), StoreError> {
+        let mut value = voter.votes.to_be_bytes().to_vec();
+        value.push(u8::from(voter.up_voted));
+        Self::insert(self.economy, &voter_key(post_id, payer), value)
+    }
+
+    fn account_by_name(&self, name_key: &str) -> Result<Option<Uuid>, StoreError> {
+        Self::get(self.names, name_key.as_bytes())?
+            .map(|id| read_uuid(&id, "names"))
+            .transpose()
+    }
+
+    fn put_name(&self, name_key: &str, account_id: Uuid) -> Result<(), StoreError> {
+        Self::insert(self.names, name_key.as_bytes(), &uuid_key(account_id)[..])
+    }
+
     fn mark_spent(
         &self,
         stamp: StampRef,
@@ -369,6 +455,41 @@ impl StoreTx for SledTx<'_> {
             PostRecord::encode(post)?,
         )
     }
+}
+
+impl SledTx<'_> {
+    /// How many posts `payer` made (the next sequence number of its post times).
+    fn payer_post_count(&self, payer: Uuid) -> Result<u64, StoreError> {
+        match Self::get(self.economy, &payer_key(b'c', payer))? {
+            Some(bytes) => read_u64(&bytes, "economy"),
+            None => Ok(0),
+        }
+    }
+}
+
+/// `economy` keys of one payer: a tag, then the payer.
+fn payer_key(tag: u8, payer: Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = tag;
+    key[1..].copy_from_slice(payer.as_bytes());
+    key
+}
+
+/// `economy` key of a payer's `seq`-th post time.
+fn payer_post_key(payer: Uuid, seq: u64) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[..17].copy_from_slice(&payer_key(b'p', payer));
+    key[17..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `economy` key of one payer's votes on one post.
+fn voter_key(post_id: Uuid, payer: Uuid) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = b'v';
+    key[1..17].copy_from_slice(post_id.as_bytes());
+    key[17..].copy_from_slice(payer.as_bytes());
+    key
 }
 
 /// Key of a purchase in `purchase_keys`: account id + SHA-256 of its Idempotency-Key.
