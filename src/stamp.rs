@@ -186,9 +186,8 @@ pub fn decode(text: &str) -> Result<Decoded, StampError> {
     let payload_bytes: [u8; PAYLOAD_BYTES] = decode_exact(payload_text)?;
     let signature_bytes: [u8; SIGNATURE_BYTES] = decode_exact(signature_text)?;
     let payload = Payload::from_bytes(&payload_bytes)?;
-    if payload.value != VALUE_V1 {
-        return Err(StampError::Invalid("unsupported stamp value"));
-    }
+    // `value` is not among the fields of check 1: a stamp whose value byte was altered is a
+    // forgery, reported as such by the signature check (see `Decoded::check_value`).
     Ok(Decoded {
         payload,
         payload_bytes,
@@ -213,6 +212,16 @@ impl Decoded {
         lookup(&self.payload.kid).ok_or(StampError::UnknownKey(self.payload.kid))
     }
 
+    /// After the signature: this server signs only stamps of value 1, so another value under
+    /// a good signature is a stamp it cannot accept (`invalid_stamp`). Never before the
+    /// signature: an altered value must be `bad_signature`, as STAMP-FORMAT.md orders checks.
+    pub fn check_value(&self) -> Result<(), StampError> {
+        if self.payload.value != VALUE_V1 {
+            return Err(StampError::Invalid("unsupported stamp value"));
+        }
+        Ok(())
+    }
+
     /// Check 4: spendable while `now < expires_at`.
     pub fn check_expiry(&self, now_unix: i64) -> Result<(), StampError> {
         if now_unix >= self.payload.expires_at {
@@ -229,6 +238,7 @@ impl Decoded {
     ) -> Result<(), StampError> {
         let key = self.issuer_key(lookup)?;
         self.verify_signature(&key)?;
+        self.check_value()?;
         self.check_expiry(now_unix)
     }
 
@@ -419,9 +429,15 @@ mod tests {
         let (mut p, s) = parts(&good());
         p[0] = 2;
         assert_eq!(code_of(&join(&p, &s), 0), "invalid_stamp");
+        // A well-formed stamp whose value byte was altered is a forgery: bad_signature.
         let (mut p, s) = parts(&good());
         p[44] = 2;
-        assert_eq!(code_of(&join(&p, &s), 0), "invalid_stamp");
+        assert_eq!(code_of(&join(&p, &s), 0), "bad_signature");
+        // Value 2 under a good signature (not something this server signs): invalid_stamp.
+        let key = key();
+        let mut two = payload(&key);
+        two.value = 2;
+        assert_eq!(code_of(&sign(&two, &key), 0), "invalid_stamp");
     }
 
     #[test]

@@ -378,6 +378,7 @@ impl Mint {
         if !self.verifier.verify(message, signature, key).await {
             return Err(StampError::BadSignature);
         }
+        decoded.check_value()?;
         decoded.check_expiry(now)?;
         Ok(decoded)
     }

@@ -603,6 +603,13 @@ async fn stamps_under_an_unknown_key_or_with_a_bad_signature() {
         flipped[byte] ^= 1 << bit;
         assert_stamp_refused(&server, &stamp_text(&flipped, &signature), "bad_signature").await;
     }
+    // The value field (bytes 41..45) altered on a well-formed stamp: STAMP-FORMAT.md's checks
+    // run in order and value is not among the parsing checks, so the signature fails first.
+    for value in [0u32, 2, 1000] {
+        let mut altered = payload.clone();
+        altered[41..45].copy_from_slice(&value.to_be_bytes());
+        assert_stamp_refused(&server, &stamp_text(&altered, &signature), "bad_signature").await;
+    }
     // The signature of another stamp.
     let (_key, others) = server.stamps(10, 1).await;
     let (_, other_signature) = stamp_parts(&others[0]);
