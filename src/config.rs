@@ -66,19 +66,19 @@ impl Economy {
 /// Bounds on everything a client can send or ask for.
 #[derive(Clone, Debug, Serialize)]
 pub struct Limits {
-    /// Request body bytes (API.md: 65,536 by default), chunked bodies included.
+    /// Request body bytes (docs/api.md: 65,536 by default), chunked bodies included.
     pub request_body_bytes_max: usize,
-    /// Stamps one purchase may buy (API.md: 1..=1000). Keeps a purchase entry under 64 KiB.
+    /// Stamps one purchase may buy (docs/api.md: 1..=1000). Keeps a purchase entry under 64 KiB.
     pub purchase_count_max: u32,
     /// Stamps one post or vote may carry, whatever the costs: bounds signature work per request.
     pub stamps_per_request_max: usize,
-    /// Characters (Unicode scalar values) in a post's author (API.md default 64).
+    /// Characters (Unicode scalar values) in a post's author (docs/api.md default 64).
     pub author_chars_max: usize,
-    /// Characters in a post's body (API.md default 10,000).
+    /// Characters in a post's body (docs/api.md default 10,000).
     pub post_body_chars_max: usize,
     /// Characters in an account name.
     pub account_name_chars_max: usize,
-    /// Bytes in a redeem context (API.md: 1..=512).
+    /// Bytes in a redeem context (docs/api.md: 1..=512).
     pub context_bytes_max: usize,
     /// Characters in a credit reference.
     pub reference_chars_max: usize,
@@ -88,7 +88,7 @@ pub struct Limits {
     pub idempotency_key_bytes_max: usize,
     /// Posts per page of `GET /v1/posts`.
     pub posts_page_max: usize,
-    /// Entries per page of `GET /v1/ledger/entries` (API.md: at least 1000).
+    /// Entries per page of `GET /v1/ledger/entries` (docs/api.md: at least 1000).
     pub ledger_page_max: u64,
     /// Entries the server's own ledger check may be behind the log for `GET /v1/audit` to
     /// catch up and answer; further behind (after a start on a long log), it answers 503

@@ -1,4 +1,4 @@
-//! Stamps: the stamp wire format, version 1 (the contract's STAMP-FORMAT.md).
+//! Stamps: the stamp wire format, version 1 (the contract's docs/stamp-format.md).
 //!
 //! This module owns encoding, decoding, signing and verifying stamps. It is pure: no I/O, no
 //! clock (callers pass `now`), no knowledge of whether a stamp was spent (that is the store's).
@@ -162,7 +162,7 @@ impl StampError {
 
 /// Decodes base64url without padding, refusing non-canonical input. The `base64` crate's
 /// `URL_SAFE_NO_PAD` engine rejects padding, characters outside the alphabet and non-zero
-/// trailing bits, which is exactly what STAMP-FORMAT.md asks for.
+/// trailing bits, which is exactly what docs/stamp-format.md asks for.
 fn decode_exact<const N: usize>(text: &str) -> Result<[u8; N], StampError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
@@ -172,7 +172,7 @@ fn decode_exact<const N: usize>(text: &str) -> Result<[u8; N], StampError> {
         .map_err(|_| StampError::Invalid("wrong length"))
 }
 
-/// Parses the text form (check 1 of STAMP-FORMAT.md). Does not check the signature.
+/// Parses the text form (check 1 of docs/stamp-format.md). Does not check the signature.
 pub fn decode(text: &str) -> Result<Decoded, StampError> {
     if text.len() > TEXT_BYTES_MAX {
         return Err(StampError::Invalid("too long"));
@@ -214,7 +214,7 @@ impl Decoded {
 
     /// After the signature: this server signs only stamps of value 1, so another value under
     /// a good signature is a stamp it cannot accept (`invalid_stamp`). Never before the
-    /// signature: an altered value must be `bad_signature`, as STAMP-FORMAT.md orders checks.
+    /// signature: an altered value must be `bad_signature`, as docs/stamp-format.md orders checks.
     pub fn check_value(&self) -> Result<(), StampError> {
         if self.payload.value != VALUE_V1 {
             return Err(StampError::Invalid("unsupported stamp value"));
@@ -230,7 +230,7 @@ impl Decoded {
         Ok(())
     }
 
-    /// Checks 2 to 4 of STAMP-FORMAT.md in order: key known, signature, not expired.
+    /// Checks 2 to 4 of docs/stamp-format.md in order: key known, signature, not expired.
     pub fn verify(
         &self,
         lookup: impl Fn(&Kid) -> Option<VerifyingKey>,
@@ -328,7 +328,7 @@ mod tests {
     }
 
     /// A pinned vector derived independently of this code: `tests/data/make_stamp_vector.py`
-    /// builds the payload from STAMP-FORMAT.md and signs it with Python's `cryptography`
+    /// builds the payload from docs/stamp-format.md and signs it with Python's `cryptography`
     /// (OpenSSL) Ed25519. Ed25519 signatures are deterministic, so a change in byte layout,
     /// context string or encoding breaks this test.
     #[test]

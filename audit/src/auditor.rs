@@ -30,7 +30,7 @@ use tlog_tiles::Hash;
 use crate::check::{AuditReport, LedgerChecker, Violation};
 use crate::checkpoint;
 
-/// Entries asked for per request (the server may answer fewer; API.md guarantees >= 1000).
+/// Entries asked for per request (the server may answer fewer; docs/api.md guarantees >= 1000).
 pub const PAGE_ENTRIES: u64 = 1000;
 /// Pages downloaded ahead of the checker.
 const PREFETCH_PAGES: usize = 4;

@@ -33,7 +33,7 @@ pub use auditor::{audit, main, AuditArgs};
 pub use check::{AuditReport, LedgerChecker, Violation};
 
 /// Largest ledger entry, in bytes: what the server may write and what the checker accepts
-/// (LEDGER.md: "An entry is at most 64 KiB"). 65,535 rather than 65,536 because a C2SP
+/// (docs/ledger.md: "An entry is at most 64 KiB"). 65,535 rather than 65,536 because a C2SP
 /// tlog-tiles entry bundle prefixes each entry with a big-endian u16 length: a larger entry
 /// could be logged but never served as a tile. A purchase of the most stamps allowed stays
 /// well below it.

@@ -1,4 +1,4 @@
-//! Ledger entries as the server writes them (LEDGER.md, "Entries").
+//! Ledger entries as the server writes them (docs/ledger.md, "Entries").
 //!
 //! The writer serializes an entry once; those exact bytes are stored, hashed into the Merkle
 //! tree and served. Nothing ever re-serializes a stored entry. Field order is fixed by the

@@ -1,4 +1,4 @@
-//! The stamp ledger (LEDGER.md): entries, checkpoints, and the invariant checks an auditor
+//! The stamp ledger (docs/ledger.md): entries, checkpoints, and the invariant checks an auditor
 //! runs.
 //!
 //! Pure: nothing here reads files, the network or the clock. The store persists entries and

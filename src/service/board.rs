@@ -49,7 +49,7 @@ impl Board {
                 self.mint.limits().stamps_per_request_max
             )));
         }
-        // The same stamp twice is a malformed request (API.md: 400), whatever the count; two
+        // The same stamp twice is a malformed request (docs/api.md: 400), whatever the count; two
         // different encodings of one stamp are caught after decoding, in check_stamps.
         let mut seen = HashSet::with_capacity(stamps.len());
         if !stamps.iter().all(|s| seen.insert(s.as_str())) {

@@ -369,7 +369,7 @@ impl Mint {
         Ok(answer)
     }
 
-    /// Checks 1 to 4 of STAMP-FORMAT.md for one stamp, in order; the signature goes through
+    /// Checks 1 to 4 of docs/stamp-format.md for one stamp, in order; the signature goes through
     /// the batch verifier.
     async fn check_stamp(&self, text: &str, now: i64) -> Result<stamp::Decoded, StampError> {
         let decoded = stamp::decode(text)?;

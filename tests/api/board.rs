@@ -964,7 +964,7 @@ async fn the_account_counts_board_spends_of_its_stamps() {
     assert_eq!(account["stamps_purchased"], 6, "{account}");
 }
 
-/// API.md: "the same stamp twice in one request is 400 bad_request", also at the default cost
+/// docs/api.md: "the same stamp twice in one request is 400 bad_request", also at the default cost
 /// of one stamp, where two stamps are also the wrong count.
 #[tokio::test]
 async fn the_same_stamp_twice_is_a_bad_request_at_the_default_cost() {

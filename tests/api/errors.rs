@@ -603,7 +603,7 @@ async fn stamps_under_an_unknown_key_or_with_a_bad_signature() {
         flipped[byte] ^= 1 << bit;
         assert_stamp_refused(&server, &stamp_text(&flipped, &signature), "bad_signature").await;
     }
-    // The value field (bytes 41..45) altered on a well-formed stamp: STAMP-FORMAT.md's checks
+    // The value field (bytes 41..45) altered on a well-formed stamp: docs/stamp-format.md's checks
     // run in order and value is not among the parsing checks, so the signature fails first.
     for value in [0u32, 2, 1000] {
         let mut altered = payload.clone();

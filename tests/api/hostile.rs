@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestServer, ADMIN_TOKEN};
 
-/// The codes API.md defines, plus the server's documented extensions.
+/// The codes docs/api.md defines, plus the server's documented extensions.
 const STABLE_CODES: &[&str] = &[
     "bad_request",
     "unauthorized",
@@ -236,7 +236,7 @@ async fn every_route_refuses_hostile_input_and_changes_nothing() {
             for (name, value) in wrong_values(field) {
                 let mut body = target.valid.clone();
                 body[field.as_str()] = value;
-                // A verify of a bad stamp is a 200 that says why (API.md); nothing else may
+                // A verify of a bad stamp is a 200 that says why (docs/api.md); nothing else may
                 // succeed.
                 let (status, ct, answer) = send(
                     &server,

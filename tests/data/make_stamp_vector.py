@@ -1,6 +1,6 @@
 """Derives the pinned stamp test vector independently of the Rust code.
 
-Uses Python's `cryptography` Ed25519 (OpenSSL) and the byte layout of STAMP-FORMAT.md, so the
+Uses Python's `cryptography` Ed25519 (OpenSSL) and the byte layout of docs/stamp-format.md, so the
 Rust unit test `stamp::tests::pinned_vector` checks our encoder against another implementation.
 Run: python3 tests/data/make_stamp_vector.py > tests/data/stamp_vector.txt
 """
