@@ -22,6 +22,16 @@ use clap::{Parser, Subcommand};
     about = "Sells signed posting stamps and cancels each exactly once"
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` (colour only on a terminal) or `json`
+    /// (one object per line, for log collectors). The level is set by PENNYPOST_LOG.
+    #[arg(
+        long,
+        global = true,
+        env = "PENNYPOST_LOG_FORMAT",
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -103,7 +113,7 @@ pub enum KeysCommand {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format == "json");
     match cli.command {
         Command::Serve(args) => serve::main(args),
         Command::Stamp {
@@ -139,12 +149,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by PENNYPOST_LOG (default `info`). Colour codes only when stderr is
+/// a terminal: a log file or journal gets plain text.
+fn init_tracing(json: bool) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("PENNYPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }

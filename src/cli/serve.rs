@@ -178,6 +178,7 @@ fn admin_token(data_dir: &Path) -> Result<String, String> {
         if token.trim().is_empty() {
             return Err("PENNYPOST_ADMIN_TOKEN is set but empty".into());
         }
+        tracing::info!("admin token from the environment (PENNYPOST_ADMIN_TOKEN)");
         return Ok(token.trim().to_string());
     }
     let path = data_dir.join("admin_token");
@@ -279,7 +280,12 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
             args.cache_mib
         ));
     }
-    fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    fs::create_dir_all(&args.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            args.data_dir.display()
+        )
+    })?;
     fs::set_permissions(&args.data_dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let now = Timestamp::now();
@@ -339,17 +345,18 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let service = match build(&args).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+        // The port first: a start that cannot listen creates no directory, key or token.
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return ExitCode::from(2);
+            }
+        };
+        let service = match build(&args).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };

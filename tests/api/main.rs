@@ -15,3 +15,4 @@ mod keys;
 mod limits;
 mod mint;
 mod secrets;
+mod start;

@@ -144,7 +144,18 @@ impl SledStore {
             .segment_size(SEGMENT_BYTES)
             .flush_every_ms(None)
             .open()
-            .map_err(storage)?;
+            .map_err(|e| match e {
+                // sled holds an exclusive lock on its file for the life of the process, and
+                // reports a second opener with this text (its I/O error has no kind of its own).
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::Storage(format!(
+                        "the data directory {} is in use by another process (is another \
+                         pennypost serve running on it? one process per data directory; {io})",
+                        dir.parent().unwrap_or(dir).display()
+                    ))
+                }
+                e => storage(e),
+            })?;
         let db_file = File::open(dir.join("db")).map_err(storage)?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let upgrade = Upgrade {
