@@ -720,3 +720,64 @@ fn stamp_values_and_keys_keep_their_bytes() {
     assert!(key(Uuid::max(), T0) < key(Uuid::nil(), T0 + 1));
     assert!(key(id(1), T0) < key(id(2), T0));
 }
+
+/// A data directory from before prices were kept per stamp: its unspent stamps get their unit
+/// price from their purchase entry on open (so a post paid with them knows its base postage,
+/// as the auditor does), its spent ones keep the old layout, and a second open changes nothing.
+#[test]
+fn unspent_stamps_of_an_old_directory_get_their_price_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spent, unspent) = (stamp_id(0), stamp_id(1));
+    let (store, _) = opened_with_stamps(dir.path(), &[spent, unspent]);
+    let redeem = Command::Spend {
+        stamps: vec![sold_at_t0(spent)],
+        spend_for: SpendFor::Redeem {
+            context: "before".into(),
+        },
+    };
+    let applied = store
+        .apply(&[redeem], Timestamp::from_unix(T0 + 1))
+        .expect("apply");
+    assert!(applied[0].is_ok(), "{applied:?}");
+    store.sync().expect("sync");
+    drop(store);
+
+    // Rewrite both stamps to the old 40-byte sale part and forget the migration ran.
+    let db = open_raw(dir.path());
+    let stamps = db.open_tree("stamps").expect("stamps");
+    for id in [spent, unspent] {
+        let key = stamp_key(sold_at_t0(id));
+        let value = stamps.get(key).expect("read").expect("sold");
+        let old = [&value[..SOLD_BYTES_V1], &value[SOLD_BYTES..]].concat();
+        stamps.insert(key, old).expect("write");
+    }
+    db.open_tree("meta")
+        .expect("meta")
+        .remove("stamp_prices")
+        .expect("remove");
+    db.flush().expect("flush");
+    drop(stamps);
+    drop(db);
+
+    let store = reopen(dir.path()).expect("open migrates");
+    let db_value = |store: &SledStore, id| {
+        store
+            .stamps
+            .get(stamp_key(sold_at_t0(id)))
+            .expect("read")
+            .expect("sold")
+    };
+    let priced = db_value(&store, unspent);
+    assert_eq!(priced.len(), SOLD_BYTES);
+    assert_eq!(decode_sold(&priced).expect("decode").unit_price, Some(1));
+    // The spent one keeps its old layout and still reads as spent.
+    let old = db_value(&store, spent);
+    assert_eq!(decode_sold(&old).expect("decode").unit_price, None);
+    assert!(store
+        .stamp(spent)
+        .expect("stamp")
+        .is_some_and(|s| s.spent.is_some()));
+    drop(store);
+    let store = reopen(dir.path()).expect("open again");
+    assert_eq!(db_value(&store, unspent), priced);
+}
