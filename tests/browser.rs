@@ -1,10 +1,17 @@
-//! The web page in a real headless Chromium, driven over WebDriver (chromedriver + fantoccini):
-//! create an account, get credit from the operator, buy stamps on the page, post, upvote, see
-//! the score change, and see a clear message when the stamps run out.
+//! The web page in a real headless Chromium, driven over WebDriver (chromedriver + fantoccini).
+//!
+//! - Under the flat policy: create an account, get credit from the operator, buy stamps on the
+//!   page, post, upvote, see the score change, and see a clear message when the stamps run out.
+//! - Under the default economy: a name that is taken, the price of a second and third post said
+//!   in words before anything is spent and bought on the member's word, a price that changes
+//!   under the member's feet (re-quoted once), quadratic votes, each post's cost, votes,
+//!   voters, refund and verified mark, the refunds in the wallet, stamps of two buyers, and the
+//!   ledger panel with the server's own audit.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Without them
-//! this test fails and says how to get them: it never skips silently.
-//! `PENNYPOST_SCREENSHOT=docs/board.png` saves a screenshot of the board at the end.
+//! these tests fail and say how to get them: they never skip silently.
+//! `PENNYPOST_SCREENSHOT=docs/board.png` saves a screenshot of the board during the economy
+//! test (after the votes, before the deliberate error).
 
 #[path = "api/helpers.rs"]
 mod helpers;
@@ -14,12 +21,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use helpers::TestServer;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// One browser at a time: the machine may have few cores, and each test waits on timeouts.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Driver(Child);
 
@@ -59,6 +69,43 @@ fn start_chromedriver() -> (Driver, u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (driver, port)
+}
+
+/// A headless Chromium with a fresh profile, and what must live as long as it.
+struct Browser {
+    client: fantoccini::Client,
+    _profile: tempfile::TempDir,
+    _driver: Driver,
+}
+
+async fn browser() -> Browser {
+    let (driver, port) = start_chromedriver();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }
+    });
+    let capabilities = match capabilities {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("WebDriver session");
+    Browser {
+        client,
+        _profile: profile,
+        _driver: driver,
+    }
 }
 
 async fn text_of(client: &fantoccini::Client, css: &str) -> String {
@@ -115,69 +162,58 @@ fn stamp_count(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// Signs up on the page under `name` and returns (account id, API key).
+async fn sign_up(client: &fantoccini::Client, name: &str) -> (String, String) {
+    fill(client, "#account-name", name).await;
+    click(client, "#create-account").await;
+    let account_id = wait_text(client, "#account-id", "an account id", |t| {
+        t.trim().len() == 36
+    })
+    .await;
+    let key = wait_text(client, "#api-key-shown", "the API key", |t| {
+        t.contains("ppk_")
+    })
+    .await;
+    (account_id.trim().to_string(), key.trim().to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_buys_posts_votes_and_runs_out() {
+    let _one = ONE_BROWSER.lock().await;
     let server = TestServer::start().await;
-    let (_driver, port) = start_chromedriver();
-    let profile = tempfile::tempdir().expect("profile dir");
-    let capabilities = json!({
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=1200,900",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }
-    });
-    let capabilities = match capabilities {
-        serde_json::Value::Object(map) => map,
-        _ => unreachable!(),
-    };
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("WebDriver session");
+    let browser = browser().await;
+    let client = &browser.client;
 
     client.goto(&server.url("/")).await.expect("open page");
 
     // Sign up on the page.
-    fill(&client, "#account-name", "alice").await;
-    click(&client, "#create-account").await;
-    let account_id = wait_text(&client, "#account-id", "an account id", |t| {
-        t.trim().len() == 36
-    })
-    .await;
-    let account_id = account_id.trim().to_string();
-    wait_text(&client, "#api-key-shown", "the API key", |t| {
-        t.contains("ppk_")
-    })
-    .await;
+    let (account_id, _) = sign_up(client, "alice").await;
 
     // The operator credits 3 cents (3 stamps at the default price).
     let (status, body) = server.credit(&account_id, 3, "browser-payment").await;
     assert_eq!(status, 200, "{body}");
 
     // Buy 3 stamps on the page.
-    fill(&client, "#buy-count", "3").await;
-    click(&client, "#buy").await;
-    wait_text(&client, "#stamp-count", "3 stamps", |t| {
+    fill(client, "#buy-count", "3").await;
+    click(client, "#buy").await;
+    wait_text(client, "#stamp-count", "3 stamps", |t| {
         stamp_count(t) == Some(3)
     })
     .await;
-    wait_text(&client, "#balance", "balance 0", |t| t.contains('0')).await;
+    wait_text(client, "#balance", "balance 0", |t| t.contains('0')).await;
 
-    // Post.
-    fill(&client, "#post-author", "alice").await;
-    fill(&client, "#post-body", "Hello from a real browser").await;
-    click(&client, "#post-submit").await;
-    wait_text(&client, "#posts", "the new post", |t| {
+    // Post, as the account's name (no name to type).
+    wait_text(client, "#post-as", "posting as alice", |t| {
+        t.contains("alice")
+    })
+    .await;
+    fill(client, "#post-body", "Hello from a real browser").await;
+    click(client, "#post-submit").await;
+    wait_text(client, "#posts", "the new post", |t| {
         t.contains("Hello from a real browser")
     })
     .await;
-    wait_text(&client, "#stamp-count", "2 stamps", |t| {
+    wait_text(client, "#stamp-count", "2 stamps", |t| {
         stamp_count(t) == Some(2)
     })
     .await;
@@ -193,60 +229,358 @@ async fn a_member_buys_posts_votes_and_runs_out() {
         .expect("attr")
         .expect("post id");
     let score_css = format!(".post[data-post-id='{post_id}'] .score");
-    assert!(text_of(&client, &score_css).await.contains('0'));
-    click(
-        &client,
-        &format!(".post[data-post-id='{post_id}'] .vote-up"),
-    )
-    .await;
-    wait_text(&client, &score_css, "score 1", |t| {
-        t.trim().trim_start_matches('+') == "1" || t.contains("1")
-    })
-    .await;
-    wait_text(&client, "#stamp-count", "1 stamp", |t| {
+    assert!(text_of(client, &score_css).await.contains('0'));
+    click(client, &format!(".post[data-post-id='{post_id}'] .vote-up")).await;
+    wait_text(client, &score_css, "score 1", |t| t.trim() == "1").await;
+    wait_text(client, "#stamp-count", "1 stamp", |t| {
         stamp_count(t) == Some(1)
     })
     .await;
     let (_, api_post) = server.get(&format!("/v1/posts/{post_id}")).await;
     assert_eq!(api_post["score"], 1, "{api_post}");
+    assert_eq!(api_post["author"], "alice", "{api_post}");
+    assert_eq!(api_post["verified"], true, "{api_post}");
 
     // Spend the last stamp, then try once more: a clear message, no request spent.
-    click(
-        &client,
-        &format!(".post[data-post-id='{post_id}'] .vote-up"),
-    )
-    .await;
-    wait_text(&client, "#stamp-count", "0 stamps", |t| {
+    click(client, &format!(".post[data-post-id='{post_id}'] .vote-up")).await;
+    wait_text(client, "#stamp-count", "0 stamps", |t| {
         stamp_count(t) == Some(0)
     })
     .await;
-    wait_text(&client, &score_css, "score 2", |t| t.contains('2')).await;
-    click(
-        &client,
-        &format!(".post[data-post-id='{post_id}'] .vote-up"),
-    )
-    .await;
-    let message = wait_text(&client, "#message", "an out-of-stamps message", |t| {
+    wait_text(client, &score_css, "score 2", |t| t.contains('2')).await;
+    click(client, &format!(".post[data-post-id='{post_id}'] .vote-up")).await;
+    let message = wait_text(client, "#message", "an out-of-stamps message", |t| {
         t.to_lowercase().contains("out of stamps")
     })
     .await;
     assert!(
-        message.to_lowercase().contains("buy"),
+        message.to_lowercase().contains("buy") && message.contains("credit"),
         "says what to do: {message}"
     );
     let (_, api_post) = server.get(&format!("/v1/posts/{post_id}")).await;
     assert_eq!(api_post["score"], 2, "no vote without a stamp: {api_post}");
 
     // A server error is shown in words: buying with no money left.
-    fill(&client, "#buy-count", "1").await;
-    click(&client, "#buy").await;
-    let message = wait_text(&client, "#message", "an insufficient-funds message", |t| {
-        t.to_lowercase().contains("balance")
+    fill(client, "#buy-count", "1").await;
+    click(client, "#buy").await;
+    let message = wait_text(client, "#message", "an insufficient-funds message", |t| {
+        t.to_lowercase().contains("balance is too low")
     })
     .await;
     assert!(
         !message.contains("insufficient_funds"),
         "words, not codes: {message}"
+    );
+    client.clone().close().await.expect("close session");
+}
+
+/// A post made through the API: (status, answer).
+async fn api_post(
+    server: &TestServer,
+    key: Option<&str>,
+    author: Option<&str>,
+    body: &str,
+    stamps: &[String],
+) -> (u16, Value) {
+    let mut request = json!({"body": body, "stamps": stamps});
+    if let Some(author) = author {
+        request["author"] = json!(author);
+    }
+    server.post("/v1/posts", key, request).await
+}
+
+/// An up-vote through the API.
+async fn api_up_vote(server: &TestServer, post_id: &str, stamps: &[String]) {
+    let (status, body) = server
+        .post(
+            &format!("/v1/posts/{post_id}/votes"),
+            None,
+            json!({"direction": "up", "stamps": stamps}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Stamps bought through the API with `key` (its account must hold the money).
+async fn api_buy(server: &TestServer, key: &str, count: u64) -> Vec<String> {
+    let (status, body) = server.purchase(key, count, None).await;
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_value(body["stamps"].clone()).expect("stamps")
+}
+
+/// The id of the post whose body is `body`, on the server's first page.
+async fn post_id_of(server: &TestServer, body: &str) -> String {
+    let (_, page) = server.get("/v1/posts").await;
+    page["posts"]
+        .as_array()
+        .expect("posts")
+        .iter()
+        .find(|p| p["body"] == body)
+        .and_then(|p| p["post_id"].as_str())
+        .unwrap_or_else(|| panic!("no post {body:?}: {page}"))
+        .to_string()
+}
+
+async fn post_count(server: &TestServer) -> usize {
+    let (_, page) = server.get("/v1/posts").await;
+    page["posts"].as_array().map_or(0, Vec::len)
+}
+
+/// Posts `body` on the page and waits for the price it asks the member to agree to.
+async fn post_on_page(client: &fantoccini::Client, body: &str) {
+    fill(client, "#post-body", body).await;
+    click(client, "#post-submit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_sees_prices_votes_refunds_and_the_ledger() {
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start_priced(&[]).await;
+    let browser = browser().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.expect("open page");
+
+    // A name that is taken (names compare without case) is said plainly.
+    let (status, body) = server
+        .post("/v1/accounts", None, json!({"name": "dora"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    fill(client, "#account-name", "Dora").await;
+    click(client, "#create-account").await;
+    let message = wait_text(client, "#message", "a name-taken message", |t| {
+        t.contains("taken")
+    })
+    .await;
+    assert!(message.contains("Dora"), "{message}");
+    assert!(
+        !message.contains("name_taken"),
+        "words, not codes: {message}"
+    );
+    let (account_id, key) = sign_up(client, "dorothy").await;
+    let (status, body) = server.credit(&account_id, 100, "dorothy-pays").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Buy one stamp; the first post costs it, with no question asked, verified.
+    fill(client, "#buy-count", "1").await;
+    click(client, "#buy").await;
+    wait_text(client, "#stamp-count", "1 stamp", |t| {
+        stamp_count(t) == Some(1)
+    })
+    .await;
+    wait_text(client, "#post-submit", "the first post's price", |t| {
+        t.contains("1 stamp")
+    })
+    .await;
+    post_on_page(client, "first post").await;
+    wait_text(client, "#posts", "the first post", |t| {
+        t.contains("first post")
+    })
+    .await;
+    let first = post_id_of(&server, "first post").await;
+    let first_css = format!(".post[data-post-id='{first}']");
+    let mark = wait_text(
+        client,
+        &format!("{first_css} .verified-mark"),
+        "a mark",
+        |t| t.contains("verified"),
+    )
+    .await;
+    assert!(!mark.contains("not"), "{mark}");
+    assert!(text_of(client, &format!("{first_css} .author"))
+        .await
+        .contains("dorothy"));
+    assert!(text_of(client, &format!("{first_css} .post-cost"))
+        .await
+        .contains("1 stamp"));
+    assert!(text_of(client, &format!("{first_css} .votes"))
+        .await
+        .contains("No votes"));
+
+    // The second post in ten minutes costs 2: the button says so, and the page says it in words
+    // and asks before it buys or spends anything.
+    wait_text(client, "#post-submit", "the second post's price", |t| {
+        t.contains("2 stamps")
+    })
+    .await;
+    post_on_page(client, "second post").await;
+    let question = wait_text(client, "#confirm-text", "the price of a second post", |t| {
+        t.contains("2 stamps")
+    })
+    .await;
+    assert!(
+        question.contains("second") && question.contains("ten minutes"),
+        "why it costs more: {question}"
+    );
+    assert!(question.contains("buy 2"), "what it buys: {question}");
+    assert_eq!(
+        post_count(&server).await,
+        1,
+        "nothing posted before agreeing"
+    );
+    click(client, "#confirm-yes").await;
+    wait_text(client, "#posts", "the second post", |t| {
+        t.contains("second post")
+    })
+    .await;
+    let second = post_id_of(&server, "second post").await;
+    let (_, read) = server.get(&format!("/v1/posts/{second}")).await;
+    assert_eq!(read["cost"], 2, "{read}");
+    wait_text(
+        client,
+        &format!(".post[data-post-id='{second}'] .post-cost"),
+        "cost 2",
+        |t| t.contains("2 stamps"),
+    )
+    .await;
+    let (_, account) = server.get_auth("/v1/account", &key).await;
+    assert_eq!(account["balance"], 97, "{account}");
+
+    // Cancel spends nothing.
+    post_on_page(client, "third post").await;
+    wait_text(client, "#confirm-text", "the third post's price", |t| {
+        t.contains("4 stamps") && t.contains("third")
+    })
+    .await;
+    click(client, "#confirm-no").await;
+    wait_text(client, "#message", "nothing spent", |t| {
+        t.contains("Nothing was bought")
+    })
+    .await;
+    assert_eq!(post_count(&server).await, 2);
+
+    // The price moves while the member decides (the same account posts elsewhere): the server
+    // refuses the count, and the page asks again at the new price, in words.
+    click(client, "#post-submit").await;
+    wait_text(client, "#confirm-text", "the third post's price", |t| {
+        t.contains("4 stamps")
+    })
+    .await;
+    let elsewhere = api_buy(&server, &key, 4).await;
+    let (status, body) = api_post(&server, Some(&key), None, "from elsewhere", &elsewhere).await;
+    assert_eq!((status, body["cost"].clone()), (201, json!(4)), "{body}");
+    click(client, "#confirm-yes").await;
+    let question = wait_text(client, "#confirm-text", "the new price", |t| {
+        t.contains("price changed")
+    })
+    .await;
+    assert!(question.contains("8 stamps"), "{question}");
+    click(client, "#confirm-yes").await;
+    wait_text(client, "#posts", "the post at its new price", |t| {
+        t.contains("third post")
+    })
+    .await;
+    let fourth = post_id_of(&server, "third post").await;
+    let (_, read) = server.get(&format!("/v1/posts/{fourth}")).await;
+    assert_eq!(read["cost"], 8, "{read}");
+
+    // Three other members up-vote the first post: its postage goes back to its author.
+    for _ in 0..3 {
+        let (_, stamps) = server.stamps(10, 1).await;
+        api_up_vote(&server, &first, &stamps).await;
+    }
+    // One member buys four votes on the second post: 1 + 3 + 5 + 7 stamps.
+    let (_, stamps) = server.stamps(20, 16).await;
+    let mut at = 0;
+    for n in [1, 3, 5, 7] {
+        api_up_vote(&server, &second, &stamps[at..at + n]).await;
+        at += n;
+    }
+    // Someone posts without an account's key: an unverified name.
+    let (_, stamps) = server.stamps(10, 1).await;
+    let (status, body) = api_post(&server, None, Some("erin"), "unverified post", &stamps).await;
+    assert_eq!(status, 201, "{body}");
+    let erin = body["post_id"].as_str().expect("post id").to_string();
+    click(client, "#refresh").await;
+    let votes = wait_text(
+        client,
+        &format!("{first_css} .votes"),
+        "three voters",
+        |t| t.contains("3 votes from 3 voters"),
+    )
+    .await;
+    assert!(votes.contains("3 up, 0 down"), "{votes}");
+    wait_text(client, &format!("{first_css} .refund"), "a refund", |t| {
+        t.contains("refunded")
+    })
+    .await;
+    wait_text(
+        client,
+        &format!(".post[data-post-id='{second}'] .votes"),
+        "a bought post",
+        |t| t.contains("4 votes from 1 voter"),
+    )
+    .await;
+    assert!(
+        text_of(client, &format!(".post[data-post-id='{second}'] .refund"))
+            .await
+            .is_empty()
+    );
+    wait_text(
+        client,
+        &format!(".post[data-post-id='{erin}'] .unverified"),
+        "no mark",
+        |t| t.contains("not verified"),
+    )
+    .await;
+    wait_text(client, "#refunds-total", "a refund of 1 cent", |t| {
+        t.contains("1 cent")
+    })
+    .await;
+
+    // Votes on one post: the first costs 1 (bought on the member's word), the second 3.
+    let erin_css = format!(".post[data-post-id='{erin}']");
+    click(client, &format!("{erin_css} .vote-up")).await;
+    let question = wait_text(client, "#confirm-text", "the first vote's price", |t| {
+        t.contains("This vote costs 1 stamp")
+    })
+    .await;
+    assert!(question.contains("buy 1"), "{question}");
+    click(client, "#confirm-yes").await;
+    wait_text(client, &format!("{erin_css} .score"), "score 1", |t| {
+        t.trim() == "1"
+    })
+    .await;
+    wait_text(
+        client,
+        &format!("{erin_css} .vote-up"),
+        "the next price",
+        |t| t.contains("3 stamps"),
+    )
+    .await;
+    click(client, &format!("{erin_css} .vote-up")).await;
+    let question = wait_text(client, "#confirm-text", "the second vote's price", |t| {
+        t.contains("3 stamps")
+    })
+    .await;
+    assert!(question.contains("second vote on this post"), "{question}");
+    click(client, "#confirm-yes").await;
+    wait_text(client, &format!("{erin_css} .votes"), "two votes", |t| {
+        t.contains("2 votes from 1 voter")
+    })
+    .await;
+    let (_, read) = server.get(&format!("/v1/posts/{erin}")).await;
+    assert_eq!(
+        (read["score"].clone(), read["voters"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // The ledger panel: the signed size, the time of its last entry, the server's own audit
+    // with the refunds, and the command to audit it from outside.
+    let (_, checkpoint) = server.get_text("/v1/ledger/checkpoint").await;
+    let size = checkpoint.lines().nth(1).expect("size").to_string();
+    wait_text(client, "#ledger-size", "the ledger size", |t| {
+        t.trim() == size
+    })
+    .await;
+    let when = text_of(client, "#checkpoint-time").await;
+    assert!(when.contains(&size) && when.contains("entries"), "{when}");
+    wait_text(client, "#audit-result", "the audit", |t| t.contains("OK")).await;
+    let totals = text_of(client, "#audit-totals").await;
+    assert!(totals.contains("refunded to authors: 1 cent"), "{totals}");
+    let command = text_of(client, "#audit-command").await;
+    assert_eq!(
+        command.trim(),
+        format!("pennypost audit --server {}", server.base_url)
     );
 
     if let Ok(path) = std::env::var("PENNYPOST_SCREENSHOT") {
@@ -254,8 +588,56 @@ async fn a_member_buys_posts_votes_and_runs_out() {
             .execute("window.scrollTo(0, 0)", vec![])
             .await
             .expect("scroll");
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let png = client.screenshot().await.expect("screenshot");
         std::fs::write(&path, png).expect("write screenshot");
     }
-    client.close().await.expect("close session");
+
+    // Stamps of two buyers in one request: the server refuses, and the page says why.
+    let (_, foreign) = server.stamps(10, 1).await;
+    let mut mixed = foreign.clone();
+    mixed.extend(api_buy(&server, &key, 4).await);
+    let held: Vec<String> = serde_json::from_value(
+        client
+            .execute(
+                "return JSON.parse(localStorage.getItem('pennypost.stamps'))",
+                vec![],
+            )
+            .await
+            .expect("read stamps"),
+    )
+    .expect("stamps");
+    assert!(held.is_empty(), "{held:?}");
+    let buyers: serde_json::Map<String, Value> = mixed
+        .iter()
+        .map(|s| (s.clone(), json!(account_id)))
+        .collect();
+    client
+        .execute(
+            "localStorage.setItem('pennypost.stamps', JSON.stringify(arguments[0])); \
+             localStorage.setItem('pennypost.stamp_buyers', JSON.stringify(arguments[1]));",
+            vec![json!(mixed), Value::Object(buyers)],
+        )
+        .await
+        .expect("write stamps");
+    click(client, &format!("{erin_css} .vote-down")).await;
+    wait_text(client, "#confirm-text", "the third vote's price", |t| {
+        t.contains("5 stamps")
+    })
+    .await;
+    click(client, "#confirm-yes").await;
+    let message = wait_text(client, "#message", "a mixed-payers message", |t| {
+        t.contains("same account")
+    })
+    .await;
+    assert!(
+        !message.contains("mixed_payers"),
+        "words, not codes: {message}"
+    );
+    wait_text(client, "#stamp-count", "stamps kept", |t| {
+        stamp_count(t) == Some(5)
+    })
+    .await;
+
+    client.clone().close().await.expect("close session");
 }

@@ -1,25 +1,33 @@
-//! The client side of the command line, for scripts: `account create`, `buy N`, `post TEXT`,
-//! `vote POST_ID up|down`, `stamps`. The API key and the bought stamps live in a wallet file
-//! (mode 0600, replaced atomically), so stamps bought by one command are spent by the next.
+//! The client side of the command line, for people and scripts: `account create|show`,
+//! `buy N`, `post TEXT`, `vote POST_ID up|down`, `stamps [--full]`. The API key and the bought
+//! stamps live in a wallet file (mode 0600, replaced atomically), so stamps bought by one
+//! command are spent by the next.
+//!
+//! A post or vote asks the server its price first and says it in words; stamps the wallet
+//! lacks are bought once the member agrees (`pay`). A post made with the wallet's API key is
+//! written by its account, under its name, verified.
 //!
 //! Stamps leave the wallet only when the server confirms they are spent (201), or says they
 //! can never be spent (already spent, expired, invalid). On a network failure they stay.
 
-use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+mod http;
+mod pay;
+pub mod price;
+mod wallet;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::api::{
     AccountResponse, CreateAccountRequest, CreateAccountResponse, CreatePostRequest, Direction,
-    ErrorCode, Post, PricesResponse, Problem, PurchaseRequest, PurchaseResponse, VoteRequest,
-    VoteResponse,
+    Post, PurchaseRequest, PurchaseResponse, VoteRequest, VoteResponse,
 };
+use http::call;
+use pay::{Action, Payment};
+pub use wallet::Wallet;
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
@@ -45,103 +53,23 @@ pub struct ClientArgs {
 pub enum AccountCommand {
     /// Create an account and keep its API key in the wallet.
     Create {
+        /// The account's name: your posts made with this wallet show it, marked verified.
+        /// Names are unique (compared without case). Without one, posts are not verified.
         #[arg(long)]
         name: Option<String>,
     },
-    /// Show the account's balance and stamp counts.
+    /// Show the account's name, balance, stamp counts and refunds received.
     Show,
 }
 
-#[derive(Serialize, Deserialize, Default, Debug)]
-pub struct Wallet {
-    pub server: Option<String>,
-    pub account_id: Option<String>,
-    pub api_key: Option<String>,
-    #[serde(default)]
-    pub stamps: Vec<String>,
-}
-
-impl Wallet {
-    pub fn load(path: &Path) -> Result<Wallet, String> {
-        match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("wallet {} is not valid: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Wallet::default()),
-            Err(e) => Err(format!("cannot read wallet {}: {e}", path.display())),
-        }
-    }
-
-    /// Writes the wallet mode 0600 through a temporary file and a rename.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| format!("cannot write wallet {}: {e}", tmp.display()))?;
-        file.write_all(&bytes)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| format!("cannot write wallet {}: {e}", tmp.display()))?;
-        fs::rename(&tmp, path).map_err(|e| format!("cannot write wallet {}: {e}", path.display()))
-    }
-
-    fn api_key(&self) -> Result<&str, String> {
-        self.api_key
-            .as_deref()
-            .ok_or_else(|| "no account in this wallet: run `pennypost account create` first".into())
-    }
-}
-
-/// An HTTP answer: status and body.
-struct Answer {
-    status: u16,
-    body: bytes::Bytes,
-}
-
-impl Answer {
-    /// The body as the answer type `T`.
-    fn json<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_slice(&self.body).map_err(|e| format!("cannot read the answer: {e}"))
-    }
-
-    /// The body as an error answer, when it is one.
-    fn problem(&self) -> Option<Problem> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    fn describe(&self) -> String {
-        let problem = self.problem();
-        format!(
-            "{} ({}): {}",
-            problem.as_ref().map_or("", |p| p.code.as_str()),
-            self.status,
-            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
-        )
-    }
-}
-
-/// Sends `request` (to `url`) and reads the whole answer.
-async fn call(request: reqwest::RequestBuilder, url: &str) -> Result<Answer, String> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
-    Ok(Answer { status, body })
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
 }
 
-fn finish(result: Result<(), String>) -> ExitCode {
+pub(crate) fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,9 +93,22 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                         ));
                     }
                     let url = format!("{}/v1/accounts", args.server);
-                    let request = client.post(&url).json(&CreateAccountRequest { name });
+                    let request = client
+                        .post(&url)
+                        .json(&CreateAccountRequest { name: name.clone() });
                     let answer = call(request, &url).await?;
                     if answer.status != 201 {
+                        if answer
+                            .problem()
+                            .is_some_and(|p| p.code == crate::api::ErrorCode::NameTaken)
+                        {
+                            return Err(format!(
+                                "{}: the name {:?} belongs to another account; choose another \
+                                 --name",
+                                answer.describe(),
+                                name.unwrap_or_default()
+                            ));
+                        }
                         return Err(answer.describe());
                     }
                     let created: CreateAccountResponse = answer.json()?;
@@ -176,25 +117,33 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                     wallet.account_id = Some(id.clone());
                     wallet.api_key = Some(created.api_key);
                     wallet.save(&args.wallet)?;
-                    println!(
-                        "account {id} created; API key saved in {}",
-                        args.wallet.display()
-                    );
+                    match &name {
+                        Some(name) => println!(
+                            "account {id} ({name}) created; API key saved in {}",
+                            args.wallet.display()
+                        ),
+                        None => println!(
+                            "account {id} created; API key saved in {}",
+                            args.wallet.display()
+                        ),
+                    }
                     println!("ask the operator to credit account {id} before buying stamps");
                     Ok(())
                 }
                 AccountCommand::Show => {
-                    let url = format!("{}/v1/account", args.server);
-                    let request = client.get(&url).bearer_auth(wallet.api_key()?);
-                    let answer = call(request, &url).await?;
-                    if answer.status != 200 {
-                        return Err(answer.describe());
-                    }
-                    let account: AccountResponse = answer.json()?;
+                    let account = account_of(&client, &args.server, wallet.api_key()?).await?;
                     println!("account:          {}", account.account_id);
+                    println!(
+                        "name:             {}",
+                        account.name.as_deref().unwrap_or("(none)")
+                    );
                     println!("balance:          {} {}", account.balance, account.currency);
                     println!("stamps purchased: {}", account.stamps_purchased);
                     println!("stamps spent:     {}", account.stamps_spent);
+                    println!(
+                        "refunds received: {} {}",
+                        account.refunds_total, account.currency
+                    );
                     println!("stamps in wallet: {}", wallet.stamps.len());
                     Ok(())
                 }
@@ -203,119 +152,67 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
     }))
 }
 
+/// `GET /v1/account` with `key`.
+async fn account_of(
+    client: &reqwest::Client,
+    server: &str,
+    key: &str,
+) -> Result<AccountResponse, String> {
+    let url = format!("{server}/v1/account");
+    let answer = call(client.get(&url).bearer_auth(key), &url).await?;
+    if answer.status != 200 {
+        return Err(answer.describe());
+    }
+    answer.json()
+}
+
+/// Buys `count` stamps into `wallet` (and saves it). One idempotency key for all attempts: a
+/// retry after a lost answer cannot charge twice. Retries up to 3 times on network errors.
+pub(crate) async fn buy_into(
+    args: &ClientArgs,
+    client: &reqwest::Client,
+    wallet: &mut Wallet,
+    count: u64,
+) -> Result<PurchaseResponse, String> {
+    let key = wallet.api_key()?.to_string();
+    let idempotency_key = Uuid::new_v4().to_string();
+    let url = format!("{}/v1/stamps/purchase", args.server);
+    let mut last_error = String::new();
+    for _attempt in 0..3 {
+        let request = client
+            .post(&url)
+            .bearer_auth(&key)
+            .header("Idempotency-Key", &idempotency_key)
+            .json(&PurchaseRequest { count });
+        let answer = match call(request, &url).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                last_error = e;
+                continue;
+            }
+        };
+        if answer.status != 201 {
+            return Err(answer.describe());
+        }
+        let mut purchase: PurchaseResponse = answer.json()?;
+        wallet.stamps.append(&mut purchase.stamps);
+        wallet.save(&args.wallet)?;
+        return Ok(purchase);
+    }
+    Err(last_error)
+}
+
 pub fn buy(args: ClientArgs, count: u64) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
             let client = reqwest::Client::new();
             let mut wallet = Wallet::load(&args.wallet)?;
-            let key = wallet.api_key()?.to_string();
-            // One idempotency key per command: a retry after a lost answer cannot charge twice.
-            let idempotency_key = uuid::Uuid::new_v4().to_string();
-            let url = format!("{}/v1/stamps/purchase", args.server);
-            let mut last_error = String::new();
-            for _attempt in 0..3 {
-                let request = client
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("Idempotency-Key", &idempotency_key)
-                    .json(&PurchaseRequest { count });
-                let answer = match call(request, &url).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        last_error = e;
-                        continue;
-                    }
-                };
-                if answer.status != 201 {
-                    return Err(answer.describe());
-                }
-                let purchase: PurchaseResponse = answer.json()?;
-                let bought = purchase.stamps.len();
-                wallet.stamps.extend(purchase.stamps);
-                wallet.save(&args.wallet)?;
-                println!(
-                    "bought {bought} stamp(s) for {}; balance {}; {} stamp(s) in wallet",
-                    purchase.total,
-                    purchase.balance,
-                    wallet.stamps.len()
-                );
-                return Ok(());
-            }
-            Err(last_error)
-        })
-    }))
-}
-
-/// Stamps a post and a vote cost. A server that does not say is asked at the base cost of 1
-/// each (it refuses a wrong count with `wrong_stamp_count`).
-async fn costs(client: &reqwest::Client, server: &str) -> Result<(usize, usize), String> {
-    let url = format!("{server}/v1/prices");
-    let answer = call(client.get(&url), &url).await?;
-    Ok(answer
-        .json::<PricesResponse>()
-        .map_or((1, 1), |prices| (prices.costs.post, prices.costs.vote)))
-}
-
-/// Codes after which the attached stamps can never be spent: drop them from the wallet.
-fn stamps_are_dead(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::StampAlreadySpent
-            | ErrorCode::StampExpired
-            | ErrorCode::InvalidStamp
-            | ErrorCode::UnknownKey
-            | ErrorCode::BadSignature
-    )
-}
-
-/// Spends `cost` stamps from the wallet on one request, whose body `body` makes from them.
-async fn spend<B: Serialize>(
-    args: &ClientArgs,
-    wallet: &mut Wallet,
-    cost: usize,
-    path: String,
-    body: impl FnOnce(Vec<String>) -> B,
-) -> Result<Answer, String> {
-    if wallet.stamps.len() < cost {
-        return Err(format!(
-            "out of stamps: this costs {cost} stamp(s) and the wallet holds {}; run `pennypost buy N`",
-            wallet.stamps.len()
-        ));
-    }
-    let stamps: Vec<String> = wallet.stamps[..cost].to_vec();
-    let url = format!("{}{path}", args.server);
-    let request = reqwest::Client::new().post(&url).json(&body(stamps));
-    let answer = call(request, &url).await?;
-    let dead = answer.problem().is_some_and(|p| stamps_are_dead(p.code));
-    if answer.status == 201 || dead {
-        wallet.stamps.drain(..cost);
-        wallet.save(&args.wallet)?;
-    }
-    if answer.status != 201 {
-        return Err(answer.describe());
-    }
-    Ok(answer)
-}
-
-pub fn post(args: ClientArgs, text: String, author: Option<String>) -> ExitCode {
-    finish(runtime().and_then(|rt| {
-        rt.block_on(async {
-            let mut wallet = Wallet::load(&args.wallet)?;
-            let (cost, _) = costs(&reqwest::Client::new(), &args.server).await?;
-            let author = author.unwrap_or_else(|| "anonymous".into());
-            let answer = spend(&args, &mut wallet, cost, "/v1/posts".into(), |stamps| {
-                CreatePostRequest {
-                    author: Some(author),
-                    body: text,
-                    stamps,
-                }
-            })
-            .await?;
-            let post: Post = answer.json()?;
+            let purchase = buy_into(&args, &client, &mut wallet, count).await?;
             println!(
-                "posted {} ({} stamp(s) spent, {} left)",
-                post.post_id,
-                cost,
+                "bought {} stamp(s) for {}; balance {}; {} stamp(s) in wallet",
+                purchase.count,
+                purchase.total,
+                purchase.balance,
                 wallet.stamps.len()
             );
             Ok(())
@@ -323,7 +220,62 @@ pub fn post(args: ClientArgs, text: String, author: Option<String>) -> ExitCode 
     }))
 }
 
-pub fn vote(args: ClientArgs, post_id: String, direction: String) -> ExitCode {
+pub fn post(args: ClientArgs, text: String, author: Option<String>, yes: bool) -> ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let mut payment = Payment::start(&args, yes).await?;
+            // Who writes the post: the account of the wallet's API key, under its name and
+            // verified, unless it has no name or another author is asked for.
+            let name = match &payment.wallet.api_key {
+                Some(key) => account_of(&payment.client, &args.server, key).await?.name,
+                None => None,
+            };
+            let key = match (&name, &author) {
+                (Some(_), None) => payment.wallet.api_key.clone(),
+                (Some(name), Some(given)) if given == name => payment.wallet.api_key.clone(),
+                (Some(name), Some(given)) => {
+                    println!("posting as {given:?}, not verified: the account's name is {name:?}");
+                    None
+                }
+                (None, _) => None,
+            };
+            let author = match key {
+                Some(_) => None,
+                None => Some(author.unwrap_or_else(|| "anonymous".into())),
+            };
+            let url = format!("{}/v1/posts", args.server);
+            let paid = payment
+                .pay(Action::Post, "post", |client, stamps| {
+                    let mut request = client.post(&url).json(&CreatePostRequest {
+                        author: author.clone(),
+                        body: text.clone(),
+                        stamps,
+                    });
+                    if let Some(key) = &key {
+                        request = request.bearer_auth(key);
+                    }
+                    (request, url.clone())
+                })
+                .await?;
+            let post: Post = paid.answer.json()?;
+            println!(
+                "posted {} as {} ({}): it cost {}; {} stamp(s) left in the wallet",
+                post.post_id,
+                post.author,
+                if post.verified {
+                    "verified"
+                } else {
+                    "not verified"
+                },
+                price::stamps(paid.cost),
+                payment.wallet.stamps.len()
+            );
+            Ok(())
+        })
+    }))
+}
+
+pub fn vote(args: ClientArgs, post_id: String, direction: String, yes: bool) -> ExitCode {
     finish(runtime().and_then(|rt| {
         rt.block_on(async {
             let up_or_down = match direction.as_str() {
@@ -331,31 +283,39 @@ pub fn vote(args: ClientArgs, post_id: String, direction: String) -> ExitCode {
                 "down" => Direction::Down,
                 _ => return Err("direction must be up or down".into()),
             };
-            let mut wallet = Wallet::load(&args.wallet)?;
-            let (_, cost) = costs(&reqwest::Client::new(), &args.server).await?;
-            let answer = spend(
-                &args,
-                &mut wallet,
-                cost,
-                format!("/v1/posts/{post_id}/votes"),
-                |stamps| VoteRequest {
-                    direction: up_or_down,
-                    stamps,
-                },
-            )
-            .await?;
-            let vote: VoteResponse = answer.json()?;
+            let id = Uuid::parse_str(&post_id)
+                .map_err(|_| format!("{post_id:?} is not a post id (a UUID)"))?;
+            let mut payment = Payment::start(&args, yes).await?;
+            let url = format!("{}/v1/posts/{id}/votes", args.server);
+            let verb = format!("vote {direction}");
+            let paid = payment
+                .pay(Action::Vote(id), &verb, |client, stamps| {
+                    let request = client.post(&url).json(&VoteRequest {
+                        direction: up_or_down,
+                        stamps,
+                    });
+                    (request, url.clone())
+                })
+                .await?;
+            let vote: VoteResponse = paid.answer.json()?;
             println!(
-                "voted {direction}; score is now {} ({} stamp(s) left)",
+                "voted {direction}: it cost {}; score is now {} ({} stamp(s) left)",
+                price::stamps(paid.cost),
                 vote.score,
-                wallet.stamps.len()
+                payment.wallet.stamps.len()
             );
+            if let Some(index) = vote.refund_ledger_index {
+                println!(
+                    "this up-vote completed the post's voters: its author got the postage \
+                     back (ledger entry {index})"
+                );
+            }
             Ok(())
         })
     }))
 }
 
-pub fn stamps(args: ClientArgs) -> ExitCode {
+pub fn stamps(args: ClientArgs, full: bool) -> ExitCode {
     finish((|| {
         let wallet = Wallet::load(&args.wallet)?;
         println!(
@@ -364,13 +324,18 @@ pub fn stamps(args: ClientArgs) -> ExitCode {
             args.wallet.display()
         );
         for text in &wallet.stamps {
-            match crate::stamp::decode(text) {
-                Ok(d) => println!(
+            let line = match crate::stamp::decode(text) {
+                Ok(d) => format!(
                     "{}  expires {}",
                     d.payload.stamp_id,
                     crate::time::Timestamp::from_unix(d.payload.expires_at).to_rfc3339()
                 ),
-                Err(e) => println!("(unreadable stamp: {e})"),
+                Err(e) => format!("(unreadable stamp: {e})"),
+            };
+            if full {
+                println!("{line}  {text}");
+            } else {
+                println!("{line}");
             }
         }
         Ok(())

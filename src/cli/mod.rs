@@ -1,9 +1,10 @@
-//! The command line: `serve`, `audit`, `stamp inspect`, `keys rotate`, and the client side
-//! (`account`, `buy`, `post`, `vote`, `stamps`).
+//! The command line: `serve`, `audit`, `stamp inspect`, `keys rotate`, `admin credit`, and the
+//! client side (`account`, `buy`, `post`, `vote`, `stamps`).
 //!
 //! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
 //! not run (bad arguments, unreachable server, unreadable files).
 
+pub mod admin;
 pub mod audit;
 pub mod bench;
 pub mod client;
@@ -64,28 +65,49 @@ pub enum Command {
         /// How many stamps (1 to 1000).
         count: u64,
     },
-    /// Client: post TEXT to the board, paying with stamps from the wallet.
+    /// Client: post TEXT to the board. Says the price first, buys the stamps the wallet
+    /// lacks once you agree, and posts as the wallet's account (verified).
     Post {
         #[command(flatten)]
         client: client::ClientArgs,
         /// The post's text.
         text: String,
-        /// The author name shown with the post.
+        /// Post under this name instead, not verified. By default the post shows the name of
+        /// the wallet's account, verified (or `anonymous` for an account without a name).
         #[arg(long)]
         author: Option<String>,
+        /// Agree to the price and to buying the stamps the wallet lacks without being asked
+        /// (needed when there is no terminal to ask on).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
-    /// Client: vote a post up or down, paying with stamps from the wallet.
+    /// Client: vote a post up or down. Says the price first (your further votes on one post
+    /// cost more), buys the stamps the wallet lacks once you agree, then votes.
     Vote {
         #[command(flatten)]
         client: client::ClientArgs,
+        /// The post's id, as `pennypost post` printed it or `GET /v1/posts` lists it.
         post_id: String,
         /// `up` or `down`.
         direction: String,
+        /// Agree to the price and to buying the stamps the wallet lacks without being asked
+        /// (needed when there is no terminal to ask on).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
-    /// Client: list the stamps held in the wallet.
+    /// Client: list the stamps held in the wallet (id and expiry).
     Stamps {
         #[command(flatten)]
         client: client::ClientArgs,
+        /// Also print each stamp's full text (`pp1.…`), to spend it elsewhere. Anyone holding
+        /// that text can spend the stamp.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Operator: credit an account (admin token from PENNYPOST_ADMIN_TOKEN).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
     },
     /// Manage issuer keys.
     Keys {
@@ -105,6 +127,7 @@ pub enum KeysCommand {
     /// Make a new active issuer key and retire the current one (it keeps verifying its
     /// stamps). Restart the server to publish both events in the ledger.
     Rotate {
+        /// The directory holding the issuer keys (the server's --keys-dir).
         #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
         keys_dir: PathBuf,
     },
@@ -127,13 +150,16 @@ pub fn main() -> ExitCode {
             client,
             text,
             author,
-        } => client::post(client, text, author),
+            yes,
+        } => client::post(client, text, author, yes),
         Command::Vote {
             client,
             post_id,
             direction,
-        } => client::vote(client, post_id, direction),
-        Command::Stamps { client } => client::stamps(client),
+            yes,
+        } => client::vote(client, post_id, direction, yes),
+        Command::Stamps { client, full } => client::stamps(client, full),
+        Command::Admin { command } => admin::main(command),
         Command::Keys {
             command: KeysCommand::Rotate { keys_dir },
         } => match crate::keys::rotate(&keys_dir, crate::time::Timestamp::now()) {

@@ -49,6 +49,7 @@ pub fn app(service: Arc<App>) -> Router {
     ));
     Router::new()
         .route("/", get(routes::index))
+        .route("/app.js", get(routes::app_js))
         .route("/healthz", get(routes::healthz))
         .route("/v1/keys", get(routes::keys))
         .route("/v1/accounts", post(routes::create_account))

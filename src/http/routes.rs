@@ -55,6 +55,19 @@ pub async fn index() -> Html<&'static str> {
     Html(include_str!("../web/index.html"))
 }
 
+/// The web page's script. Built into the binary with the page, so the two always match;
+/// `no-cache` makes a browser ask again after an upgrade rather than run an older script.
+pub async fn app_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../web/app.js"),
+    )
+        .into_response()
+}
+
 pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),

@@ -1,12 +1,14 @@
 //! The client side of the command line (`account`, `buy`, `stamps`, `post`, `vote`,
-//! `stamp inspect`) run as the real binary against a real server.
+//! `stamp inspect`, `admin credit`) run as the real binary against a real server: under the
+//! flat policy for the wallet's mechanics, and under the default economy for prices said in
+//! words, stamps bought on the member's word (`--yes`), re-quotes and verified posts.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{stamp_id, stamp_parts, stamp_text, TestServer};
+use crate::helpers::{stamp_id, stamp_parts, stamp_text, TestServer, ADMIN_TOKEN};
 
 /// What one run of the binary left: exit code, stdout, stderr.
 struct Run {
@@ -27,11 +29,20 @@ impl std::fmt::Display for Run {
 
 /// Runs `pennypost ARGS` with no client settings from the environment.
 async fn pennypost(args: &[&str]) -> Run {
+    pennypost_with(args, &[]).await
+}
+
+/// Runs `pennypost ARGS` with the environment variables `env` and no other client settings.
+/// Its stdin is not a terminal (nothing can be asked).
+async fn pennypost_with(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pennypost"))
         .args(args)
         .env_remove("PENNYPOST_SERVER")
         .env_remove("PENNYPOST_WALLET")
+        .env_remove("PENNYPOST_ADMIN_TOKEN")
+        .envs(env.iter().copied())
         .env("PENNYPOST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
         .output()
         .await
         .expect("run pennypost");
@@ -149,12 +160,13 @@ async fn the_client_creates_an_account_buys_posts_votes_and_runs_out() {
     .await;
     assert_eq!(inspect.code, 1, "{inspect}");
 
-    // post spends one stamp; the post is on the board.
+    // post spends one stamp; the post is on the board, by the account (verified).
     let run = ok(&server, &wallet, &["post", "hello", "--author", "bob"]).await;
     assert_eq!(wallet_stamps(&wallet), bought[1..].to_vec());
     let (_, page) = server.get("/v1/posts").await;
     let post = &page["posts"][0];
     assert_eq!(post["author"], "bob", "{page}");
+    assert_eq!(post["verified"], true, "{page}");
     assert_eq!(post["body"], "hello", "{page}");
     let post_id = post["post_id"].as_str().expect("post_id").to_string();
     assert!(run.stdout.contains(&post_id), "{run}");
@@ -174,7 +186,9 @@ async fn the_client_creates_an_account_buys_posts_votes_and_runs_out() {
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(wallet_stamps(&wallet).len(), 1);
 
-    // The last stamp, then out of stamps: exit 1 with a plain message, nothing sent.
+    // The last stamp, then out of stamps: buying more needs the member's word, and without a
+    // terminal to ask on (and without --yes) the command refuses at once: exit 1, a plain
+    // message, nothing bought or sent.
     ok(&server, &wallet, &["post", "last one", "--author", "bob"]).await;
     assert!(wallet_stamps(&wallet).is_empty());
     let run = ok(&server, &wallet, &["stamps"]).await;
@@ -187,9 +201,12 @@ async fn the_client_creates_an_account_buys_posts_votes_and_runs_out() {
     .await;
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("out of stamps"), "{run}");
+    assert!(run.stderr.contains("--yes"), "{run}");
     let run = client(&server, &wallet, &["vote", &post_id, "up"]).await;
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("out of stamps"), "{run}");
+    let (_, account) = server.get_auth("/v1/account", &api_key).await;
+    assert_eq!(account["stamps_purchased"], 3, "nothing bought: {account}");
     let (_, page) = server.get("/v1/posts").await;
     assert_eq!(page["posts"].as_array().map(Vec::len), Some(2), "{page}");
     let (_, read) = server.get(&format!("/v1/posts/{post_id}")).await;
@@ -311,4 +328,279 @@ async fn a_server_with_a_small_page_cache_still_spends_each_stamp_once() {
     let (status, body) = server.redeem(&stamps[0], "again").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["code"], "stamp_already_spent");
+}
+
+/// The account id a wallet holds.
+fn wallet_account(path: &Path) -> String {
+    read_wallet(path)["account_id"]
+        .as_str()
+        .expect("account_id")
+        .to_string()
+}
+
+/// Rewrites a wallet's stamps.
+fn set_wallet_stamps(path: &Path, stamps: &[String]) {
+    let mut wallet = read_wallet(path);
+    wallet["stamps"] = json!(stamps);
+    std::fs::write(path, serde_json::to_vec(&wallet).expect("json")).expect("write wallet");
+}
+
+#[tokio::test]
+async fn admin_credit_credits_an_account_once_per_reference() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wallet = dir.path().join("w.json");
+    ok(
+        &server,
+        &wallet,
+        &["account", "create", "--name", "newcomer"],
+    )
+    .await;
+    let account_id = wallet_account(&wallet);
+    let token = [("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)];
+    let credit = |amount: &'static str, reference: &'static str| {
+        let account_id = account_id.clone();
+        let server_url = server.base_url.clone();
+        async move {
+            pennypost_with(
+                &[
+                    "admin",
+                    "credit",
+                    &account_id,
+                    amount,
+                    "--reference",
+                    reference,
+                    "--server",
+                    &server_url,
+                ],
+                &token,
+            )
+            .await
+        }
+    };
+
+    let run = credit("250", "invoice-7").await;
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("credited 250 cents"), "{run}");
+    assert!(run.stdout.contains("balance 250 cents"), "{run}");
+    // The same reference again credits nothing more and says the same.
+    let again = credit("250", "invoice-7").await;
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(again.stdout, run.stdout);
+    // The same reference for another amount is refused.
+    let run = credit("300", "invoice-7").await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("idempotency_conflict"), "{run}");
+    let run = ok(&server, &wallet, &["account", "show"]).await;
+    assert!(run.stdout.contains("250 cents"), "{run}");
+
+    // Without the token, or with a wrong one, or for an id that is not one: exit 1, plainly.
+    let run = pennypost(&[
+        "admin",
+        "credit",
+        &account_id,
+        "5",
+        "--reference",
+        "r",
+        "--server",
+        &server.base_url,
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("PENNYPOST_ADMIN_TOKEN"), "{run}");
+    let run = pennypost_with(
+        &[
+            "admin",
+            "credit",
+            &account_id,
+            "5",
+            "--reference",
+            "r",
+            "--server",
+            &server.base_url,
+        ],
+        &[("PENNYPOST_ADMIN_TOKEN", "not-the-token")],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("unauthorized"), "{run}");
+    let run = pennypost_with(
+        &[
+            "admin",
+            "credit",
+            "someone",
+            "5",
+            "--reference",
+            "r",
+            "--server",
+            &server.base_url,
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("not an account id"), "{run}");
+    let (_, account) = server.get("/v1/audit").await;
+    assert_eq!(account["credits_total"], 250, "{account}");
+}
+
+#[tokio::test]
+async fn stamps_full_prints_each_stamp_whole() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wallet = dir.path().join("w.json");
+    ok(&server, &wallet, &["account", "create"]).await;
+    server.credit(&wallet_account(&wallet), 10, "full").await;
+    ok(&server, &wallet, &["buy", "2"]).await;
+    let stamps = wallet_stamps(&wallet);
+    let short = ok(&server, &wallet, &["stamps"]).await;
+    let full = ok(&server, &wallet, &["stamps", "--full"]).await;
+    for stamp in &stamps {
+        assert!(!short.stdout.contains(stamp.as_str()), "{short}");
+        let line = full
+            .stdout
+            .lines()
+            .find(|l| l.contains(&stamp_id(stamp)))
+            .unwrap_or_else(|| panic!("{full}"));
+        assert!(line.ends_with(&format!("  {stamp}")), "{line}");
+    }
+    // The printed text spends like the stamp it is.
+    let (status, body) = server.redeem(&stamps[0], "elsewhere").await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn the_client_says_the_price_and_buys_what_is_missing_with_yes() {
+    let server = TestServer::start_priced(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wallet = dir.path().join("w.json");
+    ok(&server, &wallet, &["account", "create", "--name", "carol"]).await;
+    let api_key = read_wallet(&wallet)["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    server.credit(&wallet_account(&wallet), 100, "carol").await;
+
+    // The first post costs 1 stamp, and the wallet holds none: without a terminal and without
+    // --yes the command says so and buys nothing; with --yes it buys 1 and posts, verified.
+    let run = client(&server, &wallet, &["post", "first"]).await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stdout.contains("this post costs 1 stamp"), "{run}");
+    assert!(run.stderr.contains("--yes"), "{run}");
+    let (_, account) = server.get_auth("/v1/account", &api_key).await;
+    assert_eq!(account["stamps_purchased"], 0, "{account}");
+    let run = ok(&server, &wallet, &["post", "first", "--yes"]).await;
+    assert!(run.stdout.contains("bought 1 stamp for 1 cent"), "{run}");
+    assert!(run.stdout.contains("as carol (verified)"), "{run}");
+    let (_, page) = server.get("/v1/posts").await;
+    assert_eq!(page["posts"][0]["cost"], 1, "{page}");
+    assert_eq!(page["posts"][0]["verified"], true, "{page}");
+    assert_eq!(page["posts"][0]["author"], "carol", "{page}");
+
+    // The second post within ten minutes costs 2, said in words; it needs agreement even with
+    // the stamps in hand, and --yes buys and pays it.
+    ok(&server, &wallet, &["buy", "2"]).await;
+    let run = client(&server, &wallet, &["post", "second"]).await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stdout
+            .contains("this post costs 2 stamps: your second in ten minutes"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("more than the usual 1 stamp"), "{run}");
+    assert_eq!(wallet_stamps(&wallet).len(), 2, "nothing spent");
+    let run = ok(&server, &wallet, &["post", "second", "-y"]).await;
+    assert!(run.stdout.contains("it cost 2 stamps"), "{run}");
+    assert!(wallet_stamps(&wallet).is_empty());
+    // With an empty wallet: it buys the 4 the third post costs.
+    let run = ok(&server, &wallet, &["post", "third", "--yes"]).await;
+    assert!(run.stdout.contains("your third in ten minutes"), "{run}");
+    assert!(run.stdout.contains("bought 4 stamps"), "{run}");
+    let (_, page) = server.get("/v1/posts").await;
+    let costs: Vec<u64> = page["posts"]
+        .as_array()
+        .expect("posts")
+        .iter()
+        .map(|p| p["cost"].as_u64().expect("cost"))
+        .collect();
+    assert_eq!(costs, [4, 2, 1], "{page}");
+
+    // Two votes on one post: the first costs 1, the second 3, said so and bought with --yes.
+    let (_, stamps) = server.stamps(10, 1).await;
+    let (status, body) = server
+        .post(
+            "/v1/posts",
+            None,
+            json!({"author": "dan", "body": "vote on me", "stamps": stamps}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let post_id = body["post_id"].as_str().expect("post id").to_string();
+    let run = ok(&server, &wallet, &["vote", &post_id, "up", "--yes"]).await;
+    assert!(run.stdout.contains("this vote costs 1 stamp"), "{run}");
+    assert!(run.stdout.contains("it cost 1 stamp"), "{run}");
+    let run = ok(&server, &wallet, &["vote", &post_id, "up", "--yes"]).await;
+    assert!(
+        run.stdout
+            .contains("your second vote on this post costs 3 stamps"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("bought 3 stamps"), "{run}");
+    assert!(run.stdout.contains("score is now 2"), "{run}");
+    let (_, read) = server.get(&format!("/v1/posts/{post_id}")).await;
+    assert_eq!(read["votes_up"], 2, "{read}");
+    assert_eq!(read["voters"], 1, "{read}");
+    let (_, account) = server.get_auth("/v1/account", &api_key).await;
+    // 1 + 2 + 4 bought for posts (2 of them by `buy`), 1 + 3 for votes.
+    assert_eq!(account["stamps_purchased"], 11, "{account}");
+    assert_eq!(account["stamps_spent"], 11, "{account}");
+    assert_eq!(account["balance"], 89, "{account}");
+    assert!(wallet_stamps(&wallet).is_empty());
+    let (_, audit) = server.get("/v1/audit").await;
+    assert_eq!(audit["ok"], true, "{audit}");
+}
+
+#[tokio::test]
+async fn the_client_quotes_again_once_when_the_price_moved() {
+    let server = TestServer::start_priced(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wallet = dir.path().join("w.json");
+    ok(&server, &wallet, &["account", "create", "--name", "erin"]).await;
+    // The wallet holds stamps of another buyer, who has just posted: the quote (for erin's
+    // account) says 1, the server asks 2 of that buyer, and the client pays 2 after saying so.
+    let (_, other) = server.stamps(10, 4).await;
+    let (status, body) = server
+        .post(
+            "/v1/posts",
+            None,
+            json!({"author": "other", "body": "first", "stamps": [other[0]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    set_wallet_stamps(&wallet, &other[1..]);
+    let run = ok(&server, &wallet, &["post", "moved", "--yes"]).await;
+    assert!(run.stdout.contains("this post costs 1 stamp"), "{run}");
+    assert!(
+        run.stdout
+            .contains("the price changed before the post went out: the server asks 2 stamps"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("it cost 2 stamps"), "{run}");
+    assert_eq!(wallet_stamps(&wallet), other[3..].to_vec());
+
+    // Stamps of two buyers in one post: refused, said plainly, nothing spent. erin pays for a
+    // post of her own first, so that her next one costs 2: one stamp of each buyer.
+    server.credit(&wallet_account(&wallet), 10, "erin").await;
+    set_wallet_stamps(&wallet, &[]);
+    ok(&server, &wallet, &["post", "her own", "--yes"]).await;
+    ok(&server, &wallet, &["buy", "1"]).await;
+    let mut mixed = other[3..].to_vec();
+    mixed.extend(wallet_stamps(&wallet));
+    set_wallet_stamps(&wallet, &mixed);
+    let run = client(&server, &wallet, &["post", "mixed", "--yes"]).await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stdout.contains("this post costs 2 stamps"), "{run}");
+    assert!(run.stderr.contains("mixed_payers"), "{run}");
+    assert!(run.stderr.contains("more than one account"), "{run}");
+    assert_eq!(wallet_stamps(&wallet), mixed);
 }

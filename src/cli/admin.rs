@@ -1,0 +1,103 @@
+//! `pennypost admin credit ACCOUNT_ID AMOUNT --reference REF`: the operator records a payment
+//! received outside the server (`POST /v1/admin/accounts/{id}/credit`), so that crediting a
+//! newcomer needs no curl. The admin token comes from `PENNYPOST_ADMIN_TOKEN` only: a token
+//! given as an argument would show in the process list and the shell's history.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use uuid::Uuid;
+
+use super::client::{finish, runtime};
+use crate::api::{CreditRequest, CreditResponse, ErrorCode, PricesResponse, Problem};
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Credit an account with money received outside the server (a payment). Needs the
+    /// server's admin token in PENNYPOST_ADMIN_TOKEN. Safe to repeat: the same reference with
+    /// the same account and amount credits once.
+    Credit(CreditArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreditArgs {
+    /// The account to credit (its id, as `pennypost account create` printed it).
+    pub account_id: String,
+    /// How much, in the currency's minor unit (cents by default): 1 to 1,000,000,000,000.
+    pub amount: u64,
+    /// What the money is (a payment or invoice id), unique across the server: the same
+    /// reference is never credited twice.
+    #[arg(long)]
+    pub reference: String,
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "PENNYPOST_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+}
+
+pub fn main(command: AdminCommand) -> ExitCode {
+    match command {
+        AdminCommand::Credit(args) => finish(runtime().and_then(|rt| rt.block_on(credit(args)))),
+    }
+}
+
+async fn credit(args: CreditArgs) -> Result<(), String> {
+    let token = std::env::var("PENNYPOST_ADMIN_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or(
+            "set PENNYPOST_ADMIN_TOKEN to the server's admin token (the server reads it from \
+             that variable, or keeps a generated one in <data-dir>/admin_token)",
+        )?;
+    let account_id = Uuid::parse_str(&args.account_id)
+        .map_err(|_| format!("{:?} is not an account id (a UUID)", args.account_id))?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/admin/accounts/{account_id}/credit", args.server);
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&CreditRequest {
+            amount: args.amount,
+            reference: args.reference.clone(),
+        })
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        let problem: Option<Problem> = serde_json::from_slice(&body).ok();
+        let described = format!(
+            "{} ({status}): {}",
+            problem.as_ref().map_or("", |p| p.code.as_str()),
+            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
+        );
+        let hint = match problem.map(|p| p.code) {
+            Some(ErrorCode::Unauthorized) => "; PENNYPOST_ADMIN_TOKEN is not this server's token",
+            Some(ErrorCode::NotFound) => "; no account has this id on this server",
+            _ => "",
+        };
+        return Err(format!("{described}{hint}"));
+    }
+    let credited: CreditResponse =
+        serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
+    // The currency's name, for the reader; a server that does not say gets none.
+    let prices_url = format!("{}/v1/prices", args.server);
+    let currency = match client.get(&prices_url).send().await {
+        Ok(r) => r
+            .json::<PricesResponse>()
+            .await
+            .map(|p| format!(" {}", p.currency))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    println!(
+        "credited {}{currency} to account {} (reference {:?}); balance {}{currency}; ledger entry {}",
+        args.amount, credited.account_id, args.reference, credited.balance, credited.ledger_index
+    );
+    Ok(())
+}
