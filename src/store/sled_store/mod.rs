@@ -58,6 +58,7 @@
 //! without fsync): the largest node is 17 items of at most 64 KiB + 4 bytes (a ledger
 //! bundle), far below a quarter of an 8 MiB segment.
 
+mod backup;
 mod layout;
 mod migrate;
 mod records;
@@ -83,7 +84,8 @@ use self::migrate::{
 use self::records::{AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
 use super::{
-    Account, Applied, Command, Post, QuoteAction, Refusal, StampRecord, StampRef, Store, StoreError,
+    Account, Applied, BackupError, Command, Post, QuoteAction, Refusal, StampRecord, StampRef,
+    Store, StoreError,
 };
 use crate::keys::PublishedKey;
 use crate::rules::{self, Settings};
@@ -401,5 +403,9 @@ impl Store for SledStore {
         bytes.extend_from_slice(note.as_bytes());
         self.checkpoints.insert("latest", bytes).map_err(storage)?;
         Ok(())
+    }
+
+    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
+        Ok(backup::copy_to(&self.db, dir)?)
     }
 }
