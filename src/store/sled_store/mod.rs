@@ -47,6 +47,9 @@
 //! reason; a bundle also closes before it would pass 64 KiB + 4 bytes, so one big purchase
 //! entry does not make a big value. `bundle_start` in `meta` names the open (last) bundle.
 //!
+//! A backup (`backup`, `POST /v1/admin/backup`) copies every tree, key by key, into a new
+//! database with the same segment size, between two batches of the writer.
+//!
 //! Data directories written before these layouts (trees `sold` and `spent` keyed by stamp id,
 //! `hashes` with one hash per key, `ledger` with one entry per key) are migrated on open
 //! (`migrate`).
