@@ -11,9 +11,12 @@
 //! - The fields of a request keep the order the handlers declared them in: serde also reads a
 //!   struct from a JSON array, in field order, and the same bodies must parse as before.
 //! - An `Option` field of an answer is written as `null`, never left out: a client sees every
-//!   field of an answer, set or not.
+//!   field of an answer, set or not (so its schema marks it required, and nullable).
 //! - Times are RFC 3339 text in UTC with whole seconds: [`Time`].
 //! - Error codes are an enum, [`ErrorCode`], so a code that is not in it does not compile.
+//! - Every type derives `utoipa::ToSchema` (queries `IntoParams`): `GET /openapi.json` is
+//!   generated from these types (`crate::http::openapi`), so the document and the wire cannot
+//!   drift apart field by field.
 //!
 //! Must not: check bounds or apply rules (the service does), or know about axum. Domain types
 //! are converted to these at the edge (`crate::http::routes`), so renaming a domain field never
@@ -22,6 +25,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 pub use crate::keys::KeyStatus;
@@ -44,6 +50,20 @@ impl Serialize for Time {
     }
 }
 
+impl PartialSchema for Time {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "RFC 3339 in UTC with whole seconds, `2025-11-26T21:45:46Z`.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Time {}
+
 impl<'de> Deserialize<'de> for Time {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Time, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -55,7 +75,7 @@ impl<'de> Deserialize<'de> for Time {
 
 /// The `code` of an error answer: what clients branch on. The first seventeen are the stable
 /// codes of the contract; the rest are the server's documented extensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: malformed JSON, a missing field, a value out of range.
@@ -163,7 +183,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Every error answer, as `application/problem+json` (RFC 9457).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     pub code: ErrorCode,
     /// For people; clients branch on `code`, never on this.
@@ -181,7 +201,7 @@ pub struct Problem {
 
 /// Whether a stamp can still be spent, in `POST /v1/stamps/verify` and
 /// `GET /v1/stamps/{stamp_id}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StampState {
     Unspent,
@@ -202,7 +222,7 @@ impl StampState {
 }
 
 /// Which way a vote goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Up,
@@ -213,19 +233,19 @@ pub enum Direction {
 // Health and keys.
 
 /// `GET /healthz`: `{"status":"ok"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     pub status: String,
 }
 
 /// `GET /v1/keys`: every issuer key the ledger ever published.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct KeysResponse {
     pub keys: Vec<KeyInfo>,
 }
 
 /// One issuer key of `GET /v1/keys`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct KeyInfo {
     /// Always `Ed25519`.
     pub alg: String,
@@ -241,7 +261,7 @@ pub struct KeyInfo {
 // Accounts and money.
 
 /// `POST /v1/accounts` (the body is optional; so is the name).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateAccountRequest {
     /// Left out of the body when `None`. (No `#[serde(default)]`: serde fills a missing
     /// `Option` field of an object with `None` anyway, and `default` would also make `[]` a
@@ -251,18 +271,19 @@ pub struct CreateAccountRequest {
 }
 
 /// The answer of `POST /v1/accounts`. The API key is shown this once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateAccountResponse {
     pub account_id: Uuid,
     pub api_key: String,
 }
 
 /// `GET /v1/account`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountResponse {
     pub account_id: Uuid,
     pub balance: u64,
     pub currency: String,
+    #[schema(required = true)]
     pub name: Option<String>,
     /// Base postage refunded to this account (its posts that members up-voted), minor units.
     pub refunds_total: u64,
@@ -272,7 +293,7 @@ pub struct AccountResponse {
 }
 
 /// `POST /v1/admin/accounts/{account_id}/credit`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreditRequest {
     pub amount: u64,
     /// Unique across the ledger: the same reference with the same account and amount credits
@@ -281,7 +302,7 @@ pub struct CreditRequest {
 }
 
 /// The answer of a credit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreditResponse {
     pub account_id: Uuid,
     pub balance: u64,
@@ -292,7 +313,7 @@ pub struct CreditResponse {
 // Stamps.
 
 /// `GET /v1/prices`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PricesResponse {
     /// The base costs; the policy says when a post or vote costs more.
     pub costs: Costs,
@@ -303,7 +324,7 @@ pub struct PricesResponse {
 }
 
 /// The policy in force: every parameter of the economy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyInfo {
     pub post_cost: u64,
     pub refund_voters: u64,
@@ -317,7 +338,7 @@ pub struct PolicyInfo {
 
 /// `POST /v1/quote`: what an action would cost its payer now. The payer is the account of
 /// the API key, or else the payer of `stamp`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuoteRequest {
     pub action: QuoteAction,
     /// The post to vote on (votes only).
@@ -329,7 +350,7 @@ pub struct QuoteRequest {
 }
 
 /// What a quote prices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QuoteAction {
     Post,
@@ -337,7 +358,7 @@ pub enum QuoteAction {
 }
 
 /// The answer of a quote.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuoteResponse {
     pub action: QuoteAction,
     /// Stamps the action costs that payer now.
@@ -345,20 +366,20 @@ pub struct QuoteResponse {
 }
 
 /// How many stamps each action costs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Costs {
     pub post: usize,
     pub vote: usize,
 }
 
 /// `POST /v1/stamps/purchase` (with an optional `Idempotency-Key` header).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PurchaseRequest {
     pub count: u64,
 }
 
 /// The answer of a purchase, new or replayed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PurchaseResponse {
     pub balance: u64,
     pub count: u32,
@@ -373,28 +394,34 @@ pub struct PurchaseResponse {
 }
 
 /// `POST /v1/stamps/verify`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyRequest {
     pub stamp: String,
 }
 
 /// The answer of a verify: always 200, saying why when the stamp is not valid. The fields
 /// other than `valid` and `code` are null when the stamp does not decode.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerifyResponse {
     /// Null when valid.
+    #[schema(required = true)]
     pub code: Option<ErrorCode>,
+    #[schema(required = true)]
     pub expires_at: Option<Time>,
+    #[schema(required = true)]
     pub issued_at: Option<Time>,
+    #[schema(required = true)]
     pub kid: Option<String>,
+    #[schema(required = true)]
     pub stamp_id: Option<Uuid>,
     /// Null when the stamp does not decode or its signature does not verify.
+    #[schema(required = true)]
     pub state: Option<StampState>,
     pub valid: bool,
 }
 
 /// `POST /v1/stamps/redeem`: another site's action paid with a stamp.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RedeemRequest {
     pub stamp: String,
     /// What the stamp paid for, 1 to 512 bytes.
@@ -402,7 +429,7 @@ pub struct RedeemRequest {
 }
 
 /// The answer of a redeem.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RedeemResponse {
     pub ledger_index: u64,
     pub spent_at: Time,
@@ -410,13 +437,16 @@ pub struct RedeemResponse {
 }
 
 /// `GET /v1/stamps/{stamp_id}`. The spend fields are null while the stamp is unspent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StampStatusResponse {
     pub expires_at: Time,
     pub issued_at: Time,
     pub kid: String,
+    #[schema(required = true)]
     pub ledger_index: Option<u64>,
+    #[schema(required = true)]
     pub spent_at: Option<Time>,
+    #[schema(required = true)]
     pub spent_for: Option<String>,
     pub stamp_id: Uuid,
     pub state: StampState,
@@ -426,7 +456,7 @@ pub struct StampStatusResponse {
 // The board.
 
 /// `POST /v1/posts`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
     /// Required without an API key; with one, the account's name (and may be left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,7 +468,7 @@ pub struct CreatePostRequest {
 
 /// A post: the answer of `POST /v1/posts` and `GET /v1/posts/{post_id}`, and each post of a
 /// page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Post {
     pub author: String,
     pub body: String,
@@ -459,7 +489,8 @@ pub struct Post {
 }
 
 /// The query of `GET /v1/posts`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PostsQuery {
     /// Posts per page; 50 when not given.
     pub limit: Option<usize>,
@@ -468,15 +499,16 @@ pub struct PostsQuery {
 }
 
 /// `GET /v1/posts`: a page, newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PostsPageResponse {
     /// The `before` of the next page, when there may be one.
+    #[schema(required = true)]
     pub next_before: Option<Uuid>,
     pub posts: Vec<Post>,
 }
 
 /// `POST /v1/posts/{post_id}/votes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VoteRequest {
     pub direction: Direction,
     /// Exactly the vote's price in stamps.
@@ -484,7 +516,7 @@ pub struct VoteRequest {
 }
 
 /// The answer of a vote: the post's score after it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VoteResponse {
     /// Stamps the vote cost.
     pub cost: u64,
@@ -500,7 +532,7 @@ pub struct VoteResponse {
 // The ledger. (`GET /v1/audit` answers an [`AuditReport`].)
 
 /// `GET /v1/ledger/key`: the key that signs checkpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LedgerKeyResponse {
     pub name: String,
     pub origin: String,
@@ -511,7 +543,8 @@ pub struct LedgerKeyResponse {
 }
 
 /// The query of `GET /v1/ledger/entries`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// The first entry's index; 0 when not given.
     pub start: Option<u64>,
@@ -520,24 +553,45 @@ pub struct EntriesQuery {
 }
 
 /// The query of `GET /v1/ledger/proof/inclusion`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionProofQuery {
     pub index: u64,
     pub size: u64,
 }
 
 /// The query of `GET /v1/ledger/proof/consistency`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyProofQuery {
     pub from: u64,
     pub to: u64,
 }
 
 /// An inclusion or consistency proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProofResponse {
     /// Each hash in standard padded base64, as in C2SP checkpoints.
     pub hashes: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations.
+
+/// `POST /v1/admin/backup`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupRequest {
+    /// A new directory on the server's machine, absolute; it must not exist yet.
+    pub path: String,
+}
+
+/// The answer of a backup: where it is and the ledger size it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupResponse {
+    /// Entries of the ledger in the copy.
+    pub ledger_size: u64,
+    /// The directory written: a data directory for `pennypost serve --data-dir`.
+    pub path: String,
 }
 
 #[cfg(test)]
@@ -719,6 +773,10 @@ mod tests {
         });
         wire(&ProofResponse {
             hashes: vec!["h".into()],
+        });
+        wire(&BackupResponse {
+            ledger_size: 3,
+            path: "/var/backups/pennypost".into(),
         });
         wire(&Problem {
             code: ErrorCode::NotFound,

@@ -61,6 +61,9 @@ pub enum Error {
         size: u64,
         retry_after_secs: u64,
     },
+    /// Occurs when a backup is asked of a store that takes none through the server.
+    #[error("this store takes no backups through the server; use the database's own tools")]
+    BackupNotSupported,
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -84,6 +87,7 @@ impl Error {
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Error::AuditCatchingUp { .. } => ErrorCode::AuditCatchingUp,
+            Error::BackupNotSupported => ErrorCode::BackupNotSupported,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }

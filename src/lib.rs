@@ -21,6 +21,7 @@
 //! - [`http`]: the axum router, thin handlers, authentication extractors, problem+json errors.
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
+//! - [`telemetry`]: Prometheus metrics: the series' names, the recorder, `GET /metrics`.
 //!
 //! # Glossary
 //!
@@ -40,5 +41,6 @@ pub mod rules;
 pub mod service;
 pub mod stamp;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 pub mod verify;

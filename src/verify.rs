@@ -11,6 +11,8 @@
 //! point carries a small-order component chosen *at signing time*; only the issuer (us) signs,
 //! and our keys are never small-order. Changing R after signing changes the hash the signature
 //! commits to, so it fails both checks.
+//!
+//! Each batch's size goes to the `pennypost_verify_batch_size` histogram (`crate::telemetry`).
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use tokio::sync::{mpsc, oneshot};
@@ -64,6 +66,7 @@ impl BatchVerifier {
 
 fn run(mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH_MAX);
+    let batch_size = metrics::histogram!(crate::telemetry::VERIFY_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
         while batch.len() < BATCH_MAX {
@@ -72,6 +75,7 @@ fn run(mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        batch_size.record(batch.len() as f64);
         let all_valid = batch.len() > 1 && {
             let messages: Vec<&[u8]> = batch.iter().map(|j| j.message.as_slice()).collect();
             let signatures: Vec<Signature> = batch.iter().map(|j| j.signature).collect();

@@ -1,13 +1,16 @@
-//! The command line: `serve`, `audit`, `stamp inspect`, `keys rotate`, `admin credit`, and the
-//! client side (`account`, `buy`, `post`, `vote`, `stamps`).
+//! The command line: `serve` (with its config file, `config_file`), `audit`, `backup`,
+//! `stamp inspect`, `keys rotate`, `admin credit`, and the client side (`account`, `buy`,
+//! `post`, `vote`, `stamps`).
 //!
 //! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
 //! not run (bad arguments, unreachable server, unreadable files).
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod client;
+pub mod config_file;
 pub mod serve;
 pub mod stamp_inspect;
 
@@ -40,9 +43,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Audit a server's ledger from the outside (exit 0 all holds, 1 violations, 2 unfinished).
     Audit(audit::AuditArgs),
+    /// Ask a running server for a consistent backup of its store into a new directory on its
+    /// machine (exit 0 written, 1 refused, 2 could not ask).
+    Backup(backup::BackupArgs),
     /// Load-benchmark a fresh server started from this executable; print a table of ops/s and
     /// latency against the HTTP and Ed25519 ceilings (exit 1 if any request failed).
     Bench(bench::BenchArgs),
@@ -135,10 +141,17 @@ pub enum KeysCommand {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config_file::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(cli.log_format == "json");
     match cli.command {
-        Command::Serve(args) => serve::main(args),
+        Command::Serve(args) => serve::main(*args),
+        Command::Backup(args) => backup::main(args),
         Command::Stamp {
             command: StampCommand::Inspect(args),
         } => stamp_inspect::main(args),

@@ -1,5 +1,11 @@
 //! `pennypost serve`: open (or create) everything under the data and keys directories, bind,
 //! and serve until Ctrl+C or SIGTERM.
+//!
+//! [`ServeArgs`] is the one place the flags of `serve` are declared: their environment
+//! variables and defaults here, and their config-file keys derived from them
+//! (`super::config_file`). With `--metrics-listen`, the Prometheus recorder is installed
+//! before the service starts and `GET /metrics` is served on that address
+//! (`crate::telemetry`).
 
 use std::fs;
 use std::io::Write as _;
@@ -23,6 +29,11 @@ use crate::time::Timestamp;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// A TOML file of settings: its keys are these flags' long names with `_` for `-`
+    /// (`stamp_price = 2`). A flag beats the environment, which beats the file, which beats
+    /// the default.
+    #[arg(long, env = "PENNYPOST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "PENNYPOST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -130,6 +141,10 @@ pub struct ServeArgs {
     /// database in memory: spends of stamps bought long ago then read fewer pages from disk.
     #[arg(long, env = "PENNYPOST_CACHE_MIB", default_value_t = DEFAULT_CACHE_MIB)]
     pub cache_mib: u64,
+    /// Serve Prometheus metrics at `GET /metrics` on this address (keep it private: it is
+    /// not rate limited). Not served when unset.
+    #[arg(long, env = "PENNYPOST_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The named bounds of `--cache-mib`.
@@ -345,13 +360,32 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        // The port first: a start that cannot listen creates no directory, key or token.
+        // The ports first: a start that cannot listen creates no directory, key or token.
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", args.listen);
                 return ExitCode::from(2);
             }
+        };
+        let metrics_socket = match args.metrics_listen {
+            Some(address) => match tokio::net::TcpListener::bind(address).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("error: cannot listen for metrics on {address}: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
+        // Before the service starts: the writer and the verifier keep handles to the series.
+        let metrics = match args.metrics_listen.map(|_| crate::telemetry::install()) {
+            Some(Ok(handle)) => Some(handle),
+            Some(Err(e)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            None => None,
         };
         let service = match build(&args).await {
             Ok(s) => s,
@@ -364,10 +398,34 @@ pub fn main(args: ServeArgs) -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let metrics_listener = match (metrics_socket, metrics) {
+            (Some(listener), Some(handle)) => Some((listener, handle)),
+            _ => None,
+        };
         tracing::info!(address = %local, "listening");
         // Tests and scripts read this line to learn the port when listening on port 0.
         println!("pennypost listening on http://{local}");
-        match crate::http::run(listener, service, shutdown_signal()).await {
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(());
+        let metrics_task = metrics_listener.map(|(listener, handle)| {
+            let address = listener.local_addr().map(crate::telemetry::metrics_url);
+            let address = address.unwrap_or_default();
+            tracing::info!(%address, "serving metrics");
+            // The second line: where the metrics are, for the same reason.
+            println!("pennypost metrics on {address}");
+            let mut stopped = metrics_stopped;
+            let shutdown = async move {
+                let _ = stopped.changed().await;
+            };
+            tokio::spawn(crate::telemetry::serve(listener, handle, shutdown))
+        });
+        let served = crate::http::run(listener, service, shutdown_signal()).await;
+        drop(stop_metrics);
+        if let Some(task) = metrics_task {
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -2,10 +2,13 @@
 //! and the server loop with graceful shutdown.
 //!
 //! Handlers are thin (`routes`) over the body types of `crate::api`; callers are checked by
-//! extractors (`auth`); errors become problem+json in one place (`problem`).
+//! extractors (`auth`); errors become problem+json in one place (`problem`); the OpenAPI
+//! document is generated from both (`openapi`). Every answer is counted and timed by route
+//! template for the metrics (`crate::telemetry`), a no-op unless `--metrics-listen` is set.
 
 pub mod auth;
 pub mod limit;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 
@@ -79,6 +82,8 @@ pub fn app(service: Arc<App>) -> Router {
             get(routes::consistency_proof),
         )
         .route("/v1/audit", get(routes::audit))
+        .route("/v1/admin/backup", post(routes::backup))
+        .route("/openapi.json", get(routes::openapi))
         .route("/checkpoint", get(routes::ledger_checkpoint))
         .route("/tile/{*path}", get(routes::tile))
         .fallback(not_found)
@@ -106,6 +111,8 @@ pub fn app(service: Arc<App>) -> Router {
                 "the server hit an internal error; it has been logged",
             )
         }))
+        // Outermost, so it times and counts every answer, the panic guard's included.
+        .layer(middleware::from_fn(crate::telemetry::track_requests))
         .with_state::<()>(service as AppState)
 }
 

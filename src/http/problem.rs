@@ -20,9 +20,10 @@ pub fn status(error: &Error) -> StatusCode {
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::AlreadySpent(_) | Error::IdempotencyConflict(_) | Error::NameTaken => {
-            StatusCode::CONFLICT
-        }
+        Error::AlreadySpent(_)
+        | Error::IdempotencyConflict(_)
+        | Error::NameTaken
+        | Error::BackupNotSupported => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
             StatusCode::UNPROCESSABLE_ENTITY

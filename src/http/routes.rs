@@ -2,6 +2,11 @@
 //!
 //! Bodies are the types of `crate::api`, parsed by our own extractors (`problem`) and
 //! answered with `Json`; callers are the extractors of `auth`.
+//!
+//! Each handler carries its `#[utoipa::path]`: its route, parameters, body and answers, from
+//! which `GET /openapi.json` is generated (`super::openapi`). Error answers name their codes
+//! in backticks; `super::openapi` gives every 4xx and 5xx the problem+json body, and every
+//! route the answers any route can give (405, 408, 429, 500).
 
 use std::sync::Arc;
 
@@ -25,6 +30,7 @@ use crate::api::{
     PurchaseResponse, QuoteRequest, QuoteResponse, RedeemRequest, RedeemResponse, StampState,
     StampStatusResponse, VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
 };
+use crate::api::{BackupRequest, BackupResponse};
 use crate::error::Error;
 use crate::keys::public_key_text;
 use crate::ledger::checkpoint;
@@ -51,12 +57,16 @@ fn post_answer(post: &Post) -> api::Post {
     }
 }
 
+#[utoipa::path(get, path = "/", tag = "board",
+    responses((status = 200, description = "The board and stamp wallet web page.", content_type = "text/html", body = String)))]
 pub async fn index() -> Html<&'static str> {
     Html(include_str!("../web/index.html"))
 }
 
 /// The web page's script. Built into the binary with the page, so the two always match;
 /// `no-cache` makes a browser ask again after an upgrade rather than run an older script.
+#[utoipa::path(get, path = "/app.js", tag = "board",
+    responses((status = 200, description = "The web page's script.", content_type = "text/javascript", body = String)))]
 pub async fn app_js() -> Response {
     (
         [
@@ -68,12 +78,16 @@ pub async fn app_js() -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process serves HTTP.", body = HealthResponse)))]
 pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".into(),
     })
 }
 
+#[utoipa::path(get, path = "/v1/keys", tag = "stamps",
+    responses((status = 200, description = "Every issuer key the ledger published.", body = KeysResponse)))]
 pub async fn keys(State(service): State<AppState>) -> Json<KeysResponse> {
     let keys = service
         .mint
@@ -91,6 +105,16 @@ pub async fn keys(State(service): State<AppState>) -> Json<KeysResponse> {
     Json(KeysResponse { keys })
 }
 
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts",
+    request_body(content = Option<CreateAccountRequest>, description = "Optional: no body makes an unnamed account."),
+    responses(
+        (status = 201, description = "Created; the API key is shown this once.", body = CreateAccountResponse),
+        (status = 400, description = "`bad_request`: a name empty or too long, malformed JSON, a wrong content type."),
+        (status = 409, description = "`name_taken`: an account with that name exists."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 429, description = "`rate_limited`: too many account creations from this client."),
+        (status = 503, description = "`service_unavailable`: the writer stopped after a storage failure."),
+    ))]
 pub async fn create_account(
     State(service): State<AppState>,
     ApiOptionalJson(request): ApiOptionalJson<CreateAccountRequest>,
@@ -108,6 +132,11 @@ pub async fn create_account(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/account", tag = "accounts", security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = AccountResponse),
+        (status = 401, description = "`unauthorized`: the API key is missing or unknown."),
+    ))]
 pub async fn account(
     State(service): State<AppState>,
     AccountAuth(account): AccountAuth,
@@ -123,6 +152,19 @@ pub async fn account(
     })
 }
 
+#[utoipa::path(post, path = "/v1/admin/accounts/{account_id}/credit", tag = "admin",
+    security(("admin_token" = [])),
+    params(("account_id" = Uuid, Path, description = "The account to credit.")),
+    request_body = CreditRequest,
+    responses(
+        (status = 200, description = "Credited (or the first answer again, for the same reference).", body = CreditResponse),
+        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow."),
+        (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
+        (status = 404, description = "`not_found`: no such account."),
+        (status = 409, description = "`idempotency_conflict`: the reference was used with another account or amount."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
 pub async fn credit(
     State(service): State<AppState>,
     ApiPath(account_id): ApiPath<Uuid>,
@@ -139,6 +181,8 @@ pub async fn credit(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/prices", tag = "stamps",
+    responses((status = 200, description = "The stamp price, base costs and the policy in force.", body = PricesResponse)))]
 pub async fn prices(State(service): State<AppState>) -> Json<PricesResponse> {
     let economy = service.mint.economy();
     Json(PricesResponse {
@@ -161,6 +205,16 @@ pub async fn prices(State(service): State<AppState>) -> Json<PricesResponse> {
 }
 
 /// `POST /v1/quote`: what a post or vote would cost its payer now.
+#[utoipa::path(post, path = "/v1/quote", tag = "board", security((), ("api_key" = [])),
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, description = "What the action would cost its payer now.", body = QuoteResponse),
+        (status = 400, description = "`bad_request`: neither an API key nor a stamp; a post_id missing or extra."),
+        (status = 401, description = "`unauthorized`: the API key sent is wrong."),
+        (status = 404, description = "`not_found`: no such post to vote on."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`invalid_stamp`, `unknown_key`, `bad_signature`, `stamp_expired`: the stamp given."),
+    ))]
 pub async fn quote(
     State(service): State<AppState>,
     AuthJson(MaybeAccount(account), request): AuthJson<MaybeAccount, QuoteRequest>,
@@ -185,6 +239,19 @@ pub async fn quote(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/stamps/purchase", tag = "stamps", security(("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 bytes of visible ASCII: a retry with the same key and count answers the first purchase again.")),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 201, description = "The stamps sold (or the first answer again, for a replayed Idempotency-Key).", body = PurchaseResponse),
+        (status = 400, description = "`bad_request`: a malformed body, count out of 1 to 1000, a bad Idempotency-Key."),
+        (status = 401, description = "`unauthorized`: the API key is missing or unknown."),
+        (status = 402, description = "`insufficient_funds`: the balance is below the price."),
+        (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was used with another count."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 429, description = "`rate_limited`: too many purchases from this client."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
 pub async fn purchase(
     State(service): State<AppState>,
     headers: HeaderMap,
@@ -219,6 +286,13 @@ pub async fn purchase(
         .into_response())
 }
 
+#[utoipa::path(post, path = "/v1/stamps/verify", tag = "stamps",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Whether the stamp is good, and why not (any string gets 200).", body = VerifyResponse),
+        (status = 400, description = "`bad_request`: a malformed body."),
+        (status = 413, description = "`payload_too_large`"),
+    ))]
 pub async fn verify(
     State(service): State<AppState>,
     ApiJson(request): ApiJson<VerifyRequest>,
@@ -235,6 +309,16 @@ pub async fn verify(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/stamps/redeem", tag = "stamps",
+    request_body = RedeemRequest,
+    responses(
+        (status = 201, description = "The stamp is spent.", body = RedeemResponse),
+        (status = 400, description = "`bad_request`: a context empty or over 512 bytes, a malformed body."),
+        (status = 409, description = "`stamp_already_spent`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`invalid_stamp` (also: not sold by this server), `unknown_key`, `bad_signature`, `stamp_expired`."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
 pub async fn redeem(
     State(service): State<AppState>,
     ApiJson(request): ApiJson<RedeemRequest>,
@@ -251,6 +335,13 @@ pub async fn redeem(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/stamps/{stamp_id}", tag = "stamps",
+    params(("stamp_id" = Uuid, Path, description = "A stamp id.")),
+    responses(
+        (status = 200, description = "The stamp's state.", body = StampStatusResponse),
+        (status = 400, description = "`bad_request`: the id is not a UUID."),
+        (status = 404, description = "`not_found`: this server never sold a stamp with this id."),
+    ))]
 pub async fn stamp(
     State(service): State<AppState>,
     ApiPath(stamp_id): ApiPath<Uuid>,
@@ -271,6 +362,17 @@ pub async fn stamp(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/posts", tag = "board", security((), ("api_key" = [])),
+    request_body = CreatePostRequest,
+    responses(
+        (status = 201, description = "The new post.", body = api::Post),
+        (status = 400, description = "`bad_request`: a malformed body, a bad author or body, too many stamps, a stamp twice."),
+        (status = 401, description = "`unauthorized`: the API key sent is wrong."),
+        (status = 409, description = "`stamp_already_spent`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`invalid_stamp`, `unknown_key`, `bad_signature`, `stamp_expired`, `mixed_payers`, `wrong_stamp_count` (the problem adds `required`)."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
 pub async fn create_post(
     State(service): State<AppState>,
     AuthJson(MaybeAccount(account), request): AuthJson<MaybeAccount, CreatePostRequest>,
@@ -287,6 +389,11 @@ pub async fn create_post(
     Ok((StatusCode::CREATED, Json(post_answer(&post))).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/posts", tag = "board", params(PostsQuery),
+    responses(
+        (status = 200, description = "A page of posts, newest first.", body = PostsPageResponse),
+        (status = 400, description = "`bad_request`: limit out of 1 to 100, a bad query string, a before that names no post."),
+    ))]
 pub async fn list_posts(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<PostsQuery>,
@@ -310,6 +417,13 @@ pub async fn list_posts(
     Ok(([(header::CONTENT_TYPE, "application/json")], page).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/posts/{post_id}", tag = "board",
+    params(("post_id" = Uuid, Path, description = "A post id.")),
+    responses(
+        (status = 200, description = "The post.", body = api::Post),
+        (status = 400, description = "`bad_request`: the id is not a UUID."),
+        (status = 404, description = "`not_found`: no such post."),
+    ))]
 pub async fn get_post(
     State(service): State<AppState>,
     ApiPath(post_id): ApiPath<Uuid>,
@@ -317,6 +431,18 @@ pub async fn get_post(
     Ok(Json(post_answer(&service.board.post(post_id)?)))
 }
 
+#[utoipa::path(post, path = "/v1/posts/{post_id}/votes", tag = "board",
+    params(("post_id" = Uuid, Path, description = "The post voted on.")),
+    request_body = VoteRequest,
+    responses(
+        (status = 201, description = "The vote, and the post's score after it.", body = VoteResponse),
+        (status = 400, description = "`bad_request`: a malformed body or id, too many stamps, a stamp twice, a score that would overflow."),
+        (status = 404, description = "`not_found`: no such post."),
+        (status = 409, description = "`stamp_already_spent`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`invalid_stamp`, `unknown_key`, `bad_signature`, `stamp_expired`, `mixed_payers`, `wrong_stamp_count` (the problem adds `required`)."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
 pub async fn vote(
     State(service): State<AppState>,
     ApiPath(post_id): ApiPath<Uuid>,
@@ -340,11 +466,15 @@ pub async fn vote(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/ledger/checkpoint", tag = "ledger",
+    responses((status = 200, description = "The latest signed checkpoint, a C2SP signed note.", content_type = "text/plain; charset=utf-8", body = String)))]
 pub async fn ledger_checkpoint(State(service): State<AppState>) -> Result<Response, Error> {
     let note = service.log.checkpoint()?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/ledger/key", tag = "ledger",
+    responses((status = 200, description = "The key that signs checkpoints.", body = LedgerKeyResponse)))]
 pub async fn ledger_key(State(service): State<AppState>) -> Json<LedgerKeyResponse> {
     let key = service.log.key();
     let public = key.signing.verifying_key();
@@ -356,6 +486,11 @@ pub async fn ledger_key(State(service): State<AppState>) -> Json<LedgerKeyRespon
     })
 }
 
+#[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", params(EntriesQuery),
+    responses(
+        (status = 200, description = "One entry per line, exactly the bytes hashed into the log.", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "`bad_request`: start past the size, limit 0, a parameter that is not a number."),
+    ))]
 pub async fn ledger_entries(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<EntriesQuery>,
@@ -383,6 +518,11 @@ fn proof_answer(hashes: &[tlog_tiles::Hash]) -> Json<ProofResponse> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/ledger/proof/inclusion", tag = "ledger", params(InclusionProofQuery),
+    responses(
+        (status = 200, description = "An RFC 9162 inclusion proof.", body = ProofResponse),
+        (status = 400, description = "`bad_request`: a parameter missing, not a number, or out of range."),
+    ))]
 pub async fn inclusion_proof(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<InclusionProofQuery>,
@@ -392,6 +532,11 @@ pub async fn inclusion_proof(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/ledger/proof/consistency", tag = "ledger", params(ConsistencyProofQuery),
+    responses(
+        (status = 200, description = "An RFC 9162 consistency proof.", body = ProofResponse),
+        (status = 400, description = "`bad_request`: a parameter missing, not a number, or out of range."),
+    ))]
 pub async fn consistency_proof(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<ConsistencyProofQuery>,
@@ -404,6 +549,11 @@ pub async fn consistency_proof(
 /// `GET /v1/audit`: an [`api::AuditReport`]. It goes through a `serde_json::Value`, whose
 /// objects sort their keys, so the answer keeps the key order it always had (the report's
 /// fields are not declared in alphabetical order).
+#[utoipa::path(get, path = "/v1/audit", tag = "ledger",
+    responses(
+        (status = 200, description = "The server's own check of every durable entry.", body = super::openapi::AuditReportSchema),
+        (status = 503, description = "`audit_catching_up`: the check is far behind after a start on a long log; Retry-After says when to ask again."),
+    ))]
 pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error> {
     let report: api::AuditReport = service.log.audit().await?;
     serde_json::to_value(report)
@@ -413,6 +563,12 @@ pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error
 
 /// C2SP tlog-tiles: hash tiles and entry bundles under `/tile/`, and the checkpoint at
 /// `/checkpoint`, so existing transparency-log tools can read the ledger.
+#[utoipa::path(get, path = "/tile/{path}", tag = "ledger",
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` (a hash tile) or `entries/<N>[.p/<W>]` (an entry bundle).")),
+    responses(
+        (status = 200, description = "A C2SP tlog-tiles tile; it never changes.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "`not_found`: no such tile (yet)."),
+    ))]
 pub async fn tile(
     State(service): State<AppState>,
     axum::extract::Path(path): axum::extract::Path<String>,
@@ -427,4 +583,42 @@ pub async fn tile(
         bytes,
     )
         .into_response())
+}
+
+/// `POST /v1/admin/backup`: a consistent copy of the store in a new directory on the server's
+/// machine, taken between two batches of the writer.
+#[utoipa::path(post, path = "/v1/admin/backup", tag = "admin", security(("admin_token" = [])),
+    request_body = BackupRequest,
+    responses(
+        (status = 201, description = "The backup is written whole and durable.", body = BackupResponse),
+        (status = 400, description = "`bad_request`: the path is relative, exists, or cannot be made; a malformed body."),
+        (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
+        (status = 409, description = "`backup_not_supported`: the store takes no backups through the server."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 503, description = "`service_unavailable`: the writer stopped after a storage failure."),
+    ))]
+pub async fn backup(
+    State(service): State<AppState>,
+    AuthJson(AdminAuth, request): AuthJson<AdminAuth, BackupRequest>,
+) -> Result<Response, Error> {
+    let backup = service.backups.take(&request.path).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BackupResponse {
+            ledger_size: backup.ledger_size,
+            path: backup.path.display().to_string(),
+        }),
+    )
+        .into_response())
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document of every route, generated from the types.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document: OpenAPI 3.1, generated from the server's types.", content_type = "application/json", body = Object)))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document(),
+    )
+        .into_response()
 }

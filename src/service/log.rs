@@ -3,6 +3,9 @@
 //!
 //! Reads only what is durable: every size here is the committer's durable size, so a
 //! checkpoint never signs entries a crash could still undo, and one size never gets two roots.
+//!
+//! How far the server's own check is behind the durable ledger is the `pennypost_audit_lag`
+//! gauge (`crate::telemetry`), set as the check catches up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -193,14 +196,19 @@ impl Log {
         let task = tokio::spawn(async move {
             loop {
                 let size = committer.durable_size();
-                let (store, auditor, progress) = (store.clone(), auditor.clone(), progress.clone());
+                let (store, auditor, checked) = (store.clone(), auditor.clone(), progress.clone());
                 let caught_up = tokio::task::spawn_blocking(move || {
-                    catch_up(store.as_ref(), &auditor, &progress, size, page_max).map(|_| ())
+                    catch_up(store.as_ref(), &auditor, &checked, size, page_max).map(|_| ())
                 })
                 .await;
                 if let Ok(Err(e)) = caught_up {
                     tracing::error!(error = %e, "background audit could not read the ledger");
                 }
+                // Behind the size now, not the size the catch-up aimed at.
+                let lag = committer
+                    .durable_size()
+                    .saturating_sub(progress.load(Ordering::Acquire));
+                metrics::gauge!(crate::telemetry::AUDIT_LAG).set(lag as f64);
                 tokio::time::sleep(std::time::Duration::from_secs(BACKGROUND_AUDIT_SECS)).await;
             }
         });
@@ -234,6 +242,8 @@ fn catch_up<'a>(
             checker.push(&entry);
         }
         progress.store(checker.size(), Ordering::Release);
+        metrics::gauge!(crate::telemetry::AUDIT_LAG)
+            .set(size.saturating_sub(checker.size()) as f64);
     }
     Ok(checker)
 }

@@ -3,12 +3,14 @@
 //! - [`Mint`]: accounts, credit, purchase, verify, redeem.
 //! - [`Board`]: posts, votes, and the page cache of board reads.
 //! - [`Log`]: the ledger's public side (checkpoint, proofs, tiles, entries, audit).
+//! - [`Backups`]: consistent copies of the store, taken between two batches of the writer.
 //!
 //! [`App::start`] builds all three from an [`AppConfig`] over one store and one committer,
 //! and publishes the keys. The only code that uses the store, the committer, the keys and the
 //! ledger together. Background work (the writer thread, the verifier thread, the background
 //! audit) stops when the [`App`] is dropped.
 
+mod backup;
 mod board;
 mod log;
 mod mint;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+pub use backup::{Backup, Backups, DB_DIR};
 pub use board::Board;
 pub use log::Log;
 pub use mint::{Mint, Purchase, Spend, Verification};
@@ -45,6 +48,7 @@ pub struct App {
     pub mint: Arc<Mint>,
     pub board: Board,
     pub log: Log,
+    pub backups: Backups,
 }
 
 impl App {
@@ -72,8 +76,14 @@ impl App {
         mint.publish_keys().await?;
         mint.publish_policy().await?;
         let board = Board::new(mint.clone(), store.clone());
+        let backups = Backups::new(committer.clone());
         let log = Log::start(store, committer, ledger_key, origin, limits)?;
-        Ok(App { mint, board, log })
+        Ok(App {
+            mint,
+            board,
+            log,
+            backups,
+        })
     }
 
     /// The limits every part was started with.

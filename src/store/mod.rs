@@ -17,6 +17,8 @@
 pub mod memory;
 pub mod sled_store;
 
+use std::path::Path;
+
 use uuid::Uuid;
 
 use crate::keys::{KeyStatus, PublishedKey};
@@ -294,6 +296,18 @@ pub enum StoreError {
     Corrupt { tree: &'static str, detail: String },
 }
 
+/// Why [`Store::backup`] wrote no copy.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Occurs when the backend takes no backups through the server (a database server with
+    /// backup tools of its own).
+    #[error("this store takes no backups through the server; use the database's own tools")]
+    NotSupported,
+    /// Occurs when the store cannot be read or the copy cannot be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The state of one stamp as the store knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StampRecord {
@@ -459,4 +473,13 @@ pub trait Store: Send + Sync + 'static {
     /// The newest signed checkpoint kept, as (size, note text).
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
     fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
+    /// Writes a durable copy of everything the store holds into `dir`, which must not exist
+    /// yet; the copy opens as the original does (for sled, `SledStore::open(dir)`). The caller
+    /// makes sure no batch is applied meanwhile: the group committer runs it between two
+    /// batches (`Committer::exclusive`), so the copy holds whole batches only. Backends
+    /// without it answer [`BackupError::NotSupported`].
+    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
+        let _ = dir;
+        Err(BackupError::NotSupported)
+    }
 }

@@ -2,9 +2,11 @@
 //! below) so the crate links once.
 
 mod audit;
+mod backup;
 mod board;
 mod cache;
 mod cli;
+mod config_file;
 mod crash;
 mod durability;
 mod economy;
@@ -13,6 +15,9 @@ mod helpers;
 mod hostile;
 mod keys;
 mod limits;
+mod metrics;
 mod mint;
+mod openapi;
+mod process;
 mod secrets;
 mod start;

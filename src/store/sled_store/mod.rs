@@ -47,6 +47,9 @@
 //! reason; a bundle also closes before it would pass 64 KiB + 4 bytes, so one big purchase
 //! entry does not make a big value. `bundle_start` in `meta` names the open (last) bundle.
 //!
+//! A backup (`backup`, `POST /v1/admin/backup`) copies every tree, key by key, into a new
+//! database with the same segment size, between two batches of the writer.
+//!
 //! Data directories written before these layouts (trees `sold` and `spent` keyed by stamp id,
 //! `hashes` with one hash per key, `ledger` with one entry per key) are migrated on open
 //! (`migrate`).
@@ -58,6 +61,7 @@
 //! without fsync): the largest node is 17 items of at most 64 KiB + 4 bytes (a ledger
 //! bundle), far below a quarter of an 8 MiB segment.
 
+mod backup;
 mod layout;
 mod migrate;
 mod records;
@@ -83,7 +87,8 @@ use self::migrate::{
 use self::records::{AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
 use super::{
-    Account, Applied, Command, Post, QuoteAction, Refusal, StampRecord, StampRef, Store, StoreError,
+    Account, Applied, BackupError, Command, Post, QuoteAction, Refusal, StampRecord, StampRef,
+    Store, StoreError,
 };
 use crate::keys::PublishedKey;
 use crate::rules::{self, Settings};
@@ -412,5 +417,9 @@ impl Store for SledStore {
         bytes.extend_from_slice(note.as_bytes());
         self.checkpoints.insert("latest", bytes).map_err(storage)?;
         Ok(())
+    }
+
+    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
+        Ok(backup::copy_to(&self.db, dir)?)
     }
 }
