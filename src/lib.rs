@@ -21,6 +21,8 @@
 //! - [`http`]: the axum router, thin handlers, authentication extractors, problem+json errors.
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
+//! - [`simulate`]: a month of a community played through the rules under two policies: the
+//!   economy's evidence (`pennypost simulate`).
 //!
 //! # Glossary
 //!
@@ -38,6 +40,7 @@ pub mod keys;
 pub mod ledger;
 pub mod rules;
 pub mod service;
+pub mod simulate;
 pub mod stamp;
 pub mod store;
 pub mod time;
