@@ -1,6 +1,6 @@
-//! The command line: `serve` (with its config file, `config_file`), `audit`, `backup`,
-//! `stamp inspect`, `keys rotate`, `admin credit`, and the client side (`account`, `buy`,
-//! `post`, `vote`, `stamps`).
+//! The command line: `serve` (with its config file, `config_file`), `audit`, `backup`, `bench`,
+//! `simulate`, `stamp inspect`, `keys rotate`, `admin credit`, and the client side (`account`,
+//! `buy`, `post`, `vote`, `stamps`).
 //!
 //! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
 //! not run (bad arguments, unreachable server, unreadable files).
@@ -12,6 +12,7 @@ pub mod bench;
 pub mod client;
 pub mod config_file;
 pub mod serve;
+pub mod simulate;
 pub mod stamp_inspect;
 
 use std::path::PathBuf;
@@ -52,6 +53,10 @@ pub enum Command {
     /// Load-benchmark a fresh server started from this executable; print a table of ops/s and
     /// latency against the HTTP and Ed25519 ceilings (exit 1 if any request failed).
     Bench(bench::BenchArgs),
+    /// Play a month of a community through the rules under the flat and the default policy;
+    /// print the figures as a markdown table and write the plot (exit 1 if a target or an
+    /// audit fails).
+    Simulate(simulate::SimulateArgs),
     /// Work with a single stamp.
     Stamp {
         #[command(subcommand)]
@@ -157,6 +162,7 @@ pub fn main() -> ExitCode {
         } => stamp_inspect::main(args),
         Command::Audit(args) => audit::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Simulate(args) => simulate::main(args),
         Command::Account { client, command } => client::account(client, command),
         Command::Buy { client, count } => client::buy(client, count),
         Command::Post {
