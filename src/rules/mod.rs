@@ -86,11 +86,20 @@ pub fn apply<T: StoreTx + ?Sized>(
     }
 }
 
-/// Refuses an empty list of stamp ids or one that names a stamp twice: either would write an
-/// entry the auditor rejects.
+/// Most stamps one purchase or spend may name. Its ledger entry (about 40 bytes a stamp) then
+/// stays well below the 64 KiB entry limit, so an oversized command is refused here rather
+/// than failing the whole batch as a storage error (which stops the writer). The HTTP limits
+/// are lower still (1,000 a purchase, 100 a post or vote).
+pub const STAMPS_PER_COMMAND_MAX: usize = 1000;
+
+/// Refuses an empty list of stamp ids, one that names a stamp twice (either would write an
+/// entry the auditor rejects), or one longer than [`STAMPS_PER_COMMAND_MAX`].
 fn distinct_and_present(stamp_ids: &[Uuid]) -> Option<Refusal> {
     if stamp_ids.is_empty() {
         return Some(Refusal::Invalid("a command needs at least one stamp"));
+    }
+    if stamp_ids.len() > STAMPS_PER_COMMAND_MAX {
+        return Some(Refusal::Invalid("too many stamps in one command"));
     }
     let mut seen = HashSet::with_capacity(stamp_ids.len());
     if stamp_ids.iter().all(|id| seen.insert(*id)) {

@@ -311,3 +311,29 @@ pub fn the_newest_checkpoint_is_kept(ctx: &mut Ctx) {
     // A checkpoint is not a ledger entry.
     assert_eq!(ctx.size(), 3);
 }
+
+/// A purchase or spend naming more stamps than one ledger entry can hold is refused like any
+/// other invalid command: nothing written, and the batch around it goes on (an entry over the
+/// size limit would otherwise fail the whole batch as a storage error and stop the writer).
+pub fn a_command_with_too_many_stamps_is_refused_and_the_batch_goes_on(ctx: &mut Ctx) {
+    world(ctx);
+    let too_many = pennypost::rules::STAMPS_PER_COMMAND_MAX as u32 + 1;
+    ctx.ok(credit(0, 100_000, "more"), at(1));
+    let big = purchase(0, &stamps(0..too_many)).price(1).cmd();
+    ctx.refused(
+        big.clone(),
+        at(2),
+        Refusal::Invalid("too many stamps in one command"),
+    );
+    let results = ctx.apply(&[big, purchase(0, &stamps(0..3)).cmd()], at(3));
+    assert_eq!(
+        results[0],
+        Err(Refusal::Invalid("too many stamps in one command"))
+    );
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    ctx.refused(
+        redeem(sold(&stamps(0..too_many)), "site"),
+        at(4),
+        Refusal::Invalid("too many stamps in one command"),
+    );
+}

@@ -70,6 +70,7 @@ macro_rules! conformance {
             batches::a_batch_reads_its_own_writes,
             batches::entry_times_never_go_backwards,
             batches::the_newest_checkpoint_is_kept,
+            batches::a_command_with_too_many_stamps_is_refused_and_the_batch_goes_on,
             concurrency::threads_spend_each_stamp_exactly_once,
             concurrency::committer_tasks_spend_each_stamp_exactly_once,
             durability::a_reopened_store_keeps_every_acknowledged_change,
