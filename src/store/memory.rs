@@ -594,8 +594,9 @@ mod tests {
             .iter()
             .all(Result::is_ok));
         let size = store.ledger_size().expect("size");
-        // 2,000 stamps make a purchase entry past the 64 KiB entry limit: a storage error,
-        // after an account, a credit and a purchase earlier in the batch were written.
+        // A key event whose public key text is 70,000 bytes makes an entry past the 64 KiB
+        // entry limit: a storage error (the rules bound every other entry below it), after an
+        // account, a credit and a purchase earlier in the batch were written.
         let batch = [
             Command::CreateAccount {
                 account_id: b,
@@ -608,7 +609,11 @@ mod tests {
                 reference: "second".into(),
             },
             purchase(a, 10, 3, t),
-            purchase(a, 11, 2000, t),
+            Command::KeyEvent {
+                kid: crate::stamp::Kid([9; 8]),
+                public_key: "k".repeat(70_000),
+                status: crate::keys::KeyStatus::Retired,
+            },
         ];
         assert!(store.apply(&batch, t.plus_secs(5)).is_err());
         assert_eq!(store.ledger_size().expect("size"), size);
