@@ -88,7 +88,8 @@ pub struct BenchArgs {
     /// flood-priced posts, quadratic votes, refunds), `flat` (`--repeat-factor 1
     /// --vote-pricing flat --refund-voters 0`), or `both`: one server each, set up alike and
     /// measured workload by workload in turn, then the ratios default/flat. Without it: `both`,
-    /// but `default` with --smoke (CI) or --reuse (one data directory, one server).
+    /// but `default` with --smoke (CI), --reuse (one data directory) or --scale (one store to
+    /// write).
     #[arg(long, value_enum)]
     pub policy: Option<PolicyChoice>,
 }
@@ -149,7 +150,9 @@ impl Plan {
     fn from_args(args: &BenchArgs) -> Result<Plan, String> {
         let choice = match args.policy {
             Some(choice) => choice,
-            None if args.smoke || args.reuse.is_some() => PolicyChoice::Default,
+            // One server: CI's smoke run stays short, --reuse has one data directory, and a
+            // second --scale store would double the prefill (and its disk).
+            None if args.smoke || args.reuse.is_some() || args.scale > 0 => PolicyChoice::Default,
             None => PolicyChoice::Both,
         };
         let policies = match choice {

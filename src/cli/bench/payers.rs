@@ -32,7 +32,7 @@ pub(super) const SMOKE_VOTERS: usize = 16;
 /// default policy).
 const VOTES_PER_POST_MIN: usize = 4;
 /// Concurrent setup clients.
-const SETUP_PARALLEL: usize = 32;
+const SETUP_PARALLEL: usize = 64;
 /// The server's largest purchase.
 const PURCHASE_MAX: u64 = 1000;
 
