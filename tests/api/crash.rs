@@ -1,6 +1,11 @@
 //! Crash loop: clients buy, post, vote and redeem while the server is SIGKILLed at random
-//! moments and restarted on the same data. After every cycle: every acknowledged change is
-//! present, no stamp is spent twice, balances equal credits minus purchases, the ledger's
+//! moments and restarted on the same data, under the default policy (flood-priced posts,
+//! quadratic votes, refunds after three up-voting payers). Each client pays several payers'
+//! posts and votes at the prices `POST /v1/quote` gives, and up-votes others' posts so that
+//! refunds happen. After every cycle: every acknowledged change is present, no stamp is spent
+//! twice, every acknowledged refund is in the ledger exactly once, right after the spend of the
+//! vote that completed it, no refund stands without such a vote and no post is refunded twice,
+//! each account's balance is its credits minus its purchases plus its refunds, the ledger's
 //! invariants hold (`GET /v1/audit` and the independent `pennypost audit`), and the new
 //! checkpoint is consistent with the last one seen (the auditor's state file).
 //!
@@ -17,6 +22,14 @@ use serde_json::{json, Value};
 
 use crate::helpers::TestServer;
 
+/// Payers (accounts) each client pays with.
+const PAYERS_PER_CLIENT: usize = 3;
+/// Dearest post a client pays for (the fourth of one payer within the flood window); a dearer
+/// one is skipped for a redeem.
+const POST_PRICE_MAX: u64 = 8;
+/// Dearest vote a client pays for (one payer's third vote on one post).
+const VOTE_PRICE_MAX: u64 = 5;
+
 /// Cheap deterministic randomness (xorshift), seeded per run, so a failing run can be replayed.
 struct Rng(u64);
 
@@ -32,17 +45,38 @@ impl Rng {
     }
 }
 
+/// A post whose creation was acknowledged.
+#[derive(Clone)]
+struct AckedPost {
+    /// Net score of its acknowledged votes.
+    score: i64,
+    /// Index (into the accounts) of the payer of its stamps.
+    payer: usize,
+}
+
+/// A refund a vote's answer acknowledged.
+#[derive(Clone)]
+struct AckedRefund {
+    post_id: String,
+    vote_index: u64,
+    refund_index: u64,
+}
+
 /// What the clients saw acknowledged (2xx), and what was in flight when the server died.
 #[derive(Default, Clone)]
 struct Acked {
-    /// Stamps bought and not yet used, per wallet.
+    /// Stamps bought and not yet used, per payer (account index).
     wallets: HashMap<usize, Vec<String>>,
     /// Stamp ids whose spend was acknowledged.
     spent: HashSet<String>,
-    /// Posts acknowledged, with the net score of acknowledged votes.
-    posts: HashMap<String, i64>,
+    posts: HashMap<String, AckedPost>,
+    /// Post ids in the order they were acknowledged (recent ones get most votes).
+    post_order: Vec<String>,
     /// Votes sent but not answered (may or may not have happened), per post.
     votes_in_doubt: HashMap<String, i64>,
+    /// (payer, post) of every vote sent, answered or not.
+    voted: HashSet<(usize, String)>,
+    refunds: Vec<AckedRefund>,
     changes: u64,
 }
 
@@ -51,134 +85,291 @@ struct Account {
     key: String,
 }
 
-async fn client_loop(
+/// How one client step ended.
+enum Flow {
+    Continue,
+    /// A request failed in transport: the server was killed.
+    Died,
+}
+
+/// One client: `payers` are the indexes of its accounts.
+struct Client {
     base: String,
-    client: reqwest::Client,
-    wallet: usize,
-    account: Arc<Account>,
+    http: reqwest::Client,
+    name: usize,
+    payers: Vec<usize>,
+    accounts: Arc<Vec<Arc<Account>>>,
     acked: Arc<Mutex<Acked>>,
-    seed: u64,
-) {
-    // splitmix64 of the seed: client seeds come from one xorshift sequence, and without mixing
-    // every client would replay a shifted copy of the others' choices.
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    let mut rng = Rng((z ^ (z >> 31)) | 1);
-    loop {
-        let choice = rng.below(10);
-        let have = acked
-            .lock()
-            .map(|a| a.wallets.get(&wallet).map_or(0, Vec::len))
-            .unwrap_or(0);
-        let result = if choice < 3 || have < 2 {
-            // Fresh keys: a key reused by a later request would (rightly) replay old stamps.
-            let key = uuid::Uuid::new_v4().to_string();
-            let response = client
-                .post(format!("{base}/v1/stamps/purchase"))
-                .bearer_auth(&account.key)
-                .header("Idempotency-Key", key)
-                .json(&json!({"count": 1 + rng.below(5)}))
-                .send()
-                .await;
-            match response {
-                Ok(r) if r.status().as_u16() == 201 => {
-                    let body: Value = r.json().await.unwrap_or(Value::Null);
-                    let stamps: Vec<String> = body["stamps"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect();
-                    let mut a = acked.lock().expect("lock");
-                    a.wallets.entry(wallet).or_default().extend(stamps);
-                    a.changes += 1;
-                    Ok(())
-                }
-                Ok(r) if r.status().as_u16() == 402 => Ok(()),
-                Ok(r) => Err(format!("purchase answered {}", r.status())),
-                Err(_) => return,
-            }
-        } else {
-            let stamp = {
-                let mut a = acked.lock().expect("lock");
-                a.wallets.get_mut(&wallet).and_then(Vec::pop)
-            };
-            let Some(stamp) = stamp else { continue };
-            let post_ids: Vec<String> = acked
-                .lock()
-                .map(|a| a.posts.keys().cloned().collect())
-                .unwrap_or_default();
-            let (path, body, vote) = if choice < 6 || post_ids.is_empty() {
-                (
-                    "/v1/posts".to_string(),
-                    json!({"author": format!("w{wallet}"), "body": "crash loop", "stamps": [stamp]}),
-                    None,
-                )
+    rng: Rng,
+}
+
+impl Client {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Acked> {
+        self.acked.lock().expect("lock")
+    }
+
+    fn wallet_len(&self, payer: usize) -> usize {
+        self.lock().wallets.get(&payer).map_or(0, Vec::len)
+    }
+
+    fn take(&self, payer: usize, count: u64) -> Vec<String> {
+        let mut a = self.lock();
+        let wallet = a.wallets.entry(payer).or_default();
+        let at = wallet.len().saturating_sub(count as usize);
+        wallet.split_off(at)
+    }
+
+    async fn run(mut self) {
+        loop {
+            let payer = self.payers[self.rng.below(self.payers.len() as u64) as usize];
+            let choice = self.rng.below(10);
+            let flow = if choice < 2 || self.wallet_len(payer) == 0 {
+                let count = 1 + self.rng.below(5);
+                self.buy(payer, count).await
+            } else if choice < 4 {
+                self.post(payer).await
             } else if choice < 8 {
-                let post = post_ids[rng.below(post_ids.len() as u64) as usize].clone();
-                let up = rng.below(2) == 0;
-                let direction = if up { "up" } else { "down" };
-                (
-                    format!("/v1/posts/{post}/votes"),
-                    json!({"direction": direction, "stamps": [stamp]}),
-                    Some((post, if up { 1i64 } else { -1i64 })),
-                )
+                self.vote(payer).await
             } else {
-                (
-                    "/v1/stamps/redeem".to_string(),
-                    json!({"stamp": stamp, "context": format!("crash/{}", uuid::Uuid::new_v4())}),
-                    None,
-                )
+                self.redeem(payer).await
             };
-            if let Some((post, delta)) = &vote {
-                let mut a = acked.lock().expect("lock");
-                *a.votes_in_doubt.entry(post.clone()).or_default() += delta.abs();
+            match flow {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Died) => return,
+                // Only a crash may interrupt a client; any other failure is a bug.
+                Err(e) => panic!("client {}: {e}", self.name),
             }
-            let response = client
-                .post(format!("{base}{path}"))
-                .json(&body)
-                .send()
-                .await;
-            let Ok(response) = response else { return };
-            let status = response.status().as_u16();
-            let answer: Value = response.json().await.unwrap_or(Value::Null);
-            let id = stamp_id(&stamp);
-            let acknowledged = {
-                let mut a = acked.lock().expect("lock");
-                if let Some((post, delta)) = &vote {
-                    *a.votes_in_doubt.entry(post.clone()).or_default() -= delta.abs();
-                }
-                if status == 201 {
-                    a.spent.insert(id.clone());
-                    a.changes += 1;
-                    if path == "/v1/posts" {
-                        if let Some(post) = answer["post_id"].as_str() {
-                            a.posts.insert(post.to_string(), 0);
-                        }
-                    } else if let Some((post, delta)) = vote {
-                        *a.posts.entry(post).or_default() += delta;
-                    }
-                }
-                status == 201
-            };
-            if acknowledged {
-                Ok(())
-            } else {
-                // Say what the server knows of the stamp, to tell a bug from a test mistake.
-                let record = match client.get(format!("{base}/v1/stamps/{id}")).send().await {
-                    Ok(r) => r.text().await.unwrap_or_default(),
-                    Err(_) => String::new(),
-                };
-                Err(format!(
-                    "{path} answered {status}: {answer}; we sent {body}; stamp record: {record}"
-                ))
-            }
-        };
-        if let Err(e) = result {
-            // Only a crash may interrupt a client; any other failure is a bug.
-            panic!("client {wallet}: {e}");
         }
+    }
+
+    async fn buy(&mut self, payer: usize, count: u64) -> Result<Flow, String> {
+        // Fresh keys: a key reused by a later request would (rightly) replay old stamps.
+        let key = uuid::Uuid::new_v4().to_string();
+        let response = self
+            .http
+            .post(format!("{}/v1/stamps/purchase", self.base))
+            .bearer_auth(&self.accounts[payer].key)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "count": count }))
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().as_u16() == 201 => {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                let stamps: Vec<String> = body["stamps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect();
+                let mut a = self.lock();
+                a.wallets.entry(payer).or_default().extend(stamps);
+                a.changes += 1;
+                Ok(Flow::Continue)
+            }
+            Ok(r) if r.status().as_u16() == 402 => Ok(Flow::Continue),
+            Ok(r) => Err(format!("purchase answered {}", r.status())),
+            Err(_) => Ok(Flow::Died),
+        }
+    }
+
+    /// `POST /v1/quote` as `payer`: `Ok(None)` when the server died.
+    async fn quote(&self, payer: usize, body: Value) -> Result<Option<u64>, String> {
+        let response = self
+            .http
+            .post(format!("{}/v1/quote", self.base))
+            .bearer_auth(&self.accounts[payer].key)
+            .json(&body)
+            .send()
+            .await;
+        let Ok(response) = response else {
+            return Ok(None);
+        };
+        let status = response.status().as_u16();
+        let Ok(answer) = response.json::<Value>().await else {
+            return Ok(None);
+        };
+        match answer["stamps"].as_u64() {
+            Some(price) if status == 200 => Ok(Some(price)),
+            _ => Err(format!("quote {body} answered {status}: {answer}")),
+        }
+    }
+
+    /// Sends a spend; `Ok(None)` when the server died, else the status and answer.
+    async fn spend(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let answer = response.json().await.unwrap_or(Value::Null);
+        Some((status, answer))
+    }
+
+    /// What the server knows of the stamps of a refused spend, to tell a bug from a test
+    /// mistake.
+    async fn refused(&self, what: &str, status: u16, answer: &Value, stamps: &[String]) -> String {
+        let mut records = Vec::new();
+        for stamp in stamps {
+            let id = stamp_id(stamp);
+            let record = match self
+                .http
+                .get(format!("{}/v1/stamps/{id}", self.base))
+                .send()
+                .await
+            {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            records.push(record);
+        }
+        format!("{what} answered {status}: {answer}; stamp records: {records:?}")
+    }
+
+    async fn post(&mut self, payer: usize) -> Result<Flow, String> {
+        let Some(price) = self.quote(payer, json!({"action": "post"})).await? else {
+            return Ok(Flow::Died);
+        };
+        if price > POST_PRICE_MAX {
+            return self.redeem(payer).await;
+        }
+        let have = self.wallet_len(payer) as u64;
+        if have < price {
+            let extra = self.rng.below(3);
+            return self.buy(payer, price - have + extra).await;
+        }
+        let stamps = self.take(payer, price);
+        let body =
+            json!({"author": format!("w{}", self.name), "body": "crash loop", "stamps": stamps});
+        let Some((status, answer)) = self.spend("/v1/posts", &body).await else {
+            return Ok(Flow::Died);
+        };
+        if status == 201 {
+            let post_id = answer["post_id"].as_str().unwrap_or_default().to_string();
+            let mut a = self.lock();
+            a.spent.extend(stamps.iter().map(|s| stamp_id(s)));
+            a.posts
+                .insert(post_id.clone(), AckedPost { score: 0, payer });
+            a.post_order.push(post_id);
+            a.changes += 1;
+            return Ok(Flow::Continue);
+        }
+        // The flood window may have moved on between the quote and the post (a post of this
+        // payer left it): then the price fell, the server says the new one, the quote agrees,
+        // and the refused post spent nothing.
+        if status == 422 && answer["code"] == "wrong_stamp_count" {
+            let Some(now) = self.quote(payer, json!({"action": "post"})).await? else {
+                return Ok(Flow::Died);
+            };
+            if now != price && answer["required"].as_u64() == Some(now) {
+                self.lock().wallets.entry(payer).or_default().extend(stamps);
+                return Ok(Flow::Continue);
+            }
+        }
+        Err(self.refused("post", status, &answer, &stamps).await)
+    }
+
+    /// A post of another payer to vote on: mostly the oldest that is not known to be refunded
+    /// and that this payer has not voted on (its first vote: so the posts gather distinct
+    /// up-voters one after the other, and refunds happen), otherwise any (a repeated vote
+    /// costs 3, then 5).
+    fn vote_target(&mut self, payer: usize) -> Option<String> {
+        let fresh = self.rng.below(10) < 7;
+        let pick = self.rng.next();
+        let a = self.lock();
+        let others: Vec<&String> = a
+            .post_order
+            .iter()
+            .filter(|p| a.posts.get(*p).is_some_and(|info| info.payer != payer))
+            .collect();
+        if fresh {
+            let refunded: HashSet<&str> = a.refunds.iter().map(|r| r.post_id.as_str()).collect();
+            if let Some(post) = others.iter().find(|p| {
+                !refunded.contains(p.as_str()) && !a.voted.contains(&(payer, (**p).clone()))
+            }) {
+                return Some((*post).clone());
+            }
+        }
+        if others.is_empty() {
+            return None;
+        }
+        Some(others[(pick % others.len() as u64) as usize].clone())
+    }
+
+    async fn vote(&mut self, payer: usize) -> Result<Flow, String> {
+        let Some(post_id) = self.vote_target(payer) else {
+            return self.post(payer).await;
+        };
+        let up = self.rng.below(4) != 0;
+        let quote = json!({"action": "vote", "post_id": post_id});
+        let Some(price) = self.quote(payer, quote).await? else {
+            return Ok(Flow::Died);
+        };
+        if price > VOTE_PRICE_MAX {
+            return self.redeem(payer).await;
+        }
+        let have = self.wallet_len(payer) as u64;
+        if have < price {
+            return self.buy(payer, price - have).await;
+        }
+        let stamps = self.take(payer, price);
+        let direction = if up { "up" } else { "down" };
+        let delta = if up { 1i64 } else { -1 };
+        {
+            let mut a = self.lock();
+            *a.votes_in_doubt.entry(post_id.clone()).or_default() += 1;
+            a.voted.insert((payer, post_id.clone()));
+        }
+        let body = json!({"direction": direction, "stamps": stamps});
+        let answer = self
+            .spend(&format!("/v1/posts/{post_id}/votes"), &body)
+            .await;
+        let Some((status, answer)) = answer else {
+            return Ok(Flow::Died);
+        };
+        {
+            let mut a = self.lock();
+            *a.votes_in_doubt.entry(post_id.clone()).or_default() -= 1;
+            if status == 201 {
+                a.spent.extend(stamps.iter().map(|s| stamp_id(s)));
+                if let Some(post) = a.posts.get_mut(&post_id) {
+                    post.score += delta;
+                }
+                if let Some(refund_index) = answer["refund_ledger_index"].as_u64() {
+                    let vote_index = answer["ledger_index"].as_u64().unwrap_or(u64::MAX);
+                    a.refunds.push(AckedRefund {
+                        post_id: post_id.clone(),
+                        vote_index,
+                        refund_index,
+                    });
+                }
+                a.changes += 1;
+                return Ok(Flow::Continue);
+            }
+        }
+        Err(self.refused("vote", status, &answer, &stamps).await)
+    }
+
+    async fn redeem(&mut self, payer: usize) -> Result<Flow, String> {
+        let stamps = self.take(payer, 1);
+        if stamps.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let body =
+            json!({"stamp": stamps[0], "context": format!("crash/{}", uuid::Uuid::new_v4())});
+        let Some((status, answer)) = self.spend("/v1/stamps/redeem", &body).await else {
+            return Ok(Flow::Died);
+        };
+        if status == 201 {
+            let mut a = self.lock();
+            a.spent.insert(stamp_id(&stamps[0]));
+            a.changes += 1;
+            return Ok(Flow::Continue);
+        }
+        Err(self.refused("redeem", status, &answer, &stamps).await)
     }
 }
 
@@ -192,6 +383,94 @@ fn stamp_id(stamp: &str) -> String {
     uuid::Uuid::from_slice(bytes.get(9..25).unwrap_or(&[0; 16]))
         .map(|u| u.to_string())
         .unwrap_or_default()
+}
+
+/// Every ledger entry, read page by page.
+async fn ledger(server: &TestServer) -> Vec<Value> {
+    let mut entries = Vec::new();
+    loop {
+        let path = format!("/v1/ledger/entries?start={}&limit=1000", entries.len());
+        let (status, text) = server.get_text(&path).await;
+        assert_eq!(status, 200, "{text}");
+        let before = entries.len();
+        entries.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("an entry")),
+        );
+        if entries.len() == before {
+            return entries;
+        }
+    }
+}
+
+/// Checks the refunds in the ledger against what was acknowledged, and returns each
+/// account's credits − purchases + refunds and refunds, as the ledger has them.
+fn check_refunds(
+    entries: &[Value],
+    acked: &Acked,
+    accounts: &[Arc<Account>],
+) -> HashMap<String, (i128, u64)> {
+    let mut money: HashMap<String, (i128, u64)> = HashMap::new();
+    let mut refunded: HashMap<String, u64> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(entry["index"], i as u64, "entry {i} has another index");
+        let account = entry["account"].as_str().unwrap_or_default().to_string();
+        match entry["kind"].as_str() {
+            Some("credit") => {
+                money.entry(account).or_default().0 +=
+                    i128::from(entry["amount"].as_u64().expect("amount"));
+            }
+            Some("purchase") => {
+                money.entry(account).or_default().0 -=
+                    i128::from(entry["total"].as_u64().expect("total"));
+            }
+            Some("refund") => {
+                let amount = entry["amount"].as_u64().expect("amount");
+                let slot = money.entry(account).or_default();
+                slot.0 += i128::from(amount);
+                slot.1 += amount;
+                let post = entry["post_id"].as_str().expect("post_id").to_string();
+                // Never without its vote: the entry right before is an up-vote of the post.
+                let vote = i.checked_sub(1).map(|v| &entries[v]);
+                assert!(
+                    vote.is_some_and(|v| v["kind"] == "spend"
+                        && v["action"] == "vote"
+                        && v["direction"] == "up"
+                        && v["target"] == post.as_str()),
+                    "refund {entry} does not follow an up-vote of its post: {vote:?}"
+                );
+                if let Some(earlier) = refunded.insert(post.clone(), i as u64) {
+                    panic!("post {post} refunded twice: entries {earlier} and {i}");
+                }
+            }
+            _ => {}
+        }
+    }
+    for refund in &acked.refunds {
+        // Exactly once, at the index its vote's answer gave, right after that vote.
+        assert_eq!(
+            refunded.get(&refund.post_id),
+            Some(&refund.refund_index),
+            "acknowledged refund of {} (entry {}) is not in the ledger once",
+            refund.post_id,
+            refund.refund_index
+        );
+        assert_eq!(
+            refund.vote_index + 1,
+            refund.refund_index,
+            "refund of {} is not right after its vote",
+            refund.post_id
+        );
+        let payer = acked.posts[&refund.post_id].payer;
+        let entry = &entries[refund.refund_index as usize];
+        assert_eq!(
+            entry["account"],
+            accounts[payer].id.as_str(),
+            "refund of {} goes to another account than its payer: {entry}",
+            refund.post_id
+        );
+    }
+    money
 }
 
 async fn check_after_restart(
@@ -208,19 +487,26 @@ async fn check_after_restart(
             "acknowledged spend of {id} lost: {body}"
         );
     }
-    for (post, score) in &acked.posts {
+    let refunded_posts: HashSet<&str> = acked.refunds.iter().map(|r| r.post_id.as_str()).collect();
+    for (post, info) in &acked.posts {
         let (status, body) = server.get(&format!("/v1/posts/{post}")).await;
         assert_eq!(status, 200, "acknowledged post {post} lost: {body}");
         let doubt = acked.votes_in_doubt.get(post).copied().unwrap_or(0);
         let actual = body["score"].as_i64().expect("score");
         assert!(
-            (actual - score).abs() <= doubt,
-            "post {post}: score {actual}, acknowledged {score}, in doubt {doubt}"
+            (actual - info.score).abs() <= doubt,
+            "post {post}: score {actual}, acknowledged {}, in doubt {doubt}",
+            info.score
         );
+        if refunded_posts.contains(post.as_str()) {
+            assert_eq!(body["refunded"], true, "acknowledged refund lost: {body}");
+        }
     }
     let (status, audit) = server.get("/v1/audit").await;
     assert_eq!(status, 200, "{audit}");
     assert_eq!(audit["ok"], true, "server audit: {audit}");
+    let entries = ledger(server).await;
+    let money = check_refunds(&entries, acked, accounts);
     let mut balances = 0u64;
     for account in accounts {
         let response = server
@@ -232,14 +518,24 @@ async fn check_after_restart(
             .expect("account");
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["account_id"], account.id.as_str(), "{body}");
-        balances += body["balance"].as_u64().expect("balance");
+        let balance = body["balance"].as_u64().expect("balance");
+        let (net, refunds) = money.get(&account.id).copied().unwrap_or_default();
+        assert_eq!(
+            i128::from(balance),
+            net,
+            "balance of {} != its credits - purchases + refunds in the ledger: {body}",
+            account.id
+        );
+        assert_eq!(body["refunds_total"], refunds, "{body}");
+        balances += balance;
     }
     let credits = audit["credits_total"].as_u64().expect("credits");
     let purchases = audit["purchases_total"].as_u64().expect("purchases");
+    let refunds = audit["refunds_total"].as_u64().expect("refunds");
     assert_eq!(
         balances,
-        credits - purchases,
-        "balances != credits - purchases: {audit}"
+        credits - purchases + refunds,
+        "balances != credits - purchases + refunds: {audit}"
     );
     let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
         .args(["audit", "--quiet", "--server", &server.base_url, "--state"])
@@ -261,11 +557,11 @@ async fn crash_loop(cycles: u64) {
         .unwrap_or_else(|| std::process::id() as u64 * 2_654_435_761);
     println!("crash loop: seed {seed}, {cycles} cycles");
     let mut rng = Rng(seed | 1);
-    let mut server = TestServer::start_with(&["--rate-purchases-per-minute", "0"]).await;
+    let mut server = TestServer::start_priced(&["--rate-purchases-per-minute", "0"]).await;
     let state = server.work_dir().join("audit-state.json");
     let clients = 6;
     let mut accounts = Vec::new();
-    for i in 0..clients {
+    for i in 0..clients * PAYERS_PER_CLIENT {
         let (id, key) = server.account().await;
         let (status, body) = server
             .credit(&id, 1_000_000, &format!("crash-credit-{i}"))
@@ -273,18 +569,26 @@ async fn crash_loop(cycles: u64) {
         assert_eq!(status, 200, "{body}");
         accounts.push(Arc::new(Account { id, key }));
     }
+    let accounts = Arc::new(accounts);
     let acked = Arc::new(Mutex::new(Acked::default()));
     for cycle in 0..cycles {
         let mut tasks = Vec::new();
-        for (i, account) in accounts.iter().enumerate() {
-            tasks.push(tokio::spawn(client_loop(
-                server.base_url.clone(),
-                server.client.clone(),
-                i,
-                account.clone(),
-                acked.clone(),
-                rng.next(),
-            )));
+        for i in 0..clients {
+            // splitmix64 of the seed: client seeds come from one xorshift sequence, and without
+            // mixing every client would replay a shifted copy of the others' choices.
+            let mut z = rng.next().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            let client = Client {
+                base: server.base_url.clone(),
+                http: server.client.clone(),
+                name: i,
+                payers: (i * PAYERS_PER_CLIENT..(i + 1) * PAYERS_PER_CLIENT).collect(),
+                accounts: accounts.clone(),
+                acked: acked.clone(),
+                rng: Rng((z ^ (z >> 31)) | 1),
+            };
+            tasks.push(tokio::spawn(client.run()));
         }
         tokio::time::sleep(Duration::from_millis(100 + rng.below(500))).await;
         server.kill();
@@ -300,11 +604,12 @@ async fn crash_loop(cycles: u64) {
         check_after_restart(&server, &a, &accounts, &state).await;
         if cycle % 10 == 9 || cycle + 1 == cycles {
             println!(
-                "cycle {}: {} acknowledged changes, {} stamps spent, {} posts; violations: 0",
+                "cycle {}: {} acknowledged changes, {} stamps spent, {} posts, {} refunds acknowledged; violations: 0",
                 cycle + 1,
                 a.changes,
                 a.spent.len(),
-                a.posts.len()
+                a.posts.len(),
+                a.refunds.len()
             );
         }
     }
@@ -312,6 +617,11 @@ async fn crash_loop(cycles: u64) {
     assert!(
         a.changes > cycles,
         "the clients made progress: {}",
+        a.changes
+    );
+    assert!(
+        !a.refunds.is_empty(),
+        "no vote completed a refund in {} changes",
         a.changes
     );
 }

@@ -1,11 +1,17 @@
 //! The sled store against the memory store: the same random plan applied to both must give
 //! the same outcomes, the same ledger bytes and the same observable state (see `main.rs`).
+//! Plans write random policies (the server's default, the flat one, and others) and spend
+//! stamps at the price the policy asks of one payer, or at a wrong count, or of mixed payers,
+//! so flood pricing, quadratic votes and refunds run on both stores.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use pennypost::config::Economy;
+use pennypost::rules::price::{Policy, VotePricing};
 use pennypost::store::{
-    Applied, Command, MemoryStore, Outcome, Post, Refusal, SledStore, SpendFor, StampRef, Store,
+    Applied, Command, MemoryStore, Outcome, Post, QuoteAction, Refusal, SledStore, SpendFor,
+    StampRef, Store,
 };
 use pennypost::time::Timestamp;
 use proptest::collection::vec;
@@ -20,8 +26,10 @@ use crate::{
 };
 
 const T0: i64 = 1_700_000_000;
-const ACCOUNTS: usize = 3;
-const POOL: usize = 20;
+const ACCOUNTS: usize = 5;
+const POOL: usize = 60;
+/// Pool stamps each of the first four accounts buys before the plan.
+const PROLOGUE_STAMPS: usize = 5;
 const POSTS: usize = 8;
 const REFERENCES: usize = 4;
 const IDEMPOTENCY_KEYS: usize = 2;
@@ -74,9 +82,22 @@ enum Op {
         ttl: i64,
     },
     Spend {
-        stamps: Vec<Pick>,
+        stamps: Stamps,
         target: Target,
     },
+    /// Writes the policy (a new `policy` entry unless it is the one in force).
+    Policy(Policy),
+}
+
+/// The stamps of a spend.
+#[derive(Clone, Debug)]
+enum Stamps {
+    /// Stamps picked one by one: any payers, any count.
+    Picks(Vec<Pick>),
+    /// Unspent stamps of one payer, as many as the memory store quotes for the spend (one
+    /// when nothing prices it) plus `off` (a wrong count when not 0), or all it has when that
+    /// is fewer.
+    Priced { payer: usize, off: i64 },
 }
 
 /// A stamp or post a spend names: `Known(k)` is the k-th (mod count) stamp sold (or post
@@ -97,6 +118,51 @@ fn pick(known: &[Uuid], unspent: &[Uuid], pick: Pick, pool: fn(usize) -> Uuid) -
     }
 }
 
+/// The server's default policy, the flat one (`--repeat-factor 1 --vote-pricing flat
+/// --refund-voters 0`), or any other a start could bring (within the bounds the server's
+/// configuration allows, but small enough for a plan's few stamps to pay).
+fn policy_strategy() -> impl Strategy<Value = Policy> {
+    let default = Economy::default().policy();
+    let flat = Policy {
+        repeat_factor: 1,
+        vote_pricing: VotePricing::Flat,
+        refund_voters: 0,
+        ..default.clone()
+    };
+    let random = (
+        1u64..=5,
+        1u64..=2,
+        1u64..=2,
+        prop_oneof![Just(0u64), Just(5), Just(30), Just(600)],
+        1u64..=3,
+        any::<bool>(),
+        0u64..=3,
+    )
+        .prop_map(
+            |(stamp_price, post_cost, vote_cost, window, factor, quadratic, refund_voters)| {
+                Policy {
+                    currency: CURRENCY.into(),
+                    stamp_price,
+                    post_cost,
+                    vote_cost,
+                    repeat_window_secs: window,
+                    repeat_factor: factor,
+                    vote_pricing: if quadratic {
+                        VotePricing::Quadratic
+                    } else {
+                        VotePricing::Flat
+                    },
+                    refund_voters,
+                }
+            },
+        );
+    prop_oneof![
+        2 => Just(default),
+        1 => Just(flat),
+        2 => random,
+    ]
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     let pool: Vec<usize> = (0..POOL).collect();
     let stamp = prop_oneof![
@@ -113,10 +179,18 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..POSTS).prop_map(Pick::Pool),
     ];
     let target = prop_oneof![
-        Just(Target::Redeem),
-        new_post.prop_map(Target::Post),
-        (old_post, any::<bool>()).prop_map(|(p, up)| Target::Vote(p, up)),
+        1 => Just(Target::Redeem),
+        2 => new_post.prop_map(Target::Post),
+        3 => (old_post, prop_oneof![3 => Just(true), 1 => Just(false)])
+            .prop_map(|(p, up)| Target::Vote(p, up)),
     ];
+    let picks =
+        prop_oneof![3 => vec(stamp.clone(), 1..=1), 2 => vec(stamp, 2..=3)].prop_map(Stamps::Picks);
+    let priced = (
+        0..ACCOUNTS,
+        prop_oneof![1 => Just(-1i64), 8 => Just(0i64), 1 => Just(1i64)],
+    )
+        .prop_map(|(payer, off)| Stamps::Priced { payer, off });
     prop_oneof![
         1 => Just(Op::Key),
         1 => (0..ACCOUNTS).prop_map(|account| Op::CreateAccount { account }),
@@ -144,40 +218,59 @@ fn op_strategy() -> impl Strategy<Value = Op> {
                 key,
                 ttl,
             }),
-        8 => (prop_oneof![3 => vec(stamp.clone(), 1..=1), 2 => vec(stamp, 2..=3)], target)
+        10 => (prop_oneof![2 => picks, 3 => priced], target)
             .prop_map(|(stamps, target)| Op::Spend { stamps, target }),
+        1 => policy_strategy().prop_map(Op::Policy),
     ]
 }
 
 /// Batches of 1 to 8 commands, each applied at the previous batch's time plus -5..=30 seconds
-/// (the clock may step back; the store must keep entry times monotonic).
+/// (the clock may step back; the store must keep entry times monotonic). Most plans write a
+/// policy first, as every server start does; the others spend unpriced until one comes.
 fn plan_strategy() -> impl Strategy<Value = Vec<(Vec<Op>, i64)>> {
-    vec((vec(op_strategy(), 1..=8), -5i64..=30), 4..=16)
+    (
+        proptest::option::weighted(0.8, policy_strategy()),
+        vec((vec(op_strategy(), 1..=8), -5i64..=30), 4..=16),
+    )
+        .prop_map(|(first, mut plan)| {
+            if let Some(policy) = first {
+                plan.insert(0, (vec![Op::Policy(policy)], 0));
+            }
+            plan
+        })
 }
 
 /// What the commands of a batch may name: the pool stamps sold and the posts written before
-/// it, as the memory store has them.
+/// it, as the memory store has them, and the prices it quotes then.
 struct View {
     /// Sold pool stamps by id (so in id order), with the issue time each was sold with.
     sold: BTreeMap<Uuid, Timestamp>,
     /// Sold and not spent, in id order.
     unspent: Vec<Uuid>,
+    /// Sold and not spent, per buyer, in id order.
+    unspent_by: BTreeMap<Uuid, Vec<Uuid>>,
     /// Posts in board order, oldest first.
     posts: Vec<Uuid>,
+    /// What a post (`None`) or a vote on a post costs each account now, when a policy prices
+    /// it.
+    quotes: HashMap<(Uuid, Option<Uuid>), u64>,
 }
 
 impl View {
-    fn of(store: &dyn Store) -> Result<View, TestCaseError> {
+    fn of(store: &dyn Store, now: Timestamp) -> Result<View, TestCaseError> {
         let mut view = View {
             sold: BTreeMap::new(),
             unspent: Vec::new(),
+            unspent_by: BTreeMap::new(),
             posts: Vec::new(),
+            quotes: HashMap::new(),
         };
         for id in (0..POOL).map(stamp_id) {
             if let Some(stamp) = store.stamp(id).map_err(fail)? {
                 view.sold.insert(id, stamp.issued_at);
                 if stamp.spent.is_none() {
                     view.unspent.push(id);
+                    view.unspent_by.entry(stamp.buyer).or_default().push(id);
                 }
             }
         }
@@ -188,6 +281,18 @@ impl View {
             .rev()
             .map(|p| p.post_id)
             .collect();
+        for payer in (0..ACCOUNTS).map(account_id) {
+            let actions = std::iter::once((QuoteAction::Post, None)).chain(
+                view.posts
+                    .iter()
+                    .map(|p| (QuoteAction::Vote { post_id: *p }, Some(*p))),
+            );
+            for (action, post) in actions {
+                if let Ok(price) = store.quote(payer, action, now).map_err(fail)? {
+                    view.quotes.insert((payer, post), price);
+                }
+            }
+        }
         Ok(view)
     }
 }
@@ -241,22 +346,6 @@ impl Minter {
                 stamp_ids: stamps.iter().copied().map(stamp_id).collect(),
             },
             Op::Spend { stamps, target } => {
-                let sold: Vec<Uuid> = view.sold.keys().copied().collect();
-                let mut refs: Vec<StampRef> = Vec::new();
-                for id in stamps
-                    .iter()
-                    .map(|p| pick(&sold, &view.unspent, *p, stamp_id))
-                {
-                    // The service never sends one stamp twice (the store refuses it: see the tests below).
-                    if !refs.iter().any(|r| r.stamp_id == id) {
-                        // A stamp names the issue time it was sold with; one never sold, any.
-                        let issued_at = view.sold.get(&id).copied().unwrap_or(now);
-                        refs.push(StampRef {
-                            stamp_id: id,
-                            issued_at,
-                        });
-                    }
-                }
                 let spend_for = match target {
                     Target::Redeem => SpendFor::Redeem {
                         context: format!("site:{}", self.fresh()),
@@ -272,11 +361,52 @@ impl Minter {
                         up: *up,
                     },
                 };
+                let chosen: Vec<Uuid> = match stamps {
+                    Stamps::Picks(picks) => {
+                        let sold: Vec<Uuid> = view.sold.keys().copied().collect();
+                        picks
+                            .iter()
+                            .map(|p| pick(&sold, &view.unspent, *p, stamp_id))
+                            .collect()
+                    }
+                    Stamps::Priced { payer, off } => {
+                        let payer = account_id(*payer);
+                        let price = match &spend_for {
+                            SpendFor::Post { .. } => view.quotes.get(&(payer, None)),
+                            SpendFor::Vote { post_id, .. } => {
+                                view.quotes.get(&(payer, Some(*post_id)))
+                            }
+                            SpendFor::Redeem { .. } => None,
+                        };
+                        let want = i64::try_from(price.copied().unwrap_or(1))
+                            .unwrap_or(i64::MAX)
+                            .saturating_add(*off)
+                            .max(0);
+                        let own = view.unspent_by.get(&payer).map_or(&[][..], |s| &s[..]);
+                        let take = usize::try_from(want).unwrap_or(usize::MAX).min(own.len());
+                        own[..take].to_vec()
+                    }
+                };
+                let mut refs: Vec<StampRef> = Vec::new();
+                for id in chosen {
+                    // The service never sends one stamp twice (the store refuses it: see the tests below).
+                    if !refs.iter().any(|r| r.stamp_id == id) {
+                        // A stamp names the issue time it was sold with; one never sold, any.
+                        let issued_at = view.sold.get(&id).copied().unwrap_or(now);
+                        refs.push(StampRef {
+                            stamp_id: id,
+                            issued_at,
+                        });
+                    }
+                }
                 Command::Spend {
                     stamps: refs,
                     spend_for,
                 }
             }
+            Op::Policy(policy) => Command::Policy {
+                policy: policy.clone(),
+            },
         }
     }
 }
@@ -288,9 +418,11 @@ struct Acked {
     writes: u64,
     /// Every stamp id in a spend the store accepted.
     spent: HashSet<Uuid>,
-    /// Per account: credits and purchase totals accepted (replays not counted again).
+    /// Per account: credits and purchase totals accepted (replays not counted again), and
+    /// the refunds its posts got.
     credited: HashMap<Uuid, u64>,
     paid: HashMap<Uuid, u64>,
+    refunded: HashMap<Uuid, u64>,
 }
 
 /// Every id the plans can name: a snapshot reads all of them.
@@ -306,7 +438,9 @@ fn pool_ids() -> Ids {
 /// Compares everything observable of the sled store with the memory store (ledger bytes,
 /// hashes, accounts, stamps, posts, board, keys), and with what the sled store's own answers
 /// said: a stamp is spent exactly when a spend of it was accepted, each account's balance is
-/// its credits minus its purchases, and its `stamps_spent` counts the spent stamps it bought.
+/// its credits minus its purchases plus its refunds, and its `stamps_spent` counts the spent
+/// stamps it bought. And, read from the ledger: every refund directly follows an up-vote
+/// spend of the same post, and no post is refunded twice.
 fn check_state(sled: &SledStore, memory: &Snapshot, acked: &Acked) -> Result<(), TestCaseError> {
     let stored = observe::snapshot(sled, &pool_ids()).map_err(fail)?;
     prop_assert_eq!(&stored, memory, "sled and memory stores differ");
@@ -323,8 +457,15 @@ fn check_state(sled: &SledStore, memory: &Snapshot, acked: &Acked) -> Result<(),
         let Some(account) = account else { continue };
         let credited = acked.credited.get(id).copied().unwrap_or(0);
         let paid = acked.paid.get(id).copied().unwrap_or(0);
-        prop_assert!(credited >= paid, "account {} overspent", id);
-        prop_assert_eq!(account.balance, credited - paid, "account {}", id);
+        let refunded = acked.refunded.get(id).copied().unwrap_or(0);
+        prop_assert!(credited + refunded >= paid, "account {} overspent", id);
+        prop_assert_eq!(
+            account.balance,
+            credited + refunded - paid,
+            "account {}",
+            id
+        );
+        prop_assert_eq!(account.refunds_total, refunded, "account {} refunds", id);
         let spent = spent_by_buyer.get(id).copied().unwrap_or(0);
         prop_assert_eq!(account.stamps_spent, spent, "account {} stamps_spent", id);
     }
@@ -335,6 +476,39 @@ fn check_state(sled: &SledStore, memory: &Snapshot, acked: &Acked) -> Result<(),
         stored.board.windows(2).all(|w| w[0].seq > w[1].seq),
         "board order"
     );
+    check_refund_entries(&stored.entries)
+}
+
+/// Every `refund` entry directly follows the spend of an up-vote on the same post, and no
+/// post is refunded twice.
+fn check_refund_entries(entries: &[String]) -> Result<(), TestCaseError> {
+    let mut refunded = HashSet::new();
+    for (i, text) in entries.iter().enumerate() {
+        let entry: serde_json::Value = serde_json::from_str(text).map_err(fail)?;
+        if entry["kind"] != "refund" {
+            continue;
+        }
+        let post = entry["post_id"].as_str().unwrap_or_default();
+        let vote = match i.checked_sub(1) {
+            Some(v) => serde_json::from_str::<serde_json::Value>(&entries[v]).map_err(fail)?,
+            None => serde_json::Value::Null,
+        };
+        prop_assert!(
+            vote["kind"] == "spend"
+                && vote["action"] == "vote"
+                && vote["direction"] == "up"
+                && vote["target"] == post,
+            "refund at {} does not follow an up-vote of post {}: {}",
+            i,
+            post,
+            vote
+        );
+        prop_assert!(
+            refunded.insert(post.to_string()),
+            "post {} refunded twice",
+            post
+        );
+    }
     Ok(())
 }
 
@@ -360,6 +534,25 @@ fn check_applied(
     let new_write = match index {
         Some(index) if index == acked.writes && !replay => {
             acked.writes += 1;
+            // A vote that completes a refund writes the refund right after its spend.
+            if let Ok(Outcome::Spent {
+                refund_ledger_index: Some(refund),
+                post,
+                ..
+            }) = applied
+            {
+                prop_assert_eq!(*refund, acked.writes, "refund right after its vote");
+                acked.writes += 1;
+                let post = post
+                    .as_ref()
+                    .ok_or_else(|| fail("a refund without its post"))?;
+                let payer = post.payer.ok_or_else(|| fail("a refund without a payer"))?;
+                let amount = post
+                    .base_postage
+                    .ok_or_else(|| fail("a refund without a base postage"))?;
+                prop_assert!(post.refunded, "the refunded post says so");
+                *acked.refunded.entry(payer).or_default() += amount;
+            }
             true
         }
         // A credit replay has no flag: it answers the first credit's (earlier) index.
@@ -391,8 +584,8 @@ fn check_applied(
             let stamp_ids = ids(stamps);
             let reused = stamp_ids.iter().find(|id| acked.spent.contains(id));
             // A spend naming a spent stamp first is refused as already spent.
-            if acked.spent.contains(&stamp_ids[0]) {
-                prop_assert_eq!(applied, &Err(Refusal::AlreadySpent(stamp_ids[0])));
+            if let Some(first) = stamp_ids.first().filter(|id| acked.spent.contains(id)) {
+                prop_assert_eq!(applied, &Err(Refusal::AlreadySpent(*first)));
             }
             match applied {
                 Ok(_) => {
@@ -407,6 +600,26 @@ fn check_applied(
     Ok(None)
 }
 
+/// A post or vote paid above its base cost: flood pricing or a repeated vote's price.
+fn price_kind(
+    command: &Command,
+    applied: &Applied,
+    policy: Option<&Policy>,
+) -> Option<&'static str> {
+    let (Command::Spend { spend_for, .. }, Ok(Outcome::Spent { cost, .. }), Some(policy)) =
+        (command, applied, policy)
+    else {
+        return None;
+    };
+    match spend_for {
+        SpendFor::Post { .. } if *cost > policy.post_cost => Some("ok: post at a flood price"),
+        SpendFor::Vote { .. } if *cost > policy.vote_cost => {
+            Some("ok: repeated vote at a quadratic price")
+        }
+        _ => None,
+    }
+}
+
 fn run_differential_case(
     plan: &[(Vec<Op>, i64)],
     coverage: &RefCell<Coverage>,
@@ -416,31 +629,35 @@ fn run_differential_case(
     let memory = MemoryStore::new(CURRENCY);
     let mut minter = Minter::default();
     let mut acked = Acked::default();
+    // The policy in force, for the coverage of prices above the base cost.
+    let mut policy: Option<Policy> = None;
     let mut now = T0;
 
-    // Every run starts by publishing the issuer key and opening and crediting two of the three
-    // accounts; the third is opened (or not) by the plan.
-    let prologue = [
-        Op::Key,
-        Op::CreateAccount { account: 0 },
-        Op::CreateAccount { account: 1 },
-        Op::Credit {
-            account: 0,
+    // Every run starts by publishing the issuer key and opening, crediting and stocking four
+    // of the five accounts (five stamps each, so that priced posts and votes of several payers
+    // can be paid, and refunds reached); the fifth is opened (or not) by the plan.
+    let mut prologue = vec![Op::Key];
+    for account in 0..ACCOUNTS - 1 {
+        prologue.push(Op::CreateAccount { account });
+        prologue.push(Op::Credit {
+            account,
             amount: 30,
             reference: None,
-        },
-        Op::Credit {
-            account: 1,
-            amount: 30,
-            reference: None,
-        },
-    ];
+        });
+        prologue.push(Op::Purchase {
+            account,
+            unit_price: 1,
+            stamps: (account * PROLOGUE_STAMPS..(account + 1) * PROLOGUE_STAMPS).collect(),
+            key: None,
+            ttl: 3600,
+        });
+    }
     let batches = std::iter::once((prologue.to_vec(), 0)).chain(plan.iter().cloned());
 
     for (ops, step) in batches {
         now += step;
         let at = Timestamp::from_unix(now);
-        let view = View::of(&memory)?;
+        let view = View::of(&memory, at)?;
         let commands: Vec<Command> = ops.iter().map(|op| minter.command(op, at, &view)).collect();
         // The sled store applies the batch in one transaction; the memory store applies each
         // command as a batch of its own, so a batch's caches cannot hide behind each other.
@@ -457,6 +674,12 @@ fn run_differential_case(
                 .borrow_mut()
                 .entry(result_kind(command, &applied))
                 .or_default() += 1;
+            if let Some(kind) = price_kind(command, &applied, policy.as_ref()) {
+                *coverage.borrow_mut().entry(kind).or_default() += 1;
+            }
+            if let (Command::Policy { policy: written }, Ok(_)) = (command, &applied) {
+                policy = Some(written.clone());
+            }
             prop_assert_eq!(
                 normalized(applied.clone()),
                 normalized(want.remove(0)),
@@ -490,6 +713,7 @@ fn run_differential_case(
     prop_assert_eq!(report.stamps_spent, acked.spent.len() as u64);
     prop_assert_eq!(report.credits_total, acked.credited.values().sum::<u64>());
     prop_assert_eq!(report.purchases_total, acked.paid.values().sum::<u64>());
+    prop_assert_eq!(report.refunds_total, acked.refunded.values().sum::<u64>());
 
     // And it still refuses a second spend of every stamp spent before the reopen.
     let size = sled.ledger_size().map_err(fail)?;
@@ -560,6 +784,13 @@ fn sled_store_matches_memory_store() {
         "ok: post",
         "ok: vote",
         "ok: redeem",
+        "ok: refund",
+        "ok: post at a flood price",
+        "ok: repeated vote at a quadratic price",
+        "ok: policy written",
+        "ok: policy already in force",
+        "refused: wrong stamp count",
+        "refused: mixed payers",
     ] {
         assert!(
             coverage.get(kind).copied().unwrap_or(0) > 0,

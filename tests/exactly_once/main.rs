@@ -1,15 +1,16 @@
 //! Exactly once under contention: property tests of the store and the group
 //! committer, through the library API (no HTTP). One test binary, modules below.
 //!
-//! - [`differential`], `sled_store_matches_memory_store`: random worlds of accounts, credits, purchases and
-//!   spends (redeem, post, vote) applied to a `SledStore` in random batch splits and, one
+//! - [`differential`], `sled_store_matches_memory_store`: random worlds of accounts, credits, purchases,
+//!   policies and spends (redeem, post, vote; at the quoted price, a wrong count or mixed payers) applied to a `SledStore` in random batch splits and, one
 //!   command at a time, to a `MemoryStore`. Both run the one set of rules (`src/rules/`), so
 //!   nothing here copies them: what is checked is that the sled adapter (its transaction, its
 //!   write-back caches per batch, its layout) changes nothing the rules decided. After every
 //!   batch: each result equals the memory store's, the ledgers are byte for byte the same, and
 //!   so is everything observable (accounts, stamps, posts, board, keys, hashes); and, said
 //!   directly, no stamp is spent twice, a refused spend spends nothing, balances equal credits
-//!   minus purchases, the ledger grows by exactly the ledger-writing commands. At the end the
+//!   minus purchases plus refunds, the ledger grows by exactly the ledger-writing commands,
+//!   and every refund entry directly follows an up-vote of its post, no post refunded twice. At the end the
 //!   sled store is reopened from disk and compared again, and the ledger auditor runs on what
 //!   was synced.
 //! - [`race`], `committer_spends_each_stamp_once`: many tokio tasks spend overlapping sets of shared
@@ -124,6 +125,15 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
         (_, Err(Refusal::WrongStampCount { .. })) => "refused: wrong stamp count",
         (_, Err(Refusal::MixedPayers)) => "refused: mixed payers",
         (_, Err(Refusal::NameTaken)) => "refused: name taken",
+        (
+            _,
+            Ok(Outcome::Spent {
+                refund_ledger_index: Some(_),
+                ..
+            }),
+        ) => "ok: refund",
+        (_, Ok(Outcome::Policy { ledger_index: None })) => "ok: policy already in force",
+        (_, Ok(Outcome::Policy { .. })) => "ok: policy written",
         (_, Ok(Outcome::Purchased { replayed: true, .. })) => "ok: purchase replayed",
         (_, Ok(Outcome::Purchased { .. })) => "ok: purchase",
         (Command::Spend { stamps, .. }, Ok(_)) if stamps.len() > 1 => "ok: multi-stamp spend",

@@ -1,13 +1,17 @@
-//! The report: the Markdown table of every workload and ceiling, the notes, and the lines
-//! that compare the results with the performance targets.
+//! The report: the Markdown table of every workload and ceiling, the notes, the lines that
+//! compare the results with the performance targets and, with both policies, the table of
+//! default/flat ratios.
 
 use super::ceilings::Ceilings;
+use super::server::Policy;
 use super::statistics::Phase;
 use super::workloads::PURCHASE_COUNT;
 use super::Plan;
 
 /// What the measured workloads found, for the report.
 pub(super) struct Results {
+    /// The policy of the server they were measured on.
+    pub(super) policy: Policy,
     pub(super) healthz: Phase,
     pub(super) purchases: Phase,
     pub(super) redeems: Phase,
@@ -37,6 +41,7 @@ impl Results {
     /// Prints the table, the notes and the lines about the targets.
     pub(super) fn print(&self, plan: &Plan, ceilings: &Ceilings) {
         let Results {
+            policy,
             healthz,
             purchases,
             redeems,
@@ -88,6 +93,13 @@ impl Results {
             votes,
             &ratio(votes.rate(), verify, "verify_strict"),
         ));
+        let mut refunds = Row::cpu(
+            "  refunds completed by those votes",
+            votes.item_rate(),
+            &format!("{} in all", votes.items),
+        );
+        refunds.cores = Some((votes.server_cores, votes.client_cores));
+        rows.push(refunds);
         rows.push(Row::http(
             &format!("POST /v1/stamps/purchase ({PURCHASE_COUNT})"),
             purchases,
@@ -108,7 +120,8 @@ impl Results {
 
         println!();
         println!(
-            "pennypost bench: {} s per workload, {} connections, {} cores",
+            "pennypost bench, {} policy: {} s per workload, {} connections, {} cores",
+            policy.name(),
             d.as_secs(),
             n,
             std::thread::available_parallelism()
@@ -125,6 +138,71 @@ impl Results {
         }
         print_targets(redeems, purchases, reads, healthz, verify);
     }
+}
+
+/// The same run's default-policy figures against its flat-policy ones: a row per workload
+/// (those the policy does not price are the run's control: their ratio is the noise), the
+/// refunds, and the issue's target for posts and votes.
+pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
+    println!();
+    println!(
+        "default policy against flat, same run ({} s per workload, {} connections; each \
+         workload measured on the two servers one right after the other):",
+        plan.duration.as_secs(),
+        plan.connections
+    );
+    println!();
+    println!("| workload | flat ops/s | default ops/s | default/flat |");
+    println!("|---|---:|---:|---:|");
+    let rows: [(&str, f64, f64); 6] = [
+        ("GET /healthz", flat.healthz.rate(), default.healthz.rate()),
+        (
+            "POST /v1/stamps/redeem",
+            flat.redeems.rate(),
+            default.redeems.rate(),
+        ),
+        ("POST /v1/posts", flat.posts.rate(), default.posts.rate()),
+        (
+            "POST /v1/posts/{id}/votes",
+            flat.votes.rate(),
+            default.votes.rate(),
+        ),
+        (
+            "stamps issued by purchases",
+            flat.purchases.item_rate(),
+            default.purchases.item_rate(),
+        ),
+        ("GET /v1/posts", flat.reads.rate(), default.reads.rate()),
+    ];
+    for (name, f, d) in rows {
+        let r = if f > 0.0 { d / f } else { 0.0 };
+        println!("| {name} | {f:.0} | {d:.0} | {r:.2} |");
+    }
+    println!();
+    println!(
+        "refunds completed by the vote workload: default policy {} (of {} votes), flat policy {}",
+        default.votes.items, default.votes.ops, flat.votes.items
+    );
+    let share = |d: &Phase, f: &Phase| {
+        if f.rate() > 0.0 {
+            d.rate() / f.rate()
+        } else {
+            0.0
+        }
+    };
+    let (posts, votes) = (
+        share(&default.posts, &flat.posts),
+        share(&default.votes, &flat.votes),
+    );
+    println!(
+        "target: posts/s and votes/s under the default policy >= 0.9 of flat (posts {posts:.2}, \
+         votes {votes:.2}): {}",
+        if posts >= 0.9 && votes >= 0.9 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 fn ratio(value: f64, ceiling: f64, of: &str) -> String {

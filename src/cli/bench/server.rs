@@ -1,6 +1,7 @@
 //! The server under test: starts this executable as `pennypost serve` on port 0 over a data
 //! directory (a fresh temporary one, or one given with `--reuse`), with the per-client rate
-//! limits off, and stops it again. Knows nothing about workloads.
+//! limits off and the economy policy asked for, and stops it again. Knows nothing about
+//! workloads.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,22 +14,58 @@ use tokio::process::{Child, Command};
 /// How long the server may take to print its listening line.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The economy policy a server under test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Policy {
+    /// The server's defaults: flood-priced posts, quadratic votes, refunds after 3 up-voters.
+    Default,
+    /// `--repeat-factor 1 --vote-pricing flat --refund-voters 0`: every post and vote at its
+    /// base cost, no refunds.
+    Flat,
+}
+
+impl Policy {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Policy::Default => "default",
+            Policy::Flat => "flat",
+        }
+    }
+
+    /// The `serve` arguments that select the policy.
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Policy::Default => &[],
+            Policy::Flat => &[
+                "--repeat-factor",
+                "1",
+                "--vote-pricing",
+                "flat",
+                "--refund-voters",
+                "0",
+            ],
+        }
+    }
+}
+
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) base: String,
     pub(super) admin_token: String,
     /// The directory holding `data/` and `keys/`.
     pub(super) root: PathBuf,
+    pub(super) policy: Policy,
     /// Removed when the server is gone; holds `data/` and `keys/`.
     dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts `<this executable> serve` on port 0 over a fresh temporary directory and waits for
-    /// its listening line.
+    /// Starts `<this executable> serve` on port 0 over `root` (a fresh temporary directory when
+    /// `dir` holds it) under `policy`, and waits for its listening line.
     pub(super) async fn start(
         root: PathBuf,
         dir: Option<tempfile::TempDir>,
+        policy: Policy,
     ) -> Result<Server, String> {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
@@ -48,11 +85,9 @@ impl Server {
             .args(["--rate-accounts-per-minute", "0"])
             .args(["--rate-purchases-per-minute", "0"])
             .args(["--rate-auth-failures-per-minute", "0"])
-            // The flat policy: the workloads post and vote from a few payers as fast as they
-            // can, which flood and quadratic pricing would (rightly) price out.
-            .args(["--repeat-factor", "1"])
-            .args(["--vote-pricing", "flat"])
-            .args(["--refund-voters", "0"])
+            // The post and vote workloads stay payable under either policy: each payer posts
+            // once and votes once per post (see `payers`).
+            .args(policy.args())
             .env("PENNYPOST_ADMIN_TOKEN", &admin_token)
             .env("PENNYPOST_LOG", "warn")
             .stdin(Stdio::null())
@@ -91,8 +126,9 @@ impl Server {
         // Keep reading its standard output so that it can never block on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         eprintln!(
-            "bench: server {} pid {} (data in {})",
+            "bench: server {} ({} policy) pid {} (data in {})",
             base,
+            policy.name(),
             child.id().unwrap_or(0),
             root.display()
         );
@@ -101,6 +137,7 @@ impl Server {
             base,
             admin_token,
             root,
+            policy,
             dir,
         })
     }

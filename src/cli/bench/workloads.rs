@@ -1,21 +1,22 @@
 //! The load generator: the workloads (health checks, purchases, redeems, old-stamp redeems,
-//! posts, votes, board reads), the pre-buying that stocks the spend workloads, and the
+//! posts, votes, board reads), the pre-buying that stocks the redeem workloads, and the
 //! `--prefill` of spent stamps. Each workload runs with one client task per connection over
-//! one shared `reqwest::Client`, and records the latency of every request.
+//! one shared `reqwest::Client`, and records the latency of every request. Posts and votes
+//! are paid by the payers of `payers`.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
+use super::payers::Payers;
 use super::server::Server;
 use super::statistics::{cpu_seconds, Phase};
 use super::Plan;
 use crate::api::{
     CreateAccountRequest, CreateAccountResponse, CreatePostRequest, CreditRequest, Direction, Post,
-    PricesResponse, PurchaseRequest, PurchaseResponse, RedeemRequest, VoteRequest,
+    PricesResponse, PurchaseRequest, PurchaseResponse, RedeemRequest, VoteRequest, VoteResponse,
 };
 
 /// Stamps bought per purchase while pre-buying (the server's largest purchase).
@@ -26,23 +27,23 @@ const STOCK_PARALLEL: usize = 16;
 pub(super) const PURCHASE_COUNT: u64 = 100;
 /// Stamps bought and spent per round of `--prefill`, bounding the memory the stamps take.
 const PREFILL_ROUND: u64 = 100_000;
-/// Most post ids kept for the vote workload to vote on.
-const VOTE_TARGETS_MAX: usize = 1000;
 
 /// What every client task shares.
 pub(super) struct Ctx {
-    client: reqwest::Client,
-    base: String,
+    pub(super) client: reqwest::Client,
+    pub(super) base: String,
+    pub(super) admin_token: String,
     /// API keys of the funded accounts; task `i` buys with account `i % len`.
     accounts: Vec<String>,
+    pub(super) stamp_price: u64,
     pub(super) post_cost: usize,
     pub(super) vote_cost: usize,
     /// Unspent stamps.
     pool: Mutex<Vec<String>>,
     /// Stamps still to buy in the current pre-buy.
     stock_left: AtomicI64,
-    /// Posts made by the post workload, for the vote workload.
-    posts: Mutex<Vec<Uuid>>,
+    /// The payers of posts and votes, and the posts made.
+    pub(super) payers: Payers,
     /// The server's process id, to read the CPU time it uses.
     server_pid: Option<u32>,
 }
@@ -74,12 +75,14 @@ impl Ctx {
         Ok(Arc::new(Ctx {
             client,
             base,
+            admin_token: server.admin_token.clone(),
             accounts,
+            stamp_price: prices.stamp_price,
             post_cost: prices.costs.post,
             vote_cost: prices.costs.vote,
             pool: Mutex::new(Vec::new()),
             stock_left: AtomicI64::new(0),
-            posts: Mutex::new(Vec::new()),
+            payers: Payers::default(),
             server_pid: server.child.id(),
         }))
     }
@@ -148,7 +151,7 @@ pub(super) async fn wait_for_ledger_check(ctx: &Ctx) -> Result<(), String> {
 
 /// Sends a request and reads the whole answer; a transport error or a non-2xx status is an
 /// error.
-async fn send(request: reqwest::RequestBuilder) -> Result<bytes::Bytes, String> {
+pub(super) async fn send(request: reqwest::RequestBuilder) -> Result<bytes::Bytes, String> {
     let response = request
         .send()
         .await
@@ -369,7 +372,7 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
             Ok(Step::Done(1))
         }
         Workload::Post => {
-            let Some(stamps) = ctx.take_stamps(ctx.post_cost) else {
+            let Some(stamps) = ctx.payers.poster() else {
                 return Ok(Step::Exhausted);
             };
             let body = send(
@@ -384,36 +387,31 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
             .await?;
             let post: Post =
                 serde_json::from_slice(&body).map_err(|e| format!("post answer: {e}"))?;
-            if let Ok(mut posts) = ctx.posts.lock() {
-                if posts.len() < VOTE_TARGETS_MAX {
-                    posts.push(post.post_id);
-                }
-            }
+            ctx.payers.add_post(post.post_id);
             Ok(Step::Done(1))
         }
         Workload::Vote => {
-            let target = ctx.posts.lock().ok().and_then(|posts| {
-                let len = posts.len();
-                (len > 0).then(|| posts[(worker + seq as usize) % len])
-            });
-            let Some(post_id) = target else {
-                return Err("no post to vote on (the post workload made none)".into());
-            };
-            let Some(stamps) = ctx.take_stamps(ctx.vote_cost) else {
+            let Some(vote) = ctx.payers.next_vote(ctx.vote_cost)? else {
                 return Ok(Step::Exhausted);
             };
-            let direction = if seq % 4 == 3 {
-                Direction::Down
-            } else {
+            let direction = if vote.up {
                 Direction::Up
+            } else {
+                Direction::Down
             };
-            send(
+            let body = send(
                 ctx.client
-                    .post(format!("{base}/v1/posts/{post_id}/votes"))
-                    .json(&VoteRequest { direction, stamps }),
+                    .post(format!("{base}/v1/posts/{}/votes", vote.post_id))
+                    .json(&VoteRequest {
+                        direction,
+                        stamps: vote.stamps,
+                    }),
             )
             .await?;
-            Ok(Step::Done(1))
+            let voted: VoteResponse =
+                serde_json::from_slice(&body).map_err(|e| format!("vote answer: {e}"))?;
+            // A vote's item is the refund it completed, if any.
+            Ok(Step::Done(u64::from(voted.refund_ledger_index.is_some())))
         }
     }
 }
