@@ -415,6 +415,14 @@ async fn measure(plan: &Plan, ceilings: &Ceilings, servers: &[Server]) -> Result
     for results in &all {
         results.print(plan, ceilings);
     }
+    if plan.smoke {
+        // One second per workload at 4 connections, usually on a debug build: the rates say
+        // the command runs, not how fast the server is.
+        println!(
+            "note: --smoke: the target lines are informational only (1 s per workload, \
+             4 connections); measure with a full run of a release build"
+        );
+    }
     if let [flat, default] = &all[..] {
         print_comparison(plan, flat, default);
     }
