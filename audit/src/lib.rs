@@ -8,8 +8,10 @@
 //! - [`check`]: the streaming invariant checker [`LedgerChecker`], its [`AuditReport`] and the
 //!   stable violation codes. Pure.
 //! - [`checkpoint`]: parsing and verifying a signed checkpoint note under a pinned key. Pure.
-//! - [`auditor`]: the HTTP auditor: the state file, key pinning, page downloads, consistency
-//!   checks and the printed report; [`main`] is the whole command.
+//! - [`auditor`]: the HTTP auditor: key pinning, page downloads, consistency checks and the
+//!   printed report; [`main`] is the whole command.
+//! - [`state`]: the auditor's files between runs, the state file (pinned key, last trusted
+//!   checkpoint) and the checker state beside it, so a later run checks only new entries.
 //!
 //! It must not depend on the server crate, its store or its HTTP server, and holds no secret:
 //! signing checkpoints stays in the server, which owns the ledger key.
@@ -28,6 +30,7 @@
 pub mod auditor;
 pub mod check;
 pub mod checkpoint;
+pub mod state;
 
 pub use auditor::{audit, main, AuditArgs};
 pub use check::{AuditReport, LedgerChecker, Violation};

@@ -1,9 +1,13 @@
 //! The independent auditor: an honest server passes; small fake ledger servers built here catch
 //! a double spend, a spend of a never-sold stamp, a wrong purchase total, a negative balance,
-//! a rewritten history, and in the economy wrong prices, mixed payers and wrong refunds.
+//! a rewritten history, and in the economy wrong prices, mixed payers and wrong refunds. How a
+//! later run goes on from the saved checker state is in `audit/incremental.rs`.
+
+mod incremental;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
@@ -19,6 +23,14 @@ use serde_json::{json, Value};
 use crate::helpers::TestServer;
 
 const ORIGIN: &str = "fake.example/log";
+
+/// The `ledger size` an audit printed.
+fn ledger_size(out: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("ledger size"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ledger size in {out}"))
+}
 
 /// Runs `pennypost audit` and returns (exit code, stdout).
 fn run_audit(server: &str, state: &std::path::Path) -> (i32, String) {
@@ -51,7 +63,25 @@ async fn honest_server_passes_and_keeps_passing_as_it_grows() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("OK"), "{out}");
     assert!(out.contains("stamps issued        5"), "{out}");
+    let (_, key) = server.get("/v1/ledger/key").await;
+    let vkey = key["vkey"].as_str().expect("vkey");
+    assert!(
+        out.contains(&format!("pinned key           {vkey} (first use")),
+        "{out}"
+    );
+    let key_id = vkey.split('+').nth(1).expect("key id");
+    assert!(
+        out.contains(&format!("  key id             {key_id}")),
+        "{out}"
+    );
+    assert!(out.contains("  origin             "), "{out}");
+    let first_size = ledger_size(&out);
+    assert!(
+        out.contains(&format!("checked entries      0 to {}", first_size - 1)),
+        "{out}"
+    );
     assert!(state.exists());
+    assert!(state.with_extension("json.checker").exists());
     server
         .post(
             "/v1/posts",
@@ -61,6 +91,31 @@ async fn honest_server_passes_and_keeps_passing_as_it_grows() {
         .await;
     let (code, out) = run_audit(&server.base_url, &state);
     assert_eq!(code, 0, "{out}");
+    // The second run checks only what the server appended since the first.
+    let size = ledger_size(&out);
+    assert!(size > first_size, "{out}");
+    let new = format!("{first_size} to {} ({})", size - 1, size - first_size);
+    assert!(
+        out.contains(&format!("pinned key           {key_id} (")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("already checked      {first_size} entries, root ")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("new entries          {new}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("checked entries      {new}, going on from ")),
+        "{out}"
+    );
+    assert!(!out.contains("full re-check"), "{out}");
+    assert!(
+        out.contains("stamps issued        5"),
+        "the totals are the whole log's: {out}"
+    );
     let (status, audit) = server.get("/v1/audit").await;
     assert_eq!(status, 200);
     assert_eq!(audit["ok"], true, "{audit}");
@@ -85,6 +140,8 @@ struct Fake {
     key: LedgerKey,
     /// What `GET /v1/audit` answers; by default a size the auditor will not match.
     audit: Arc<Mutex<Option<Value>>>,
+    /// Entries served by `GET /v1/ledger/entries` so far, over all requests.
+    served: Arc<AtomicU64>,
 }
 
 struct Hashes(Vec<tlog_tiles::Hash>);
@@ -138,12 +195,14 @@ async fn fake_entries(State(fake): State<Fake>, Query(q): Query<HashMap<String, 
     let start = q.get("start").copied().unwrap_or(0) as usize;
     let limit = q.get("limit").copied().unwrap_or(1000) as usize;
     let entries = fake.entries.lock().expect("lock");
-    entries
+    let page: Vec<String> = entries
         .iter()
         .skip(start)
         .take(limit)
         .map(|e| format!("{e}\n"))
-        .collect()
+        .collect();
+    fake.served.fetch_add(page.len() as u64, Ordering::SeqCst);
+    page.concat()
 }
 
 async fn fake_consistency(
@@ -169,6 +228,7 @@ async fn start_fake(entries: Vec<String>) -> (String, Fake) {
             signing: SigningKey::from_bytes(&[5u8; 32]),
         },
         audit: Arc::new(Mutex::new(None)),
+        served: Arc::new(AtomicU64::new(0)),
     };
     let app = Router::new()
         .route("/v1/ledger/key", get(fake_key))
@@ -336,6 +396,13 @@ async fn catches_a_rewritten_history() {
         out.contains("inconsistent_history") && out.contains("rewritten_history"),
         "{out}"
     );
+    // The saved checker cannot go on from a checkpoint the log no longer extends: every entry
+    // is checked again, which is what shows where the history was rewritten.
+    assert!(
+        out.contains("full re-check        the checker state cannot be used: the remembered checkpoint is not a prefix of the new one"),
+        "{out}"
+    );
+    assert!(out.contains("checked entries      0 to 4 (5)"), "{out}");
 
     // A fresh auditor with no memory sees a consistent log: that is why the state matters.
     let fresh = dir.path().join("fresh.json");

@@ -10,43 +10,45 @@
 //! the next entry must be.
 //!
 //! It must not parse or judge stamps themselves (that is `super`, which hands it the payer and
-//! unit price of each stamp a spend lists) and must not do any I/O.
+//! unit price of each stamp a spend lists) and must not do any I/O. Its state's fields are open
+//! to `super` and below so that `snapshot` can write them and read them back.
 //!
 //! "Before the first policy" means at a log index below that of the first well-formed `policy`
 //! entry: such spends are priced by nothing, may be of mixed payers, and votes may lack a
 //! `direction`; they still count as earlier spends for the prices of later ones.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::code;
 use super::entry::{
     parse_time, parse_uuid, uuid_text, Common, PolicyEntry, RefundEntry, VoteDirection, VotePricing,
 };
-use super::{LedgerChecker, ENTRY_BYTES_MAX, NANOS_PER_SEC};
+use super::layered::Layered;
+use super::{Account, LedgerChecker, ENTRY_BYTES_MAX, NANOS_PER_SEC};
 
 /// The parameters of a `policy` entry the checks use (`stamp_price` is not one: a purchase's
 /// own `unit_price` is what its stamps cost).
-struct Policy {
-    currency: String,
-    post_cost: u64,
-    vote_cost: u64,
-    repeat_window_secs: u64,
-    repeat_factor: u64,
-    vote_pricing: VotePricing,
-    refund_voters: u64,
+pub(super) struct Policy {
+    pub(super) currency: String,
+    pub(super) post_cost: u64,
+    pub(super) vote_cost: u64,
+    pub(super) repeat_window_secs: u64,
+    pub(super) repeat_factor: u64,
+    pub(super) vote_pricing: VotePricing,
+    pub(super) refund_voters: u64,
 }
 
 /// One payer's posts, as far as flood pricing still needs them.
 #[derive(Default)]
-struct PayerPosts {
+pub(super) struct PayerPosts {
     /// Times (whole Unix seconds) of its posts after the window's start at its latest post,
     /// oldest first.
-    recent: VecDeque<i64>,
+    pub(super) recent: VecDeque<i64>,
     /// Posts no longer in `recent`: out of the window in force at a later post of the payer,
     /// or made before the first policy (when no window is known).
-    forgotten: u64,
+    pub(super) forgotten: u64,
     /// The latest time among the forgotten posts.
-    forgotten_latest: i64,
+    pub(super) forgotten_latest: i64,
 }
 
 impl PayerPosts {
@@ -85,39 +87,39 @@ impl PayerPosts {
 }
 
 /// A post made under a policy.
-struct Post {
-    payer: u128,
+pub(super) struct Post {
+    pub(super) payer: u128,
     /// Sum of the `unit_price` of the first `post_cost` stamps its spend lists.
-    base_postage: u128,
-    refunded: bool,
+    pub(super) base_postage: u128,
+    pub(super) refunded: bool,
     /// Distinct payers of its up-votes other than its own payer (emptied once refunded).
-    up_voters: HashSet<u128>,
+    pub(super) up_voters: HashSet<u128>,
 }
 
 /// The refund the next entry must be.
 pub(super) struct ExpectedRefund {
-    vote_index: u64,
-    post: u128,
-    payer: u128,
-    amount: u128,
-    currency: String,
-    voters: u64,
+    pub(super) vote_index: u64,
+    pub(super) post: u128,
+    pub(super) payer: u128,
+    pub(super) amount: u128,
+    pub(super) currency: String,
+    pub(super) voters: u64,
 }
 
 /// What the economy's checks remember between entries.
 #[derive(Default)]
 pub(super) struct Economy {
     /// The last well-formed `policy` entry; `None` before the first.
-    policy: Option<Policy>,
-    payer_posts: HashMap<u128, PayerPosts>,
+    pub(super) policy: Option<Policy>,
+    pub(super) payer_posts: Layered<u128, PayerPosts>,
     /// Vote spends per (payer, post id), up and down alike.
-    votes: HashMap<(u128, u128), u64>,
+    pub(super) votes: Layered<(u128, u128), u64>,
     /// Posts made under a policy, by post id.
-    posts: HashMap<u128, Post>,
+    pub(super) posts: Layered<u128, Post>,
     /// Set by a completing up-vote: the next entry must be this refund.
-    pending: Option<ExpectedRefund>,
+    pub(super) pending: Option<ExpectedRefund>,
     /// The pending refund that the entry being checked matched (same post), for `check_refund`.
-    matched: Option<ExpectedRefund>,
+    pub(super) matched: Option<ExpectedRefund>,
     pub(super) refunds_total: u128,
 }
 
@@ -294,7 +296,7 @@ impl LedgerChecker {
 
         let amount = u128::from(entry.amount);
         self.economy.refunds_total = self.economy.refunds_total.saturating_add(amount);
-        let totals = self.accounts.entry(account).or_default();
+        let totals = self.accounts.get_or_insert_with(account, Account::default);
         totals.refunds = totals.refunds.saturating_add(amount);
 
         match matched {
@@ -387,8 +389,7 @@ impl LedgerChecker {
             if let Some(payer) = payer {
                 economy
                     .payer_posts
-                    .entry(payer)
-                    .or_default()
+                    .get_or_insert_with(payer, PayerPosts::default)
                     .forget(secs_i64);
             }
             return;
@@ -406,7 +407,9 @@ impl LedgerChecker {
             return;
         };
         let cutoff = secs - i128::from(policy.repeat_window_secs);
-        let history = economy.payer_posts.entry(payer).or_default();
+        let history = economy
+            .payer_posts
+            .get_or_insert_with(payer, PayerPosts::default);
         history.forget_until(cutoff);
         let (known, unsure) = history.after(cutoff);
         history.recent.push_back(secs_i64);
@@ -426,7 +429,7 @@ impl LedgerChecker {
             )
         });
         // The first post spend of a post id makes the post; a later one changes nothing.
-        if let std::collections::hash_map::Entry::Vacant(slot) = economy.posts.entry(spend.post) {
+        if !economy.posts.contains_key(&spend.post) {
             let cost = usize::try_from(policy.post_cost).unwrap_or(usize::MAX);
             let base_postage = spend
                 .stamps
@@ -435,12 +438,13 @@ impl LedgerChecker {
                 .flatten()
                 .map(|&(_, unit_price)| u128::from(unit_price))
                 .fold(0u128, u128::saturating_add);
-            slot.insert(Post {
+            let post = Post {
                 payer,
                 base_postage,
                 refunded: false,
                 up_voters: HashSet::new(),
-            });
+            };
+            economy.posts.insert_new(spend.post, post);
         }
         if let Some(detail) = wrong {
             self.violate(index, code::WRONG_PRICE, detail);
@@ -463,7 +467,7 @@ impl LedgerChecker {
             }
             return;
         };
-        let votes = economy.votes.entry((payer, spend.post)).or_insert(0);
+        let votes = economy.votes.get_or_insert_with((payer, spend.post), || 0);
         *votes = votes.saturating_add(1);
         let n = *votes;
         let Some(policy) = &economy.policy else {

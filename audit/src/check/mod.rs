@@ -15,16 +15,21 @@
 //!
 //! Parts: `entry` parses the fields of each kind, `economy` checks prices and refunds
 //! (invariants 8 to 10), `report` holds what a check finds, [`code`] names the stable violation
-//! codes; the unit tests are in `tests.rs` and `tests_economy.rs`.
+//! codes, `snapshot` writes the whole state as bytes and reads it back (so a check can stop and
+//! go on later); the unit tests are in `tests.rs`, `tests_economy.rs` and `tests_snapshot.rs`.
 
 pub mod code;
 mod economy;
 mod entry;
+mod layered;
 mod report;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_economy;
+#[cfg(test)]
+mod tests_snapshot;
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,7 +43,9 @@ use self::entry::{
     parse_hex, parse_time, parse_uuid, parse_uuids, uuid_text, Common, CreditEntry, KeyEntry,
     KeyStatus, PurchaseEntry, SpendAction, SpendEntry,
 };
+use self::layered::Layered;
 pub use self::report::{AuditReport, Violation};
+pub use self::snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use crate::ENTRY_BYTES_MAX;
 
 /// Most violations a report lists; past it they are only counted (`violations_total`), so a
@@ -93,10 +100,10 @@ pub struct LedgerChecker {
     prev_time_nanos: Option<i128>,
     /// Every published key: its public key and last status.
     keys: HashMap<[u8; 8], ([u8; 32], KeyStatus)>,
-    accounts: HashMap<u128, Account>,
-    references: HashSet<[u8; 32]>,
-    purchase_ids: HashSet<u128>,
-    stamps: HashMap<u128, Stamp>,
+    accounts: Layered<u128, Account>,
+    references: Layered<[u8; 32], ()>,
+    purchase_ids: Layered<u128, ()>,
+    stamps: Layered<u128, Stamp>,
     groups: Vec<Group>,
     stamps_issued: u64,
     stamps_spent: u64,
@@ -311,7 +318,7 @@ impl LedgerChecker {
         if entry.amount == 0 {
             self.violate(index, code::NON_POSITIVE_CREDIT, "amount is 0");
         }
-        if !self.references.insert(reference) {
+        if !self.references.insert_new(reference, ()) {
             let detail = format!(
                 "reference_sha256 {} was used before",
                 entry.reference_sha256
@@ -319,7 +326,7 @@ impl LedgerChecker {
             self.violate(index, code::CREDIT_REFERENCE_REUSED, detail);
         }
         let amount = u128::from(entry.amount);
-        let totals = self.accounts.entry(account).or_default();
+        let totals = self.accounts.get_or_insert_with(account, Account::default);
         totals.credits = totals.credits.saturating_add(amount);
         self.credits_total = self.credits_total.saturating_add(amount);
     }
@@ -348,7 +355,7 @@ impl LedgerChecker {
             return self.malformed(index, "a stamp id is not a lowercase hyphenated uuid");
         };
 
-        if !self.purchase_ids.insert(purchase_id) {
+        if !self.purchase_ids.insert_new(purchase_id, ()) {
             let detail = format!("purchase_id {} was used before", entry.purchase_id);
             self.violate(index, code::PURCHASE_ID_REUSED, detail);
         }
@@ -388,7 +395,7 @@ impl LedgerChecker {
 
         let total = u128::from(entry.total);
         self.purchases_total = self.purchases_total.saturating_add(total);
-        let totals = self.accounts.entry(account).or_default();
+        let totals = self.accounts.get_or_insert_with(account, Account::default);
         totals.purchases = totals.purchases.saturating_add(total);
         if totals.purchases > totals.credits.saturating_add(totals.refunds) {
             let refunds = if totals.refunds > 0 {
@@ -426,7 +433,7 @@ impl LedgerChecker {
                     self.stamps_spent = self.stamps_spent.saturating_add(1);
                 }
                 None => {
-                    self.stamps.insert(
+                    self.stamps.insert_new(
                         id,
                         Stamp {
                             group,
@@ -487,7 +494,7 @@ impl LedgerChecker {
             }
             listed.push(id);
             let Some(stamp) = self.stamps.get_mut(&id) else {
-                self.stamps.insert(
+                self.stamps.insert_new(
                     id,
                     Stamp {
                         group: NOT_SOLD,

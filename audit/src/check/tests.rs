@@ -1,5 +1,6 @@
 //! Unit tests of the ledger checker: the Merkle root against RFC 6962 and tlog-tiles, an
-//! honest log, one broken log per violation code, and hostile input.
+//! honest log, one broken log per violation code, and hostile input. [`run`] also checks each
+//! log in two runs through a snapshot (`tests_snapshot.rs`).
 
 #![allow(clippy::expect_used)]
 
@@ -180,6 +181,8 @@ pub(super) fn run(entries: &[String], now: i64) -> AuditReport {
         report.stamps_spent + report.stamps_outstanding + report.stamps_expired,
         "{report:?}"
     );
+    // Every log checked here is also checked in two runs, cut at places along it.
+    super::tests_snapshot::assert_resumes_alike(entries, now, &report);
     report
 }
 
