@@ -6,7 +6,9 @@
 //! consistent with the new one (the server's consistency proof), downloads the entries page by
 //! page (memory bounded by the page size and the checker's sets), recomputes the Merkle root,
 //! checks every invariant of the ledger, and compares its totals with the server's
-//! `GET /v1/audit`.
+//! `GET /v1/audit`. The recomputed root is a second consistency check: it is computed from the
+//! remembered tree (its entries, or its saved right edge) and the new entries, so it matches the
+//! signed root only if the remembered tree is a prefix of the signed one.
 //!
 //! With FILE it keeps up instead of starting over: the checker's state at the remembered
 //! checkpoint is saved beside FILE (`FILE.checker`, see [`crate::state`]), so a later run
