@@ -5,8 +5,9 @@
 //! the flat one, or both, one server each), pre-buys stamps, then drives each workload for a
 //! fixed time at a fixed concurrency with its own tokio client (one shared `reqwest::Client`,
 //! one task per connection, each request's latency recorded). With both policies, the two
-//! servers are set up alike and measured workload by workload in turn, so that a comparison of
-//! one workload under the two policies spans seconds, not the whole run. It prints one table
+//! servers are set up alike and each workload is measured on both in halves, A B B A, so that
+//! a comparison of one workload under the two policies spans seconds, not the whole run, and
+//! drift within it falls on both alike. It prints one table
 //! row per workload with ops/s, p50/p99/p999 latency, the error count and the ratio to the
 //! ceiling it is held against: the single-core Ed25519 `verify_strict` rate (measured
 //! in-process in the same run) for spends, and `GET /healthz` over the same HTTP stack for
@@ -16,35 +17,31 @@
 //! 2 the benchmark could not run (server did not start, setup failed).
 //!
 //! Parts: `server` (start and stop the server under test), `prefill` (the `--scale` store),
-//! `ceilings` (the in-process Ed25519 rates), `workloads` (the load generator), `payers` (the
-//! payers of posts and votes), `statistics` (rates, latency percentiles, CPU use) and
-//! `report` (the printed tables). This file holds the arguments and runs the parts in order.
+//! `ceilings` (the in-process Ed25519 rates), `run` (the order of the steps on the servers),
+//! `workloads` (the load generator), `payers` (the payers of posts and votes), `statistics`
+//! (rates, latency percentiles, CPU use, settling) and `report` (the printed tables). This
+//! file holds the arguments and starts the parts.
 
 mod ceilings;
 mod payers;
 mod prefill;
 mod report;
+mod run;
 mod server;
 mod statistics;
 mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use rand_core::{OsRng, RngCore as _};
 
 use ceilings::{ed25519_ceilings, Ceilings};
-use payers::{provision_posters, provision_voters, SMOKE_VOTERS, VOTERS};
-use prefill::{
-    read_old_stamps, scale_store, write_old_stamps, OLD_STAMPS_FILE, SCALE_KEEP_PER_PURCHASE,
-    SCALE_PURCHASE,
-};
+use prefill::{scale_store, OLD_STAMPS_FILE, SCALE_KEEP_PER_PURCHASE, SCALE_PURCHASE};
 use report::{print_comparison, Results};
 use server::{Policy, Server};
-use statistics::Phase;
-use workloads::{prefill, run_phase, stock, wait_for_ledger_check, Ctx, Workload};
 
 /// Most stamps pre-bought for one spend workload in `--smoke` mode.
 const SMOKE_STOCK_MAX: u64 = 500;
@@ -92,6 +89,18 @@ pub struct BenchArgs {
     /// write).
     #[arg(long, value_enum)]
     pub policy: Option<PolicyChoice>,
+    /// With both policies: which server is A in each workload's A B B A (measured first and
+    /// last; B runs its two halves back to back). Without it, chosen at random and printed:
+    /// compare medians of several runs, so that the order's own effect falls on both.
+    #[arg(long, value_enum)]
+    pub first: Option<FirstPolicy>,
+}
+
+/// What `--first` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FirstPolicy {
+    Default,
+    Flat,
 }
 
 /// What `--policy` asks for.
@@ -161,7 +170,17 @@ impl Plan {
             PolicyChoice::Both if args.reuse.is_some() => {
                 return Err("--reuse runs one server: give --policy default or flat".into());
             }
-            PolicyChoice::Both => vec![Policy::Flat, Policy::Default],
+            PolicyChoice::Both => {
+                let default_first = match args.first {
+                    Some(first) => first == FirstPolicy::Default,
+                    None => OsRng.next_u32() % 2 == 0,
+                };
+                if default_first {
+                    vec![Policy::Default, Policy::Flat]
+                } else {
+                    vec![Policy::Flat, Policy::Default]
+                }
+            }
         };
         if args.smoke {
             return Ok(Plan {
@@ -210,7 +229,7 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         plan.connections,
         names.join(" and "),
         if names.len() > 1 {
-            " (a server each)"
+            " (a server each; each workload measured in halves, in this order: A B B A)"
         } else {
             ""
         },
@@ -333,85 +352,9 @@ async fn audit_phase(server: &Server) {
     }
 }
 
-/// The steps of a run, in order; each is done on every server before the next.
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    Healthz,
-    Prefill,
-    Purchases,
-    Redeems,
-    OldRedeems,
-    Posts,
-    Votes,
-    Reads,
-}
-
-const STEPS: [Step; 8] = [
-    Step::Healthz,
-    Step::Prefill,
-    Step::Purchases,
-    Step::Redeems,
-    Step::OldRedeems,
-    Step::Posts,
-    Step::Votes,
-    Step::Reads,
-];
-
-/// One server's client and what was measured on it so far.
-struct Run<'a> {
-    server: &'a Server,
-    ctx: Arc<Ctx>,
-    /// Label of its log lines: empty with one server, the policy's name with two.
-    label: String,
-    healthz: Option<Phase>,
-    purchases: Option<Phase>,
-    redeems: Option<Phase>,
-    old_redeems: Option<Phase>,
-    posts: Option<Phase>,
-    votes: Option<Phase>,
-    reads: Option<Phase>,
-}
-
-/// Runs every step on every server. With two servers, each step runs on both, one right after
-/// the other, in turns: flat first at even steps, default first at odd ones (so posts are
-/// measured default first, votes flat first), so that neither policy is always the one
-/// measured right after the other server's burst of work.
+/// Measures every workload on every server, then prints the tables.
 async fn measure(plan: &Plan, ceilings: &Ceilings, servers: &[Server]) -> Result<Report, String> {
-    let mut runs = Vec::with_capacity(servers.len());
-    for server in servers {
-        let ctx = Ctx::connect(server, plan.connections.min(64)).await?;
-        wait_for_ledger_check(&ctx).await?;
-        runs.push(Run {
-            server,
-            ctx,
-            label: if servers.len() > 1 {
-                format!("{} policy: ", server.policy.name())
-            } else {
-                String::new()
-            },
-            healthz: None,
-            purchases: None,
-            redeems: None,
-            old_redeems: None,
-            posts: None,
-            votes: None,
-            reads: None,
-        });
-    }
-    for (i, step) in STEPS.iter().enumerate() {
-        let order: Vec<usize> = if i % 2 == 0 {
-            (0..runs.len()).collect()
-        } else {
-            (0..runs.len()).rev().collect()
-        };
-        for k in order {
-            runs[k].step(*step, plan, ceilings).await?;
-        }
-    }
-    let mut all = Vec::with_capacity(runs.len());
-    for run in runs {
-        all.push(run.results()?);
-    }
+    let all = run::measure(plan, ceilings, servers).await?;
     for results in &all {
         results.print(plan, ceilings);
     }
@@ -423,106 +366,12 @@ async fn measure(plan: &Plan, ceilings: &Ceilings, servers: &[Server]) -> Result
              4 connections); measure with a full run of a release build"
         );
     }
-    if let [flat, default] = &all[..] {
+    let flat = all.iter().find(|r| r.policy == Policy::Flat);
+    let default = all.iter().find(|r| r.policy == Policy::Default);
+    if let (Some(flat), Some(default)) = (flat, default) {
         print_comparison(plan, flat, default);
     }
     Ok(Report {
         errors: all.iter().map(Results::errors).sum(),
     })
-}
-
-impl Run<'_> {
-    async fn step(&mut self, step: Step, plan: &Plan, ceilings: &Ceilings) -> Result<(), String> {
-        let (ctx, n, d) = (&self.ctx, plan.connections, Some(plan.duration));
-        let label = &self.label;
-        match step {
-            Step::Healthz => {
-                let phase = run_phase(ctx, Workload::Healthz, n, d).await;
-                eprintln!("bench: {label}GET /healthz {:.0}/s", phase.rate());
-                self.healthz = Some(phase);
-            }
-            Step::Prefill if plan.prefill > 0 => prefill(ctx, plan).await?,
-            Step::Prefill => {}
-            Step::Purchases => {
-                let phase = run_phase(ctx, Workload::Purchase, n, d).await;
-                eprintln!(
-                    "bench: {label}purchases {:.0}/s ({:.0} stamps/s)",
-                    phase.rate(),
-                    phase.item_rate()
-                );
-                self.purchases = Some(phase);
-            }
-            Step::Redeems => {
-                stock(ctx, plan.stock_for(ceilings.verify_strict, 1)).await?;
-                let phase = run_phase(ctx, Workload::Redeem, n, d).await;
-                eprintln!("bench: {label}redeems {:.0}/s", phase.rate());
-                self.redeems = Some(phase);
-            }
-            // After a scale prefill: spend stamps bought across the whole history (cold keys),
-            // the worst case for the time-ordered stamp index. The ones left unspent go back
-            // in the file, so that `--reuse` can run again.
-            Step::OldRedeems => {
-                let old_stamps = read_old_stamps(&self.server.root);
-                if old_stamps.is_empty() {
-                    return Ok(());
-                }
-                let available = old_stamps.len();
-                let fresh = ctx.replace_pool(old_stamps);
-                let phase = run_phase(ctx, Workload::Redeem, n, d).await;
-                let left = ctx.replace_pool(fresh);
-                write_old_stamps(&self.server.root, &left)?;
-                eprintln!(
-                    "bench: {label}redeems of old stamps {:.0}/s ({} of {available} spent)",
-                    phase.rate(),
-                    available - left.len()
-                );
-                self.old_redeems = Some(phase);
-            }
-            // Posts and votes do the same work as a redeem and a little more: the redeem rate
-            // sizes their payers.
-            Step::Posts => {
-                let payers = plan.stock_for(self.spend_rate(), 1);
-                provision_posters(ctx, usize::try_from(payers).unwrap_or(usize::MAX)).await?;
-                let phase = run_phase(ctx, Workload::Post, n, d).await;
-                eprintln!("bench: {label}posts {:.0}/s", phase.rate());
-                self.posts = Some(phase);
-            }
-            Step::Votes => {
-                let voters = if plan.smoke { SMOKE_VOTERS } else { VOTERS };
-                provision_voters(ctx, voters, plan.stock_for(self.spend_rate(), 1)).await?;
-                let phase = run_phase(ctx, Workload::Vote, n, d).await;
-                eprintln!(
-                    "bench: {label}votes {:.0}/s ({} refunds, on {} posts made)",
-                    phase.rate(),
-                    phase.items,
-                    ctx.payers.posts_made()
-                );
-                self.votes = Some(phase);
-            }
-            Step::Reads => {
-                let phase = run_phase(ctx, Workload::Read, n, d).await;
-                eprintln!("bench: {label}reads {:.0}/s", phase.rate());
-                self.reads = Some(phase);
-            }
-        }
-        Ok(())
-    }
-
-    fn spend_rate(&self) -> f64 {
-        self.redeems.as_ref().map_or(0.0, Phase::rate).max(100.0)
-    }
-
-    fn results(self) -> Result<Results, String> {
-        let missing = |what: &str| format!("bench: the {what} workload did not run");
-        Ok(Results {
-            policy: self.server.policy,
-            healthz: self.healthz.ok_or_else(|| missing("healthz"))?,
-            purchases: self.purchases.ok_or_else(|| missing("purchase"))?,
-            redeems: self.redeems.ok_or_else(|| missing("redeem"))?,
-            old_redeems: self.old_redeems,
-            posts: self.posts.ok_or_else(|| missing("post"))?,
-            votes: self.votes.ok_or_else(|| missing("vote"))?,
-            reads: self.reads.ok_or_else(|| missing("read"))?,
-        })
-    }
 }

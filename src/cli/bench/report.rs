@@ -147,9 +147,10 @@ pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
     println!();
     println!(
         "default policy against flat, same run ({} s per workload, {} connections; each \
-         workload measured on the two servers one right after the other):",
+         workload measured in halves, {} policy first and last):",
         plan.duration.as_secs(),
-        plan.connections
+        plan.connections,
+        plan.policies.first().map_or("", |p| p.name())
     );
     println!();
     println!("| workload | flat ops/s | default ops/s | default/flat |");

@@ -71,7 +71,16 @@ pub(super) struct SledTx<'a> {
     /// ([`SledTx::write_back`]). Safe because the rules write only after every check passed.
     meta_cache: RefCell<HashMap<&'static str, (u64, bool)>>,
     account_cache: RefCell<HashMap<Uuid, (Account, bool)>>,
+    /// The same for the ledger's tail: every append adds to the open bundle and to one or two
+    /// hash chunks, so a batch of many entries would otherwise read, copy and write the same
+    /// few values again for each of them. Hash chunks by key, and the open bundle (its start
+    /// index and bytes); `true` when changed in this batch.
+    chunk_cache: RefCell<HashMap<[u8; 8], Cached>>,
+    bundle_cache: RefCell<Option<(u64, Vec<u8>, bool)>>,
 }
+
+/// A cached value's bytes, and whether the batch changed them.
+type Cached = (Vec<u8>, bool);
 
 impl<'a> SledTx<'a> {
     pub(super) fn new(trees: &'a Trees) -> SledTx<'a> {
@@ -106,6 +115,8 @@ impl<'a> SledTx<'a> {
             names,
             meta_cache: RefCell::new(HashMap::new()),
             account_cache: RefCell::new(HashMap::new()),
+            chunk_cache: RefCell::new(HashMap::new()),
+            bundle_cache: RefCell::new(None),
         }
     }
 
@@ -137,8 +148,17 @@ impl<'a> SledTx<'a> {
         self.meta_cache.borrow_mut().insert(key, (value, true));
     }
 
-    /// Writes the changed counters and accounts of the batch into the transaction.
+    /// Writes the changed counters, accounts, hash chunks and open bundle of the batch into
+    /// the transaction.
     pub(super) fn write_back(&self) -> Result<(), StoreError> {
+        for (key, (chunk, dirty)) in self.chunk_cache.borrow().iter() {
+            if *dirty {
+                Self::insert(self.hashes, key, &chunk[..])?;
+            }
+        }
+        if let Some((start, bundle, true)) = self.bundle_cache.borrow().as_ref() {
+            Self::insert(self.ledger, &start.to_be_bytes(), &bundle[..])?;
+        }
         for (key, (value, dirty)) in self.meta_cache.borrow().iter() {
             if *dirty {
                 Self::insert(self.meta, key.as_bytes(), &value.to_be_bytes()[..])?;
@@ -156,24 +176,61 @@ impl<'a> SledTx<'a> {
         Ok(())
     }
 
-    /// Stores entry `index` (the next one) in the open bundle, or opens a new bundle with it.
+    /// Stores entry `index` (the next one) in the open bundle, or opens a new bundle with it
+    /// (in the batch's cache: see [`SledTx::write_back`]).
     fn add_to_bundle(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
         if index > 0 {
             let start = self.meta_u64("bundle_start")?;
-            let Some(open) = Self::get(self.ledger, &start.to_be_bytes())? else {
-                return Err(corrupt("ledger_bundles", format!("no bundle at {start}")));
-            };
-            if fits_in_bundle(index - start, open.len(), bytes.len()) {
-                let mut bundle = open.to_vec();
-                push_entry(&mut bundle, bytes);
-                return Self::insert(self.ledger, &start.to_be_bytes(), bundle);
+            let cached = matches!(&*self.bundle_cache.borrow(), Some((s, _, _)) if *s == start);
+            if !cached {
+                let Some(open) = Self::get(self.ledger, &start.to_be_bytes())? else {
+                    return Err(corrupt("ledger_bundles", format!("no bundle at {start}")));
+                };
+                self.replace_bundle(start, open.to_vec(), false)?;
+            }
+            if let Some((_, bundle, dirty)) = self.bundle_cache.borrow_mut().as_mut() {
+                if fits_in_bundle(index - start, bundle.len(), bytes.len()) {
+                    push_entry(bundle, bytes);
+                    *dirty = true;
+                    return Ok(());
+                }
             }
         }
         let mut bundle = Vec::with_capacity(4 + bytes.len());
         push_entry(&mut bundle, bytes);
-        Self::insert(self.ledger, &index.to_be_bytes(), bundle)?;
+        self.replace_bundle(index, bundle, true)?;
         self.set_meta_u64("bundle_start", index);
         Ok(())
+    }
+
+    /// Makes `bundle` (starting at entry `start`) the cached open bundle, first writing the one
+    /// it replaces into the transaction if that one changed.
+    fn replace_bundle(&self, start: u64, bundle: Vec<u8>, dirty: bool) -> Result<(), StoreError> {
+        let old = self.bundle_cache.replace(Some((start, bundle, dirty)));
+        if let Some((old_start, old_bundle, true)) = old {
+            Self::insert(self.ledger, &old_start.to_be_bytes(), old_bundle)?;
+        }
+        Ok(())
+    }
+
+    /// The hash chunk stored under `key`, from the batch's cache or the tree (empty when
+    /// absent), for `f` to read or change; `f` returns whether it changed it.
+    fn with_chunk<R>(
+        &self,
+        key: [u8; 8],
+        f: impl FnOnce(&mut Vec<u8>) -> (R, bool),
+    ) -> Result<R, StoreError> {
+        let mut cache = self.chunk_cache.borrow_mut();
+        let entry = match cache.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let chunk = Self::get(self.hashes, &key)?.map_or_else(Vec::new, |c| c.to_vec());
+                e.insert((chunk, false))
+            }
+        };
+        let (result, changed) = f(&mut entry.0);
+        entry.1 |= changed;
+        Ok(result)
     }
 }
 
@@ -192,11 +249,10 @@ impl StoreTx for SledTx<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
         let mut out = Vec::with_capacity(indexes.len());
         for index in indexes {
-            let chunk = Self::get(self.hashes, &hash_chunk_key(*index))?
-                .ok_or_else(|| corrupt("hash_chunks", format!("missing hash {index}")))?;
-            let hash = hash_in_chunk(&chunk, *index)
-                .ok_or_else(|| corrupt("hash_chunks", format!("missing hash {index}")))?;
-            out.push(hash);
+            let hash = self.with_chunk(hash_chunk_key(*index), |chunk| {
+                (hash_in_chunk(chunk, *index), false)
+            })?;
+            out.push(hash.ok_or_else(|| corrupt("hash_chunks", format!("missing hash {index}")))?);
         }
         Ok(out)
     }
@@ -210,17 +266,20 @@ impl StoreTx for SledTx<'_> {
     ) -> Result<(), StoreError> {
         let first = tlog_tiles::stored_hash_index(0, index);
         for (at, hash) in (first..).zip(hashes) {
-            let key = hash_chunk_key(at);
-            let mut chunk = Self::get(self.hashes, &key)?.map_or_else(Vec::new, |c| c.to_vec());
             // Appends fill each chunk in order: anything else means the tree was damaged.
-            if chunk.len() != hash_chunk_offset(at) {
+            let held = self.with_chunk(hash_chunk_key(at), |chunk| {
+                if chunk.len() != hash_chunk_offset(at) {
+                    return (Some(chunk.len()), false);
+                }
+                chunk.extend_from_slice(hash);
+                (None, true)
+            })?;
+            if let Some(held) = held {
                 return Err(corrupt(
                     "hash_chunks",
-                    format!("chunk of hash {at} holds {} bytes", chunk.len()),
+                    format!("chunk of hash {at} holds {held} bytes"),
                 ));
             }
-            chunk.extend_from_slice(hash);
-            Self::insert(self.hashes, &key, chunk)?;
         }
         self.add_to_bundle(index, entry)?;
         self.set_meta_u64("ledger_size", index + 1);
