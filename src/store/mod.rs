@@ -15,6 +15,7 @@
 //! Must not: check signatures, read the clock, or know about HTTP.
 
 pub mod memory;
+pub mod postgres;
 pub mod sled_store;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ use crate::stamp::Kid;
 use crate::time::Timestamp;
 
 pub use memory::MemoryStore;
+pub use postgres::{PgLimits, PgStore};
 pub use sled_store::SledStore;
 
 /// An account as the store keeps it. The API key itself is never stored, only its SHA-256.
@@ -288,6 +290,11 @@ pub enum StoreError {
     /// way; the backend runs the whole batch again (sled's conflict, a serialization failure).
     #[error("transaction conflict")]
     Conflict,
+    /// Occurs when a database server cannot be reached for now (connection refused or lost,
+    /// no free connection in time, a statement past its timeout, the server shutting down).
+    /// Nothing of the batch was committed; the same request may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Occurs when the database cannot be read or written (disk full, I/O error).
     #[error("storage: {0}")]
     Storage(String),
@@ -456,6 +463,24 @@ pub trait Store: Send + Sync + 'static {
         action: QuoteAction,
         now: Timestamp,
     ) -> Result<Result<u64, Refusal>, StoreError>;
+
+    /// Whether other processes write this store too (a database server shared by several
+    /// pennypost servers). A shared store's committed state is the truth: the durable ledger
+    /// size is read from it, not kept per process, and a failed batch leaves nothing behind
+    /// that the next batch could build on, so the writer goes on after a failure.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// A number that changes whenever a post or vote is committed, by any server sharing the
+    /// store; `None` when only this process writes (it then knows when the board changed).
+    fn board_generation(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+    /// Whether this process is the one that runs the background ledger check. Always true for
+    /// a store only this process opens; on a shared store one server at a time holds it.
+    fn audit_leader(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 
     fn ledger_size(&self) -> Result<u64, StoreError>;
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;

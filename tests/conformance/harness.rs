@@ -10,7 +10,8 @@ use ed25519_dalek::SigningKey;
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::stamp::Kid;
 use pennypost::store::{
-    Applied, Command, MemoryStore, Outcome, Refusal, SledStore, SpendFor, StampRef, Store,
+    Applied, Command, MemoryStore, Outcome, PgLimits, PgStore, Refusal, SledStore, SpendFor,
+    StampRef, Store,
 };
 use pennypost::time::Timestamp;
 use tempfile::TempDir;
@@ -42,6 +43,11 @@ pub trait Backend {
     fn persists(&self) -> bool {
         true
     }
+    /// Called once the case is over and its store dropped: a server backend drops the
+    /// database it made for `dir`.
+    fn close(&self, dir: &Path) {
+        let _ = dir;
+    }
 }
 
 /// The embedded sled backend.
@@ -56,6 +62,55 @@ impl Backend for SledBackend {
         let store = retry_while_locked(|| SledStore::open(dir, CURRENCY))
             .unwrap_or_else(|e| panic!("reopen the sled store: {e}"));
         Some(Arc::new(store))
+    }
+}
+
+/// PostgreSQL: each case gets a fresh database of its own on the tests' server
+/// (`PENNYPOST_TEST_DATABASE_URL`, or a throwaway cluster; see `tests/support/pg.rs`), dropped
+/// after the case.
+#[derive(Default)]
+pub struct PostgresBackend {
+    databases:
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, crate::pg::TestDatabase>>,
+}
+
+impl PostgresBackend {
+    fn url(&self, dir: &Path) -> String {
+        let mut databases = self.databases.lock().expect("databases");
+        databases
+            .entry(dir.to_path_buf())
+            .or_insert_with(crate::pg::TestDatabase::new)
+            .url
+            .clone()
+    }
+}
+
+/// The pool of a case's store: the concurrency cases run 8 threads at once.
+fn case_limits() -> PgLimits {
+    PgLimits {
+        pool_size: 10,
+        ..PgLimits::default()
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn open(&self, dir: &Path) -> Arc<dyn Store> {
+        let url = self.url(dir);
+        Arc::new(
+            PgStore::open(&url, CURRENCY, &case_limits()).expect("open a new PostgreSQL store"),
+        )
+    }
+
+    fn reopen(&self, dir: &Path) -> Option<Arc<dyn Store>> {
+        let url = self.url(dir);
+        let store = PgStore::open(&url, CURRENCY, &case_limits())
+            .unwrap_or_else(|e| panic!("reopen the PostgreSQL store: {e}"));
+        Some(Arc::new(store))
+    }
+
+    fn close(&self, dir: &Path) {
+        let database = self.databases.lock().expect("databases").remove(dir);
+        drop(database);
     }
 }
 
@@ -102,6 +157,13 @@ pub struct Ctx<'b> {
     dir: TempDir,
     store: Option<Arc<dyn Store>>,
     ids: RefCell<Ids>,
+}
+
+impl Drop for Ctx<'_> {
+    fn drop(&mut self) {
+        drop(self.store.take());
+        self.backend.close(&self.dir.path().join("store"));
+    }
 }
 
 /// Runs one case on a new store of `backend`, then audits the ledger it left: entries

@@ -30,6 +30,8 @@ mod economy;
 mod harness;
 mod keys;
 mod observe;
+#[path = "../support/pg.rs"]
+mod pg;
 mod purchase;
 mod spend;
 
@@ -102,3 +104,4 @@ macro_rules! conformance {
 
 conformance!(sled, SledBackend);
 conformance!(memory, MemoryBackend);
+conformance!(postgres, crate::harness::PostgresBackend::default());

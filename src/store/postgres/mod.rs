@@ -1,0 +1,590 @@
+//! The shared backend: PostgreSQL, through tokio-postgres and a deadpool-postgres pool.
+//!
+//! Several servers started with the same `--database` are one service over this store. What
+//! makes them one (docs/ARCHITECTURE.md, "Several servers on one database", says it at length):
+//!
+//! - **One order.** Every batch is one database transaction that first locks the single `head`
+//!   row `FOR UPDATE` (ledger size, last entry time, board position, board generation, policy).
+//!   Batches of all servers therefore take turns; the index of each entry is read from and
+//!   written to that row inside the transaction that commits the change, and the answer carries
+//!   it. Every read a batch makes comes after the lock, so under READ COMMITTED it sees every
+//!   batch committed before (each statement takes a new snapshot). Merkle hashes are computed
+//!   once, by the rules, inside the same transaction.
+//! - **Spent once.** The spent set is a table keyed by stamp id (`spends`): the rules check
+//!   first, and the key decides anyway: a second spend of a stamp cannot commit.
+//! - **Group commit.** Each server's writer still gathers up to 256 commands; a batch costs a
+//!   handful of round trips, not one per command: what the batch will read is fetched up front
+//!   in a few `= ANY($1)` queries ([`tx::PgTx::prefetch`]), the rules then run against that
+//!   (any other read goes to the database), and the writes go out at the end as one pipelined
+//!   round of multi-row statements (`UNNEST` arrays), then `COMMIT`. With `synchronous_commit`
+//!   on, the commit is durable when it returns: [`Store::sync`] has nothing left to do.
+//! - **Faults.** A lost connection, a refused connect, a full pool or a statement past its
+//!   timeout is [`StoreError::Unavailable`]: the request gets 503 and the server goes on; no
+//!   batch is answered 2xx unless its `COMMIT` returned. Nothing is cached across batches, so
+//!   there is nothing to repair when the database comes back.
+//!
+//! The rules are synchronous ([`StoreTx`]); the driver is async. [`PgStore`] owns a small tokio
+//! runtime that drives its connections, and runs each database call to completion on the
+//! calling thread ([`PgStore::block`]), from the writer thread, a request task (through
+//! `block_in_place`) or a test thread alike.
+
+mod schema;
+mod tx;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::runtime::RuntimeFlavor;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use self::tx::PgTx;
+use super::{
+    Account, Applied, Command, Post, QuoteAction, Refusal, SpentRecord, StampRecord, Store,
+    StoreError,
+};
+use crate::keys::{KeyStatus, PublishedKey};
+use crate::ledger::entry::SpendAction;
+use crate::rules::{self, Settings};
+use crate::stamp::Kid;
+use crate::time::Timestamp;
+
+/// The named limits of the connection to PostgreSQL (flags of `pennypost serve`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgLimits {
+    /// Most connections this server holds (`--database-pool-size`).
+    pub pool_size: usize,
+    /// How long a connect may take, and how long a caller waits for a free connection
+    /// (`--database-connect-timeout-ms`).
+    pub connect_timeout: Duration,
+    /// The longest one statement may run (`--database-statement-timeout-ms`); also the
+    /// longest a transaction may sit idle, and the longest a batch waits for the ledger lock.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PgLimits {
+    fn default() -> PgLimits {
+        PgLimits {
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Attempts of one batch that hits a conflict (a unique violation or serialization failure:
+/// another server got there first) before it is reported as [`StoreError::Conflict`].
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Session-level advisory lock held by the server that runs the background ledger check.
+const AUDIT_LEADER_LOCK: i64 = 0x7070_6175_6469_7431;
+
+pub struct PgStore {
+    pool: Pool,
+    /// Drives the connections; [`PgStore::block`] runs calls on it.
+    runtime: tokio::runtime::Runtime,
+    settings: Settings,
+    /// The connection holding the audit leader lock, when this server holds it.
+    leader: std::sync::Mutex<Option<deadpool_postgres::Object>>,
+}
+
+/// What a database error means for the caller.
+pub(crate) fn db_error(e: &tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(code)
+            if *code == SqlState::UNIQUE_VIOLATION
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            StoreError::Conflict
+        }
+        // The server is going away, or refused us: the database is not there for now.
+        Some(code)
+            if *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || *code == SqlState::QUERY_CANCELED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+                || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        Some(_) => StoreError::Storage(e.to_string()),
+        // No SQLSTATE: the connection itself failed (closed, reset, timed out).
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_error(&e),
+        e => StoreError::Unavailable(format!("no database connection: {e}")),
+    }
+}
+
+fn corrupt(tree: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        detail: detail.to_string(),
+    }
+}
+
+/// A stored `bigint` as the `u64` the domain keeps: the same 64 bits (see [`to_i64`]).
+fn to_u64(value: i64, _table: &'static str) -> Result<u64, StoreError> {
+    Ok(value as u64)
+}
+
+/// A domain `u64` as a `bigint`: the same 64 bits, so every `u64` the rules can produce (a
+/// balance up to `u64::MAX` included) reads back exactly. Real values stay far below 2^63 and
+/// read as themselves in SQL; only a value past it would look negative there.
+fn to_i64(value: u64) -> i64 {
+    value as i64
+}
+
+fn kid_of(bytes: &[u8], table: &'static str) -> Result<Kid, StoreError> {
+    let kid: [u8; 8] = bytes.try_into().map_err(|_| corrupt(table, "kid length"))?;
+    Ok(Kid(kid))
+}
+
+fn action_of(text: &str) -> Result<SpendAction, StoreError> {
+    match text {
+        "post" => Ok(SpendAction::Post),
+        "vote" => Ok(SpendAction::Vote),
+        "redeem" => Ok(SpendAction::Redeem),
+        other => Err(corrupt("spends", format!("action {other}"))),
+    }
+}
+
+/// Columns of `accounts`, in the order [`account_from_row`] reads them.
+const ACCOUNT_COLUMNS: &str =
+    "a.account_id, a.name, a.balance, a.stamps_purchased, a.stamps_spent, a.created_at, \
+     a.refunds_total";
+
+fn account_from_row(row: &Row) -> Result<Account, StoreError> {
+    Ok(Account {
+        account_id: row.get(0),
+        name: row.get(1),
+        balance: to_u64(row.get(2), "accounts")?,
+        stamps_purchased: to_u64(row.get(3), "accounts")?,
+        stamps_spent: to_u64(row.get(4), "accounts")?,
+        created_at: Timestamp::from_unix(row.get(5)),
+        refunds_total: to_u64(row.get(6), "accounts")?,
+    })
+}
+
+/// Columns of `posts`, in the order [`post_from_row`] reads them.
+const POST_COLUMNS: &str = "post_id, seq, author, body, created_at, score, ledger_index, \
+     verified, payer, cost, votes_up, votes_down, voters, up_voters, base_postage, refunded";
+
+fn post_from_row(row: &Row) -> Result<Post, StoreError> {
+    Ok(Post {
+        post_id: row.get(0),
+        seq: to_u64(row.get(1), "posts")?,
+        author: row.get(2),
+        body: row.get(3),
+        created_at: Timestamp::from_unix(row.get(4)),
+        score: row.get(5),
+        ledger_index: to_u64(row.get(6), "posts")?,
+        verified: row.get(7),
+        payer: row.get(8),
+        cost: to_u64(row.get(9), "posts")?,
+        votes_up: to_u64(row.get(10), "posts")?,
+        votes_down: to_u64(row.get(11), "posts")?,
+        voters: to_u64(row.get(12), "posts")?,
+        up_voters: to_u64(row.get(13), "posts")?,
+        base_postage: row
+            .get::<_, Option<i64>>(14)
+            .map(|v| to_u64(v, "posts"))
+            .transpose()?,
+        refunded: row.get(15),
+    })
+}
+
+/// Columns of a stamp joined with its spend, in the order [`stamp_from_row`] reads them.
+const STAMP_COLUMNS: &str = "s.stamp_id, s.buyer, s.kid, s.issued_at, s.expires_at, \
+     s.unit_price, p.spent_at, p.action, p.spent_for, p.ledger_index";
+
+/// A stamp row (see [`STAMP_COLUMNS`]): its id, its sale, and its spend if spent.
+fn stamp_from_row(row: &Row) -> Result<(Uuid, super::Sale, Option<SpentRecord>), StoreError> {
+    let sale = super::Sale {
+        buyer: row.get(1),
+        kid: kid_of(row.get(2), "stamps")?,
+        issued_at: Timestamp::from_unix(row.get(3)),
+        expires_at: Timestamp::from_unix(row.get(4)),
+        unit_price: row
+            .get::<_, Option<i64>>(5)
+            .map(|v| to_u64(v, "stamps"))
+            .transpose()?,
+    };
+    let spent = match row.get::<_, Option<i64>>(6) {
+        None => None,
+        Some(spent_at) => Some(SpentRecord {
+            spent_at: Timestamp::from_unix(spent_at),
+            action: action_of(row.get(7))?,
+            spent_for: row.get(8),
+            ledger_index: to_u64(row.get(9), "spends")?,
+        }),
+    };
+    Ok((row.get(0), sale, spent))
+}
+
+fn key_from_row(row: &Row) -> Result<PublishedKey, StoreError> {
+    let status = match row.get::<_, &str>(2) {
+        "active" => KeyStatus::Active,
+        "retired" => KeyStatus::Retired,
+        other => return Err(corrupt("published_keys", format!("status {other}"))),
+    };
+    Ok(PublishedKey {
+        kid: kid_of(row.get(0), "published_keys")?,
+        public_key: row.get(1),
+        status,
+        published_at: Timestamp::from_unix(row.get(3)),
+    })
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://…`), creates or migrates its schema, and
+    /// checks that it answers. `currency` is written into credit entries, as for sled.
+    pub fn open(url: &str, currency: &str, limits: &PgLimits) -> Result<PgStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Storage(format!("database URL: {e}")))?;
+        let statement_ms = limits.statement_timeout.as_millis();
+        config
+            .connect_timeout(limits.connect_timeout)
+            .application_name("pennypost")
+            // What the guarantees rely on, whatever the database's defaults say: a commit is
+            // on disk when it returns, and no statement or lock wait runs forever.
+            .options(format!(
+                "-c synchronous_commit=on -c default_transaction_isolation=read\\ committed \
+                 -c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
+                 -c idle_in_transaction_session_timeout={statement_ms}"
+            ));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pennypost-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Storage(format!("cannot start the database runtime: {e}")))?;
+        let pool = {
+            let _inside = runtime.enter();
+            Pool::builder(manager)
+                .max_size(limits.pool_size.max(2))
+                .wait_timeout(Some(limits.connect_timeout))
+                .create_timeout(Some(limits.connect_timeout))
+                .recycle_timeout(Some(limits.connect_timeout))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Storage(format!("database pool: {e}")))?
+        };
+        let store = PgStore {
+            pool,
+            runtime,
+            settings: Settings {
+                currency: currency.to_string(),
+            },
+            leader: std::sync::Mutex::new(None),
+        };
+        let mut client = store.connection()?;
+        store
+            .block(schema::migrate(&mut client))
+            .map_err(|e| StoreError::Storage(format!("database schema: {e}")))?;
+        drop(client);
+        Ok(store)
+    }
+
+    /// Runs `work` to completion on the calling thread, with the store's runtime driving the
+    /// connections: directly from a plain thread (the writer), through `block_in_place` from a
+    /// task of a multi-threaded runtime (request handlers), and from a helper thread inside a
+    /// single-threaded runtime (which cannot block in place).
+    fn block<F>(&self, work: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => self.runtime.block_on(work),
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.runtime.block_on(work))
+            }
+            Ok(_) => std::thread::scope(|scope| {
+                match scope.spawn(|| self.runtime.block_on(work)).join() {
+                    Ok(output) => output,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }),
+        }
+    }
+
+    /// Runs one query outside any transaction (a read of committed data).
+    fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            let statement = client.prepare_cached(sql).await.map_err(|e| db_error(&e))?;
+            client
+                .query(&statement, params)
+                .await
+                .map_err(|e| db_error(&e))
+        })
+    }
+
+    fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// A connection from the pool.
+    fn connection(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.block(self.pool.get()).map_err(pool_error)
+    }
+
+    /// Runs `body` in one transaction (holding the ledger lock when `write`), then commits;
+    /// runs it again (a few times) when another server's transaction got in the way.
+    fn transaction<R>(
+        &self,
+        write: bool,
+        body: impl Fn(&PgTx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = self.connection()?;
+            let result = PgTx::run(self, &client, write, &body);
+            if result.is_err() {
+                // A failed transaction must be rolled back (or its connection is gone) before
+                // the connection goes back to the pool; one that cannot be is dropped.
+                let rolled_back =
+                    !client.is_closed() && self.block(client.batch_execute("ROLLBACK")).is_ok();
+                if !rolled_back {
+                    let _ = deadpool_postgres::Object::take(client);
+                }
+            }
+            match result {
+                Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether this server holds (or now takes) the lock that makes it the one server running
+    /// the background ledger check. The lock is a session advisory lock on a connection kept
+    /// for it: it goes with that connection, so a server that dies hands it on.
+    pub fn audit_leader(&self) -> Result<bool, StoreError> {
+        let mut held = self
+            .leader
+            .lock()
+            .map_err(|_| StoreError::Storage("leader lock poisoned".into()))?;
+        if let Some(client) = held.as_ref() {
+            if !client.is_closed() {
+                return Ok(true);
+            }
+        }
+        *held = None;
+        let client = self.connection()?;
+        let row = self
+            .block(client.query_one("SELECT pg_try_advisory_lock($1)", &[&AUDIT_LEADER_LOCK]))
+            .map_err(|e| db_error(&e))?;
+        if row.get::<_, bool>(0) {
+            // Kept out of the pool's rotation: the lock lives as long as this connection.
+            *held = Some(client);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+        self.transaction(true, |tx| {
+            tx.prefetch(batch)?;
+            rules::apply_batch(tx, &self.settings, batch, now)
+        })
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        // Every batch's COMMIT returned after PostgreSQL made it durable
+        // (synchronous_commit = on): there is nothing left to sync.
+        Ok(())
+    }
+
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, Refusal>, StoreError> {
+        self.transaction(false, |tx| rules::spend::quote(tx, payer, action, now))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn ledger_size(&self) -> Result<u64, StoreError> {
+        let row = self
+            .query_opt("SELECT ledger_size FROM head WHERE id = 1", &[])?
+            .ok_or_else(|| corrupt("head", "no head row"))?;
+        to_u64(row.get(0), "head")
+    }
+
+    fn board_generation(&self) -> Result<Option<u64>, StoreError> {
+        let row = self
+            .query_opt("SELECT board_generation FROM head WHERE id = 1", &[])?
+            .ok_or_else(|| corrupt("head", "no head row"))?;
+        Ok(Some(to_u64(row.get(0), "head")?))
+    }
+
+    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id = $1"),
+            &[&account_id],
+        )?
+        .map(|row| account_from_row(&row))
+        .transpose()
+    }
+
+    fn account_by_api_key(&self, api_key_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError> {
+        self.query_opt(
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM api_keys k JOIN accounts a USING (account_id) \
+                 WHERE k.api_key_sha256 = $1"
+            ),
+            &[&&api_key_sha256[..]],
+        )?
+        .map(|row| account_from_row(&row))
+        .transpose()
+    }
+
+    fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError> {
+        let Some(row) = self.query_opt(
+            &format!(
+                "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
+                 WHERE s.stamp_id = $1"
+            ),
+            &[&stamp_id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let (stamp_id, sale, spent) = stamp_from_row(&row)?;
+        Ok(Some(StampRecord {
+            stamp_id,
+            buyer: sale.buyer,
+            kid: sale.kid,
+            issued_at: sale.issued_at,
+            expires_at: sale.expires_at,
+            spent,
+        }))
+    }
+
+    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
+        self.query_opt(
+            &format!("SELECT {POST_COLUMNS} FROM posts WHERE post_id = $1"),
+            &[&post_id],
+        )?
+        .map(|row| post_from_row(&row))
+        .transpose()
+    }
+
+    fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError> {
+        let upper = match before {
+            Some(id) => match self.query_opt("SELECT seq FROM posts WHERE post_id = $1", &[&id])? {
+                Some(row) => row.get::<_, i64>(0),
+                None => return Ok(None),
+            },
+            None => i64::MAX,
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.query(
+            &format!("SELECT {POST_COLUMNS} FROM posts WHERE seq < $1 ORDER BY seq DESC LIMIT $2"),
+            &[&upper, &limit],
+        )?;
+        rows.iter()
+            .map(post_from_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let end = start.saturating_add(limit);
+        let rows = self.query(
+            "SELECT body FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            &[&to_i64(start), &to_i64(end)],
+        )?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
+    fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+        let wanted: Vec<i64> = indexes.iter().map(|i| to_i64(*i)).collect();
+        let rows = self.query(
+            "SELECT idx, hash FROM hashes WHERE idx = ANY($1)",
+            &[&wanted],
+        )?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let hash: [u8; 32] = row
+                .get::<_, &[u8]>(1)
+                .try_into()
+                .map_err(|_| corrupt("hashes", "hash length"))?;
+            found.insert(row.get::<_, i64>(0), hash);
+        }
+        wanted
+            .iter()
+            .map(|i| {
+                found
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| corrupt("hashes", format!("missing hash {i}")))
+            })
+            .collect()
+    }
+
+    fn published_keys(&self) -> Result<Vec<PublishedKey>, StoreError> {
+        self.query(
+            "SELECT kid, public_key, status, published_at FROM published_keys ORDER BY kid",
+            &[],
+        )?
+        .iter()
+        .map(key_from_row)
+        .collect()
+    }
+
+    fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.query_opt("SELECT size, note FROM checkpoint WHERE id = 1", &[])?
+            .map(|row| Ok((to_u64(row.get(0), "checkpoint")?, row.get(1))))
+            .transpose()
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        // Compare and set: a server that signed an older size never replaces a newer one.
+        self.query(
+            "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note \
+             WHERE checkpoint.size < EXCLUDED.size",
+            &[&to_i64(size), &note],
+        )?;
+        Ok(())
+    }
+
+    fn audit_leader(&self) -> Result<bool, StoreError> {
+        PgStore::audit_leader(self)
+    }
+}
