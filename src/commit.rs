@@ -9,6 +9,10 @@
 //! - A reply is sent only after the batch holding its command is durable.
 //! - If a sync fails, the writer stops: every waiting and later command gets `Unavailable`,
 //!   because what is in memory may no longer match what is on disk. A restart recovers.
+//!   A shared store ([`Store::shared`], a database server) is the exception: its failed
+//!   transaction left nothing behind (it committed nothing, or its outcome is unknown and the
+//!   batch is still answered 503), so the batch gets `Unavailable` and the writer goes on with
+//!   the next one: the server recovers by itself when the database is back.
 //! - `durable_size` only grows, and only to sizes that are on disk (checkpoints sign it).
 //! - A job run with [`Committer::exclusive`] (a backup's copy) runs between two batches, after
 //!   the one before it is durable and before any command queued after it: it sees no batch
@@ -63,6 +67,8 @@ pub struct Committer {
     queue: mpsc::Sender<Job>,
     durable_size: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
+    /// The store, when other servers write it too: the durable size is then read from it.
+    shared: Option<Arc<dyn Store>>,
 }
 
 impl Committer {
@@ -72,6 +78,7 @@ impl Committer {
         let durable_size = Arc::new(AtomicU64::new(store.ledger_size()?));
         let failed = Arc::new(AtomicBool::new(false));
         let meters = Meters::new();
+        let shared = store.shared().then(|| store.clone());
         meters
             .ledger_size
             .set(durable_size.load(Ordering::Acquire) as f64);
@@ -90,6 +97,7 @@ impl Committer {
             queue,
             durable_size,
             failed,
+            shared,
         })
     }
 
@@ -128,8 +136,15 @@ impl Committer {
         answer.await.map_err(|_| unavailable())
     }
 
-    /// The ledger size known to be on disk.
+    /// The ledger size known to be on disk. On a shared store, the size the database has
+    /// committed, from whichever server (read at each call, so a change another server
+    /// acknowledged is seen at once); the last size known when the database cannot be read.
     pub fn durable_size(&self) -> u64 {
+        if let Some(store) = &self.shared {
+            if let Ok(size) = store.ledger_size() {
+                self.durable_size.fetch_max(size, Ordering::AcqRel);
+            }
+        }
         self.durable_size.load(Ordering::Acquire)
     }
 
@@ -137,6 +152,12 @@ impl Committer {
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
+}
+
+/// What the callers of a batch a shared store did not commit are told: always 503, so that
+/// no change the database may not have committed is answered 2xx, and the client tries again.
+fn e_clone(e: &crate::store::StoreError) -> crate::store::StoreError {
+    crate::store::StoreError::Unavailable(e.to_string())
 }
 
 fn unavailable() -> Error {
@@ -273,6 +294,15 @@ impl Writer {
                 self.meters.count(&commands, &results);
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(e) if self.store.shared() => {
+                // Nothing in this batch may be acknowledged; the database kept nothing of it
+                // that a later batch could build on, so the writer goes on.
+                tracing::warn!(error = %e, commands = batch.len(), "batch not committed; answered 503");
+                self.meters.failures.increment(1);
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(Error::from(e_clone(&e))));
                 }
             }
             Err(e) => {

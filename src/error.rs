@@ -119,6 +119,15 @@ impl From<Refusal> for Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
-        Error::Internal(e.to_string())
+        match e {
+            // The database will be back: 503 with Retry-After, not a 500.
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "database unavailable");
+                Error::Unavailable(
+                    "the database is unavailable for now; try again shortly".into(),
+                )
+            }
+            e => Error::Internal(e.to_string()),
+        }
     }
 }

@@ -15,6 +15,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use rand_core::{OsRng, RngCore as _};
@@ -24,7 +25,7 @@ use crate::keys;
 use crate::rules::price::VotePricing;
 use crate::service::{App, AppConfig};
 use crate::store::sled_store::DEFAULT_CACHE_MIB;
-use crate::store::{SledStore, Store};
+use crate::store::{PgLimits, PgStore, SledStore, Store};
 use crate::time::Timestamp;
 
 #[derive(Args, Debug, Clone)]
@@ -37,9 +38,35 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PENNYPOST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory of the database and the generated admin token.
+    /// Directory of the database and the generated admin token. With `--database`, only the
+    /// admin token's.
     #[arg(long, env = "PENNYPOST_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Keep the store in this PostgreSQL database (`postgres://user@host:port/dbname`)
+    /// instead of sled in the data directory. Servers started with the same database and
+    /// copies of the same keys directory are one service. The server creates and migrates the
+    /// schema itself.
+    #[arg(long, env = "PENNYPOST_DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+    /// Most connections to the database this server holds (with `--database`).
+    #[arg(long, env = "PENNYPOST_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
+    /// Milliseconds a connect to the database may take, and a request may wait for a free
+    /// connection, before it answers 503 (with `--database`).
+    #[arg(
+        long,
+        env = "PENNYPOST_DATABASE_CONNECT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub database_connect_timeout_ms: u64,
+    /// Milliseconds one database statement (or lock wait) may take before it is cancelled and
+    /// the request answers 503 (with `--database`).
+    #[arg(
+        long,
+        env = "PENNYPOST_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10000
+    )]
+    pub database_statement_timeout_ms: u64,
     /// Directory of the issuer and ledger keys.
     #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
     pub keys_dir: PathBuf,
@@ -186,6 +213,65 @@ impl ServeArgs {
     }
 }
 
+/// The named bounds of the `--database-*` limits.
+const DATABASE_POOL_MIN: usize = 2;
+const DATABASE_POOL_MAX: usize = 1000;
+const DATABASE_TIMEOUT_MS_MIN: u64 = 100;
+const DATABASE_TIMEOUT_MS_MAX: u64 = 600_000;
+
+/// Opens the store: PostgreSQL with `--database`, otherwise sled under the data directory.
+fn open_store(args: &ServeArgs, currency: &str) -> Result<Arc<dyn Store>, String> {
+    let Some(url) = &args.database else {
+        let store = SledStore::open_with_cache(
+            &args.data_dir.join("db"),
+            currency,
+            args.cache_mib * 1024 * 1024,
+        )
+        .map_err(|e| e.to_string())?;
+        tracing::info!(cache_mib = args.cache_mib, "sled database, page cache");
+        return Ok(Arc::new(store));
+    };
+    if !(DATABASE_POOL_MIN..=DATABASE_POOL_MAX).contains(&args.database_pool_size) {
+        return Err(format!(
+            "--database-pool-size must be {DATABASE_POOL_MIN} to {DATABASE_POOL_MAX}, not {}",
+            args.database_pool_size
+        ));
+    }
+    for (flag, value) in [
+        ("--database-connect-timeout-ms", args.database_connect_timeout_ms),
+        ("--database-statement-timeout-ms", args.database_statement_timeout_ms),
+    ] {
+        if !(DATABASE_TIMEOUT_MS_MIN..=DATABASE_TIMEOUT_MS_MAX).contains(&value) {
+            return Err(format!(
+                "{flag} must be {DATABASE_TIMEOUT_MS_MIN} to {DATABASE_TIMEOUT_MS_MAX}, not {value}"
+            ));
+        }
+    }
+    let limits = PgLimits {
+        pool_size: args.database_pool_size,
+        connect_timeout: Duration::from_millis(args.database_connect_timeout_ms),
+        statement_timeout: Duration::from_millis(args.database_statement_timeout_ms),
+    };
+    let store = PgStore::open(url, currency, &limits)
+        .map_err(|e| format!("database {}: {e}", redact_url(url)))?;
+    tracing::info!(database = %redact_url(url), ?limits, "PostgreSQL database");
+    Ok(Arc::new(store))
+}
+
+/// A database URL without its password, for messages and the log.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// The admin token: `PENNYPOST_ADMIN_TOKEN`, or one generated into `data_dir/admin_token`
 /// (mode 0600) on first start and read back later.
 fn admin_token(data_dir: &Path) -> Result<String, String> {
@@ -304,22 +390,16 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
     fs::set_permissions(&args.data_dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let now = Timestamp::now();
-    let store = SledStore::open_with_cache(
-        &args.data_dir.join("db"),
-        &economy.currency,
-        args.cache_mib * 1024 * 1024,
-    )
-    .map_err(|e| e.to_string())?;
-    let published = published_keys(&store, &args.keys_dir)?;
+    let store = open_store(args, &economy.currency)?;
+    let published = published_keys(store.as_ref(), &args.keys_dir)?;
     let keyring = keys::load(&args.keys_dir, &published, args.retire_missing_keys, now)
         .map_err(|e| e.to_string())?;
     let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
         .map_err(|e| e.to_string())?;
     let token = admin_token(&args.data_dir)?;
-    tracing::info!(cache_mib = args.cache_mib, "database page cache");
     tracing::info!(?economy, ?limits, "configuration");
     let app = App::start(AppConfig {
-        store: Arc::new(store),
+        store,
         keyring,
         ledger_key,
         origin: args.ledger_origin.clone(),

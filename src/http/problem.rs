@@ -88,6 +88,9 @@ fn problem_with(
     response
 }
 
+/// Seconds a client is asked to wait after 503 `service_unavailable`.
+const UNAVAILABLE_RETRY_AFTER_SECS: &str = "1";
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = status(&self);
@@ -103,7 +106,15 @@ impl IntoResponse for Error {
             Error::WrongStampCount { required, .. } => Some(required),
             _ => None,
         };
+        let unavailable = matches!(self, Error::Unavailable(_));
         let mut response = problem_with(status, self.code(), &detail, required);
+        if unavailable {
+            // Storage or the database is away for now: a short wait, then try again.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER_SECS),
+            );
+        }
         if let Error::RateLimited { retry_after_secs }
         | Error::AuditCatchingUp {
             retry_after_secs, ..

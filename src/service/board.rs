@@ -207,8 +207,13 @@ impl Board {
         render: impl FnOnce(&[Post], Option<Uuid>) -> Result<bytes::Bytes, Error>,
     ) -> Result<bytes::Bytes, Error> {
         let key = (before, limit);
-        // Read before the page, so a page is never cached as newer than it is.
-        let generation = self.generation.load(Ordering::Acquire);
+        // Read before the page, so a page is never cached as newer than it is. On a database
+        // shared with other servers, their posts and votes count too: the generation is the
+        // database's, read at every page.
+        let generation = match self.store.board_generation()? {
+            Some(shared) => shared,
+            None => self.generation.load(Ordering::Acquire),
+        };
         if let Some(page) = self.cached(key, generation) {
             return Ok(page);
         }

@@ -197,7 +197,13 @@ impl Log {
             loop {
                 let size = committer.durable_size();
                 let (store, auditor, checked) = (store.clone(), auditor.clone(), progress.clone());
+                // On a database shared by several servers, one of them at a time (the holder of
+                // the database's leader lock) keeps its check caught up; the others check on
+                // demand, when asked for `GET /v1/audit`.
                 let caught_up = tokio::task::spawn_blocking(move || {
+                    if !store.audit_leader()? {
+                        return Ok(());
+                    }
                     catch_up(store.as_ref(), &auditor, &checked, size, page_max).map(|_| ())
                 })
                 .await;

@@ -84,8 +84,11 @@ const AUDIT_LEADER_LOCK: i64 = 0x7070_6175_6469_7431;
 
 pub struct PgStore {
     pool: Pool,
-    /// Drives the connections; [`PgStore::block`] runs calls on it.
-    runtime: tokio::runtime::Runtime,
+    /// Drives the connections; [`PgStore::block`] runs calls on it. An `Option` only so that
+    /// dropping the store can shut it down without blocking (a runtime dropped inside another
+    /// runtime's task would panic).
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     settings: Settings,
     /// The connection holding the audit leader lock, when this server holds it.
     leader: std::sync::Mutex<Option<deadpool_postgres::Object>>,
@@ -289,7 +292,8 @@ impl PgStore {
         };
         let store = PgStore {
             pool,
-            runtime,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
             settings: Settings {
                 currency: currency.to_string(),
             },
@@ -313,12 +317,12 @@ impl PgStore {
         F::Output: Send,
     {
         match tokio::runtime::Handle::try_current() {
-            Err(_) => self.runtime.block_on(work),
+            Err(_) => self.handle.block_on(work),
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.runtime.block_on(work))
+                tokio::task::block_in_place(|| self.handle.block_on(work))
             }
             Ok(_) => std::thread::scope(|scope| {
-                match scope.spawn(|| self.runtime.block_on(work)).join() {
+                match scope.spawn(|| self.handle.block_on(work)).join() {
                     Ok(output) => output,
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
@@ -407,6 +411,18 @@ impl PgStore {
             Ok(true)
         } else {
             Ok(false)
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Ok(mut leader) = self.leader.lock() {
+            leader.take();
+        }
+        self.pool.close();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
