@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn bad_keys_and_values_name_the_key() {
         for (file, key) in [
-            ("database = \"x\"\n", "`database`"),
+            ("replicas = \"x\"\n", "`replicas`"),
             ("config = \"other.toml\"\n", "`config`"),
             ("help = true\n", "`help`"),
             ("stamp_price = \"two\"\n", "`stamp_price`"),

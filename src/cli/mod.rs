@@ -11,6 +11,7 @@ pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod config_file;
+pub mod migrate;
 pub mod serve;
 pub mod simulate;
 pub mod stamp_inspect;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Ask a running server for a consistent backup of its store into a new directory on its
     /// machine (exit 0 written, 1 refused, 2 could not ask).
     Backup(backup::BackupArgs),
+    /// Copy a stopped server's sled store into an empty PostgreSQL database and check the copy
+    /// (exit 0 copied and checked, 1 the copy differs, 2 it could not be made).
+    Migrate(migrate::MigrateArgs),
     /// Load-benchmark a fresh server started from this executable; print a table of ops/s and
     /// latency against the HTTP and Ed25519 ceilings (exit 1 if any request failed).
     Bench(bench::BenchArgs),
@@ -157,6 +161,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::main(*args),
         Command::Backup(args) => backup::main(args),
+        Command::Migrate(args) => migrate::main(args),
         Command::Stamp {
             command: StampCommand::Inspect(args),
         } => stamp_inspect::main(args),

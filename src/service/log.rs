@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::keys::LedgerKey;
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::checkpoint;
-use crate::store::Store;
+use crate::store::{Store, StoreHashes};
 use crate::time::Timestamp;
 
 pub struct Log {
@@ -305,17 +305,5 @@ impl Log {
             tile.read_data(&StoreHashes(self.store.as_ref()))
                 .map_err(|e| Error::Internal(e.to_string()))
         }
-    }
-}
-
-/// Reads Merkle hashes from the store for the tlog_tiles proof functions.
-struct StoreHashes<'a>(&'a dyn Store);
-
-impl tlog_tiles::HashReader for StoreHashes<'_> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
-        self.0
-            .hashes(indexes)
-            .map(|v| v.into_iter().map(tlog_tiles::Hash).collect())
-            .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
     }
 }

@@ -336,6 +336,48 @@ pub struct SpentRecord {
     pub ledger_index: u64,
 }
 
+/// One record of a whole store, as `pennypost migrate` hands it from one backend to another
+/// ([`SledStore::export`] to [`PgStore::import`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exported {
+    /// The ledger's size, the time of its last entry, the board's next position and the policy
+    /// in force. Always first.
+    Head {
+        ledger_size: u64,
+        last_time: Timestamp,
+        post_seq: u64,
+        policy: Option<Policy>,
+    },
+    Key(PublishedKey),
+    Account(Account),
+    /// An API key's SHA-256 and its account.
+    ApiKey([u8; 32], Uuid),
+    /// A normalised account name and its account.
+    Name(String, Uuid),
+    /// A credit reference's SHA-256 and its record.
+    Credit([u8; 32], CreditRecord),
+    /// An Idempotency-Key's SHA-256 and the purchase it made.
+    Purchase([u8; 32], PurchaseRecord),
+    Stamp(Uuid, SoldStamp),
+    Post(Post),
+    /// The time of one post of a payer (flood pricing).
+    PayerPost {
+        payer: Uuid,
+        time: Timestamp,
+    },
+    Voter {
+        post_id: Uuid,
+        payer: Uuid,
+        voter: Voter,
+    },
+    /// Ledger entry `index`, its exact bytes.
+    Entry(u64, Vec<u8>),
+    /// Stored Merkle hash `index` (tlog-tiles numbering).
+    Hash(u64, [u8; 32]),
+    /// The newest signed checkpoint: its size and note.
+    Checkpoint(u64, String),
+}
+
 /// An action to price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuoteAction {
@@ -506,5 +548,17 @@ pub trait Store: Send + Sync + 'static {
     fn backup(&self, dir: &Path) -> Result<(), BackupError> {
         let _ = dir;
         Err(BackupError::NotSupported)
+    }
+}
+
+/// A store's stored Merkle hashes as the tlog-tiles library reads them (roots, proofs, tiles).
+pub struct StoreHashes<'a>(pub &'a dyn Store);
+
+impl tlog_tiles::HashReader for StoreHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
+        self.0
+            .hashes(indexes)
+            .map(|v| v.into_iter().map(tlog_tiles::Hash).collect())
+            .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
     }
 }

@@ -43,8 +43,8 @@ use uuid::Uuid;
 
 use self::tx::PgTx;
 use super::{
-    Account, Applied, Command, Post, QuoteAction, Refusal, SpentRecord, StampRecord, Store,
-    StoreError,
+    Account, Applied, Command, Exported, Post, QuoteAction, Refusal, SpentRecord, StampRecord,
+    Store, StoreError,
 };
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
@@ -75,6 +75,9 @@ impl Default for PgLimits {
     }
 }
 
+/// Connections of the writer's own pool: one for its batches, one spare for a reconnect.
+const WRITER_CONNECTIONS: usize = 2;
+
 /// Attempts of one batch that hits a conflict (a unique violation or serialization failure:
 /// another server got there first) before it is reported as [`StoreError::Conflict`].
 const CONFLICT_ATTEMPTS: u32 = 5;
@@ -83,7 +86,12 @@ const CONFLICT_ATTEMPTS: u32 = 5;
 const AUDIT_LEADER_LOCK: i64 = 0x7070_6175_6469_7431;
 
 pub struct PgStore {
+    /// Connections for reads, quotes and the leader lock.
     pool: Pool,
+    /// Connections for the writer's batches (and an import), apart from `pool`: a burst of
+    /// reads that takes every connection of `pool` never keeps a batch waiting, and the writer
+    /// never holds one connection while waiting for another.
+    writer: Pool,
     /// Drives the connections; [`PgStore::block`] runs calls on it. An `Option` only so that
     /// dropping the store can shut it down without blocking (a runtime dropped inside another
     /// runtime's task would panic).
@@ -266,6 +274,7 @@ impl PgStore {
                  -c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
                  -c idle_in_transaction_session_timeout={statement_ms}"
             ));
+        let manager_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -279,19 +288,29 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Storage(format!("cannot start the database runtime: {e}")))?;
-        let pool = {
+        let build = |manager: Manager, size: usize| {
             let _inside = runtime.enter();
             Pool::builder(manager)
-                .max_size(limits.pool_size.max(2))
+                .max_size(size)
                 .wait_timeout(Some(limits.connect_timeout))
                 .create_timeout(Some(limits.connect_timeout))
                 .recycle_timeout(Some(limits.connect_timeout))
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()
-                .map_err(|e| StoreError::Storage(format!("database pool: {e}")))?
+                .map_err(|e| StoreError::Storage(format!("database pool: {e}")))
         };
+        let writer_manager = Manager::from_config(
+            manager_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = build(manager, limits.pool_size.max(2))?;
+        let writer = build(writer_manager, WRITER_CONNECTIONS)?;
         let store = PgStore {
             pool,
+            writer,
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             settings: Settings {
@@ -359,8 +378,14 @@ impl PgStore {
         self.block(self.pool.get()).map_err(pool_error)
     }
 
-    /// Runs `body` in one transaction (holding the ledger lock when `write`), then commits;
-    /// runs it again (a few times) when another server's transaction got in the way.
+    /// A connection of the writer's pool.
+    fn writer_connection(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.block(self.writer.get()).map_err(pool_error)
+    }
+
+    /// Runs `body` in one transaction (holding the ledger lock when `write`, on the writer's
+    /// connections), then commits; runs it again (a few times) when another server's
+    /// transaction got in the way.
     fn transaction<R>(
         &self,
         write: bool,
@@ -369,7 +394,11 @@ impl PgStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let client = self.connection()?;
+            let client = if write {
+                self.writer_connection()?
+            } else {
+                self.connection()?
+            };
             let result = PgTx::run(self, &client, write, &body);
             if result.is_err() {
                 // A failed transaction must be rolled back (or its connection is gone) before
@@ -415,12 +444,63 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Copies a whole store into this one, which must be empty (a new database): `export`
+    /// hands over every record ([`SledStore::export`](crate::store::SledStore::export)), and
+    /// they are written as they are, in one transaction, so a failed copy leaves the database
+    /// as empty as it was. Returns the count of records copied.
+    pub fn import(
+        &self,
+        export: impl FnOnce(
+            &mut dyn FnMut(Exported) -> Result<(), StoreError>,
+        ) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        /// Records sent per round of statements.
+        const IMPORT_CHUNK: u64 = 5_000;
+        let export = std::cell::Cell::new(Some(export));
+        let client = self.writer_connection()?;
+        let result = PgTx::run(self, &client, true, &|tx: &PgTx<'_>| {
+            let Some(export) = export.take() else {
+                return Err(StoreError::Storage("the import ran twice".into()));
+            };
+            let filled = self
+                .block(client.query_one(
+                    "SELECT (SELECT ledger_size FROM head WHERE id = 1) > 0 \
+                     OR EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM published_keys)",
+                    &[],
+                ))
+                .map_err(|e| db_error(&e))?;
+            if filled.get::<_, bool>(0) {
+                return Err(StoreError::Storage(
+                    "the database already holds a pennypost store; migrate into an empty one"
+                        .into(),
+                ));
+            }
+            let mut records = 0u64;
+            export(&mut |record| {
+                tx.absorb(record)?;
+                records += 1;
+                if records % IMPORT_CHUNK == 0 {
+                    tx.flush_and_clear()?;
+                }
+                Ok(())
+            })?;
+            Ok(records)
+        });
+        if result.is_err() && !client.is_closed() {
+            let _ = self.block(client.batch_execute("ROLLBACK"));
+        }
+        result
+    }
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         if let Ok(mut leader) = self.leader.lock() {
             leader.take();
         }
         self.pool.close();
+        self.writer.close();
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }

@@ -137,13 +137,14 @@ CREATE TABLE posts (
     refunded boolean NOT NULL
 );
 
--- A payer's post times, for flood pricing (newest first through the key).
+-- A payer's post times, for flood pricing (newest first through the index). `post_id` is
+-- NULL for posts copied from a sled store, which kept only the times.
 CREATE TABLE payer_posts (
     payer uuid NOT NULL,
     time bigint NOT NULL,
-    post_id uuid NOT NULL,
-    PRIMARY KEY (payer, time, post_id)
+    post_id uuid
 );
+CREATE INDEX payer_posts_newest ON payer_posts (payer, time DESC);
 
 -- One payer's votes on one post, for vote prices and refunds.
 CREATE TABLE voters (

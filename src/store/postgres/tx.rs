@@ -22,8 +22,8 @@ use crate::keys::PublishedKey;
 use crate::rules::price::Policy;
 use crate::stamp::Kid;
 use crate::store::{
-    Account, Command, CreditRecord, Post, PurchaseRecord, Sale, SoldStamp, SpendFor, SpentRecord,
-    StampRef, StoreError, StoreTx, Voter,
+    Account, Command, CreditRecord, Exported, Post, PurchaseRecord, Sale, SoldStamp, SpendFor,
+    SpentRecord, StampRef, StoreError, StoreTx, Voter,
 };
 use crate::time::Timestamp;
 
@@ -65,12 +65,14 @@ struct Overlay {
     /// A payer's post times, newest first: the newest [`PAYER_POSTS_READ`] stored, then those
     /// of this batch in front.
     payer_posts: HashMap<Uuid, Vec<i64>>,
-    new_payer_posts: Vec<(Uuid, i64, Uuid)>,
+    new_payer_posts: Vec<(Uuid, i64, Option<Uuid>)>,
     keys: HashMap<Kid, Option<PublishedKey>>,
     dirty_keys: Vec<Kid>,
     hashes: HashMap<u64, [u8; 32]>,
     new_hashes: Vec<(u64, [u8; 32])>,
     new_entries: Vec<(u64, Vec<u8>)>,
+    /// A checkpoint to write (only an import sets it).
+    checkpoint: Option<(u64, String)>,
 }
 
 /// A payer's stored post times read at most (the rules count at most 64: past that the flood
@@ -570,13 +572,27 @@ impl<'a> PgTx<'a> {
         }
         let pp_payer: Vec<Uuid> = overlay.new_payer_posts.iter().map(|(p, _, _)| *p).collect();
         let pp_time: Vec<i64> = overlay.new_payer_posts.iter().map(|(_, t, _)| *t).collect();
-        let pp_post: Vec<Uuid> = overlay.new_payer_posts.iter().map(|(_, _, p)| *p).collect();
+        let pp_post: Vec<Option<Uuid>> =
+            overlay.new_payer_posts.iter().map(|(_, _, p)| *p).collect();
         if !pp_payer.is_empty() {
             sqls.push(
                 "INSERT INTO payer_posts (payer, time, post_id) \
                  SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[])",
             );
             params.push(vec![&pp_payer, &pp_time, &pp_post]);
+        }
+
+        let checkpoint = overlay
+            .checkpoint
+            .as_ref()
+            .map(|(size, note)| (to_i64(*size), note.as_str()));
+        if let Some((size, note)) = &checkpoint {
+            sqls.push(
+                "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note \
+                 WHERE checkpoint.size < EXCLUDED.size",
+            );
+            params.push(vec![size, note]);
         }
 
         // The head row last.
@@ -622,6 +638,76 @@ impl<'a> PgTx<'a> {
                     .map(|(statement, params)| client.execute(statement, params)),
             ))
             .map_err(|e| db_error(&e))?;
+        Ok(())
+    }
+}
+
+impl PgTx<'_> {
+    /// Takes one record of another store (`pennypost migrate`) into the batch's writes as it
+    /// is: no rule runs, the source store already kept them. [`PgTx::flush_and_clear`] sends
+    /// what was gathered.
+    pub(super) fn absorb(&self, record: Exported) -> Result<(), StoreError> {
+        let mut overlay = self.overlay.borrow_mut();
+        let o = &mut *overlay;
+        match record {
+            Exported::Head {
+                ledger_size,
+                last_time,
+                post_seq,
+                policy,
+            } => {
+                let mut head = self.head.borrow_mut();
+                head.ledger_size = ledger_size;
+                head.last_time = last_time.unix();
+                head.post_seq = post_seq;
+                head.policy = policy;
+                head.changed = true;
+            }
+            Exported::Key(key) => {
+                o.dirty_keys.push(key.kid);
+                o.keys.insert(key.kid, Some(key));
+            }
+            Exported::Account(account) => {
+                o.dirty_accounts.push(account.account_id);
+                o.accounts.insert(account.account_id, Some(account));
+            }
+            Exported::ApiKey(hash, account) => o.new_api_keys.push((hash, account)),
+            Exported::Name(name, account) => o.new_names.push((name, account)),
+            Exported::Credit(hash, record) => o.new_credits.push((hash, record)),
+            Exported::Purchase(hash, record) => o.new_purchases.push((hash, record)),
+            Exported::Stamp(id, sold) => {
+                o.new_stamps.push((id, sold.sale));
+                if let Some(spent) = sold.spent {
+                    o.new_spends.push((id, spent));
+                }
+            }
+            Exported::Post(post) => {
+                o.dirty_posts.push(post.post_id);
+                o.posts.insert(post.post_id, Some(post));
+            }
+            Exported::PayerPost { payer, time } => {
+                o.new_payer_posts.push((payer, time.unix(), None))
+            }
+            Exported::Voter {
+                post_id,
+                payer,
+                voter,
+            } => {
+                o.dirty_voters.push((post_id, payer));
+                o.voters.insert((post_id, payer), voter);
+            }
+            Exported::Entry(index, bytes) => o.new_entries.push((index, bytes)),
+            Exported::Hash(index, hash) => o.new_hashes.push((index, hash)),
+            Exported::Checkpoint(size, note) => o.checkpoint = Some((size, note)),
+        }
+        Ok(())
+    }
+
+    /// Sends the writes gathered so far and starts gathering anew (the transaction stays
+    /// open).
+    pub(super) fn flush_and_clear(&self) -> Result<(), StoreError> {
+        self.flush()?;
+        *self.overlay.borrow_mut() = Overlay::default();
         Ok(())
     }
 }
@@ -1068,7 +1154,9 @@ impl StoreTx for PgTx<'_> {
         if let Some(times) = overlay.payer_posts.get_mut(&payer) {
             times.insert(0, time.unix());
         }
-        overlay.new_payer_posts.push((payer, time.unix(), post_id));
+        overlay
+            .new_payer_posts
+            .push((payer, time.unix(), Some(post_id)));
         Ok(())
     }
 

@@ -62,6 +62,7 @@
 //! bundle), far below a quarter of an 8 MiB segment.
 
 mod backup;
+mod export;
 mod layout;
 mod migrate;
 mod records;

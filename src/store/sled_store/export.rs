@@ -1,0 +1,176 @@
+//! Reading a whole sled store out, record by record, for `pennypost migrate` (sled to
+//! PostgreSQL). Decodes every tree into the domain's types ([`Exported`]); the receiving
+//! backend writes them in its own layout.
+
+use super::layout::{
+    bundle_entries, corrupt, decode_sold, decode_spent, read_u64, read_uuid, storage,
+    HASHES_PER_CHUNK,
+};
+use super::records::{AccountRecord, CreditKeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord};
+use super::SledStore;
+use crate::store::{Exported, SoldStamp, Store, StoreError, Voter};
+use crate::time::Timestamp;
+
+fn meta_u64(store: &SledStore, key: &str) -> Result<u64, StoreError> {
+    match store.meta.get(key).map_err(storage)? {
+        Some(bytes) => read_u64(&bytes, "meta"),
+        None => Ok(0),
+    }
+}
+
+impl SledStore {
+    /// Hands every record of the store to `sink`, tree by tree: the head (sizes and policy)
+    /// first, then keys, accounts and what refers to them, stamps, posts, the economy's
+    /// records, the ledger's entries and hashes, and the newest checkpoint. Reads a consistent
+    /// store only when nothing writes it meanwhile (`pennypost migrate` opens it alone).
+    pub fn export(
+        &self,
+        sink: &mut dyn FnMut(Exported) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let ledger_size = self.ledger_size()?;
+        sink(Exported::Head {
+            ledger_size,
+            last_time: Timestamp::from_unix(
+                i64::try_from(meta_u64(self, "last_time")?).unwrap_or(i64::MAX),
+            ),
+            post_seq: meta_u64(self, "post_seq")?,
+            policy: self
+                .meta
+                .get("policy")
+                .map_err(storage)?
+                .map(|bytes| PolicyRecord::decode(&bytes))
+                .transpose()?,
+        })?;
+        for key in self.published_keys()? {
+            sink(Exported::Key(key))?;
+        }
+        for item in self.accounts.iter() {
+            let (_, value) = item.map_err(storage)?;
+            sink(Exported::Account(AccountRecord::decode(&value)?))?;
+        }
+        for item in self.api_keys.iter() {
+            let (key, value) = item.map_err(storage)?;
+            let hash: [u8; 32] = key[..]
+                .try_into()
+                .map_err(|_| corrupt("api_keys", "key length"))?;
+            sink(Exported::ApiKey(hash, read_uuid(&value, "api_keys")?))?;
+        }
+        for item in self.names.iter() {
+            let (key, value) = item.map_err(storage)?;
+            let name = String::from_utf8(key.to_vec()).map_err(|e| corrupt("names", e))?;
+            sink(Exported::Name(name, read_uuid(&value, "names")?))?;
+        }
+        for item in self.credits.iter() {
+            let (key, value) = item.map_err(storage)?;
+            let hash: [u8; 32] = key[..]
+                .try_into()
+                .map_err(|_| corrupt("credits", "key length"))?;
+            sink(Exported::Credit(hash, CreditKeyRecord::decode(&value)?))?;
+        }
+        for item in self.purchase_keys.iter() {
+            let (key, value) = item.map_err(storage)?;
+            let hash: [u8; 32] = key
+                .get(16..)
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| corrupt("purchase_keys", "key length"))?;
+            sink(Exported::Purchase(hash, PurchaseKeyRecord::decode(&value)?))?;
+        }
+        for item in self.stamps.iter() {
+            let (key, value) = item.map_err(storage)?;
+            let id = read_uuid(
+                key.get(8..)
+                    .ok_or_else(|| corrupt("stamps", "key length"))?,
+                "stamps",
+            )?;
+            sink(Exported::Stamp(
+                id,
+                SoldStamp {
+                    sale: decode_sold(&value)?,
+                    spent: decode_spent(&value)?,
+                },
+            ))?;
+        }
+        for item in self.posts.iter() {
+            let (_, value) = item.map_err(storage)?;
+            sink(Exported::Post(PostRecord::decode(&value)?))?;
+        }
+        for item in self.economy.iter() {
+            let (key, value) = item.map_err(storage)?;
+            match (key.first(), key.len()) {
+                // A payer's post count: implied by its post times.
+                (Some(b'c'), 17) => {}
+                (Some(b'p'), 25) => sink(Exported::PayerPost {
+                    payer: read_uuid(&key[1..17], "economy")?,
+                    time: Timestamp::from_unix(
+                        i64::try_from(read_u64(&value, "economy")?).unwrap_or(i64::MAX),
+                    ),
+                })?,
+                (Some(b'v'), 33) => {
+                    let (votes, up) = match value.as_ref() {
+                        [votes @ .., up] if votes.len() == 8 => {
+                            (read_u64(votes, "economy")?, *up == 1)
+                        }
+                        _ => return Err(corrupt("economy", "voter record length")),
+                    };
+                    sink(Exported::Voter {
+                        post_id: read_uuid(&key[1..17], "economy")?,
+                        payer: read_uuid(&key[17..33], "economy")?,
+                        voter: Voter {
+                            votes,
+                            up_voted: up,
+                        },
+                    })?;
+                }
+                _ => return Err(corrupt("economy", "unknown key")),
+            }
+        }
+        let mut index = 0;
+        for item in self.ledger.iter() {
+            let (key, bundle) = item.map_err(storage)?;
+            let start = read_u64(&key, "ledger_bundles")?;
+            if start != index {
+                return Err(corrupt(
+                    "ledger_bundles",
+                    format!("bundle at {start}, expected {index}"),
+                ));
+            }
+            for entry in bundle_entries(&bundle)? {
+                if index < ledger_size {
+                    sink(Exported::Entry(index, entry.to_vec()))?;
+                }
+                index += 1;
+            }
+        }
+        if index < ledger_size {
+            return Err(corrupt(
+                "ledger_bundles",
+                format!("{index} entries of {ledger_size}"),
+            ));
+        }
+        let hashes_wanted = tlog_tiles::stored_hash_index(0, ledger_size);
+        let mut hashes = 0;
+        for item in self.hashes.iter() {
+            let (key, chunk) = item.map_err(storage)?;
+            let first = read_u64(&key, "hash_chunks")? * HASHES_PER_CHUNK;
+            for (at, hash) in (first..).zip(chunk.chunks_exact(32)) {
+                if at < hashes_wanted {
+                    let hash: [u8; 32] = hash
+                        .try_into()
+                        .map_err(|_| corrupt("hash_chunks", "hash length"))?;
+                    sink(Exported::Hash(at, hash))?;
+                    hashes += 1;
+                }
+            }
+        }
+        if hashes != hashes_wanted {
+            return Err(corrupt(
+                "hash_chunks",
+                format!("{hashes} hashes of {hashes_wanted}"),
+            ));
+        }
+        if let Some((size, note)) = self.checkpoint()? {
+            sink(Exported::Checkpoint(size, note))?;
+        }
+        Ok(())
+    }
+}
