@@ -151,6 +151,6 @@ fn check(source: &SledStore, target: &PgStore) -> Result<u64, Failure> {
 
 /// The Merkle root of the first `size` entries from a store's stored hashes.
 fn root(store: &dyn Store, size: u64) -> Result<tlog_tiles::Hash, Failure> {
-    tlog_tiles::tree_hash(size, &StoreHashes(store))
+    tlog_tiles::tree_hash(size, &StoreHashes::new(store))
         .map_err(|e| Failure::Cannot(format!("root at size {size}: {e}")))
 }

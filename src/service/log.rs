@@ -126,8 +126,8 @@ impl Log {
 
     /// The Merkle root of the first `size` entries.
     pub fn root(&self, size: u64) -> Result<tlog_tiles::Hash, Error> {
-        tlog_tiles::tree_hash(size, &StoreHashes(self.store.as_ref()))
-            .map_err(|e| Error::Internal(e.to_string()))
+        let hashes = StoreHashes::new(self.store.as_ref());
+        tlog_tiles::tree_hash(size, &hashes).map_err(|e| hash_error(&hashes, e))
     }
 
     /// Inclusion proof of entry `index` in the tree of `size` entries.
@@ -138,8 +138,8 @@ impl Log {
                 "need index < size <= {durable}; got index {index}, size {size}"
             )));
         }
-        tlog_tiles::prove_record(size, index, &StoreHashes(self.store.as_ref()))
-            .map_err(|e| Error::Internal(e.to_string()))
+        let hashes = StoreHashes::new(self.store.as_ref());
+        tlog_tiles::prove_record(size, index, &hashes).map_err(|e| hash_error(&hashes, e))
     }
 
     /// Consistency proof between the trees of `from` and `to` entries.
@@ -150,8 +150,8 @@ impl Log {
                 "need 0 < from <= to <= {durable}; got from {from}, to {to}"
             )));
         }
-        tlog_tiles::prove_tree(to, from, &StoreHashes(self.store.as_ref()))
-            .map_err(|e| Error::Internal(e.to_string()))
+        let hashes = StoreHashes::new(self.store.as_ref());
+        tlog_tiles::prove_tree(to, from, &hashes).map_err(|e| hash_error(&hashes, e))
     }
 
     /// The server's own check of the ledger invariants over every durable entry.
@@ -302,8 +302,103 @@ impl Log {
             }
             Ok(out)
         } else {
-            tile.read_data(&StoreHashes(self.store.as_ref()))
-                .map_err(|e| Error::Internal(e.to_string()))
+            let hashes = StoreHashes::new(self.store.as_ref());
+            tile.read_data(&hashes).map_err(|e| hash_error(&hashes, e))
         }
+    }
+}
+
+/// The error of a tlog_tiles call that read through `hashes`: the store's own, if a read
+/// failed (a tlog_tiles error carries only text), so a database that is away for now answers
+/// 503 `service_unavailable`, as every other read does, not 500.
+fn hash_error(hashes: &StoreHashes<'_>, e: tlog_tiles::Error) -> Error {
+    match hashes.take_failure() {
+        Some(store_error) => store_error.into(),
+        None => Error::Internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::PublishedKey;
+    use crate::store::{
+        Account, Applied, Command, Post, QuoteAction, Refusal, StampRecord, StoreError,
+    };
+    use uuid::Uuid;
+
+    /// A store every call of which fails with the error `.0` makes.
+    struct Failing(fn() -> StoreError);
+
+    impl Store for Failing {
+        fn apply(&self, _: &[Command], _: Timestamp) -> Result<Vec<Applied>, StoreError> {
+            Err(self.0())
+        }
+        fn sync(&self) -> Result<(), StoreError> {
+            Err(self.0())
+        }
+        fn quote(
+            &self,
+            _: Uuid,
+            _: QuoteAction,
+            _: Timestamp,
+        ) -> Result<Result<u64, Refusal>, StoreError> {
+            Err(self.0())
+        }
+        fn ledger_size(&self) -> Result<u64, StoreError> {
+            Err(self.0())
+        }
+        fn account(&self, _: Uuid) -> Result<Option<Account>, StoreError> {
+            Err(self.0())
+        }
+        fn account_by_api_key(&self, _: &[u8; 32]) -> Result<Option<Account>, StoreError> {
+            Err(self.0())
+        }
+        fn stamp(&self, _: Uuid) -> Result<Option<StampRecord>, StoreError> {
+            Err(self.0())
+        }
+        fn post(&self, _: Uuid) -> Result<Option<Post>, StoreError> {
+            Err(self.0())
+        }
+        fn posts(&self, _: Option<Uuid>, _: usize) -> Result<Option<Vec<Post>>, StoreError> {
+            Err(self.0())
+        }
+        fn entries(&self, _: u64, _: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+            Err(self.0())
+        }
+        fn hashes(&self, _: &[u64]) -> Result<Vec<[u8; 32]>, StoreError> {
+            Err(self.0())
+        }
+        fn published_keys(&self) -> Result<Vec<PublishedKey>, StoreError> {
+            Err(self.0())
+        }
+        fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+            Err(self.0())
+        }
+        fn put_checkpoint(&self, _: u64, _: &str) -> Result<(), StoreError> {
+            Err(self.0())
+        }
+    }
+
+    /// Roots, proofs and tiles read hashes through tlog_tiles, whose errors carry only text:
+    /// a database away for now must still answer 503 (`Unavailable`), not 500, and a damaged
+    /// store stays an internal error.
+    #[test]
+    fn a_failed_hash_read_keeps_the_stores_error() {
+        let away = Failing(|| StoreError::Unavailable("connection refused".into()));
+        let hashes = StoreHashes::new(&away);
+        let root = tlog_tiles::tree_hash(5, &hashes).map_err(|e| hash_error(&hashes, e));
+        assert!(matches!(root, Err(Error::Unavailable(_))), "{root:?}");
+        let hashes = StoreHashes::new(&away);
+        let proof = tlog_tiles::prove_tree(5, 3, &hashes).map_err(|e| hash_error(&hashes, e));
+        assert!(matches!(proof, Err(Error::Unavailable(_))), "{proof:?}");
+
+        let damaged = Failing(|| StoreError::Corrupt {
+            tree: "hashes",
+            detail: "hash length".into(),
+        });
+        let hashes = StoreHashes::new(&damaged);
+        let proof = tlog_tiles::prove_record(5, 2, &hashes).map_err(|e| hash_error(&hashes, e));
+        assert!(matches!(proof, Err(Error::Internal(_))), "{proof:?}");
     }
 }

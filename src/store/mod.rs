@@ -552,13 +552,37 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// A store's stored Merkle hashes as the tlog-tiles library reads them (roots, proofs, tiles).
-pub struct StoreHashes<'a>(pub &'a dyn Store);
+/// A tlog_tiles error carries only text, so the store's own error of a failed read is kept
+/// ([`StoreHashes::take_failure`]): a caller can still tell a database that is away for now
+/// from a damaged store.
+pub struct StoreHashes<'a> {
+    store: &'a dyn Store,
+    failed: std::cell::Cell<Option<StoreError>>,
+}
+
+impl<'a> StoreHashes<'a> {
+    pub fn new(store: &'a dyn Store) -> StoreHashes<'a> {
+        StoreHashes {
+            store,
+            failed: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The store's error of the last read that failed, if one did.
+    pub fn take_failure(&self) -> Option<StoreError> {
+        self.failed.take()
+    }
+}
 
 impl tlog_tiles::HashReader for StoreHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog_tiles::Hash>, tlog_tiles::Error> {
-        self.0
-            .hashes(indexes)
-            .map(|v| v.into_iter().map(tlog_tiles::Hash).collect())
-            .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
+        match self.store.hashes(indexes) {
+            Ok(hashes) => Ok(hashes.into_iter().map(tlog_tiles::Hash).collect()),
+            Err(e) => {
+                let text = e.to_string();
+                self.failed.set(Some(e));
+                Err(tlog_tiles::Error::InvalidInput(text))
+            }
+        }
     }
 }

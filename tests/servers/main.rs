@@ -1,0 +1,25 @@
+//! Several servers on one PostgreSQL database: the real `pennypost` binary, N processes started
+//! with the same `--database` and `--keys-dir`, driven over HTTP as one service (one test binary,
+//! modules below, so the crate links once). The harness is [`harness::Service`]; the database
+//! comes from `tests/support/pg.rs` (`PENNYPOST_TEST_DATABASE_URL`, or a throwaway cluster).
+//!
+//! - [`redeem_race`]: every stamp redeemed on all three servers at once is spent exactly once.
+//! - [`checkpoints`]: checkpoints signed by any server verify under one key, one root per size,
+//!   consistency proofs between sizes; the entries are byte for byte the same on every server.
+//! - [`audit`]: `pennypost audit` passes against each server in turn with one state file.
+//! - [`read_your_writes`]: a post, a vote and a purchase answered by one server are seen by the
+//!   others at once.
+//! - [`kill_server`]: a server SIGKILLed during a burst loses no acknowledged change; the others
+//!   go on; it restarts on the same database.
+//! - [`database_outage`]: PostgreSQL killed during a burst: 503 with Retry-After, no 500, the
+//!   servers stay up and serve again by themselves once it is back, nothing acknowledged lost.
+
+mod audit;
+mod checkpoints;
+mod database_outage;
+mod harness;
+mod kill_server;
+#[path = "../support/pg.rs"]
+mod pg;
+mod read_your_writes;
+mod redeem_race;
