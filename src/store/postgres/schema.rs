@@ -1,7 +1,7 @@
 //! The PostgreSQL schema and its versioned migrations.
 //!
 //! The server creates and migrates the schema itself on start ([`migrate`]): migrations are
-//! numbered, each runs once in its own transaction, and `schema_migrations` records the ones
+//! numbered, each runs once in a (sub)transaction of its own, and `schema_migrations` records the ones
 //! applied. Servers that start together on an empty database take a transaction-level advisory
 //! lock first, so exactly one of them creates the schema and the others find it made.
 //!
@@ -170,23 +170,30 @@ pub(super) fn latest() -> i32 {
     MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
 }
 
-/// Brings the database's schema to [`latest`], applying each missing migration in its own
-/// transaction. Refuses a database whose schema is newer than this build (an older server
+/// Brings the database's schema to [`latest`], applying each missing migration in a
+/// transaction of its own (a savepoint of the one that holds the migration lock). Refuses a database whose schema is newer than this build (an older server
 /// must not write a layout it does not know).
 pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), String> {
     let mut tx = client.transaction().await.map_err(|e| e.to_string())?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(|e| e.to_string())?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
+    let made: bool = tx
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if !made {
+        tx.batch_execute(
+            "CREATE TABLE schema_migrations (
              version integer PRIMARY KEY,
              description text NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now()
          )",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
     let applied: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
