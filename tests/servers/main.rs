@@ -11,6 +11,8 @@
 //!   others at once.
 //! - [`kill_server`]: a server SIGKILLed during a burst loses no acknowledged change; the others
 //!   go on; it restarts on the same database.
+//! - [`leader`]: one store at a time holds the lead of the background ledger check, and it
+//!   passes on when its holder goes.
 //! - [`database_outage`]: PostgreSQL killed during a burst: 503 with Retry-After, no 500, the
 //!   servers stay up and serve again by themselves once it is back, nothing acknowledged lost.
 
@@ -19,6 +21,7 @@ mod checkpoints;
 mod database_outage;
 mod harness;
 mod kill_server;
+mod leader;
 #[path = "../support/pg.rs"]
 mod pg;
 mod read_your_writes;

@@ -1,0 +1,36 @@
+//! The background ledger check runs on one server at a time: the holder of the database's
+//! leader lock. It passes on when its holder goes away.
+
+use pennypost::store::{PgLimits, PgStore};
+
+use crate::pg;
+
+#[test]
+fn one_store_at_a_time_leads_and_the_lead_passes_on() {
+    let database = pg::TestDatabase::new();
+    let open = || PgStore::open(&database.url, "cents", &PgLimits::default()).expect("open");
+    let (first, second, third) = (open(), open(), open());
+    assert!(
+        first.audit_leader().expect("first"),
+        "the first to ask leads"
+    );
+    assert!(!second.audit_leader().expect("second"), "a second leader");
+    assert!(!third.audit_leader().expect("third"), "a third leader");
+    // Asking again keeps the lead where it is.
+    assert!(first.audit_leader().expect("first again"));
+    assert!(!second.audit_leader().expect("second again"));
+    // The leader goes away (its connections close): exactly one of the others takes over.
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let leaders = loop {
+        let leaders = [&second, &third]
+            .iter()
+            .filter(|s| s.audit_leader().expect("ask"))
+            .count();
+        if leaders > 0 || std::time::Instant::now() > deadline {
+            break leaders;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(leaders, 1, "after the leader left, one other store leads");
+}
