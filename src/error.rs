@@ -123,9 +123,7 @@ impl From<StoreError> for Error {
             // The database will be back: 503 with Retry-After, not a 500.
             StoreError::Unavailable(cause) => {
                 tracing::warn!(cause = %cause, "database unavailable");
-                Error::Unavailable(
-                    "the database is unavailable for now; try again shortly".into(),
-                )
+                Error::Unavailable("the database is unavailable for now; try again shortly".into())
             }
             e => Error::Internal(e.to_string()),
         }

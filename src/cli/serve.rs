@@ -238,8 +238,14 @@ fn open_store(args: &ServeArgs, currency: &str) -> Result<Arc<dyn Store>, String
         ));
     }
     for (flag, value) in [
-        ("--database-connect-timeout-ms", args.database_connect_timeout_ms),
-        ("--database-statement-timeout-ms", args.database_statement_timeout_ms),
+        (
+            "--database-connect-timeout-ms",
+            args.database_connect_timeout_ms,
+        ),
+        (
+            "--database-statement-timeout-ms",
+            args.database_statement_timeout_ms,
+        ),
     ] {
         if !(DATABASE_TIMEOUT_MS_MIN..=DATABASE_TIMEOUT_MS_MAX).contains(&value) {
             return Err(format!(
