@@ -15,6 +15,9 @@
 
 #[path = "api/helpers.rs"]
 mod helpers;
+// The harness's servers run on PostgreSQL under PENNYPOST_TEST_BACKEND=postgres.
+#[path = "support/pg.rs"]
+mod pg;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -210,7 +210,8 @@ mod tests {
     #[test]
     fn bad_keys_and_values_name_the_key() {
         for (file, key) in [
-            ("replicas = \"x\"\n", "`replicas`"),
+            ("database_url = \"x\"\n", "`database_url`"),
+            ("database_pool_size = \"many\"\n", "`database_pool_size`"),
             ("config = \"other.toml\"\n", "`config`"),
             ("help = true\n", "`help`"),
             ("stamp_price = \"two\"\n", "`stamp_price`"),

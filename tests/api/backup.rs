@@ -1,6 +1,8 @@
 //! `POST /v1/admin/backup` and `pennypost backup`: a backup taken while redeems and purchases
 //! run opens as a data directory, passes `pennypost audit`, and holds the original's ledger at
-//! its size (same entries, same root); bad paths and callers are refused.
+//! its size (same entries, same root); bad paths and callers are refused. On PostgreSQL the
+//! server takes no backups (the database's own tools do): 409 `backup_not_supported`, nothing
+//! left behind, and the load goes on unharmed.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use base64::Engine as _;
 use pennypost::api::{BackupResponse, PurchaseResponse};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, TestServer, ADMIN_TOKEN};
+use crate::helpers::{assert_problem, backend_is_postgres, TestServer, ADMIN_TOKEN};
 use crate::process::start;
 
 /// The flat policy the harness starts servers with: a restored server must run the same
@@ -108,6 +110,22 @@ async fn a_backup_taken_under_load_restores_the_same_ledger() {
             json!({"path": copy.to_str().expect("utf-8")}),
         )
         .await;
+    if backend_is_postgres() {
+        assert_problem(status, &body, 409, "backup_not_supported");
+        assert!(!copy.exists(), "a refused backup left {}", copy.display());
+        for task in burst {
+            task.await.expect("redeemer");
+        }
+        buyer.await.expect("buyer");
+        let (_, report) = server.get("/v1/audit").await;
+        assert_eq!(
+            report["ledger_size"].as_u64(),
+            Some(before_burst + 220),
+            "every redeem and purchase of the burst: {report}"
+        );
+        assert_eq!(report["ok"], true, "{report}");
+        return;
+    }
     assert_eq!(status, 201, "{body}");
     let backup: BackupResponse = serde_json::from_value(body).expect("a backup answer");
     assert_eq!(backup.path, copy.to_str().expect("utf-8"));
@@ -242,17 +260,25 @@ async fn the_backup_command_asks_the_server() {
     };
     let done = run(Some(ADMIN_TOKEN));
     let out = String::from_utf8_lossy(&done.stdout);
-    assert!(
-        done.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    assert!(out.contains("backup written to"), "{out}");
-    assert!(to.join("db").exists());
-    // The same directory again: the server refuses (exit 1), naming the code.
-    let again = run(Some(ADMIN_TOKEN));
-    assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("bad_request"));
+    if backend_is_postgres() {
+        // The server refuses (exit 1), naming the code, and leaves nothing behind.
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(1), "{out}{stderr}");
+        assert!(stderr.contains("backup_not_supported"), "{stderr}");
+        assert!(!to.exists(), "a refused backup left {}", to.display());
+    } else {
+        assert!(
+            done.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(out.contains("backup written to"), "{out}");
+        assert!(to.join("db").exists());
+        // The same directory again: the server refuses (exit 1), naming the code.
+        let again = run(Some(ADMIN_TOKEN));
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("bad_request"));
+    }
     // No token: it cannot ask (exit 2).
     let no_token = run(None);
     assert_eq!(no_token.status.code(), Some(2));

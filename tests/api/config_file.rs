@@ -73,8 +73,9 @@ async fn the_file_the_environment_and_flags_take_their_turns() {
 fn bad_files_stop_the_start_and_say_why() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases = [
-        // Not a flag of serve: an unknown key.
-        ("replicas = 3\n", "`replicas`"),
+        // The environment variable's name is not a key (`database` is): an unknown key.
+        ("database_url = \"postgres://x\"\n", "`database_url`"),
+        ("database_pool_size = \"many\"\n", "`database_pool_size`"),
         ("stamp_prices = 2\n", "`stamp_prices`"),
         ("stamp_price = \"two\"\n", "`stamp_price`"),
         ("metrics_listen = 9090\n", "`metrics_listen`"),

@@ -29,6 +29,8 @@ const PAYERS_PER_CLIENT: usize = 3;
 const POST_PRICE_MAX: u64 = 8;
 /// Dearest vote a client pays for (one payer's third vote on one post).
 const VOTE_PRICE_MAX: u64 = 5;
+/// The longest a burst waits for the clients' progress (see [`burst`]) before the kill.
+const BURST_MAX: Duration = Duration::from_secs(30);
 
 /// Cheap deterministic randomness (xorshift), seeded per run, so a failing run can be replayed.
 struct Rng(u64);
@@ -550,6 +552,30 @@ async fn check_after_restart(
     );
 }
 
+/// Lets the clients run until a random moment to kill the server: 100–600 ms, and not before
+/// they made 10–30 acknowledged changes in this burst, nor, in the last cycle, before some
+/// refund was acknowledged (the loop is there to crash through refunds too). What a store
+/// acknowledges in a given time depends on the machine and the backend (PostgreSQL, a half to
+/// a quarter of what sled does here), and a fixed time alone left too few changes for a refund
+/// on a busy machine. Bounded by [`BURST_MAX`]: clients that make no progress still get killed,
+/// and the checks after the restart tell why.
+async fn burst(rng: &mut Rng, acked: &Mutex<Acked>, last: bool) {
+    let started = std::time::Instant::now();
+    let changes_before = acked.lock().expect("lock").changes;
+    let progress = 10 + rng.below(21);
+    tokio::time::sleep(Duration::from_millis(100 + rng.below(500))).await;
+    loop {
+        let enough = {
+            let a = acked.lock().expect("lock");
+            a.changes >= changes_before + progress && (!last || !a.refunds.is_empty())
+        };
+        if enough || started.elapsed() > BURST_MAX {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1 + rng.below(20))).await;
+    }
+}
+
 async fn crash_loop(cycles: u64) {
     let seed = std::env::var("PENNYPOST_CRASH_SEED")
         .ok()
@@ -590,7 +616,7 @@ async fn crash_loop(cycles: u64) {
             };
             tasks.push(tokio::spawn(client.run()));
         }
-        tokio::time::sleep(Duration::from_millis(100 + rng.below(500))).await;
+        burst(&mut rng, &acked, cycle + 1 == cycles).await;
         server.kill();
         for task in tasks {
             if let Err(e) = task.await {

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, stamp_id, strings, TestServer, ADMIN_TOKEN};
+use crate::helpers::{
+    assert_problem, own_database, stamp_id, strings, with_store, TestServer, ADMIN_TOKEN,
+};
+use crate::pg;
 
 /// The origin, size and root lines of a checkpoint (not its signature lines).
 fn checkpoint_body(note: &str) -> Vec<String> {
@@ -266,14 +269,19 @@ async fn sigkill_during_redeems_loses_no_acknowledged_spend() {
     assert_eq!(account["stamps_spent"], STAMPS, "{account}");
 }
 
-/// Starts `pennypost serve` without `PENNYPOST_ADMIN_TOKEN` on `dir` and returns it with its
-/// base URL.
-fn serve_without_token(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+/// Starts `pennypost serve` without `PENNYPOST_ADMIN_TOKEN` on `dir` (and `database`, if
+/// given) and returns it with its base URL.
+fn serve_without_token(
+    dir: &std::path::Path,
+    database: Option<&pg::TestDatabase>,
+) -> (std::process::Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
         .arg("--keys-dir")
-        .arg(dir.join("keys"))
+        .arg(dir.join("keys"));
+    let mut child = with_store(&mut command, database)
         .env_remove("PENNYPOST_ADMIN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -300,8 +308,10 @@ async fn generated_admin_token_is_kept_across_restarts() {
     use std::os::unix::fs::PermissionsExt as _;
 
     let dir = tempfile::tempdir().expect("tempdir");
+    // On PostgreSQL too the generated token is kept in the data directory.
+    let database = own_database();
     let client = reqwest::Client::new();
-    let (mut child, url) = serve_without_token(dir.path());
+    let (mut child, url) = serve_without_token(dir.path(), database.as_ref());
     let token_path = dir.path().join("data").join("admin_token");
     let token = std::fs::read_to_string(&token_path).expect("token file");
     let token = token.trim().to_string();
@@ -341,7 +351,7 @@ async fn generated_admin_token_is_kept_across_restarts() {
 
     let _ = child.kill();
     let _ = child.wait();
-    let (mut child, url) = serve_without_token(dir.path());
+    let (mut child, url) = serve_without_token(dir.path(), database.as_ref());
     let again = std::fs::read_to_string(&token_path).expect("token file");
     assert_eq!(again.trim(), token, "the token file is not rewritten");
     let response = credit(&url, &token, "r3").await.expect("credit");

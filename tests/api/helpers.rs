@@ -1,11 +1,18 @@
 //! Test harness: runs the real `pennypost` binary on port 0 over a fresh data directory and
 //! talks to it over HTTP.
+//!
+//! The store of every [`TestServer`] is picked by `PENNYPOST_TEST_BACKEND` ([`backend`]): sled
+//! in the data directory (unset or `sled`), or `postgres`: a fresh PostgreSQL database of the
+//! server's own (`pg::TestDatabase`, on the tests' PostgreSQL server), given as `--database`,
+//! kept across restarts and dropped after the server is killed. Tests about what only sled has
+//! (its files in the data directory) say so with [`sled_only`].
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pennypost::api::{
@@ -15,7 +22,87 @@ use pennypost::api::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::pg;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The environment variable that picks the store of the servers under test.
+pub const BACKEND_VAR: &str = "PENNYPOST_TEST_BACKEND";
+
+/// The store of the servers under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// sled in the server's data directory (the default).
+    Sled,
+    /// A PostgreSQL database of each server's own (`--database`).
+    Postgres,
+}
+
+/// The store of the servers under test: `PENNYPOST_TEST_BACKEND` unset, empty or `sled` is
+/// sled, `postgres` is PostgreSQL. Any other value panics: a misspelt backend must not quietly
+/// test sled again.
+pub fn backend() -> Backend {
+    static BACKEND: OnceLock<Result<Backend, String>> = OnceLock::new();
+    let chosen = BACKEND.get_or_init(|| match std::env::var(BACKEND_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(Backend::Sled),
+        Ok(value) => match value.trim() {
+            "" | "sled" => Ok(Backend::Sled),
+            "postgres" => Ok(Backend::Postgres),
+            other => Err(format!(
+                "{BACKEND_VAR}={other:?} is not a backend: use `sled` (or leave it unset) or \
+                 `postgres`"
+            )),
+        },
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{BACKEND_VAR} is not UTF-8")),
+    });
+    match chosen {
+        Ok(backend) => *backend,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// Whether the servers under test keep their store in PostgreSQL.
+pub fn backend_is_postgres() -> bool {
+    backend() == Backend::Postgres
+}
+
+/// A PostgreSQL database of its own for a test that starts `pennypost serve` by hand on
+/// directories of its own, when the servers under test run on PostgreSQL (give it to
+/// [`with_store`]); `None` on sled. Keep it until the servers on it are killed.
+pub fn own_database() -> Option<pg::TestDatabase> {
+    backend_is_postgres().then(pg::TestDatabase::new)
+}
+
+/// Points a `pennypost serve` command at its store (call it after `serve` and the arguments
+/// with values): `--database URL` when given a database, and in any case not at a
+/// `PENNYPOST_DATABASE_URL` of the tests' environment (which would quietly move a sled test
+/// onto that database).
+pub fn with_store<'c>(
+    command: &'c mut Command,
+    database: Option<&pg::TestDatabase>,
+) -> &'c mut Command {
+    command.env_remove("PENNYPOST_DATABASE_URL");
+    if let Some(database) = database {
+        command.arg("--database").arg(&database.url);
+    }
+    command
+}
+
+/// For a test about what only the sled store has (its files in the data directory): true, after
+/// saying so on stderr with `why`, when the servers run on PostgreSQL, where the test has
+/// nothing to check; the test then returns. Never a silent skip:
+///
+/// ```ignore
+/// if helpers::sled_only("the data directory's lock") { return; }
+/// ```
+pub fn sled_only(why: &str) -> bool {
+    if backend_is_postgres() {
+        eprintln!("sled only, not run on PostgreSQL: {why}");
+        true
+    } else {
+        false
+    }
+}
 
 /// A running server process and the directories it owns.
 pub struct TestServer {
@@ -30,6 +117,10 @@ pub struct TestServer {
     log_path: PathBuf,
     /// Whether the server runs the flat policy (see [`TestServer::start_with`]).
     flat: bool,
+    /// The server's own PostgreSQL database when [`backend`] is PostgreSQL: passed as
+    /// `--database` to every (re)start, so a restart finds its data. Dropped (the database with
+    /// it) only after [`Drop`] has killed the server: see `impl Drop for TestServer`.
+    database: Option<pg::TestDatabase>,
 }
 
 impl TestServer {
@@ -62,6 +153,10 @@ impl TestServer {
             dir,
             log_path,
             flat,
+            database: match backend() {
+                Backend::Sled => None,
+                Backend::Postgres => Some(pg::TestDatabase::new()),
+            },
         };
         server.launch();
         server
@@ -92,6 +187,12 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// The server's PostgreSQL database, when [`backend`] is PostgreSQL: give it to
+    /// [`with_store`] to start another `pennypost serve` by hand on this server's store.
+    pub fn database(&self) -> Option<&pg::TestDatabase> {
+        self.database.as_ref()
+    }
+
     /// The server's logs so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -106,7 +207,8 @@ impl TestServer {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--keys-dir")
-            .arg(self.keys_dir())
+            .arg(self.keys_dir());
+        with_store(&mut command, self.database.as_ref())
             .args(&self.extra_args)
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("PENNYPOST_LOG", &self.log_filter);
@@ -251,6 +353,9 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Kills the server first: the fields, the PostgreSQL database among them, are dropped only
+    /// after this returns, so the database is never dropped under a running server (which would
+    /// log connection errors, or answer 503s to a test still talking to it).
     fn drop(&mut self) {
         self.kill();
     }

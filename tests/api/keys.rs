@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::helpers::TestServer;
+use crate::helpers::{with_store, TestServer};
 
 fn entries(text: &str) -> Vec<Value> {
     text.lines()
@@ -125,25 +125,21 @@ async fn key_files_are_private_and_refused_when_readable() {
         })
         .expect("issuer key");
     std::fs::set_permissions(&issuer, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(server.data_dir())
-        .arg("--keys-dir")
-        .arg(server.keys_dir())
-        .env("PENNYPOST_ADMIN_TOKEN", "x")
-        .output()
-        .expect("serve");
+    let output = serve_output(&server, &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
 
+/// Runs `pennypost serve` by hand on the server's directories and store, until it exits.
 fn serve_output(server: &TestServer, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pennypost"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(server.data_dir())
         .arg("--keys-dir")
-        .arg(server.keys_dir())
+        .arg(server.keys_dir());
+    with_store(&mut command, server.database())
         .args(extra)
         .env("PENNYPOST_ADMIN_TOKEN", "x")
         .output()

@@ -18,6 +18,9 @@ mod limits;
 mod metrics;
 mod mint;
 mod openapi;
+// A real PostgreSQL for the servers of PENNYPOST_TEST_BACKEND=postgres (helpers::Backend).
+#[path = "../support/pg.rs"]
+mod pg;
 mod process;
 mod secrets;
 mod start;

@@ -93,16 +93,36 @@ async fn a_full_run_logs_no_secret() {
             "a secret is in the ledger: {secret}"
         );
     }
-    // The sled files hold only hashes of API keys and the admin token.
+    // The store holds only hashes of API keys: the data directory (sled's files), and on
+    // PostgreSQL the database's rows.
     let mut stored = Vec::new();
     for entry in walk(&server.data_dir()) {
         stored.extend(std::fs::read(entry).unwrap_or_default());
+    }
+    if let Some(database) = server.database() {
+        let rows = dump(&database.url);
+        assert!(rows.contains(&id), "the dump holds the account: {rows}");
+        stored.extend(rows.into_bytes());
     }
     let stored = String::from_utf8_lossy(&stored);
     assert!(
         !stored.contains(api_key.as_str()),
         "API key stored in clear"
     );
+}
+
+/// Every row of the PostgreSQL database at `url`, as `pg_dump --data-only` prints them.
+fn dump(url: &str) -> String {
+    let output = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--no-owner", url])
+        .output()
+        .expect("run pg_dump (Debian's postgresql-client-15)");
+    assert!(
+        output.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

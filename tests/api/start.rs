@@ -1,21 +1,38 @@
 //! Starting the server as a newcomer would: the port is taken before anything is created, a
-//! data directory in use or not creatable gets a plain message, and the logs say where the
-//! admin token came from, in plain text off a terminal or as JSON lines when asked.
+//! data directory in use (on sled; on PostgreSQL a second server joins the first) or not
+//! creatable gets a plain message, and the logs say where the admin token came from, in plain
+//! text off a terminal or as JSON lines when asked.
 
 use std::process::Command;
 
-use crate::helpers::TestServer;
+use crate::helpers::{own_database, with_store, TestServer};
+use crate::pg;
 
-fn serve(dir: &std::path::Path, listen: &str, extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pennypost"))
+/// Runs `pennypost serve` on `dir`'s `data` and `keys`, and on `database` if given, until it
+/// exits.
+fn serve(
+    dir: &std::path::Path,
+    listen: &str,
+    database: Option<&pg::TestDatabase>,
+) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    command
         .args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir.join("data"))
         .arg("--keys-dir")
-        .arg(dir.join("keys"))
-        .args(extra)
+        .arg(dir.join("keys"));
+    with_store(&mut command, database)
         .env("PENNYPOST_ADMIN_TOKEN", "t")
         .output()
         .expect("serve")
+}
+
+/// The tables of a PostgreSQL database (none before a server has made its schema).
+fn tables(database: &pg::TestDatabase) -> String {
+    pg::psql(
+        &database.url,
+        "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )
 }
 
 #[tokio::test]
@@ -23,25 +40,25 @@ async fn a_taken_port_stops_the_start_before_anything_is_created() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = taken.local_addr().expect("address").to_string();
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = serve(dir.path(), &address, &[]);
+    let database = own_database();
+    let output = serve(dir.path(), &address, database.as_ref());
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot listen on"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "data directory created");
     assert!(!dir.path().join("keys").exists(), "keys directory created");
+    if let Some(database) = &database {
+        assert_eq!(tables(database), "0", "schema created in the database");
+    }
 }
 
 #[tokio::test]
 async fn a_data_directory_in_use_gets_a_plain_message() {
     let server = TestServer::start().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(server.data_dir())
-        .arg("--keys-dir")
-        .arg(server.keys_dir())
-        .env("PENNYPOST_ADMIN_TOKEN", "t")
-        .output()
-        .expect("serve");
+    if let Some(database) = server.database() {
+        return a_second_server_on_the_same_database_joins_the_first(&server, database).await;
+    }
+    let output = serve(server.work_dir(), "127.0.0.1:0", None);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("in use by another process"), "{stderr}");
@@ -50,13 +67,58 @@ async fn a_data_directory_in_use_gets_a_plain_message() {
     assert_eq!(status, 200);
 }
 
+/// On PostgreSQL the data directory holds only the admin token and locks nothing: a second
+/// server with the same directories and database starts, and the two are one service (an
+/// account made through one is credited through the other).
+async fn a_second_server_on_the_same_database_joins_the_first(
+    server: &TestServer,
+    database: &pg::TestDatabase,
+) {
+    let (data, keys) = (server.data_dir(), server.keys_dir());
+    let second = crate::process::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--keys-dir",
+            keys.to_str().expect("utf-8"),
+            "--database",
+            &database.url,
+        ],
+        // The harness's flat policy: another policy would be a new `policy` entry.
+        &[
+            ("PENNYPOST_REPEAT_FACTOR", "1"),
+            ("PENNYPOST_VOTE_PRICING", "flat"),
+            ("PENNYPOST_REFUND_VOTERS", "0"),
+        ],
+        &server.work_dir().join("second.log"),
+        false,
+    );
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/accounts", second.base_url))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("create an account on the second server")
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["account_id"].as_str().expect("account_id");
+    let (status, body) = server.credit(id, 5, "joined").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], 5, "{body}");
+}
+
 #[tokio::test]
 async fn a_data_directory_that_cannot_be_created_gets_a_plain_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A directory cannot be made under a regular file, even by root.
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").expect("write");
-    let output = serve(&file, "127.0.0.1:0", &[]);
+    let database = own_database();
+    let output = serve(&file, "127.0.0.1:0", database.as_ref());
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
