@@ -166,6 +166,7 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// MiB of memory sled may use to cache database pages. More keeps more of a large
     /// database in memory: spends of stamps bought long ago then read fewer pages from disk.
+    /// Sled only: with `--database`, PostgreSQL's own settings size its cache.
     #[arg(long, env = "PENNYPOST_CACHE_MIB", default_value_t = DEFAULT_CACHE_MIB)]
     pub cache_mib: u64,
     /// Serve Prometheus metrics at `GET /metrics` on this address (keep it private: it is

@@ -22,6 +22,9 @@ pub const DB_DIR: &str = "db";
 
 pub struct Backups {
     committer: Committer,
+    /// False when the store is a database server shared with other servers: it has backup
+    /// tools of its own, and a request is refused before anything is written.
+    supported: bool,
 }
 
 /// A backup written whole.
@@ -34,13 +37,20 @@ pub struct Backup {
 }
 
 impl Backups {
-    pub(super) fn new(committer: Committer) -> Backups {
-        Backups { committer }
+    pub(super) fn new(committer: Committer, supported: bool) -> Backups {
+        Backups {
+            committer,
+            supported,
+        }
     }
 
     /// Writes a consistent copy of the store into `path`, a new directory (absolute, and not
     /// existing yet) on the server's machine.
     pub async fn take(&self, path: &str) -> Result<Backup, Error> {
+        if !self.supported {
+            metrics::counter!(telemetry::BACKUPS, "outcome" => "failed").increment(1);
+            return Err(Error::BackupNotSupported);
+        }
         let path = PathBuf::from(path);
         if !path.is_absolute() {
             return Err(Error::BadRequest(format!(
@@ -115,11 +125,27 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
+    /// A store shared with other servers (PostgreSQL) is refused before anything is made on
+    /// disk: no directory, not even the parents of the path.
+    #[tokio::test]
+    async fn a_shared_store_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(MemoryStore::new("cents"));
+        let backups = Backups::new(Committer::start(store).expect("committer"), false);
+        let path = dir.path().join("parent").join("backup");
+        let refused = backups.take(path.to_str().expect("utf-8")).await;
+        assert!(
+            matches!(refused, Err(Error::BackupNotSupported)),
+            "{refused:?}"
+        );
+        assert!(!dir.path().join("parent").exists(), "a directory was made");
+    }
+
     #[tokio::test]
     async fn paths_are_checked_before_the_writer_pauses() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(MemoryStore::new("cents"));
-        let backups = Backups::new(Committer::start(store).expect("committer"));
+        let backups = Backups::new(Committer::start(store).expect("committer"), true);
         for relative in ["backup", "./backup", ""] {
             assert!(matches!(
                 backups.take(relative).await,

@@ -76,7 +76,7 @@ impl App {
         mint.publish_keys().await?;
         mint.publish_policy().await?;
         let board = Board::new(mint.clone(), store.clone());
-        let backups = Backups::new(committer.clone());
+        let backups = Backups::new(committer.clone(), !store.shared());
         let log = Log::start(store, committer, ledger_key, origin, limits)?;
         Ok(App {
             mint,
