@@ -47,15 +47,20 @@ impl Backups {
     /// Writes a consistent copy of the store into `path`, a new directory (absolute, and not
     /// existing yet) on the server's machine.
     pub async fn take(&self, path: &str) -> Result<Backup, Error> {
-        if !self.supported {
-            metrics::counter!(telemetry::BACKUPS, "outcome" => "failed").increment(1);
-            return Err(Error::BackupNotSupported);
-        }
         let path = PathBuf::from(path);
         if !path.is_absolute() {
             return Err(Error::BadRequest(format!(
                 "the backup path must be absolute, not {path:?}"
             )));
+        }
+        if !self.supported {
+            // Bad paths are still 400, as on any store; a good one is refused before any
+            // directory is made.
+            if fs::symlink_metadata(&path).is_ok() {
+                return Err(exists(&path));
+            }
+            metrics::counter!(telemetry::BACKUPS, "outcome" => "failed").increment(1);
+            return Err(Error::BackupNotSupported);
         }
         new_directory(&path)?;
         let started = Instant::now();
@@ -95,12 +100,16 @@ impl Backups {
 
 /// Makes `path` as a new directory, mode 0700 (the copy holds everything the data directory
 /// holds but the admin token), with any missing parents. A path that exists is refused.
+fn exists(path: &Path) -> Error {
+    Error::BadRequest(format!(
+        "{} exists; a backup goes into a new directory",
+        path.display()
+    ))
+}
+
 fn new_directory(path: &Path) -> Result<(), Error> {
     if fs::symlink_metadata(path).is_ok() {
-        return Err(Error::BadRequest(format!(
-            "{} exists; a backup goes into a new directory",
-            path.display()
-        )));
+        return Err(exists(path));
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
@@ -110,10 +119,7 @@ fn new_directory(path: &Path) -> Result<(), Error> {
         .mode(0o700)
         .create(path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::BadRequest(format!(
-                "{} exists; a backup goes into a new directory",
-                path.display()
-            )),
+            std::io::ErrorKind::AlreadyExists => exists(path),
             _ => Error::BadRequest(format!("cannot create {}: {e}", path.display())),
         })
 }
