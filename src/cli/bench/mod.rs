@@ -13,16 +13,26 @@
 //! in-process in the same run) for spends, and `GET /healthz` over the same HTTP stack for
 //! board reads; with both policies, a table of default/flat ratios follows.
 //!
+//! With `--database URL`, the store is compared instead: a fresh database is created on that
+//! PostgreSQL server (and dropped at the end), `--servers` servers are started on it with one
+//! keys directory and one admin token (one service), one sled server is started as usual, all
+//! under the flat policy, and the policy-free workloads (`/healthz`, purchases, durable
+//! redeems) are measured on both in halves A B B A, the load generator's connections spread
+//! round-robin over the PostgreSQL servers; a table of PostgreSQL/sled follows, with the
+//! writers' group-commit batch sizes read from their metrics.
+//!
 //! Exit codes: 0 every request succeeded; 1 a request failed (non-2xx or transport error);
 //! 2 the benchmark could not run (server did not start, setup failed).
 //!
 //! Parts: `server` (start and stop the server under test), `prefill` (the `--scale` store),
-//! `ceilings` (the in-process Ed25519 rates), `run` (the order of the steps on the servers),
+//! `ceilings` (the in-process Ed25519 rates), `database` (the database of a `--database` run),
+//! `run` (the order of the steps on the servers),
 //! `workloads` (the load generator), `payers` (the payers of posts and votes), `statistics`
 //! (rates, latency percentiles, CPU use, settling) and `report` (the printed tables). This
 //! file holds the arguments and starts the parts.
 
 mod ceilings;
+mod database;
 mod payers;
 mod prefill;
 mod report;
@@ -39,9 +49,10 @@ use clap::{Args, ValueEnum};
 use rand_core::{OsRng, RngCore as _};
 
 use ceilings::{ed25519_ceilings, Ceilings};
+use database::BenchDatabase;
 use prefill::{scale_store, OLD_STAMPS_FILE, SCALE_KEEP_PER_PURCHASE, SCALE_PURCHASE};
-use report::{print_comparison, Results};
-use server::{Policy, Server};
+use report::{print_comparison, print_database_comparison, Results};
+use server::{admin_token, Policy, Server, Shared, Target};
 
 /// Most stamps pre-bought for one spend workload in `--smoke` mode.
 const SMOKE_STOCK_MAX: u64 = 500;
@@ -94,6 +105,38 @@ pub struct BenchArgs {
     /// compare medians of several runs, so that the order's own effect falls on both.
     #[arg(long, value_enum)]
     pub first: Option<FirstPolicy>,
+    /// Compare the store on PostgreSQL with sled: create a fresh database on the PostgreSQL
+    /// server at URL (`postgres://user@host:port/dbname`; the user must be allowed to create
+    /// databases; the database named is only connected to), start --servers servers on it
+    /// (one keys directory and admin token: one service) beside one sled server, and measure
+    /// /healthz, purchases and durable redeems on both in halves A B B A, the connections
+    /// spread round-robin over the PostgreSQL servers; then the ratios PostgreSQL/sled. Flat
+    /// policy only; no posts, votes or reads. The database is dropped at the end.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["scale", "scale_only_into", "reuse", "prefill", "policy", "first"]
+    )]
+    pub database: Option<String>,
+    /// With --database: how many servers share the database (1 to 16).
+    #[arg(
+        long,
+        default_value_t = 1,
+        requires = "database",
+        value_parser = clap::value_parser!(u16).range(1..=16)
+    )]
+    pub servers: u16,
+    /// With --database: which store is A in each workload's A B B A (measured first and last).
+    /// Without it, chosen at random and printed.
+    #[arg(long, value_enum, requires = "database")]
+    pub first_store: Option<FirstStore>,
+}
+
+/// What `--first-store` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FirstStore {
+    Sled,
+    Postgres,
 }
 
 /// What `--first` asks for.
@@ -153,6 +196,17 @@ struct Plan {
     ceiling_time: Duration,
     /// One server per policy, measured in this order (then in turn, see [`measure`]).
     policies: Vec<Policy>,
+    /// With `--database`: PostgreSQL against sled.
+    database: Option<DatabasePlan>,
+}
+
+/// What a `--database` run compares.
+struct DatabasePlan {
+    url: String,
+    /// Servers on the database.
+    servers: usize,
+    /// Whether sled is A in each workload's A B B A.
+    sled_first: bool,
 }
 
 impl Plan {
@@ -164,7 +218,17 @@ impl Plan {
             None if args.smoke || args.reuse.is_some() || args.scale > 0 => PolicyChoice::Default,
             None => PolicyChoice::Both,
         };
+        let database = args.database.as_ref().map(|url| DatabasePlan {
+            url: url.clone(),
+            servers: usize::from(args.servers),
+            sled_first: match args.first_store {
+                Some(first) => first == FirstStore::Sled,
+                None => OsRng.next_u32() % 2 == 0,
+            },
+        });
         let policies = match choice {
+            // The stores are compared under one policy, which only purchases and redeems see.
+            _ if database.is_some() => vec![Policy::Flat],
             PolicyChoice::Default => vec![Policy::Default],
             PolicyChoice::Flat => vec![Policy::Flat],
             PolicyChoice::Both if args.reuse.is_some() => {
@@ -190,6 +254,7 @@ impl Plan {
                 prefill: args.prefill.min(1000),
                 ceiling_time: Duration::from_millis(200),
                 policies,
+                database,
             });
         }
         if args.duration_secs == 0 {
@@ -205,6 +270,7 @@ impl Plan {
             prefill: args.prefill,
             ceiling_time: Duration::from_secs(1),
             policies,
+            database,
         })
     }
 
@@ -223,18 +289,36 @@ impl Plan {
 async fn run(args: BenchArgs) -> Result<Report, String> {
     let plan = Plan::from_args(&args)?;
     let names: Vec<&str> = plan.policies.iter().map(|p| p.name()).collect();
-    eprintln!(
-        "bench: {} s per workload, {} connections, {} policy{}{}",
-        plan.duration.as_secs(),
-        plan.connections,
-        names.join(" and "),
-        if names.len() > 1 {
-            " (a server each; each workload measured in halves, in this order: A B B A)"
-        } else {
-            ""
-        },
-        if plan.smoke { " (smoke)" } else { "" }
-    );
+    if let Some(database) = &plan.database {
+        eprintln!(
+            "bench: {} s per workload, {} connections, flat policy: sled (one server) against \
+             PostgreSQL ({} server{}, connections spread round-robin), each workload measured \
+             in halves, {} first and last{}",
+            plan.duration.as_secs(),
+            plan.connections,
+            database.servers,
+            if database.servers > 1 { "s" } else { "" },
+            if database.sled_first {
+                "sled"
+            } else {
+                "PostgreSQL"
+            },
+            if plan.smoke { " (smoke)" } else { "" }
+        );
+    } else {
+        eprintln!(
+            "bench: {} s per workload, {} connections, {} policy{}{}",
+            plan.duration.as_secs(),
+            plan.connections,
+            names.join(" and "),
+            if names.len() > 1 {
+                " (a server each; each workload measured in halves, in this order: A B B A)"
+            } else {
+                ""
+            },
+            if plan.smoke { " (smoke)" } else { "" }
+        );
+    }
 
     // The in-process ceilings first, while nothing else of ours runs.
     let ceilings = tokio::task::spawn_blocking({
@@ -263,38 +347,167 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         );
         return Ok(Report { errors: 0 });
     }
-    let mut servers = Vec::with_capacity(plan.policies.len());
+    if let Some(database) = &plan.database {
+        return run_database(&plan, &ceilings, database).await;
+    }
+    let mut targets = Vec::with_capacity(plan.policies.len());
     for &policy in &plan.policies {
         match start_server(&args, policy).await {
-            Ok(server) => servers.push(server),
+            Ok(server) => targets.push(Target {
+                label: format!("{} policy", policy.name()),
+                policy,
+                postgres: false,
+                postmaster: None,
+                servers: vec![server],
+            }),
             Err(e) => {
-                for server in &mut servers {
-                    server.stop().await;
+                for target in &mut targets {
+                    target.stop().await;
                 }
                 return Err(e);
             }
         }
     }
-    let outcome = measure(&plan, &ceilings, &servers).await;
-    for server in &mut servers {
+    finish(&plan, &ceilings, targets).await
+}
+
+/// Measures on the targets, audits what each left, and stops them.
+async fn finish(
+    plan: &Plan,
+    ceilings: &Ceilings,
+    mut targets: Vec<Target>,
+) -> Result<Report, String> {
+    let outcome = measure(plan, ceilings, &targets).await;
+    for target in &mut targets {
         if outcome.is_ok() {
-            audit_phase(server).await;
+            audit_phase(target).await;
         }
-        if let Some(rss) = server.resident_kib() {
+        if let Some(rss) = target.resident_kib() {
             eprintln!(
-                "bench: {} policy: server resident memory at the end: {} MiB",
-                server.policy.name(),
+                "bench: {}: server{} resident memory at the end: {} MiB",
+                target.label,
+                if target.servers.len() > 1 { "s'" } else { "" },
                 rss / 1024
             );
         }
-        server.stop().await;
+        target.stop().await;
     }
     outcome
+}
+
+/// A `--database` run: a fresh database, the servers on it and one sled server, measured, then
+/// the database dropped (whatever happened).
+async fn run_database(
+    plan: &Plan,
+    ceilings: &Ceilings,
+    database: &DatabasePlan,
+) -> Result<Report, String> {
+    let created = BenchDatabase::create(&database.url).await?;
+    eprintln!(
+        "bench: created database {} for this run (dropped at the end){}",
+        created.name,
+        match created.postmaster {
+            Some(pid) =>
+                format!("; the cluster runs here (postmaster pid {pid}): its CPU is measured"),
+            None => String::new(),
+        }
+    );
+    let outcome = async {
+        let keys = tempfile::Builder::new()
+            .prefix("pennypost-bench-keys-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+        let shared = Shared {
+            url: created.url.clone(),
+            keys_dir: keys.path().to_path_buf(),
+            admin_token: admin_token(),
+        };
+        let mut targets: Vec<Target> = Vec::with_capacity(2);
+        let started =
+            start_database_targets(database, &shared, created.postmaster, &mut targets).await;
+        let outcome = match started {
+            Ok(()) => finish(plan, ceilings, targets).await,
+            Err(e) => {
+                for target in &mut targets {
+                    target.stop().await;
+                }
+                Err(e)
+            }
+        };
+        drop(keys);
+        outcome
+    }
+    .await;
+    match created.drop_database().await {
+        Ok(()) => eprintln!("bench: dropped database {}", created.name),
+        Err(e) => eprintln!("bench: {e}"),
+    }
+    outcome
+}
+
+/// Starts the sled server and the servers on the database (the first alone, so that it makes
+/// the keys and the schema; then the others), into `targets` in the order they are measured.
+async fn start_database_targets(
+    database: &DatabasePlan,
+    shared: &Shared,
+    postmaster: Option<u32>,
+    targets: &mut Vec<Target>,
+) -> Result<(), String> {
+    let policy = Policy::Flat;
+    let fresh = || {
+        tempfile::Builder::new()
+            .prefix("pennypost-bench-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a temporary directory: {e}"))
+    };
+    let dir = fresh()?;
+    let sled = Server::start(dir.path().to_path_buf(), Some(dir), policy, None, true).await?;
+    targets.push(Target {
+        label: "sled, flat policy".into(),
+        policy,
+        postgres: false,
+        postmaster,
+        servers: vec![sled],
+    });
+    let n = database.servers;
+    let pg_target = Target {
+        label: format!("PostgreSQL x{n}, flat policy"),
+        policy,
+        postgres: true,
+        postmaster,
+        servers: Vec::with_capacity(n),
+    };
+    if database.sled_first {
+        targets.push(pg_target);
+    } else {
+        targets.insert(0, pg_target);
+    }
+    let at = usize::from(database.sled_first);
+    for _ in 0..n {
+        let started = Instant::now();
+        let dir = fresh()?;
+        let server = Server::start(
+            dir.path().to_path_buf(),
+            Some(dir),
+            policy,
+            Some(shared),
+            true,
+        )
+        .await?;
+        println!(
+            "bench: PostgreSQL server {}: start-up to listening: {:.3} s",
+            server.base,
+            started.elapsed().as_secs_f64()
+        );
+        targets[at].servers.push(server);
+    }
+    Ok(())
 }
 
 /// Starts one server under `policy`: on `--reuse`'s directory, or on a fresh one (with the
 /// `--scale` prefill written first).
 async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String> {
+    let metrics = false;
     let dir = tempfile::Builder::new()
         .prefix("pennypost-bench-")
         .tempdir()
@@ -314,8 +527,8 @@ async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String
     }
     let started = Instant::now();
     let server = match &args.reuse {
-        Some(root) => Server::start(root.clone(), None, policy).await?,
-        None => Server::start(dir.path().to_path_buf(), Some(dir), policy).await?,
+        Some(root) => Server::start(root.clone(), None, policy, None, metrics).await?,
+        None => Server::start(dir.path().to_path_buf(), Some(dir), policy, None, metrics).await?,
     };
     println!(
         "bench: {} policy: start-up to listening: {:.3} s; resident memory after start: {} MiB",
@@ -329,14 +542,15 @@ async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String
 /// The independent auditor over the log the workloads left (every entry, over HTTP, with the
 /// Merkle root, the checkpoint signature and every invariant), against the target of
 /// 200,000 entries/s.
-async fn audit_phase(server: &Server) {
+async fn audit_phase(target: &Target) {
+    let server = target.first();
     let started = Instant::now();
     match crate::cli::audit::audit(&server.base, None, false).await {
         Ok(outcome) => {
             let rate = outcome.checkpoint_size as f64 / started.elapsed().as_secs_f64().max(1e-9);
             println!(
-                "pennypost audit ({} policy): {} entries in {:.2} s = {:.0} entries/s ({}; {} refunded in all); target >= 200,000 entries/s: {}",
-                server.policy.name(),
+                "pennypost audit ({}): {} entries in {:.2} s = {:.0} entries/s ({}; {} refunded in all); target >= 200,000 entries/s: {}",
+                target.label,
                 outcome.checkpoint_size,
                 started.elapsed().as_secs_f64(),
                 rate,
@@ -345,16 +559,13 @@ async fn audit_phase(server: &Server) {
                 if rate >= 200_000.0 { "met" } else { "NOT met" }
             );
         }
-        Err(e) => println!(
-            "pennypost audit ({} policy): could not finish: {e}",
-            server.policy.name()
-        ),
+        Err(e) => println!("pennypost audit ({}): could not finish: {e}", target.label),
     }
 }
 
 /// Measures every workload on every server, then prints the tables.
-async fn measure(plan: &Plan, ceilings: &Ceilings, servers: &[Server]) -> Result<Report, String> {
-    let all = run::measure(plan, ceilings, servers).await?;
+async fn measure(plan: &Plan, ceilings: &Ceilings, targets: &[Target]) -> Result<Report, String> {
+    let all = run::measure(plan, ceilings, targets).await?;
     for results in &all {
         results.print(plan, ceilings);
     }
@@ -368,7 +579,13 @@ async fn measure(plan: &Plan, ceilings: &Ceilings, servers: &[Server]) -> Result
     }
     let flat = all.iter().find(|r| r.policy == Policy::Flat);
     let default = all.iter().find(|r| r.policy == Policy::Default);
-    if let (Some(flat), Some(default)) = (flat, default) {
+    if plan.database.is_some() {
+        let sled = all.iter().find(|r| !r.postgres);
+        let postgres = all.iter().find(|r| r.postgres);
+        if let (Some(sled), Some(postgres)) = (sled, postgres) {
+            print_database_comparison(plan, sled, postgres);
+        }
+    } else if let (Some(flat), Some(default)) = (flat, default) {
         print_comparison(plan, flat, default);
     }
     Ok(Report {

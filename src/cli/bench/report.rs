@@ -1,6 +1,6 @@
 //! The report: the Markdown table of every workload and ceiling, the notes, the lines that
 //! compare the results with the performance targets and, with both policies, the table of
-//! default/flat ratios.
+//! default/flat ratios; with `--database`, the table of PostgreSQL against sled.
 
 use super::ceilings::Ceilings;
 use super::server::Policy;
@@ -10,30 +10,38 @@ use super::Plan;
 
 /// What the measured workloads found, for the report.
 pub(super) struct Results {
-    /// The policy of the server they were measured on.
+    /// The policy of the servers they were measured on.
     pub(super) policy: Policy,
+    /// The target's label ("default policy", "PostgreSQL x3, flat policy").
+    pub(super) label: String,
+    /// Whether the target kept its store in PostgreSQL.
+    pub(super) postgres: bool,
+    /// How many servers the target had.
+    pub(super) servers: usize,
     pub(super) healthz: Phase,
     pub(super) purchases: Phase,
     pub(super) redeems: Phase,
     /// Redeems of old stamps, after a scale prefill.
     pub(super) old_redeems: Option<Phase>,
-    pub(super) posts: Phase,
-    pub(super) votes: Phase,
-    pub(super) reads: Phase,
+    /// Posts, votes and reads: not measured with `--database`.
+    pub(super) posts: Option<Phase>,
+    pub(super) votes: Option<Phase>,
+    pub(super) reads: Option<Phase>,
 }
 
 impl Results {
     /// Failed requests of the measured workloads.
     pub(super) fn errors(&self) -> u64 {
         [
-            &self.healthz,
-            &self.purchases,
-            &self.redeems,
-            &self.posts,
-            &self.votes,
-            &self.reads,
+            Some(&self.healthz),
+            Some(&self.purchases),
+            Some(&self.redeems),
+            self.posts.as_ref(),
+            self.votes.as_ref(),
+            self.reads.as_ref(),
         ]
         .iter()
+        .flatten()
         .map(|p| p.errors)
         .sum()
     }
@@ -41,7 +49,10 @@ impl Results {
     /// Prints the table, the notes and the lines about the targets.
     pub(super) fn print(&self, plan: &Plan, ceilings: &Ceilings) {
         let Results {
-            policy,
+            policy: _,
+            label,
+            postgres: _,
+            servers: _,
             healthz,
             purchases,
             redeems,
@@ -83,23 +94,27 @@ impl Results {
                 &ratio(old.rate(), redeems.rate(), "redeem"),
             ));
         }
-        rows.push(Row::http(
-            "POST /v1/posts",
-            posts,
-            &ratio(posts.rate(), verify, "verify_strict"),
-        ));
-        rows.push(Row::http(
-            "POST /v1/posts/{id}/votes",
-            votes,
-            &ratio(votes.rate(), verify, "verify_strict"),
-        ));
-        let mut refunds = Row::cpu(
-            "  refunds completed by those votes",
-            votes.item_rate(),
-            &format!("{} in all", votes.items),
-        );
-        refunds.cores = Some((votes.server_cores, votes.client_cores));
-        rows.push(refunds);
+        if let Some(posts) = posts {
+            rows.push(Row::http(
+                "POST /v1/posts",
+                posts,
+                &ratio(posts.rate(), verify, "verify_strict"),
+            ));
+        }
+        if let Some(votes) = votes {
+            rows.push(Row::http(
+                "POST /v1/posts/{id}/votes",
+                votes,
+                &ratio(votes.rate(), verify, "verify_strict"),
+            ));
+            let mut refunds = Row::cpu(
+                "  refunds completed by those votes",
+                votes.item_rate(),
+                &format!("{} in all", votes.items),
+            );
+            refunds.cores = Some((votes.server_cores, votes.client_cores));
+            rows.push(refunds);
+        }
         rows.push(Row::http(
             &format!("POST /v1/stamps/purchase ({PURCHASE_COUNT})"),
             purchases,
@@ -112,16 +127,17 @@ impl Results {
         );
         issued.cores = Some((purchases.server_cores, purchases.client_cores));
         rows.push(issued);
-        rows.push(Row::http(
-            "GET /v1/posts",
-            reads,
-            &ratio(reads.rate(), health, "healthz"),
-        ));
+        if let Some(reads) = reads {
+            rows.push(Row::http(
+                "GET /v1/posts",
+                reads,
+                &ratio(reads.rate(), health, "healthz"),
+            ));
+        }
 
         println!();
         println!(
-            "pennypost bench, {} policy: {} s per workload, {} connections, {} cores",
-            policy.name(),
+            "pennypost bench, {label}: {} s per workload, {} connections, {} cores",
             d.as_secs(),
             n,
             std::thread::available_parallelism()
@@ -131,12 +147,16 @@ impl Results {
         println!();
         print_table(&rows);
         println!();
-        for phase in [healthz, purchases, redeems, posts, votes, reads] {
+        let phases = [Some(healthz), Some(purchases), Some(redeems)];
+        let more = [posts.as_ref(), votes.as_ref(), reads.as_ref()];
+        for phase in phases.into_iter().chain(more).flatten() {
             if let Some(note) = phase.note() {
                 println!("note: {}: {note}", phase.workload.name());
             }
         }
-        print_targets(redeems, purchases, reads, healthz, verify);
+        if let Some(reads) = reads {
+            print_targets(redeems, purchases, reads, healthz, verify);
+        }
     }
 }
 
@@ -144,6 +164,16 @@ impl Results {
 /// (those the policy does not price are the run's control: their ratio is the noise), the
 /// refunds, and the issue's target for posts and votes.
 pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
+    let (
+        (Some(flat_posts), Some(flat_votes), Some(flat_reads)),
+        (Some(default_posts), Some(default_votes), Some(default_reads)),
+    ) = (
+        (&flat.posts, &flat.votes, &flat.reads),
+        (&default.posts, &default.votes, &default.reads),
+    )
+    else {
+        return;
+    };
     println!();
     println!(
         "default policy against flat, same run ({} s per workload, {} connections; each \
@@ -162,18 +192,18 @@ pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
             flat.redeems.rate(),
             default.redeems.rate(),
         ),
-        ("POST /v1/posts", flat.posts.rate(), default.posts.rate()),
+        ("POST /v1/posts", flat_posts.rate(), default_posts.rate()),
         (
             "POST /v1/posts/{id}/votes",
-            flat.votes.rate(),
-            default.votes.rate(),
+            flat_votes.rate(),
+            default_votes.rate(),
         ),
         (
             "stamps issued by purchases",
             flat.purchases.item_rate(),
             default.purchases.item_rate(),
         ),
-        ("GET /v1/posts", flat.reads.rate(), default.reads.rate()),
+        ("GET /v1/posts", flat_reads.rate(), default_reads.rate()),
     ];
     for (name, f, d) in rows {
         let r = if f > 0.0 { d / f } else { 0.0 };
@@ -182,7 +212,7 @@ pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
     println!();
     println!(
         "refunds completed by the vote workload: default policy {} (of {} votes), flat policy {}",
-        default.votes.items, default.votes.ops, flat.votes.items
+        default_votes.items, default_votes.ops, flat_votes.items
     );
     let share = |d: &Phase, f: &Phase| {
         if f.rate() > 0.0 {
@@ -192,8 +222,8 @@ pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
         }
     };
     let (posts, votes) = (
-        share(&default.posts, &flat.posts),
-        share(&default.votes, &flat.votes),
+        share(default_posts, flat_posts),
+        share(default_votes, flat_votes),
     );
     println!(
         "target: posts/s and votes/s under the default policy >= 0.9 of flat (posts {posts:.2}, \
@@ -334,5 +364,112 @@ fn print_table(rows: &[Row]) {
             "| {:<width$} | {:>9.0} | {:>8} | {:>8} | {:>8} | {:>6} | {:<22} | {:>12} | {:>12} |",
             row.name, row.rate, p50, p99, p999, errors, row.versus, server, client
         );
+    }
+}
+
+/// The issue's target for PostgreSQL: durable redeems with 3 servers on one database.
+const PG_REDEEMS_MIN: f64 = 5_000.0;
+const PG_REDEEM_P99_MAX_MS: f64 = 50.0;
+const PG_SHARE_OF_SLED_MIN: f64 = 0.25;
+const PG_TARGET_SERVERS: usize = 3;
+
+/// The same run's PostgreSQL figures against sled's: a row per workload and store, with the
+/// writers' group commits (commands per batch, batches per second over all servers) and the
+/// ratio PostgreSQL/sled, then the target for durable redeems on PostgreSQL.
+pub(super) fn print_database_comparison(plan: &Plan, sled: &Results, pg: &Results) {
+    let first = match plan.database.as_ref().map(|d| d.sled_first) {
+        Some(false) => "PostgreSQL",
+        _ => "sled",
+    };
+    println!();
+    println!(
+        "PostgreSQL ({} server{} on one database) against sled (one server), same run ({} s per \
+         workload, {} connections, flat policy; each workload measured in halves, {first} first \
+         and last):",
+        pg.servers,
+        if pg.servers > 1 { "s" } else { "" },
+        plan.duration.as_secs(),
+        plan.connections,
+    );
+    println!();
+    println!(
+        "| workload | store | ops/s | p50 ms | p99 ms | errors | commands/batch | batches/s | \
+         server cores | PostgreSQL cores | client cores | PostgreSQL/sled |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let pg_name = format!("PostgreSQL x{}", pg.servers);
+    let rows: [(&str, &Phase, &Phase); 3] = [
+        ("GET /healthz", &sled.healthz, &pg.healthz),
+        ("POST /v1/stamps/redeem", &sled.redeems, &pg.redeems),
+        (
+            "POST /v1/stamps/purchase (100)",
+            &sled.purchases,
+            &pg.purchases,
+        ),
+    ];
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    for (name, s, p) in rows {
+        for (store, phase, versus) in [
+            ("sled", s, String::new()),
+            (pg_name.as_str(), p, share(p.rate(), s.rate())),
+        ] {
+            println!(
+                "| {name} | {store} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {versus} |",
+                phase.rate(),
+                phase.percentile_ms(0.50),
+                phase.percentile_ms(0.99),
+                phase.errors,
+                opt(phase.commits.and_then(|c| c.mean_batch()), 1),
+                opt(phase.batch_rate(), 0),
+                opt(phase.server_cores, 2),
+                opt(phase.database_cores, 2),
+                opt(phase.client_cores, 2),
+            );
+        }
+    }
+    println!(
+        "| stamps issued by purchases | sled | {:.0} | | | | | | | | | |",
+        sled.purchases.item_rate()
+    );
+    println!(
+        "| stamps issued by purchases | {pg_name} | {:.0} | | | | | | | | | {} |",
+        pg.purchases.item_rate(),
+        share(pg.purchases.item_rate(), sled.purchases.item_rate())
+    );
+    println!();
+    let redeems = &pg.redeems;
+    let (rate, p99) = (redeems.rate(), redeems.percentile_ms(0.99));
+    let of_sled = if sled.redeems.rate() > 0.0 {
+        rate / sled.redeems.rate()
+    } else {
+        0.0
+    };
+    let met = rate >= PG_REDEEMS_MIN
+        && p99 < PG_REDEEM_P99_MAX_MS
+        && redeems.errors == 0
+        && of_sled >= PG_SHARE_OF_SLED_MIN;
+    println!(
+        "target: durable redeems with {PG_TARGET_SERVERS} servers on one PostgreSQL >= 5,000/s, \
+         p99 < 50 ms, 0 errors, >= 0.25 of sled's rate ({} server{}: {rate:.0}/s, p99 {p99:.1} \
+         ms, {} errors, {of_sled:.2} of sled): {}{}",
+        pg.servers,
+        if pg.servers > 1 { "s" } else { "" },
+        redeems.errors,
+        if met { "met" } else { "NOT met" },
+        if pg.servers == PG_TARGET_SERVERS {
+            ""
+        } else {
+            " (the target is for 3 servers)"
+        }
+    );
+}
+
+/// `value / of` with two decimals, empty when `of` is 0.
+fn share(value: f64, of: f64) -> String {
+    if of > 0.0 {
+        format!("{:.2}", value / of)
+    } else {
+        String::new()
     }
 }

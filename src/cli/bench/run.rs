@@ -3,7 +3,9 @@
 //! its workload is measured in two halves per server in the order A B B A, so that whatever
 //! drifts during the step (the machine's other load, background writes, the order itself)
 //! falls on both policies alike; each server's figures are those of its two halves together.
-//! Every measured half starts once the servers have settled (see [`settle`]).
+//! Every measured half starts once the servers have settled (see [`settle`]). With
+//! `--database` the two targets are the sled server and the servers on PostgreSQL, and only
+//! the steps that do not depend on the policy run ([`DATABASE_STEPS`]).
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use super::ceilings::Ceilings;
 use super::payers::{provision_posters, provision_voters, SMOKE_VOTERS, VOTERS};
 use super::prefill::{read_old_stamps, write_old_stamps};
 use super::report::Results;
-use super::server::Server;
+use super::server::Target;
 use super::statistics::{settle, Phase};
 use super::workloads::{prefill, run_phase, stock, wait_for_ledger_check, Ctx, Workload};
 use super::Plan;
@@ -40,11 +42,15 @@ const STEPS: [Step; 8] = [
     Step::Reads,
 ];
 
-/// One server's client and what was measured on it so far.
+/// The steps of a run with `--database`: those that need no payers, whose work the policy does
+/// not price.
+const DATABASE_STEPS: [Step; 3] = [Step::Healthz, Step::Purchases, Step::Redeems];
+
+/// One target's client and what was measured on it so far.
 struct Run<'a> {
-    server: &'a Server,
+    target: &'a Target,
     ctx: Arc<Ctx>,
-    /// Label of its log lines: empty with one server, the policy's name with two.
+    /// Label of its log lines: empty with one target, its label with two.
     label: String,
     /// The fresh stamps put aside while old stamps are redeemed, and how many old ones there
     /// were.
@@ -62,17 +68,17 @@ struct Run<'a> {
 pub(super) async fn measure(
     plan: &Plan,
     ceilings: &Ceilings,
-    servers: &[Server],
+    targets: &[Target],
 ) -> Result<Vec<Results>, String> {
-    let mut runs = Vec::with_capacity(servers.len());
-    for server in servers {
-        let ctx = Ctx::connect(server, plan.connections.min(64)).await?;
+    let mut runs = Vec::with_capacity(targets.len());
+    for target in targets {
+        let ctx = Ctx::connect(target, plan.connections.min(64)).await?;
         wait_for_ledger_check(&ctx).await?;
         runs.push(Run {
-            server,
+            target,
             ctx,
-            label: if servers.len() > 1 {
-                format!("{} policy: ", server.policy.name())
+            label: if targets.len() > 1 {
+                format!("{}: ", target.label)
             } else {
                 String::new()
             },
@@ -86,8 +92,14 @@ pub(super) async fn measure(
             reads: None,
         });
     }
-    let pids: Vec<u32> = servers.iter().filter_map(|s| s.child.id()).collect();
-    for (i, step) in STEPS.iter().enumerate() {
+    let pids: Vec<u32> = targets.iter().flat_map(Target::pids).collect();
+    let postmaster = targets.iter().find_map(|t| t.postmaster);
+    let steps: &[Step] = if plan.database.is_some() {
+        &DATABASE_STEPS
+    } else {
+        &STEPS
+    };
+    for (i, step) in steps.iter().enumerate() {
         // Setups in turns, so that neither server always has its setup right before the
         // measurement.
         let order: Vec<usize> = if i % 2 == 0 {
@@ -117,7 +129,7 @@ pub(super) async fn measure(
         match &measured[..] {
             [] => {}
             [(k, workload)] => {
-                settle(&pids).await;
+                settle(&pids, postmaster).await;
                 let phase = run_phase(&runs[*k].ctx, *workload, n, Some(d)).await;
                 runs[*k].finish(*step, phase)?;
             }
@@ -125,7 +137,7 @@ pub(super) async fn measure(
                 let half = Some(d / 2);
                 let mut halves: Vec<(usize, Phase)> = Vec::with_capacity(4);
                 for (k, workload) in [(*a, *wa), (*b, *wb), (*b, *wb), (*a, *wa)] {
-                    settle(&pids).await;
+                    settle(&pids, postmaster).await;
                     halves.push((k, run_phase(&runs[k].ctx, workload, n, half).await));
                 }
                 let mut per_run: Vec<Vec<Phase>> = (0..runs.len()).map(|_| Vec::new()).collect();
@@ -169,7 +181,7 @@ impl Run<'_> {
             // After a scale prefill: spend stamps bought across the whole history (cold keys),
             // the worst case for the time-ordered stamp index.
             Step::OldRedeems => {
-                let old_stamps = read_old_stamps(&self.server.root);
+                let old_stamps = read_old_stamps(&self.target.first().root);
                 if old_stamps.is_empty() {
                     return Ok(None);
                 }
@@ -218,7 +230,7 @@ impl Run<'_> {
             Step::OldRedeems => {
                 if let Some((fresh, available)) = self.put_aside.take() {
                     let left = self.ctx.replace_pool(fresh);
-                    write_old_stamps(&self.server.root, &left)?;
+                    write_old_stamps(&self.target.first().root, &left)?;
                     eprintln!(
                         "bench: {label}redeems of old stamps {:.0}/s ({} of {available} spent)",
                         phase.rate(),
@@ -251,14 +263,17 @@ impl Run<'_> {
     fn results(self) -> Result<Results, String> {
         let missing = |what: &str| format!("bench: the {what} workload did not run");
         Ok(Results {
-            policy: self.server.policy,
+            policy: self.target.policy,
+            label: self.target.label.clone(),
+            postgres: self.target.postgres,
+            servers: self.target.servers.len(),
             healthz: self.healthz.ok_or_else(|| missing("healthz"))?,
             purchases: self.purchases.ok_or_else(|| missing("purchase"))?,
             redeems: self.redeems.ok_or_else(|| missing("redeem"))?,
             old_redeems: self.old_redeems,
-            posts: self.posts.ok_or_else(|| missing("post"))?,
-            votes: self.votes.ok_or_else(|| missing("vote"))?,
-            reads: self.reads.ok_or_else(|| missing("read"))?,
+            posts: self.posts,
+            votes: self.votes,
+            reads: self.reads,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The server under test: starts this executable as `pennypost serve` on port 0 over a data
 //! directory (a fresh temporary one, or one given with `--reuse`), with the per-client rate
-//! limits off and the economy policy asked for, and stops it again. Knows nothing about
-//! workloads.
+//! limits off and the economy policy asked for, and stops it again; with `--database`, on a
+//! PostgreSQL database shared with the other servers of its [`Target`] (same keys directory,
+//! same admin token). Knows nothing about workloads.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -48,34 +49,92 @@ impl Policy {
     }
 }
 
+/// What the servers of one PostgreSQL target share: the database, the keys directory and the
+/// admin token, which make them one service.
+pub(super) struct Shared {
+    pub(super) url: String,
+    pub(super) keys_dir: PathBuf,
+    pub(super) admin_token: String,
+}
+
+/// What one workload is measured on: one sled server, or the servers sharing one PostgreSQL
+/// database (the load generator spreads its connections round-robin over them).
+pub(super) struct Target {
+    /// How its log lines and tables name it ("default policy", "PostgreSQL x3, flat policy").
+    pub(super) label: String,
+    pub(super) policy: Policy,
+    /// Whether its servers keep their store in PostgreSQL.
+    pub(super) postgres: bool,
+    /// With `--database` on this machine: the postmaster of that PostgreSQL cluster, whose
+    /// processes' CPU is measured and waited for as the servers' is.
+    pub(super) postmaster: Option<u32>,
+    /// At least one; the first is the one asked for prices, audits and set-up.
+    pub(super) servers: Vec<Server>,
+}
+
+impl Target {
+    pub(super) fn first(&self) -> &Server {
+        // A target is never built without a server (see `bench::run`).
+        &self.servers[0]
+    }
+
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.servers.iter().filter_map(|s| s.child.id()).collect()
+    }
+
+    /// The resident memory of all its servers, in KiB.
+    pub(super) fn resident_kib(&self) -> Option<u64> {
+        self.servers.iter().map(Server::resident_kib).sum()
+    }
+
+    pub(super) async fn stop(&mut self) {
+        for server in &mut self.servers {
+            server.stop().await;
+        }
+    }
+}
+
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) base: String,
     pub(super) admin_token: String,
     /// The directory holding `data/` and `keys/`.
     pub(super) root: PathBuf,
-    pub(super) policy: Policy,
+    /// Its Prometheus metrics URL, when it was started with them.
+    pub(super) metrics: Option<String>,
     /// Removed when the server is gone; holds `data/` and `keys/`.
     dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts `<this executable> serve` on port 0 over `root` (a fresh temporary directory when
-    /// `dir` holds it) under `policy`, and waits for its listening line.
+    /// `dir` holds it) under `policy`, and waits for its listening line. With `shared`, the
+    /// store is that PostgreSQL database, and the keys directory and admin token are the
+    /// shared ones (`root` then only holds the data directory, which keeps nothing). With
+    /// `metrics`, it also serves its Prometheus metrics on a port of its own.
     pub(super) async fn start(
         root: PathBuf,
         dir: Option<tempfile::TempDir>,
         policy: Policy,
+        shared: Option<&Shared>,
+        metrics: bool,
     ) -> Result<Server, String> {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
         let data_dir: PathBuf = root.join("data");
-        let keys_dir: PathBuf = root.join("keys");
-        let mut secret = [0u8; 32];
-        OsRng.fill_bytes(&mut secret);
-        let admin_token = format!("ppadm_bench_{}", hex::encode(secret));
-        let mut child = Command::new(&exe)
-            .arg("serve")
+        let (keys_dir, admin_token) = match shared {
+            Some(shared) => (shared.keys_dir.clone(), shared.admin_token.clone()),
+            None => (root.join("keys"), admin_token()),
+        };
+        let mut command = Command::new(&exe);
+        command.arg("serve");
+        if let Some(shared) = shared {
+            command.arg("--database").arg(&shared.url);
+        }
+        if metrics {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
@@ -101,16 +160,27 @@ impl Server {
             .take()
             .ok_or("the server's standard output is not piped")?;
         let mut lines = BufReader::new(stdout).lines();
-        let wait_line = async {
+        // The listening line, then (with `metrics`) the metrics line.
+        let wait_lines = async {
+            let mut base = None;
             while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
                 if let Some(address) = line.strip_prefix("pennypost listening on ") {
-                    return Ok(address.trim().to_string());
+                    base = Some(address.trim().to_string());
+                } else if let Some(url) = line.strip_prefix("pennypost metrics on ") {
+                    if let Some(base) = base.take() {
+                        return Ok((base, Some(url.trim().to_string())));
+                    }
+                }
+                if !metrics {
+                    if let Some(base) = base.take() {
+                        return Ok((base, None));
+                    }
                 }
             }
             Err("the server exited before it listened".to_string())
         };
-        let base = match tokio::time::timeout(STARTUP_TIMEOUT, wait_line).await {
-            Ok(Ok(base)) => base,
+        let (base, metrics) = match tokio::time::timeout(STARTUP_TIMEOUT, wait_lines).await {
+            Ok(Ok(found)) => found,
             Ok(Err(e)) => {
                 let _ = child.kill().await;
                 return Err(e);
@@ -126,9 +196,10 @@ impl Server {
         // Keep reading its standard output so that it can never block on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         eprintln!(
-            "bench: server {} ({} policy) pid {} (data in {})",
+            "bench: server {} ({} policy{}) pid {} (data in {})",
             base,
             policy.name(),
+            if shared.is_some() { ", PostgreSQL" } else { "" },
             child.id().unwrap_or(0),
             root.display()
         );
@@ -137,7 +208,7 @@ impl Server {
             base,
             admin_token,
             root,
-            policy,
+            metrics,
             dir,
         })
     }
@@ -159,4 +230,11 @@ impl Server {
             let _ = dir.close();
         }
     }
+}
+
+/// A fresh admin token for the servers of one target.
+pub(super) fn admin_token() -> String {
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    format!("ppadm_bench_{}", hex::encode(secret))
 }

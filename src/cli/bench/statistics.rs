@@ -20,6 +20,37 @@ pub(super) struct Phase {
     /// CPU cores the server and this load generator kept busy on average, when known.
     pub(super) server_cores: Option<f64>,
     pub(super) client_cores: Option<f64>,
+    /// CPU cores the PostgreSQL cluster kept busy, when it runs on this machine (`--database`
+    /// on a loopback address).
+    pub(super) database_cores: Option<f64>,
+    /// The group commits the servers' writers made meanwhile, when their metrics are served
+    /// (`--database` runs).
+    pub(super) commits: Option<Commits>,
+}
+
+/// Group commits of the servers' writers over a workload, from their Prometheus metrics
+/// (`pennypost_commit_batch_size`, added up over the servers).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Commits {
+    /// Batches committed.
+    pub(super) batches: f64,
+    /// Commands in them.
+    pub(super) commands: f64,
+}
+
+impl Commits {
+    /// What was committed between two readings.
+    pub(super) fn since(self, before: Commits) -> Commits {
+        Commits {
+            batches: self.batches - before.batches,
+            commands: self.commands - before.commands,
+        }
+    }
+
+    /// Commands per batch on average; `None` without a batch.
+    pub(super) fn mean_batch(self) -> Option<f64> {
+        (self.batches > 0.0).then(|| self.commands / self.batches)
+    }
 }
 
 impl Phase {
@@ -56,15 +87,20 @@ impl Phase {
     pub(super) fn merge(parts: Vec<Phase>) -> Option<Phase> {
         let mut parts = parts.into_iter();
         let mut all = parts.next()?;
+        let mut commits = all.commits;
         let weighted = |cores: Option<f64>, time: Duration| cores.map(|c| c * time.as_secs_f64());
         let mut server = weighted(all.server_cores, all.elapsed);
         let mut client = weighted(all.client_cores, all.elapsed);
+        let mut database = weighted(all.database_cores, all.elapsed);
         for part in parts {
             server = server
                 .zip(weighted(part.server_cores, part.elapsed))
                 .map(|(a, b)| a + b);
             client = client
                 .zip(weighted(part.client_cores, part.elapsed))
+                .map(|(a, b)| a + b);
+            database = database
+                .zip(weighted(part.database_cores, part.elapsed))
                 .map(|(a, b)| a + b);
             all.elapsed += part.elapsed;
             all.planned = all.planned.zip(part.planned).map(|(a, b)| a + b);
@@ -76,12 +112,26 @@ impl Phase {
             }
             all.latencies_us.extend(part.latencies_us);
             all.exhausted |= part.exhausted;
+            commits = commits.zip(part.commits).map(|(a, b)| Commits {
+                batches: a.batches + b.batches,
+                commands: a.commands + b.commands,
+            });
         }
+        all.commits = commits;
         let secs = all.elapsed.as_secs_f64().max(1e-9);
         all.server_cores = server.map(|s| s / secs);
         all.client_cores = client.map(|c| c / secs);
+        all.database_cores = database.map(|c| c / secs);
         all.latencies_us.sort_unstable();
         Some(all)
+    }
+
+    /// Batches committed per second, over all the servers.
+    pub(super) fn batch_rate(&self) -> Option<f64> {
+        let secs = self.elapsed.as_secs_f64();
+        self.commits
+            .filter(|_| secs > 0.0)
+            .map(|c| c.batches / secs)
     }
 
     pub(super) fn note(&self) -> Option<String> {
@@ -116,6 +166,56 @@ pub(super) fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// The CPU time (seconds) of each process of the local PostgreSQL cluster whose postmaster is
+/// `postmaster`: the postmaster and its children (backends, WAL writer, checkpointer,
+/// autovacuum). Empty when /proc cannot be read.
+pub(super) fn cluster_cpu(postmaster: u32) -> std::collections::HashMap<u32, f64> {
+    let mut found = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state, ppid, ..., utime (12th), stime (13th).
+        let parent: Option<u32> = fields.get(1).and_then(|f| f.parse().ok());
+        if pid != postmaster && parent != Some(postmaster) {
+            continue;
+        }
+        let time = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(utime), Some(stime)) = (time(11), time(12)) {
+            found.insert(pid, (utime + stime) / 100.0);
+        }
+    }
+    found
+}
+
+/// Cores a cluster kept busy between two readings of [`cluster_cpu`] `secs` apart (a process
+/// that started in between counts from zero; one that ended is missed).
+pub(super) fn cluster_cores(
+    before: &std::collections::HashMap<u32, f64>,
+    after: &std::collections::HashMap<u32, f64>,
+    secs: f64,
+) -> f64 {
+    let used: f64 = after
+        .iter()
+        .map(|(pid, t)| t - before.get(pid).copied().unwrap_or(0.0))
+        .sum();
+    used / secs.max(1e-9)
+}
+
 /// Server CPU below this many cores counts as settled.
 const SETTLED_CORES: f64 = 0.1;
 /// How long each settle check looks at the servers' CPU use.
@@ -123,16 +223,21 @@ const SETTLE_SAMPLE: std::time::Duration = std::time::Duration::from_millis(300)
 /// Longest wait for the servers to settle.
 const SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Waits until the server processes `pids` are (nearly) idle: sled writes a setup's or a
-/// workload's data out in the background for a while after it, and a workload measured
-/// during that would pay for the work before it (or, with two servers, for the other's).
+/// Waits until the server processes `pids` (and the local PostgreSQL cluster of `postmaster`,
+/// with `--database`) are (nearly) idle: sled writes a setup's or a workload's data out in the
+/// background for a while after it (PostgreSQL checkpoints and vacuums), and a workload
+/// measured during that would pay for the work before it (or, with two servers, for the
+/// other's).
 /// Gives up after [`SETTLE_MAX`].
-pub(super) async fn settle(pids: &[u32]) {
+pub(super) async fn settle(pids: &[u32], postmaster: Option<u32>) {
     let started = std::time::Instant::now();
     let used = || -> f64 {
-        pids.iter()
+        let servers: f64 = pids
+            .iter()
             .filter_map(|pid| cpu_seconds(&pid.to_string()))
-            .sum()
+            .sum();
+        let cluster: f64 = postmaster.map_or(0.0, |p| cluster_cpu(p).values().sum());
+        servers + cluster
     };
     let mut cores = 0.0;
     while started.elapsed() < SETTLE_MAX {

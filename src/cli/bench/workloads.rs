@@ -1,7 +1,8 @@
 //! The load generator: the workloads (health checks, purchases, redeems, old-stamp redeems,
 //! posts, votes, board reads), the pre-buying that stocks the redeem workloads, and the
 //! `--prefill` of spent stamps. Each workload runs with one client task per connection over
-//! one shared `reqwest::Client`, and records the latency of every request. Posts and votes
+//! one shared `reqwest::Client`, and records the latency of every request; on a target of
+//! several servers (PostgreSQL), client task `i` talks to server `i % servers`. Posts and votes
 //! are paid by the payers of `payers`.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::payers::Payers;
-use super::server::Server;
-use super::statistics::{cpu_seconds, Phase};
+use super::server::Target;
+use super::statistics::{cluster_cores, cluster_cpu, cpu_seconds, Commits, Phase};
 use super::Plan;
 use crate::api::{
     CreateAccountRequest, CreateAccountResponse, CreatePostRequest, CreditRequest, Direction, Post,
@@ -31,7 +32,10 @@ const PREFILL_ROUND: u64 = 100_000;
 /// What every client task shares.
 pub(super) struct Ctx {
     pub(super) client: reqwest::Client,
+    /// The first server's base URL, for set-up.
     pub(super) base: String,
+    /// Every server's base URL: client task `i` sends its requests to `bases[i % len]`.
+    bases: Vec<String>,
     pub(super) admin_token: String,
     /// API keys of the funded accounts; task `i` buys with account `i % len`.
     accounts: Vec<String>,
@@ -44,13 +48,19 @@ pub(super) struct Ctx {
     stock_left: AtomicI64,
     /// The payers of posts and votes, and the posts made.
     pub(super) payers: Payers,
-    /// The server's process id, to read the CPU time it uses.
-    server_pid: Option<u32>,
+    /// The servers' process ids, to read the CPU time they use.
+    server_pids: Vec<u32>,
+    /// The servers' Prometheus metrics URLs, when they serve them (`--database` runs).
+    metrics: Vec<String>,
+    /// The postmaster of the local PostgreSQL cluster, whose CPU use is measured too.
+    postmaster: Option<u32>,
 }
 
 impl Ctx {
-    /// Connects to the server: reads its prices, and creates and funds `accounts` accounts.
-    pub(super) async fn connect(server: &Server, accounts: usize) -> Result<Arc<Ctx>, String> {
+    /// Connects to the target's servers: reads the prices, and creates and funds `accounts`
+    /// accounts (through the first server: the others share its store).
+    pub(super) async fn connect(target: &Target, accounts: usize) -> Result<Arc<Ctx>, String> {
+        let server = target.first();
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
@@ -75,6 +85,7 @@ impl Ctx {
         Ok(Arc::new(Ctx {
             client,
             base,
+            bases: target.servers.iter().map(|s| s.base.clone()).collect(),
             admin_token: server.admin_token.clone(),
             accounts,
             stamp_price: prices.stamp_price,
@@ -83,8 +94,45 @@ impl Ctx {
             pool: Mutex::new(Vec::new()),
             stock_left: AtomicI64::new(0),
             payers: Payers::default(),
-            server_pid: server.child.id(),
+            server_pids: target.pids(),
+            metrics: target
+                .servers
+                .iter()
+                .filter_map(|s| s.metrics.clone())
+                .collect(),
+            postmaster: target.postmaster,
         }))
+    }
+
+    /// The group commits of the servers' writers so far (added up), from their metrics;
+    /// `None` when they serve none or one could not be read.
+    async fn commits(&self) -> Option<Commits> {
+        if self.metrics.is_empty() {
+            return None;
+        }
+        let mut all = Commits::default();
+        for url in &self.metrics {
+            let body = send(self.client.get(url)).await.ok()?;
+            let text = String::from_utf8_lossy(&body);
+            let value = |name: &str| -> Option<f64> {
+                text.lines().find_map(|line| {
+                    let rest = line.strip_prefix(name)?;
+                    rest.strip_prefix(' ')?.trim().parse().ok()
+                })
+            };
+            // A writer that has committed nothing yet has no such lines.
+            all.batches += value("pennypost_commit_batch_size_count").unwrap_or(0.0);
+            all.commands += value("pennypost_commit_batch_size_sum").unwrap_or(0.0);
+        }
+        Some(all)
+    }
+
+    /// The base URL client task `worker` sends to.
+    fn base_for(&self, worker: usize) -> &str {
+        match self.bases.len() {
+            0 => &self.base,
+            n => &self.bases[worker % n],
+        }
     }
 
     fn take_stamps(&self, count: usize) -> Option<Vec<String>> {
@@ -309,7 +357,7 @@ async fn buy(ctx: &Ctx, worker: usize, count: u64) -> Result<Vec<String>, String
     let key = &ctx.accounts[worker % ctx.accounts.len()];
     let body = send(
         ctx.client
-            .post(format!("{}/v1/stamps/purchase", ctx.base))
+            .post(format!("{}/v1/stamps/purchase", ctx.base_for(worker)))
             .bearer_auth(key)
             .json(&PurchaseRequest { count }),
     )
@@ -327,7 +375,7 @@ async fn buy(ctx: &Ctx, worker: usize, count: u64) -> Result<Vec<String>, String
 
 /// One request of `workload` by client task `worker`, its `seq`th.
 async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<Step, String> {
-    let base = &ctx.base;
+    let base = ctx.base_for(worker);
     match workload {
         Workload::Healthz => {
             send(ctx.client.get(format!("{base}/healthz"))).await?;
@@ -434,8 +482,15 @@ pub(super) async fn run_phase(
 ) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let dry = Arc::new(AtomicBool::new(false));
-    let server_pid = ctx.server_pid.map(|p| p.to_string());
-    let server_cpu0 = server_pid.as_deref().and_then(cpu_seconds);
+    let server_cpu = || -> Option<f64> {
+        ctx.server_pids
+            .iter()
+            .map(|pid| cpu_seconds(&pid.to_string()))
+            .sum()
+    };
+    let commits0 = ctx.commits().await;
+    let cluster0 = ctx.postmaster.map(cluster_cpu);
+    let server_cpu0 = server_cpu();
     let client_cpu0 = cpu_seconds("self");
     let start = Instant::now();
     let deadline = duration.and_then(|d| start.checked_add(d));
@@ -494,6 +549,8 @@ pub(super) async fn run_phase(
         exhausted: false,
         server_cores: None,
         client_cores: None,
+        database_cores: None,
+        commits: None,
     };
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -516,12 +573,18 @@ pub(super) async fn run_phase(
     }
     phase.elapsed = start.elapsed();
     let secs = phase.elapsed.as_secs_f64().max(1e-9);
-    let server_cpu1 = server_pid.as_deref().and_then(cpu_seconds);
+    let server_cpu1 = server_cpu();
     phase.server_cores = server_cpu0.zip(server_cpu1).map(|(a, b)| (b - a) / secs);
+    phase.database_cores = cluster0
+        .zip(ctx.postmaster.map(cluster_cpu))
+        .map(|(before, after)| cluster_cores(&before, &after, secs));
     phase.client_cores = client_cpu0
         .zip(cpu_seconds("self"))
         .map(|(a, b)| (b - a) / secs);
     phase.exhausted = dry.load(Ordering::Relaxed);
+    phase.commits = commits0
+        .zip(ctx.commits().await)
+        .map(|(before, after)| after.since(before));
     phase.latencies_us.sort_unstable();
     phase
 }
