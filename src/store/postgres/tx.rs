@@ -105,7 +105,12 @@ impl<'a> PgTx<'a> {
     ) -> Result<R, StoreError> {
         let (begin, head_sql) = if write {
             (
-                "BEGIN",
+                // Plans made for this batch's arrays and the tables' sizes now, not a generic
+                // plan cached by the connection when the tables were nearly empty: with that,
+                // the stamp prefetch kept a hash join over a sequential scan of `spends` (1 to 3
+                // ms a batch on a few tens of thousands of spends, inside the ledger lock)
+                // until autovacuum next analyzed the table. Sent with BEGIN: no round trip.
+                "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan",
                 "SELECT ledger_size, last_time, post_seq, board_generation, policy \
                  FROM head WHERE id = 1 FOR UPDATE",
             )
