@@ -158,11 +158,13 @@ impl<'a> PgTx<'a> {
         }
         let out = body(&tx)?;
         if write {
-            tx.flush()?;
+            // The writes and the COMMIT in one round trip, while the ledger lock is held.
+            tx.send_writes(true)?;
+        } else {
+            store
+                .block(client.batch_execute("COMMIT"))
+                .map_err(|e| db_error(&e))?;
         }
-        store
-            .block(client.batch_execute("COMMIT"))
-            .map_err(|e| db_error(&e))?;
         Ok(out)
     }
 
@@ -331,6 +333,14 @@ impl<'a> PgTx<'a> {
     /// Sends every write of the batch in one pipelined round, parents before children (the
     /// statements run in the order sent), then the head row.
     fn flush(&self) -> Result<(), StoreError> {
+        self.send_writes(false)
+    }
+
+    /// [`PgTx::flush`], and with `commit` the `COMMIT` in the same round, behind the writes.
+    /// The transaction committed only if every statement and the `COMMIT` succeeded: after a
+    /// failed write PostgreSQL answers that `COMMIT` with a rollback, and the write's error is
+    /// what this returns.
+    fn send_writes(&self, commit: bool) -> Result<(), StoreError> {
         let overlay = self.overlay.borrow();
         let head = self.head.borrow();
         let mut sqls: Vec<&str> = Vec::new();
@@ -625,23 +635,32 @@ impl<'a> PgTx<'a> {
                 &h_policy,
             ]);
         }
-        if sqls.is_empty() {
+        if sqls.is_empty() && !commit {
             return Ok(());
         }
         // Prepared first (cached per connection), so that the executions below are sent in
-        // order, back to back, and answered in one round trip.
+        // order, back to back (requests go out in the order their futures are first polled),
+        // and answered in one round trip.
         let statements = sqls
             .iter()
             .map(|sql| self.statement(sql))
             .collect::<Result<Vec<_>, _>>()?;
         let client = self.client;
+        let writes = futures_util::future::try_join_all(
+            statements
+                .iter()
+                .zip(&params)
+                .map(|(statement, params)| client.execute(statement, params)),
+        );
+        let end = async {
+            if commit {
+                client.batch_execute("COMMIT").await
+            } else {
+                Ok(())
+            }
+        };
         self.store
-            .block(futures_util::future::try_join_all(
-                statements
-                    .iter()
-                    .zip(&params)
-                    .map(|(statement, params)| client.execute(statement, params)),
-            ))
+            .block(async { futures_util::try_join!(writes, end) })
             .map_err(|e| db_error(&e))?;
         Ok(())
     }
