@@ -14,9 +14,11 @@
 //!   first, and the key decides anyway: a second spend of a stamp cannot commit.
 //! - **Group commit.** Each server's writer still gathers up to 256 commands; a batch costs a
 //!   handful of round trips, not one per command: what the batch will read is fetched up front
-//!   in a few `= ANY($1)` queries ([`tx::PgTx::prefetch`]), the rules then run against that
-//!   (any other read goes to the database), and the writes go out at the end as one pipelined
-//!   round of multi-row statements (`UNNEST` arrays), then `COMMIT`. With `synchronous_commit`
+//!   in a few `= ANY($1)` queries ([`tx::PgTx::prefetch`], one pipelined round, two with
+//!   votes), the rules then run against that (any other read goes to the database), and the
+//!   writes go out at the end as one pipelined round of multi-row statements (`UNNEST`
+//!   arrays) with the `COMMIT` behind them. Each round trip is time every server waits for the
+//!   ledger lock: see docs/performance.md, "Several servers on PostgreSQL". With `synchronous_commit`
 //!   on, the commit is durable when it returns: [`Store::sync`] has nothing left to do.
 //! - **Faults.** A lost connection, a refused connect, a full pool or a statement past its
 //!   timeout is [`StoreError::Unavailable`]: the request gets 503 and the server goes on; no
