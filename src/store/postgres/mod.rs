@@ -99,6 +99,11 @@ pub struct PgStore {
     /// runtime's task would panic).
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
+    /// Drives the writer pool's connections, on the thread that waits for them: a batch's
+    /// round trip then wakes the writer thread and PostgreSQL's backend only, not a third
+    /// thread in between (each round trip is time every server waits for the ledger lock).
+    /// Every call on a writer connection goes through [`PgStore::block_for`] with `writer`.
+    writer_runtime: Option<tokio::runtime::Runtime>,
     settings: Settings,
     /// The connection holding the audit leader lock, when this server holds it.
     leader: std::sync::Mutex<Option<deadpool_postgres::Object>>,
@@ -310,7 +315,12 @@ impl PgStore {
         );
         let pool = build(manager, limits.pool_size.max(2))?;
         let writer = build(writer_manager, WRITER_CONNECTIONS)?;
+        let writer_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Storage(format!("cannot start the database runtime: {e}")))?;
         let store = PgStore {
+            writer_runtime: Some(writer_runtime),
             pool,
             writer,
             handle: runtime.handle().clone(),
@@ -351,6 +361,34 @@ impl PgStore {
         }
     }
 
+    /// [`PgStore::block`] for a connection of the reads' pool (`writer` false) or of the
+    /// writer's pool (`writer` true: run on the writer runtime, the calling thread driving the
+    /// connection itself).
+    pub(super) fn block_for<F>(&self, writer: bool, work: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let runtime = match (writer, self.writer_runtime.as_ref()) {
+            (true, Some(runtime)) => runtime,
+            _ => return self.block(work),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => runtime.block_on(work),
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| runtime.block_on(work))
+            }
+            Ok(_) => {
+                std::thread::scope(
+                    |scope| match scope.spawn(|| runtime.block_on(work)).join() {
+                        Ok(output) => output,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                )
+            }
+        }
+    }
+
     /// Runs one query outside any transaction (a read of committed data).
     fn query(
         &self,
@@ -382,7 +420,7 @@ impl PgStore {
 
     /// A connection of the writer's pool.
     fn writer_connection(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.block(self.writer.get()).map_err(pool_error)
+        self.block_for(true, self.writer.get()).map_err(pool_error)
     }
 
     /// Runs `body` in one transaction (holding the ledger lock when `write`, on the writer's
@@ -405,8 +443,10 @@ impl PgStore {
             if result.is_err() {
                 // A failed transaction must be rolled back (or its connection is gone) before
                 // the connection goes back to the pool; one that cannot be is dropped.
-                let rolled_back =
-                    !client.is_closed() && self.block(client.batch_execute("ROLLBACK")).is_ok();
+                let rolled_back = !client.is_closed()
+                    && self
+                        .block_for(write, client.batch_execute("ROLLBACK"))
+                        .is_ok();
                 if !rolled_back {
                     let _ = deadpool_postgres::Object::take(client);
                 }
@@ -466,11 +506,14 @@ impl PgStore {
                 return Err(StoreError::Storage("the import ran twice".into()));
             };
             let filled = self
-                .block(client.query_one(
-                    "SELECT (SELECT ledger_size FROM head WHERE id = 1) > 0 \
+                .block_for(
+                    true,
+                    client.query_one(
+                        "SELECT (SELECT ledger_size FROM head WHERE id = 1) > 0 \
                      OR EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM published_keys)",
-                    &[],
-                ))
+                        &[],
+                    ),
+                )
                 .map_err(|e| db_error(&e))?;
             if filled.get::<_, bool>(0) {
                 return Err(StoreError::Storage(
@@ -490,7 +533,7 @@ impl PgStore {
             Ok(records)
         });
         if result.is_err() && !client.is_closed() {
-            let _ = self.block(client.batch_execute("ROLLBACK"));
+            let _ = self.block_for(true, client.batch_execute("ROLLBACK"));
         }
         result
     }
@@ -504,6 +547,9 @@ impl Drop for PgStore {
         self.pool.close();
         self.writer.close();
         if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        if let Some(runtime) = self.writer_runtime.take() {
             runtime.shutdown_background();
         }
     }

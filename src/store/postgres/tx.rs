@@ -81,6 +81,9 @@ const PAYER_POSTS_READ: i64 = 64;
 
 pub(super) struct PgTx<'a> {
     store: &'a PgStore,
+    /// Whether `client` is a connection of the writer's pool (its calls run on the writer
+    /// runtime: [`PgStore::block_for`]).
+    writer: bool,
     client: &'a deadpool_postgres::Object,
     head: RefCell<Head>,
     overlay: RefCell<Overlay>,
@@ -123,6 +126,7 @@ impl<'a> PgTx<'a> {
         };
         let tx = PgTx {
             store,
+            writer: write,
             client,
             head: RefCell::new(Head {
                 ledger_size: 0,
@@ -137,7 +141,7 @@ impl<'a> PgTx<'a> {
         };
         let head_statement = tx.statement(head_sql)?;
         let (_, head) = store
-            .block(async {
+            .block_for(write, async {
                 futures_util::try_join!(
                     client.batch_execute(begin),
                     client.query_opt(&head_statement, &[])
@@ -162,7 +166,7 @@ impl<'a> PgTx<'a> {
             tx.send_writes(true)?;
         } else {
             store
-                .block(client.batch_execute("COMMIT"))
+                .block_for(write, client.batch_execute("COMMIT"))
                 .map_err(|e| db_error(&e))?;
         }
         Ok(out)
@@ -170,7 +174,7 @@ impl<'a> PgTx<'a> {
 
     fn statement(&self, sql: &str) -> Result<Statement, StoreError> {
         self.store
-            .block(self.client.prepare_cached(sql))
+            .block_for(self.writer, self.client.prepare_cached(sql))
             .map_err(|e| db_error(&e))
     }
 
@@ -181,7 +185,7 @@ impl<'a> PgTx<'a> {
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let statement = self.statement(sql)?;
         self.store
-            .block(self.client.query(&statement, params))
+            .block_for(self.writer, self.client.query(&statement, params))
             .map_err(|e| db_error(&e))
     }
 
@@ -257,7 +261,7 @@ impl<'a> PgTx<'a> {
         let p6: [Param<'_>; 1] = [&frontier];
         let (stamps, accounts, posts, buyer_accounts, edge) = self
             .store
-            .block(async {
+            .block_for(self.writer, async {
                 futures_util::try_join!(
                     self.client.query(&s1, &p1),
                     self.client.query(&s2, &p2),
@@ -338,7 +342,7 @@ impl<'a> PgTx<'a> {
             ([&more_accounts], [&vote_posts, &vote_payers]);
         let (accounts, voters) = self
             .store
-            .block(async {
+            .block_for(self.writer, async {
                 futures_util::try_join!(self.client.query(&s2, &p2), self.client.query(&s4, &p4),)
             })
             .map_err(|e| db_error(&e))?;
@@ -695,7 +699,7 @@ impl<'a> PgTx<'a> {
             }
         };
         self.store
-            .block(async { futures_util::try_join!(writes, end) })
+            .block_for(self.writer, async { futures_util::try_join!(writes, end) })
             .map_err(|e| db_error(&e))?;
         Ok(())
     }
