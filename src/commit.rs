@@ -156,8 +156,8 @@ impl Committer {
 
 /// What the callers of a batch a shared store did not commit are told: always 503, so that
 /// no change the database may not have committed is answered 2xx, and the client tries again.
-fn e_clone(e: &crate::store::StoreError) -> crate::store::StoreError {
-    crate::store::StoreError::Unavailable(e.to_string())
+fn not_committed(e: &crate::store::StoreError) -> Error {
+    crate::store::StoreError::Unavailable(e.to_string()).into()
 }
 
 fn unavailable() -> Error {
@@ -302,7 +302,7 @@ impl Writer {
                 tracing::warn!(error = %e, commands = batch.len(), "batch not committed; answered 503");
                 self.meters.failures.increment(1);
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(Error::from(e_clone(&e))));
+                    let _ = job.reply.send(Err(not_committed(&e)));
                 }
             }
             Err(e) => {

@@ -34,3 +34,33 @@ fn one_store_at_a_time_leads_and_the_lead_passes_on() {
     };
     assert_eq!(leaders, 1, "after the leader left, one other store leads");
 }
+
+/// Servers that start together on an empty database take turns on the migration lock: every
+/// one opens, and the schema is made once.
+#[test]
+fn stores_opened_together_on_an_empty_database_make_the_schema_once() {
+    let database = pg::TestDatabase::new();
+    let opened: Vec<Result<PgStore, String>> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    PgStore::open(&database.url, "cents", &PgLimits::default())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        starts
+            .into_iter()
+            .map(|s| s.join().expect("thread"))
+            .collect()
+    });
+    for store in &opened {
+        assert!(
+            store.is_ok(),
+            "a store failed to open: {:?}",
+            store.as_ref().err()
+        );
+    }
+    let rows = pg::psql(&database.url, "SELECT count(*) FROM schema_migrations");
+    assert_eq!(rows.trim(), "1", "the migrations table: {rows}");
+}
