@@ -113,6 +113,21 @@ impl From<Refusal> for Error {
             },
             Refusal::MixedPayers => Error::MixedPayers,
             Refusal::NameTaken => Error::NameTaken,
+            // Both mean this server's keys directory is not the ledger's: a configuration
+            // fault no client can fix, but another server behind the same address may serve.
+            Refusal::KeyNotActive(kid) => {
+                tracing::error!(kid = %kid, "this server signs with an issuer key the ledger \
+                    does not show active; restart it with the keys directory of the server that \
+                    rotated the keys");
+                Error::Unavailable(
+                    "this server's issuer key is not the ledger's active key; try again later"
+                        .into(),
+                )
+            }
+            Refusal::AnotherKeyActive(kid) => Error::Unavailable(format!(
+                "the ledger's active issuer key is {kid}, which this server's keys directory \
+                 does not hold as active; copy the keys directory from a server that does"
+            )),
         }
     }
 }

@@ -186,6 +186,16 @@ pub fn public_key_text(key: &VerifyingKey) -> String {
     URL_SAFE_NO_PAD.encode(key.as_bytes())
 }
 
+/// The public key a [`public_key_text`] names; `None` when the text is not base64url of 32
+/// bytes that are an Ed25519 point.
+pub fn parse_public_key(text: &str) -> Option<VerifyingKey> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+}
+
 /// Writes `bytes` to `path` with mode 0600, atomically (temp file, fsync, rename, fsync dir).
 fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let tmp = path.with_extension("tmp");
@@ -358,11 +368,7 @@ pub fn load(
             .public_key
             .as_deref()
             .ok_or(KeyError::UnknownPublicKey(key.kid))?;
-        let verifying = URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        let verifying = parse_public_key(text)
             .filter(|v| Kid::of(v) == key.kid)
             .ok_or(KeyError::UnknownPublicKey(key.kid))?;
         ledger_only.push(IssuerKey {

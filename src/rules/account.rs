@@ -4,7 +4,7 @@ use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
 use super::ledger;
-use crate::keys::{KeyStatus, PublishedKey};
+use crate::keys::{parse_public_key, KeyStatus, PublishedKey};
 use crate::ledger::entry::Body;
 use crate::stamp::Kid;
 use crate::store::{Account, Applied, Outcome, Refusal, StoreError, StoreTx};
@@ -19,6 +19,18 @@ pub fn publish_key<T: StoreTx + ?Sized>(
     public_key: &str,
     status: KeyStatus,
 ) -> Result<Applied, StoreError> {
+    // The key invariants the auditor checks, refused here rather than written. (A kid is a
+    // hash of its public key, so a published kid cannot come back with another key.)
+    if parse_public_key(public_key).map(|key| Kid::of(&key)) != Some(kid) {
+        return Ok(Err(Refusal::Invalid(
+            "a key's kid must be the id of its public key",
+        )));
+    }
+    if status == KeyStatus::Active {
+        if let Some(other) = tx.active_keys()?.into_iter().find(|k| *k != kid) {
+            return Ok(Err(Refusal::AnotherKeyActive(other)));
+        }
+    }
     let published_at = tx.published_key(kid)?.map_or(time, |k| k.published_at);
     let index = ledger::append(
         tx,

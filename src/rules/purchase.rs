@@ -1,6 +1,7 @@
 //! Purchase: selling stamps for an account's balance, once per Idempotency-Key.
 
 use super::{distinct_and_present, ledger};
+use crate::keys::KeyStatus;
 use crate::ledger::entry::Body;
 use crate::store::{Applied, Command, Outcome, PurchaseRecord, Refusal, Sale, StoreError, StoreTx};
 use crate::time::Timestamp;
@@ -43,6 +44,14 @@ pub fn purchase<T: StoreTx + ?Sized>(
     }
     if let Some(refusal) = distinct_and_present(stamp_ids) {
         return Ok(Err(refusal));
+    }
+    if expires_at <= issued_at {
+        return Ok(Err(Refusal::Invalid(
+            "a stamp must expire after it is issued",
+        )));
+    }
+    if tx.published_key(*kid)?.map(|k| k.status) != Some(KeyStatus::Active) {
+        return Ok(Err(Refusal::KeyNotActive(*kid)));
     }
     let Some(mut account) = tx.account(*account_id)? else {
         return Ok(Err(Refusal::NotFound("account")));

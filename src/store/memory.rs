@@ -239,6 +239,17 @@ impl StoreTx for MemoryTx<'_> {
         Ok(())
     }
 
+    fn active_keys(&self) -> Result<Vec<Kid>, StoreError> {
+        Ok(self
+            .state
+            .borrow()
+            .keys
+            .values()
+            .filter(|k| k.status == crate::keys::KeyStatus::Active)
+            .map(|k| k.kid)
+            .collect())
+    }
+
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {
         Ok(self.state.borrow().accounts.get(&account_id).cloned())
     }
@@ -558,13 +569,25 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
 
+    /// Publishes issuer key `seed` active: a purchase needs its key active.
+    fn key_event(seed: u8) -> (Kid, Command) {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+        let kid = Kid::of(&key);
+        let command = Command::KeyEvent {
+            kid,
+            public_key: crate::keys::public_key_text(&key),
+            status: crate::keys::KeyStatus::Active,
+        };
+        (kid, command)
+    }
+
     fn purchase(account_id: Uuid, n: u128, count: u128, at: Timestamp) -> Command {
         Command::Purchase {
             account_id,
             unit_price: 1,
             idempotency_key_sha256: None,
             purchase_id: Uuid::from_u128(n),
-            kid: Kid([7; 8]),
+            kid: key_event(7).0,
             issued_at: at,
             expires_at: at.plus_secs(3600),
             stamp_ids: (0..count).map(|i| Uuid::from_u128(n << 32 | i)).collect(),
@@ -577,6 +600,7 @@ mod tests {
         let t = Timestamp::from_unix(1_700_000_000);
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let open = [
+            key_event(7).1,
             Command::CreateAccount {
                 account_id: a,
                 name: Some("a".into()),
@@ -594,9 +618,9 @@ mod tests {
             .iter()
             .all(Result::is_ok));
         let size = store.ledger_size().expect("size");
-        // A key event whose public key text is 70,000 bytes makes an entry past the 64 KiB
-        // entry limit: a storage error (the rules bound every other entry below it), after an
-        // account, a credit and a purchase earlier in the batch were written.
+        // A policy whose currency is 70,000 bytes makes an entry past the 64 KiB entry limit:
+        // a storage error, after an account, a credit and a purchase earlier in the batch
+        // were written.
         let batch = [
             Command::CreateAccount {
                 account_id: b,
@@ -609,10 +633,17 @@ mod tests {
                 reference: "second".into(),
             },
             purchase(a, 10, 3, t),
-            Command::KeyEvent {
-                kid: crate::stamp::Kid([9; 8]),
-                public_key: "k".repeat(70_000),
-                status: crate::keys::KeyStatus::Retired,
+            Command::Policy {
+                policy: crate::rules::price::Policy {
+                    currency: "k".repeat(70_000),
+                    stamp_price: 1,
+                    post_cost: 1,
+                    vote_cost: 1,
+                    repeat_window_secs: 600,
+                    repeat_factor: 1,
+                    vote_pricing: crate::rules::price::VotePricing::Flat,
+                    refund_voters: 0,
+                },
             },
         ];
         assert!(store.apply(&batch, t.plus_secs(5)).is_err());

@@ -281,6 +281,16 @@ pub enum Refusal {
     /// Occurs when a stamp id was already sold (a random id collided).
     #[error("stamp id {0} already exists")]
     DuplicateStamp(Uuid),
+    /// Occurs when a purchase names an issuer key the ledger does not show active (never
+    /// published, or retired since: another server started after `keys rotate` while this
+    /// one still signs with the old key). The auditor rejects such a sale (`unknown_key`).
+    #[error("issuer key {0} is not the ledger's active key")]
+    KeyNotActive(Kid),
+    /// Occurs when a key would be published active while the ledger shows another key active
+    /// (servers with different keys directories on one database). The auditor rejects two
+    /// active keys (`two_active_keys`).
+    #[error("issuer key {0} is active in the ledger; retire it first")]
+    AnotherKeyActive(Kid),
 }
 
 /// A failure of the storage itself. Nothing of the batch was applied.
@@ -414,7 +424,11 @@ pub trait StoreTx {
 
     /// A published key's record.
     fn published_key(&self, kid: Kid) -> Result<Option<PublishedKey>, StoreError>;
+    /// Records a key's status; a backend keeps [`StoreTx::active_keys`] in step with it.
     fn put_published_key(&self, key: &PublishedKey) -> Result<(), StoreError>;
+    /// The kids whose last published status is active, counting this transaction's writes, in
+    /// any order (one at most in a ledger written by these rules).
+    fn active_keys(&self) -> Result<Vec<Kid>, StoreError>;
 
     /// An account, to read and then update with [`StoreTx::put_account`].
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;

@@ -412,6 +412,7 @@ pub fn purchase(i: u8, stamp_ids: &[Uuid]) -> Buy {
         issued_at: at(0),
         expires_at: at(TTL),
         stamp_ids: stamp_ids.to_vec(),
+        issuer: 1,
     }
 }
 
@@ -425,9 +426,17 @@ pub struct Buy {
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub stamp_ids: Vec<Uuid>,
+    /// The seed of the issuer key the purchase names ([`issuer`]).
+    pub issuer: u8,
 }
 
 impl Buy {
+    /// Under issuer key `seed` instead of key 1.
+    pub fn signed_by(mut self, seed: u8) -> Buy {
+        self.issuer = seed;
+        self
+    }
+
     pub fn price(mut self, unit_price: u64) -> Buy {
         self.unit_price = unit_price;
         self
@@ -456,7 +465,7 @@ impl Buy {
             unit_price: self.unit_price,
             idempotency_key_sha256: self.key,
             purchase_id: self.purchase_id,
-            kid: issuer(1).0,
+            kid: issuer(self.issuer).0,
             issued_at: self.issued_at,
             expires_at: self.expires_at,
             stamp_ids: self.stamp_ids.clone(),

@@ -75,6 +75,80 @@ pub fn key_events_publish_and_keep_the_first_time(ctx: &mut Ctx) {
     assert_eq!(ctx.size(), 4);
 }
 
+pub fn a_key_event_must_name_its_own_key(ctx: &mut Ctx) {
+    let (kid1, _) = issuer(1);
+    let (_, public_key2) = issuer(2);
+    let invalid = Refusal::Invalid("a key's kid must be the id of its public key");
+    // Key 1's kid with key 2's public key (the auditor's `key_id_mismatch`), and public keys
+    // that are no Ed25519 key at all.
+    for public_key in [
+        public_key2,
+        "not base64!".to_string(),
+        "AAAA".to_string(),
+        "k".repeat(70_000),
+    ] {
+        let command = Command::KeyEvent {
+            kid: kid1,
+            public_key,
+            status: KeyStatus::Active,
+        };
+        ctx.refused(command, at(0), invalid.clone());
+    }
+    assert_eq!(ctx.size(), 0);
+    assert_eq!(ctx.store().published_keys().expect("keys"), vec![]);
+}
+
+pub fn only_one_key_is_active_at_a_time(ctx: &mut Ctx) {
+    let (kid1, kid2, kid3) = (issuer(1).0, issuer(2).0, issuer(3).0);
+    ctx.ok(key_event(1, KeyStatus::Active), at(0));
+    // A second active key while the first is active (servers with different keys
+    // directories on one database: the auditor's `two_active_keys`) is refused.
+    ctx.refused(
+        key_event(2, KeyStatus::Active),
+        at(1),
+        Refusal::AnotherKeyActive(kid1),
+    );
+    // The active key published active again is no second key.
+    ctx.ok(key_event(1, KeyStatus::Active), at(2));
+    // Retire, then activate, in one batch (as a start after `keys rotate` does): both apply,
+    // the second seeing the first.
+    let results = ctx.apply(
+        &[
+            key_event(1, KeyStatus::Retired),
+            key_event(2, KeyStatus::Active),
+            key_event(3, KeyStatus::Active),
+        ],
+        at(3),
+    );
+    assert_eq!(
+        results,
+        vec![
+            Ok(Outcome::KeyPublished { ledger_index: 2 }),
+            Ok(Outcome::KeyPublished { ledger_index: 3 }),
+            Err(Refusal::AnotherKeyActive(kid2)),
+        ]
+    );
+    // A retired key cannot come back while another is active.
+    ctx.refused(
+        key_event(1, KeyStatus::Active),
+        at(4),
+        Refusal::AnotherKeyActive(kid2),
+    );
+    let mut statuses: Vec<_> = ctx
+        .store()
+        .published_keys()
+        .expect("keys")
+        .into_iter()
+        .map(|k| (k.kid, k.status))
+        .collect();
+    statuses.sort_by_key(|(kid, _)| *kid);
+    let mut want = vec![(kid1, KeyStatus::Retired), (kid2, KeyStatus::Active)];
+    want.sort_by_key(|(kid, _)| *kid);
+    assert_eq!(statuses, want);
+    assert!(!statuses.iter().any(|(kid, _)| *kid == kid3));
+    assert_eq!(ctx.size(), 4);
+}
+
 pub fn an_account_starts_empty_and_writes_no_entry(ctx: &mut Ctx) {
     ctx.ok(key_event(1, KeyStatus::Active), at(10));
     assert_eq!(ctx.ok(create(0), at(20)), Outcome::AccountCreated);

@@ -42,6 +42,8 @@ macro_rules! conformance {
     ($name:ident, $backend:expr) => {
         conformance!(@cases $name, $backend,
             keys::key_events_publish_and_keep_the_first_time,
+            keys::a_key_event_must_name_its_own_key,
+            keys::only_one_key_is_active_at_a_time,
             keys::an_account_starts_empty_and_writes_no_entry,
             keys::an_account_id_or_api_key_that_exists_is_refused,
             credit::a_credit_adds_to_the_balance_with_one_entry,
@@ -57,6 +59,7 @@ macro_rules! conformance {
             purchase::a_purchase_of_a_sold_stamp_id_is_refused,
             purchase::a_purchase_naming_a_stamp_twice_or_none_is_invalid,
             purchase::a_purchase_total_past_the_largest_overflows,
+            purchase::a_purchase_needs_its_issuer_key_active,
             spend::a_redeem_spends_a_stamp_once,
             spend::a_stamp_never_sold_is_not_sold,
             spend::a_stamp_named_with_another_issue_time_is_not_sold,

@@ -1,5 +1,6 @@
 //! Purchases: stamps sold for an account's balance, once per Idempotency-Key.
 
+use pennypost::keys::KeyStatus;
 use pennypost::store::{Outcome, PurchaseRecord, Refusal, StampRecord};
 
 use crate::harness::*;
@@ -282,5 +283,43 @@ pub fn a_purchase_total_past_the_largest_overflows(ctx: &mut Ctx) {
             balance: 100,
             total: u64::MAX,
         },
+    );
+}
+
+pub fn a_purchase_needs_its_issuer_key_active(ctx: &mut Ctx) {
+    world(ctx);
+    let (kid1, kid2) = (issuer(1).0, issuer(2).0);
+    // Under a key the ledger never published (the auditor's `unknown_key`).
+    ctx.refused(
+        purchase(0, &stamps(0..2)).signed_by(2).cmd(),
+        at(1),
+        Refusal::KeyNotActive(kid2),
+    );
+    // Under a key retired since (another server started after `keys rotate` while this one
+    // still signs with the old key), in the batch that retires it and after.
+    let results = ctx.apply(
+        &[
+            key_event(1, KeyStatus::Retired),
+            purchase(0, &stamps(0..2)).cmd(),
+            key_event(2, KeyStatus::Active),
+            purchase(0, &stamps(2..4)).signed_by(2).cmd(),
+        ],
+        at(2),
+    );
+    assert_eq!(results[1], Err(Refusal::KeyNotActive(kid1)));
+    assert!(
+        matches!(results[3], Ok(Outcome::Purchased { .. })),
+        "{results:?}"
+    );
+    ctx.refused(
+        purchase(0, &stamps(4..5)).cmd(),
+        at(3),
+        Refusal::KeyNotActive(kid1),
+    );
+    assert_eq!(ctx.account(account(0)).balance, 100 - 2 * PRICE);
+    assert_eq!(
+        ctx.store().stamp(stamp(0)).expect("read"),
+        None,
+        "a refused sale sold nothing"
     );
 }

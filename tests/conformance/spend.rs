@@ -146,22 +146,32 @@ pub fn a_stamp_expires_at_exactly_its_expiry(ctx: &mut Ctx) {
         at(200),
         Refusal::AlreadySpent(stamp(0)),
     );
-    // A stamp sold already expired never spends.
+    // A stamp sold already expired (issued at 10, expiring at 90, sold at 150) never spends.
     ctx.ok(
-        purchase(0, &stamps(10..11)).lifetime(at(150), at(90)).cmd(),
+        purchase(0, &stamps(10..11)).lifetime(at(10), at(90)).cmd(),
         at(150),
     );
     ctx.refused(
         redeem(
             vec![StampRef {
                 stamp_id: stamp(10),
-                issued_at: at(150),
+                issued_at: at(10),
             }],
             "site",
         ),
         at(150),
         Refusal::Expired(stamp(10)),
     );
+    // A stamp cannot expire before or when it is issued: such a sale is refused.
+    for expires in [at(149), at(150)] {
+        ctx.refused(
+            purchase(0, &stamps(11..12))
+                .lifetime(at(150), expires)
+                .cmd(),
+            at(150),
+            Refusal::Invalid("a stamp must expire after it is issued"),
+        );
+    }
 }
 
 pub fn a_spend_naming_a_stamp_twice_or_none_is_invalid(ctx: &mut Ctx) {

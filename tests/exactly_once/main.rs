@@ -125,6 +125,8 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
         (_, Err(Refusal::WrongStampCount { .. })) => "refused: wrong stamp count",
         (_, Err(Refusal::MixedPayers)) => "refused: mixed payers",
         (_, Err(Refusal::NameTaken)) => "refused: name taken",
+        (_, Err(Refusal::KeyNotActive(_))) => "refused: key not active",
+        (_, Err(Refusal::AnotherKeyActive(_))) => "refused: another key active",
         (
             _,
             Ok(Outcome::Spent {

@@ -39,7 +39,7 @@ pub struct Server {
     /// "server 1", "server 2", … for messages.
     pub name: String,
     /// Everything after `serve`.
-    args: Vec<String>,
+    args: Mutex<Vec<String>>,
     log: PathBuf,
     child: Mutex<Option<Child>>,
     base_url: Mutex<String>,
@@ -49,7 +49,7 @@ impl Server {
     fn new(name: String, args: Vec<String>, log: PathBuf) -> Server {
         Server {
             name,
-            args,
+            args: Mutex::new(args),
             log,
             child: Mutex::new(None),
             base_url: Mutex::new(String::new()),
@@ -58,8 +58,17 @@ impl Server {
 
     /// Starts the process and waits for its `pennypost listening on URL` line.
     fn launch(&self) {
+        if let Err(e) = self.try_launch() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the process; `Err` with its logs when it exits or stays silent instead of
+    /// listening.
+    pub fn try_launch(&self) -> Result<(), String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
-        command.arg("serve").args(&self.args);
+        let args = self.args.lock().expect("lock").clone();
+        command.arg("serve").args(&args);
         // Nothing of the developer's environment configures the server, only what we give.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("PENNYPOST_") {
@@ -97,17 +106,29 @@ impl Server {
             Ok(url) => {
                 *self.base_url.lock().expect("lock") = url;
                 *self.child.lock().expect("lock") = Some(child);
+                Ok(())
             }
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
-                panic!(
+                Err(format!(
                     "{} did not start within {START_TIMEOUT:?} ({status:?}); logs:\n{}",
                     self.name,
                     self.logs()
-                );
+                ))
             }
         }
+    }
+
+    /// Replaces the value given to `flag` (which the server's arguments hold) for the next
+    /// start.
+    pub fn set_arg(&self, flag: &str, value: &str) {
+        let mut args = self.args.lock().expect("lock");
+        let at = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{} has no {flag}", self.name));
+        args[at + 1] = value.to_string();
     }
 
     /// SIGKILL: no shutdown, no flush. Nothing if it is not running.
@@ -181,6 +202,18 @@ impl Service {
     /// Starts `n` servers on `db` with `extra` `serve` arguments: the first alone, then the
     /// others together.
     pub fn start(db: pg::TestDatabase, n: usize, extra: &[&str]) -> Service {
+        let service = Service::unstarted(db, n, extra);
+        service.servers[0].launch();
+        std::thread::scope(|scope| {
+            for server in &service.servers[1..] {
+                scope.spawn(|| server.launch());
+            }
+        });
+        service
+    }
+
+    /// `n` servers on `db` as [`Service::start`] makes them, none started yet.
+    pub fn unstarted(db: pg::TestDatabase, n: usize, extra: &[&str]) -> Service {
         assert!(n >= 1);
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = dir.path().join("keys");
@@ -207,12 +240,6 @@ impl Service {
                 Server::new(format!("server {}", i + 1), args, own.join("server.log"))
             })
             .collect();
-        servers[0].launch();
-        std::thread::scope(|scope| {
-            for server in &servers[1..] {
-                scope.spawn(|| server.launch());
-            }
-        });
         Service {
             servers,
             http: reqwest::Client::builder()

@@ -13,6 +13,8 @@
 //!   go on; it restarts on the same database.
 //! - [`leader`]: one store at a time holds the lead of the background ledger check, and it
 //!   passes on when its holder goes.
+//! - [`keys`]: a server left on a retired issuer key sells nothing (503); servers started
+//!   at once with their own keys directories publish one active key, and only one starts.
 //! - [`database_outage`]: PostgreSQL killed during a burst: 503 with Retry-After, no 500, the
 //!   servers stay up and serve again by themselves once it is back, nothing acknowledged lost.
 
@@ -20,6 +22,7 @@ mod audit;
 mod checkpoints;
 mod database_outage;
 mod harness;
+mod keys;
 mod kill_server;
 mod leader;
 #[path = "../support/pg.rs"]

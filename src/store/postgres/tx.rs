@@ -18,7 +18,7 @@ use super::{
     account_from_row, corrupt, db_error, key_from_row, post_from_row, stamp_from_row, to_i64,
     to_u64, PgStore, ACCOUNT_COLUMNS, POST_COLUMNS, STAMP_COLUMNS,
 };
-use crate::keys::PublishedKey;
+use crate::keys::{KeyStatus, PublishedKey};
 use crate::rules::price::Policy;
 use crate::stamp::Kid;
 use crate::store::{
@@ -199,6 +199,8 @@ impl<'a> PgTx<'a> {
         let mut spent_ids = Vec::new();
         let mut account_ids = Vec::new();
         let mut post_ids = Vec::new();
+        // The issuer keys purchases name (a purchase needs its key active).
+        let mut kids: Vec<&[u8]> = Vec::new();
         for command in batch {
             match command {
                 Command::CreateAccount { account_id, .. } | Command::Credit { account_id, .. } => {
@@ -207,10 +209,14 @@ impl<'a> PgTx<'a> {
                 Command::Purchase {
                     account_id,
                     stamp_ids: ids,
+                    kid,
                     ..
                 } => {
                     account_ids.push(*account_id);
                     stamp_ids.extend_from_slice(ids);
+                    if !kids.contains(&&kid.0[..]) {
+                        kids.push(&kid.0[..]);
+                    }
                 }
                 Command::Spend { stamps, spend_for } => {
                     stamp_ids.extend(stamps.iter().map(|s| s.stamp_id));
@@ -247,19 +253,24 @@ impl<'a> PgTx<'a> {
             .into_iter()
             .map(to_i64)
             .collect();
-        let (s1, s2, s3, s5, s6) = (
+        let (s1, s2, s3, s5, s6, s7) = (
             self.statement(&stamps_sql)?,
             self.statement(&accounts_sql)?,
             self.statement(&posts_sql)?,
             self.statement(&buyers_sql)?,
             self.statement("SELECT idx, hash FROM hashes WHERE idx = ANY($1)")?,
+            self.statement(
+                "SELECT kid, public_key, status, published_at FROM published_keys \
+                 WHERE kid = ANY($1)",
+            )?,
         );
         let p1: [Param<'_>; 1] = [&stamp_ids];
         let p2: [Param<'_>; 1] = [&account_ids];
         let p3: [Param<'_>; 1] = [&post_ids];
         let p5: [Param<'_>; 1] = [&spent_ids];
         let p6: [Param<'_>; 1] = [&frontier];
-        let (stamps, accounts, posts, buyer_accounts, edge) = self
+        let p7: [Param<'_>; 1] = [&kids];
+        let (stamps, accounts, posts, buyer_accounts, edge, keys) = self
             .store
             .block_for(self.writer, async {
                 futures_util::try_join!(
@@ -268,10 +279,19 @@ impl<'a> PgTx<'a> {
                     self.client.query(&s3, &p3),
                     self.client.query(&s5, &p5),
                     self.client.query(&s6, &p6),
+                    self.client.query(&s7, &p7),
                 )
             })
             .map_err(|e| db_error(&e))?;
         let mut overlay = self.overlay.borrow_mut();
+        for kid in &kids {
+            let kid = super::kid_of(kid, "published_keys")?;
+            overlay.keys.insert(kid, None);
+        }
+        for row in &keys {
+            let key = key_from_row(row)?;
+            overlay.keys.insert(key.kid, Some(key));
+        }
         for row in &edge {
             let hash: [u8; 32] = row
                 .get::<_, &[u8]>(1)
@@ -996,6 +1016,28 @@ impl StoreTx for PgTx<'_> {
         overlay.keys.insert(key.kid, Some(key.clone()));
         push_new(&mut overlay.dirty_keys, key.kid);
         Ok(())
+    }
+
+    fn active_keys(&self) -> Result<Vec<Kid>, StoreError> {
+        // Rare (a key event at start-up): one query under the batch's lock, then this
+        // transaction's own writes over it.
+        let mut active = Vec::new();
+        for row in self.query(
+            "SELECT kid FROM published_keys WHERE status = 'active'",
+            &[],
+        )? {
+            active.push(super::kid_of(row.get(0), "published_keys")?);
+        }
+        let overlay = self.overlay.borrow();
+        for kid in &overlay.dirty_keys {
+            active.retain(|k| k != kid);
+            if let Some(Some(key)) = overlay.keys.get(kid) {
+                if key.status == KeyStatus::Active {
+                    active.push(*kid);
+                }
+            }
+        }
+        Ok(active)
     }
 
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {

@@ -103,6 +103,27 @@ pub(super) fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
     Ok(out)
 }
 
+// ------------------------------------------------------------------ keys
+
+/// The `meta` key of the kids whose last published status is active: their 8 bytes each, one
+/// after another. Derived from the `key:{kid}` records, which [`super::SledStore`] rebuilds it
+/// from on every open, so a data directory written before it was kept gets it too.
+pub(super) const ACTIVE_KEYS: &[u8] = b"active_keys";
+
+pub(super) fn encode_kids(kids: &[Kid]) -> Vec<u8> {
+    kids.iter().flat_map(|kid| kid.0).collect()
+}
+
+pub(super) fn decode_kids(bytes: &[u8]) -> Result<Vec<Kid>, StoreError> {
+    if bytes.len() % 8 != 0 {
+        return Err(corrupt("meta", "active_keys is not a list of 8-byte kids"));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .filter_map(|kid| kid.try_into().ok().map(Kid))
+        .collect())
+}
+
 // ------------------------------------------------------------------ stamps
 
 /// Length of the sale part of a `stamps` value written before prices were kept per stamp:

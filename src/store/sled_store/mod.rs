@@ -78,8 +78,8 @@ use sled::Transactional as _;
 use uuid::Uuid;
 
 use self::layout::{
-    bundle_entries, corrupt, decode_sold, decode_spent, hash_chunk_key, hash_in_chunk, read_u64,
-    read_uuid, stamp_key, storage, uuid_key,
+    bundle_entries, corrupt, decode_sold, decode_spent, encode_kids, hash_chunk_key, hash_in_chunk,
+    read_u64, read_uuid, stamp_key, storage, uuid_key, ACTIVE_KEYS,
 };
 use self::migrate::{
     migrate_entry_per_key, migrate_hash_per_key, migrate_id_keyed_stamps, migrate_stamp_prices,
@@ -91,7 +91,7 @@ use super::{
     Account, Applied, BackupError, Command, Post, QuoteAction, Refusal, StampRecord, StampRef,
     Store, StoreError,
 };
-use crate::keys::PublishedKey;
+use crate::keys::{KeyStatus, PublishedKey};
 use crate::rules::{self, Settings};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
@@ -177,7 +177,7 @@ impl SledStore {
             &tree("ledger_bundles")?,
             &tree("stamps")?,
         )?;
-        Ok(SledStore {
+        let store = SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
             api_keys: tree("api_keys")?,
@@ -197,10 +197,30 @@ impl SledStore {
             settings: Settings {
                 currency: currency.to_string(),
             },
-        })
+        };
+        store.rebuild_active_keys()?;
+        Ok(store)
     }
 }
+
 impl SledStore {
+    /// Writes the list of active kids from the `key:{kid}` records (a directory written
+    /// before the list was kept has none; a rebuilt one is the same as the stored one).
+    fn rebuild_active_keys(&self) -> Result<(), StoreError> {
+        let active: Vec<Kid> = self
+            .published_keys()?
+            .into_iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .map(|k| k.kid)
+            .collect();
+        let bytes = encode_kids(&active);
+        if self.meta.get(ACTIVE_KEYS).map_err(storage)?.as_deref() != Some(&bytes[..]) {
+            self.meta.insert(ACTIVE_KEYS, bytes).map_err(storage)?;
+            self.db.flush().map_err(storage)?;
+        }
+        Ok(())
+    }
+
     /// Runs `body` in one sled transaction over every tree but `checkpoints`; sled runs it
     /// again on a conflict. Nothing `body` wrote is kept when it fails.
     fn transaction<R>(

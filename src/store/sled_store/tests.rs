@@ -781,3 +781,32 @@ fn unspent_stamps_of_an_old_directory_get_their_price_on_open() {
     let store = reopen(dir.path()).expect("open again");
     assert_eq!(db_value(&store, unspent), priced);
 }
+
+#[test]
+fn a_directory_written_before_active_keys_were_listed_gets_the_list_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = opened_with_stamps(dir.path(), &[]);
+    drop(store);
+    // An older directory: the key records without the list of active kids.
+    {
+        let db = open_raw(dir.path());
+        let meta = db.open_tree("meta").expect("meta");
+        assert!(meta
+            .remove(super::layout::ACTIVE_KEYS)
+            .expect("remove")
+            .is_some());
+        db.flush().expect("flush");
+    }
+    let store = reopen(dir.path()).expect("reopen");
+    // The issuer key published before is known active: a second active key is refused, a
+    // purchase under the first is sold.
+    let other = SigningKey::from_bytes(&[8u8; 32]).verifying_key();
+    let second = Command::KeyEvent {
+        kid: Kid::of(&other),
+        public_key: public_key_text(&other),
+        status: KeyStatus::Active,
+    };
+    let now = Timestamp::from_unix(T0 + 1);
+    let results = store.apply(&[second], now).expect("apply");
+    assert_eq!(results, vec![Err(Refusal::AnotherKeyActive(issuer().0))]);
+}

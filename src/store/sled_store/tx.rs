@@ -8,15 +8,15 @@ use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use uuid::Uuid;
 
 use super::layout::{
-    corrupt, decode_sold, decode_spent, encode_sold, fits_in_bundle, hash_chunk_key,
-    hash_chunk_offset, hash_in_chunk, push_entry, read_u64, read_uuid, stamp_key, uuid_key,
-    SOLD_BYTES,
+    corrupt, decode_kids, decode_sold, decode_spent, encode_kids, encode_sold, fits_in_bundle,
+    hash_chunk_key, hash_chunk_offset, hash_in_chunk, push_entry, read_u64, read_uuid, stamp_key,
+    uuid_key, ACTIVE_KEYS, SOLD_BYTES,
 };
 use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
     SpentPart,
 };
-use crate::keys::PublishedKey;
+use crate::keys::{KeyStatus, PublishedKey};
 use crate::rules::price::Policy;
 use crate::stamp::Kid;
 use crate::store::{
@@ -294,11 +294,24 @@ impl StoreTx for SledTx<'_> {
     }
 
     fn put_published_key(&self, key: &PublishedKey) -> Result<(), StoreError> {
+        let mut active = self.active_keys()?;
+        active.retain(|kid| *kid != key.kid);
+        if key.status == KeyStatus::Active {
+            active.push(key.kid);
+        }
+        Self::insert(self.meta, ACTIVE_KEYS, encode_kids(&active))?;
         Self::insert(
             self.meta,
             format!("key:{}", key.kid).as_bytes(),
             KeyRecord::encode(key)?,
         )
+    }
+
+    fn active_keys(&self) -> Result<Vec<Kid>, StoreError> {
+        match Self::get(self.meta, ACTIVE_KEYS)? {
+            Some(bytes) => decode_kids(&bytes),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {
