@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::rules::price::{Policy, VotePricing};
+use crate::rules::price::{currency_is_valid, Policy, VotePricing, CURRENCY_CHARS_MAX};
 
 /// Prices and costs, fixed for the life of the process.
 #[derive(Clone, Debug, Serialize)]
@@ -166,6 +166,12 @@ pub struct ConfigError(pub String);
 
 impl Economy {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !currency_is_valid(&self.currency) {
+            return Err(ConfigError(format!(
+                "currency must be 1 to {CURRENCY_CHARS_MAX} characters, without control \
+                 characters or surrounding spaces"
+            )));
+        }
         if self.post_cost == 0
             || self.post_cost > 100
             || self.vote_cost == 0
@@ -230,5 +236,40 @@ impl Limits {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_currency_is_a_short_printable_name() {
+        for good in [
+            "cents",
+            "USD",
+            "€",
+            "eurocent",
+            "a b",
+            &"x".repeat(CURRENCY_CHARS_MAX),
+        ] {
+            let economy = Economy {
+                currency: good.to_string(),
+                ..Economy::default()
+            };
+            assert!(economy.validate().is_ok(), "{good:?}");
+        }
+        let long = "x".repeat(CURRENCY_CHARS_MAX + 1);
+        for bad in ["", " ", " cents", "cents ", "ce\nnts", "\u{7f}", &long] {
+            let economy = Economy {
+                currency: bad.to_string(),
+                ..Economy::default()
+            };
+            let error = economy.validate().expect_err(bad).to_string();
+            assert!(
+                error.contains("currency must be 1 to 32"),
+                "{bad:?}: {error}"
+            );
+        }
     }
 }

@@ -437,6 +437,18 @@ impl std::fmt::Debug for LedgerKey {
     }
 }
 
+/// Most characters in `--ledger-origin`.
+pub const LEDGER_ORIGIN_CHARS_MAX: usize = 255;
+
+/// Whether `origin` can be a checkpoint's origin line and its key's name (C2SP signed-note: a
+/// key name is non-empty and has no spaces or `+`; the origin is one line).
+pub fn ledger_origin_is_valid(origin: &str) -> bool {
+    (1..=LEDGER_ORIGIN_CHARS_MAX).contains(&origin.chars().count())
+        && !origin
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '+')
+}
+
 /// Loads the checkpoint key from `dir/ledger.json`, creating it under `name` when missing.
 /// The key keeps the name it was created with: the name is part of the verifier key that
 /// auditors pin, so changing `--ledger-origin` later does not silently change it.

@@ -102,14 +102,16 @@ pub struct ServeArgs {
     /// refunds off.
     #[arg(long, env = "PENNYPOST_REFUND_VOTERS", default_value_t = 3)]
     pub refund_voters: u64,
-    /// The checkpoint origin line (and the checkpoint key's name on first start).
+    /// The checkpoint origin line (and the checkpoint key's name on first start): 1 to 255
+    /// characters, no spaces, control characters or `+`.
     #[arg(
         long,
         env = "PENNYPOST_LEDGER_ORIGIN",
         default_value = "localhost/pennypost"
     )]
     pub ledger_origin: String,
-    /// Currency name of the minor unit.
+    /// Currency name of the minor unit, written into credit, policy and refund entries: 1 to 32
+    /// characters, no control characters or surrounding spaces.
     #[arg(long, env = "PENNYPOST_CURRENCY", default_value = "cents")]
     pub currency: String,
     /// Most characters in a post's author.
@@ -382,6 +384,13 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
     let limits = args.limits();
     economy.validate().map_err(|e| e.to_string())?;
     limits.validate(&economy).map_err(|e| e.to_string())?;
+    if !keys::ledger_origin_is_valid(&args.ledger_origin) {
+        return Err(format!(
+            "--ledger-origin must be 1 to {} characters without spaces, control characters or \
+             '+' (it is the checkpoint's origin line and its key's name)",
+            keys::LEDGER_ORIGIN_CHARS_MAX
+        ));
+    }
     if !(CACHE_MIB_MIN..=CACHE_MIB_MAX).contains(&args.cache_mib) {
         return Err(format!(
             "--cache-mib must be {CACHE_MIB_MIN} to {CACHE_MIB_MAX}, not {}",

@@ -3,8 +3,8 @@
 
 use super::ledger;
 use crate::ledger::entry::Body;
-use crate::rules::price::Policy;
-use crate::store::{Applied, Outcome, StoreError, StoreTx};
+use crate::rules::price::{currency_is_valid, Policy};
+use crate::store::{Applied, Outcome, Refusal, StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Writes `policy` as a `policy` entry unless it is already the last one written.
@@ -13,6 +13,12 @@ pub fn publish<T: StoreTx + ?Sized>(
     time: Timestamp,
     policy: &Policy,
 ) -> Result<Applied, StoreError> {
+    if !currency_is_valid(&policy.currency) {
+        return Ok(Err(Refusal::Invalid(
+            "a policy's currency must be 1 to 32 characters, without control characters or \
+             surrounding spaces",
+        )));
+    }
     if tx.policy()?.as_ref() == Some(policy) {
         return Ok(Ok(Outcome::Policy { ledger_index: None }));
     }

@@ -36,6 +36,19 @@ impl std::str::FromStr for VotePricing {
     }
 }
 
+/// Most characters in a currency name (`--currency`): it is written into every credit,
+/// policy and refund entry.
+pub const CURRENCY_CHARS_MAX: usize = 32;
+
+/// Whether `currency` may name the minor unit: 1 to [`CURRENCY_CHARS_MAX`] characters, no
+/// control characters, no space at either end. The auditor rejects an empty one.
+pub fn currency_is_valid(currency: &str) -> bool {
+    let chars = currency.chars().count();
+    (1..=CURRENCY_CHARS_MAX).contains(&chars)
+        && currency.trim() == currency
+        && !currency.chars().any(char::is_control)
+}
+
 /// The policy in force: written to the ledger as a `policy` entry before the first entry it
 /// prices, and again at every start whose policy differs from the last one written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,9 @@ struct State {
     voters: HashMap<(Uuid, Uuid), Voter>,
     names: HashMap<String, Uuid>,
     checkpoint: Option<(u64, String)>,
+    /// Unit tests: the append of this entry index fails as storage would.
+    #[cfg(test)]
+    fail_append_at: Option<u64>,
 }
 
 /// The in-memory store.
@@ -210,6 +213,12 @@ impl StoreTx for MemoryTx<'_> {
         hashes: &[[u8; 32]],
     ) -> Result<(), StoreError> {
         let mut state = self.state.borrow_mut();
+        #[cfg(test)]
+        if state.fail_append_at == Some(index) {
+            return Err(StoreError::Storage(format!(
+                "append of entry {index} failed"
+            )));
+        }
         if index != state.entries.len() as u64
             || tlog_tiles::stored_hash_index(0, index) != state.hashes.len() as u64
         {
@@ -618,9 +627,9 @@ mod tests {
             .iter()
             .all(Result::is_ok));
         let size = store.ledger_size().expect("size");
-        // A policy whose currency is 70,000 bytes makes an entry past the 64 KiB entry limit:
-        // a storage error, after an account, a credit and a purchase earlier in the batch
-        // were written.
+        // The fourth command's entry fails to append (a storage error), after an account, a
+        // credit and a purchase earlier in the batch were written.
+        store.state().expect("state").fail_append_at = Some(size + 2);
         let batch = [
             Command::CreateAccount {
                 account_id: b,
@@ -633,20 +642,14 @@ mod tests {
                 reference: "second".into(),
             },
             purchase(a, 10, 3, t),
-            Command::Policy {
-                policy: crate::rules::price::Policy {
-                    currency: "k".repeat(70_000),
-                    stamp_price: 1,
-                    post_cost: 1,
-                    vote_cost: 1,
-                    repeat_window_secs: 600,
-                    repeat_factor: 1,
-                    vote_pricing: crate::rules::price::VotePricing::Flat,
-                    refund_voters: 0,
-                },
+            Command::Credit {
+                account_id: a,
+                amount: 7,
+                reference: "fourth".into(),
             },
         ];
         assert!(store.apply(&batch, t.plus_secs(5)).is_err());
+        store.state().expect("state").fail_append_at = None;
         assert_eq!(store.ledger_size().expect("size"), size);
         let account = store.account(a).expect("read").expect("exists");
         assert_eq!((account.balance, account.stamps_purchased), (10_000, 0));

@@ -1,6 +1,6 @@
 //! Starting the server as a newcomer would: the port is taken before anything is created, a
 //! data directory in use (on sled; on PostgreSQL a second server joins the first) or not
-//! creatable gets a plain message, and the logs say where the admin token came from, in plain
+//! creatable gets a plain message, a currency or ledger origin the ledger cannot hold stops the start, and the logs say where the admin token came from, in plain
 //! text off a terminal or as JSON lines when asked.
 
 use std::process::Command;
@@ -125,6 +125,61 @@ async fn a_data_directory_that_cannot_be_created_gets_a_plain_message() {
         stderr.contains("cannot create the data directory"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_currency_or_origin_the_ledger_cannot_hold_stops_the_start() {
+    // An empty currency would make every credit entry one the auditor rejects; an origin
+    // with a space or a newline, a checkpoint no auditor can parse.
+    let long = "c".repeat(33);
+    let cases = [
+        ("--currency", "", "currency must be 1 to 32"),
+        ("--currency", " cents", "currency must be 1 to 32"),
+        ("--currency", long.as_str(), "currency must be 1 to 32"),
+        ("--ledger-origin", "", "--ledger-origin must be"),
+        (
+            "--ledger-origin",
+            "example.com/a b",
+            "--ledger-origin must be",
+        ),
+        (
+            "--ledger-origin",
+            "example.com\nforged",
+            "--ledger-origin must be",
+        ),
+        ("--ledger-origin", "a+b", "--ledger-origin must be"),
+    ];
+    for (flag, value, said) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = own_database();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", flag, value])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--keys-dir")
+            .arg(dir.path().join("keys"));
+        let mut child = with_store(&mut command, database.as_ref())
+            .env("PENNYPOST_ADMIN_TOKEN", "t")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve");
+        // A server that took the currency would run on: give it 30 s, then fail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server started with {flag} {value:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("output");
+        assert_eq!(output.status.code(), Some(2), "{flag} {value:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{flag} {value:?}: {stderr}");
+        assert!(!dir.path().join("data").exists(), "data directory created");
+    }
 }
 
 #[tokio::test]

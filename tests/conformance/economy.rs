@@ -77,6 +77,26 @@ pub fn the_policy_is_written_once_and_again_when_it_changes(ctx: &mut Ctx) {
             ledger_index: Some(size + 1)
         }
     );
+    // A currency the auditor rejects (empty), or too long or unprintable to name one, is
+    // refused and writes nothing.
+    for currency in [
+        "".to_string(),
+        "c".repeat(33),
+        "ce\nnts".to_string(),
+        " cents".to_string(),
+    ] {
+        ctx.refused(
+            set(Policy {
+                currency,
+                ..policy()
+            }),
+            at(4),
+            Refusal::Invalid(
+                "a policy's currency must be 1 to 32 characters, without control characters or \
+                 surrounding spaces",
+            ),
+        );
+    }
 }
 
 pub fn posts_get_dearer_within_the_window(ctx: &mut Ctx) {
