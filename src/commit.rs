@@ -286,7 +286,7 @@ impl Writer {
                     .record(started.elapsed().as_secs_f64());
                 Ok(results)
             })
-            .and_then(|results| Ok((results, self.store.ledger_size()?)));
+            .and_then(|results| Ok((results, self.store.synced_size()?)));
         match applied {
             Ok((results, size)) => {
                 self.durable_size.fetch_max(size, Ordering::AcqRel);

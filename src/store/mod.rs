@@ -511,6 +511,12 @@ pub trait Store: Send + Sync + 'static {
     fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
     /// Makes everything applied so far durable.
     fn sync(&self) -> Result<(), StoreError>;
+    /// A ledger size that is durable once [`Store::sync`] returned: at least the size after
+    /// this process's last applied batch. The writer records it after each batch. A shared
+    /// store answers from its own last commit, without asking the database again.
+    fn synced_size(&self) -> Result<u64, StoreError> {
+        self.ledger_size()
+    }
     /// What `action` would cost `payer` at `now` under the policy in force, in stamps. Reads
     /// only: spends and reserves nothing.
     fn quote(

@@ -234,6 +234,14 @@ impl<'b> Ctx<'b> {
         drop(ids);
         let results = self.store().apply(batch, now).expect("apply the batch");
         assert_eq!(results.len(), batch.len(), "one result per command");
+        // What the writer records as durable after the batch: the whole ledger, when this
+        // process is the only writer.
+        self.store().sync().expect("sync");
+        assert_eq!(
+            self.store().synced_size().expect("synced size"),
+            self.size(),
+            "the size after a batch is the ledger's size"
+        );
         results
     }
 

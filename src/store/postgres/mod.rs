@@ -107,6 +107,8 @@ pub struct PgStore {
     settings: Settings,
     /// The connection holding the audit leader lock, when this server holds it.
     leader: std::sync::Mutex<Option<deadpool_postgres::Object>>,
+    /// The ledger size the last batch of this process committed (0 before the first).
+    committed_size: std::sync::atomic::AtomicU64,
 }
 
 /// What a database error means for the caller.
@@ -329,6 +331,7 @@ impl PgStore {
                 currency: currency.to_string(),
             },
             leader: std::sync::Mutex::new(None),
+            committed_size: std::sync::atomic::AtomicU64::new(0),
         };
         let mut client = store.connection()?;
         store
@@ -557,10 +560,22 @@ impl Drop for PgStore {
 
 impl Store for PgStore {
     fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
-        self.transaction(true, |tx| {
+        let (results, size) = self.transaction(true, |tx| {
             tx.prefetch(batch)?;
-            rules::apply_batch(tx, &self.settings, batch, now)
-        })
+            let results = rules::apply_batch(tx, &self.settings, batch, now)?;
+            Ok((results, super::StoreTx::ledger_size(tx)?))
+        })?;
+        self.committed_size
+            .fetch_max(size, std::sync::atomic::Ordering::AcqRel);
+        Ok(results)
+    }
+
+    fn synced_size(&self) -> Result<u64, StoreError> {
+        // The size this server's last batch committed, known without a round trip; other
+        // servers may have appended since (a reader that needs them asks `ledger_size`).
+        Ok(self
+            .committed_size
+            .load(std::sync::atomic::Ordering::Acquire))
     }
 
     fn sync(&self) -> Result<(), StoreError> {
