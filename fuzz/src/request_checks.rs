@@ -101,9 +101,10 @@ fn setup() -> Harness {
             .stamps;
         let post = service
             .board.create_post(
-                "fuzz".into(),
+                Some("fuzz".into()),
                 "a post to vote on".into(),
                 &[pool.pop().expect("stamp")],
+                None,
             )
             .await
             .expect("post");
@@ -177,6 +178,7 @@ impl Harness {
         if self.pool.lock().expect("pool").len() < n {
             let account = self
                 .service
+                .mint
                 .authenticate(Some(&self.api_key))
                 .expect("fuzz account");
             let stamps = self
