@@ -99,3 +99,63 @@ fn bad_files_stop_the_start_and_say_why() {
     // Nothing was started in the data directory by a refused start.
     assert!(!dir.path().join("data").exists());
 }
+
+/// The database is named by the file's `database` key, by `PENNYPOST_DATABASE_URL`, or by the
+/// flag, as every other setting; two servers named at one database by either way are one
+/// service. (Runs on both test backends: it makes its own database.)
+#[tokio::test]
+async fn the_database_can_be_named_in_the_file_or_the_environment() {
+    let database = crate::pg::TestDatabase::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first_dir = dir.path().join("first");
+    std::fs::create_dir_all(&first_dir).expect("dir");
+    let more = format!("database = {:?}\ndatabase_pool_size = 3\n", database.url);
+    let file = config(&first_dir, &placed(&first_dir, &more));
+    let log = dir.path().join("server.log");
+    let first = start(&["--config", &file], &[], &log, false);
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/v1/accounts", first.base_url))
+        .json(&serde_json::json!({"name": "from-the-file"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("JSON");
+    let api_key = created["api_key"].as_str().expect("api_key").to_string();
+    // On PostgreSQL: no sled database in the data directory, the account in the database.
+    assert!(!first_dir.join("data").join("db").exists());
+    assert_eq!(
+        crate::pg::psql(&database.url, "SELECT count(*) FROM accounts"),
+        "1"
+    );
+
+    // A second server named at the database by the environment (and its own directories by
+    // flags) serves the same account.
+    let second_dir = dir.path().join("second");
+    let second = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            second_dir.join("data").to_str().expect("utf-8"),
+            "--keys-dir",
+            first_dir.join("keys").to_str().expect("utf-8"),
+        ],
+        &[("PENNYPOST_DATABASE_URL", &database.url)],
+        &log,
+        false,
+    );
+    let account: Value = client
+        .get(format!("{}/v1/account", second.base_url))
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .expect("account")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(account["name"], "from-the-file", "{account}");
+    assert!(!second_dir.join("data").join("db").exists());
+}

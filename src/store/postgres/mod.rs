@@ -225,8 +225,28 @@ fn post_from_row(row: &Row) -> Result<Post, StoreError> {
 }
 
 /// Columns of a stamp joined with its spend, in the order [`stamp_from_row`] reads them.
-const STAMP_COLUMNS: &str = "s.stamp_id, s.buyer, s.kid, s.issued_at, s.expires_at, \
-     s.unit_price, p.spent_at, p.action, p.spent_for, p.ledger_index";
+macro_rules! stamp_columns {
+    () => {
+        "s.stamp_id, s.buyer, s.kid, s.issued_at, s.expires_at, s.unit_price, p.spent_at, \
+         p.action, p.spent_for, p.ledger_index"
+    };
+}
+const STAMP_COLUMNS: &str = stamp_columns!();
+/// One stamp by id, with its spend.
+const STAMP_BY_ID: &str = concat!(
+    "SELECT ",
+    stamp_columns!(),
+    " FROM stamps s LEFT JOIN spends p USING (stamp_id) WHERE s.stamp_id = $1"
+);
+
+/// A `hashes` row (`idx, hash`): the stored-hash index and the hash.
+fn hash_from_row(row: &Row) -> Result<(u64, [u8; 32]), StoreError> {
+    let hash = row
+        .get::<_, &[u8]>(1)
+        .try_into()
+        .map_err(|_| corrupt("hashes", "hash length"))?;
+    Ok((to_u64(row.get(0), "hashes")?, hash))
+}
 
 /// A stamp row (see [`STAMP_COLUMNS`]): its id, its sale, and its spend if spent.
 fn stamp_from_row(row: &Row) -> Result<(Uuid, super::Sale, Option<SpentRecord>), StoreError> {
@@ -633,14 +653,7 @@ impl Store for PgStore {
     }
 
     fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError> {
-        let Some(row) = self.query_opt(
-            &format!(
-                "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
-                 WHERE s.stamp_id = $1"
-            ),
-            &[&stamp_id],
-        )?
-        else {
+        let Some(row) = self.query_opt(STAMP_BY_ID, &[&stamp_id])? else {
             return Ok(None);
         };
         let (stamp_id, sale, spent) = stamp_from_row(&row)?;
@@ -697,15 +710,11 @@ impl Store for PgStore {
             "SELECT idx, hash FROM hashes WHERE idx = ANY($1)",
             &[&wanted],
         )?;
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for row in rows {
-            let hash: [u8; 32] = row
-                .get::<_, &[u8]>(1)
-                .try_into()
-                .map_err(|_| corrupt("hashes", "hash length"))?;
-            found.insert(row.get::<_, i64>(0), hash);
-        }
-        wanted
+        let found = rows
+            .iter()
+            .map(hash_from_row)
+            .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+        indexes
             .iter()
             .map(|i| {
                 found

@@ -293,11 +293,8 @@ impl<'a> PgTx<'a> {
             overlay.keys.insert(key.kid, Some(key));
         }
         for row in &edge {
-            let hash: [u8; 32] = row
-                .get::<_, &[u8]>(1)
-                .try_into()
-                .map_err(|_| corrupt("hashes", "hash length"))?;
-            overlay.hashes.insert(to_u64(row.get(0), "hashes")?, hash);
+            let (index, hash) = super::hash_from_row(row)?;
+            overlay.hashes.insert(index, hash);
         }
         for row in &buyer_accounts {
             let account = account_from_row(row)?;
@@ -962,12 +959,9 @@ impl StoreTx for PgTx<'_> {
                 &[&missing],
             )?;
             let mut overlay = self.overlay.borrow_mut();
-            for row in rows {
-                let hash: [u8; 32] = row
-                    .get::<_, &[u8]>(1)
-                    .try_into()
-                    .map_err(|_| corrupt("hashes", "hash length"))?;
-                overlay.hashes.insert(to_u64(row.get(0), "hashes")?, hash);
+            for row in &rows {
+                let (index, hash) = super::hash_from_row(row)?;
+                overlay.hashes.insert(index, hash);
             }
         }
         let overlay = self.overlay.borrow();
@@ -1396,13 +1390,7 @@ impl PgTx<'_> {
             return Ok(stamp.clone());
         }
         let stamp = self
-            .query(
-                &format!(
-                    "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
-                     WHERE s.stamp_id = $1"
-                ),
-                &[&stamp_id],
-            )?
+            .query(super::STAMP_BY_ID, &[&stamp_id])?
             .first()
             .map(stamp_from_row)
             .transpose()?
