@@ -255,6 +255,11 @@ impl Service {
         &self.servers[i]
     }
 
+    /// The URL of the servers' database.
+    pub fn database_url(&self) -> String {
+        self.db.as_ref().expect("the database").url.clone()
+    }
+
     /// A path in the service's temporary directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -15,6 +15,8 @@
 //!   passes on when its holder goes.
 //! - [`keys`]: a server left on a retired issuer key sells nothing (503); servers started
 //!   at once with their own keys directories publish one active key, and only one starts.
+//! - [`starvation`]: reads stuck on the database take every read connection and keep no
+//!   redeem waiting (the writer's connections are its own).
 //! - [`database_outage`]: PostgreSQL killed during a burst: 503 with Retry-After, no 500, the
 //!   servers stay up and serve again by themselves once it is back, nothing acknowledged lost.
 
@@ -29,3 +31,4 @@ mod leader;
 mod pg;
 mod read_your_writes;
 mod redeem_race;
+mod starvation;

@@ -29,6 +29,20 @@ use crate::time::Timestamp;
 
 type Param<'p> = &'p (dyn ToSql + Sync);
 
+/// `client.query(statement, params)` when `any`; otherwise no rows, and nothing sent.
+async fn query_if(
+    client: &deadpool_postgres::Object,
+    statement: &Statement,
+    params: &[Param<'_>],
+    any: bool,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    if any {
+        client.query(statement, params).await
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// The `head` row as the transaction read and changed it.
 struct Head {
     ledger_size: u64,
@@ -270,16 +284,20 @@ impl<'a> PgTx<'a> {
         let p5: [Param<'_>; 1] = [&spent_ids];
         let p6: [Param<'_>; 1] = [&frontier];
         let p7: [Param<'_>; 1] = [&kids];
+        // A lookup with nothing to look up is not sent: it would cost the backend a plan and
+        // a lock on its table for nothing (a redeem batch that read `posts` would wait, with
+        // the ledger lock held, behind anything holding `posts`, a `VACUUM FULL` say).
+        let query = |statement, params, any| query_if(self.client, statement, params, any);
         let (stamps, accounts, posts, buyer_accounts, edge, keys) = self
             .store
             .block_for(self.writer, async {
                 futures_util::try_join!(
-                    self.client.query(&s1, &p1),
-                    self.client.query(&s2, &p2),
-                    self.client.query(&s3, &p3),
-                    self.client.query(&s5, &p5),
-                    self.client.query(&s6, &p6),
-                    self.client.query(&s7, &p7),
+                    query(&s1, &p1, !stamp_ids.is_empty()),
+                    query(&s2, &p2, !account_ids.is_empty()),
+                    query(&s3, &p3, !post_ids.is_empty()),
+                    query(&s5, &p5, !spent_ids.is_empty()),
+                    query(&s6, &p6, !frontier.is_empty()),
+                    query(&s7, &p7, !kids.is_empty()),
                 )
             })
             .map_err(|e| db_error(&e))?;
