@@ -67,8 +67,9 @@ pub enum KeyError {
     /// strand every unspent stamp of the old one, so the start is refused.
     #[error(
         "the ledger's active issuer key {kid} has no secret key file in {} (stamp-{kid}.json): \
-         restore that file, or start with --retire-missing-keys to retire the key (its stamps \
-         keep verifying) and make a new active one",
+         restore that file (with several servers on one database: copy the keys directory from \
+         a server that has it), or start with --retire-missing-keys to retire the key (its \
+         stamps keep verifying) and make a new active one",
         dir.display()
     )]
     MissingActive { kid: Kid, dir: PathBuf },
