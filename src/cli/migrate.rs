@@ -34,6 +34,10 @@ pub struct MigrateArgs {
     /// with it here, but both stores are opened with it as a server would).
     #[arg(long, env = "PENNYPOST_CURRENCY", default_value = "cents")]
     pub currency: String,
+    /// PEM file of the certificate authorities that sign the database server's certificate:
+    /// TLS, checked, as `serve --database-ca-file`.
+    #[arg(long, value_name = "FILE", env = "PENNYPOST_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
 }
 
 /// Why the command failed, with its exit code.
@@ -73,6 +77,7 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Cannot(format!("source {}: {e}", args.from_data_dir.display())))?;
     let target_name = super::serve::redact_url(&args.to_database);
     let limits = PgLimits {
+        ca_file: args.database_ca_file.clone(),
         pool_size: 2,
         statement_timeout: Duration::from_secs(600),
         ..PgLimits::default()

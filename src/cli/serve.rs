@@ -67,6 +67,12 @@ pub struct ServeArgs {
         default_value_t = 10000
     )]
     pub database_statement_timeout_ms: u64,
+    /// PEM file of the certificate authorities that sign the database server's certificate
+    /// (with `--database`). Every connection is then TLS, and the server must show a
+    /// certificate of one of them for the URL's host. Without it, a URL saying
+    /// `sslmode=require` is refused.
+    #[arg(long, value_name = "FILE", env = "PENNYPOST_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
     /// Directory of the issuer and ledger keys.
     #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
     pub keys_dir: PathBuf,
@@ -257,6 +263,7 @@ fn open_store(args: &ServeArgs, currency: &str) -> Result<Arc<dyn Store>, String
         }
     }
     let limits = PgLimits {
+        ca_file: args.database_ca_file.clone(),
         pool_size: args.database_pool_size,
         connect_timeout: Duration::from_millis(args.database_connect_timeout_ms),
         statement_timeout: Duration::from_millis(args.database_statement_timeout_ms),

@@ -46,7 +46,7 @@ pub struct Server {
 }
 
 impl Server {
-    fn new(name: String, args: Vec<String>, log: PathBuf) -> Server {
+    pub fn new(name: String, args: Vec<String>, log: PathBuf) -> Server {
         Server {
             name,
             args: Mutex::new(args),

@@ -17,6 +17,8 @@
 //!   at once with their own keys directories publish one active key, and only one starts.
 //! - [`starvation`]: reads stuck on the database take every read connection and keep no
 //!   redeem waiting (the writer's connections are its own).
+//! - [`tls`]: `--database-ca-file` reaches a database that takes only TLS and checks its
+//!   certificate; without it, or with another authority, the server does not start.
 //! - [`database_outage`]: PostgreSQL killed during a burst: 503 with Retry-After, no 500, the
 //!   servers stay up and serve again by themselves once it is back, nothing acknowledged lost.
 
@@ -32,3 +34,4 @@ mod pg;
 mod read_your_writes;
 mod redeem_race;
 mod starvation;
+mod tls;

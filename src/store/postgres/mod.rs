@@ -54,9 +54,14 @@ use crate::rules::{self, Settings};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
-/// The named limits of the connection to PostgreSQL (flags of `pennypost serve`).
+/// The named limits and settings of the connection to PostgreSQL (flags of `pennypost serve`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PgLimits {
+    /// PEM file of the certificate authorities that sign the database server's certificate
+    /// (`--database-ca-file`). Given, every connection is TLS, and the server's certificate
+    /// must chain to one of them and name the URL's host; without it, `sslmode=require` is
+    /// refused (an encrypted connection to a server nobody checked is no protection).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Most connections this server holds (`--database-pool-size`).
     pub pool_size: usize,
     /// How long a connect may take, and how long a caller waits for a free connection
@@ -70,6 +75,7 @@ pub struct PgLimits {
 impl Default for PgLimits {
     fn default() -> PgLimits {
         PgLimits {
+            ca_file: None,
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
@@ -131,12 +137,25 @@ pub(crate) fn db_error(e: &tokio_postgres::Error) -> StoreError {
                 || *code == SqlState::LOCK_NOT_AVAILABLE
                 || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT =>
         {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(error_text(e))
         }
-        Some(_) => StoreError::Storage(e.to_string()),
+        Some(_) => StoreError::Storage(error_text(e)),
         // No SQLSTATE: the connection itself failed (closed, reset, timed out).
-        None => StoreError::Unavailable(e.to_string()),
+        None => StoreError::Unavailable(error_text(e)),
     }
+}
+
+/// A driver error with its causes: tokio-postgres says only "db error" or "error performing
+/// TLS handshake" itself, and keeps what PostgreSQL or the TLS library said in its source.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
@@ -286,6 +305,55 @@ fn key_from_row(row: &Row) -> Result<PublishedKey, StoreError> {
     })
 }
 
+/// The TLS connector for `--database-ca-file` (which makes TLS required: `config`'s sslmode is
+/// set to `require`), or none (plain TCP, as `sslmode=disable` or `prefer` against a server
+/// without TLS). Refuses `sslmode=require` without a CA file, and a CA file with
+/// `sslmode=disable`.
+fn tls_connector(
+    config: &mut tokio_postgres::Config,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, StoreError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio_postgres::config::SslMode;
+
+    let refuse = |why: String| Err(StoreError::Storage(why));
+    let Some(path) = ca_file else {
+        if config.get_ssl_mode() == SslMode::Require {
+            return refuse(
+                "the database URL says sslmode=require: give --database-ca-file, the PEM file \
+                 of the authority that signed the database server's certificate, so that the \
+                 server is checked and not only encrypted to"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    if config.get_ssl_mode() == SslMode::Disable {
+        return refuse(
+            "--database-ca-file asks for TLS, but the database URL says sslmode=disable".into(),
+        );
+    }
+    let read = |e: &dyn std::fmt::Display| format!("--database-ca-file {}: {e}", path.display());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| StoreError::Storage(read(&e)))?
+    {
+        let cert = cert.map_err(|e| StoreError::Storage(read(&e)))?;
+        roots.add(cert).map_err(|e| StoreError::Storage(read(&e)))?;
+    }
+    if roots.is_empty() {
+        return refuse(read(&"holds no PEM certificate"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Storage(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.ssl_mode(SslMode::Require);
+    Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(client)))
+}
+
 impl PgStore {
     /// Connects to the database at `url` (`postgres://…`), creates or migrates its schema, and
     /// checks that it answers. `currency` is written into credit entries, as for sled.
@@ -303,14 +371,17 @@ impl PgStore {
                  -c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
                  -c idle_in_transaction_session_timeout={statement_ms}"
             ));
-        let manager_config = config.clone();
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
+        let tls = tls_connector(&mut config, limits.ca_file.as_deref())?;
+        let manager_of = |config: tokio_postgres::Config| {
+            let manager_config = ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
-            },
-        );
+            };
+            match &tls {
+                Some(tls) => Manager::from_config(config, tls.clone(), manager_config),
+                None => Manager::from_config(config, NoTls, manager_config),
+            }
+        };
+        let manager = manager_of(config.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("pennypost-pg")
@@ -328,13 +399,7 @@ impl PgStore {
                 .build()
                 .map_err(|e| StoreError::Storage(format!("database pool: {e}")))
         };
-        let writer_manager = Manager::from_config(
-            manager_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let writer_manager = manager_of(config);
         let pool = build(manager, limits.pool_size.max(2))?;
         let writer = build(writer_manager, WRITER_CONNECTIONS)?;
         let writer_runtime = tokio::runtime::Builder::new_current_thread()
