@@ -167,6 +167,7 @@ fn unavailable() -> Error {
 /// The writer's metric handles, looked up once (no-ops when no recorder is installed).
 struct Meters {
     batch_size: Histogram,
+    apply_seconds: Histogram,
     sync_seconds: Histogram,
     failures: Counter,
     stopped: Gauge,
@@ -183,6 +184,7 @@ impl Meters {
             |action: &'static str| metrics::counter!(telemetry::STAMPS_SPENT, "action" => action);
         Meters {
             batch_size: metrics::histogram!(telemetry::COMMIT_BATCH),
+            apply_seconds: metrics::histogram!(telemetry::COMMIT_APPLY),
             sync_seconds: metrics::histogram!(telemetry::COMMIT_SYNC),
             failures: metrics::counter!(telemetry::COMMIT_FAILURES),
             stopped: metrics::gauge!(telemetry::WRITER_STOPPED),
@@ -275,9 +277,12 @@ impl Writer {
     fn commit(&self, batch: &mut Vec<Pending>) {
         let commands: Vec<Command> = batch.iter().map(|j| j.command.clone()).collect();
         self.meters.batch_size.record(commands.len() as f64);
-        let applied = self
-            .store
-            .apply(&commands, Timestamp::now())
+        let started = Instant::now();
+        let applied = self.store.apply(&commands, Timestamp::now());
+        self.meters
+            .apply_seconds
+            .record(started.elapsed().as_secs_f64());
+        let applied = applied
             .and_then(|results| {
                 let started = Instant::now();
                 self.store.sync()?;

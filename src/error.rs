@@ -138,6 +138,7 @@ impl From<StoreError> for Error {
             // The database will be back: 503 with Retry-After, not a 500.
             StoreError::Unavailable(cause) => {
                 tracing::warn!(cause = %cause, "database unavailable");
+                metrics::counter!(crate::telemetry::DATABASE_UNAVAILABLE).increment(1);
                 Error::Unavailable("the database is unavailable for now; try again shortly".into())
             }
             e => Error::Internal(e.to_string()),

@@ -39,6 +39,14 @@ pub const STAMPS_SPENT: &str = "pennypost_stamps_spent_total";
 pub const COMMIT_BATCH: &str = "pennypost_commit_batch_size";
 /// Time of one batch's durable sync (sled's flush and the fdatasync).
 pub const COMMIT_SYNC: &str = "pennypost_commit_sync_seconds";
+/// Time of one batch's transaction: on sled, the rules over the trees in memory; on
+/// PostgreSQL, the wait for the ledger lock, the round trips and the commit (how long the
+/// servers sharing the database take turns).
+pub const COMMIT_APPLY: &str = "pennypost_commit_apply_seconds";
+/// Times the database was found unavailable (a refused or lost connection, no free connection
+/// in time, a statement past its timeout): each a request answered 503, or a background check
+/// that tries again later. Only with `--database`; always 0 on sled.
+pub const DATABASE_UNAVAILABLE: &str = "pennypost_database_unavailable_total";
 /// Batches whose transaction or sync failed; after the first the writer stops (503).
 pub const COMMIT_FAILURES: &str = "pennypost_commit_failures_total";
 /// 1 once the writer stopped after a storage failure (every change answers 503 until a
@@ -90,6 +98,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     // Series that alerts compare against exist from the start, at 0.
     metrics::counter!(STAMPS_SOLD).absolute(0);
     metrics::counter!(COMMIT_FAILURES).absolute(0);
+    metrics::counter!(DATABASE_UNAVAILABLE).absolute(0);
     metrics::gauge!(WRITER_STOPPED).set(0.0);
     metrics::gauge!(AUDIT_LAG).set(0.0);
     Ok(handle)
@@ -108,6 +117,15 @@ fn describe() {
         COMMIT_SYNC,
         Unit::Seconds,
         "Time of one batch's durable sync."
+    );
+    describe_histogram!(
+        COMMIT_APPLY,
+        Unit::Seconds,
+        "Time of one batch's transaction (on PostgreSQL: lock wait, round trips and commit)."
+    );
+    describe_counter!(
+        DATABASE_UNAVAILABLE,
+        "Times the database was found unavailable (a request answered 503, or a background check)."
     );
     describe_counter!(
         COMMIT_FAILURES,

@@ -240,6 +240,17 @@ async fn metrics_count_the_traffic_without_ids() {
     assert_eq!(types["pennypost_commit_batch_size"], "histogram");
     assert_eq!(types["pennypost_commit_sync_seconds"], "histogram");
     assert!(
+        total(&samples, "pennypost_commit_apply_seconds_count", &[]) >= 4.0,
+        "{text}"
+    );
+    assert_eq!(types["pennypost_commit_apply_seconds"], "histogram");
+    // On sled there is no database to lose; the series is there, at 0.
+    assert_eq!(
+        total(&samples, "pennypost_database_unavailable_total", &[]),
+        0.0
+    );
+    assert_eq!(types["pennypost_database_unavailable_total"], "counter");
+    assert!(
         total(&samples, "pennypost_verify_batch_size_count", &[]) >= 2.0,
         "{text}"
     );

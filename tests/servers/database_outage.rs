@@ -127,6 +127,8 @@ async fn servers_ride_out_a_database_crash_and_lose_nothing_acknowledged() {
             "1000",
             "--database-statement-timeout-ms",
             "1000",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
     );
     let service = &service;
@@ -321,6 +323,8 @@ async fn servers_ride_out_a_database_crash_and_lose_nothing_acknowledged() {
     // 503s to writes sent before the kill, during the outage, after the resume; and to reads.
     let mut unavailable = [0usize; 3];
     let mut reads_unavailable: HashMap<&str, usize> = HashMap::new();
+    // Answers that said the database was away (not the audit catching up).
+    let mut database_away = 0usize;
     let (mut reads, mut purchase_requests) = (0, 0);
     for s in &sent {
         let answer = s.outcome.as_ref().unwrap_or_else(|e| {
@@ -361,6 +365,9 @@ async fn servers_ride_out_a_database_crash_and_lose_nothing_acknowledged() {
             answer.body,
             service.logs()
         );
+        if answer.code() == "service_unavailable" {
+            database_away += 1;
+        }
         if let Some(read) = s.read {
             *reads_unavailable.entry(read).or_default() += 1;
             continue;
@@ -378,6 +385,23 @@ async fn servers_ride_out_a_database_crash_and_lose_nothing_acknowledged() {
         }
     }
     assert!(unavailable[1] > 0, "no 503 while PostgreSQL was away");
+    // The servers counted the database away at least once for each such answer (and for
+    // their background checks), and timed their batches.
+    let mut counted = 0.0;
+    for server in 0..3 {
+        counted += service
+            .metric(server, "pennypost_database_unavailable_total")
+            .await;
+        let batches = service
+            .metric(server, "pennypost_commit_apply_seconds_count")
+            .await;
+        assert!(batches > 0.0, "server {} timed no batch", server + 1);
+    }
+    assert!(
+        counted >= database_away as f64,
+        "pennypost_database_unavailable_total: {counted} over the servers, {database_away} \
+         answers said the database was away"
+    );
     for server in 0..3 {
         assert!(
             service.server(server).running(),
@@ -445,7 +469,7 @@ async fn servers_ride_out_a_database_crash_and_lose_nothing_acknowledged() {
          {committed_in_doubt} of the 503'd redeems committed; {} purchases in {purchase_requests} \
          requests, {retried} retried across the outage; {reads} reads, 503 per route \
          {reads_unavailable:?}; resume took {:?}; first write served after the resume, per \
-         server: {:?}",
+         server: {:?}; pennypost_database_unavailable_total {counted} over the servers",
         sent.iter().filter(|s| s.stamp.is_some()).count(),
         acked.len(),
         times.acked_at_kill,

@@ -43,6 +43,8 @@ pub struct Server {
     log: PathBuf,
     child: Mutex<Option<Child>>,
     base_url: Mutex<String>,
+    /// `http://ADDR/metrics` once the server printed it (started with `--metrics-listen`).
+    metrics_url: std::sync::Arc<Mutex<Option<String>>>,
 }
 
 impl Server {
@@ -53,6 +55,7 @@ impl Server {
             log,
             child: Mutex::new(None),
             base_url: Mutex::new(String::new()),
+            metrics_url: std::sync::Arc::new(Mutex::new(None)),
         }
     }
 
@@ -90,7 +93,10 @@ impl Server {
         let mut child = command.spawn().expect("spawn pennypost");
         let stdout = child.stdout.take().expect("stdout");
         let (found, url) = mpsc::channel();
-        // Reads the listening line, then keeps draining stdout so the server never blocks.
+        let metrics_url = self.metrics_url.clone();
+        *metrics_url.lock().expect("lock") = None;
+        // Reads the listening line, then keeps draining stdout so the server never blocks,
+        // noting the metrics line if one comes.
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             for line in lines.by_ref() {
@@ -100,7 +106,12 @@ impl Server {
                     break;
                 }
             }
-            for _ in lines {}
+            for line in lines {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("pennypost metrics on ") {
+                    *metrics_url.lock().expect("lock") = Some(url.to_string());
+                }
+            }
         });
         match url.recv_timeout(START_TIMEOUT) {
             Ok(url) => {
@@ -153,6 +164,23 @@ impl Server {
 
     pub fn base_url(&self) -> String {
         self.base_url.lock().expect("lock").clone()
+    }
+
+    /// The server's metrics address (started with `--metrics-listen`); waits up to 10 s for
+    /// the line that names it.
+    pub fn metrics_url(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(url) = self.metrics_url.lock().expect("lock").clone() {
+                return url;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} printed no metrics line",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// What the server wrote to stderr so far.
@@ -422,6 +450,27 @@ impl Service {
     }
 
     // ---- the ledger --------------------------------------------------------------------------
+
+    /// The sum of metric `name`'s samples (every label set) that server `i` serves at its
+    /// metrics address (started with `--metrics-listen`).
+    pub async fn metric(&self, i: usize, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.servers[i].metrics_url())
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
 
     /// `GET /checkpoint` of server `i` (the signed note).
     pub async fn checkpoint(&self, i: usize) -> String {
