@@ -60,6 +60,13 @@ pub const AUDIT_LAG: &str = "pennypost_audit_lag";
 pub const VERIFY_BATCH: &str = "pennypost_verify_batch_size";
 /// Backups taken through `POST /v1/admin/backup`, by `outcome` (`ok`, `failed`).
 pub const BACKUPS: &str = "pennypost_backups_total";
+/// Connections of a database pool (with `--database`), by `pool` (`read`, `writer`) and
+/// `state` (`in_use`, `idle`); read when the metrics are scraped.
+pub const DATABASE_CONNECTIONS: &str = "pennypost_database_connections";
+/// The most connections a pool may open, by `pool`.
+pub const DATABASE_CONNECTIONS_MAX: &str = "pennypost_database_connections_max";
+/// Callers waiting for a connection of a pool, by `pool`.
+pub const DATABASE_WAITING: &str = "pennypost_database_connection_waiters";
 /// Time the writer was paused for one backup's copy.
 pub const BACKUP_DURATION: &str = "pennypost_backup_seconds";
 /// Unix time of the last backup that was written whole.
@@ -141,6 +148,18 @@ fn describe() {
         "Entries the server's own ledger check is behind the durable ledger."
     );
     describe_histogram!(VERIFY_BATCH, "Signatures per verifier batch.");
+    describe_gauge!(
+        DATABASE_CONNECTIONS,
+        "Connections of a database pool, by pool and state (in_use, idle)."
+    );
+    describe_gauge!(
+        DATABASE_CONNECTIONS_MAX,
+        "The most connections a database pool may open."
+    );
+    describe_gauge!(
+        DATABASE_WAITING,
+        "Callers waiting for a connection of a database pool."
+    );
     describe_counter!(
         BACKUPS,
         "Backups through POST /v1/admin/backup, by outcome."
@@ -192,11 +211,26 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     response
 }
 
+/// Sets the database pool gauges from `pools` (nothing for a store without pools).
+pub fn record_pools(pools: &[crate::store::PoolState]) {
+    for pool in pools {
+        let in_use = pool.open.saturating_sub(pool.idle);
+        metrics::gauge!(DATABASE_CONNECTIONS, "pool" => pool.pool, "state" => "in_use")
+            .set(in_use as f64);
+        metrics::gauge!(DATABASE_CONNECTIONS, "pool" => pool.pool, "state" => "idle")
+            .set(pool.idle as f64);
+        metrics::gauge!(DATABASE_CONNECTIONS_MAX, "pool" => pool.pool).set(pool.max as f64);
+        metrics::gauge!(DATABASE_WAITING, "pool" => pool.pool).set(pool.waiting as f64);
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown` completes, and keeps the recorder's
-/// histograms folded meanwhile.
+/// histograms folded meanwhile. `before` runs before each rendering (to set gauges that are
+/// read, not counted: the database pools).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     handle: PrometheusHandle,
+    before: impl Fn() + Clone + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let upkeep = handle.clone();
@@ -211,6 +245,7 @@ pub async fn serve(
         "/metrics",
         get(move || {
             let handle = handle.clone();
+            before();
             async move {
                 (
                     [(

@@ -519,7 +519,9 @@ pub fn main(args: ServeArgs) -> ExitCode {
             let shutdown = async move {
                 let _ = stopped.changed().await;
             };
-            tokio::spawn(crate::telemetry::serve(listener, handle, shutdown))
+            let store = service.mint.store().clone();
+            let pools = move || crate::telemetry::record_pools(&store.pools());
+            tokio::spawn(crate::telemetry::serve(listener, handle, pools, shutdown))
         });
         let served = crate::http::run(listener, service, shutdown_signal()).await;
         drop(stop_metrics);

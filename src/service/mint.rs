@@ -447,6 +447,11 @@ impl Mint {
         Ok((id, spend))
     }
 
+    /// The store the service runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     pub fn stamp_status(&self, stamp_id: Uuid) -> Result<StampRecord, Error> {
         self.durable_stamp(stamp_id)?
             .ok_or(Error::NotFound("stamp"))

@@ -239,6 +239,21 @@ pub enum Outcome {
     },
 }
 
+/// One database connection pool at a moment ([`Store::pools`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    /// `read` (reads, quotes, the leader lock) or `writer` (the writer's batches).
+    pub pool: &'static str,
+    /// Connections the pool may open.
+    pub max: usize,
+    /// Connections open now.
+    pub open: usize,
+    /// Open connections no caller holds.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
 /// Why the store refused a command. The command changed nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -532,6 +547,11 @@ pub trait Store: Send + Sync + 'static {
     /// that the next batch could build on, so the writer goes on after a failure.
     fn shared(&self) -> bool {
         false
+    }
+    /// The state of the store's database connection pools, for metrics; none for a store in
+    /// this process.
+    fn pools(&self) -> Vec<PoolState> {
+        Vec::new()
     }
     /// A number that changes whenever a post or vote is committed, by any server sharing the
     /// store; `None` when only this process writes (it then knows when the board changed).

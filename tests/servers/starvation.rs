@@ -21,6 +21,8 @@ async fn reads_stuck_on_the_database_keep_no_write_waiting() {
             "1000",
             "--database-statement-timeout-ms",
             "30000",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
     );
     let (buyer, stamps) = service.stamps(0, 4).await;
@@ -71,6 +73,14 @@ async fn reads_stuck_on_the_database_keep_no_write_waiting() {
 
     let stuck = reads.iter().filter(|r| !r.is_finished()).count();
     assert!(stuck >= 1, "no board read was still stuck behind the lock");
+    // The metrics show it: every read connection in use, the writer's pool apart.
+    let gauge = |name: &'static str| service.metric(0, name);
+    let read_max = gauge("pennypost_database_connections_max{pool=\"read\"}").await;
+    let read_in_use = gauge("pennypost_database_connections{pool=\"read\",state=\"in_use\"}").await;
+    assert_eq!(read_max, 2.0);
+    assert_eq!(read_in_use, read_max, "the read pool should be all in use");
+    let writer_max = gauge("pennypost_database_connections_max{pool=\"writer\"}").await;
+    assert_eq!(writer_max, 2.0);
 
     // The lock goes; the stuck reads are answered, the others were told to come back.
     locker.batch_execute("ROLLBACK").await.expect("unlock");

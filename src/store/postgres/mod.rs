@@ -682,6 +682,22 @@ impl Store for PgStore {
         true
     }
 
+    fn pools(&self) -> Vec<super::PoolState> {
+        [("read", &self.pool), ("writer", &self.writer)]
+            .into_iter()
+            .map(|(pool, p)| {
+                let status = p.status();
+                super::PoolState {
+                    pool,
+                    max: status.max_size,
+                    open: status.size,
+                    idle: status.available,
+                    waiting: status.waiting,
+                }
+            })
+            .collect()
+    }
+
     fn ledger_size(&self) -> Result<u64, StoreError> {
         let row = self
             .query_opt("SELECT ledger_size FROM head WHERE id = 1", &[])?
