@@ -3,20 +3,13 @@
 //! backend writes them in its own layout.
 
 use super::layout::{
-    bundle_entries, corrupt, decode_sold, decode_spent, read_u64, read_uuid, storage,
+    bundle_entries, corrupt, decode_sold, decode_spent, decode_voter, read_u64, read_uuid, storage,
     HASHES_PER_CHUNK,
 };
 use super::records::{AccountRecord, CreditKeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord};
 use super::SledStore;
-use crate::store::{Exported, SoldStamp, Store, StoreError, Voter};
+use crate::store::{Exported, SoldStamp, Store, StoreError};
 use crate::time::Timestamp;
-
-fn meta_u64(store: &SledStore, key: &str) -> Result<u64, StoreError> {
-    match store.meta.get(key).map_err(storage)? {
-        Some(bytes) => read_u64(&bytes, "meta"),
-        None => Ok(0),
-    }
-}
 
 impl SledStore {
     /// Hands every record of the store to `sink`, tree by tree: the head (sizes and policy)
@@ -31,9 +24,9 @@ impl SledStore {
         sink(Exported::Head {
             ledger_size,
             last_time: Timestamp::from_unix(
-                i64::try_from(meta_u64(self, "last_time")?).unwrap_or(i64::MAX),
+                i64::try_from(self.meta_u64("last_time")?).unwrap_or(i64::MAX),
             ),
-            post_seq: meta_u64(self, "post_seq")?,
+            post_seq: self.meta_u64("post_seq")?,
             policy: self
                 .meta
                 .get("policy")
@@ -105,22 +98,11 @@ impl SledStore {
                         i64::try_from(read_u64(&value, "economy")?).unwrap_or(i64::MAX),
                     ),
                 })?,
-                (Some(b'v'), 33) => {
-                    let (votes, up) = match value.as_ref() {
-                        [votes @ .., up] if votes.len() == 8 => {
-                            (read_u64(votes, "economy")?, *up == 1)
-                        }
-                        _ => return Err(corrupt("economy", "voter record length")),
-                    };
-                    sink(Exported::Voter {
-                        post_id: read_uuid(&key[1..17], "economy")?,
-                        payer: read_uuid(&key[17..33], "economy")?,
-                        voter: Voter {
-                            votes,
-                            up_voted: up,
-                        },
-                    })?;
-                }
+                (Some(b'v'), 33) => sink(Exported::Voter {
+                    post_id: read_uuid(&key[1..17], "economy")?,
+                    payer: read_uuid(&key[17..33], "economy")?,
+                    voter: decode_voter(&value)?,
+                })?,
                 _ => return Err(corrupt("economy", "unknown key")),
             }
         }

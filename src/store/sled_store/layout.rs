@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::ledger::entry::ENTRY_BYTES_MAX;
 use crate::stamp::Kid;
-use crate::store::{Sale, SpentRecord, StampRef, StoreError};
+use crate::store::{Sale, SpentRecord, StampRef, StoreError, Voter};
 use crate::time::Timestamp;
 
 use super::records::SpentPart;
@@ -101,6 +101,25 @@ pub(super) fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
         rest = tail;
     }
     Ok(out)
+}
+
+// ------------------------------------------------------------------ economy
+
+/// An `economy` voter value: the votes (u64, big-endian), then 1 if the payer voted up.
+pub(super) fn encode_voter(voter: &Voter) -> Vec<u8> {
+    let mut value = voter.votes.to_be_bytes().to_vec();
+    value.push(u8::from(voter.up_voted));
+    value
+}
+
+pub(super) fn decode_voter(bytes: &[u8]) -> Result<Voter, StoreError> {
+    match bytes {
+        [votes @ .., up] if votes.len() == 8 => Ok(Voter {
+            votes: read_u64(votes, "economy")?,
+            up_voted: *up == 1,
+        }),
+        _ => Err(corrupt("economy", "voter record length")),
+    }
 }
 
 // ------------------------------------------------------------------ keys

@@ -204,6 +204,14 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// A counter of `meta` (0 when not written yet).
+    fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
+        match self.meta.get(key).map_err(storage)? {
+            Some(bytes) => read_u64(&bytes, "meta"),
+            None => Ok(0),
+        }
+    }
+
     /// Writes the list of active kids from the `key:{kid}` records (a directory written
     /// before the list was kept has none; a rebuilt one is the same as the stored one).
     fn rebuild_active_keys(&self) -> Result<(), StoreError> {
@@ -280,10 +288,7 @@ impl Store for SledStore {
     }
 
     fn ledger_size(&self) -> Result<u64, StoreError> {
-        match self.meta.get("ledger_size").map_err(storage)? {
-            Some(bytes) => read_u64(&bytes, "meta"),
-            None => Ok(0),
-        }
+        self.meta_u64("ledger_size")
     }
 
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {

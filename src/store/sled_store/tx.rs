@@ -8,9 +8,9 @@ use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use uuid::Uuid;
 
 use super::layout::{
-    corrupt, decode_kids, decode_sold, decode_spent, encode_kids, encode_sold, fits_in_bundle,
-    hash_chunk_key, hash_chunk_offset, hash_in_chunk, push_entry, read_u64, read_uuid, stamp_key,
-    uuid_key, ACTIVE_KEYS, SOLD_BYTES,
+    corrupt, decode_kids, decode_sold, decode_spent, decode_voter, encode_kids, encode_sold,
+    encode_voter, fits_in_bundle, hash_chunk_key, hash_chunk_offset, hash_in_chunk, push_entry,
+    read_u64, read_uuid, stamp_key, uuid_key, ACTIVE_KEYS, SOLD_BYTES,
 };
 use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
@@ -461,20 +461,16 @@ impl StoreTx for SledTx<'_> {
     fn voter(&self, post_id: Uuid, payer: Uuid) -> Result<Voter, StoreError> {
         match Self::get(self.economy, &voter_key(post_id, payer))? {
             None => Ok(Voter::default()),
-            Some(bytes) => match bytes.as_ref() {
-                [votes @ .., up] if votes.len() == 8 => Ok(Voter {
-                    votes: read_u64(votes, "economy")?,
-                    up_voted: *up == 1,
-                }),
-                _ => Err(corrupt("economy", "voter record length")),
-            },
+            Some(bytes) => decode_voter(&bytes),
         }
     }
 
     fn put_voter(&self, post_id: Uuid, payer: Uuid, voter: &Voter) -> Result<(), StoreError> {
-        let mut value = voter.votes.to_be_bytes().to_vec();
-        value.push(u8::from(voter.up_voted));
-        Self::insert(self.economy, &voter_key(post_id, payer), value)
+        Self::insert(
+            self.economy,
+            &voter_key(post_id, payer),
+            encode_voter(voter),
+        )
     }
 
     fn account_by_name(&self, name_key: &str) -> Result<Option<Uuid>, StoreError> {
