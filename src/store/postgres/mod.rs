@@ -305,6 +305,27 @@ fn key_from_row(row: &Row) -> Result<PublishedKey, StoreError> {
     })
 }
 
+/// Runs `work` to completion with `block_on` (a runtime's or a handle's) from any caller:
+/// directly from a plain thread (the writer), through `block_in_place` from a task of a
+/// multi-threaded runtime (request handlers), and from a helper thread inside a
+/// single-threaded runtime (which cannot block in place).
+fn block_anywhere<F>(block_on: impl Fn(F) -> F::Output + Sync, work: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => block_on(work),
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| block_on(work))
+        }
+        Ok(_) => std::thread::scope(|scope| match scope.spawn(|| block_on(work)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
+    }
+}
+
 /// The TLS connector for `--database-ca-file` (which makes TLS required: `config`'s sslmode is
 /// set to `require`), or none (plain TCP, as `sslmode=disable` or `prefer` against a server
 /// without TLS). Refuses `sslmode=require` without a CA file, and a CA file with
@@ -427,26 +448,13 @@ impl PgStore {
     }
 
     /// Runs `work` to completion on the calling thread, with the store's runtime driving the
-    /// connections: directly from a plain thread (the writer), through `block_in_place` from a
-    /// task of a multi-threaded runtime (request handlers), and from a helper thread inside a
-    /// single-threaded runtime (which cannot block in place).
+    /// connections ([`block_anywhere`]).
     fn block<F>(&self, work: F) -> F::Output
     where
         F: Future + Send,
         F::Output: Send,
     {
-        match tokio::runtime::Handle::try_current() {
-            Err(_) => self.handle.block_on(work),
-            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.handle.block_on(work))
-            }
-            Ok(_) => std::thread::scope(|scope| {
-                match scope.spawn(|| self.handle.block_on(work)).join() {
-                    Ok(output) => output,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }),
-        }
+        block_anywhere(|work| self.handle.block_on(work), work)
     }
 
     /// [`PgStore::block`] for a connection of the reads' pool (`writer` false) or of the
@@ -457,23 +465,9 @@ impl PgStore {
         F: Future + Send,
         F::Output: Send,
     {
-        let runtime = match (writer, self.writer_runtime.as_ref()) {
-            (true, Some(runtime)) => runtime,
-            _ => return self.block(work),
-        };
-        match tokio::runtime::Handle::try_current() {
-            Err(_) => runtime.block_on(work),
-            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| runtime.block_on(work))
-            }
-            Ok(_) => {
-                std::thread::scope(
-                    |scope| match scope.spawn(|| runtime.block_on(work)).join() {
-                        Ok(output) => output,
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    },
-                )
-            }
+        match (writer, self.writer_runtime.as_ref()) {
+            (true, Some(runtime)) => block_anywhere(|work| runtime.block_on(work), work),
+            _ => self.block(work),
         }
     }
 
@@ -529,20 +523,25 @@ impl PgStore {
             };
             let result = PgTx::run(self, &client, write, &body);
             if result.is_err() {
-                // A failed transaction must be rolled back (or its connection is gone) before
-                // the connection goes back to the pool; one that cannot be is dropped.
-                let rolled_back = !client.is_closed()
-                    && self
-                        .block_for(write, client.batch_execute("ROLLBACK"))
-                        .is_ok();
-                if !rolled_back {
-                    let _ = deadpool_postgres::Object::take(client);
-                }
+                self.roll_back(client, write);
             }
             match result {
                 Err(StoreError::Conflict) if attempt < CONFLICT_ATTEMPTS => continue,
                 other => return other,
             }
+        }
+    }
+
+    /// Rolls back the failed transaction on `client` (of the writer's pool when `writer`)
+    /// before the connection goes back to its pool; one that cannot be rolled back (or is
+    /// gone) is dropped from the pool instead.
+    fn roll_back(&self, client: deadpool_postgres::Object, writer: bool) {
+        let rolled_back = !client.is_closed()
+            && self
+                .block_for(writer, client.batch_execute("ROLLBACK"))
+                .is_ok();
+        if !rolled_back {
+            let _ = deadpool_postgres::Object::take(client);
         }
     }
 
@@ -620,8 +619,8 @@ impl PgStore {
             })?;
             Ok(records)
         });
-        if result.is_err() && !client.is_closed() {
-            let _ = self.block_for(true, client.batch_execute("ROLLBACK"));
+        if result.is_err() {
+            self.roll_back(client, true);
         }
         result
     }

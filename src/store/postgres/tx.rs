@@ -8,7 +8,7 @@
 //! query, and its answer is cached for the rest of the batch. Nothing outlives the transaction.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
@@ -321,10 +321,8 @@ impl<'a> PgTx<'a> {
         for id in &stamp_ids {
             overlay.stamps.insert(*id, None);
         }
-        let mut buyers = HashSet::new();
         for row in &stamps {
             let (id, sale, spent) = stamp_from_row(row)?;
-            buyers.insert(sale.buyer);
             overlay.stamps.insert(id, Some(SoldStamp { sale, spent }));
         }
         for id in &account_ids {
@@ -341,13 +339,8 @@ impl<'a> PgTx<'a> {
             let post = post_from_row(row)?;
             overlay.posts.insert(post.post_id, Some(post));
         }
-        // Round two: each vote's voter record (the payer of a vote is the buyer of its first
-        // stamp), and any buyer's account the first round did not return (none: it read them
-        // all; kept so that a missing one is known absent).
-        let more_accounts: Vec<Uuid> = buyers
-            .into_iter()
-            .filter(|b| !overlay.accounts.contains_key(b))
-            .collect();
+        // Round two, for votes only: each vote's voter record (the payer of a vote is the buyer
+        // of its first stamp). The spent stamps' buyers came in round one.
         let (mut vote_posts, mut vote_payers) = (Vec::new(), Vec::new());
         for command in batch {
             if let Command::Spend {
@@ -366,29 +359,15 @@ impl<'a> PgTx<'a> {
             }
         }
         drop(overlay);
-        if more_accounts.is_empty() && vote_posts.is_empty() {
+        if vote_posts.is_empty() {
             return Ok(());
         }
-        let s4 = self.statement(
+        let voters = self.query(
             "SELECT post_id, payer, votes, up_voted FROM voters \
              WHERE (post_id, payer) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
+            &[&vote_posts, &vote_payers],
         )?;
-        let (p2, p4): ([Param<'_>; 1], [Param<'_>; 2]) =
-            ([&more_accounts], [&vote_posts, &vote_payers]);
-        let (accounts, voters) = self
-            .store
-            .block_for(self.writer, async {
-                futures_util::try_join!(self.client.query(&s2, &p2), self.client.query(&s4, &p4),)
-            })
-            .map_err(|e| db_error(&e))?;
         let mut overlay = self.overlay.borrow_mut();
-        for id in &more_accounts {
-            overlay.accounts.insert(*id, None);
-        }
-        for row in &accounts {
-            let account = account_from_row(row)?;
-            overlay.accounts.insert(account.account_id, Some(account));
-        }
         for (post, payer) in vote_posts.iter().zip(&vote_payers) {
             overlay.voters.insert((*post, *payer), Voter::default());
         }
@@ -405,12 +384,8 @@ impl<'a> PgTx<'a> {
     }
 
     /// Sends every write of the batch in one pipelined round, parents before children (the
-    /// statements run in the order sent), then the head row.
-    fn flush(&self) -> Result<(), StoreError> {
-        self.send_writes(false)
-    }
-
-    /// [`PgTx::flush`], and with `commit` the `COMMIT` in the same round, behind the writes.
+    /// statements run in the order sent), then the head row; with `commit`, the `COMMIT` in
+    /// the same round, behind the writes.
     /// The transaction committed only if every statement and the `COMMIT` succeeded: after a
     /// failed write PostgreSQL answers that `COMMIT` with a rollback, and the write's error is
     /// what this returns.
@@ -819,7 +794,7 @@ impl PgTx<'_> {
     /// Sends the writes gathered so far and starts gathering anew (the transaction stays
     /// open).
     pub(super) fn flush_and_clear(&self) -> Result<(), StoreError> {
-        self.flush()?;
+        self.send_writes(false)?;
         *self.overlay.borrow_mut() = Overlay::default();
         Ok(())
     }
