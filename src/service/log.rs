@@ -126,8 +126,9 @@ impl Log {
 
     /// The Merkle root of the first `size` entries.
     pub fn root(&self, size: u64) -> Result<tlog_tiles::Hash, Error> {
-        let hashes = StoreHashes::new(self.store.as_ref());
-        tlog_tiles::tree_hash(size, &hashes).map_err(|e| hash_error(&hashes, e))
+        with_hashes(self.store.as_ref(), |hashes| {
+            tlog_tiles::tree_hash(size, hashes)
+        })
     }
 
     /// Inclusion proof of entry `index` in the tree of `size` entries.
@@ -138,8 +139,9 @@ impl Log {
                 "need index < size <= {durable}; got index {index}, size {size}"
             )));
         }
-        let hashes = StoreHashes::new(self.store.as_ref());
-        tlog_tiles::prove_record(size, index, &hashes).map_err(|e| hash_error(&hashes, e))
+        with_hashes(self.store.as_ref(), |hashes| {
+            tlog_tiles::prove_record(size, index, hashes)
+        })
     }
 
     /// Consistency proof between the trees of `from` and `to` entries.
@@ -150,8 +152,9 @@ impl Log {
                 "need 0 < from <= to <= {durable}; got from {from}, to {to}"
             )));
         }
-        let hashes = StoreHashes::new(self.store.as_ref());
-        tlog_tiles::prove_tree(to, from, &hashes).map_err(|e| hash_error(&hashes, e))
+        with_hashes(self.store.as_ref(), |hashes| {
+            tlog_tiles::prove_tree(to, from, hashes)
+        })
     }
 
     /// The server's own check of the ledger invariants over every durable entry.
@@ -302,20 +305,23 @@ impl Log {
             }
             Ok(out)
         } else {
-            let hashes = StoreHashes::new(self.store.as_ref());
-            tile.read_data(&hashes).map_err(|e| hash_error(&hashes, e))
+            with_hashes(self.store.as_ref(), |hashes| tile.read_data(hashes))
         }
     }
 }
 
-/// The error of a tlog_tiles call that read through `hashes`: the store's own, if a read
-/// failed (a tlog_tiles error carries only text), so a database that is away for now answers
-/// 503 `service_unavailable`, as every other read does, not 500.
-fn hash_error(hashes: &StoreHashes<'_>, e: tlog_tiles::Error) -> Error {
-    match hashes.take_failure() {
+/// Runs a tlog_tiles call that reads the store's hashes. On failure, the store's own error if
+/// a read failed (a tlog_tiles error carries only text), so a database that is away for now
+/// answers 503 `service_unavailable`, as every other read does, not 500.
+fn with_hashes<T>(
+    store: &dyn Store,
+    read: impl FnOnce(&StoreHashes<'_>) -> Result<T, tlog_tiles::Error>,
+) -> Result<T, Error> {
+    let hashes = StoreHashes::new(store);
+    read(&hashes).map_err(|e| match hashes.take_failure() {
         Some(store_error) => store_error.into(),
         None => Error::Internal(e.to_string()),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -386,19 +392,16 @@ mod tests {
     #[test]
     fn a_failed_hash_read_keeps_the_stores_error() {
         let away = Failing(|| StoreError::Unavailable("connection refused".into()));
-        let hashes = StoreHashes::new(&away);
-        let root = tlog_tiles::tree_hash(5, &hashes).map_err(|e| hash_error(&hashes, e));
+        let root = with_hashes(&away, |hashes| tlog_tiles::tree_hash(5, hashes));
         assert!(matches!(root, Err(Error::Unavailable(_))), "{root:?}");
-        let hashes = StoreHashes::new(&away);
-        let proof = tlog_tiles::prove_tree(5, 3, &hashes).map_err(|e| hash_error(&hashes, e));
+        let proof = with_hashes(&away, |hashes| tlog_tiles::prove_tree(5, 3, hashes));
         assert!(matches!(proof, Err(Error::Unavailable(_))), "{proof:?}");
 
         let damaged = Failing(|| StoreError::Corrupt {
             tree: "hashes",
             detail: "hash length".into(),
         });
-        let hashes = StoreHashes::new(&damaged);
-        let proof = tlog_tiles::prove_record(5, 2, &hashes).map_err(|e| hash_error(&hashes, e));
+        let proof = with_hashes(&damaged, |hashes| tlog_tiles::prove_record(5, 2, hashes));
         assert!(matches!(proof, Err(Error::Internal(_))), "{proof:?}");
     }
 }
