@@ -93,8 +93,7 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
         args.from_data_dir.display(),
         copied_in.as_secs_f64()
     );
-    let size = check(&source, &target)?;
-    let root = root(&target, size)?;
+    let (size, root) = check(&source, &target)?;
     println!(
         "checked: ledger size {size}, every entry the same bytes, root {} in both, in {:.1} s",
         base64::engine::general_purpose::STANDARD.encode(root.0),
@@ -104,8 +103,8 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Compares the copy with the source; returns the ledger size.
-fn check(source: &SledStore, target: &PgStore) -> Result<u64, Failure> {
+/// Compares the copy with the source; returns the ledger size and its root.
+fn check(source: &SledStore, target: &PgStore) -> Result<(u64, tlog_tiles::Hash), Failure> {
     let read = |e: crate::store::StoreError| Failure::Cannot(format!("reading back: {e}"));
     let size = source.ledger_size().map_err(read)?;
     let copied = target.ledger_size().map_err(read)?;
@@ -151,7 +150,7 @@ fn check(source: &SledStore, target: &PgStore) -> Result<u64, Failure> {
     if source.checkpoint().map_err(read)? != target.checkpoint().map_err(read)? {
         return Err(Failure::Differs("the newest checkpoint".into()));
     }
-    Ok(size)
+    Ok((size, got))
 }
 
 /// The Merkle root of the first `size` entries from a store's stored hashes.
