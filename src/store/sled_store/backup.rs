@@ -93,7 +93,10 @@ mod tests {
         // A second copy into the same place is refused: a backup never overwrites.
         assert!(store.backup(&copy_dir).is_err());
 
-        let copy = SledStore::open(&copy_dir, "cents").expect("open the copy");
+        // The copy's sled handle was just dropped; its background threads may hold the file
+        // lock a moment longer.
+        let copy = super::super::tests::retry_while_locked(|| SledStore::open(&copy_dir, "cents"))
+            .expect("open the copy");
         assert_eq!(copy.ledger_size().expect("size"), size);
         assert_eq!(
             copy.entries(0, size).expect("entries"),

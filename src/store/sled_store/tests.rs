@@ -42,7 +42,9 @@ fn issuer() -> (Kid, String) {
 
 /// Runs `open` again while it fails on sled's file lock, which sled's background threads may
 /// hold for a moment after the last handle was dropped.
-fn retry_while_locked<T, E: Display>(open: impl Fn() -> Result<T, E>) -> Result<T, String> {
+pub(super) fn retry_while_locked<T, E: Display>(
+    open: impl Fn() -> Result<T, E>,
+) -> Result<T, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match open() {
