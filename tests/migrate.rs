@@ -23,7 +23,15 @@ struct Server {
 impl Server {
     /// Starts a server with the default policy on `data_dir` and `keys_dir`, and `extra` args.
     fn start(data_dir: &Path, keys_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+        // Nothing of the developer's environment configures the server (a
+        // PENNYPOST_DATABASE_URL there would quietly move the sled server onto a database).
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PENNYPOST_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .arg("--keys-dir")
@@ -203,13 +211,15 @@ fn a_sled_store_moves_to_postgres_whole_and_the_audit_goes_on() {
         "audit of the sled server: {audited:?}"
     );
     let sled_checkpoint = sled.text("/checkpoint");
-    let (_, sled_entries) = sled.call(
+    let (status, sled_entries) = sled.call(
         reqwest::Method::GET,
         "/v1/ledger/entries?start=0&limit=1000",
         None,
         None,
     );
-    let (_, sled_audit) = sled.call(reqwest::Method::GET, "/v1/audit", None, None);
+    assert_eq!(status, 200, "{sled_entries}");
+    let (status, sled_audit) = sled.call(reqwest::Method::GET, "/v1/audit", None, None);
+    assert_eq!(status, 200, "{sled_audit}");
 
     // A running server's directory is refused (sled lets one process open it).
     let database = pg::TestDatabase::new();
@@ -254,14 +264,16 @@ fn a_sled_store_moves_to_postgres_whole_and_the_audit_goes_on() {
     // The same ledger: the same checkpoint (same size, root and signature), the same entries,
     // the same audit figures.
     assert_eq!(on_pg.text("/checkpoint"), sled_checkpoint);
-    let (_, pg_entries) = on_pg.call(
+    let (status, pg_entries) = on_pg.call(
         reqwest::Method::GET,
         "/v1/ledger/entries?start=0&limit=1000",
         None,
         None,
     );
+    assert_eq!(status, 200, "{pg_entries}");
     assert_eq!(pg_entries, sled_entries, "entries differ");
-    let (_, pg_audit) = on_pg.call(reqwest::Method::GET, "/v1/audit", None, None);
+    let (status, pg_audit) = on_pg.call(reqwest::Method::GET, "/v1/audit", None, None);
+    assert_eq!(status, 200, "{pg_audit}");
     assert_eq!(pg_audit, sled_audit);
     assert_eq!(pg_audit["ok"], json!(true));
 
