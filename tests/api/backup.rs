@@ -11,16 +11,8 @@ use base64::Engine as _;
 use pennypost::api::{BackupResponse, PurchaseResponse};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, backend_is_postgres, TestServer, ADMIN_TOKEN};
+use crate::helpers::{assert_problem, backend_is_postgres, TestServer, ADMIN_TOKEN, FLAT};
 use crate::process::start;
-
-/// The flat policy the harness starts servers with: a restored server must run the same
-/// policy, or it writes a new `policy` entry at start.
-const FLAT: &[(&str, &str)] = &[
-    ("PENNYPOST_REPEAT_FACTOR", "1"),
-    ("PENNYPOST_VOTE_PRICING", "flat"),
-    ("PENNYPOST_REFUND_VOTERS", "0"),
-];
 
 /// `(size, root)` of a checkpoint note.
 fn size_and_root(note: &str) -> (u64, String) {

@@ -66,6 +66,15 @@ pub fn backend_is_postgres() -> bool {
     backend() == Backend::Postgres
 }
 
+/// The flat policy (posts and votes at their base cost, no refunds) the harness starts servers
+/// with unless a test asks for prices: a server started again over the same ledger must run
+/// it too, or it writes a new `policy` entry at start.
+pub const FLAT: &[(&str, &str)] = &[
+    ("PENNYPOST_REPEAT_FACTOR", "1"),
+    ("PENNYPOST_VOTE_PRICING", "flat"),
+    ("PENNYPOST_REFUND_VOTERS", "0"),
+];
+
 /// A PostgreSQL database of its own for a test that starts `pennypost serve` by hand on
 /// directories of its own, when the servers under test run on PostgreSQL (give it to
 /// [`with_store`]); `None` on sled. Keep it until the servers on it are killed.
@@ -213,10 +222,7 @@ impl TestServer {
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("PENNYPOST_LOG", &self.log_filter);
         if self.flat {
-            command
-                .env("PENNYPOST_REPEAT_FACTOR", "1")
-                .env("PENNYPOST_VOTE_PRICING", "flat")
-                .env("PENNYPOST_REFUND_VOTERS", "0");
+            command.envs(FLAT.iter().copied());
         }
         command.stdout(Stdio::piped()).stderr(
             std::fs::OpenOptions::new()

@@ -88,12 +88,28 @@ pub fn start(args: &[&str], env: &[(&str, &str)], log: &Path, metrics: bool) -> 
 }
 
 /// Runs `pennypost serve ARGS` with `env` expecting it to refuse to start: its exit code and
-/// what it wrote to stderr.
+/// what it wrote to stderr. A server that runs on instead is killed after 30 s, and the test
+/// fails (it never hangs).
 pub fn refused(args: &[&str], env: &[(&str, &str)], dir: &Path) -> (Option<i32>, String) {
     let log = dir.join("refused.log");
     let mut command = command(args, env, &log);
     command.stdout(Stdio::null());
-    let status = command.status().expect("run pennypost");
+    let mut child = command.spawn().expect("run pennypost");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pennypost serve {args:?} started instead of refusing; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     (
         status.code(),
         std::fs::read_to_string(&log).unwrap_or_default(),

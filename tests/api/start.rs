@@ -87,11 +87,7 @@ async fn a_second_server_on_the_same_database_joins_the_first(
             &database.url,
         ],
         // The harness's flat policy: another policy would be a new `policy` entry.
-        &[
-            ("PENNYPOST_REPEAT_FACTOR", "1"),
-            ("PENNYPOST_VOTE_PRICING", "flat"),
-            ("PENNYPOST_REFUND_VOTERS", "0"),
-        ],
+        crate::helpers::FLAT,
         &server.work_dir().join("second.log"),
         false,
     );
@@ -152,33 +148,24 @@ async fn a_currency_or_origin_the_ledger_cannot_hold_stops_the_start() {
     for (flag, value, said) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = own_database();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", flag, value])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--keys-dir")
-            .arg(dir.path().join("keys"));
-        let mut child = with_store(&mut command, database.as_ref())
-            .env("PENNYPOST_ADMIN_TOKEN", "t")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("serve");
-        // A server that took the currency would run on: give it 30 s, then fail.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while child.try_wait().expect("wait").is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the server started with {flag} {value:?}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            value,
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--keys-dir",
+            keys.to_str().expect("utf-8"),
+        ];
+        if let Some(database) = &database {
+            args.extend(["--database", database.url.as_str()]);
         }
-        let output = child.wait_with_output().expect("output");
-        assert_eq!(output.status.code(), Some(2), "{flag} {value:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (code, stderr) = crate::process::refused(&args, &[], dir.path());
+        assert_eq!(code, Some(2), "{flag} {value:?}");
         assert!(stderr.contains(said), "{flag} {value:?}: {stderr}");
-        assert!(!dir.path().join("data").exists(), "data directory created");
+        assert!(!data.exists(), "data directory created");
     }
 }
 
