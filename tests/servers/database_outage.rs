@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use pennypost::api::PurchaseResponse;
 
-use crate::harness::{stamp_id, Answer, Service};
+use crate::harness::{poll, stamp_id, Answer, Service};
 use crate::pg;
 
 /// Stamps bought for the burst; each is sent once at most.
@@ -496,13 +496,4 @@ struct Times {
     resumed: Instant,
     resume_took: Duration,
     recovered: Vec<Duration>,
-}
-
-/// Waits until `done`, checking every 10 ms; panics naming `what` after `limit`.
-async fn poll(limit: Duration, what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

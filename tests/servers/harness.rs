@@ -223,7 +223,7 @@ pub struct Service {
     pub http: reqwest::Client,
     dir: tempfile::TempDir,
     /// Dropped after the servers (see `Drop`).
-    db: Option<pg::TestDatabase>,
+    db: pg::TestDatabase,
 }
 
 impl Service {
@@ -275,7 +275,7 @@ impl Service {
                 .build()
                 .expect("client"),
             dir,
-            db: Some(db),
+            db,
         }
     }
 
@@ -285,7 +285,7 @@ impl Service {
 
     /// The URL of the servers' database.
     pub fn database_url(&self) -> String {
-        self.db.as_ref().expect("the database").url.clone()
+        self.db.url.clone()
     }
 
     /// A path in the service's temporary directory.
@@ -634,7 +634,6 @@ impl Drop for Service {
         for server in &self.servers {
             server.kill();
         }
-        self.db.take();
     }
 }
 
@@ -650,4 +649,16 @@ pub fn stamp_id(stamp: &str) -> String {
         .expect("payload base64");
     let bytes: [u8; 16] = payload[9..25].try_into().expect("16 bytes");
     uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+/// Waits until `done`, checking every 10 ms; panics naming `what` after `limit`.
+pub async fn poll(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

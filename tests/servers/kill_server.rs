@@ -7,12 +7,12 @@
 //! serves, and passes the audit with the same state file.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use pennypost::api::PurchaseResponse;
 
-use crate::harness::{stamp_id, Account, Answer, Service};
+use crate::harness::{poll, stamp_id, Account, Answer, Service};
 use crate::pg;
 
 /// Redeems in the burst (each of a stamp of its own).
@@ -98,11 +98,10 @@ async fn a_server_killed_during_a_burst_loses_no_acknowledged_change() {
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<Sent>>();
     let killer = async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while answered.load(Ordering::SeqCst) < KILL_AFTER {
-            assert!(Instant::now() < deadline, "the burst does not progress");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        poll(Duration::from_secs(60), "the burst to progress", || {
+            answered.load(Ordering::SeqCst) >= KILL_AFTER
+        })
+        .await;
         let at = answered.load(Ordering::SeqCst);
         service.server(VICTIM).kill();
         killed.store(true, Ordering::SeqCst);
