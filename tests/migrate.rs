@@ -312,3 +312,50 @@ fn a_missing_source_or_an_unreachable_database_exits_2() {
     assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("holds no sled store"));
 }
+
+/// A copy that fails part-way (here: the database holds an entry row the emptiness check
+/// does not look at, so the copy's first entry collides with it) exits 2 and leaves the
+/// database as it was: the copy is one transaction.
+#[test]
+fn a_copy_that_fails_part_way_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    let sled = Server::start(&data, &keys, &[]);
+    fill(&sled, "sled");
+    sled.kill();
+
+    let database = pg::TestDatabase::new();
+    // The schema, made as a server makes it, and one stray row in `entries`.
+    drop(
+        pennypost::store::PgStore::open(
+            &database.url,
+            "cents",
+            &pennypost::store::PgLimits::default(),
+        )
+        .expect("make the schema"),
+    );
+    pg::psql(
+        &database.url,
+        "INSERT INTO entries (idx, body) VALUES (0, 'stray')",
+    );
+    let failed = pennypost(&[
+        "migrate",
+        "--from-data-dir",
+        data.to_str().expect("path"),
+        "--to-database",
+        &database.url,
+    ]);
+    assert_eq!(failed.status.code(), Some(2), "{failed:?}");
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(said.contains("copy into"), "{said}");
+    assert_eq!(
+        pg::psql(
+            &database.url,
+            "SELECT (SELECT ledger_size FROM head WHERE id = 1), \
+             (SELECT count(*) FROM accounts), (SELECT count(*) FROM stamps), \
+             (SELECT count(*) FROM entries), (SELECT count(*) FROM hashes)"
+        ),
+        "0|0|0|1|0",
+        "the failed copy left rows behind"
+    );
+}
