@@ -39,6 +39,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod payments;
 pub mod rules;
 pub mod service;
 pub mod simulate;
