@@ -71,6 +71,12 @@ pub const DATABASE_WAITING: &str = "pennypost_database_connection_waiters";
 pub const BACKUP_DURATION: &str = "pennypost_backup_seconds";
 /// Unix time of the last backup that was written whole.
 pub const BACKUP_LAST_SUCCESS: &str = "pennypost_backup_last_success_timestamp_seconds";
+/// Time of one call to a payment provider's API, by `provider` and `call` (the call's name
+/// without ids, `GET /v1/checkout/sessions/{id}`), whatever its outcome.
+pub const PAYMENT_PROVIDER_DURATION: &str = "pennypost_payment_provider_call_seconds";
+/// Calls to a payment provider's API that gave no usable answer, by `provider`, `call` and
+/// `kind` (`unreachable`, `timeout`, `bad_answer`, `refused`).
+pub const PAYMENT_PROVIDER_ERRORS: &str = "pennypost_payment_provider_errors_total";
 
 /// The route label of a request no route matched: never the raw path, which could hold ids.
 const UNMATCHED: &str = "unmatched";
@@ -173,6 +179,15 @@ fn describe() {
         BACKUP_LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the last backup written whole."
+    );
+    describe_histogram!(
+        PAYMENT_PROVIDER_DURATION,
+        Unit::Seconds,
+        "Time of one call to a payment provider's API, by provider and call."
+    );
+    describe_counter!(
+        PAYMENT_PROVIDER_ERRORS,
+        "Calls to a payment provider's API that failed, by provider, call and kind."
     );
 }
 
@@ -282,11 +297,17 @@ mod tests {
             STAMPS_SPENT,
             COMMIT_FAILURES,
             BACKUPS,
+            PAYMENT_PROVIDER_ERRORS,
         ];
         for name in counters {
             assert!(name.ends_with("_total"), "{name}");
         }
-        for name in [HTTP_DURATION, COMMIT_SYNC, BACKUP_DURATION] {
+        for name in [
+            HTTP_DURATION,
+            COMMIT_SYNC,
+            BACKUP_DURATION,
+            PAYMENT_PROVIDER_DURATION,
+        ] {
             assert!(name.ends_with("_seconds"), "{name}");
         }
         let all = counters.iter().chain(&[
@@ -299,6 +320,7 @@ mod tests {
             VERIFY_BATCH,
             BACKUP_DURATION,
             BACKUP_LAST_SUCCESS,
+            PAYMENT_PROVIDER_DURATION,
         ]);
         for name in all {
             assert!(name.starts_with("pennypost_"), "{name}");

@@ -4,12 +4,13 @@
 //! Errors carry no URL (a URL could carry credentials an operator wrote into it) and no
 //! header: only the provider, the call's name and what went wrong.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::ProviderError;
+use crate::telemetry;
 
 /// Longest wait for a TCP and TLS connection to a provider.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,8 +67,25 @@ impl ApiClient {
         &self.client
     }
 
-    /// Sends the request and reads the answer whole, within the time and size bounds.
+    /// Sends the request and reads the answer whole, within the time and size bounds. Its
+    /// time is recorded ([`telemetry::PAYMENT_PROVIDER_DURATION`]).
     pub async fn send(
+        &self,
+        call: &'static str,
+        request: RequestBuilder,
+    ) -> Result<Answer, ProviderError> {
+        let started = Instant::now();
+        let answer = self.send_unmeasured(call, request).await;
+        metrics::histogram!(
+            telemetry::PAYMENT_PROVIDER_DURATION,
+            "provider" => self.provider,
+            "call" => call,
+        )
+        .record(started.elapsed().as_secs_f64());
+        answer
+    }
+
+    async fn send_unmeasured(
         &self,
         call: &'static str,
         request: RequestBuilder,
@@ -88,25 +106,44 @@ impl ApiClient {
     ) -> Result<T, ProviderError> {
         let answer = self.send(call, request).await?;
         if !answer.status.is_success() {
-            return Err(ProviderError::Refused {
+            return Err(self.counted(ProviderError::Refused {
                 provider: self.provider,
                 call,
                 status: answer.status.as_u16(),
                 detail: detail(&answer.body)
                     .map(|d| clip(&d))
                     .unwrap_or_else(|| "no message".into()),
-            });
+            }));
         }
         serde_json::from_slice(&answer.body).map_err(|e| self.bad_answer(call, e.to_string()))
     }
 
-    /// A [`ProviderError::BadAnswer`] of this provider.
+    /// A [`ProviderError::BadAnswer`] of this provider (counted).
     pub fn bad_answer(&self, call: &'static str, detail: impl Into<String>) -> ProviderError {
-        ProviderError::BadAnswer {
+        self.counted(ProviderError::BadAnswer {
             provider: self.provider,
             call,
             detail: clip(&detail.into()),
-        }
+        })
+    }
+
+    /// Counts a failed call ([`telemetry::PAYMENT_PROVIDER_ERRORS`]): every [`ProviderError`]
+    /// of a call is made through here once.
+    fn counted(&self, error: ProviderError) -> ProviderError {
+        let call = match &error {
+            ProviderError::Unreachable { call, .. }
+            | ProviderError::Timeout { call, .. }
+            | ProviderError::BadAnswer { call, .. }
+            | ProviderError::Refused { call, .. } => *call,
+        };
+        metrics::counter!(
+            telemetry::PAYMENT_PROVIDER_ERRORS,
+            "provider" => self.provider,
+            "call" => call,
+            "kind" => error.kind(),
+        )
+        .increment(1);
+        error
     }
 
     async fn read_bounded(
@@ -133,19 +170,19 @@ impl ApiClient {
     fn error(&self, call: &'static str, error: reqwest::Error) -> ProviderError {
         let error = error.without_url();
         if error.is_timeout() {
-            ProviderError::Timeout {
+            self.counted(ProviderError::Timeout {
                 provider: self.provider,
                 call,
                 secs: self.timeout.as_secs(),
-            }
+            })
         } else if error.is_body() || error.is_decode() {
             self.bad_answer(call, error_chain(&error))
         } else {
-            ProviderError::Unreachable {
+            self.counted(ProviderError::Unreachable {
                 provider: self.provider,
                 call,
                 detail: clip(&error_chain(&error)),
-            }
+            })
         }
     }
 }
@@ -173,6 +210,49 @@ pub fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_call_is_timed_and_every_failure_counted() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let api = ApiClient::new("stripe", Duration::from_secs(1)).expect("client");
+                let request = api.http().get(format!("http://{closed}/v1/charges/ch_1"));
+                let error = api
+                    .json::<serde_json::Value>("GET /v1/charges/{id}", request, |_| None)
+                    .await
+                    .expect_err("nothing listens there");
+                assert_eq!(error.kind(), "unreachable", "{error}");
+                assert!(!error.to_string().contains("127.0.0.1"), "no URL: {error}");
+            });
+        });
+        let text = handle.render();
+        let errors = text
+            .lines()
+            .find(|l| l.starts_with(telemetry::PAYMENT_PROVIDER_ERRORS))
+            .expect("the error counted");
+        for part in [
+            "provider=\"stripe\"",
+            "call=\"GET /v1/charges/{id}\"",
+            "kind=\"unreachable\"",
+        ] {
+            assert!(errors.contains(part), "{errors}");
+        }
+        assert!(errors.ends_with(" 1"), "{errors}");
+        assert!(
+            text.contains(&format!("{}_count", telemetry::PAYMENT_PROVIDER_DURATION))
+                || text.contains(&format!("{}{{", telemetry::PAYMENT_PROVIDER_DURATION)),
+            "{text}"
+        );
+    }
 
     #[test]
     fn details_are_short_single_lines() {

@@ -182,7 +182,13 @@ impl Stripe {
             .get(self.url("/v1/checkout/sessions"))
             .query(&[("payment_intent", intent.as_str())]);
         let list: List<Session> = self.api.json(LIST_SESSIONS, request, error_message).await?;
-        match list.data.into_iter().next() {
+        // Only a session that names this PaymentIntent: were the filter ever ignored, a
+        // refund must not land on another member's payment.
+        let session = list
+            .data
+            .into_iter()
+            .find(|s| s.payment_intent.as_ref().map(Expandable::id) == Some(intent.as_str()));
+        match session {
             Some(session) => self.checked(LIST_SESSIONS, session).map(Some),
             None => Ok(None),
         }

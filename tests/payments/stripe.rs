@@ -296,6 +296,26 @@ async fn refunds_are_confirmed_cumulatively_with_their_payment() {
         ))
     );
 
+    // Were the list's filter ever ignored, the charge still finds its own session only.
+    let (_, other_session) = created(&stripe, 1000).await;
+    let other_charge = fake.pay(&other_session);
+    fake.set_list_filter(false);
+    for (charge, session) in [(&other_charge, &other_session), (&charge, &session)] {
+        match stripe
+            .confirm(&Hint::Charge {
+                charge: charge.clone(),
+            })
+            .await
+            .expect("confirmed")
+        {
+            Confirmed::Refund(state) => {
+                assert_eq!(state.payment.map(|p| p.reference).as_ref(), Some(session))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    fake.set_list_filter(true);
+
     // A charge made outside Checkout belongs to no payment.
     let foreign = fake.foreign_charge(2500, "usd");
     fake.refund(&foreign, 2500);

@@ -37,6 +37,9 @@ pub struct StripeState {
     disputes: BTreeMap<String, Value>,
     /// Idempotency-Key → the session its first request made.
     idempotent: HashMap<String, String>,
+    /// Whether `GET /v1/checkout/sessions` honours `payment_intent` (a broken filter lists
+    /// every session).
+    list_filter: bool,
 }
 
 impl FakeStripe {
@@ -50,6 +53,7 @@ impl FakeStripe {
             charges: BTreeMap::new(),
             disputes: BTreeMap::new(),
             idempotent: HashMap::new(),
+            list_filter: true,
         });
         let base = server.base_url();
         server.lock().base = base;
@@ -67,6 +71,11 @@ impl FakeStripe {
 
     pub fn set_mode(&self, mode: Mode) {
         self.server.set_mode(mode);
+    }
+
+    /// Makes the session list ignore its `payment_intent` filter (or honour it again).
+    pub fn set_list_filter(&self, honoured: bool) {
+        self.server.lock().list_filter = honoured;
     }
 
     /// The Checkout Session as the API would show it.
