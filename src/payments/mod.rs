@@ -14,7 +14,9 @@
 //! Modelled on cdk's `MintPayment` (`crates/cdk-common/src/payment.rs`): one trait, one module
 //! per provider ([`stripe`], [`btcpay`], [`test_provider`]); nothing above names a provider but
 //! the configuration that builds them ([`config::PaymentsConfig::build`]). A new provider
-//! (LNbits, PayPal) is one new module implementing [`Provider`] plus its settings.
+//! (LNbits, PayPal) is one new module implementing [`Provider`] (with its settings type and
+//! signature check, as `btcpay.rs` has them); `PaymentsConfig` then gains its flags and
+//! `build` one line that constructs it.
 //!
 //! Every HTTP call has a bounded time ([`client::CONNECT_TIMEOUT`],
 //! [`client::REQUEST_TIMEOUT_DEFAULT`]) and a bounded answer ([`client::ANSWER_BYTES_MAX`]);
