@@ -328,6 +328,23 @@ impl ProviderError {
     }
 }
 
+impl From<ProviderError> for crate::error::Error {
+    /// 503 `service_unavailable` (with `Retry-After`), naming the provider but not what it
+    /// said, which is logged instead.
+    fn from(error: ProviderError) -> crate::error::Error {
+        tracing::warn!(
+            provider = error.provider(),
+            kind = error.kind(),
+            cause = %error,
+            "payment provider unavailable"
+        );
+        crate::error::Error::Unavailable(format!(
+            "the payment provider {} cannot be asked for now; try again shortly",
+            error.provider()
+        ))
+    }
+}
+
 /// Why a webhook was not accepted. The signature errors ([`WebhookError::is_signature`])
 /// answer 400 `invalid_webhook_signature`; a signed body that is no event this provider
 /// sends answers 400 `bad_request`; in both cases nothing is done.
@@ -441,4 +458,53 @@ pub(crate) fn any_signature_matches<'a>(
         }
     }
     bool::from(matched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ErrorCode;
+
+    #[test]
+    fn a_provider_error_is_a_503_that_keeps_its_cause_to_the_log() {
+        let error: crate::error::Error = ProviderError::Refused {
+            provider: "stripe",
+            call: "GET /v1/charges/{id}",
+            status: 401,
+            detail: "Invalid API Key provided: rk_****1234".into(),
+        }
+        .into();
+        assert_eq!(error.code(), ErrorCode::ServiceUnavailable);
+        let text = error.to_string();
+        assert!(
+            text.contains("stripe") && !text.contains("API Key"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn money_compares_currencies_without_case_and_states_judge_it() {
+        assert_eq!(Money::new(500, "usd"), Money::new(500, "USD"));
+        assert_ne!(Money::new(500, "usd"), Money::new(501, "usd"));
+        assert_ne!(Money::new(500, "usd"), Money::new(500, "eur"));
+        let expected = Money::new(500, "USD");
+        for (state, verdict) in [
+            (PaymentState::Open, Verdict::Pending),
+            (PaymentState::Processing, Verdict::Pending),
+            (PaymentState::Paid(Money::new(500, "usd")), Verdict::Credit),
+            (PaymentState::Paid(Money::new(50, "usd")), Verdict::Mismatch),
+            (
+                PaymentState::PaidOther {
+                    amount: "5.001".into(),
+                    currency: "USD".into(),
+                },
+                Verdict::Mismatch,
+            ),
+            (PaymentState::Expired, Verdict::Expired),
+            (PaymentState::Failed, Verdict::Failed),
+        ] {
+            assert_eq!(state.against(&expected), verdict, "{state:?}");
+        }
+        assert_eq!(format!("{:?}", Secret::new("sk_live_x")), "***");
+    }
 }
