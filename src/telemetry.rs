@@ -77,6 +77,10 @@ pub const PAYMENT_PROVIDER_DURATION: &str = "pennypost_payment_provider_call_sec
 /// Calls to a payment provider's API that gave no usable answer, by `provider`, `call` and
 /// `kind` (`unreachable`, `timeout`, `bad_answer`, `refused`).
 pub const PAYMENT_PROVIDER_ERRORS: &str = "pennypost_payment_provider_errors_total";
+/// Webhooks refused for their signature, by `provider` and `reason` (`missing`, `malformed`,
+/// `mismatch`, `stale`): a wrong secret after a roll, a clock far off, or a forgery.
+pub const PAYMENT_WEBHOOK_SIGNATURE_FAILURES: &str =
+    "pennypost_payment_webhook_signature_failures_total";
 
 /// The route label of a request no route matched: never the raw path, which could hold ids.
 const UNMATCHED: &str = "unmatched";
@@ -189,6 +193,10 @@ fn describe() {
         PAYMENT_PROVIDER_ERRORS,
         "Calls to a payment provider's API that failed, by provider, call and kind."
     );
+    describe_counter!(
+        PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
+        "Webhooks refused for their signature, by provider and reason."
+    );
 }
 
 /// The method label: the standard methods by name, anything else as `other` (a client picks
@@ -298,6 +306,7 @@ mod tests {
             COMMIT_FAILURES,
             BACKUPS,
             PAYMENT_PROVIDER_ERRORS,
+            PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
         ];
         for name in counters {
             assert!(name.ends_with("_total"), "{name}");

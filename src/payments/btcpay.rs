@@ -198,6 +198,22 @@ fn settled(invoice: &Invoice) -> PaymentState {
     }
 }
 
+impl Btcpay {
+    /// [`Provider::verify_webhook`] before its failures are counted.
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<WebhookEvent, WebhookError> {
+        let header = match headers.get(SIGNATURE_HEADER) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| WebhookError::MalformedSignature("not ASCII"))?,
+            ),
+            None => None,
+        };
+        verify_signature(header, body, self.settings.webhook_secret.expose())?;
+        parse_event(body, &self.settings.store_id)
+    }
+}
+
 impl Provider for Btcpay {
     fn name(&self) -> &'static str {
         NAME
@@ -224,16 +240,7 @@ impl Provider for Btcpay {
         body: &[u8],
         _now: Timestamp,
     ) -> Result<WebhookEvent, WebhookError> {
-        let header = match headers.get(SIGNATURE_HEADER) {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| WebhookError::MalformedSignature("not ASCII"))?,
-            ),
-            None => None,
-        };
-        verify_signature(header, body, self.settings.webhook_secret.expose())?;
-        parse_event(body, &self.settings.store_id)
+        self.verify(headers, body).map_err(|e| e.counted(NAME))
     }
 
     fn confirm<'a>(&'a self, hint: &'a Hint) -> BoxFuture<'a, Result<Confirmed, ProviderError>> {

@@ -373,6 +373,32 @@ pub enum WebhookError {
 }
 
 impl WebhookError {
+    /// A short stable label of a signature failure, for metrics (`None` for the others).
+    pub fn signature_reason(&self) -> Option<&'static str> {
+        match self {
+            WebhookError::MissingSignature(_) => Some("missing"),
+            WebhookError::MalformedSignature(_) => Some("malformed"),
+            WebhookError::BadSignature => Some("mismatch"),
+            WebhookError::StaleSignature { .. } => Some("stale"),
+            WebhookError::BadBody(_) | WebhookError::NotSupported => None,
+        }
+    }
+
+    /// Counts this error when it is a signature failure
+    /// ([`crate::telemetry::PAYMENT_WEBHOOK_SIGNATURE_FAILURES`]); every provider's
+    /// `verify_webhook` passes its errors through here, so no caller counts them again.
+    pub(crate) fn counted(self, provider: &'static str) -> WebhookError {
+        if let Some(reason) = self.signature_reason() {
+            metrics::counter!(
+                crate::telemetry::PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
+                "provider" => provider,
+                "reason" => reason,
+            )
+            .increment(1);
+        }
+        self
+    }
+
     /// Whether this is a failed signature check (400 `invalid_webhook_signature`), rather
     /// than a bad body or a provider without webhooks.
     pub fn is_signature(&self) -> bool {
@@ -418,7 +444,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn check<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Checked, ProviderError>>;
 
     /// Verifies a webhook's signature over the raw body and headers at time `now`, then reads
-    /// the event into a [`Hint`]. Pure: no I/O.
+    /// the event into a [`Hint`]. No I/O; a signature failure is counted in the metrics here.
     fn verify_webhook(
         &self,
         headers: &HeaderMap,

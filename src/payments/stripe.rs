@@ -296,6 +296,32 @@ impl Stripe {
     }
 }
 
+impl Stripe {
+    /// [`Provider::verify_webhook`] before its failures are counted.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<WebhookEvent, WebhookError> {
+        let header = match headers.get(SIGNATURE_HEADER) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| WebhookError::MalformedSignature("not ASCII"))?,
+            ),
+            None => None,
+        };
+        verify_signature(
+            header,
+            body,
+            self.settings.webhook_secret.expose(),
+            now.unix(),
+        )?;
+        parse_event(body)
+    }
+}
+
 impl Provider for Stripe {
     fn name(&self) -> &'static str {
         NAME
@@ -322,21 +348,7 @@ impl Provider for Stripe {
         body: &[u8],
         now: Timestamp,
     ) -> Result<WebhookEvent, WebhookError> {
-        let header = match headers.get(SIGNATURE_HEADER) {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| WebhookError::MalformedSignature("not ASCII"))?,
-            ),
-            None => None,
-        };
-        verify_signature(
-            header,
-            body,
-            self.settings.webhook_secret.expose(),
-            now.unix(),
-        )?;
-        parse_event(body)
+        self.verify(headers, body, now).map_err(|e| e.counted(NAME))
     }
 
     fn confirm<'a>(&'a self, hint: &'a Hint) -> BoxFuture<'a, Result<Confirmed, ProviderError>> {

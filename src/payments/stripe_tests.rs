@@ -319,3 +319,52 @@ fn currencies_stripe_counts_otherwise_are_refused() {
     assert_eq!(stripe.stripe_currency, "eur");
     assert_eq!(stripe.currency(), "EUR");
 }
+
+#[test]
+fn signature_failures_are_counted_by_reason_and_nothing_else_is() {
+    let stripe = Stripe::new(
+        StripeSettings {
+            secret_key: Secret::new("rk_test_1"),
+            webhook_secret: Secret::new(SECRET),
+            api_base: API_BASE_DEFAULT.into(),
+            timeout: Duration::from_secs(1),
+        },
+        "usd",
+        "https://board.example",
+    )
+    .expect("stripe");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let now = Timestamp::from_unix(NOW);
+    let with = |value: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(SIGNATURE_HEADER, value.parse().expect("header"));
+        headers
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let good = header(NOW, &[sign(SECRET, &NOW.to_string(), BODY)]);
+        assert!(stripe.verify_webhook(&with(&good), BODY, now).is_ok());
+        assert!(stripe.verify_webhook(&with(&good), b"[1]", now).is_err());
+        assert!(stripe.verify_webhook(&HeaderMap::new(), BODY, now).is_err());
+        assert!(stripe.verify_webhook(&HeaderMap::new(), BODY, now).is_err());
+        assert!(stripe.verify_webhook(&with("t=x"), BODY, now).is_err());
+        let signed = header(NOW, &[sign(SECRET, &NOW.to_string(), b"[1]")]);
+        assert!(
+            stripe.verify_webhook(&with(&signed), b"[1]", now).is_err(),
+            "bad body"
+        );
+    });
+    let text = handle.render();
+    let line = |reason: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(crate::telemetry::PAYMENT_WEBHOOK_SIGNATURE_FAILURES)
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+    };
+    assert_eq!(line("missing").as_deref(), Some("2"), "{text}");
+    assert_eq!(line("mismatch").as_deref(), Some("1"), "{text}");
+    assert_eq!(line("malformed").as_deref(), Some("1"), "{text}");
+    assert_eq!(line("stale"), None, "{text}");
+}
