@@ -1,8 +1,8 @@
 //! `/.pennypost/`: the gate's own paths, never forwarded to the site.
 //!
 //! - `GET /.pennypost/routes`: the priced routes and the mint's and wallet's URLs.
-//! - `GET /.pennypost/gate.js` and `GET /.pennypost/wallet.js`: the script a site's pages load
-//!   (one `<script>` tag) and the wallet code it shares with the board's page.
+//! - `GET /.pennypost/gate.js`: the script a site's pages load (one `<script>` tag): the wallet
+//!   code shared with the board's page (`src/web/wallet.js`) followed by `gate.js`.
 //! - `/.pennypost/mint/…`: the mint's member routes (accounts, stamps, payments), so gate.js
 //!   talks only to the site's origin. A fixed allow-list: never the admin routes, holds or
 //!   redeem, and never the site's cookies.
@@ -20,10 +20,8 @@ use serde_json::json;
 use super::path::Normalised;
 use super::{answer, proxy, Gate};
 
-/// The script a site's pages load.
-const GATE_JS: &str = include_str!("gate.js");
-/// The wallet code shared with the board's page (`src/web/wallet.js`).
-const WALLET_JS: &str = include_str!("../web/wallet.js");
+/// The script a site's pages load: the wallet shared with the board's page, then the gate's.
+const GATE_JS: &str = concat!(include_str!("../web/wallet.js"), include_str!("gate.js"));
 
 /// Where the mint's member routes are, under the site's origin.
 pub const MINT_PREFIX: &str = "/.pennypost/mint";
@@ -80,7 +78,6 @@ pub async fn handle(gate: &Gate, member: IpAddr, path: &Normalised, request: Req
     match (method.clone(), rest.as_slice()) {
         (Method::GET, ["routes"]) => routes(gate),
         (Method::GET, ["gate.js"]) => script(GATE_JS),
-        (Method::GET, ["wallet.js"]) => script(WALLET_JS),
         (_, ["mint", "v1", ..]) => {
             let tail: Vec<String> = segments.iter().skip(3).cloned().collect();
             // Every reading must be the same route: an encoded slash or `;` could otherwise

@@ -210,6 +210,10 @@ async fn the_gates_own_paths_are_never_forwarded() {
         .to_str()
         .expect("text")
         .starts_with("text/javascript"));
-    assert!(!script.body.is_empty());
+    let text = String::from_utf8_lossy(&script.body);
+    assert!(
+        text.contains("window.PennypostWallet") && text.contains("window.PennypostGate"),
+        "the shared wallet, then the gate's script"
+    );
     assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
 }
