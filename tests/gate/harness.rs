@@ -62,6 +62,8 @@ impl Upstream {
             .route("/events", get(events))
             .route("/ws", get(websocket))
             .route("/upload", post(upload))
+            .route("/page", get(page))
+            .route("/plain", get(plain_page))
             .fallback(record)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -115,6 +117,23 @@ async fn record(State(shared): State<Shared>, request: Request) -> Response {
         "/see-other" => (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response(),
         _ => (StatusCode::OK, "upstream ok").into_response(),
     }
+}
+
+/// A page of the site with a priced form and gate.js.
+pub const PAGE: &str = "<!doctype html><html><head><title>site</title></head><body>\
+<form id=\"comment\" method=\"post\" action=\"/comments\">\
+<textarea name=\"text\">hello</textarea><button id=\"send\">Send</button></form>\
+<form id=\"search\" method=\"get\" action=\"/search\"><button id=\"find\">Find</button></form>\
+<script src=\"/.pennypost/gate.js\"></script></body></html>";
+
+async fn page() -> Response {
+    axum::response::Html(PAGE).into_response()
+}
+
+/// The same priced form without gate.js: a browser posting it meets the 402 page.
+async fn plain_page() -> Response {
+    axum::response::Html(PAGE.replace("<script src=\"/.pennypost/gate.js\"></script>", ""))
+        .into_response()
 }
 
 /// Reads the body chunk by chunk; notifies `arrived` at the first, answers with the length.

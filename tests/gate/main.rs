@@ -4,6 +4,7 @@
 //! `holds.rs` needs holds in the mint (GATE.md's additions to the API), which the mint does not
 //! have yet: those tests are `#[ignore]`d until it does, and run with `--ignored`.
 
+mod browser;
 mod config;
 mod free;
 mod harness;
