@@ -174,6 +174,11 @@
   XMLHttpRequest.prototype.send = function (body) {
     const xhr = this;
     const meta = xhr._pennypost;
+    if (meta && !meta.stamped && !table) {
+      // The routes are not known yet: send once they are (a priced call must not go bare).
+      loadRoutes().then(() => xhr.send(body));
+      return;
+    }
     const route = meta && !meta.stamped ? priceOf(meta.method, meta.url) : null;
     if (!route) return send.call(xhr, body);
     take(route.stamps, "This action").then((used) => {

@@ -217,3 +217,66 @@ async fn the_gates_own_paths_are_never_forwarded() {
     );
     assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
 }
+
+#[tokio::test]
+async fn a_slow_or_absent_upstream_is_504_or_502() {
+    let upstream = Upstream::start().await;
+    let gate = Gate::start(&harness::config(
+        &upstream.url(),
+        &harness::closed_port_url(),
+        "upstream_timeout_secs = 1",
+    ));
+    gate.send("GET", "/slow", &[], "")
+        .await
+        .problem(504, "upstream_timeout");
+    upstream.go_on.notify_one();
+    let gone = Gate::start(&harness::config(
+        &harness::closed_port_url(),
+        &harness::closed_port_url(),
+        "",
+    ));
+    gone.send("GET", "/", &[], "")
+        .await
+        .problem(502, "upstream_unreachable");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_rule_and_outcome() {
+    let upstream = Upstream::start().await;
+    let stamps = Mint::start().stamps(1).await;
+    let gate = Gate::start(&harness::config(
+        &upstream.url(),
+        &harness::closed_port_url(),
+        "metrics_listen = \"127.0.0.1:0\"",
+    ));
+    let metrics = gate
+        .metrics
+        .clone()
+        .expect("the gate says where its metrics are");
+    assert_eq!(gate.send("GET", "/free", &[], "").await.status, 200);
+    assert_eq!(gate.send("POST", "/comments", &[], "").await.status, 402);
+    let held = gate
+        .send("POST", "/comments", &[("pennypost-stamps", &stamps[0])], "")
+        .await;
+    assert_eq!(held.status, 503);
+    assert_eq!(
+        gate.send("GET", "/.pennypost/routes", &[], "").await.status,
+        200
+    );
+    let text = reqwest::get(metrics)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "pennypost_gate_requests_total{rule=\"free\",outcome=\"passed\"} 1",
+        "pennypost_gate_requests_total{rule=\"POST /comments\",outcome=\"payment_required\"} 1",
+        "pennypost_gate_requests_total{rule=\"POST /comments\",outcome=\"mint_unavailable\"} 1",
+        "pennypost_gate_requests_total{rule=\"gate\",outcome=\"own\"} 1",
+        "pennypost_gate_hold_seconds_count{outcome=\"unavailable\"} 1",
+        "pennypost_gate_upstream_seconds_count{rule=\"free\"} 1",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+}

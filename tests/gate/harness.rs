@@ -305,22 +305,29 @@ impl Drop for Mint {
     }
 }
 
-/// Waits for the line that says where a child listens, then keeps draining its stdout.
+/// Waits for the line that says where a child listens, then keeps draining its stdout; also
+/// returns the lines before it.
 fn listening(child: &mut Child, prefix: &str) -> String {
+    listening_after(child, prefix).0
+}
+
+fn listening_after(child: &mut Child, prefix: &str) -> (String, Vec<String>) {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut before = Vec::new();
     let url = loop {
         match lines.next() {
             Some(Ok(line)) => {
                 if let Some(url) = line.strip_prefix(prefix) {
                     break url.to_string();
                 }
+                before.push(line);
             }
             _ => panic!("exited before listening"),
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    url
+    (url, before)
 }
 
 /// An address nothing listens on: a port bound and let go.
@@ -350,6 +357,8 @@ pub fn config(upstream: &str, mint: &str, more: &str) -> String {
 /// A running `pennypost gate`.
 pub struct Gate {
     pub url: String,
+    /// `GET /metrics` of the gate, when its config has `metrics_listen`.
+    pub metrics: Option<String>,
     pub address: SocketAddr,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -372,13 +381,18 @@ impl Gate {
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("spawn pennypost gate");
-        let url = listening(&mut child, "pennypost gate listening on ");
+        let (url, before) = listening_after(&mut child, "pennypost gate listening on ");
+        let metrics = before
+            .iter()
+            .find_map(|line| line.strip_prefix("pennypost gate metrics on "))
+            .map(str::to_string);
         let address = url
             .trim_start_matches("http://")
             .parse()
             .expect("an address");
         Gate {
             url,
+            metrics,
             address,
             child: Some(child),
             _dir: dir,
