@@ -61,9 +61,15 @@ fn stamps_error(error: StampsError) -> Response {
     }
 }
 
-/// Reads a priced body whole, refusing one over `max` bytes (413 `payload_too_large`) before
-/// anything else happens.
-async fn read_body(body: Body, declared: Option<u64>, max: u64) -> Result<Bytes, Response> {
+/// Reads a priced body whole within `timeout` (408 `request_timeout`: a client that trickles
+/// its body must not keep a connection forever), refusing one over `max` bytes (413
+/// `payload_too_large`) before anything else happens.
+async fn read_body(
+    body: Body,
+    declared: Option<u64>,
+    max: u64,
+    timeout: Duration,
+) -> Result<Bytes, Response> {
     let too_large = || {
         answer::plain(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -75,10 +81,16 @@ async fn read_body(body: Body, declared: Option<u64>, max: u64) -> Result<Bytes,
         return Err(too_large());
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+    let read = tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect());
+    match read.await {
         Err(_) => Err(answer::plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request's body did not arrive in time",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(answer::plain(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "the request's body broke off",
@@ -96,7 +108,14 @@ pub async fn handle(gate: &Gate, index: usize, member: IpAddr, request: Request)
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = match read_body(body, declared, gate.config.max_body_bytes).await {
+    let body = match read_body(
+        body,
+        declared,
+        gate.config.max_body_bytes,
+        gate.config.upstream_timeout,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(refusal) => {
             count(rule, "refused");

@@ -202,3 +202,36 @@ async fn the_mint_away_is_503_for_priced_requests_while_free_ones_pass() {
     assert_eq!(upstream.seen().len(), 1);
     assert_eq!(mint.stamp_state(&stamps[0]).await, "unspent");
 }
+
+#[tokio::test]
+async fn a_priced_body_that_never_arrives_is_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let upstream = Upstream::start().await;
+    let gate = Gate::start(&harness::config(
+        &upstream.url(),
+        &harness::closed_port_url(),
+        "upstream_timeout_secs = 1",
+    ));
+    // A client that promises 100 bytes and sends 10 (written by hand: no client library sends
+    // a short body on purpose).
+    let mut stream = tokio::net::TcpStream::connect(gate.address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /comments HTTP/1.1\r\nHost: site\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "the gate gave up on the body: {text}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(upstream.seen().is_empty());
+}
