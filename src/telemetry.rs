@@ -82,6 +82,20 @@ pub const PAYMENT_PROVIDER_ERRORS: &str = "pennypost_payment_provider_errors_tot
 pub const PAYMENT_WEBHOOK_SIGNATURE_FAILURES: &str =
     "pennypost_payment_webhook_signature_failures_total";
 
+/// The gate (`pennypost gate`): requests answered, by `rule` (the priced route's `METHOD path`
+/// as configured, `free` for a request no route prices, `gate` for the gate's own
+/// `/.pennypost/` paths) and `outcome` (`passed`, `paid`, `payment_required`, `released`,
+/// `refused`, `mint_unavailable`, `upstream_failed`, `own`).
+pub const GATE_REQUESTS: &str = "pennypost_gate_requests_total";
+/// The gate: time from sending a request upstream to the upstream's answer head, by `rule`.
+pub const GATE_UPSTREAM: &str = "pennypost_gate_upstream_seconds";
+/// The gate: time of one hold call to the mint, by `outcome` (`ok`, `refused`, `unavailable`).
+pub const GATE_MINT_HOLD: &str = "pennypost_gate_hold_seconds";
+/// The gate: time of one capture call to the mint (each retry counts), by `outcome`.
+pub const GATE_MINT_CAPTURE: &str = "pennypost_gate_capture_seconds";
+/// The gate: time of one release call to the mint, by `outcome`.
+pub const GATE_MINT_RELEASE: &str = "pennypost_gate_release_seconds";
+
 /// The route label of a request no route matched: never the raw path, which could hold ids.
 const UNMATCHED: &str = "unmatched";
 
@@ -112,6 +126,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .and_then(|b| b.install_recorder())
         .map_err(|e| format!("cannot start the metrics recorder: {e}"))?;
     describe();
+    describe_gate();
     // Series that alerts compare against exist from the start, at 0.
     metrics::counter!(STAMPS_SOLD).absolute(0);
     metrics::counter!(COMMIT_FAILURES).absolute(0);
@@ -196,6 +211,33 @@ fn describe() {
     describe_counter!(
         PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
         "Webhooks refused for their signature, by provider and reason."
+    );
+}
+
+fn describe_gate() {
+    describe_counter!(
+        GATE_REQUESTS,
+        "Gate: requests answered, by priced rule and outcome."
+    );
+    describe_histogram!(
+        GATE_UPSTREAM,
+        Unit::Seconds,
+        "Gate: time to the upstream's answer head, by rule."
+    );
+    describe_histogram!(
+        GATE_MINT_HOLD,
+        Unit::Seconds,
+        "Gate: time of one hold call to the mint, by outcome."
+    );
+    describe_histogram!(
+        GATE_MINT_CAPTURE,
+        Unit::Seconds,
+        "Gate: time of one capture call to the mint, by outcome."
+    );
+    describe_histogram!(
+        GATE_MINT_RELEASE,
+        Unit::Seconds,
+        "Gate: time of one release call to the mint, by outcome."
     );
 }
 
@@ -307,6 +349,7 @@ mod tests {
             BACKUPS,
             PAYMENT_PROVIDER_ERRORS,
             PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
+            GATE_REQUESTS,
         ];
         for name in counters {
             assert!(name.ends_with("_total"), "{name}");
@@ -316,6 +359,10 @@ mod tests {
             COMMIT_SYNC,
             BACKUP_DURATION,
             PAYMENT_PROVIDER_DURATION,
+            GATE_UPSTREAM,
+            GATE_MINT_HOLD,
+            GATE_MINT_CAPTURE,
+            GATE_MINT_RELEASE,
         ] {
             assert!(name.ends_with("_seconds"), "{name}");
         }
