@@ -439,6 +439,11 @@ async fn garbage_and_refusals_are_typed_errors() {
             );
         }
     }
+    fake.set_mode(Mode::Huge);
+    match fails_in_time(stripe.check(&session)).await {
+        ProviderError::BadAnswer { detail, .. } => assert!(detail.contains("over"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
     fake.set_mode(Mode::Normal);
 
     // An unknown session: Stripe's 404, with its message.

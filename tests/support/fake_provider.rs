@@ -36,6 +36,8 @@ pub enum Mode {
     Garbage,
     /// 200 with JSON of the wrong shape (`{"id": 5}`).
     WrongShape,
+    /// 200 with a JSON answer of 2 MiB, past any answer a client should read.
+    Huge,
 }
 
 /// One request a fake got, as it got it.
@@ -239,6 +241,14 @@ async fn handle<S: FakeState>(
             "<html><body>502 Bad Gateway (nginx)</body></html>",
         )
             .into_response(),
+        Mode::Huge => {
+            let padding = "x".repeat(2 << 20);
+            (
+                StatusCode::OK,
+                axum::Json(serde_json::json!({"padding": padding})),
+            )
+                .into_response()
+        }
         Mode::WrongShape => {
             (StatusCode::OK, axum::Json(serde_json::json!({"id": 5}))).into_response()
         }
