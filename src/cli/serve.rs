@@ -404,6 +404,12 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
             args.cache_mib
         ));
     }
+    if args.data_dir.exists() && !args.data_dir.is_dir() {
+        return Err(format!(
+            "--data-dir {} is not a directory",
+            args.data_dir.display()
+        ));
+    }
     fs::create_dir_all(&args.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}",
