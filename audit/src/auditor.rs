@@ -48,8 +48,8 @@ const PROGRESS_MIN_ENTRIES: u64 = 20_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct AuditArgs {
-    /// The server's base URL.
-    #[arg(long)]
+    /// The server's base URL (`http://` is added when no scheme is given).
+    #[arg(long, value_parser = crate::server_url::base_url)]
     pub server: String,
     /// Where to remember the pinned key and the last trusted checkpoint (created on first use).
     #[arg(long)]

@@ -157,7 +157,8 @@ pub async fn account(
     params(("account_id" = Uuid, Path, description = "The account to credit.")),
     request_body = CreditRequest,
     responses(
-        (status = 200, description = "Credited (or the first answer again, for the same reference).", body = CreditResponse),
+        (status = 200, description = "Credited (or the first answer again, for the same reference, with the header `Idempotent-Replayed: true`).", body = CreditResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when the reference was credited before and this request credited nothing; absent otherwise."))),
         (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow."),
         (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
         (status = 404, description = "`not_found`: no such account."),
@@ -169,17 +170,27 @@ pub async fn credit(
     State(service): State<AppState>,
     ApiPath(account_id): ApiPath<Uuid>,
     AuthJson(AdminAuth, request): AuthJson<AdminAuth, CreditRequest>,
-) -> Result<Json<CreditResponse>, Error> {
-    let (balance, ledger_index) = service
+) -> Result<Response, Error> {
+    let credited = service
         .mint
         .credit(account_id, request.amount, request.reference)
         .await?;
-    Ok(Json(CreditResponse {
+    let body = Json(CreditResponse {
         account_id,
-        balance,
-        ledger_index,
-    }))
+        balance: credited.balance,
+        ledger_index: credited.ledger_index,
+    });
+    // The body of a replay is the first answer's, byte for byte; the header tells it apart.
+    Ok(if credited.replayed {
+        ([(IDEMPOTENT_REPLAYED, "true")], body).into_response()
+    } else {
+        body.into_response()
+    })
 }
+
+/// The header of an answer given again for a request already carried out (a credit under a
+/// reference credited before), named as Stripe's API names it.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 #[utoipa::path(get, path = "/v1/prices", tag = "stamps",
     responses((status = 200, description = "The stamp price, base costs and the policy in force.", body = PricesResponse)))]

@@ -17,6 +17,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod mint;
+mod newcomer;
 mod openapi;
 // A real PostgreSQL for the servers of PENNYPOST_TEST_BACKEND=postgres (helpers::Backend).
 #[path = "../support/pg.rs"]

@@ -164,7 +164,8 @@ pub fn a_reopened_store_goes_on_where_it_stopped(ctx: &mut Ctx) {
         ctx.ok(credit(1, 3, "pay 3"), at(160)),
         Outcome::Credited {
             balance: 110,
-            ledger_index: size + 3
+            ledger_index: size + 3,
+            replayed: false,
         }
     );
     ctx.ok(purchase(1, &stamps(40..42)).cmd(), at(160));
