@@ -252,3 +252,51 @@ async fn buy_says_the_currency_and_whom_to_ask_for_money() {
         "{run}"
     );
 }
+
+/// `GET /v1/ledger/entries?from=F&to=T` is the range the proofs' words name, not the first
+/// page with `from` ignored; two names for one thing are refused, not one silently dropped.
+#[tokio::test]
+async fn ledger_entries_take_from_and_to_as_the_proofs_name_them() {
+    let server = TestServer::start().await;
+    server.stamps(10, 4).await;
+    let (status, all) = server.get_text("/v1/ledger/entries").await;
+    assert_eq!(status, 200, "{all}");
+    let all: Vec<&str> = all.lines().collect();
+    assert!(all.len() >= 4, "{all:?}");
+    let indexes = |text: &str| -> Vec<u64> {
+        text.lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).expect("entry")["index"]
+                    .as_u64()
+                    .expect("index")
+            })
+            .collect()
+    };
+    for (query, wanted) in [
+        ("from=1", (1..all.len() as u64).collect::<Vec<_>>()),
+        ("from=1&to=3", vec![1, 2]),
+        ("from=2&limit=1", vec![2]),
+        ("start=1&to=2", vec![1]),
+        ("from=2&to=2", vec![]),
+    ] {
+        let (status, text) = server
+            .get_text(&format!("/v1/ledger/entries?{query}"))
+            .await;
+        assert_eq!(status, 200, "{query}: {text}");
+        assert_eq!(indexes(&text), wanted, "{query}");
+    }
+    for (query, words) in [
+        ("from=100", "past the ledger size"),
+        ("from=3&to=1", "before from"),
+        ("start=1&from=1", "not both"),
+        ("limit=1&to=1", "not both"),
+    ] {
+        let (status, body) = server.get(&format!("/v1/ledger/entries?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["code"], "bad_request", "{query}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap_or_default().contains(words),
+            "{query}: {body}"
+        );
+    }
+}
