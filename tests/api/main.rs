@@ -23,5 +23,6 @@ mod openapi;
 #[path = "../support/pg.rs"]
 mod pg;
 mod process;
+mod readme;
 mod secrets;
 mod start;
