@@ -4,8 +4,9 @@
 //! problem+json body. Nothing here knows about HTTP.
 
 use crate::api::ErrorCode;
+use crate::rules::Refusal;
 use crate::stamp::StampError;
-use crate::store::{Refusal, StoreError};
+use crate::store::StoreError;
 
 /// Why a request failed. Each variant has one stable `code`.
 #[derive(Debug, thiserror::Error)]

@@ -35,6 +35,7 @@ pub mod api;
 pub mod cli;
 pub mod commit;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;

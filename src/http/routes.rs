@@ -31,11 +31,12 @@ use crate::api::{
     StampStatusResponse, VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
 };
 use crate::api::{BackupRequest, BackupResponse};
+use crate::domain::Post;
 use crate::error::Error;
 use crate::keys::public_key_text;
 use crate::ledger::checkpoint;
+use crate::rules::QuoteAction;
 use crate::service::App;
-use crate::store::{Post, QuoteAction};
 use crate::time::Timestamp;
 
 pub type AppState = Arc<App>;

@@ -4,10 +4,12 @@ use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
 use super::ledger;
+use super::{Applied, Outcome, Refusal};
+use crate::domain::Account;
 use crate::keys::{parse_public_key, KeyStatus, PublishedKey};
 use crate::ledger::entry::Body;
 use crate::stamp::Kid;
-use crate::store::{Account, Applied, Outcome, Refusal, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Publishes a key's status in the ledger (`key` entry) and records it, keeping the time the

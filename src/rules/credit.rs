@@ -4,8 +4,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{ledger, Settings};
+use super::{Applied, Outcome, Refusal};
+use crate::domain::CreditRecord;
 use crate::ledger::entry::Body;
-use crate::store::{Applied, CreditRecord, Outcome, Refusal, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Credits `amount` to an account. The reference is unique across the whole ledger: the same

@@ -2,9 +2,10 @@
 //! they price, and again whenever a start brings a different policy.
 
 use super::ledger;
+use super::{Applied, Outcome, Refusal};
 use crate::ledger::entry::Body;
 use crate::rules::price::{currency_is_valid, Policy};
-use crate::store::{Applied, Outcome, Refusal, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Writes `policy` as a `policy` entry unless it is already the last one written.

@@ -1,9 +1,11 @@
 //! Purchase: selling stamps for an account's balance, once per Idempotency-Key.
 
 use super::{distinct_and_present, ledger};
+use super::{Applied, Command, Outcome, Refusal};
+use crate::domain::{PurchaseRecord, Sale};
 use crate::keys::KeyStatus;
 use crate::ledger::entry::Body;
-use crate::store::{Applied, Command, Outcome, PurchaseRecord, Refusal, Sale, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Sells the stamps of a [`Command::Purchase`]. With an idempotency key seen before, answers

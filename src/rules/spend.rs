@@ -5,12 +5,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{distinct_and_present, ledger};
+use super::{Applied, Outcome, QuoteAction, Refusal, SpendFor};
+use crate::domain::{Post, Sale, SpentRecord, StampRef, Voter};
 use crate::ledger::entry::{Body, Direction};
 use crate::rules::price::{payable, Policy};
-use crate::store::{
-    Applied, Outcome, Post, QuoteAction, Refusal, Sale, SpendFor, SpentRecord, StampRef,
-    StoreError, StoreTx, Voter,
-};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Cancels every stamp in `stamps` or none of them, writes what they paid for (a new post, a
@@ -236,7 +235,7 @@ pub fn quote<T: StoreTx + ?Sized>(
 
 /// Earlier posts the flood price counts at most: with a factor of 2 or more, 64 of them put
 /// the price past `u64::MAX`, so counting further changes nothing and would only cost reads.
-const RECENT_POSTS_MAX: u64 = 64;
+pub const RECENT_POSTS_MAX: u64 = 64;
 
 /// A post's flood price for `payer` at `time`.
 fn post_price<T: StoreTx + ?Sized>(

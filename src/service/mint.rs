@@ -17,12 +17,12 @@ use super::{sha256, unexpected};
 use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
+use crate::domain::{Account, Post, PurchaseRecord, StampRecord, StampRef};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring};
+use crate::rules::{Command, Outcome, SpendFor};
 use crate::stamp::{self, Payload, StampError};
-use crate::store::{
-    Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, StampRef, Store,
-};
+use crate::store::Store;
 use crate::time::Timestamp;
 use crate::verify::BatchVerifier;
 use std::sync::Arc;
@@ -473,8 +473,8 @@ impl Mint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::SpentRecord;
     use crate::ledger::entry::SpendAction;
-    use crate::store::SpentRecord;
 
     fn spent_at_index(ledger_index: u64) -> StampRecord {
         StampRecord {

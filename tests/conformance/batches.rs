@@ -1,8 +1,9 @@
 //! Batches: refusals and replays among accepted commands, reads of a batch's own writes, and
 //! time that never goes back.
 
+use pennypost::domain::Post;
 use pennypost::keys::KeyStatus;
-use pennypost::store::{Applied, Command, Outcome, Post, Refusal};
+use pennypost::rules::{Applied, Command, Outcome, Refusal};
 
 use crate::harness::*;
 use crate::observe;

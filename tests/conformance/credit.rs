@@ -1,6 +1,6 @@
 //! Credits: money received for an account, once per reference.
 
-use pennypost::store::{Outcome, Refusal};
+use pennypost::rules::{Outcome, Refusal};
 use sha2::{Digest, Sha256};
 
 use crate::harness::*;

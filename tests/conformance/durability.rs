@@ -1,8 +1,9 @@
 //! Reopen after a crash: everything applied and synced is there again, and the store goes on
 //! from where it stopped (backends that persist; the in-memory one checks the rest only).
 
+use pennypost::domain::Post;
 use pennypost::keys::KeyStatus;
-use pennypost::store::{Outcome, Post, Refusal};
+use pennypost::rules::{Outcome, Refusal};
 
 use crate::harness::*;
 

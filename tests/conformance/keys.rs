@@ -1,7 +1,8 @@
 //! Key events and accounts.
 
+use pennypost::domain::Account;
 use pennypost::keys::{KeyStatus, PublishedKey};
-use pennypost::store::{Account, Command, Outcome, Refusal};
+use pennypost::rules::{Command, Outcome, Refusal};
 
 use crate::harness::*;
 

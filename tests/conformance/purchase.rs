@@ -1,7 +1,8 @@
 //! Purchases: stamps sold for an account's balance, once per Idempotency-Key.
 
+use pennypost::domain::{PurchaseRecord, StampRecord};
 use pennypost::keys::KeyStatus;
-use pennypost::store::{Outcome, PurchaseRecord, Refusal, StampRecord};
+use pennypost::rules::{Outcome, Refusal};
 
 use crate::harness::*;
 

@@ -1,7 +1,8 @@
 //! Spends: stamps cancelled for a redeem, a post or a vote, each exactly once, all or none.
 
+use pennypost::domain::{Post, SpentRecord, StampRef};
 use pennypost::ledger::entry::SpendAction;
-use pennypost::store::{Outcome, Post, Refusal, SpentRecord, StampRef};
+use pennypost::rules::{Outcome, Refusal};
 use pennypost::time::Timestamp;
 use sha2::{Digest, Sha256};
 

@@ -8,11 +8,10 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pennypost::config::Economy;
-use pennypost::rules::price::{Policy, VotePricing};
-use pennypost::store::{
-    Applied, Command, MemoryStore, Outcome, Post, QuoteAction, Refusal, SledStore, SpendFor,
-    StampRef, Store,
-};
+use pennypost::domain::{Policy, VotePricing};
+use pennypost::domain::{Post, StampRef};
+use pennypost::rules::{Applied, Command, Outcome, QuoteAction, Refusal, SpendFor};
+use pennypost::store::{MemoryStore, Reads as _, SledStore, Store, Writes as _};
 use pennypost::time::Timestamp;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -20,7 +19,7 @@ use proptest::sample::subsequence;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
 
-use crate::observe::{self, Ids, Snapshot};
+use crate::observe::{self, Apply as _, Ids, Snapshot};
 use crate::{
     audit, cases, fail, ids, issuer, key_event, normalized, reopen, result_kind, Coverage, CURRENCY,
 };
@@ -625,8 +624,8 @@ fn run_differential_case(
     coverage: &RefCell<Coverage>,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(fail)?;
-    let sled = SledStore::open(dir.path(), CURRENCY).map_err(fail)?;
-    let memory = MemoryStore::new(CURRENCY);
+    let sled = SledStore::open(dir.path()).map_err(fail)?;
+    let memory = MemoryStore::new();
     let mut minter = Minter::default();
     let mut acked = Acked::default();
     // The policy in force, for the coverage of prices above the base cost.

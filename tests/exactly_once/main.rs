@@ -34,14 +34,16 @@ use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use pennypost::domain::StampRef;
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::ledger::check::AuditReport;
+use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
-use pennypost::store::{Applied, Command, Outcome, Refusal, SledStore, SpendFor, StampRef, Store};
+use pennypost::store::{SledStore, Store};
 use proptest::test_runner::TestCaseError;
 use uuid::Uuid;
 
-const CURRENCY: &str = "cents";
+use observe::CURRENCY;
 
 fn fail(e: impl Display) -> TestCaseError {
     TestCaseError::fail(e.to_string())
@@ -79,7 +81,7 @@ fn audit(store: &dyn Store) -> Result<AuditReport, TestCaseError> {
 /// Opens the store again after the previous handle was dropped. sled's background I/O threads
 /// may hold its file lock for a moment after the drop, so a lock error is retried.
 fn reopen(dir: &std::path::Path) -> Result<SledStore, TestCaseError> {
-    retry_while_locked(|| SledStore::open(dir, CURRENCY))
+    retry_while_locked(|| SledStore::open(dir))
 }
 
 /// Runs `open` again while it fails on sled's file lock (held briefly after a drop).

@@ -18,13 +18,13 @@ use super::{
     account_from_row, corrupt, db_error, key_from_row, post_from_row, stamp_from_row, to_i64,
     to_u64, PgStore, ACCOUNT_COLUMNS, POST_COLUMNS, STAMP_COLUMNS,
 };
-use crate::keys::{KeyStatus, PublishedKey};
-use crate::rules::price::Policy;
-use crate::stamp::Kid;
-use crate::store::{
-    Account, Command, CreditRecord, Exported, Post, PurchaseRecord, Sale, SoldStamp, SpendFor,
-    SpentRecord, StampRef, StoreError, StoreTx, Voter,
+use crate::domain::{
+    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
+    Voter,
 };
+use crate::keys::{KeyStatus, PublishedKey};
+use crate::stamp::Kid;
+use crate::store::{Exported, ReadSet, StoreError, StoreTx};
 use crate::time::Timestamp;
 
 type Param<'p> = &'p (dyn ToSql + Sync);
@@ -76,8 +76,8 @@ struct Overlay {
     dirty_posts: Vec<Uuid>,
     voters: HashMap<(Uuid, Uuid), Voter>,
     dirty_voters: Vec<(Uuid, Uuid)>,
-    /// A payer's post times, newest first: the newest [`PAYER_POSTS_READ`] stored, then those
-    /// of this batch in front.
+    /// A payer's post times, newest first: the newest stored, as many as the rules asked for,
+    /// then those of this batch in front.
     payer_posts: HashMap<Uuid, Vec<i64>>,
     new_payer_posts: Vec<(Uuid, i64, Option<Uuid>)>,
     keys: HashMap<Kid, Option<PublishedKey>>,
@@ -89,9 +89,49 @@ struct Overlay {
     checkpoint: Option<(u64, String)>,
 }
 
-/// A payer's stored post times read at most (the rules count at most 64: past that the flood
-/// price cannot be paid).
-const PAYER_POSTS_READ: i64 = 64;
+/// Columns of `credits` after its key, in the order [`credit_from_row`] reads them.
+const CREDIT_COLUMNS: &str = "account_id, amount, balance, ledger_index";
+
+fn credit_from_row(row: &tokio_postgres::Row, at: usize) -> Result<CreditRecord, StoreError> {
+    Ok(CreditRecord {
+        account_id: row.get(at),
+        amount: to_u64(row.get(at + 1), "credits")?,
+        balance: to_u64(row.get(at + 2), "credits")?,
+        ledger_index: to_u64(row.get(at + 3), "credits")?,
+    })
+}
+
+/// Columns of `purchases` after its key, in the order [`purchase_from_row`] reads them.
+const PURCHASE_COLUMNS: &str = "purchase_id, count, unit_price, total, balance, ledger_index, \
+     kid, issued_at, expires_at, stamp_ids";
+
+fn purchase_from_row(
+    row: &tokio_postgres::Row,
+    at: usize,
+    account_id: Uuid,
+) -> Result<PurchaseRecord, StoreError> {
+    Ok(PurchaseRecord {
+        purchase_id: row.get(at),
+        account_id,
+        count: u32::try_from(row.get::<_, i32>(at + 1))
+            .map_err(|_| corrupt("purchases", "count"))?,
+        unit_price: to_u64(row.get(at + 2), "purchases")?,
+        total: to_u64(row.get(at + 3), "purchases")?,
+        balance: to_u64(row.get(at + 4), "purchases")?,
+        ledger_index: to_u64(row.get(at + 5), "purchases")?,
+        kid: super::kid_of(row.get(at + 6), "purchases")?,
+        issued_at: Timestamp::from_unix(row.get(at + 7)),
+        expires_at: Timestamp::from_unix(row.get(at + 8)),
+        stamp_ids: row.get(at + 9),
+    })
+}
+
+/// A stored SHA-256 (a key of `api_keys`, `credits`, `purchases`).
+fn sha256_of(bytes: &[u8], table: &'static str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| corrupt(table, "SHA-256 length"))
+}
 
 pub(super) struct PgTx<'a> {
     store: &'a PgStore,
@@ -118,7 +158,7 @@ impl<'a> PgTx<'a> {
         store: &'a PgStore,
         client: &'a deadpool_postgres::Object,
         write: bool,
-        body: &impl Fn(&PgTx<'_>) -> Result<R, StoreError>,
+        body: &mut impl FnMut(&PgTx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let (begin, head_sql) = if write {
             (
@@ -203,182 +243,212 @@ impl<'a> PgTx<'a> {
             .map_err(|e| db_error(&e))
     }
 
-    /// Reads up front what the commands of `batch` name, in one pipelined round (two with
-    /// votes): the stamps, accounts and posts they name, the accounts of the stamps' buyers and
-    /// the hashes of the ledger's right edge; then, for votes, the voters (a vote's payer is
-    /// the buyer of its first stamp, known only from the first round).
-    pub(super) fn prefetch(&self, batch: &[Command]) -> Result<(), StoreError> {
-        let mut stamp_ids = Vec::new();
-        // The stamps spent (a purchase's stamps are new: their buyer is the purchase's account).
-        let mut spent_ids = Vec::new();
-        let mut account_ids = Vec::new();
-        let mut post_ids = Vec::new();
-        // The issuer keys purchases name (a purchase needs its key active).
-        let mut kids: Vec<&[u8]> = Vec::new();
-        for command in batch {
-            match command {
-                Command::CreateAccount { account_id, .. } | Command::Credit { account_id, .. } => {
-                    account_ids.push(*account_id)
-                }
-                Command::Purchase {
-                    account_id,
-                    stamp_ids: ids,
-                    kid,
-                    ..
-                } => {
-                    account_ids.push(*account_id);
-                    stamp_ids.extend_from_slice(ids);
-                    if !kids.contains(&&kid.0[..]) {
-                        kids.push(&kid.0[..]);
-                    }
-                }
-                Command::Spend { stamps, spend_for } => {
-                    stamp_ids.extend(stamps.iter().map(|s| s.stamp_id));
-                    spent_ids.extend(stamps.iter().map(|s| s.stamp_id));
-                    match spend_for {
-                        SpendFor::Post { post_id, .. } | SpendFor::Vote { post_id, .. } => {
-                            post_ids.push(*post_id)
-                        }
-                        SpendFor::Redeem { .. } => {}
-                    }
-                }
-                Command::KeyEvent { .. } | Command::Policy { .. } => {}
-            }
-        }
-        if stamp_ids.is_empty() && account_ids.is_empty() && post_ids.is_empty() {
+    /// Reads up front what the rules said the batch reads ([`ReadSet`]), in one pipelined
+    /// round: what the commands name, the stamps' buyers, the voter records and recent post
+    /// times of the buyers of the stamps named for them (joined through `stamps` in the same
+    /// statement, so no second round), and the hashes of the ledger's right edge. What was
+    /// asked for and not found is cached as absent.
+    pub(super) fn prefetch(&self, reads: &ReadSet) -> Result<(), StoreError> {
+        if reads.is_empty() {
             return Ok(());
         }
-        let stamps_sql = format!(
-            "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
-             WHERE s.stamp_id = ANY($1)"
-        );
-        let accounts_sql =
-            format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id = ANY($1)");
-        let posts_sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE post_id = ANY($1)");
-        // In the same round: the accounts of the spent stamps' buyers (a spend counts against
-        // its buyer; not asked for a purchase's new stamps, where a thousand lookups that find
-        // nothing cost 0.3 of the purchase rate), and the hashes of the ledger's right edge, which are all the stored hashes
-        // the batch's appends read (the rest they make themselves).
-        let buyers_sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id IN \
-             (SELECT buyer FROM stamps WHERE stamp_id = ANY($1))"
-        );
+        let mut stamp_ids: Vec<Uuid> = reads.new_stamps.clone();
+        stamp_ids.extend(reads.stamps.iter().map(|s| s.stamp_id));
+        // The buyers of the stamps spent (a purchase's stamps are new: their buyer is the
+        // purchase's account, already asked for).
+        let spent_ids: Vec<Uuid> = reads.stamps.iter().map(|s| s.stamp_id).collect();
+        let kids: Vec<&[u8]> = reads.kids.iter().map(|k| &k.0[..]).collect();
+        let api_keys: Vec<&[u8]> = reads.api_keys.iter().map(|k| &k[..]).collect();
+        let names: Vec<&str> = reads.names.iter().map(String::as_str).collect();
+        let credits: Vec<&[u8]> = reads.credits.iter().map(|k| &k[..]).collect();
+        let purchase_accounts: Vec<Uuid> = reads.purchases.iter().map(|(a, _)| *a).collect();
+        let purchase_keys: Vec<&[u8]> = reads.purchases.iter().map(|(_, k)| &k[..]).collect();
+        let voter_posts: Vec<Uuid> = reads.voters.iter().map(|(p, _)| *p).collect();
+        let voter_stamps: Vec<Uuid> = reads.voters.iter().map(|(_, s)| s.stamp_id).collect();
+        let recent_stamps: Vec<Uuid> = reads.recent_posts.iter().map(|s| s.stamp_id).collect();
+        let recent_max = to_i64(reads.recent_posts_max);
         let frontier: Vec<i64> = right_edge(self.head.borrow().ledger_size)
             .into_iter()
             .map(to_i64)
             .collect();
-        let (s1, s2, s3, s5, s6, s7) = (
-            self.statement(&stamps_sql)?,
-            self.statement(&accounts_sql)?,
-            self.statement(&posts_sql)?,
-            self.statement(&buyers_sql)?,
-            self.statement("SELECT idx, hash FROM hashes WHERE idx = ANY($1)")?,
-            self.statement(
-                "SELECT kid, public_key, status, published_at FROM published_keys \
-                 WHERE kid = ANY($1)",
-            )?,
-        );
-        let p1: [Param<'_>; 1] = [&stamp_ids];
-        let p2: [Param<'_>; 1] = [&account_ids];
-        let p3: [Param<'_>; 1] = [&post_ids];
-        let p5: [Param<'_>; 1] = [&spent_ids];
-        let p6: [Param<'_>; 1] = [&frontier];
-        let p7: [Param<'_>; 1] = [&kids];
+        let sqls = [
+            format!(
+                "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
+                 WHERE s.stamp_id = ANY($1)"
+            ),
+            format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id = ANY($1)"),
+            format!("SELECT {POST_COLUMNS} FROM posts WHERE post_id = ANY($1)"),
+            // The accounts of the spent stamps' buyers (a spend counts against its buyer; not
+            // asked for a purchase's new stamps, where a thousand lookups that find nothing
+            // cost 0.3 of the purchase rate).
+            format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.account_id IN \
+                 (SELECT buyer FROM stamps WHERE stamp_id = ANY($1))"
+            ),
+            // All the stored hashes the batch's appends read (the rest they make themselves).
+            "SELECT idx, hash FROM hashes WHERE idx = ANY($1)".to_string(),
+            "SELECT kid, public_key, status, published_at FROM published_keys WHERE kid = ANY($1)"
+                .to_string(),
+            "SELECT api_key_sha256 FROM api_keys WHERE api_key_sha256 = ANY($1)".to_string(),
+            "SELECT name_key, account_id FROM names WHERE name_key = ANY($1)".to_string(),
+            format!("SELECT reference_sha256, {CREDIT_COLUMNS} FROM credits WHERE reference_sha256 = ANY($1)"),
+            format!(
+                "SELECT account_id, key_sha256, {PURCHASE_COLUMNS} FROM purchases \
+                 WHERE (account_id, key_sha256) IN (SELECT * FROM UNNEST($1::uuid[], $2::bytea[]))"
+            ),
+            "SELECT v.post_id, v.payer, v.votes, v.up_voted \
+             FROM UNNEST($1::uuid[], $2::uuid[]) AS q (post_id, stamp_id) \
+             JOIN stamps s ON s.stamp_id = q.stamp_id \
+             JOIN voters v ON v.post_id = q.post_id AND v.payer = s.buyer"
+                .to_string(),
+            "SELECT b.buyer, t.time \
+             FROM (SELECT DISTINCT buyer FROM stamps WHERE stamp_id = ANY($1)) b \
+             CROSS JOIN LATERAL (SELECT time FROM payer_posts WHERE payer = b.buyer \
+             ORDER BY time DESC LIMIT $2) t"
+                .to_string(),
+        ];
+        let statements = sqls
+            .iter()
+            .map(|sql| self.statement(sql))
+            .collect::<Result<Vec<_>, _>>()?;
+        let params: [(Vec<Param<'_>>, bool); 12] = [
+            (vec![&stamp_ids], !stamp_ids.is_empty()),
+            (vec![&reads.accounts], !reads.accounts.is_empty()),
+            (vec![&reads.posts], !reads.posts.is_empty()),
+            (vec![&spent_ids], !spent_ids.is_empty()),
+            (vec![&frontier], !frontier.is_empty()),
+            (vec![&kids], !kids.is_empty()),
+            (vec![&api_keys], !api_keys.is_empty()),
+            (vec![&names], !names.is_empty()),
+            (vec![&credits], !credits.is_empty()),
+            (
+                vec![&purchase_accounts, &purchase_keys],
+                !purchase_keys.is_empty(),
+            ),
+            (vec![&voter_posts, &voter_stamps], !voter_posts.is_empty()),
+            (vec![&recent_stamps, &recent_max], !recent_stamps.is_empty()),
+        ];
         // A lookup with nothing to look up is not sent: it would cost the backend a plan and
         // a lock on its table for nothing (a redeem batch that read `posts` would wait, with
         // the ledger lock held, behind anything holding `posts`, a `VACUUM FULL` say).
-        let query = |statement, params, any| query_if(self.client, statement, params, any);
-        let (stamps, accounts, posts, buyer_accounts, edge, keys) = self
+        let rows = self
             .store
             .block_for(self.writer, async {
-                futures_util::try_join!(
-                    query(&s1, &p1, !stamp_ids.is_empty()),
-                    query(&s2, &p2, !account_ids.is_empty()),
-                    query(&s3, &p3, !post_ids.is_empty()),
-                    query(&s5, &p5, !spent_ids.is_empty()),
-                    query(&s6, &p6, !frontier.is_empty()),
-                    query(&s7, &p7, !kids.is_empty()),
-                )
+                futures_util::future::try_join_all(statements.iter().zip(&params).map(
+                    |(statement, (params, any))| query_if(self.client, statement, params, *any),
+                ))
+                .await
             })
             .map_err(|e| db_error(&e))?;
+        let [stamps, accounts, posts, buyer_accounts, edge, keys, api_key_rows, name_rows, credit_rows, purchase_rows, voter_rows, recent_rows]: [Vec<tokio_postgres::Row>; 12] =
+            rows.try_into()
+                .map_err(|_| corrupt("prefetch", "answers missing"))?;
         let mut overlay = self.overlay.borrow_mut();
-        for kid in &kids {
-            let kid = super::kid_of(kid, "published_keys")?;
-            overlay.keys.insert(kid, None);
+        let o = &mut *overlay;
+        for kid in &reads.kids {
+            o.keys.insert(*kid, None);
         }
         for row in &keys {
             let key = key_from_row(row)?;
-            overlay.keys.insert(key.kid, Some(key));
+            o.keys.insert(key.kid, Some(key));
         }
         for row in &edge {
             let (index, hash) = super::hash_from_row(row)?;
-            overlay.hashes.insert(index, hash);
+            o.hashes.insert(index, hash);
         }
         for row in &buyer_accounts {
             let account = account_from_row(row)?;
-            overlay.accounts.insert(account.account_id, Some(account));
+            o.accounts.insert(account.account_id, Some(account));
         }
         for id in &stamp_ids {
-            overlay.stamps.insert(*id, None);
+            o.stamps.insert(*id, None);
         }
         for row in &stamps {
             let (id, sale, spent) = stamp_from_row(row)?;
-            overlay.stamps.insert(id, Some(SoldStamp { sale, spent }));
+            o.stamps.insert(id, Some(SoldStamp { sale, spent }));
         }
-        for id in &account_ids {
-            overlay.accounts.insert(*id, None);
+        for id in &reads.accounts {
+            o.accounts.insert(*id, None);
         }
         for row in &accounts {
             let account = account_from_row(row)?;
-            overlay.accounts.insert(account.account_id, Some(account));
+            o.accounts.insert(account.account_id, Some(account));
         }
-        for id in &post_ids {
-            overlay.posts.insert(*id, None);
+        for id in &reads.posts {
+            o.posts.insert(*id, None);
         }
         for row in &posts {
             let post = post_from_row(row)?;
-            overlay.posts.insert(post.post_id, Some(post));
+            o.posts.insert(post.post_id, Some(post));
         }
-        // Round two, for votes only: each vote's voter record (the payer of a vote is the buyer
-        // of its first stamp). The spent stamps' buyers came in round one.
-        let (mut vote_posts, mut vote_payers) = (Vec::new(), Vec::new());
-        for command in batch {
-            if let Command::Spend {
-                stamps,
-                spend_for: SpendFor::Vote { post_id, .. },
-            } = command
-            {
-                let payer = stamps
-                    .first()
-                    .and_then(|s| overlay.stamps.get(&s.stamp_id))
-                    .and_then(|sold| sold.as_ref().map(|s| s.sale.buyer));
-                if let Some(payer) = payer {
-                    vote_posts.push(*post_id);
-                    vote_payers.push(payer);
-                }
-            }
+        for key in &reads.api_keys {
+            o.api_keys.insert(*key, false);
         }
-        drop(overlay);
-        if vote_posts.is_empty() {
-            return Ok(());
+        for row in &api_key_rows {
+            o.api_keys.insert(sha256_of(row.get(0), "api_keys")?, true);
         }
-        let voters = self.query(
-            "SELECT post_id, payer, votes, up_voted FROM voters \
-             WHERE (post_id, payer) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
-            &[&vote_posts, &vote_payers],
-        )?;
-        let mut overlay = self.overlay.borrow_mut();
-        for (post, payer) in vote_posts.iter().zip(&vote_payers) {
-            overlay.voters.insert((*post, *payer), Voter::default());
+        for name in &reads.names {
+            o.names.insert(name.clone(), None);
         }
-        for row in &voters {
-            overlay.voters.insert(
+        for row in &name_rows {
+            o.names.insert(row.get(0), Some(row.get(1)));
+        }
+        for reference in &reads.credits {
+            o.credits.insert(*reference, None);
+        }
+        for row in &credit_rows {
+            o.credits.insert(
+                sha256_of(row.get(0), "credits")?,
+                Some(credit_from_row(row, 1)?),
+            );
+        }
+        for key in &reads.purchases {
+            o.purchases.insert(*key, None);
+        }
+        for row in &purchase_rows {
+            let account_id: Uuid = row.get(0);
+            let key = sha256_of(row.get(1), "purchases")?;
+            o.purchases.insert(
+                (account_id, key),
+                Some(purchase_from_row(row, 2, account_id)?),
+            );
+        }
+        // The buyers the dependent reads were joined through, from the stamps just read.
+        let buyer_of = |stamp: &crate::domain::StampRef| {
+            o.stamps
+                .get(&stamp.stamp_id)
+                .and_then(|sold| sold.as_ref().map(|s| s.sale.buyer))
+        };
+        let voters: Vec<(Uuid, Uuid)> = reads
+            .voters
+            .iter()
+            .filter_map(|(post, stamp)| buyer_of(stamp).map(|buyer| (*post, buyer)))
+            .collect();
+        let payers: Vec<Uuid> = reads.recent_posts.iter().filter_map(buyer_of).collect();
+        for key in voters {
+            o.voters.insert(key, Voter::default());
+        }
+        for row in &voter_rows {
+            o.voters.insert(
                 (row.get(0), row.get(1)),
                 Voter {
                     votes: to_u64(row.get(2), "voters")?,
                     up_voted: row.get(3),
                 },
             );
+        }
+        for payer in payers {
+            o.payer_posts.insert(payer, Vec::new());
+        }
+        for row in &recent_rows {
+            o.payer_posts
+                .entry(row.get(0))
+                .or_default()
+                .push(row.get(1));
+        }
+        for times in o.payer_posts.values_mut() {
+            // Newest first, as a payer's list is kept.
+            times.sort_unstable_by(|a, b| b.cmp(a));
         }
         Ok(())
     }
@@ -1100,19 +1170,11 @@ impl StoreTx for PgTx<'_> {
         }
         let credit = self
             .query(
-                "SELECT account_id, amount, balance, ledger_index FROM credits \
-                 WHERE reference_sha256 = $1",
+                &format!("SELECT {CREDIT_COLUMNS} FROM credits WHERE reference_sha256 = $1"),
                 &[&&reference_sha256[..]],
             )?
             .first()
-            .map(|row| {
-                Ok::<_, StoreError>(CreditRecord {
-                    account_id: row.get(0),
-                    amount: to_u64(row.get(1), "credits")?,
-                    balance: to_u64(row.get(2), "credits")?,
-                    ledger_index: to_u64(row.get(3), "credits")?,
-                })
-            })
+            .map(|row| credit_from_row(row, 0))
             .transpose()?;
         self.overlay
             .borrow_mut()
@@ -1151,28 +1213,14 @@ impl StoreTx for PgTx<'_> {
         }
         let record = self
             .query(
-                "SELECT purchase_id, count, unit_price, total, balance, ledger_index, kid, \
-                 issued_at, expires_at, stamp_ids FROM purchases \
-                 WHERE account_id = $1 AND key_sha256 = $2",
+                &format!(
+                    "SELECT {PURCHASE_COLUMNS} FROM purchases \
+                     WHERE account_id = $1 AND key_sha256 = $2"
+                ),
                 &[&account_id, &&key_sha256[..]],
             )?
             .first()
-            .map(|row| {
-                Ok::<_, StoreError>(PurchaseRecord {
-                    purchase_id: row.get(0),
-                    account_id,
-                    count: u32::try_from(row.get::<_, i32>(1))
-                        .map_err(|_| corrupt("purchases", "count"))?,
-                    unit_price: to_u64(row.get(2), "purchases")?,
-                    total: to_u64(row.get(3), "purchases")?,
-                    balance: to_u64(row.get(4), "purchases")?,
-                    ledger_index: to_u64(row.get(5), "purchases")?,
-                    kid: super::kid_of(row.get(6), "purchases")?,
-                    issued_at: Timestamp::from_unix(row.get(7)),
-                    expires_at: Timestamp::from_unix(row.get(8)),
-                    stamp_ids: row.get(9),
-                })
-            })
+            .map(|row| purchase_from_row(row, 0, account_id))
             .transpose()?;
         self.overlay
             .borrow_mut()
@@ -1251,7 +1299,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn recent_posts(&self, payer: Uuid, since: Timestamp, limit: u64) -> Result<u64, StoreError> {
-        self.load_payer_posts(payer)?;
+        self.load_payer_posts(payer, limit)?;
         let overlay = self.overlay.borrow();
         let times = overlay.payer_posts.get(&payer).map_or(&[][..], |t| &t[..]);
         let recent = times
@@ -1268,7 +1316,7 @@ impl StoreTx for PgTx<'_> {
         time: Timestamp,
         post_id: Uuid,
     ) -> Result<(), StoreError> {
-        self.load_payer_posts(payer)?;
+        // A payer not read yet gets this post in front when it is read.
         let mut overlay = self.overlay.borrow_mut();
         if let Some(times) = overlay.payer_posts.get_mut(&payer) {
             times.insert(0, time.unix());
@@ -1395,20 +1443,26 @@ impl PgTx<'_> {
         Ok(stamp)
     }
 
-    /// Reads a payer's newest stored post times into the cache, once per batch.
-    fn load_payer_posts(&self, payer: Uuid) -> Result<(), StoreError> {
+    /// Reads a payer's newest `limit` stored post times into the cache, once per batch, with
+    /// the posts this batch made before in front (newest first).
+    fn load_payer_posts(&self, payer: Uuid, limit: u64) -> Result<(), StoreError> {
         if self.overlay.borrow().payer_posts.contains_key(&payer) {
             return Ok(());
         }
-        let times: Vec<i64> = self
-            .query(
-                "SELECT time FROM payer_posts WHERE payer = $1 ORDER BY time DESC LIMIT $2",
-                &[&payer, &PAYER_POSTS_READ],
-            )?
+        let stored = self.query(
+            "SELECT time FROM payer_posts WHERE payer = $1 ORDER BY time DESC LIMIT $2",
+            &[&payer, &to_i64(limit)],
+        )?;
+        let mut overlay = self.overlay.borrow_mut();
+        let mut times: Vec<i64> = overlay
+            .new_payer_posts
             .iter()
-            .map(|row| row.get(0))
+            .rev()
+            .filter(|(p, _, _)| *p == payer)
+            .map(|(_, time, _)| *time)
             .collect();
-        self.overlay.borrow_mut().payer_posts.insert(payer, times);
+        times.extend(stored.iter().map(|row| row.get::<_, i64>(0)));
+        overlay.payer_posts.insert(payer, times);
         Ok(())
     }
 }

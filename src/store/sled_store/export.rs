@@ -8,7 +8,8 @@ use super::layout::{
 };
 use super::records::{AccountRecord, CreditKeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord};
 use super::SledStore;
-use crate::store::{Exported, SoldStamp, Store, StoreError};
+use crate::domain::SoldStamp;
+use crate::store::{Exported, Reads, StoreError};
 use crate::time::Timestamp;
 
 impl SledStore {

@@ -3,9 +3,10 @@
 
 use uuid::Uuid;
 
+use crate::domain::{Sale, SpentRecord, StampRef, Voter};
 use crate::ledger::entry::ENTRY_BYTES_MAX;
 use crate::stamp::Kid;
-use crate::store::{Sale, SpentRecord, StampRef, StoreError, Voter};
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 use super::records::SpentPart;

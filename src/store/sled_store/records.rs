@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::layout::{corrupt, decode_json};
+use crate::domain::{Account, CreditRecord, Policy, Post, PurchaseRecord, SpentRecord};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
-use crate::rules::price::Policy;
 use crate::stamp::Kid;
-use crate::store::{Account, CreditRecord, Post, PurchaseRecord, SpentRecord, StoreError};
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// `accounts` values.

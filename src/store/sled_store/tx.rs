@@ -16,13 +16,13 @@ use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
     SpentPart,
 };
-use crate::keys::{KeyStatus, PublishedKey};
-use crate::rules::price::Policy;
-use crate::stamp::Kid;
-use crate::store::{
-    Account, CreditRecord, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
-    StoreError, StoreTx, Voter,
+use crate::domain::{
+    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
+    Voter,
 };
+use crate::keys::{KeyStatus, PublishedKey};
+use crate::stamp::Kid;
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// sled's errors inside a transaction: a conflict stays a conflict (sled then runs the batch
