@@ -78,14 +78,14 @@ use sled::Transactional as _;
 use uuid::Uuid;
 
 use self::layout::{
-    bundle_entries, corrupt, decode_sold, decode_spent, encode_kids, hash_chunk_key, hash_in_chunk,
-    read_u64, read_uuid, stamp_key, storage, uuid_key, ACTIVE_KEYS,
+    bundle_entries, corrupt, decode_sold, encode_kids, hash_chunk_key, hash_in_chunk, read_u64,
+    read_uuid, stamp_key, storage, uuid_key, ACTIVE_KEYS,
 };
 use self::migrate::{
     migrate_entry_per_key, migrate_hash_per_key, migrate_id_keyed_stamps, migrate_stamp_prices,
     Upgrade,
 };
-use self::records::{AccountRecord, KeyRecord, PostRecord};
+use self::records::{decode_spent, AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
 use super::{BackupError, Cluster, ReadSet, Reads, StoreError, TxBody, Writes};
 use crate::domain::{Account, Post, StampRecord, StampRef};
