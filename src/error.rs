@@ -97,14 +97,14 @@ impl Error {
 impl From<Refusal> for Error {
     fn from(r: Refusal) -> Error {
         match r {
-            Refusal::NotFound(what) => Error::NotFound(what),
+            Refusal::NotFound(what) => Error::NotFound(what.as_str()),
             Refusal::InsufficientFunds { balance, total } => {
                 Error::InsufficientFunds { balance, total }
             }
             Refusal::AlreadySpent(id) => Error::AlreadySpent(id),
             Refusal::NotSold(_) => Error::Stamp(StampError::Invalid("not sold by this server")),
             Refusal::Expired(_) => Error::Stamp(StampError::Expired),
-            Refusal::IdempotencyConflict(what) => Error::IdempotencyConflict(what),
+            Refusal::IdempotencyConflict(what) => Error::IdempotencyConflict(what.as_str()),
             Refusal::Invalid(what) => Error::BadRequest(what.to_string()),
             Refusal::Overflow(what) => Error::BadRequest(format!("{what} would overflow")),
             Refusal::DuplicateStamp(_) => Error::Internal("stamp id collision".into()),

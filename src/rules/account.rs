@@ -3,6 +3,7 @@
 use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
+use super::command::{Conflict, InvalidCommand};
 use super::ledger;
 use super::{Applied, Outcome, Refusal};
 use crate::domain::Account;
@@ -24,9 +25,7 @@ pub fn publish_key<T: StoreTx + ?Sized>(
     // The key invariants the auditor checks, refused here rather than written. (A kid is a
     // hash of its public key, so a published kid cannot come back with another key.)
     if parse_public_key(public_key).map(|key| Kid::of(&key)) != Some(kid) {
-        return Ok(Err(Refusal::Invalid(
-            "a key's kid must be the id of its public key",
-        )));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::KidNotOfKey)));
     }
     if status == KeyStatus::Active {
         if let Some(other) = tx.active_keys()?.into_iter().find(|k| *k != kid) {
@@ -65,9 +64,7 @@ pub fn create<T: StoreTx + ?Sized>(
 ) -> Result<Applied, StoreError> {
     if tx.account(account_id)?.is_some() || tx.api_key_exists(api_key_sha256)? {
         // Random 128-bit and 256-bit values collided: refuse rather than overwrite.
-        return Ok(Err(Refusal::IdempotencyConflict(
-            "account id or key collided",
-        )));
+        return Ok(Err(Refusal::IdempotencyConflict(Conflict::AccountCollided)));
     }
     let name_key = name.as_deref().map(name_key);
     if let Some(key) = &name_key {

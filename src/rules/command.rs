@@ -109,6 +109,84 @@ pub enum Outcome {
     },
 }
 
+/// Defines a refusal's reason: an enum of unit variants, each with its fixed text (its
+/// `Display`, what clients read in the problem's detail; the HTTP contract keeps it).
+macro_rules! reasons {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// The reason's fixed text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+reasons! {
+    /// What a [`Refusal::NotFound`] did not find.
+    Missing {
+        Account => "account",
+        Post => "post",
+        /// No policy was written yet (a quote).
+        Policy => "policy",
+    }
+}
+
+reasons! {
+    /// Why a command is malformed ([`Refusal::Invalid`]). The service never sends these; the
+    /// rules refuse them anyway, because each would write an entry the auditor rejects.
+    InvalidCommand {
+        NoStamps => "a command needs at least one stamp",
+        TooManyStamps => "too many stamps in one command",
+        /// More stamps than a purchase record can count (past `u32::MAX`).
+        TooManyInPurchase => "too many stamps in one purchase",
+        StampNamedTwice => "a stamp is named twice",
+        CreditNotPositive => "a credit must be positive",
+        ExpiresBeforeIssued => "a stamp must expire after it is issued",
+        KidNotOfKey => "a key's kid must be the id of its public key",
+        Currency => "a policy's currency must be 1 to 32 characters, without control \
+                     characters or surrounding spaces",
+    }
+}
+
+reasons! {
+    /// What was used before with another request ([`Refusal::IdempotencyConflict`]).
+    Conflict {
+        /// A credit reference, with another account or amount.
+        CreditReference => "this reference was already used for another account or amount",
+        /// An Idempotency-Key, with another purchase.
+        IdempotencyKey => "this Idempotency-Key was used with a different request body",
+        /// A new account's random id or API key (a collision: refused rather than overwritten).
+        AccountCollided => "account id or key collided",
+        /// A new post's random id.
+        PostCollided => "post id collided",
+    }
+}
+
+reasons! {
+    /// What would overflow ([`Refusal::Overflow`]).
+    Amount {
+        Balance => "balance",
+        PurchaseTotal => "purchase total",
+        StampsPurchased => "stamps purchased",
+        Score => "score",
+    }
+}
+
 /// Why the rules refused a command. The command changed nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -124,7 +202,7 @@ pub enum Refusal {
     NameTaken,
     /// Occurs when the account, post or other named thing does not exist.
     #[error("no such {0}")]
-    NotFound(&'static str),
+    NotFound(Missing),
     /// Occurs when a purchase costs more than the balance.
     #[error("balance {balance} is below the price {total}")]
     InsufficientFunds { balance: u64, total: u64 },
@@ -139,15 +217,15 @@ pub enum Refusal {
     Expired(Uuid),
     /// Occurs when an idempotency key or credit reference was used with another request.
     #[error("{0}")]
-    IdempotencyConflict(&'static str),
+    IdempotencyConflict(Conflict),
     /// Occurs when an amount would overflow a balance or total.
     #[error("{0} would overflow")]
-    Overflow(&'static str),
+    Overflow(Amount),
     /// Occurs when a command is malformed: a stamp named twice, no stamps, a credit of zero.
     /// The service never sends these; the store refuses them anyway, because each would write
     /// an entry the auditor rejects.
     #[error("{0}")]
-    Invalid(&'static str),
+    Invalid(InvalidCommand),
     /// Occurs when a stamp id was already sold (a random id collided).
     #[error("stamp id {0} already exists")]
     DuplicateStamp(Uuid),
@@ -172,3 +250,38 @@ pub enum QuoteAction {
 
 /// The result of applying one command.
 pub type Applied = Result<Outcome, Refusal>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The texts clients read in a problem's detail (`Error::from(Refusal)`) are the contract:
+    /// typed reasons keep them word for word.
+    #[test]
+    fn typed_reasons_keep_their_texts() {
+        let texts = [
+            (Refusal::NotFound(Missing::Account), "no such account"),
+            (Refusal::NotFound(Missing::Post), "no such post"),
+            (
+                Refusal::Invalid(InvalidCommand::StampNamedTwice),
+                "a stamp is named twice",
+            ),
+            (
+                Refusal::Invalid(InvalidCommand::Currency),
+                "a policy's currency must be 1 to 32 characters, without control characters \
+                 or surrounding spaces",
+            ),
+            (
+                Refusal::IdempotencyConflict(Conflict::IdempotencyKey),
+                "this Idempotency-Key was used with a different request body",
+            ),
+            (
+                Refusal::Overflow(Amount::PurchaseTotal),
+                "purchase total would overflow",
+            ),
+        ];
+        for (refusal, text) in texts {
+            assert_eq!(refusal.to_string(), text);
+        }
+    }
+}

@@ -34,7 +34,10 @@ use std::collections::HashSet;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use command::{Applied, Command, Outcome, QuoteAction, Refusal, SpendFor};
+pub use command::{
+    Amount, Applied, Command, Conflict, InvalidCommand, Missing, Outcome, QuoteAction, Refusal,
+    SpendFor,
+};
 
 use crate::store::{ReadSet, StoreError, StoreTx, Writes};
 use crate::time::Timestamp;
@@ -204,15 +207,15 @@ pub const STAMPS_PER_COMMAND_MAX: usize = 1000;
 /// entry the auditor rejects), or one longer than [`STAMPS_PER_COMMAND_MAX`].
 fn distinct_and_present(stamp_ids: &[Uuid]) -> Option<Refusal> {
     if stamp_ids.is_empty() {
-        return Some(Refusal::Invalid("a command needs at least one stamp"));
+        return Some(Refusal::Invalid(InvalidCommand::NoStamps));
     }
     if stamp_ids.len() > STAMPS_PER_COMMAND_MAX {
-        return Some(Refusal::Invalid("too many stamps in one command"));
+        return Some(Refusal::Invalid(InvalidCommand::TooManyStamps));
     }
     let mut seen = HashSet::with_capacity(stamp_ids.len());
     if stamp_ids.iter().all(|id| seen.insert(*id)) {
         None
     } else {
-        Some(Refusal::Invalid("a stamp is named twice"))
+        Some(Refusal::Invalid(InvalidCommand::StampNamedTwice))
     }
 }

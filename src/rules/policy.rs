@@ -2,7 +2,7 @@
 //! they price, and again whenever a start brings a different policy.
 
 use super::ledger;
-use super::{Applied, Outcome, Refusal};
+use super::{Applied, InvalidCommand, Outcome, Refusal};
 use crate::ledger::entry::Body;
 use crate::rules::price::{currency_is_valid, Policy};
 use crate::store::{StoreError, StoreTx};
@@ -15,10 +15,7 @@ pub fn publish<T: StoreTx + ?Sized>(
     policy: &Policy,
 ) -> Result<Applied, StoreError> {
     if !currency_is_valid(&policy.currency) {
-        return Ok(Err(Refusal::Invalid(
-            "a policy's currency must be 1 to 32 characters, without control characters or \
-             surrounding spaces",
-        )));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::Currency)));
     }
     if tx.policy()?.as_ref() == Some(policy) {
         return Ok(Ok(Outcome::Policy { ledger_index: None }));

@@ -3,7 +3,7 @@
 
 use pennypost::domain::Post;
 use pennypost::keys::KeyStatus;
-use pennypost::rules::{Outcome, Refusal};
+use pennypost::rules::{Conflict, Outcome, Refusal};
 
 use crate::harness::*;
 
@@ -98,12 +98,12 @@ pub fn a_reopened_store_goes_on_where_it_stopped(ctx: &mut Ctx) {
     ctx.refused(
         post(sold(&[stamp(4)]), post_id(1), "c", "again"),
         at(200),
-        Refusal::IdempotencyConflict("post id collided"),
+        Refusal::IdempotencyConflict(Conflict::PostCollided),
     );
     ctx.refused(
         create(2),
         at(200),
-        Refusal::IdempotencyConflict("account id or key collided"),
+        Refusal::IdempotencyConflict(Conflict::AccountCollided),
     );
 
     // New changes take the next indexes, the next board position, and times from the last

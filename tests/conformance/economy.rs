@@ -2,7 +2,7 @@
 //! names, every rule at its edges.
 
 use pennypost::domain::{Policy, VotePricing};
-use pennypost::rules::{Command, Outcome, QuoteAction, Refusal};
+use pennypost::rules::{Command, InvalidCommand, Missing, Outcome, QuoteAction, Refusal};
 
 use crate::harness::*;
 use crate::observe::Apply as _;
@@ -92,10 +92,7 @@ pub fn the_policy_is_written_once_and_again_when_it_changes(ctx: &mut Ctx) {
                 ..policy()
             }),
             at(4),
-            Refusal::Invalid(
-                "a policy's currency must be 1 to 32 characters, without control characters or \
-                 surrounding spaces",
-            ),
+            Refusal::Invalid(InvalidCommand::Currency),
         );
     }
 }
@@ -182,7 +179,7 @@ pub fn votes_cost_two_n_minus_one(ctx: &mut Ctx) {
                 at(6)
             )
             .expect("quote"),
-        Err(Refusal::NotFound("post"))
+        Err(Refusal::NotFound(Missing::Post))
     );
 }
 

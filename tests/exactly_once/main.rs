@@ -37,7 +37,7 @@ use ed25519_dalek::SigningKey;
 use pennypost::domain::StampRef;
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::ledger::check::AuditReport;
-use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
+use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
 use pennypost::store::{SledStore, Store};
 use proptest::test_runner::TestCaseError;
@@ -61,14 +61,6 @@ fn key_event() -> Command {
         kid,
         public_key,
         status: KeyStatus::Active,
-    }
-}
-
-/// Refusal texts are for people; the tests compare the variant.
-fn normalized(applied: Applied) -> Applied {
-    match applied {
-        Err(Refusal::IdempotencyConflict(_)) => Err(Refusal::IdempotencyConflict("")),
-        other => other,
     }
 }
 
@@ -111,7 +103,7 @@ fn ids(stamps: &[StampRef]) -> Vec<Uuid> {
 
 fn result_kind(command: &Command, applied: &Applied) -> &'static str {
     match (command, applied) {
-        (_, Err(Refusal::NotFound("account"))) => "refused: no account",
+        (_, Err(Refusal::NotFound(Missing::Account))) => "refused: no account",
         (_, Err(Refusal::NotFound(_))) => "refused: no post",
         (_, Err(Refusal::InsufficientFunds { .. })) => "refused: insufficient funds",
         (_, Err(Refusal::AlreadySpent(_))) => "refused: already spent",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pennypost::commit::Committer;
 use pennypost::domain::StampRef;
-use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
+use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
 use pennypost::store::{Reads as _, SledStore, Writes as _};
 use pennypost::time::Timestamp;
 use proptest::collection::vec;
@@ -343,7 +343,7 @@ fn run_race_case(
                 prop_assert!(stamp_ids.contains(id));
                 prop_assert!(ack.spent.contains_key(id), "refused for unspent {}", id);
             }
-            Refusal::NotFound("post") => {
+            Refusal::NotFound(Missing::Post) => {
                 let vote = matches!(spend_for, SpendFor::Vote { .. });
                 prop_assert!(
                     vote,
