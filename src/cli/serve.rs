@@ -21,8 +21,8 @@ use clap::Args;
 use rand_core::{OsRng, RngCore as _};
 
 use crate::config::{Economy, Limits, RateLimits};
+use crate::domain::{Policy, VotePricing};
 use crate::keys;
-use crate::rules::price::VotePricing;
 use crate::service::{App, AppConfig};
 use crate::store::sled_store::DEFAULT_CACHE_MIB;
 use crate::store::{PgLimits, PgStore, SledStore, Store};
@@ -190,15 +190,17 @@ const CACHE_MIB_MAX: u64 = 1 << 20;
 impl ServeArgs {
     pub fn economy(&self) -> Economy {
         Economy {
-            currency: self.currency.clone(),
-            stamp_price: self.stamp_price,
-            post_cost: self.post_cost,
-            vote_cost: self.vote_cost,
+            policy: Policy {
+                currency: self.currency.clone(),
+                stamp_price: self.stamp_price,
+                post_cost: self.post_cost as u64,
+                vote_cost: self.vote_cost as u64,
+                repeat_window_secs: self.repeat_window_secs,
+                repeat_factor: self.repeat_factor,
+                vote_pricing: self.vote_pricing,
+                refund_voters: self.refund_voters,
+            },
             stamp_ttl_secs: self.stamp_ttl_secs,
-            repeat_window_secs: self.repeat_window_secs,
-            repeat_factor: self.repeat_factor,
-            vote_pricing: self.vote_pricing,
-            refund_voters: self.refund_voters,
         }
     }
 

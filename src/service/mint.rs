@@ -143,14 +143,14 @@ impl Mint {
         let outcome = self
             .committer
             .submit(Command::Policy {
-                policy: self.economy.policy(),
+                policy: self.economy.policy.clone(),
             })
             .await??;
         if let Outcome::Policy {
             ledger_index: Some(index),
         } = outcome
         {
-            tracing::info!(ledger_index = index, policy = ?self.economy.policy(), "published policy in ledger");
+            tracing::info!(ledger_index = index, policy = ?self.economy.policy, "published policy in ledger");
         }
         Ok(())
     }
@@ -275,7 +275,7 @@ impl Mint {
             .committer
             .submit(Command::Purchase {
                 account_id: account.account_id,
-                unit_price: self.economy.stamp_price,
+                unit_price: self.economy.policy.stamp_price,
                 idempotency_key_sha256: idempotency_key.map(|k| sha256(k.as_bytes())),
                 purchase_id: Uuid::new_v4(),
                 kid: key.kid,

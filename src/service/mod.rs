@@ -66,7 +66,7 @@ impl App {
             admin_token,
         } = config;
         let settings = Settings {
-            currency: economy.currency.clone(),
+            currency: economy.policy.currency.clone(),
         };
         let committer = Committer::start(store.clone(), settings)?;
         let mint = Arc::new(Mint::new(

@@ -51,7 +51,7 @@ pub enum SimulateError {
 
 /// The server's default policy (`config::Economy::default`).
 pub fn default_policy() -> Policy {
-    Economy::default().policy()
+    Economy::default().policy
 }
 
 /// The flat policy: the default one with flood pricing, quadratic votes and refunds off.

@@ -119,7 +119,7 @@ fn pick(known: &[Uuid], unspent: &[Uuid], pick: Pick, pool: fn(usize) -> Uuid) -
 /// --refund-voters 0`), or any other a start could bring (within the bounds the server's
 /// configuration allows, but small enough for a plan's few stamps to pay).
 fn policy_strategy() -> impl Strategy<Value = Policy> {
-    let default = Economy::default().policy();
+    let default = Economy::default().policy;
     let flat = Policy {
         repeat_factor: 1,
         vote_pricing: VotePricing::Flat,
