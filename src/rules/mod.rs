@@ -134,7 +134,7 @@ fn apply_one<T: StoreTx + ?Sized>(
 /// stamps; the payer of a post or vote is the buyer of its first stamp).
 pub fn reads(batch: &[Command]) -> ReadSet {
     let mut set = ReadSet {
-        recent_posts_max: spend::RECENT_POSTS_MAX,
+        recent_posts_max: RECENT_POSTS_MAX,
         ..ReadSet::default()
     };
     for command in batch {
@@ -196,6 +196,14 @@ pub fn reads(batch: &[Command]) -> ReadSet {
     }
     set
 }
+
+// The rules' own limits, here and nowhere else: they follow from the ledger's format and the
+// prices, not from an operator's choice (those are `config::Limits`). A backend that needs
+// one gets it from the rules (`ReadSet::recent_posts_max`), never as a copy.
+
+/// Earlier posts the flood price counts at most: with a factor of 2 or more, 64 of them put
+/// the price past `u64::MAX`, so counting further changes nothing and would only cost reads.
+pub const RECENT_POSTS_MAX: u64 = 64;
 
 /// Most stamps one purchase or spend may name. Its ledger entry (about 40 bytes a stamp) then
 /// stays well below the 64 KiB entry limit, so an oversized command is refused here rather

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{distinct_and_present, ledger};
+use super::{distinct_and_present, ledger, RECENT_POSTS_MAX};
 use super::{Amount, Applied, Conflict, Missing, Outcome, QuoteAction, Refusal, SpendFor};
 use crate::domain::{Post, Sale, SpentRecord, StampRef, Voter};
 use crate::ledger::entry::{Body, Direction, SpendAction};
@@ -331,10 +331,6 @@ pub fn quote<T: StoreTx + ?Sized>(
         }
     }
 }
-
-/// Earlier posts the flood price counts at most: with a factor of 2 or more, 64 of them put
-/// the price past `u64::MAX`, so counting further changes nothing and would only cost reads.
-pub const RECENT_POSTS_MAX: u64 = 64;
 
 /// A post's flood price for `payer` at `time`.
 fn post_price<T: StoreTx + ?Sized>(
