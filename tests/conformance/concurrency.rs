@@ -1,4 +1,4 @@
-//! Exactly once under concurrency: threads calling `Store::apply`, and tokio tasks submitting
+//! Exactly once under concurrency: threads calling `rules::apply`, and tokio tasks submitting
 //! through the group committer, spend the same stamps; each stamp is spent exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
