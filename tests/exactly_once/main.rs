@@ -34,14 +34,16 @@ use std::fmt::Display;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use pennypost::domain::StampRef;
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::ledger::check::AuditReport;
+use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
-use pennypost::store::{Applied, Command, Outcome, Refusal, SledStore, SpendFor, StampRef, Store};
+use pennypost::store::{SledStore, Store};
 use proptest::test_runner::TestCaseError;
 use uuid::Uuid;
 
-const CURRENCY: &str = "cents";
+use observe::CURRENCY;
 
 fn fail(e: impl Display) -> TestCaseError {
     TestCaseError::fail(e.to_string())
@@ -62,14 +64,6 @@ fn key_event() -> Command {
     }
 }
 
-/// Refusal texts are for people; the tests compare the variant.
-fn normalized(applied: Applied) -> Applied {
-    match applied {
-        Err(Refusal::IdempotencyConflict(_)) => Err(Refusal::IdempotencyConflict("")),
-        other => other,
-    }
-}
-
 /// Runs the ledger auditor over every stored entry (gapless indexes, times that never go
 /// back, no violation) and checks the stored Merkle hashes give the same tree head.
 fn audit(store: &dyn Store) -> Result<AuditReport, TestCaseError> {
@@ -79,7 +73,7 @@ fn audit(store: &dyn Store) -> Result<AuditReport, TestCaseError> {
 /// Opens the store again after the previous handle was dropped. sled's background I/O threads
 /// may hold its file lock for a moment after the drop, so a lock error is retried.
 fn reopen(dir: &std::path::Path) -> Result<SledStore, TestCaseError> {
-    retry_while_locked(|| SledStore::open(dir, CURRENCY))
+    retry_while_locked(|| SledStore::open(dir))
 }
 
 /// Runs `open` again while it fails on sled's file lock (held briefly after a drop).
@@ -109,7 +103,7 @@ fn ids(stamps: &[StampRef]) -> Vec<Uuid> {
 
 fn result_kind(command: &Command, applied: &Applied) -> &'static str {
     match (command, applied) {
-        (_, Err(Refusal::NotFound("account"))) => "refused: no account",
+        (_, Err(Refusal::NotFound(Missing::Account))) => "refused: no account",
         (_, Err(Refusal::NotFound(_))) => "refused: no post",
         (_, Err(Refusal::InsufficientFunds { .. })) => "refused: insufficient funds",
         (_, Err(Refusal::AlreadySpent(_))) => "refused: already spent",
