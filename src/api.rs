@@ -120,11 +120,17 @@ pub enum ErrorCode {
     AuditCatchingUp,
     /// Extension, 500: a bug or a storage failure; the cause is logged, never sent.
     InternalError,
+    /// Extension, 409: a stamp in the request is held by a live hold.
+    StampHeld,
+    /// Extension, 409: a capture of a hold past its expiry, or released.
+    HoldExpired,
+    /// Extension, 409: a release of a captured hold.
+    HoldCaptured,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -146,6 +152,9 @@ impl ErrorCode {
         ErrorCode::RequestTimeout,
         ErrorCode::AuditCatchingUp,
         ErrorCode::InternalError,
+        ErrorCode::StampHeld,
+        ErrorCode::HoldExpired,
+        ErrorCode::HoldCaptured,
     ];
 
     /// The code as it is written on the wire (the same text serde writes).
@@ -172,6 +181,9 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::AuditCatchingUp => "audit_catching_up",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::StampHeld => "stamp_held",
+            ErrorCode::HoldExpired => "hold_expired",
+            ErrorCode::HoldCaptured => "hold_captured",
         }
     }
 }

@@ -205,3 +205,50 @@ pub struct Policy {
     /// 0 turns refunds off.
     pub refund_voters: u64,
 }
+
+/// A hold: stamps reserved for a short time, then spent at once (captured) or given back
+/// (released, or by its expiry). Whether a held hold is live depends on the time it is judged
+/// at (`expires_at`), so the stored state never says `expired`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub hold_id: Uuid,
+    /// The stamps held, as their signed payloads name them.
+    pub stamps: Vec<StampRef>,
+    /// What a capture spends them for: the redeem context, whose SHA-256 is the entry's target.
+    pub context: String,
+    pub created_at: Timestamp,
+    /// When the hold stops holding: capped at the earliest `expires_at` of its stamps.
+    pub expires_at: Timestamp,
+    pub state: HoldState,
+}
+
+/// What became of a hold, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldState {
+    /// Holding its stamps until `expires_at`.
+    Held,
+    /// Spent by its `spend` entry.
+    Captured {
+        ledger_index: u64,
+        spent_at: Timestamp,
+    },
+    /// Given back before it expired, or ended by a capture that found a stamp spent.
+    Released,
+}
+
+impl Hold {
+    /// Whether the hold still keeps its stamps from being spent at `time`.
+    pub fn is_live(&self, time: Timestamp) -> bool {
+        self.state == HoldState::Held && time < self.expires_at
+    }
+
+    /// The state as clients read it at `time`: `held`, `captured`, `released` or `expired`.
+    pub fn state_name(&self, time: Timestamp) -> &'static str {
+        match self.state {
+            HoldState::Held if time < self.expires_at => "held",
+            HoldState::Held => "expired",
+            HoldState::Captured { .. } => "captured",
+            HoldState::Released => "released",
+        }
+    }
+}

@@ -78,6 +78,15 @@ pub enum Error {
     /// Occurs when a backup is asked of a store that takes none through the server.
     #[error("this store takes no backups through the server; use the database's own tools")]
     BackupNotSupported,
+    /// Occurs when a stamp is held by a live hold.
+    #[error("stamp {0} is held; it can be spent once its hold is released or expires")]
+    StampHeld(uuid::Uuid),
+    /// Occurs when a capture names a hold past its expiry, or released.
+    #[error("the hold expired or was released")]
+    HoldExpired,
+    /// Occurs when a release names a captured hold.
+    #[error("the hold was captured; its stamps are spent")]
+    HoldCaptured,
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -103,6 +112,9 @@ impl Error {
             Error::AuditCatchingUp { .. } => ErrorCode::AuditCatchingUp,
             Error::BackupNotSupported => ErrorCode::BackupNotSupported,
             Error::Internal(_) => ErrorCode::InternalError,
+            Error::StampHeld(_) => ErrorCode::StampHeld,
+            Error::HoldExpired => ErrorCode::HoldExpired,
+            Error::HoldCaptured => ErrorCode::HoldCaptured,
         }
     }
 }
@@ -126,6 +138,10 @@ impl From<Refusal> for Error {
                 got: attached,
             },
             Refusal::MixedPayers => Error::MixedPayers,
+            Refusal::StampHeld(id) => Error::StampHeld(id),
+            Refusal::HoldExpired => Error::HoldExpired,
+            Refusal::HoldCaptured => Error::HoldCaptured,
+            Refusal::HoldTtl => Error::BadRequest(r.to_string()),
             Refusal::NameTaken => Error::NameTaken,
             // Both mean this server's keys directory is not the ledger's: a configuration
             // fault no client can fix, but another server behind the same address may serve.

@@ -23,7 +23,10 @@ pub fn status(error: &Error) -> StatusCode {
         Error::AlreadySpent(_)
         | Error::IdempotencyConflict(_)
         | Error::NameTaken
-        | Error::BackupNotSupported => StatusCode::CONFLICT,
+        | Error::BackupNotSupported
+        | Error::StampHeld(_)
+        | Error::HoldExpired
+        | Error::HoldCaptured => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -59,6 +62,9 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::AuditCatchingUp => "Ledger check catching up",
         ErrorCode::RequestTimeout => "Request timeout",
         ErrorCode::InternalError => "Internal error",
+        ErrorCode::StampHeld => "Stamp held",
+        ErrorCode::HoldExpired => "Hold expired",
+        ErrorCode::HoldCaptured => "Hold captured",
     }
 }
 

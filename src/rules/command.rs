@@ -75,6 +75,18 @@ pub enum Command {
     },
     /// Writes the policy to the ledger when it differs from the last one written.
     Policy { policy: Policy },
+    /// Holds every stamp in `stamps` or none of them, for `ttl_secs` at most (capped at the
+    /// stamps' earliest expiry). Writes no entry.
+    Hold {
+        hold_id: Uuid,
+        stamps: Vec<StampRef>,
+        context: String,
+        ttl_secs: u64,
+    },
+    /// Spends a live hold's stamps as one redeem of its context.
+    Capture { hold_id: Uuid },
+    /// Gives a hold's stamps back.
+    Release { hold_id: Uuid },
 }
 
 /// What an applied command produced.
@@ -110,6 +122,26 @@ pub enum Outcome {
     Policy {
         ledger_index: Option<u64>,
     },
+    /// The stamps are held until `expires_at`.
+    Held {
+        hold_id: Uuid,
+        expires_at: Timestamp,
+        count: u64,
+    },
+    /// The hold's stamps were spent by the entry at `ledger_index` (now or by an earlier
+    /// capture: a capture is idempotent).
+    Captured {
+        ledger_index: u64,
+        spent_at: Timestamp,
+    },
+    /// A capture found one of the hold's stamps spent meanwhile: nothing was spent and the
+    /// hold ended (released), so its other stamps are free again. Answered as
+    /// `stamp_already_spent`.
+    HoldBroken {
+        stamp_id: Uuid,
+    },
+    /// The hold gives its stamps back (or already did: released or expired).
+    Released,
 }
 
 /// Defines a refusal's reason: an enum of unit variants, each with its fixed text (its
@@ -146,6 +178,7 @@ reasons! {
         Post => "post",
         /// No policy was written yet (a quote).
         Policy => "policy",
+        Hold => "hold",
     }
 }
 
@@ -177,6 +210,8 @@ reasons! {
         AccountCollided => "account id or key collided",
         /// A new post's random id.
         PostCollided => "post id collided",
+        /// A new hold's random id.
+        HoldCollided => "hold id collided",
     }
 }
 
@@ -242,6 +277,18 @@ pub enum Refusal {
     /// active keys (`two_active_keys`).
     #[error("issuer key {0} is active in the ledger; retire it first")]
     AnotherKeyActive(Kid),
+    /// Occurs when a stamp is held by a live hold (until it is captured, released or expires).
+    #[error("stamp {0} is held")]
+    StampHeld(Uuid),
+    /// Occurs when a capture names a hold past its expiry, or released.
+    #[error("the hold expired or was released")]
+    HoldExpired,
+    /// Occurs when a release names a captured hold.
+    #[error("the hold was captured")]
+    HoldCaptured,
+    /// Occurs when a hold's time to live is outside 1 to [`super::HOLD_TTL_SECS_MAX`] seconds.
+    #[error("a hold's ttl_secs must be 1 to {} seconds", super::HOLD_TTL_SECS_MAX)]
+    HoldTtl,
 }
 
 /// An action to price.

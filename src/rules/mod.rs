@@ -5,7 +5,7 @@
 //! the reads the batch will make ([`reads`]), and reads and writes only through the
 //! [`StoreTx`] it is handed; a quote ([`quote`]) runs in a transaction that only reads. The
 //! commands and their answers are in [`command`]; the records they decide over in
-//! `crate::domain`. One file per use case: [`account`] (accounts and key events), [`credit`], [`purchase`], [`spend`] (posts,
+//! `crate::domain`. One file per use case: [`account`] (accounts and key events), [`credit`], [`hold`] (holds, captures, releases), [`purchase`], [`spend`] (posts,
 //! votes with their prices and refunds, redeems), [`policy`], [`price`] (the economy's pure
 //! price functions), and [`ledger`] (entry bytes and Merkle hashes, computed here once for every
 //! backend).
@@ -23,6 +23,7 @@
 pub mod account;
 pub mod command;
 pub mod credit;
+pub mod hold;
 pub mod ledger;
 pub mod policy;
 pub mod price;
@@ -126,6 +127,14 @@ fn apply_one<T: StoreTx + ?Sized>(
         Command::Purchase { .. } => purchase::purchase(tx, time, command),
         Command::Spend { stamps, spend_for } => spend::spend(tx, time, stamps, spend_for),
         Command::Policy { policy } => policy::publish(tx, time, policy),
+        Command::Hold {
+            hold_id,
+            stamps,
+            context,
+            ttl_secs,
+        } => hold::hold(tx, time, *hold_id, stamps, context, *ttl_secs),
+        Command::Capture { hold_id } => hold::capture(tx, time, *hold_id),
+        Command::Release { hold_id } => hold::release(tx, time, *hold_id),
     }
 }
 
@@ -192,6 +201,8 @@ pub fn reads(batch: &[Command]) -> ReadSet {
                 }
             }
             Command::Policy { .. } => {}
+            Command::Hold { stamps, .. } => set.stamps.extend_from_slice(stamps),
+            Command::Capture { hold_id } | Command::Release { hold_id } => set.holds.push(*hold_id),
         }
     }
     set
@@ -210,6 +221,10 @@ pub const RECENT_POSTS_MAX: u64 = 64;
 /// than failing the whole batch as a storage error (which stops the writer). The HTTP limits
 /// are lower still (1,000 a purchase, 100 a post or vote).
 pub const STAMPS_PER_COMMAND_MAX: usize = 1000;
+
+/// Longest a hold may hold its stamps, in seconds (GATE.md: `ttl_secs` is 1 to 300): long
+/// enough for a site to do the work, short enough that stamps a dead gate held come back soon.
+pub const HOLD_TTL_SECS_MAX: u64 = 300;
 
 /// Refuses an empty list of stamp ids, one that names a stamp twice (either would write an
 /// entry the auditor rejects), or one longer than [`STAMPS_PER_COMMAND_MAX`].

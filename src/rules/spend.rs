@@ -18,7 +18,7 @@ use crate::time::Timestamp;
 ///
 /// Checks, in order, before any write: a stamp named twice (`Invalid`); per stamp, never sold
 /// with that issue time (`NotSold`), spent before (`AlreadySpent`), expired at the entry's
-/// time (`Expired`) ([`check`]); for posts and votes, stamps of more than one payer
+/// time (`Expired`), held by a live hold (`StampHeld`) ([`check`]); for posts and votes, stamps of more than one payer
 /// (`MixedPayers`), a vote on a missing post (`NotFound`), a count other than the price
 /// (`WrongStampCount`); a new post id that exists. A redeem is not priced. Then one shared
 /// step writes the spend ([`cancel`]).
@@ -42,21 +42,23 @@ pub fn spend<T: StoreTx + ?Sized>(
 
 /// The stamps of a spend that passed [`check`]: each with its sale, and their payer (the
 /// buyer of the first).
-struct Checked {
-    found: Vec<(StampRef, Sale)>,
+pub(super) struct Checked {
+    pub(super) found: Vec<(StampRef, Sale)>,
     payer: Option<Uuid>,
     /// Stamps attached.
     attached: u64,
 }
 
 /// Checks the stamps of a spend: named once each, each sold with that issue time, unspent and
-/// unexpired at `time`; for a `priced` spend (a post or vote), all of one payer. A priced
-/// spend with no stamp passes here: its price refuses it ([`wrong_count`]).
-fn check<T: StoreTx + ?Sized>(
+/// unexpired at `time`, and held by no live hold but `own_hold` (a capture's own); for a
+/// `priced` spend (a post or vote), all of one payer. A priced spend with no stamp passes
+/// here: its price refuses it ([`wrong_count`]).
+pub(super) fn check<T: StoreTx + ?Sized>(
     tx: &T,
     time: Timestamp,
     stamps: &[StampRef],
     priced: bool,
+    own_hold: Option<Uuid>,
 ) -> Result<Result<Checked, Refusal>, StoreError> {
     if !(priced && stamps.is_empty()) {
         let stamp_ids: Vec<Uuid> = stamps.iter().map(|s| s.stamp_id).collect();
@@ -77,6 +79,12 @@ fn check<T: StoreTx + ?Sized>(
         if time >= sold.sale.expires_at {
             return Ok(Err(Refusal::Expired(stamp.stamp_id)));
         }
+        if let Some(hold_id) = tx.stamp_hold(stamp.stamp_id)? {
+            if Some(hold_id) != own_hold && tx.hold(hold_id)?.is_some_and(|hold| hold.is_live(time))
+            {
+                return Ok(Err(Refusal::StampHeld(stamp.stamp_id)));
+            }
+        }
         found.push((*stamp, sold.sale));
     }
     let payer = found.first().map(|(_, sale)| sale.buyer);
@@ -92,7 +100,7 @@ fn check<T: StoreTx + ?Sized>(
 
 /// Writes a checked spend: appends its `spend` entry, marks every stamp spent with it and
 /// counts each for its buyer. Returns the entry's index.
-fn cancel<T: StoreTx + ?Sized>(
+pub(super) fn cancel<T: StoreTx + ?Sized>(
     tx: &T,
     time: Timestamp,
     checked: &Checked,
@@ -155,7 +163,7 @@ fn post<T: StoreTx + ?Sized>(
     body: &str,
     verified: bool,
 ) -> Result<Applied, StoreError> {
-    let checked = match check(tx, time, stamps, true)? {
+    let checked = match check(tx, time, stamps, true, None)? {
         Ok(checked) => checked,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -219,7 +227,7 @@ fn vote<T: StoreTx + ?Sized>(
     post_id: Uuid,
     up: bool,
 ) -> Result<Applied, StoreError> {
-    let checked = match check(tx, time, stamps, true)? {
+    let checked = match check(tx, time, stamps, true, None)? {
         Ok(checked) => checked,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -293,7 +301,7 @@ fn redeem<T: StoreTx + ?Sized>(
     stamps: &[StampRef],
     context: &str,
 ) -> Result<Applied, StoreError> {
-    let checked = match check(tx, time, stamps, false)? {
+    let checked = match check(tx, time, stamps, false, None)? {
         Ok(checked) => checked,
         Err(refusal) => return Ok(Err(refusal)),
     };

@@ -327,7 +327,7 @@ fn with_hashes<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Account, Post, StampRecord};
+    use crate::domain::{Account, Hold, Post, StampRecord};
     use crate::keys::PublishedKey;
     use crate::store::StoreError;
     use uuid::Uuid;
@@ -349,6 +349,9 @@ mod tests {
             Err(self.0())
         }
         fn post(&self, _: Uuid) -> Result<Option<Post>, StoreError> {
+            Err(self.0())
+        }
+        fn hold(&self, _: Uuid) -> Result<Option<Hold>, StoreError> {
             Err(self.0())
         }
         fn posts(&self, _: Option<Uuid>, _: usize) -> Result<Option<Vec<Post>>, StoreError> {

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::{Cluster, ReadSet, Reads, StoreError, StoreTx, TxBody, Writes};
 use crate::domain::{
-    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRecord,
-    StampRef, Voter,
+    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
+    StampRecord, StampRef, Voter,
 };
 use crate::keys::PublishedKey;
 use crate::stamp::Kid;
@@ -46,6 +46,9 @@ struct State {
     voters: HashMap<(Uuid, Uuid), Voter>,
     names: HashMap<String, Uuid>,
     checkpoint: Option<(u64, String)>,
+    holds: HashMap<Uuid, Hold>,
+    /// The last hold placed on each stamp.
+    stamp_holds: HashMap<Uuid, Uuid>,
     /// Unit tests: the append of this entry index fails as storage would.
     #[cfg(test)]
     fail_append_at: Option<u64>,
@@ -105,6 +108,8 @@ enum Undo {
     /// A post pushed onto the board.
     NewPost(Uuid, Option<Post>),
     Post(Uuid, Option<Post>),
+    Hold(Uuid, Option<Hold>),
+    StampHold(Uuid, Option<Uuid>),
 }
 
 /// Puts `previous` back under `key` (removing the key when there was nothing).
@@ -181,6 +186,8 @@ impl<'a> MemoryTx<'a> {
                     restore(&mut state.posts, id, previous);
                 }
                 Undo::Post(id, previous) => restore(&mut state.posts, id, previous),
+                Undo::Hold(id, previous) => restore(&mut state.holds, id, previous),
+                Undo::StampHold(id, previous) => restore(&mut state.stamp_holds, id, previous),
             }
         }
     }
@@ -455,6 +462,35 @@ impl StoreTx for MemoryTx<'_> {
         self.journal(Undo::Post(post.post_id, previous));
         Ok(())
     }
+
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        Ok(self.state.borrow().holds.get(&hold_id).cloned())
+    }
+
+    fn stamp_hold(&self, stamp_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.state.borrow().stamp_holds.get(&stamp_id).copied())
+    }
+
+    fn insert_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        let mut state = self.state.borrow_mut();
+        for stamp in &hold.stamps {
+            let previous = state.stamp_holds.insert(stamp.stamp_id, hold.hold_id);
+            self.journal(Undo::StampHold(stamp.stamp_id, previous));
+        }
+        let previous = state.holds.insert(hold.hold_id, hold.clone());
+        self.journal(Undo::Hold(hold.hold_id, previous));
+        Ok(())
+    }
+
+    fn update_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        let previous = self
+            .state
+            .borrow_mut()
+            .holds
+            .insert(hold.hold_id, hold.clone());
+        self.journal(Undo::Hold(hold.hold_id, previous));
+        Ok(())
+    }
 }
 
 impl Writes for MemoryStore {
@@ -524,6 +560,10 @@ impl Reads for MemoryStore {
 
     fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
         Ok(self.state()?.posts.get(&post_id).cloned())
+    }
+
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        Ok(self.state()?.holds.get(&hold_id).cloned())
     }
 
     fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError> {

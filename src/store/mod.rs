@@ -24,8 +24,8 @@ use std::path::Path;
 use uuid::Uuid;
 
 use crate::domain::{
-    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRecord,
-    StampRef, Voter,
+    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
+    StampRecord, StampRef, Voter,
 };
 use crate::keys::PublishedKey;
 use crate::stamp::Kid;
@@ -56,7 +56,8 @@ pub struct ReadSet {
     pub kids: Vec<Kid>,
     /// Whether these stamp ids were sold (whatever their issue time): a purchase's new ids.
     pub new_stamps: Vec<Uuid>,
-    /// Sold stamps as their signed payloads name them, and the accounts of their buyers.
+    /// Sold stamps as their signed payloads name them, the accounts of their buyers and the
+    /// last hold of each (with that hold).
     pub stamps: Vec<StampRef>,
     /// Posts by id.
     pub posts: Vec<Uuid>,
@@ -67,6 +68,8 @@ pub struct ReadSet {
     pub recent_posts: Vec<StampRef>,
     /// Most post times [`ReadSet::recent_posts`] reads of one payer.
     pub recent_posts_max: u64,
+    /// Holds by id (a capture or release), with the stamps each holds.
+    pub holds: Vec<Uuid>,
 }
 
 impl ReadSet {
@@ -83,6 +86,7 @@ impl ReadSet {
             && self.posts.is_empty()
             && self.voters.is_empty()
             && self.recent_posts.is_empty()
+            && self.holds.is_empty()
     }
 }
 
@@ -282,6 +286,16 @@ pub trait StoreTx {
     fn insert_post(&self, post: &Post) -> Result<(), StoreError>;
     /// Replaces a stored post (a vote changed its score).
     fn update_post(&self, post: &Post) -> Result<(), StoreError>;
+
+    /// A hold by id, in whatever state it is.
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError>;
+    /// The id of the last hold placed on a stamp, whatever its state (the rules judge whether
+    /// it is live).
+    fn stamp_hold(&self, stamp_id: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// Stores a new hold and makes it the last hold of each of its stamps.
+    fn insert_hold(&self, hold: &Hold) -> Result<(), StoreError>;
+    /// Replaces a stored hold's state (captured, released); its stamps' last hold stays.
+    fn update_hold(&self, hold: &Hold) -> Result<(), StoreError>;
 }
 
 /// Transactions and durability: what the rules and the group committer need.
@@ -318,6 +332,8 @@ pub trait Reads: Send + Sync {
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;
     fn account_by_api_key(&self, api_key_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError>;
     fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError>;
+    /// A hold by id (`GET /v1/holds/{hold_id}`).
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError>;
     fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError>;
     /// Posts newest first, older than `before` when given. `None` when `before` is unknown.
     fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError>;

@@ -13,7 +13,7 @@
 //!
 //! Cases: [`keys`] (key events, accounts), [`credit`], [`purchase`], [`spend`] (redeem, post,
 //! vote), [`economy`] (policy, prices, refunds, payers, names), [`batches`] (refusals and replays inside a batch, time), [`concurrency`] (threads and
-//! the group committer racing for the same stamps), [`durability`] (reopen after a crash).
+//! the group committer racing for the same stamps), [`durability`] (reopen after a crash), [`holds`] (hold, capture, release).
 //!
 //! A backend joins with an implementation of [`harness::Backend`] and one line at the end of
 //! this file; [`conformance!`] makes every case a `#[test]` named `<backend>::<case>`.
@@ -28,6 +28,7 @@ mod credit;
 mod durability;
 mod economy;
 mod harness;
+mod holds;
 mod keys;
 mod observe;
 #[path = "../support/pg.rs"]
@@ -89,6 +90,14 @@ macro_rules! conformance {
             economy::refunds_off_refund_nothing,
             economy::stamps_of_two_payers_are_refused,
             economy::names_are_unique_whatever_their_case_and_form,
+            holds::a_held_stamp_is_not_spendable,
+            holds::a_spent_stamp_cannot_be_held,
+            holds::a_capture_writes_one_redeem_and_answers_the_same_again,
+            holds::a_capture_after_expiry_is_refused_and_the_stamps_come_back,
+            holds::a_released_hold_frees_its_stamps_and_cannot_be_captured,
+            holds::a_hold_never_outlives_its_stamps,
+            holds::a_reopened_store_keeps_its_holds,
+            holds::threads_hold_or_spend_each_stamp_exactly_once,
         );
     };
     (@cases $name:ident, $backend:expr, $($module:ident::$case:ident),* $(,)?) => {

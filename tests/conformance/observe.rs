@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pennypost::domain::{Account, Post, StampRecord};
+use pennypost::domain::{Account, Hold, Post, StampRecord};
 use pennypost::keys::PublishedKey;
 use pennypost::ledger::check::{AuditReport, LedgerChecker};
 use pennypost::rules::{self, Applied, Command, QuoteAction, Refusal, Settings, SpendFor};
@@ -57,6 +57,7 @@ pub struct Ids {
     pub api_keys: BTreeSet<[u8; 32]>,
     pub stamps: BTreeSet<Uuid>,
     pub posts: BTreeSet<Uuid>,
+    pub holds: BTreeSet<Uuid>,
 }
 
 impl Ids {
@@ -92,6 +93,15 @@ impl Ids {
                     SpendFor::Redeem { .. } => {}
                 }
             }
+            Command::Hold {
+                hold_id, stamps, ..
+            } => {
+                self.holds.insert(*hold_id);
+                self.stamps.extend(stamps.iter().map(|s| s.stamp_id));
+            }
+            Command::Capture { hold_id } | Command::Release { hold_id } => {
+                self.holds.insert(*hold_id);
+            }
         }
     }
 }
@@ -108,6 +118,7 @@ pub struct Snapshot {
     pub api_keys: BTreeMap<[u8; 32], Option<Account>>,
     pub stamps: BTreeMap<Uuid, Option<StampRecord>>,
     pub posts: BTreeMap<Uuid, Option<Post>>,
+    pub holds: BTreeMap<Uuid, Option<Hold>>,
     /// The board, newest first.
     pub board: Vec<Post>,
     /// Sorted by kid: the trait does not fix an order.
@@ -134,6 +145,7 @@ pub fn snapshot(store: &dyn Store, ids: &Ids) -> Result<Snapshot, StoreError> {
         api_keys: read_each(&ids.api_keys, |key| store.account_by_api_key(key))?,
         stamps: read_each(&ids.stamps, |id| store.stamp(*id))?,
         posts: read_each(&ids.posts, |id| store.post(*id))?,
+        holds: read_each(&ids.holds, |id| store.hold(*id))?,
         board: store.posts(None, BOARD_MAX)?.unwrap_or_default(),
         published_keys,
         checkpoint: store.checkpoint()?,

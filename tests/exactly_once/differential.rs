@@ -429,6 +429,7 @@ fn pool_ids() -> Ids {
         api_keys: (0..ACCOUNTS).map(api_key).collect(),
         stamps: (0..POOL).map(stamp_id).collect(),
         posts: (0..POSTS).map(post_id).collect(),
+        holds: Default::default(),
     }
 }
 
@@ -524,7 +525,13 @@ fn check_applied(
         | Ok(Outcome::Spent { ledger_index, .. }) => Some(*ledger_index),
         Ok(Outcome::Purchased { record, .. }) => Some(record.ledger_index),
         Ok(Outcome::Policy { ledger_index }) => *ledger_index,
-        Ok(Outcome::AccountCreated) | Err(_) => None,
+        // The plans make no holds; a capture would be a spend's write.
+        Ok(Outcome::Captured { ledger_index, .. }) => Some(*ledger_index),
+        Ok(Outcome::AccountCreated)
+        | Ok(Outcome::Held { .. })
+        | Ok(Outcome::HoldBroken { .. })
+        | Ok(Outcome::Released)
+        | Err(_) => None,
     };
     let replay = matches!(applied, Ok(Outcome::Purchased { replayed: true, .. }));
     let credit = matches!(command, Command::Credit { .. });

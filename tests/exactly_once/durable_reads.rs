@@ -67,6 +67,9 @@ impl Reads for HeldSync {
     fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
         self.inner.post(post_id)
     }
+    fn hold(&self, hold_id: Uuid) -> Result<Option<pennypost::domain::Hold>, StoreError> {
+        self.inner.hold(hold_id)
+    }
     fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError> {
         self.inner.posts(before, limit)
     }

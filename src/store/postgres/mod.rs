@@ -45,7 +45,7 @@ use uuid::Uuid;
 
 use self::tx::PgTx;
 use super::{Cluster, Exported, ReadSet, Reads, StoreError, TxBody, Writes};
-use crate::domain::{Account, Post, Sale, SpentRecord, StampRecord};
+use crate::domain::{Account, Hold, Post, Sale, SpentRecord, StampRecord};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
 use crate::stamp::Kid;
@@ -760,6 +760,18 @@ impl Reads for PgStore {
             &[&post_id],
         )?
         .map(|row| post_from_row(&row))
+        .transpose()
+    }
+
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        self.query_opt(
+            &format!(
+                "SELECT {} FROM holds h WHERE h.hold_id = $1",
+                tx::HOLD_COLUMNS
+            ),
+            &[&hold_id],
+        )?
+        .map(|row| tx::hold_from_row(&row, 0))
         .transpose()
     }
 

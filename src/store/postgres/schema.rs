@@ -16,10 +16,11 @@ const MIGRATION_LOCK: i64 = 0x7065_6e6e_7970_6f73;
 
 /// The migrations, in order: (version, what it does, SQL). Never edit one that shipped: add a
 /// new one.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "the store: ledger, accounts, stamps, board, economy",
-    r"
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "the store: ledger, accounts, stamps, board, economy",
+        r"
 CREATE TABLE head (
     id smallint PRIMARY KEY CHECK (id = 1),
     -- Entries in the ledger: the next entry's index. Locked FOR UPDATE by every batch, so
@@ -163,7 +164,33 @@ CREATE TABLE checkpoint (
     note text NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "holds: stamps reserved until captured, released or expired",
+        r"
+-- A hold's stamps as (stamp id, issued_at) pairs, in order; state is held, captured or
+-- released (expired is judged from expires_at by the batch's time).
+CREATE TABLE holds (
+    hold_id uuid PRIMARY KEY,
+    stamp_ids uuid[] NOT NULL,
+    issued_ats bigint[] NOT NULL,
+    context text NOT NULL,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    state text NOT NULL CHECK (state IN ('held', 'captured', 'released')),
+    ledger_index bigint,
+    spent_at bigint
+);
+
+-- The last hold placed on each stamp.
+CREATE TABLE hold_stamps (
+    stamp_id uuid PRIMARY KEY,
+    hold_id uuid NOT NULL REFERENCES holds
+);
+",
+    ),
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest() -> i32 {

@@ -202,3 +202,22 @@ pub(super) fn stamp_key(stamp: StampRef) -> [u8; 24] {
     out[8..].copy_from_slice(stamp.stamp_id.as_bytes());
     out
 }
+
+// ------------------------------------------------------------------ holds
+
+/// A `holds` key of a hold: `h` + hold id.
+pub(super) fn hold_key(hold_id: Uuid) -> [u8; 17] {
+    tagged_key(b'h', hold_id)
+}
+
+/// A `holds` key of a stamp's last hold: `s` + stamp id.
+pub(super) fn stamp_hold_key(stamp_id: Uuid) -> [u8; 17] {
+    tagged_key(b's', stamp_id)
+}
+
+fn tagged_key(tag: u8, id: Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = tag;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}

@@ -29,6 +29,7 @@
 //! | `hash_chunks` | stored-hash index / 16 (8) | up to 16 32-byte hashes, in index order |
 //! | `economy` | `c` + payer (16); `p` + payer (16) + n (8); `v` + post id (16) + payer (16) | a payer's post count; the time of its n-th post; its votes on a post (8) + up-voted (1) |
 //! | `names` | account name, NFC and lower case | account id (16) |
+//! | `holds` | `h` + hold id (16); `s` + stamp id (16) | `records::HoldRecord` JSON; the id of the stamp's last hold (16) |
 //! | `checkpoints` | `latest` | size (8) + note text |
 //!
 //! Sold stamps are kept in issue-time order (`stamps`), because stamp ids are random (UUIDv4,
@@ -88,7 +89,7 @@ use self::migrate::{
 use self::records::{decode_spent, AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
 use super::{BackupError, Cluster, ReadSet, Reads, StoreError, TxBody, Writes};
-use crate::domain::{Account, Post, StampRecord, StampRef};
+use crate::domain::{Account, Hold, Post, StampRecord, StampRef};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
@@ -116,6 +117,7 @@ pub struct SledStore {
     hashes: sled::Tree,
     economy: sled::Tree,
     names: sled::Tree,
+    holds: sled::Tree,
     checkpoints: sled::Tree,
 }
 
@@ -183,6 +185,7 @@ impl SledStore {
             hashes: tree("hash_chunks")?,
             economy: tree("economy")?,
             names: tree("names")?,
+            holds: tree("holds")?,
             checkpoints: tree("checkpoints")?,
             db,
             db_file,
@@ -238,6 +241,7 @@ impl SledStore {
             &self.hashes,
             &self.economy,
             &self.names,
+            &self.holds,
         );
         let result = trees.transaction(|trees| {
             body(&SledTx::new(trees)).map_err(|e| match e {
@@ -337,6 +341,13 @@ impl Reads for SledStore {
     fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError> {
         match self.posts.get(uuid_key(post_id)).map_err(storage)? {
             Some(bytes) => PostRecord::decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        match self.holds.get(layout::hold_key(hold_id)).map_err(storage)? {
+            Some(bytes) => records::HoldRecord::decode(&bytes).map(Some),
             None => Ok(None),
         }
     }

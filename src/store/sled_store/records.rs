@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::layout::{corrupt, decode_json, sold_len};
-use crate::domain::{Account, CreditRecord, Policy, Post, PurchaseRecord, SpentRecord};
+use crate::domain::{
+    Account, CreditRecord, Hold, HoldState, Policy, Post, PurchaseRecord, SpentRecord, StampRef,
+};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
 use crate::stamp::Kid;
@@ -364,5 +366,74 @@ pub(super) fn decode_spent(bytes: &[u8]) -> Result<Option<SpentRecord>, StoreErr
     match bytes.get(sold_len(bytes)..) {
         Some([]) | None => Ok(None),
         Some(json) => SpentPart::decode(json).map(Some),
+    }
+}
+
+/// `holds` values under `h` + hold id.
+#[derive(Serialize, Deserialize)]
+pub(super) struct HoldRecord {
+    hold_id: Uuid,
+    /// (stamp id, issued_at) of each stamp held.
+    stamps: Vec<(Uuid, i64)>,
+    context: String,
+    created_at: i64,
+    expires_at: i64,
+    /// `held`, `captured` or `released`.
+    state: String,
+    /// The capture's entry and time, once captured.
+    captured: Option<(u64, i64)>,
+}
+
+impl HoldRecord {
+    pub(super) fn encode(hold: &Hold) -> Result<Vec<u8>, StoreError> {
+        let (state, captured) = match hold.state {
+            HoldState::Held => ("held", None),
+            HoldState::Captured {
+                ledger_index,
+                spent_at,
+            } => ("captured", Some((ledger_index, spent_at.unix()))),
+            HoldState::Released => ("released", None),
+        };
+        to_json(&HoldRecord {
+            hold_id: hold.hold_id,
+            stamps: hold
+                .stamps
+                .iter()
+                .map(|s| (s.stamp_id, s.issued_at.unix()))
+                .collect(),
+            context: hold.context.clone(),
+            created_at: hold.created_at.unix(),
+            expires_at: hold.expires_at.unix(),
+            state: state.to_string(),
+            captured,
+        })
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Hold, StoreError> {
+        let r: HoldRecord = decode_json(bytes, "holds")?;
+        let state = match (r.state.as_str(), r.captured) {
+            ("held", None) => HoldState::Held,
+            ("released", None) => HoldState::Released,
+            ("captured", Some((ledger_index, spent_at))) => HoldState::Captured {
+                ledger_index,
+                spent_at: Timestamp::from_unix(spent_at),
+            },
+            (other, _) => return Err(corrupt("holds", format!("hold state {other:?}"))),
+        };
+        Ok(Hold {
+            hold_id: r.hold_id,
+            stamps: r
+                .stamps
+                .into_iter()
+                .map(|(stamp_id, issued_at)| StampRef {
+                    stamp_id,
+                    issued_at: Timestamp::from_unix(issued_at),
+                })
+                .collect(),
+            context: r.context,
+            created_at: Timestamp::from_unix(r.created_at),
+            expires_at: Timestamp::from_unix(r.expires_at),
+            state,
+        })
     }
 }

@@ -9,16 +9,16 @@ use uuid::Uuid;
 
 use super::layout::{
     corrupt, decode_kids, decode_sold, decode_voter, encode_kids, encode_sold, encode_voter,
-    fits_in_bundle, hash_chunk_key, hash_chunk_offset, hash_in_chunk, push_entry, read_u64,
-    read_uuid, stamp_key, uuid_key, ACTIVE_KEYS, SOLD_BYTES,
+    fits_in_bundle, hash_chunk_key, hash_chunk_offset, hash_in_chunk, hold_key, push_entry,
+    read_u64, read_uuid, stamp_hold_key, stamp_key, uuid_key, ACTIVE_KEYS, SOLD_BYTES,
 };
 use super::records::{
-    decode_spent, AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord,
+    decode_spent, AccountRecord, CreditKeyRecord, HoldRecord, KeyRecord, PolicyRecord, PostRecord,
     PurchaseKeyRecord, SpentPart,
 };
 use crate::domain::{
-    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
-    Voter,
+    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
+    StampRef, Voter,
 };
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::stamp::Kid;
@@ -49,6 +49,7 @@ pub(super) type Trees = (
     TransactionalTree,
     TransactionalTree,
     TransactionalTree,
+    TransactionalTree,
 );
 
 /// One sled transaction as a [`StoreTx`].
@@ -66,6 +67,7 @@ pub(super) struct SledTx<'a> {
     hashes: &'a TransactionalTree,
     economy: &'a TransactionalTree,
     names: &'a TransactionalTree,
+    holds: &'a TransactionalTree,
     /// Write-back caches for the batch: counters in `meta` and accounts change with almost
     /// every command, so they are read once, kept here, and written once when the batch ends
     /// ([`SledTx::write_back`]). Safe because the rules write only after every check passed.
@@ -98,6 +100,7 @@ impl<'a> SledTx<'a> {
             hashes,
             economy,
             names,
+            holds,
         ) = trees;
         SledTx {
             meta,
@@ -113,6 +116,7 @@ impl<'a> SledTx<'a> {
             hashes,
             economy,
             names,
+            holds,
             meta_cache: RefCell::new(HashMap::new()),
             account_cache: RefCell::new(HashMap::new()),
             chunk_cache: RefCell::new(HashMap::new()),
@@ -521,6 +525,37 @@ impl StoreTx for SledTx<'_> {
             self.posts,
             &uuid_key(post.post_id),
             PostRecord::encode(post)?,
+        )
+    }
+
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        Self::get(self.holds, &hold_key(hold_id))?
+            .map(|bytes| HoldRecord::decode(&bytes))
+            .transpose()
+    }
+
+    fn stamp_hold(&self, stamp_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Self::get(self.holds, &stamp_hold_key(stamp_id))?
+            .map(|bytes| read_uuid(&bytes, "holds"))
+            .transpose()
+    }
+
+    fn insert_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        for stamp in &hold.stamps {
+            Self::insert(
+                self.holds,
+                &stamp_hold_key(stamp.stamp_id),
+                &uuid_key(hold.hold_id)[..],
+            )?;
+        }
+        self.update_hold(hold)
+    }
+
+    fn update_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        Self::insert(
+            self.holds,
+            &hold_key(hold.hold_id),
+            HoldRecord::encode(hold)?,
         )
     }
 }

@@ -12,11 +12,14 @@
 //! the one round of writes, each insert generated from the column tables of `tables`;
 //! `import` a whole store taken in as it is (`pennypost migrate`).
 
+mod holds;
 mod import;
 mod ops;
 mod prefetch;
 mod tables;
 mod writes;
+
+pub(super) use holds::{hold_from_row, HOLD_COLUMNS};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,7 +30,7 @@ use uuid::Uuid;
 
 use super::{corrupt, db_error, to_u64, PgStore};
 use crate::domain::{
-    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, Voter,
+    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, Voter,
 };
 use crate::keys::PublishedKey;
 use crate::stamp::Kid;
@@ -94,6 +97,9 @@ struct Overlay {
     hashes: HashMap<u64, [u8; 32]>,
     new_hashes: Vec<(u64, [u8; 32])>,
     new_entries: Vec<(u64, Vec<u8>)>,
+    holds: HashMap<Uuid, Option<Hold>>,
+    /// Each stamp's last hold.
+    stamp_holds: HashMap<Uuid, Option<Uuid>>,
     /// A checkpoint to write (only an import sets it).
     checkpoint: Option<(u64, String)>,
 }

@@ -10,8 +10,8 @@ use super::super::{
 };
 use super::{credit_from_row, purchase_from_row, push_new, PgTx, CREDIT_COLUMNS, PURCHASE_COLUMNS};
 use crate::domain::{
-    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
-    Voter,
+    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
+    StampRef, Voter,
 };
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::stamp::Kid;
@@ -441,6 +441,22 @@ impl StoreTx for PgTx<'_> {
         overlay.posts.insert(post.post_id, Some(post.clone()));
         push_new(&mut overlay.dirty_posts, post.post_id);
         Ok(())
+    }
+
+    fn hold(&self, hold_id: Uuid) -> Result<Option<Hold>, StoreError> {
+        self.hold_by_id(hold_id)
+    }
+
+    fn stamp_hold(&self, stamp_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        self.last_hold_of(stamp_id)
+    }
+
+    fn insert_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.write_new_hold(hold)
+    }
+
+    fn update_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.write_hold_state(hold)
     }
 }
 

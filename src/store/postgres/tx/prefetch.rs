@@ -6,6 +6,7 @@ use super::super::{
     account_from_row, corrupt, db_error, hash_from_row, key_from_row, post_from_row,
     stamp_from_row, to_i64, to_u64, ACCOUNT_COLUMNS, POST_COLUMNS, STAMP_COLUMNS,
 };
+use super::holds::{hold_from_row, HOLD_COLUMNS};
 use super::{
     credit_from_row, purchase_from_row, query_if, sha256_of, Param, PgTx, CREDIT_COLUMNS,
     PURCHASE_COLUMNS,
@@ -77,12 +78,18 @@ impl PgTx<'_> {
              CROSS JOIN LATERAL (SELECT time FROM payer_posts WHERE payer = b.buyer \
              ORDER BY time DESC LIMIT $2) t"
                 .to_string(),
+            // Holds by id (a capture or release), and the last hold of each stamp named.
+            format!("SELECT {HOLD_COLUMNS} FROM holds h WHERE h.hold_id = ANY($1)"),
+            format!(
+                "SELECT q.stamp_id, {HOLD_COLUMNS} FROM hold_stamps q \
+                 JOIN holds h USING (hold_id) WHERE q.stamp_id = ANY($1)"
+            ),
         ];
         let statements = sqls
             .iter()
             .map(|sql| self.statement(sql))
             .collect::<Result<Vec<_>, _>>()?;
-        let params: [(Vec<Param<'_>>, bool); 12] = [
+        let params: [(Vec<Param<'_>>, bool); 14] = [
             (vec![&stamp_ids], !stamp_ids.is_empty()),
             (vec![&reads.accounts], !reads.accounts.is_empty()),
             (vec![&reads.posts], !reads.posts.is_empty()),
@@ -98,6 +105,8 @@ impl PgTx<'_> {
             ),
             (vec![&voter_posts, &voter_stamps], !voter_posts.is_empty()),
             (vec![&recent_stamps, &recent_max], !recent_stamps.is_empty()),
+            (vec![&reads.holds], !reads.holds.is_empty()),
+            (vec![&spent_ids], !spent_ids.is_empty()),
         ];
         // A lookup with nothing to look up is not sent: it would cost the backend a plan and
         // a lock on its table for nothing (a redeem batch that read `posts` would wait, with
@@ -111,7 +120,7 @@ impl PgTx<'_> {
                 .await
             })
             .map_err(|e| db_error(&e))?;
-        let [stamps, accounts, posts, buyer_accounts, edge, keys, api_key_rows, name_rows, credit_rows, purchase_rows, voter_rows, recent_rows]: [Vec<tokio_postgres::Row>; 12] =
+        let [stamps, accounts, posts, buyer_accounts, edge, keys, api_key_rows, name_rows, credit_rows, purchase_rows, voter_rows, recent_rows, hold_rows, stamp_hold_rows]: [Vec<tokio_postgres::Row>; 14] =
             rows.try_into()
                 .map_err(|_| corrupt("prefetch", "answers missing"))?;
         let mut overlay = self.overlay.borrow_mut();
@@ -144,6 +153,21 @@ impl PgTx<'_> {
         for row in &accounts {
             let account = account_from_row(row)?;
             o.accounts.insert(account.account_id, Some(account));
+        }
+        for id in &reads.holds {
+            o.holds.insert(*id, None);
+        }
+        for row in &hold_rows {
+            let hold = hold_from_row(row, 0)?;
+            o.holds.insert(hold.hold_id, Some(hold));
+        }
+        for id in &spent_ids {
+            o.stamp_holds.insert(*id, None);
+        }
+        for row in &stamp_hold_rows {
+            let hold = hold_from_row(row, 1)?;
+            o.stamp_holds.insert(row.get(0), Some(hold.hold_id));
+            o.holds.insert(hold.hold_id, Some(hold));
         }
         for id in &reads.posts {
             o.posts.insert(*id, None);
