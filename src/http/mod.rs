@@ -66,6 +66,10 @@ pub fn app(service: Arc<App>) -> Router {
         .route("/v1/quote", post(routes::quote))
         .route("/v1/stamps/verify", post(routes::verify))
         .route("/v1/stamps/redeem", post(routes::redeem))
+        .route("/v1/stamps/hold", post(routes::hold))
+        .route("/v1/holds/{hold_id}", get(routes::get_hold))
+        .route("/v1/holds/{hold_id}/capture", post(routes::capture_hold))
+        .route("/v1/holds/{hold_id}/release", post(routes::release_hold))
         .route("/v1/stamps/{stamp_id}", get(routes::stamp))
         .route(
             "/v1/posts",

@@ -23,12 +23,13 @@ use uuid::Uuid;
 use super::auth::{AccountAuth, AdminAuth, AuthJson, MaybeAccount};
 use super::problem::{ApiJson, ApiOptionalJson, ApiPath, ApiQuery};
 use crate::api::{
-    self, AccountResponse, ConsistencyProofQuery, Costs, CreateAccountRequest,
+    self, AccountResponse, CaptureResponse, ConsistencyProofQuery, Costs, CreateAccountRequest,
     CreateAccountResponse, CreatePostRequest, CreditRequest, CreditResponse, Direction,
-    EntriesQuery, HealthResponse, InclusionProofQuery, KeyInfo, KeysResponse, LedgerKeyResponse,
-    PolicyInfo, PostsPageResponse, PostsQuery, PricesResponse, ProofResponse, PurchaseRequest,
-    PurchaseResponse, QuoteRequest, QuoteResponse, RedeemRequest, RedeemResponse, StampState,
-    StampStatusResponse, VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
+    EntriesQuery, HealthResponse, HoldRequest, HoldResponse, HoldStateName, HoldStatusResponse,
+    InclusionProofQuery, KeyInfo, KeysResponse, LedgerKeyResponse, PolicyInfo, PostsPageResponse,
+    PostsQuery, PricesResponse, ProofResponse, PurchaseRequest, PurchaseResponse, QuoteRequest,
+    QuoteResponse, RedeemRequest, RedeemResponse, StampState, StampStatusResponse, VerifyRequest,
+    VerifyResponse, VoteRequest, VoteResponse,
 };
 use crate::api::{BackupRequest, BackupResponse};
 use crate::domain::Post;
@@ -349,6 +350,107 @@ pub async fn redeem(
         }),
     )
         .into_response())
+}
+
+/// A hold's ttl when the request names none (GATE.md: 30 s).
+const HOLD_TTL_SECS_DEFAULT: u64 = 30;
+
+#[utoipa::path(post, path = "/v1/stamps/hold", tag = "holds",
+    request_body = HoldRequest,
+    responses(
+        (status = 201, description = "The stamps are held until `expires_at`; nothing is written to the ledger.", body = HoldResponse),
+        (status = 400, description = "`bad_request`: a context empty or over 512 bytes, `ttl_secs` outside 1 to 300, no stamps or over 100, a stamp twice, a malformed body."),
+        (status = 409, description = "`stamp_already_spent`, `stamp_held` (held by another live hold)."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`invalid_stamp` (also: not sold by this server), `unknown_key`, `bad_signature`, `stamp_expired`."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
+pub async fn hold(
+    State(service): State<AppState>,
+    ApiJson(request): ApiJson<HoldRequest>,
+) -> Result<Response, Error> {
+    let ttl_secs = request.ttl_secs.unwrap_or(HOLD_TTL_SECS_DEFAULT);
+    let held = service
+        .mint
+        .hold(&request.stamps, request.context, ttl_secs)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(HoldResponse {
+            hold_id: held.hold_id,
+            expires_at: held.expires_at.into(),
+            count: held.count,
+        }),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/v1/holds/{hold_id}/capture", tag = "holds",
+    params(("hold_id" = Uuid, Path, description = "The hold's id, as the hold answered it.")),
+    responses(
+        (status = 200, description = "The hold's stamps are spent by one `spend` entry (action `redeem`, target SHA-256 of the hold's context). A second capture answers the same.", body = CaptureResponse),
+        (status = 400, description = "`bad_request`: the id is not a UUID."),
+        (status = 404, description = "`not_found`: no such hold."),
+        (status = 409, description = "`hold_expired` (past its expiry, or released), `stamp_already_spent` (a stamp was spent meanwhile: the hold ends)."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
+pub async fn capture_hold(
+    State(service): State<AppState>,
+    ApiPath(hold_id): ApiPath<Uuid>,
+) -> Result<Json<CaptureResponse>, Error> {
+    let (ledger_index, spent_at) = service.mint.capture(hold_id).await?;
+    Ok(Json(CaptureResponse {
+        ledger_index,
+        spent_at: spent_at.into(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/holds/{hold_id}/release", tag = "holds",
+    params(("hold_id" = Uuid, Path, description = "The hold's id, as the hold answered it.")),
+    responses(
+        (status = 200, description = "The stamps are spendable again at once. Releasing a released or expired hold answers the same.", body = HoldStatusResponse),
+        (status = 400, description = "`bad_request`: the id is not a UUID."),
+        (status = 404, description = "`not_found`: no such hold."),
+        (status = 409, description = "`hold_captured`: the hold's stamps are spent."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
+pub async fn release_hold(
+    State(service): State<AppState>,
+    ApiPath(hold_id): ApiPath<Uuid>,
+) -> Result<Json<HoldStatusResponse>, Error> {
+    let status = service.mint.release(hold_id).await?;
+    Ok(Json(hold_status_response(status)))
+}
+
+#[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds",
+    params(("hold_id" = Uuid, Path, description = "The hold's id, as the hold answered it.")),
+    responses(
+        (status = 200, description = "The hold's state.", body = HoldStatusResponse),
+        (status = 400, description = "`bad_request`: the id is not a UUID."),
+        (status = 404, description = "`not_found`: no such hold."),
+    ))]
+pub async fn get_hold(
+    State(service): State<AppState>,
+    ApiPath(hold_id): ApiPath<Uuid>,
+) -> Result<Json<HoldStatusResponse>, Error> {
+    Ok(Json(hold_status_response(
+        service.mint.hold_status(hold_id)?,
+    )))
+}
+
+fn hold_status_response(status: crate::service::HoldStatus) -> HoldStatusResponse {
+    let state = match status.state {
+        "captured" => HoldStateName::Captured,
+        "released" => HoldStateName::Released,
+        "expired" => HoldStateName::Expired,
+        _ => HoldStateName::Held,
+    };
+    HoldStatusResponse {
+        hold_id: status.hold_id,
+        state,
+        count: status.count,
+        expires_at: status.expires_at.into(),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/stamps/{stamp_id}", tag = "stamps",

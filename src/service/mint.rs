@@ -17,7 +17,7 @@ use super::{sha256, unexpected};
 use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
-use crate::domain::{Account, Post, PurchaseRecord, StampRecord, StampRef};
+use crate::domain::{Account, Hold, HoldState, Post, PurchaseRecord, StampRecord, StampRef};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring};
 use crate::rules::{Command, Outcome, SpendFor};
@@ -37,6 +37,24 @@ const API_KEY_PREFIX: &str = "ppk_";
 pub struct Purchase {
     pub record: PurchaseRecord,
     pub stamps: Vec<String>,
+}
+
+/// A hold as answered to its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub hold_id: Uuid,
+    pub expires_at: Timestamp,
+    pub count: u64,
+}
+
+/// A hold's state as `GET /v1/holds/{hold_id}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldStatus {
+    pub hold_id: Uuid,
+    /// `held`, `captured`, `released` or `expired`.
+    pub state: &'static str,
+    pub count: u64,
+    pub expires_at: Timestamp,
 }
 
 /// A credit as answered to the operator.
@@ -460,6 +478,101 @@ impl Mint {
             .ok_or_else(|| Error::Internal("a checked stamp went missing".into()))?;
         let spend = self.spend(stamps, SpendFor::Redeem { context }).await?;
         Ok((id, spend))
+    }
+
+    /// Holds stamps for `ttl_secs` (capped at their earliest expiry): each passes the checks
+    /// of a redeem; nothing is written to the ledger.
+    pub async fn hold(
+        &self,
+        stamp_texts: &[String],
+        context: String,
+        ttl_secs: u64,
+    ) -> Result<Held, Error> {
+        if context.is_empty() || context.len() > self.limits.context_bytes_max {
+            return Err(Error::BadRequest(format!(
+                "context must be 1 to {} bytes",
+                self.limits.context_bytes_max
+            )));
+        }
+        if !(1..=crate::rules::HOLD_TTL_SECS_MAX).contains(&ttl_secs) {
+            return Err(crate::rules::Refusal::HoldTtl.into());
+        }
+        if stamp_texts.is_empty() || stamp_texts.len() > self.limits.stamps_per_request_max {
+            return Err(Error::BadRequest(format!(
+                "a hold takes 1 to {} stamps",
+                self.limits.stamps_per_request_max
+            )));
+        }
+        let stamps = self.check_stamps(stamp_texts).await?;
+        let command = Command::Hold {
+            hold_id: Uuid::new_v4(),
+            stamps,
+            context,
+            ttl_secs,
+        };
+        match self.committer.submit(command).await?? {
+            Outcome::Held {
+                hold_id,
+                expires_at,
+                count,
+            } => Ok(Held {
+                hold_id,
+                expires_at,
+                count,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Spends a live hold's stamps as one redeem of its context; a second capture answers
+    /// the first one's entry and time.
+    pub async fn capture(&self, hold_id: Uuid) -> Result<(u64, Timestamp), Error> {
+        match self
+            .committer
+            .submit(Command::Capture { hold_id })
+            .await??
+        {
+            Outcome::Captured {
+                ledger_index,
+                spent_at,
+            } => Ok((ledger_index, spent_at)),
+            Outcome::HoldBroken { stamp_id } => Err(Error::AlreadySpent(stamp_id)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Gives a hold's stamps back (a released or expired hold answers the same); the hold as
+    /// it is afterwards.
+    pub async fn release(&self, hold_id: Uuid) -> Result<HoldStatus, Error> {
+        match self
+            .committer
+            .submit(Command::Release { hold_id })
+            .await??
+        {
+            Outcome::Released => self.hold_status(hold_id),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A hold's state now. A capture whose entry is not yet durable is shown as held, as a
+    /// stamp's spend is ([`only_durable`]).
+    pub fn hold_status(&self, hold_id: Uuid) -> Result<HoldStatus, Error> {
+        let hold: Hold = self.store.hold(hold_id)?.ok_or(Error::NotFound("hold"))?;
+        let now = Timestamp::now();
+        let state = match hold.state {
+            HoldState::Captured { ledger_index, .. }
+                if !self.store.shared() && ledger_index >= self.committer.durable_size() =>
+            {
+                "held"
+            }
+            _ => hold.state_name(now),
+        };
+        Ok(HoldStatus {
+            hold_id,
+            state,
+            count: hold.stamps.len() as u64,
+            expires_at: hold.expires_at,
+        })
     }
 
     /// The store the service runs on.

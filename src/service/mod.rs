@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 pub use backup::{Backup, Backups, DB_DIR};
 pub use board::Board;
 pub use log::Log;
-pub use mint::{Mint, Purchase, Spend, Verification};
+pub use mint::{Held, HoldStatus, Mint, Purchase, Spend, Verification};
 
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};

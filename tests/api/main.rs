@@ -12,6 +12,7 @@ mod durability;
 mod economy;
 mod errors;
 mod helpers;
+mod holds;
 mod hostile;
 mod keys;
 mod limits;
