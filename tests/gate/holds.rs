@@ -1,9 +1,7 @@
 //! The priced flow through a mint with holds: captured on success, released on failure, and
 //! given back by the hold's expiry when the gate dies between hold and capture.
 //!
-//! Every test here needs `POST /v1/stamps/hold` and the capture and release routes in the
-//! mint (issue 20, the mint side), so they are ignored until those land; run them with
-//! `cargo test --test gate -- --ignored`.
+//! Against the real mint (`pennypost serve`) and its holds routes.
 
 use std::time::Duration;
 
@@ -13,7 +11,6 @@ use sha2::{Digest as _, Sha256};
 use crate::harness::{self, Gate, Mint, Upstream};
 
 #[tokio::test]
-#[ignore = "needs mint holds (issue 20, mint side)"]
 async fn a_paid_request_is_captured_and_the_site_gets_a_receipt() {
     let upstream = Upstream::start().await;
     let mint = Mint::start();
@@ -102,7 +99,6 @@ async fn a_paid_request_is_captured_and_the_site_gets_a_receipt() {
 }
 
 #[tokio::test]
-#[ignore = "needs mint holds (issue 20, mint side)"]
 async fn an_upstream_failure_releases_the_stamps() {
     let upstream = Upstream::start().await;
     let mint = Mint::start();
@@ -123,7 +119,6 @@ async fn an_upstream_failure_releases_the_stamps() {
 }
 
 #[tokio::test]
-#[ignore = "needs mint holds (issue 20, mint side)"]
 async fn a_gate_killed_between_hold_and_capture_gives_the_stamps_back() {
     let upstream = Upstream::start().await;
     let mint = Mint::start();
@@ -178,8 +173,9 @@ async fn a_gate_killed_between_hold_and_capture_gives_the_stamps_back() {
     );
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (status, body) = redeem(stamp.clone()).await;
+    // A redeem answers 201 (docs/api.md, `POST /v1/stamps/redeem`).
     assert_eq!(
-        status, 200,
+        status, 201,
         "the hold expired and the stamp came back: {body}"
     );
     upstream.go_on.notify_one();
