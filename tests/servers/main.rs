@@ -19,6 +19,8 @@
 //!   redeem waiting (the writer's connections are its own).
 //! - [`tls`]: `--database-ca-file` reaches a database that takes only TLS and checks its
 //!   certificate; without it, or with another authority, the server does not start.
+//! - [`holds`]: a hold made on one server holds on the other: spends and holds refused there,
+//!   a capture on either answers the same, a release frees the stamps for both.
 //! - [`database_outage`]: PostgreSQL killed during a burst: 503 with Retry-After, no 500, the
 //!   servers stay up and serve again by themselves once it is back, nothing acknowledged lost.
 
@@ -26,6 +28,7 @@ mod audit;
 mod checkpoints;
 mod database_outage;
 mod harness;
+mod holds;
 mod keys;
 mod kill_server;
 mod leader;
