@@ -29,7 +29,7 @@ use tlog_tiles::Hash;
 use super::economy::{Economy, ExpectedRefund, PayerPosts, Policy, Post};
 use super::entry::{KeyStatus, VotePricing};
 use super::layered::Layered;
-use super::{Account, Group, LedgerChecker, Stamp, Violation, NOT_SOLD};
+use super::{Account, Group, LedgerChecker, Stamp, Violation, ViolationCode, NOT_SOLD};
 
 /// The first bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ppcheck\n";
@@ -316,7 +316,7 @@ impl LedgerChecker {
         w.count(self.violations.len());
         for violation in &self.violations {
             w.u64(violation.index);
-            w.str(&violation.code);
+            w.str(violation.code.as_str());
             w.str(&violation.detail);
         }
         write_economy(&mut w, &self.economy);
@@ -402,7 +402,8 @@ impl LedgerChecker {
         for _ in 0..n {
             checker.violations.push(Violation {
                 index: r.u64()?,
-                code: r.string()?,
+                code: ViolationCode::parse(&r.string()?)
+                    .ok_or(SnapshotError::Invalid("an unknown violation code"))?,
                 detail: r.string()?,
             });
         }
