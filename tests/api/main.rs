@@ -14,6 +14,9 @@ mod errors;
 mod helpers;
 mod hostile;
 mod keys;
+// Key files (tests/support/keys.rs).
+#[path = "../support/keys.rs"]
+mod keys_files;
 mod limits;
 mod metrics;
 mod mint;
@@ -22,5 +25,11 @@ mod openapi;
 #[path = "../support/pg.rs"]
 mod pg;
 mod process;
+// Starting `pennypost serve` and `pennypost audit` (tests/support/serve.rs).
 mod secrets;
+#[path = "../support/serve.rs"]
+mod serve;
 mod start;
+// Stamp ids, Merkle roots and Prometheus samples (tests/support/wire.rs).
+#[path = "../support/wire.rs"]
+mod wire;

@@ -1,0 +1,163 @@
+//! Starting `pennypost serve` for a test, one way for every test binary: a command with none of
+//! the `PENNYPOST_*` variables of the tests' environment (only what the test gives configures
+//! the server), and a wait for its `pennypost listening on URL` line (and its
+//! `pennypost metrics on URL` line when asked) of at most [`START_TIMEOUT`]: a server that
+//! exits or stays silent is killed and the test fails with its logs, never hangs. Also running
+//! `pennypost audit` against a server.
+//!
+//! Included by the test binaries that start servers, with only std:
+//! `#[path = "../support/serve.rs"] mod serve;` from `tests/<binary>/main.rs`, or
+//! `#[path = "support/serve.rs"] mod serve;` from `tests/<name>.rs`.
+
+// Every test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its `listening` line (and its `metrics` line).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The line a server prints once it accepts connections, before its base URL.
+const LISTENING: &str = "pennypost listening on ";
+/// The line a server started with `--metrics-listen` prints, before its metrics URL.
+const METRICS: &str = "pennypost metrics on ";
+
+/// `pennypost serve ARGS`, with every `PENNYPOST_*` variable of the tests' environment removed
+/// (a `PENNYPOST_DATABASE_URL` there would quietly move a sled server onto a database) and its
+/// logs at `info` unless the test sets `PENNYPOST_LOG`.
+pub fn serve_command<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    command.arg("serve").args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PENNYPOST_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("PENNYPOST_LOG", "info");
+    command
+}
+
+/// `file` opened for appending, for a server's stderr (its logs).
+pub fn log_file(file: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("log file")
+}
+
+/// A server that printed its `listening` line.
+pub struct Started {
+    pub child: Child,
+    pub base_url: String,
+    /// `http://ADDR/metrics` once the server printed it (started with `--metrics-listen`);
+    /// filled in by the thread that drains its stdout.
+    pub metrics_url: Arc<Mutex<Option<String>>>,
+}
+
+impl Started {
+    /// The metrics URL, when the server printed it.
+    pub fn metrics(&self) -> Option<String> {
+        self.metrics_url.lock().expect("lock").clone()
+    }
+}
+
+/// Spawns `command` with its stdout piped, and waits for its `listening` line (and, when
+/// `metrics`, its `metrics` line) for at most [`START_TIMEOUT`]. A thread keeps draining its
+/// stdout so the server never blocks on a full pipe. When the server exits or stays silent, it
+/// is killed and `Err` says so, with `logs()` (what the server wrote so far).
+pub fn start(
+    command: &mut Command,
+    metrics: bool,
+    logs: impl Fn() -> String,
+) -> Result<Started, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn pennypost serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let metrics_url = Arc::new(Mutex::new(None));
+    std::thread::spawn({
+        let metrics_url = metrics_url.clone();
+        move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix(METRICS) {
+                    *metrics_url.lock().expect("lock") = Some(url.to_string());
+                }
+                // The receiver is gone once the server started: keep draining.
+                let _ = lines_tx.send(line);
+            }
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut base_url = None;
+    let has_metrics = || metrics_url.lock().expect("lock").is_some();
+    while base_url.is_none() || (metrics && !has_metrics()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix(LISTENING) {
+                    base_url = Some(url.to_string());
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait();
+                let why = match e {
+                    mpsc::RecvTimeoutError::Timeout => {
+                        format!("stayed silent for {START_TIMEOUT:?}")
+                    }
+                    mpsc::RecvTimeoutError::Disconnected => "exited".to_string(),
+                };
+                let wanted = if metrics {
+                    "listening and metrics lines"
+                } else {
+                    "listening line"
+                };
+                return Err(format!(
+                    "pennypost serve {why} before its {wanted} ({status:?}); logs:\n{}",
+                    logs()
+                ));
+            }
+        }
+    }
+    Ok(Started {
+        child,
+        base_url: base_url.unwrap_or_default(),
+        metrics_url,
+    })
+}
+
+/// Kills a server (SIGKILL: no shutdown, no flush) and reaps it.
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs `pennypost audit --server URL --state STATE` to the end: its output.
+pub fn audit(server: &str, state: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        .args(["audit", "--server", server, "--state"])
+        .arg(state)
+        .output()
+        .expect("run pennypost audit")
+}
+
+/// Runs `pennypost audit` as [`audit`] does: its exit code (-1 when killed by a signal) and
+/// what it printed, stdout then stderr.
+pub fn audit_printed(server: &str, state: &Path) -> (i32, String) {
+    let output = audit(server, state);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), printed)
+}
