@@ -60,21 +60,7 @@ pub fn samples(text: &str, types: &mut BTreeMap<String, String>) -> Vec<Sample> 
             continue;
         }
         let (series, value) = line.rsplit_once(' ').expect("sample line");
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("closing brace");
-                let labels = body
-                    .split("\",")
-                    .filter(|pair| !pair.is_empty())
-                    .map(|pair| {
-                        let (key, value) = pair.split_once("=\"").expect("label pair");
-                        (key.to_string(), value.trim_end_matches('"').to_string())
-                    })
-                    .collect();
-                (name.to_string(), labels)
-            }
-            None => (series.to_string(), BTreeMap::new()),
-        };
+        let (name, labels) = series_parts(series);
         samples.push(Sample {
             name,
             labels,
@@ -82,6 +68,25 @@ pub fn samples(text: &str, types: &mut BTreeMap<String, String>) -> Vec<Sample> 
         });
     }
     samples
+}
+
+/// The name and labels of a series, `name` or `name{key="value",…}`.
+fn series_parts(series: &str) -> (String, BTreeMap<String, String>) {
+    match series.split_once('{') {
+        Some((name, rest)) => {
+            let body = rest.strip_suffix('}').expect("closing brace");
+            let labels = body
+                .split("\",")
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once("=\"").expect("label pair");
+                    (key.to_string(), value.trim_end_matches('"').to_string())
+                })
+                .collect();
+            (name.to_string(), labels)
+        }
+        None => (series.to_string(), BTreeMap::new()),
+    }
 }
 
 /// The sum of the samples of metric `name` whose labels include every pair of `with`.
@@ -97,7 +102,13 @@ pub fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// The sum of every sample of metric `name` (all label sets) in a Prometheus text exposition.
-pub fn metric_total(text: &str, name: &str) -> f64 {
-    total(&samples(text, &mut BTreeMap::new()), name, &[])
+/// The sum of the samples a selector picks in a Prometheus text exposition: `name` (every label
+/// set) or `name{key="value",…}` (the series whose labels include those).
+pub fn metric_total(text: &str, selector: &str) -> f64 {
+    let (name, labels) = series_parts(selector);
+    let with: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    total(&samples(text, &mut BTreeMap::new()), &name, &with)
 }
