@@ -22,6 +22,7 @@
 //! are converted to these at the edge (`crate::http::routes`), so renaming a domain field never
 //! changes the wire.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use pennypost_audit::ViolationCode;
@@ -601,7 +602,17 @@ pub struct ProofResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(as = AuditReport)]
 pub struct AuditResponse {
+    /// Credits by source (`operator`, `stripe`, `btcpay`, `test`). Absent from servers older
+    /// than payments.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub credits_by_source: BTreeMap<String, u64>,
     pub credits_total: u64,
+    /// Money taken back by debits (refunds, disputes, corrections). Absent from servers older
+    /// than payments.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub debits_total: u64,
     /// Entries checked (the durable size).
     pub ledger_size: u64,
     /// True when no violation was found.
@@ -611,6 +622,11 @@ pub struct AuditResponse {
     #[serde(default)]
     #[schema(required = false)]
     pub refunds_total: u64,
+    /// The unit prices of the stamps revoked after debits. Absent from servers older than
+    /// payments.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub revoked_total: u64,
     /// Sold, never spent, past `expires_at`.
     pub stamps_expired: u64,
     pub stamps_issued: u64,
@@ -647,11 +663,14 @@ fn violation_code_schema() -> ObjectBuilder {
 impl From<pennypost_audit::AuditReport> for AuditResponse {
     fn from(report: pennypost_audit::AuditReport) -> AuditResponse {
         AuditResponse {
+            credits_by_source: report.credits_by_source,
             credits_total: report.credits_total,
+            debits_total: report.debits_total,
             ledger_size: report.ledger_size,
             ok: report.ok,
             purchases_total: report.purchases_total,
             refunds_total: report.refunds_total,
+            revoked_total: report.revoked_total,
             stamps_expired: report.stamps_expired,
             stamps_issued: report.stamps_issued,
             stamps_outstanding: report.stamps_outstanding,

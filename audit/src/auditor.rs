@@ -353,8 +353,9 @@ fn compare_totals(report: &AuditReport, server: &ServerTotals) -> Vec<Violation>
     if server.ledger_size != size {
         return found;
     }
-    // `refunds_total` came with the economy: a server older than it does not report it and
-    // is not faulted for that (its refunds, if any, are still checked entry by entry).
+    // `refunds_total` came with the economy, the debits, revokes and credits by source with
+    // payments: a server older than them does not report them and is not faulted for that
+    // (its entries are still checked one by one).
     let compared = [
         ("stamps_issued", report.stamps_issued, server.stamps_issued),
         ("stamps_spent", report.stamps_spent, server.stamps_spent),
@@ -365,8 +366,10 @@ fn compare_totals(report: &AuditReport, server: &ServerTotals) -> Vec<Violation>
             server.purchases_total,
         ),
         ("refunds_total", report.refunds_total, server.refunds_total),
+        ("debits_total", report.debits_total, server.debits_total),
+        ("revoked_total", report.revoked_total, server.revoked_total),
     ];
-    let optional = ["refunds_total"];
+    let optional = ["refunds_total", "debits_total", "revoked_total"];
     for (field, ours, theirs) in compared {
         if theirs.is_none() && optional.contains(&field) {
             continue;
@@ -377,6 +380,18 @@ fn compare_totals(report: &AuditReport, server: &ServerTotals) -> Vec<Violation>
                 size.saturating_sub(1),
                 ViolationCode::AuditTotalsMismatch,
                 format!("{field}: the server says {theirs}, the entries say {ours}"),
+            ));
+        }
+    }
+    if let Some(theirs) = &server.credits_by_source {
+        if *theirs != report.credits_by_source {
+            found.push(violation(
+                size.saturating_sub(1),
+                ViolationCode::AuditTotalsMismatch,
+                format!(
+                    "credits_by_source: the server says {theirs:?}, the entries say {:?}",
+                    report.credits_by_source
+                ),
             ));
         }
     }
@@ -599,6 +614,17 @@ fn print_report(outcome: &Outcome, quiet: bool, state_path: Option<&Path>) {
         println!("credits total        {}", r.credits_total);
         println!("purchases total      {}", r.purchases_total);
         println!("refunds total        {}", r.refunds_total);
+        println!("debits total         {}", r.debits_total);
+        println!("revoked total        {}", r.revoked_total);
+        let by_source: Vec<String> = r
+            .credits_by_source
+            .iter()
+            .filter(|(_, total)| **total > 0)
+            .map(|(source, total)| format!("{source} {total}"))
+            .collect();
+        if !by_source.is_empty() {
+            println!("credits by source    {}", by_source.join(", "));
+        }
         let checked = size.saturating_sub(outcome.checked_from);
         println!(
             "audited in           {:.2} s ({:.0} entries/s)",

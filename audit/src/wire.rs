@@ -9,6 +9,8 @@
 //!
 //! Must not: judge what it reads (that is [`crate::check`] and [`crate::auditor`]).
 
+use std::collections::BTreeMap;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -44,7 +46,7 @@ impl Proof {
 /// The totals of the server's own check, `GET /v1/audit`, that the auditor compares with its
 /// own (invariant 7). Its violations are not read: the auditor finds its own. Only the size is
 /// needed to read it: the totals are compared only at the auditor's size, and a total missing
-/// there is a mismatch, not a reason to stop (except `refunds_total`, below).
+/// there is a mismatch, not a reason to stop (except those later versions added, below).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct ServerTotals {
     pub ledger_size: u64,
@@ -59,6 +61,15 @@ pub struct ServerTotals {
     /// Absent from servers older than the economy, which are not faulted for it.
     #[serde(default)]
     pub refunds_total: Option<u64>,
+    /// Absent from servers older than payments, which are not faulted for it.
+    #[serde(default)]
+    pub debits_total: Option<u64>,
+    /// Absent from servers older than payments, which are not faulted for it.
+    #[serde(default)]
+    pub revoked_total: Option<u64>,
+    /// Credits by source; absent from servers older than payments, which are not faulted for it.
+    #[serde(default)]
+    pub credits_by_source: Option<BTreeMap<String, u64>>,
 }
 
 /// A page of `GET /v1/ledger/entries`: newline-delimited entries, each kept as the exact

@@ -1,5 +1,5 @@
 //! The stable violation codes, one per broken invariant of the ledger (`docs/ledger.md`,
-//! "Invariants": 1 and 3 to 11), and the auditor's checks of checkpoints and history: every
+//! "Invariants": 1 and 3 to 12), and the auditor's checks of checkpoints and history: every
 //! code in one enum, [`ViolationCode`], so a code that is not listed here does not compile.
 //!
 //! Clients and scripts match on the codes' text (`GET /v1/audit` serves them, `pennypost audit`
@@ -74,6 +74,21 @@ pub enum ViolationCode {
     /// The expected `refund` of a post goes to another account than the post's payer
     /// (invariant 9).
     WrongRefundAccount,
+    /// A debit of amount 0.
+    NonPositiveDebit,
+    /// A debit `reference_sha256` seen in an earlier credit or debit (references are unique
+    /// among credits and debits together).
+    DebitReferenceReused,
+    /// A debit left its account below zero while the account had unspent, unexpired stamps,
+    /// and the next entry is not the `revoke` that takes them back (or the log ends there)
+    /// (invariant 12). Reported at the debit's index.
+    MissingRevoke,
+    /// A `revoke` that does not follow a debit of its stamps' account leaving that account
+    /// below zero, whose target is not that debit's reference, or that lists other stamps than
+    /// the ones the rule takes (that account's unspent, unexpired stamps, latest purchase first
+    /// and from the last of its stamp ids back, stopping as soon as the balance is at least
+    /// zero), or whose `amount` is not their unit prices' sum (invariant 12).
+    WrongRevoke,
     // The auditor: the checkpoint, its key and the history it extends, and the server's totals.
     /// The checkpoint's signature does not verify under the pinned key (or the note is not a
     /// checkpoint). Reported at index 0.
@@ -97,7 +112,7 @@ pub enum ViolationCode {
 
 impl ViolationCode {
     /// Every code, in the order above.
-    pub const ALL: [ViolationCode; 33] = [
+    pub const ALL: [ViolationCode; 37] = [
         ViolationCode::MalformedEntry,
         ViolationCode::UnknownKind,
         ViolationCode::IndexGap,
@@ -123,6 +138,10 @@ impl ViolationCode {
         ViolationCode::UnexpectedRefund,
         ViolationCode::WrongRefundAmount,
         ViolationCode::WrongRefundAccount,
+        ViolationCode::NonPositiveDebit,
+        ViolationCode::DebitReferenceReused,
+        ViolationCode::MissingRevoke,
+        ViolationCode::WrongRevoke,
         ViolationCode::BadCheckpointSignature,
         ViolationCode::CheckpointKeyChanged,
         ViolationCode::OriginChanged,
@@ -161,6 +180,10 @@ impl ViolationCode {
             ViolationCode::UnexpectedRefund => "unexpected_refund",
             ViolationCode::WrongRefundAmount => "wrong_refund_amount",
             ViolationCode::WrongRefundAccount => "wrong_refund_account",
+            ViolationCode::NonPositiveDebit => "non_positive_debit",
+            ViolationCode::DebitReferenceReused => "debit_reference_reused",
+            ViolationCode::MissingRevoke => "missing_revoke",
+            ViolationCode::WrongRevoke => "wrong_revoke",
             ViolationCode::BadCheckpointSignature => "bad_checkpoint_signature",
             ViolationCode::CheckpointKeyChanged => "checkpoint_key_changed",
             ViolationCode::OriginChanged => "origin_changed",
