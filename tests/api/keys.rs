@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{with_store, TestServer};
 use crate::keys_files::stamp_key_files;
+use crate::serve::{output_within_deadline, serve_command};
 
 fn entries(text: &str) -> Vec<Value> {
     text.lines()
@@ -128,17 +129,15 @@ async fn key_files_are_private_and_refused_when_readable() {
 
 /// Runs `pennypost serve` by hand on the server's directories and store, until it exits.
 fn serve_output(server: &TestServer, extra: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    let mut command = serve_command(["--listen", "127.0.0.1:0", "--data-dir"]);
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(server.data_dir())
         .arg("--keys-dir")
         .arg(server.keys_dir());
     with_store(&mut command, server.database())
         .args(extra)
-        .env("PENNYPOST_ADMIN_TOKEN", "x")
-        .output()
-        .expect("serve")
+        .env("PENNYPOST_ADMIN_TOKEN", "x");
+    output_within_deadline(&mut command)
 }
 
 #[tokio::test]
