@@ -76,6 +76,19 @@ pub fn start(
     metrics: bool,
     logs: impl Fn() -> String,
 ) -> Result<Started, String> {
+    start_announced(command, LISTENING, METRICS, metrics, logs)
+}
+
+/// [`start`] for a process that announces itself with other lines (`pennypost gate`):
+/// `listening` and `metrics` are the prefixes of the lines before its URLs. A metrics line
+/// printed before the listening line is noted by the time this returns.
+pub fn start_announced(
+    command: &mut Command,
+    listening: &str,
+    metrics_line: &str,
+    metrics: bool,
+    logs: impl Fn() -> String,
+) -> Result<Started, String> {
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()
@@ -85,10 +98,11 @@ pub fn start(
     let metrics_url = Arc::new(Mutex::new(None));
     std::thread::spawn({
         let metrics_url = metrics_url.clone();
+        let metrics_line = metrics_line.to_string();
         move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix(METRICS) {
+                if let Some(url) = line.strip_prefix(metrics_line.as_str()) {
                     *metrics_url.lock().expect("lock") = Some(url.to_string());
                 }
                 // The receiver is gone once the server started: keep draining.
@@ -103,7 +117,7 @@ pub fn start(
         let left = deadline.saturating_duration_since(Instant::now());
         match lines_rx.recv_timeout(left) {
             Ok(line) => {
-                if let Some(url) = line.strip_prefix(LISTENING) {
+                if let Some(url) = line.strip_prefix(listening) {
                     base_url = Some(url.to_string());
                 }
             }
@@ -122,7 +136,7 @@ pub fn start(
                     "listening line"
                 };
                 return Err(format!(
-                    "pennypost serve {why} before its {wanted} ({status:?}); logs:\n{}",
+                    "pennypost {why} before its {wanted} ({status:?}); logs:\n{}",
                     logs()
                 ));
             }
