@@ -10,6 +10,8 @@
 //! - [`checkpoint`]: parsing and verifying a signed checkpoint note under a pinned key. Pure.
 //! - [`auditor`]: the HTTP auditor: key pinning, page downloads, consistency checks and the
 //!   printed report; [`main`] is the whole command.
+//! - [`server_url`]: a server's base URL as typed (`host:port` gets `http://`), shared with
+//!   the client commands of `pennypost`. Pure.
 //! - [`state`]: the auditor's files between runs, the state file (pinned key, last trusted
 //!   checkpoint) and the checker state beside it, so a later run checks only new entries.
 //! - [`wire`]: the server's answers the auditor reads, as its own types (key, proof, a page of
@@ -31,6 +33,7 @@
 pub mod auditor;
 pub mod check;
 pub mod checkpoint;
+pub mod server_url;
 pub mod state;
 pub mod wire;
 

@@ -20,13 +20,15 @@ mod keys_files;
 mod limits;
 mod metrics;
 mod mint;
+mod newcomer;
 mod openapi;
 // A real PostgreSQL for the servers of PENNYPOST_TEST_BACKEND=postgres (helpers::Backend).
 #[path = "../support/pg.rs"]
 mod pg;
 mod process;
-// Starting `pennypost serve` and `pennypost audit` (tests/support/serve.rs).
+mod readme;
 mod secrets;
+// Starting `pennypost serve` and `pennypost audit` (tests/support/serve.rs).
 #[path = "../support/serve.rs"]
 mod serve;
 mod start;

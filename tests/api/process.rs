@@ -25,8 +25,12 @@ impl Drop for Served {
 
 fn command(args: &[&str], env: &[(&str, &str)], log: &Path) -> Command {
     let mut command = serve_command(args);
+    // A server told to read its token from a file gets none from the environment (the two
+    // together are refused).
+    if !args.contains(&"--admin-token-file") {
+        command.env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN);
+    }
     command
-        .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
         .envs(env.iter().copied())
         .stderr(serve::log_file(log));
     command
