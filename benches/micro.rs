@@ -8,10 +8,26 @@ use std::sync::OnceLock;
 
 use divan::{black_box, Bencher};
 use ed25519_dalek::SigningKey;
+use pennypost::domain::StampRef;
 use pennypost::ledger::check::LedgerChecker;
 use pennypost::ledger::entry::{self, Body, SpendAction};
+use pennypost::rules::{Applied, Command, SpendFor};
 use pennypost::stamp::{self, Kid, Payload};
-use pennypost::store::{Command, SledStore, SpendFor, StampRef, Store};
+use pennypost::store::{Reads as _, SledStore, StoreError, Writes};
+
+/// The rules over a store, as the group committer applies them.
+trait Apply {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
+}
+
+impl<W: Writes> Apply for W {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+        let settings = pennypost::rules::Settings {
+            currency: "cents".into(),
+        };
+        pennypost::rules::apply(self, &settings, batch, now)
+    }
+}
 use pennypost::time::Timestamp;
 use uuid::Uuid;
 
@@ -197,7 +213,7 @@ fn store_with(n: u64) -> &'static SledStore {
     static STORE: OnceLock<(tempfile::TempDir, SledStore)> = OnceLock::new();
     let (_, store) = STORE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path(), "cents").expect("open");
+        let store = SledStore::open(dir.path()).expect("open");
         let account = Uuid::from_u128(1);
         store
             .apply(
@@ -228,7 +244,7 @@ fn store_with(n: u64) -> &'static SledStore {
 fn ledger_append_one_spend_entry(bencher: Bencher) {
     // One command per transaction, no sync: the store's share of a redeem's cost.
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path(), "cents").expect("open");
+    let store = SledStore::open(dir.path()).expect("open");
     let account = Uuid::from_u128(1);
     store
         .apply(

@@ -9,7 +9,7 @@
 //! - A reply is sent only after the batch holding its command is durable.
 //! - If a sync fails, the writer stops: every waiting and later command gets `Unavailable`,
 //!   because what is in memory may no longer match what is on disk. A restart recovers.
-//!   A shared store ([`Store::shared`], a database server) is the exception: its failed
+//!   A shared store ([`Cluster::shared`](crate::store::Cluster::shared), a database server) is the exception: its failed
 //!   transaction left nothing behind (it committed nothing, or its outcome is unknown and the
 //!   batch is still answered 503), so the batch gets `Unavailable` and the writer goes on with
 //!   the next one: the server recovers by itself when the database is back.
@@ -30,7 +30,8 @@ use metrics::{Counter, Gauge, Histogram};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::store::{Applied, Command, Outcome, SpendFor, Store};
+use crate::rules::{self, Applied, Command, Outcome, Settings, SpendFor};
+use crate::store::Store;
 use crate::telemetry;
 use crate::time::Timestamp;
 
@@ -72,8 +73,9 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the writer thread over `store`. The thread ends when every handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Result<Committer, Error> {
+    /// Starts the writer thread, which applies the rules under `settings` to batches over
+    /// `store`. The thread ends when every handle is dropped.
+    pub fn start(store: Arc<dyn Store>, settings: Settings) -> Result<Committer, Error> {
         let (queue, jobs) = mpsc::channel(QUEUE_MAX);
         let durable_size = Arc::new(AtomicU64::new(store.ledger_size()?));
         let failed = Arc::new(AtomicBool::new(false));
@@ -84,6 +86,7 @@ impl Committer {
             .set(durable_size.load(Ordering::Acquire) as f64);
         let writer = Writer {
             store,
+            settings,
             jobs,
             durable_size: durable_size.clone(),
             failed: failed.clone(),
@@ -223,6 +226,7 @@ impl Meters {
 
 struct Writer {
     store: Arc<dyn Store>,
+    settings: Settings,
     jobs: mpsc::Receiver<Job>,
     durable_size: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
@@ -278,7 +282,12 @@ impl Writer {
         let commands: Vec<Command> = batch.iter().map(|j| j.command.clone()).collect();
         self.meters.batch_size.record(commands.len() as f64);
         let started = Instant::now();
-        let applied = self.store.apply(&commands, Timestamp::now());
+        let applied = rules::apply(
+            self.store.as_ref(),
+            &self.settings,
+            &commands,
+            Timestamp::now(),
+        );
         self.meters
             .apply_seconds
             .record(started.elapsed().as_secs_f64());
@@ -330,12 +339,18 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
+    fn settings() -> Settings {
+        Settings {
+            currency: "cents".into(),
+        }
+    }
+
     /// Exclusive jobs queued among many credits always find the store between two batches:
     /// everything applied is durable, and nothing of a later batch is there yet.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn exclusive_jobs_run_between_whole_batches() {
-        let store = Arc::new(MemoryStore::new("cents"));
-        let committer = Committer::start(store).expect("committer");
+        let store = Arc::new(MemoryStore::new());
+        let committer = Committer::start(store, settings()).expect("committer");
         let account_id = uuid::Uuid::new_v4();
         let created = committer
             .submit(Command::CreateAccount {
@@ -389,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_panics_loses_its_answer_not_the_writer() {
-        let committer = Committer::start(Arc::new(MemoryStore::new("cents"))).expect("start");
+        let committer = Committer::start(Arc::new(MemoryStore::new()), settings()).expect("start");
         let panicked = committer.exclusive(|_| panic!("in a job")).await;
         assert!(matches!(panicked, Err(Error::Unavailable(_))));
         let fine = committer

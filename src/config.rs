@@ -6,59 +6,33 @@
 
 use serde::Serialize;
 
-use crate::rules::price::{currency_is_valid, Policy, VotePricing, CURRENCY_CHARS_MAX};
+use crate::domain::{currency_is_valid, Policy, VotePricing, CURRENCY_CHARS_MAX};
 
-/// Prices and costs, fixed for the life of the process.
+/// Prices and costs, fixed for the life of the process: the policy the ledger records and
+/// prices by (the one `Policy` of the server, `domain::Policy`), and how long a stamp sold
+/// under it stays spendable.
 #[derive(Clone, Debug, Serialize)]
 pub struct Economy {
-    /// Currency name written into credit entries and `/v1/prices` (minor units).
-    pub currency: String,
-    /// Price of one stamp, in minor units.
-    pub stamp_price: u64,
-    /// Stamps one post costs.
-    pub post_cost: usize,
-    /// Stamps one vote costs.
-    pub vote_cost: usize,
+    #[serde(flatten)]
+    pub policy: Policy,
     /// Seconds a stamp stays spendable after it is sold.
     pub stamp_ttl_secs: u64,
-    /// The flood window: a payer's earlier posts within it raise a post's price.
-    pub repeat_window_secs: u64,
-    /// Each earlier post in the window multiplies a post's price by this (1: off).
-    pub repeat_factor: u64,
-    /// How repeated votes of one payer on one post are priced.
-    pub vote_pricing: VotePricing,
-    /// Distinct up-voting payers that refund a post's base postage (0: off).
-    pub refund_voters: u64,
 }
 
 impl Default for Economy {
     fn default() -> Economy {
         Economy {
-            currency: "cents".into(),
-            stamp_price: 1,
-            post_cost: 1,
-            vote_cost: 1,
+            policy: Policy {
+                currency: "cents".into(),
+                stamp_price: 1,
+                post_cost: 1,
+                vote_cost: 1,
+                repeat_window_secs: 600,
+                repeat_factor: 2,
+                vote_pricing: VotePricing::Quadratic,
+                refund_voters: 3,
+            },
             stamp_ttl_secs: 31_536_000,
-            repeat_window_secs: 600,
-            repeat_factor: 2,
-            vote_pricing: VotePricing::Quadratic,
-            refund_voters: 3,
-        }
-    }
-}
-
-impl Economy {
-    /// The part of the economy the ledger records and prices by.
-    pub fn policy(&self) -> Policy {
-        Policy {
-            currency: self.currency.clone(),
-            stamp_price: self.stamp_price,
-            post_cost: self.post_cost as u64,
-            vote_cost: self.vote_cost as u64,
-            repeat_window_secs: self.repeat_window_secs,
-            repeat_factor: self.repeat_factor,
-            vote_pricing: self.vote_pricing,
-            refund_voters: self.refund_voters,
         }
     }
 }
@@ -166,16 +140,17 @@ pub struct ConfigError(pub String);
 
 impl Economy {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !currency_is_valid(&self.currency) {
+        let policy = &self.policy;
+        if !currency_is_valid(&policy.currency) {
             return Err(ConfigError(format!(
                 "currency must be 1 to {CURRENCY_CHARS_MAX} characters, without control \
                  characters or surrounding spaces"
             )));
         }
-        if self.post_cost == 0
-            || self.post_cost > 100
-            || self.vote_cost == 0
-            || self.vote_cost > 100
+        if policy.post_cost == 0
+            || policy.post_cost > 100
+            || policy.vote_cost == 0
+            || policy.vote_cost > 100
         {
             return Err(ConfigError(
                 "post and vote costs must be 1 to 100 stamps".into(),
@@ -186,22 +161,23 @@ impl Economy {
         }
         // Below 2^56 also keeps a stored unit price from starting with the byte of a JSON
         // record (see the sled layout).
-        if self.stamp_price.checked_mul(1000).is_none() || self.stamp_price >= STAMP_PRICE_LIMIT {
+        if policy.stamp_price.checked_mul(1000).is_none() || policy.stamp_price >= STAMP_PRICE_LIMIT
+        {
             return Err(ConfigError(format!(
                 "stamp price must be below {STAMP_PRICE_LIMIT}"
             )));
         }
-        if self.repeat_factor == 0 || self.repeat_factor > REPEAT_FACTOR_MAX {
+        if policy.repeat_factor == 0 || policy.repeat_factor > REPEAT_FACTOR_MAX {
             return Err(ConfigError(format!(
                 "repeat factor must be 1 to {REPEAT_FACTOR_MAX}"
             )));
         }
-        if self.repeat_window_secs > REPEAT_WINDOW_SECS_MAX {
+        if policy.repeat_window_secs > REPEAT_WINDOW_SECS_MAX {
             return Err(ConfigError(format!(
                 "repeat window must be at most {REPEAT_WINDOW_SECS_MAX} seconds"
             )));
         }
-        if self.refund_voters > REFUND_VOTERS_MAX {
+        if policy.refund_voters > REFUND_VOTERS_MAX {
             return Err(ConfigError(format!(
                 "refund voters must be at most {REFUND_VOTERS_MAX}"
             )));
@@ -212,7 +188,8 @@ impl Economy {
 
 impl Limits {
     pub fn validate(&self, economy: &Economy) -> Result<(), ConfigError> {
-        if self.stamps_per_request_max < economy.post_cost.max(economy.vote_cost) {
+        let costs = economy.policy.post_cost.max(economy.policy.vote_cost);
+        if u64::try_from(self.stamps_per_request_max).unwrap_or(u64::MAX) < costs {
             return Err(ConfigError(
                 "stamps per request must allow the post and vote costs".into(),
             ));
@@ -253,18 +230,14 @@ mod tests {
             "a b",
             &"x".repeat(CURRENCY_CHARS_MAX),
         ] {
-            let economy = Economy {
-                currency: good.to_string(),
-                ..Economy::default()
-            };
+            let mut economy = Economy::default();
+            economy.policy.currency = good.to_string();
             assert!(economy.validate().is_ok(), "{good:?}");
         }
         let long = "x".repeat(CURRENCY_CHARS_MAX + 1);
         for bad in ["", " ", " cents", "cents ", "ce\nnts", "\u{7f}", &long] {
-            let economy = Economy {
-                currency: bad.to_string(),
-                ..Economy::default()
-            };
+            let mut economy = Economy::default();
+            economy.policy.currency = bad.to_string();
             let error = economy.validate().expect_err(bad).to_string();
             assert!(
                 error.contains("currency must be 1 to 32"),

@@ -4,8 +4,9 @@
 //! problem+json body. Nothing here knows about HTTP.
 
 use crate::api::ErrorCode;
+use crate::rules::Refusal;
 use crate::stamp::StampError;
-use crate::store::{Refusal, StoreError};
+use crate::store::StoreError;
 
 /// Why a request failed. Each variant has one stable `code`.
 #[derive(Debug, thiserror::Error)]
@@ -109,14 +110,14 @@ impl Error {
 impl From<Refusal> for Error {
     fn from(r: Refusal) -> Error {
         match r {
-            Refusal::NotFound(what) => Error::NotFound(what),
+            Refusal::NotFound(what) => Error::NotFound(what.as_str()),
             Refusal::InsufficientFunds { balance, total } => {
                 Error::InsufficientFunds { balance, total }
             }
             Refusal::AlreadySpent(id) => Error::AlreadySpent(id),
             Refusal::NotSold(_) => Error::Stamp(StampError::Invalid("not sold by this server")),
             Refusal::Expired(_) => Error::Stamp(StampError::Expired),
-            Refusal::IdempotencyConflict(what) => Error::IdempotencyConflict(what),
+            Refusal::IdempotencyConflict(what) => Error::IdempotencyConflict(what.as_str()),
             Refusal::Invalid(what) => Error::BadRequest(what.to_string()),
             Refusal::Overflow(what) => Error::BadRequest(format!("{what} would overflow")),
             Refusal::DuplicateStamp(_) => Error::Internal("stamp id collision".into()),

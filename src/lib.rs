@@ -8,10 +8,13 @@
 //! - [`stamp`]: the stamp wire format; encode, decode, sign, verify. Pure.
 //! - [`keys`]: issuer keys and the checkpoint key on disk: create, load, rotate.
 //! - [`ledger`]: ledger entries, signed checkpoints and the invariant checks. Pure.
+//! - [`domain`]: the records the rules decide over and the stores keep. Plain data.
 //! - [`rules`]: every rule (credit, purchase, spend, accounts, key events, ledger entries and
-//!   Merkle hashes), written once over a store transaction ([`store::StoreTx`]).
-//! - [`store`]: durable state behind the `Store` and `StoreTx` traits; [`store::SledStore`] is
-//!   the embedded backend, [`store::MemoryStore`] the in-memory one.
+//!   Merkle hashes), written once over a store transaction ([`store::StoreTx`]) that the rules
+//!   open ([`rules::apply`]), and the commands, outcomes and typed refusals.
+//! - [`store`]: durable state behind the `Writes`, `Reads` and `Cluster` traits (together
+//!   `Store`) and `StoreTx`; [`store::SledStore`] is the embedded backend,
+//!   [`store::MemoryStore`] the in-memory one, [`store::PgStore`] the shared one.
 //! - [`commit`]: group commit; one writer, one durable sync per batch.
 //! - [`verify`]: batch signature verification for stamps checked together.
 //! - [`service`]: the use cases, one service per concept (mint, board, log) started by
@@ -40,6 +43,7 @@ pub mod api;
 pub mod cli;
 pub mod commit;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod gate;
 pub mod http;

@@ -304,12 +304,8 @@ fn a_copy_that_fails_part_way_leaves_nothing_behind() {
     let database = pg::TestDatabase::new();
     // The schema, made as a server makes it, and one stray row in `entries`.
     drop(
-        pennypost::store::PgStore::open(
-            &database.url,
-            "cents",
-            &pennypost::store::PgLimits::default(),
-        )
-        .expect("make the schema"),
+        pennypost::store::PgStore::open(&database.url, &pennypost::store::PgLimits::default())
+            .expect("make the schema"),
     );
     pg::psql(
         &database.url,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use clap::Args;
 
-use crate::store::{PgLimits, PgStore, SledStore, Store, StoreHashes};
+use crate::store::{PgLimits, PgStore, Reads, SledStore, StoreHashes};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
@@ -30,10 +30,6 @@ pub struct MigrateArgs {
     /// no pennypost store yet. The schema is created.
     #[arg(long, value_name = "URL", env = "PENNYPOST_DATABASE_URL")]
     pub to_database: String,
-    /// The currency name the server uses (written into credit entries; nothing is written
-    /// with it here, but both stores are opened with it as a server would).
-    #[arg(long, env = "PENNYPOST_CURRENCY", default_value = "cents")]
-    pub currency: String,
     /// PEM file of the certificate authorities that sign the database server's certificate:
     /// TLS, checked, as `serve --database-ca-file`.
     #[arg(long, value_name = "FILE", env = "PENNYPOST_DATABASE_CA_FILE")]
@@ -73,7 +69,7 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
         )));
     }
     let started = Instant::now();
-    let source = SledStore::open(&db_dir, &args.currency)
+    let source = SledStore::open(&db_dir)
         .map_err(|e| Failure::Cannot(format!("source {}: {e}", args.from_data_dir.display())))?;
     let target_name = super::serve::redact_url(&args.to_database);
     let limits = PgLimits {
@@ -82,7 +78,7 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
         statement_timeout: Duration::from_secs(600),
         ..PgLimits::default()
     };
-    let target = PgStore::open(&args.to_database, &args.currency, &limits)
+    let target = PgStore::open(&args.to_database, &limits)
         .map_err(|e| Failure::Cannot(format!("database {target_name}: {e}")))?;
     let records = target
         .import(|sink| source.export(sink))
@@ -136,7 +132,7 @@ fn check(source: &SledStore, target: &PgStore) -> Result<(u64, tlog_tiles::Hash)
     if want != got {
         return Err(Failure::Differs(format!("root at size {size}")));
     }
-    for store in [source as &dyn Store, target as &dyn Store] {
+    for store in [source as &dyn Reads, target as &dyn Reads] {
         if let Some((at, note)) = store.checkpoint().map_err(read)? {
             let root_line = note.lines().nth(2).unwrap_or_default();
             let expected = base64::engine::general_purpose::STANDARD.encode(root(store, at)?.0);
@@ -154,7 +150,7 @@ fn check(source: &SledStore, target: &PgStore) -> Result<(u64, tlog_tiles::Hash)
 }
 
 /// The Merkle root of the first `size` entries from a store's stored hashes.
-fn root(store: &dyn Store, size: u64) -> Result<tlog_tiles::Hash, Failure> {
+fn root(store: &dyn Reads, size: u64) -> Result<tlog_tiles::Hash, Failure> {
     tlog_tiles::tree_hash(size, &StoreHashes::new(store))
         .map_err(|e| Failure::Cannot(format!("root at size {size}: {e}")))
 }

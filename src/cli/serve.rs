@@ -21,8 +21,8 @@ use clap::Args;
 use rand_core::{OsRng, RngCore as _};
 
 use crate::config::{Economy, Limits, RateLimits};
+use crate::domain::{Policy, VotePricing};
 use crate::keys;
-use crate::rules::price::VotePricing;
 use crate::service::{App, AppConfig};
 use crate::store::sled_store::DEFAULT_CACHE_MIB;
 use crate::store::{PgLimits, PgStore, SledStore, Store};
@@ -230,15 +230,17 @@ const CACHE_MIB_MAX: u64 = 1 << 20;
 impl ServeArgs {
     pub fn economy(&self) -> Economy {
         Economy {
-            currency: self.currency.clone(),
-            stamp_price: self.stamp_price,
-            post_cost: self.post_cost,
-            vote_cost: self.vote_cost,
+            policy: Policy {
+                currency: self.currency.clone(),
+                stamp_price: self.stamp_price,
+                post_cost: self.post_cost as u64,
+                vote_cost: self.vote_cost as u64,
+                repeat_window_secs: self.repeat_window_secs,
+                repeat_factor: self.repeat_factor,
+                vote_pricing: self.vote_pricing,
+                refund_voters: self.refund_voters,
+            },
             stamp_ttl_secs: self.stamp_ttl_secs,
-            repeat_window_secs: self.repeat_window_secs,
-            repeat_factor: self.repeat_factor,
-            vote_pricing: self.vote_pricing,
-            refund_voters: self.refund_voters,
         }
     }
 
@@ -269,14 +271,11 @@ const DATABASE_TIMEOUT_MS_MIN: u64 = 100;
 const DATABASE_TIMEOUT_MS_MAX: u64 = 600_000;
 
 /// Opens the store: PostgreSQL with `--database`, otherwise sled under the data directory.
-fn open_store(args: &ServeArgs, currency: &str) -> Result<Arc<dyn Store>, String> {
+fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
     let Some(url) = &args.database else {
-        let store = SledStore::open_with_cache(
-            &args.data_dir.join("db"),
-            currency,
-            args.cache_mib * 1024 * 1024,
-        )
-        .map_err(|e| e.to_string())?;
+        let store =
+            SledStore::open_with_cache(&args.data_dir.join("db"), args.cache_mib * 1024 * 1024)
+                .map_err(|e| e.to_string())?;
         tracing::info!(cache_mib = args.cache_mib, "sled database, page cache");
         return Ok(Arc::new(store));
     };
@@ -308,8 +307,8 @@ fn open_store(args: &ServeArgs, currency: &str) -> Result<Arc<dyn Store>, String
         connect_timeout: Duration::from_millis(args.database_connect_timeout_ms),
         statement_timeout: Duration::from_millis(args.database_statement_timeout_ms),
     };
-    let store = PgStore::open(url, currency, &limits)
-        .map_err(|e| format!("database {}: {e}", redact_url(url)))?;
+    let store =
+        PgStore::open(url, &limits).map_err(|e| format!("database {}: {e}", redact_url(url)))?;
     tracing::info!(database = %redact_url(url), ?limits, "PostgreSQL database");
     Ok(Arc::new(store))
 }
@@ -485,7 +484,7 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
     fs::set_permissions(&args.data_dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let now = Timestamp::now();
-    let store = open_store(args, &economy.currency)?;
+    let store = open_store(args)?;
     let published = published_keys(store.as_ref(), &args.keys_dir)?;
     let keyring = keys::load(&args.keys_dir, &published, args.retire_missing_keys, now)
         .map_err(|e| e.to_string())?;

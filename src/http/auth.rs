@@ -19,9 +19,9 @@ use serde::de::DeserializeOwned;
 
 use super::problem::ApiJson;
 use super::state::AppState;
+use crate::domain::Account;
 use crate::error::Error;
 use crate::service::App;
-use crate::store::Account;
 
 /// The bearer token of the Authorization header, if any. The scheme name is matched without
 /// regard to case.

@@ -28,10 +28,11 @@ use crate::api::{
     StampStatusResponse, VerifyRequest, VerifyResponse, VoteRequest, VoteResponse,
 };
 use crate::api::{BackupRequest, BackupResponse};
+use crate::domain::Post;
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus};
 use crate::ledger::checkpoint;
-use crate::store::{Post, QuoteAction};
+use crate::rules::QuoteAction;
 use crate::time::Timestamp;
 
 use super::state::AppState;
@@ -148,7 +149,7 @@ pub async fn account(
         account_id: account.account_id,
         name: account.name,
         balance: account.balance,
-        currency: service.mint.economy().currency.clone(),
+        currency: service.mint.economy().policy.currency.clone(),
         refunds_total: account.refunds_total,
         stamps_purchased: account.stamps_purchased,
         stamps_spent: account.stamps_spent,
@@ -198,23 +199,23 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 #[utoipa::path(get, path = "/v1/prices", tag = "stamps",
     responses((status = 200, description = "The stamp price, base costs and the policy in force.", body = PricesResponse)))]
 pub async fn prices(State(service): State<AppState>) -> Json<PricesResponse> {
-    let economy = service.mint.economy();
+    let policy = &service.mint.economy().policy;
     Json(PricesResponse {
         costs: Costs {
-            post: economy.post_cost,
-            vote: economy.vote_cost,
+            post: usize::try_from(policy.post_cost).unwrap_or(usize::MAX),
+            vote: usize::try_from(policy.vote_cost).unwrap_or(usize::MAX),
         },
-        currency: economy.currency.clone(),
+        currency: policy.currency.clone(),
         policy: PolicyInfo {
-            post_cost: economy.post_cost as u64,
-            refund_voters: economy.refund_voters,
-            repeat_factor: economy.repeat_factor,
-            repeat_window_secs: economy.repeat_window_secs,
-            stamp_price: economy.stamp_price,
-            vote_cost: economy.vote_cost as u64,
-            vote_pricing: economy.vote_pricing.as_str().to_string(),
+            post_cost: policy.post_cost,
+            refund_voters: policy.refund_voters,
+            repeat_factor: policy.repeat_factor,
+            repeat_window_secs: policy.repeat_window_secs,
+            stamp_price: policy.stamp_price,
+            vote_cost: policy.vote_cost,
+            vote_pricing: policy.vote_pricing.as_str().to_string(),
         },
-        stamp_price: economy.stamp_price,
+        stamp_price: policy.stamp_price,
     })
 }
 

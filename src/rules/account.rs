@@ -3,11 +3,14 @@
 use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
+use super::command::{Conflict, InvalidCommand};
 use super::ledger;
+use super::{Applied, Outcome, Refusal};
+use crate::domain::Account;
 use crate::keys::{parse_public_key, KeyStatus, PublishedKey};
 use crate::ledger::entry::Body;
 use crate::stamp::Kid;
-use crate::store::{Account, Applied, Outcome, Refusal, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Publishes a key's status in the ledger (`key` entry) and records it, keeping the time the
@@ -22,9 +25,7 @@ pub fn publish_key<T: StoreTx + ?Sized>(
     // The key invariants the auditor checks, refused here rather than written. (A kid is a
     // hash of its public key, so a published kid cannot come back with another key.)
     if parse_public_key(public_key).map(|key| Kid::of(&key)) != Some(kid) {
-        return Ok(Err(Refusal::Invalid(
-            "a key's kid must be the id of its public key",
-        )));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::KidNotOfKey)));
     }
     if status == KeyStatus::Active {
         if let Some(other) = tx.active_keys()?.into_iter().find(|k| *k != kid) {
@@ -63,9 +64,7 @@ pub fn create<T: StoreTx + ?Sized>(
 ) -> Result<Applied, StoreError> {
     if tx.account(account_id)?.is_some() || tx.api_key_exists(api_key_sha256)? {
         // Random 128-bit and 256-bit values collided: refuse rather than overwrite.
-        return Ok(Err(Refusal::IdempotencyConflict(
-            "account id or key collided",
-        )));
+        return Ok(Err(Refusal::IdempotencyConflict(Conflict::AccountCollided)));
     }
     let name_key = name.as_deref().map(name_key);
     if let Some(key) = &name_key {

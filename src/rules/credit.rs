@@ -3,9 +3,11 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{ledger, Settings};
+use super::{ledger, Amount, Conflict, InvalidCommand, Missing, Settings};
+use super::{Applied, Outcome, Refusal};
+use crate::domain::CreditRecord;
 use crate::ledger::entry::Body;
-use crate::store::{Applied, CreditRecord, Outcome, Refusal, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Credits `amount` to an account. The reference is unique across the whole ledger: the same
@@ -20,7 +22,7 @@ pub fn credit<T: StoreTx + ?Sized>(
     reference: &str,
 ) -> Result<Applied, StoreError> {
     if amount == 0 {
-        return Ok(Err(Refusal::Invalid("a credit must be positive")));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::CreditNotPositive)));
     }
     let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
     if let Some(first) = tx.credit(&reference_sha256)? {
@@ -31,15 +33,13 @@ pub fn credit<T: StoreTx + ?Sized>(
                 replayed: true,
             }));
         }
-        return Ok(Err(Refusal::IdempotencyConflict(
-            "this reference was already used for another account or amount",
-        )));
+        return Ok(Err(Refusal::IdempotencyConflict(Conflict::CreditReference)));
     }
     let Some(mut account) = tx.account(account_id)? else {
-        return Ok(Err(Refusal::NotFound("account")));
+        return Ok(Err(Refusal::NotFound(Missing::Account)));
     };
     let Some(balance) = account.balance.checked_add(amount) else {
-        return Ok(Err(Refusal::Overflow("balance")));
+        return Ok(Err(Refusal::Overflow(Amount::Balance)));
     };
     account.balance = balance;
     let index = ledger::append(

@@ -2,9 +2,10 @@
 //! they price, and again whenever a start brings a different policy.
 
 use super::ledger;
+use super::{Applied, InvalidCommand, Outcome, Refusal};
 use crate::ledger::entry::Body;
 use crate::rules::price::{currency_is_valid, Policy};
-use crate::store::{Applied, Outcome, Refusal, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Writes `policy` as a `policy` entry unless it is already the last one written.
@@ -14,10 +15,7 @@ pub fn publish<T: StoreTx + ?Sized>(
     policy: &Policy,
 ) -> Result<Applied, StoreError> {
     if !currency_is_valid(&policy.currency) {
-        return Ok(Err(Refusal::Invalid(
-            "a policy's currency must be 1 to 32 characters, without control characters or \
-             surrounding spaces",
-        )));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::Currency)));
     }
     if tx.policy()?.as_ref() == Some(policy) {
         return Ok(Ok(Outcome::Policy { ledger_index: None }));

@@ -2,74 +2,7 @@
 //! of the policy in force and of what the ledger says happened before. Pure: the counts come
 //! from the store's indexes, read by the spend rule or a quote.
 
-use serde::{Deserialize, Serialize};
-
-/// How repeated votes of one payer on one post are priced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VotePricing {
-    /// The n-th vote costs `vote_cost × (2n − 1)`: n votes cost `vote_cost × n²`.
-    Quadratic,
-    /// Every vote costs `vote_cost`.
-    Flat,
-}
-
-impl VotePricing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VotePricing::Quadratic => "quadratic",
-            VotePricing::Flat => "flat",
-        }
-    }
-}
-
-impl std::str::FromStr for VotePricing {
-    type Err = String;
-    fn from_str(text: &str) -> Result<VotePricing, String> {
-        match text {
-            "quadratic" => Ok(VotePricing::Quadratic),
-            "flat" => Ok(VotePricing::Flat),
-            other => Err(format!(
-                "vote pricing must be quadratic or flat, not {other:?}"
-            )),
-        }
-    }
-}
-
-/// Most characters in a currency name (`--currency`): it is written into every credit,
-/// policy and refund entry.
-pub const CURRENCY_CHARS_MAX: usize = 32;
-
-/// Whether `currency` may name the minor unit: 1 to [`CURRENCY_CHARS_MAX`] characters, no
-/// control characters, no space at either end. The auditor rejects an empty one.
-pub fn currency_is_valid(currency: &str) -> bool {
-    let chars = currency.chars().count();
-    (1..=CURRENCY_CHARS_MAX).contains(&chars)
-        && currency.trim() == currency
-        && !currency.chars().any(char::is_control)
-}
-
-/// The policy in force: written to the ledger as a `policy` entry before the first entry it
-/// prices, and again at every start whose policy differs from the last one written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
-    pub currency: String,
-    /// Minor units per stamp.
-    pub stamp_price: u64,
-    /// Base stamps per post.
-    pub post_cost: u64,
-    /// Base stamps per vote.
-    pub vote_cost: u64,
-    /// The flood window: earlier posts of the same payer within it raise a post's price.
-    pub repeat_window_secs: u64,
-    /// Each earlier post in the window multiplies the price by this (1 turns flood pricing
-    /// off).
-    pub repeat_factor: u64,
-    pub vote_pricing: VotePricing,
-    /// Distinct up-voting payers (other than the post's) that refund a post's base postage;
-    /// 0 turns refunds off.
-    pub refund_voters: u64,
-}
+pub use crate::domain::{currency_is_valid, Policy, VotePricing, CURRENCY_CHARS_MAX};
 
 impl Policy {
     /// Stamps a post costs when its payer made `recent_posts` other posts within the window

@@ -1,9 +1,11 @@
 //! Purchase: selling stamps for an account's balance, once per Idempotency-Key.
 
 use super::{distinct_and_present, ledger};
+use super::{Amount, Applied, Command, Conflict, InvalidCommand, Missing, Outcome, Refusal};
+use crate::domain::{PurchaseRecord, Sale};
 use crate::keys::KeyStatus;
 use crate::ledger::entry::Body;
-use crate::store::{Applied, Command, Outcome, PurchaseRecord, Refusal, Sale, StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Sells the stamps of a [`Command::Purchase`]. With an idempotency key seen before, answers
@@ -24,10 +26,12 @@ pub fn purchase<T: StoreTx + ?Sized>(
         stamp_ids,
     } = command
     else {
-        return Ok(Err(Refusal::Invalid("not a purchase")));
+        return Err(StoreError::Storage(
+            "purchase::purchase was given another command".into(),
+        ));
     };
     let Ok(count) = u32::try_from(stamp_ids.len()) else {
-        return Ok(Err(Refusal::Invalid("too many stamps in one purchase")));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::TooManyInPurchase)));
     };
     if let Some(key) = idempotency_key_sha256 {
         if let Some(first) = tx.purchase(*account_id, key)? {
@@ -37,27 +41,23 @@ pub fn purchase<T: StoreTx + ?Sized>(
                     replayed: true,
                 }));
             }
-            return Ok(Err(Refusal::IdempotencyConflict(
-                "this Idempotency-Key was used with a different request body",
-            )));
+            return Ok(Err(Refusal::IdempotencyConflict(Conflict::IdempotencyKey)));
         }
     }
     if let Some(refusal) = distinct_and_present(stamp_ids) {
         return Ok(Err(refusal));
     }
     if expires_at <= issued_at {
-        return Ok(Err(Refusal::Invalid(
-            "a stamp must expire after it is issued",
-        )));
+        return Ok(Err(Refusal::Invalid(InvalidCommand::ExpiresBeforeIssued)));
     }
     if tx.published_key(*kid)?.map(|k| k.status) != Some(KeyStatus::Active) {
         return Ok(Err(Refusal::KeyNotActive(*kid)));
     }
     let Some(mut account) = tx.account(*account_id)? else {
-        return Ok(Err(Refusal::NotFound("account")));
+        return Ok(Err(Refusal::NotFound(Missing::Account)));
     };
     let Some(total) = unit_price.checked_mul(u64::from(count)) else {
-        return Ok(Err(Refusal::Overflow("purchase total")));
+        return Ok(Err(Refusal::Overflow(Amount::PurchaseTotal)));
     };
     if account.balance < total {
         return Ok(Err(Refusal::InsufficientFunds {
@@ -71,7 +71,7 @@ pub fn purchase<T: StoreTx + ?Sized>(
         }
     }
     let Some(purchased) = account.stamps_purchased.checked_add(u64::from(count)) else {
-        return Ok(Err(Refusal::Overflow("stamps purchased")));
+        return Ok(Err(Refusal::Overflow(Amount::StampsPurchased)));
     };
     account.balance -= total;
     account.stamps_purchased = purchased;

@@ -4,13 +4,12 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{distinct_and_present, ledger};
-use crate::ledger::entry::{Body, Direction};
+use super::{distinct_and_present, ledger, RECENT_POSTS_MAX};
+use super::{Amount, Applied, Conflict, Missing, Outcome, QuoteAction, Refusal, SpendFor};
+use crate::domain::{Post, Sale, SpentRecord, StampRef, Voter};
+use crate::ledger::entry::{Body, Direction, SpendAction};
 use crate::rules::price::{payable, Policy};
-use crate::store::{
-    Applied, Outcome, Post, QuoteAction, Refusal, Sale, SpendFor, SpentRecord, StampRef,
-    StoreError, StoreTx, Voter,
-};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Cancels every stamp in `stamps` or none of them, writes what they paid for (a new post, a
@@ -19,19 +18,48 @@ use crate::time::Timestamp;
 ///
 /// Checks, in order, before any write: a stamp named twice (`Invalid`); per stamp, never sold
 /// with that issue time (`NotSold`), spent before (`AlreadySpent`), expired at the entry's
-/// time (`Expired`); for posts and votes, stamps of more than one payer (`MixedPayers`), a
-/// vote on a missing post (`NotFound`), a count other than the price (`WrongStampCount`); a
-/// new post id that exists. A redeem needs exactly one stamp and is not priced.
+/// time (`Expired`) ([`check`]); for posts and votes, stamps of more than one payer
+/// (`MixedPayers`), a vote on a missing post (`NotFound`), a count other than the price
+/// (`WrongStampCount`); a new post id that exists. A redeem is not priced. Then one shared
+/// step writes the spend ([`cancel`]).
 pub fn spend<T: StoreTx + ?Sized>(
     tx: &T,
     time: Timestamp,
     stamps: &[StampRef],
     spend_for: &SpendFor,
 ) -> Result<Applied, StoreError> {
-    let stamp_ids: Vec<Uuid> = stamps.iter().map(|s| s.stamp_id).collect();
-    let priced = !matches!(spend_for, SpendFor::Redeem { .. });
-    // A post or vote with no stamp is a wrong count, priced below; anything else needs one.
+    match spend_for {
+        SpendFor::Post {
+            post_id,
+            author,
+            body,
+            verified,
+        } => post(tx, time, stamps, *post_id, author, body, *verified),
+        SpendFor::Vote { post_id, up } => vote(tx, time, stamps, *post_id, *up),
+        SpendFor::Redeem { context } => redeem(tx, time, stamps, context),
+    }
+}
+
+/// The stamps of a spend that passed [`check`]: each with its sale, and their payer (the
+/// buyer of the first).
+struct Checked {
+    found: Vec<(StampRef, Sale)>,
+    payer: Option<Uuid>,
+    /// Stamps attached.
+    attached: u64,
+}
+
+/// Checks the stamps of a spend: named once each, each sold with that issue time, unspent and
+/// unexpired at `time`; for a `priced` spend (a post or vote), all of one payer. A priced
+/// spend with no stamp passes here: its price refuses it ([`wrong_count`]).
+fn check<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    stamps: &[StampRef],
+    priced: bool,
+) -> Result<Result<Checked, Refusal>, StoreError> {
     if !(priced && stamps.is_empty()) {
+        let stamp_ids: Vec<Uuid> = stamps.iter().map(|s| s.stamp_id).collect();
         if let Some(refusal) = distinct_and_present(&stamp_ids) {
             return Ok(Err(refusal));
         }
@@ -55,107 +83,25 @@ pub fn spend<T: StoreTx + ?Sized>(
     if priced && found.iter().any(|(_, sale)| Some(sale.buyer) != payer) {
         return Ok(Err(Refusal::MixedPayers));
     }
-    let policy = tx.policy()?;
-    let attached = stamps.len() as u64;
-    let (target, spent_for, post, voter) = match spend_for {
-        SpendFor::Post {
-            post_id,
-            author,
-            body,
-            verified,
-        } => {
-            let required = match (&policy, payer) {
-                (Some(policy), Some(payer)) => Some(post_price(tx, policy, payer, time)?),
-                (Some(policy), None) => Some(payable(policy.post_price(0))),
-                (None, _) => None,
-            };
-            if let Some(refusal) = wrong_count(required, attached) {
-                return Ok(Err(refusal));
-            }
-            if tx.post(*post_id)?.is_some() {
-                return Ok(Err(Refusal::IdempotencyConflict("post id collided")));
-            }
-            // A post made before any policy was written has no base postage to refund.
-            let base = policy
-                .as_ref()
-                .and_then(|p| base_postage(&found, p.post_cost));
-            let post = Post {
-                post_id: *post_id,
-                author: author.clone(),
-                body: body.clone(),
-                created_at: time,
-                score: 0,
-                ledger_index: 0,
-                seq: tx.next_post_seq()?,
-                verified: *verified,
-                payer,
-                cost: attached,
-                votes_up: 0,
-                votes_down: 0,
-                voters: 0,
-                up_voters: 0,
-                base_postage: base,
-                refunded: false,
-            };
-            (
-                post_id.to_string(),
-                format!("post:{post_id}"),
-                Some(post),
-                None,
-            )
-        }
-        SpendFor::Vote { post_id, up } => {
-            let Some(mut post) = tx.post(*post_id)? else {
-                return Ok(Err(Refusal::NotFound("post")));
-            };
-            let mut voter = match payer {
-                Some(payer) => tx.voter(*post_id, payer)?,
-                None => Voter::default(),
-            };
-            let required = policy
-                .as_ref()
-                .map(|p| payable(p.vote_price(voter.votes.saturating_add(1))));
-            if let Some(refusal) = wrong_count(required, attached) {
-                return Ok(Err(refusal));
-            }
-            let Some(score) = post.score.checked_add(if *up { 1 } else { -1 }) else {
-                return Ok(Err(Refusal::Overflow("score")));
-            };
-            post.score = score;
-            if *up {
-                post.votes_up = post.votes_up.saturating_add(1);
-            } else {
-                post.votes_down = post.votes_down.saturating_add(1);
-            }
-            if voter.votes == 0 {
-                post.voters = post.voters.saturating_add(1);
-            }
-            if *up && !voter.up_voted && payer.is_some() && payer != post.payer {
-                post.up_voters = post.up_voters.saturating_add(1);
-            }
-            voter.votes = voter.votes.saturating_add(1);
-            voter.up_voted |= *up;
-            (
-                post_id.to_string(),
-                format!("vote:{post_id}"),
-                Some(post),
-                payer.map(|payer| (payer, voter)),
-            )
-        }
-        SpendFor::Redeem { context } => (
-            hex::encode(Sha256::digest(context.as_bytes())),
-            context.clone(),
-            None,
-            None,
-        ),
-    };
-    // Every check passed: write.
-    let action = spend_for.action();
-    let direction = match spend_for {
-        SpendFor::Vote { up: true, .. } => Some(Direction::Up),
-        SpendFor::Vote { up: false, .. } => Some(Direction::Down),
-        _ => None,
-    };
+    Ok(Ok(Checked {
+        found,
+        payer,
+        attached: stamps.len() as u64,
+    }))
+}
+
+/// Writes a checked spend: appends its `spend` entry, marks every stamp spent with it and
+/// counts each for its buyer. Returns the entry's index.
+fn cancel<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    checked: &Checked,
+    action: SpendAction,
+    target: String,
+    direction: Option<Direction>,
+    spent_for: String,
+) -> Result<u64, StoreError> {
+    let stamp_ids = checked.found.iter().map(|(s, _)| s.stamp_id).collect();
     let index = ledger::append(
         tx,
         time,
@@ -172,43 +118,195 @@ pub fn spend<T: StoreTx + ?Sized>(
         spent_for,
         ledger_index: index,
     };
-    for (stamp, sale) in &found {
+    for (stamp, sale) in &checked.found {
         tx.mark_spent(*stamp, sale, &record)?;
         if let Some(mut buyer) = tx.account(sale.buyer)? {
             buyer.stamps_spent = buyer.stamps_spent.saturating_add(1);
             tx.put_account(&buyer)?;
         }
     }
-    let mut refund_ledger_index = None;
-    let post = match (post, spend_for) {
-        (Some(mut post), SpendFor::Post { .. }) => {
-            post.ledger_index = index;
-            tx.insert_post(&post)?;
-            if let Some(payer) = payer {
-                tx.add_recent_post(payer, time, post.post_id)?;
-            }
-            Some(post)
-        }
-        (Some(mut post), SpendFor::Vote { up, .. }) => {
-            if let Some((payer, voter)) = voter {
-                tx.put_voter(post.post_id, payer, &voter)?;
-            }
-            // Only an up-vote whose payer is not the post's own can complete a refund.
-            if *up && payer.is_some() && payer != post.payer {
-                refund_ledger_index = refund(tx, time, policy.as_ref(), &mut post)?;
-            }
-            tx.update_post(&post)?;
-            Some(post)
-        }
-        (post, _) => post,
-    };
-    Ok(Ok(Outcome::Spent {
+    Ok(index)
+}
+
+/// What a spend answers.
+fn spent(
+    time: Timestamp,
+    index: u64,
+    checked: &Checked,
+    post: Option<Post>,
+    refund_ledger_index: Option<u64>,
+) -> Applied {
+    Ok(Outcome::Spent {
         spent_at: time,
         ledger_index: index,
         post,
-        cost: attached,
+        cost: checked.attached,
         refund_ledger_index,
-    }))
+    })
+}
+
+/// A new post, at the flood price of its payer.
+fn post<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    stamps: &[StampRef],
+    post_id: Uuid,
+    author: &str,
+    body: &str,
+    verified: bool,
+) -> Result<Applied, StoreError> {
+    let checked = match check(tx, time, stamps, true)? {
+        Ok(checked) => checked,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let policy = tx.policy()?;
+    let required = match (&policy, checked.payer) {
+        (Some(policy), Some(payer)) => Some(post_price(tx, policy, payer, time)?),
+        (Some(policy), None) => Some(payable(policy.post_price(0))),
+        (None, _) => None,
+    };
+    if let Some(refusal) = wrong_count(required, checked.attached) {
+        return Ok(Err(refusal));
+    }
+    if tx.post(post_id)?.is_some() {
+        return Ok(Err(Refusal::IdempotencyConflict(Conflict::PostCollided)));
+    }
+    // Every check passed: write. A post made before any policy was written has no base
+    // postage to refund.
+    let mut post = Post {
+        post_id,
+        author: author.to_string(),
+        body: body.to_string(),
+        created_at: time,
+        score: 0,
+        ledger_index: 0,
+        seq: tx.next_post_seq()?,
+        verified,
+        payer: checked.payer,
+        cost: checked.attached,
+        votes_up: 0,
+        votes_down: 0,
+        voters: 0,
+        up_voters: 0,
+        base_postage: policy
+            .as_ref()
+            .and_then(|p| base_postage(&checked.found, p.post_cost)),
+        refunded: false,
+    };
+    let index = cancel(
+        tx,
+        time,
+        &checked,
+        SpendAction::Post,
+        post_id.to_string(),
+        None,
+        format!("post:{post_id}"),
+    )?;
+    post.ledger_index = index;
+    tx.insert_post(&post)?;
+    if let Some(payer) = checked.payer {
+        tx.add_recent_post(payer, time, post_id)?;
+    }
+    Ok(spent(time, index, &checked, Some(post), None))
+}
+
+/// A vote on an existing post, at the price of its payer's next vote on it; completes the
+/// post's refund when it is the up-vote that brings enough distinct payers.
+fn vote<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    stamps: &[StampRef],
+    post_id: Uuid,
+    up: bool,
+) -> Result<Applied, StoreError> {
+    let checked = match check(tx, time, stamps, true)? {
+        Ok(checked) => checked,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let payer = checked.payer;
+    let policy = tx.policy()?;
+    let Some(mut post) = tx.post(post_id)? else {
+        return Ok(Err(Refusal::NotFound(Missing::Post)));
+    };
+    let mut voter = match payer {
+        Some(payer) => tx.voter(post_id, payer)?,
+        None => Voter::default(),
+    };
+    let required = policy
+        .as_ref()
+        .map(|p| payable(p.vote_price(voter.votes.saturating_add(1))));
+    if let Some(refusal) = wrong_count(required, checked.attached) {
+        return Ok(Err(refusal));
+    }
+    let Some(score) = post.score.checked_add(if up { 1 } else { -1 }) else {
+        return Ok(Err(Refusal::Overflow(Amount::Score)));
+    };
+    // Every check passed: write.
+    post.score = score;
+    if up {
+        post.votes_up = post.votes_up.saturating_add(1);
+    } else {
+        post.votes_down = post.votes_down.saturating_add(1);
+    }
+    if voter.votes == 0 {
+        post.voters = post.voters.saturating_add(1);
+    }
+    // Only an up-vote whose payer is not the post's own counts towards (and can complete) a
+    // refund.
+    let counts_for_refund = up && payer.is_some() && payer != post.payer;
+    if counts_for_refund && !voter.up_voted {
+        post.up_voters = post.up_voters.saturating_add(1);
+    }
+    voter.votes = voter.votes.saturating_add(1);
+    voter.up_voted |= up;
+    let index = cancel(
+        tx,
+        time,
+        &checked,
+        SpendAction::Vote,
+        post_id.to_string(),
+        Some(if up { Direction::Up } else { Direction::Down }),
+        format!("vote:{post_id}"),
+    )?;
+    if let Some(payer) = payer {
+        tx.put_voter(post_id, payer, &voter)?;
+    }
+    let refund_ledger_index = if counts_for_refund {
+        refund(tx, time, policy.as_ref(), &mut post)?
+    } else {
+        None
+    };
+    tx.update_post(&post)?;
+    Ok(spent(
+        time,
+        index,
+        &checked,
+        Some(post),
+        refund_ledger_index,
+    ))
+}
+
+/// Another site's action: not priced; the ledger records SHA-256 of its context.
+fn redeem<T: StoreTx + ?Sized>(
+    tx: &T,
+    time: Timestamp,
+    stamps: &[StampRef],
+    context: &str,
+) -> Result<Applied, StoreError> {
+    let checked = match check(tx, time, stamps, false)? {
+        Ok(checked) => checked,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let index = cancel(
+        tx,
+        time,
+        &checked,
+        SpendAction::Redeem,
+        hex::encode(Sha256::digest(context.as_bytes())),
+        None,
+        context.to_string(),
+    )?;
+    Ok(spent(time, index, &checked, None, None))
 }
 
 /// What `action` costs `payer` at `time`, as [`spend`] would price it (a quote).
@@ -220,23 +318,19 @@ pub fn quote<T: StoreTx + ?Sized>(
 ) -> Result<Result<u64, Refusal>, StoreError> {
     let time = time.max(tx.last_time()?);
     let Some(policy) = tx.policy()? else {
-        return Ok(Err(Refusal::NotFound("policy")));
+        return Ok(Err(Refusal::NotFound(Missing::Policy)));
     };
     match action {
         QuoteAction::Post => Ok(Ok(post_price(tx, &policy, payer, time)?)),
         QuoteAction::Vote { post_id } => {
             if tx.post(post_id)?.is_none() {
-                return Ok(Err(Refusal::NotFound("post")));
+                return Ok(Err(Refusal::NotFound(Missing::Post)));
             }
             let n = tx.voter(post_id, payer)?.votes.saturating_add(1);
             Ok(Ok(payable(policy.vote_price(n))))
         }
     }
 }
-
-/// Earlier posts the flood price counts at most: with a factor of 2 or more, 64 of them put
-/// the price past `u64::MAX`, so counting further changes nothing and would only cost reads.
-const RECENT_POSTS_MAX: u64 = 64;
 
 /// A post's flood price for `payer` at `time`.
 fn post_price<T: StoreTx + ?Sized>(

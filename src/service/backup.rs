@@ -136,8 +136,17 @@ mod tests {
     #[tokio::test]
     async fn a_shared_store_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(MemoryStore::new("cents"));
-        let backups = Backups::new(Committer::start(store).expect("committer"), false);
+        let store = Arc::new(MemoryStore::new());
+        let backups = Backups::new(
+            Committer::start(
+                store,
+                crate::rules::Settings {
+                    currency: "cents".into(),
+                },
+            )
+            .expect("committer"),
+            false,
+        );
         let path = dir.path().join("parent").join("backup");
         let refused = backups.take(path.to_str().expect("utf-8")).await;
         assert!(
@@ -150,8 +159,17 @@ mod tests {
     #[tokio::test]
     async fn paths_are_checked_before_the_writer_pauses() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(MemoryStore::new("cents"));
-        let backups = Backups::new(Committer::start(store).expect("committer"), true);
+        let store = Arc::new(MemoryStore::new());
+        let backups = Backups::new(
+            Committer::start(
+                store,
+                crate::rules::Settings {
+                    currency: "cents".into(),
+                },
+            )
+            .expect("committer"),
+            true,
+        );
         for relative in ["backup", "./backup", ""] {
             assert!(matches!(
                 backups.take(relative).await,

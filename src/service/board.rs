@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use super::mint::{Mint, Spend};
+use crate::domain::{Account, Post, StampRef};
 use crate::error::Error;
-use crate::store::{Account, Post, QuoteAction, SpendFor, Store};
+use crate::rules::{self, QuoteAction, SpendFor};
+use crate::store::Store;
 
 /// A board page: (`before` cursor, `limit`).
 type PageKey = (Option<Uuid>, usize);
@@ -158,9 +160,12 @@ impl Board {
                 ))
             }
         };
-        Ok(self
-            .store
-            .quote(payer, action, crate::time::Timestamp::now())??)
+        Ok(rules::quote(
+            self.store.as_ref(),
+            payer,
+            action,
+            crate::time::Timestamp::now(),
+        )??)
     }
 
     pub fn post(&self, post_id: Uuid) -> Result<Post, Error> {
@@ -187,11 +192,7 @@ impl Board {
 
     /// Spends through the mint, then bumps the generation before anyone is answered, so a
     /// client that posts and then reads sees its post.
-    async fn spend(
-        &self,
-        stamps: Vec<crate::store::StampRef>,
-        spend_for: SpendFor,
-    ) -> Result<Spend, Error> {
+    async fn spend(&self, stamps: Vec<StampRef>, spend_for: SpendFor) -> Result<Spend, Error> {
         let spend = self.mint.spend(stamps, spend_for).await?;
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(spend)

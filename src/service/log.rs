@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::keys::LedgerKey;
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::checkpoint;
-use crate::store::{Store, StoreHashes};
+use crate::store::{Reads, Store, StoreHashes};
 use crate::time::Timestamp;
 
 pub struct Log {
@@ -314,7 +314,7 @@ impl Log {
 /// a read failed (a tlog_tiles error carries only text), so a database that is away for now
 /// answers 503 `service_unavailable`, as every other read does, not 500.
 fn with_hashes<T>(
-    store: &dyn Store,
+    store: &dyn Reads,
     read: impl FnOnce(&StoreHashes<'_>) -> Result<T, tlog_tiles::Error>,
 ) -> Result<T, Error> {
     let hashes = StoreHashes::new(store);
@@ -327,30 +327,15 @@ fn with_hashes<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Account, Post, StampRecord};
     use crate::keys::PublishedKey;
-    use crate::store::{
-        Account, Applied, Command, Post, QuoteAction, Refusal, StampRecord, StoreError,
-    };
+    use crate::store::StoreError;
     use uuid::Uuid;
 
     /// A store every call of which fails with the error `.0` makes.
     struct Failing(fn() -> StoreError);
 
-    impl Store for Failing {
-        fn apply(&self, _: &[Command], _: Timestamp) -> Result<Vec<Applied>, StoreError> {
-            Err(self.0())
-        }
-        fn sync(&self) -> Result<(), StoreError> {
-            Err(self.0())
-        }
-        fn quote(
-            &self,
-            _: Uuid,
-            _: QuoteAction,
-            _: Timestamp,
-        ) -> Result<Result<u64, Refusal>, StoreError> {
-            Err(self.0())
-        }
+    impl Reads for Failing {
         fn ledger_size(&self) -> Result<u64, StoreError> {
             Err(self.0())
         }
@@ -379,9 +364,6 @@ mod tests {
             Err(self.0())
         }
         fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-            Err(self.0())
-        }
-        fn put_checkpoint(&self, _: u64, _: &str) -> Result<(), StoreError> {
             Err(self.0())
         }
     }

@@ -17,12 +17,12 @@ use super::{sha256, unexpected};
 use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
+use crate::domain::{Account, Post, PurchaseRecord, StampRecord, StampRef};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring};
+use crate::rules::{Command, Outcome, SpendFor};
 use crate::stamp::{self, Payload, StampError};
-use crate::store::{
-    Account, Command, Outcome, Post, PurchaseRecord, SpendFor, StampRecord, StampRef, Store,
-};
+use crate::store::Store;
 use crate::time::Timestamp;
 use crate::verify::BatchVerifier;
 use std::sync::Arc;
@@ -153,14 +153,14 @@ impl Mint {
         let outcome = self
             .committer
             .submit(Command::Policy {
-                policy: self.economy.policy(),
+                policy: self.economy.policy.clone(),
             })
             .await??;
         if let Outcome::Policy {
             ledger_index: Some(index),
         } = outcome
         {
-            tracing::info!(ledger_index = index, policy = ?self.economy.policy(), "published policy in ledger");
+            tracing::info!(ledger_index = index, policy = ?self.economy.policy, "published policy in ledger");
         }
         Ok(())
     }
@@ -290,7 +290,7 @@ impl Mint {
             .committer
             .submit(Command::Purchase {
                 account_id: account.account_id,
-                unit_price: self.economy.stamp_price,
+                unit_price: self.economy.policy.stamp_price,
                 idempotency_key_sha256: idempotency_key.map(|k| sha256(k.as_bytes())),
                 purchase_id: Uuid::new_v4(),
                 kid: key.kid,
@@ -488,8 +488,8 @@ impl Mint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::SpentRecord;
     use crate::ledger::entry::SpendAction;
-    use crate::store::SpentRecord;
 
     fn spent_at_index(ledger_index: u64) -> StampRecord {
         StampRecord {

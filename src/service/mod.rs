@@ -28,7 +28,8 @@ use crate::commit::Committer;
 use crate::config::{Economy, Limits};
 use crate::error::Error;
 use crate::keys::{Keyring, LedgerKey};
-use crate::store::{Outcome, Store};
+use crate::rules::{Outcome, Settings};
+use crate::store::Store;
 
 /// Everything a server is made of, decided at start.
 pub struct AppConfig {
@@ -64,7 +65,10 @@ impl App {
             limits,
             admin_token,
         } = config;
-        let committer = Committer::start(store.clone())?;
+        let settings = Settings {
+            currency: economy.policy.currency.clone(),
+        };
+        let committer = Committer::start(store.clone(), settings)?;
         let mint = Arc::new(Mint::new(
             store.clone(),
             committer.clone(),
@@ -121,7 +125,7 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async {
             let app = App::start(AppConfig {
-                store: Arc::new(SledStore::open(&db, "cents").expect("open")),
+                store: Arc::new(SledStore::open(&db).expect("open")),
                 keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
                 ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
                     .expect("ledger key"),
@@ -137,7 +141,7 @@ mod tests {
             drop(app);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             loop {
-                match SledStore::open(&db, "cents") {
+                match SledStore::open(&db) {
                     Ok(_) => break,
                     Err(e) => {
                         assert!(

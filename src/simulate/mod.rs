@@ -4,7 +4,7 @@
 //! Parts: [`plan`] draws who does what and when from the seed (honest members posting and
 //! voting at Poisson-ish rates, a flooder posting in bursts, a vote buyer paying for an army's
 //! up-votes on one post); [`play`] plays that plan on a [`crate::store::MemoryStore`] through
-//! `Store::apply` and `Store::quote`, the rules the server runs, and audits the ledger it
+//! `rules::apply` and `rules::quote`, the rules the server runs, and audits the ledger it
 //! wrote; [`report`] turns the two runs into the figures, the markdown table and the targets;
 //! [`plot`] draws them as one SVG.
 //!
@@ -51,7 +51,7 @@ pub enum SimulateError {
 
 /// The server's default policy (`config::Economy::default`).
 pub fn default_policy() -> Policy {
-    Economy::default().policy()
+    Economy::default().policy
 }
 
 /// The flat policy: the default one with flood pricing, quadratic votes and refunds off.

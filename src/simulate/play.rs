@@ -1,6 +1,6 @@
 //! Playing a plan through the real rules: one [`MemoryStore`], every action a batch of
-//! [`Command`]s given to [`Store::apply`] at its simulated time, every price read from
-//! [`Store::quote`] and checked against what the store charged.
+//! [`Command`]s given to [`rules::apply`] at its simulated time, every price read from
+//! [`rules::quote`] and checked against what the store charged.
 //!
 //! An actor pays exactly the quoted price: it buys that many stamps and spends them in one
 //! batch (a credit first when its balance is short, topped up by at least a hundred stamps'
@@ -18,11 +18,13 @@ use uuid::Uuid;
 use super::plan::{Act, Actor, Plan, PostKind};
 use super::SimulateError;
 use crate::config::{Economy, Limits};
+use crate::domain::StampRef;
 use crate::keys::{public_key_text, KeyStatus};
 use crate::ledger::check::LedgerChecker;
 use crate::rules::price::Policy;
+use crate::rules::{self, Command, Outcome, QuoteAction, Settings, SpendFor};
 use crate::stamp::Kid;
-use crate::store::{Command, MemoryStore, Outcome, QuoteAction, SpendFor, StampRef, Store};
+use crate::store::{MemoryStore, Reads as _};
 use crate::time::Timestamp;
 
 /// When every run starts: 2025-01-01T00:00:00Z. Simulated: the wall clock is never read.
@@ -115,6 +117,7 @@ pub struct Run {
 struct World<'p> {
     plan: &'p Plan,
     store: MemoryStore,
+    settings: Settings,
     stamp_price: u64,
     stamps_per_request_max: u64,
     purchase_count_max: usize,
@@ -198,7 +201,7 @@ impl World<'_> {
     }
 
     fn apply(&self, batch: &[Command], time: Timestamp) -> Result<Vec<Outcome>, SimulateError> {
-        let results = self.store.apply(batch, time)?;
+        let results = rules::apply(&self.store, &self.settings, batch, time)?;
         results
             .into_iter()
             .zip(batch)
@@ -219,8 +222,7 @@ impl World<'_> {
         action: QuoteAction,
         time: Timestamp,
     ) -> Result<u64, SimulateError> {
-        self.store
-            .quote(account_id(actor), action, time)?
+        rules::quote(&self.store, account_id(actor), action, time)?
             .map_err(|refusal| SimulateError::Refused(format!("quote {action:?}: {refusal}")))
     }
 
@@ -347,7 +349,10 @@ pub fn play(plan: &Plan, policy: &Policy) -> Result<Run, SimulateError> {
     let economy = Economy::default();
     let mut world = World {
         plan,
-        store: MemoryStore::new(&policy.currency),
+        store: MemoryStore::new(),
+        settings: Settings {
+            currency: policy.currency.clone(),
+        },
         stamp_price: policy.stamp_price,
         stamps_per_request_max: limits.stamps_per_request_max as u64,
         purchase_count_max: limits.purchase_count_max as usize,

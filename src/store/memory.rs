@@ -2,7 +2,7 @@
 //!
 //! For what needs the real rules without a database: the conformance suite runs on it beside
 //! sled (so the suite itself is known to be generic), and simulations can replay a community's
-//! month in memory. "Durable" here means "applied": [`Store::sync`] does nothing, and the
+//! month in memory. "Durable" here means "applied": [`Writes::sync`] does nothing, and the
 //! state is gone with the process.
 //!
 //! A batch writes the state in place and journals what each write replaced; a storage failure
@@ -17,13 +17,12 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use super::{
-    Account, Applied, Command, CreditRecord, Post, PurchaseRecord, QuoteAction, Refusal, Sale,
-    SoldStamp, SpentRecord, StampRecord, StampRef, Store, StoreError, StoreTx, Voter,
+use super::{Cluster, ReadSet, Reads, StoreError, StoreTx, TxBody, Writes};
+use crate::domain::{
+    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRecord,
+    StampRef, Voter,
 };
 use crate::keys::PublishedKey;
-use crate::rules::price::Policy;
-use crate::rules::{self, Settings};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
@@ -53,19 +52,14 @@ struct State {
 }
 
 /// The in-memory store.
+#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    settings: Settings,
 }
 
 impl MemoryStore {
-    pub fn new(currency: &str) -> MemoryStore {
-        MemoryStore {
-            state: Mutex::new(State::default()),
-            settings: Settings {
-                currency: currency.to_string(),
-            },
-        }
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
     }
 
     fn state(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
@@ -463,35 +457,43 @@ impl StoreTx for MemoryTx<'_> {
     }
 }
 
-impl Store for MemoryStore {
-    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+impl Writes for MemoryStore {
+    fn write(&self, _reads: &ReadSet, body: &mut TxBody<'_>) -> Result<(), StoreError> {
         let mut state = self.state()?;
         let tx = MemoryTx::new(&mut state);
-        let results = rules::apply_batch(&tx, &self.settings, batch, now);
-        if results.is_err() {
+        let written = body(&tx);
+        if written.is_err() {
             tx.roll_back();
         }
-        results
+        written
     }
 
-    fn quote(
-        &self,
-        payer: Uuid,
-        action: QuoteAction,
-        now: Timestamp,
-    ) -> Result<Result<u64, Refusal>, StoreError> {
+    fn read(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
         let mut state = self.state()?;
         let tx = MemoryTx::new(&mut state);
-        let quoted = rules::spend::quote(&tx, payer, action, now);
-        // A quote reads only; rolling back keeps it so even if a rule ever wrote.
+        let read = body(&tx);
+        // A read writes nothing; rolling back keeps it so even if a rule ever wrote.
         tx.roll_back();
-        quoted
+        read
     }
 
     fn sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
+    fn synced_size(&self) -> Result<u64, StoreError> {
+        self.ledger_size()
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.state()?.checkpoint = Some((size, note.to_string()));
+        Ok(())
+    }
+}
+
+impl Cluster for MemoryStore {}
+
+impl Reads for MemoryStore {
     fn ledger_size(&self) -> Result<u64, StoreError> {
         Ok(self.state()?.entries.len() as u64)
     }
@@ -567,16 +569,23 @@ impl Store for MemoryStore {
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         Ok(self.state()?.checkpoint.clone())
     }
-
-    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        self.state()?.checkpoint = Some((size, note.to_string()));
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::{self, Command, Settings};
+
+    fn apply(
+        store: &MemoryStore,
+        batch: &[Command],
+        now: Timestamp,
+    ) -> Result<Vec<rules::Applied>, StoreError> {
+        let settings = Settings {
+            currency: "cents".into(),
+        };
+        rules::apply(store, &settings, batch, now)
+    }
 
     /// Publishes issuer key `seed` active: a purchase needs its key active.
     fn key_event(seed: u8) -> (Kid, Command) {
@@ -605,7 +614,7 @@ mod tests {
 
     #[test]
     fn a_storage_failure_part_way_leaves_nothing_behind() {
-        let store = MemoryStore::new("cents");
+        let store = MemoryStore::new();
         let t = Timestamp::from_unix(1_700_000_000);
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let open = [
@@ -621,8 +630,7 @@ mod tests {
                 reference: "first".into(),
             },
         ];
-        assert!(store
-            .apply(&open, t)
+        assert!(apply(&store, &open, t)
             .expect("apply")
             .iter()
             .all(Result::is_ok));
@@ -648,7 +656,7 @@ mod tests {
                 reference: "fourth".into(),
             },
         ];
-        assert!(store.apply(&batch, t.plus_secs(5)).is_err());
+        assert!(apply(&store, &batch, t.plus_secs(5)).is_err());
         store.state().expect("state").fail_append_at = None;
         assert_eq!(store.ledger_size().expect("size"), size);
         let account = store.account(a).expect("read").expect("exists");
@@ -661,12 +669,12 @@ mod tests {
             amount: 1,
             reference: "third".into(),
         };
-        assert!(store.apply(&[credit], t.plus_secs(1)).expect("apply")[0].is_ok());
+        assert!(apply(&store, &[credit], t.plus_secs(1)).expect("apply")[0].is_ok());
         let entry = store.entries(size, 1).expect("entries");
         let entry: serde_json::Value = serde_json::from_slice(&entry[0]).expect("JSON");
         assert_eq!(entry["time"], t.plus_secs(1).to_rfc3339());
         // The name, the reference and the stamp ids the failed batch used are free again.
-        let results = store.apply(&batch[..3], t.plus_secs(5)).expect("apply");
+        let results = apply(&store, &batch[..3], t.plus_secs(5)).expect("apply");
         assert!(results.iter().all(Result::is_ok), "{results:?}");
     }
 }

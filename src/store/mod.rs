@@ -1,18 +1,19 @@
 //! The store: durable state, and the interface of basic operations the rules run over.
 //!
 //! Owns: accounts, balances, the sold and spent sets, posts and scores, idempotency records and
-//! the ledger (entries and Merkle hashes). Every state change is a [`Command`]; a backend
-//! applies a batch of commands in one of its transactions by handing a [`StoreTx`] to
-//! [`crate::rules::apply_batch`], which decides every outcome and refusal and writes through
-//! the transaction. [`Store::sync`] then makes everything applied durable; the group committer
-//! (`crate::commit`) calls it once per batch.
+//! the ledger (entries and Merkle hashes), as the records of [`crate::domain`]. The rules
+//! (`crate::rules`) own every transaction: they ask [`Writes::write`] for one, hand it the
+//! [`ReadSet`] they computed from the batch, and decide every outcome and refusal through the
+//! [`StoreTx`] the backend passes to their closure. [`Writes::sync`] then makes everything
+//! written durable; the group committer (`crate::commit`) calls it once per batch.
 //!
-//! A backend provides: a transaction of the basic operations of [`StoreTx`] (reads that see the
-//! transaction's own writes; all-or-nothing commit), [`Store::sync`], and the reads of
-//! [`Store`]. It decides no refusal of its own: it reports storage failures ([`StoreError`])
-//! and nothing else.
+//! A backend provides three parts, together a [`Store`]: [`Writes`] (a transaction of the
+//! basic operations of [`StoreTx`], reads that see its own writes, all-or-nothing commit;
+//! `sync`, `backup`), [`Reads`] (the committed state, for the services) and [`Cluster`] (what
+//! several servers on one store coordinate). It decides no refusal of its own: it reports
+//! storage failures ([`StoreError`]) and nothing else, and it knows no command.
 //!
-//! Must not: check signatures, read the clock, or know about HTTP.
+//! Must not: check signatures, read the clock, know about HTTP, or import the rules.
 
 pub mod memory;
 pub mod postgres;
@@ -22,9 +23,11 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use crate::keys::{KeyStatus, PublishedKey};
-use crate::ledger::entry::SpendAction;
-use crate::rules::price::Policy;
+use crate::domain::{
+    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRecord,
+    StampRef, Voter,
+};
+use crate::keys::PublishedKey;
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
@@ -32,217 +35,63 @@ pub use memory::MemoryStore;
 pub use postgres::{PgLimits, PgStore};
 pub use sled_store::SledStore;
 
-/// An account as the store keeps it. The API key itself is never stored, only its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    pub account_id: Uuid,
-    pub name: Option<String>,
-    pub balance: u64,
-    pub stamps_purchased: u64,
-    pub stamps_spent: u64,
-    pub created_at: Timestamp,
-    /// Base postage refunded to this account so far, in minor units.
-    pub refunds_total: u64,
-}
-
-/// A post on the board.
+/// What a batch will read, as the rules say from its commands (`crate::rules::reads`), so that
+/// a backend whose every read is a round trip (PostgreSQL) can fetch it all up front, in one
+/// round. Reads outside it still work (each costs its own round trip there). A backend whose
+/// reads are cheap (sled, memory) may ignore it. Limits here are the rules' own, passed
+/// through: a backend reads what it is asked and never decides how much the rules need.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Post {
-    pub post_id: Uuid,
-    pub author: String,
-    pub body: String,
-    pub created_at: Timestamp,
-    pub score: i64,
-    pub ledger_index: u64,
-    /// Position on the board, for paging newest first.
-    pub seq: u64,
-    /// Whether the author is the account whose API key made the post.
-    pub verified: bool,
-    /// The payer of the post's stamps; `None` for posts made before payers were recorded.
-    pub payer: Option<Uuid>,
-    /// Stamps the post cost.
-    pub cost: u64,
-    pub votes_up: u64,
-    pub votes_down: u64,
-    /// Distinct payers of its votes, up and down.
-    pub voters: u64,
-    /// Distinct payers of its up-votes other than the post's own payer (what refunds count).
-    pub up_voters: u64,
-    /// What a refund pays back: the unit prices of the first `post_cost` stamps of its spend.
-    /// `None` when a stamp's price is unknown (sold before prices were recorded per stamp).
-    pub base_postage: Option<u64>,
-    /// Whether its base postage went back to its payer.
-    pub refunded: bool,
+pub struct ReadSet {
+    /// Accounts by id.
+    pub accounts: Vec<Uuid>,
+    /// Whether an account holds each API key hash.
+    pub api_keys: Vec<[u8; 32]>,
+    /// The accounts holding these normalised names.
+    pub names: Vec<String>,
+    /// Credits by reference SHA-256.
+    pub credits: Vec<[u8; 32]>,
+    /// Purchases by account and Idempotency-Key SHA-256.
+    pub purchases: Vec<(Uuid, [u8; 32])>,
+    /// Published keys by kid.
+    pub kids: Vec<Kid>,
+    /// Whether these stamp ids were sold (whatever their issue time): a purchase's new ids.
+    pub new_stamps: Vec<Uuid>,
+    /// Sold stamps as their signed payloads name them, and the accounts of their buyers.
+    pub stamps: Vec<StampRef>,
+    /// Posts by id.
+    pub posts: Vec<Uuid>,
+    /// The voter record of (post, the buyer of the stamp).
+    pub voters: Vec<(Uuid, StampRef)>,
+    /// The newest post times of the buyer of each stamp, up to [`ReadSet::recent_posts_max`]
+    /// of each.
+    pub recent_posts: Vec<StampRef>,
+    /// Most post times [`ReadSet::recent_posts`] reads of one payer.
+    pub recent_posts_max: u64,
 }
 
-/// One payer's votes on one post, as the vote price and the refund count need them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Voter {
-    /// Votes of this payer on this post, up and down alike.
-    pub votes: u64,
-    /// Whether any of them was up.
-    pub up_voted: bool,
-}
-
-/// The stamps sold by one purchase, as recorded for idempotent replay. Holds no secret: the
-/// stamp texts are signed again from these fields (Ed25519 signatures are deterministic).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PurchaseRecord {
-    pub purchase_id: Uuid,
-    pub account_id: Uuid,
-    pub count: u32,
-    pub unit_price: u64,
-    pub total: u64,
-    pub balance: u64,
-    pub ledger_index: u64,
-    pub kid: Kid,
-    pub issued_at: Timestamp,
-    pub expires_at: Timestamp,
-    pub stamp_ids: Vec<Uuid>,
-}
-
-/// A credit as kept for idempotent replay: the same reference with the same account and
-/// amount answers what the first credit answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CreditRecord {
-    pub account_id: Uuid,
-    pub amount: u64,
-    pub balance: u64,
-    pub ledger_index: u64,
-}
-
-/// The sale of one stamp: who bought it (its payer), under which key, its lifetime and price.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sale {
-    pub buyer: Uuid,
-    pub kid: Kid,
-    pub issued_at: Timestamp,
-    pub expires_at: Timestamp,
-    /// Minor units paid for it (the purchase's `unit_price`); `None` for stamps sold before
-    /// prices were kept per stamp.
-    pub unit_price: Option<u64>,
-}
-
-/// A sold stamp as a transaction reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SoldStamp {
-    pub sale: Sale,
-    pub spent: Option<SpentRecord>,
-}
-
-/// What a spend paid for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SpendFor {
-    /// A new post, written in the same transaction as the spend.
-    Post {
-        post_id: Uuid,
-        author: String,
-        body: String,
-        /// Whether `author` is the name of the account whose API key made the post.
-        verified: bool,
-    },
-    /// A vote on an existing post: +1 or -1.
-    Vote { post_id: Uuid, up: bool },
-    /// Another site's action; the ledger records SHA-256 of the context.
-    Redeem { context: String },
-}
-
-impl SpendFor {
-    pub fn action(&self) -> SpendAction {
-        match self {
-            SpendFor::Post { .. } => SpendAction::Post,
-            SpendFor::Vote { .. } => SpendAction::Vote,
-            SpendFor::Redeem { .. } => SpendAction::Redeem,
-        }
+impl ReadSet {
+    /// Whether the set names nothing.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.api_keys.is_empty()
+            && self.names.is_empty()
+            && self.credits.is_empty()
+            && self.purchases.is_empty()
+            && self.kids.is_empty()
+            && self.new_stamps.is_empty()
+            && self.stamps.is_empty()
+            && self.posts.is_empty()
+            && self.voters.is_empty()
+            && self.recent_posts.is_empty()
     }
 }
 
-/// Names a sold stamp as its signed payload does: its id and when it was issued. The store
-/// keeps stamps in issue-time order, so the stamps people spend (mostly bought recently) sit
-/// together at the end of the index instead of at random places in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StampRef {
-    pub stamp_id: Uuid,
-    pub issued_at: Timestamp,
-}
+/// The body a transaction runs: the rules, over the backend's [`StoreTx`]. A backend may run it
+/// more than once (sled runs it again after a conflict), so it keeps its results by
+/// overwriting, never by appending.
+pub type TxBody<'b> = dyn FnMut(&dyn StoreTx) -> Result<(), StoreError> + 'b;
 
-/// A state change. Commands carry everything the store needs; signatures were checked before.
-#[derive(Clone, Debug)]
-pub enum Command {
-    /// Publishes a key's status in the ledger (on first start and after rotation).
-    KeyEvent {
-        kid: Kid,
-        public_key: String,
-        status: KeyStatus,
-    },
-    CreateAccount {
-        account_id: Uuid,
-        name: Option<String>,
-        api_key_sha256: [u8; 32],
-    },
-    /// Money received for an account; `reference` is unique across the whole ledger.
-    Credit {
-        account_id: Uuid,
-        amount: u64,
-        reference: String,
-    },
-    Purchase {
-        account_id: Uuid,
-        unit_price: u64,
-        /// SHA-256 of the Idempotency-Key header, when one was sent.
-        idempotency_key_sha256: Option<[u8; 32]>,
-        purchase_id: Uuid,
-        kid: Kid,
-        issued_at: Timestamp,
-        expires_at: Timestamp,
-        stamp_ids: Vec<Uuid>,
-    },
-    /// Cancels every stamp in `stamps` or none of them. A post or vote must carry exactly its
-    /// price under the policy in force, in stamps of one payer.
-    Spend {
-        stamps: Vec<StampRef>,
-        spend_for: SpendFor,
-    },
-    /// Writes the policy to the ledger when it differs from the last one written.
-    Policy { policy: Policy },
-}
-
-/// What an applied command produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    KeyPublished {
-        ledger_index: u64,
-    },
-    AccountCreated,
-    /// A credit, new or replayed (`replayed` is true when the reference was credited before:
-    /// `balance` and `ledger_index` are then the first credit's).
-    Credited {
-        balance: u64,
-        ledger_index: u64,
-        replayed: bool,
-    },
-    /// A purchase, new or replayed (`replayed` is true when the Idempotency-Key was seen).
-    Purchased {
-        record: PurchaseRecord,
-        replayed: bool,
-    },
-    Spent {
-        spent_at: Timestamp,
-        ledger_index: u64,
-        /// The post written (for a post) or voted on, with its score after the vote.
-        post: Option<Post>,
-        /// Stamps cancelled.
-        cost: u64,
-        /// The `refund` entry this vote completed, if it did.
-        refund_ledger_index: Option<u64>,
-    },
-    /// The policy was written (`Some` index) or was already the last one written.
-    Policy {
-        ledger_index: Option<u64>,
-    },
-}
-
-/// One database connection pool at a moment ([`Store::pools`]).
+/// One database connection pool at a moment ([`Cluster::pools`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolState {
     /// `read` (reads, quotes, the leader lock) or `writer` (the writer's batches).
@@ -255,60 +104,6 @@ pub struct PoolState {
     pub idle: usize,
     /// Callers waiting for a connection.
     pub waiting: usize,
-}
-
-/// Why the store refused a command. The command changed nothing.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// Occurs when a post or vote carries another number of stamps than its price under the
-    /// policy in force (`required` is `u64::MAX` when the price overflows).
-    #[error("the action costs {required} stamps, {attached} were attached")]
-    WrongStampCount { required: u64, attached: u64 },
-    /// Occurs when the stamps of one post or vote were bought by more than one account.
-    #[error("the stamps were bought by more than one account")]
-    MixedPayers,
-    /// Occurs when an account name is taken (compared after normalisation).
-    #[error("an account with that name exists")]
-    NameTaken,
-    /// Occurs when the account, post or other named thing does not exist.
-    #[error("no such {0}")]
-    NotFound(&'static str),
-    /// Occurs when a purchase costs more than the balance.
-    #[error("balance {balance} is below the price {total}")]
-    InsufficientFunds { balance: u64, total: u64 },
-    /// Occurs when a stamp in the command was spent before.
-    #[error("stamp {0} was already spent")]
-    AlreadySpent(Uuid),
-    /// Occurs when a stamp that verifies was never sold by this server.
-    #[error("stamp {0} was never sold by this server")]
-    NotSold(Uuid),
-    /// Occurs when the store's time has reached a stamp's expiry.
-    #[error("stamp {0} expired")]
-    Expired(Uuid),
-    /// Occurs when an idempotency key or credit reference was used with another request.
-    #[error("{0}")]
-    IdempotencyConflict(&'static str),
-    /// Occurs when an amount would overflow a balance or total.
-    #[error("{0} would overflow")]
-    Overflow(&'static str),
-    /// Occurs when a command is malformed: a stamp named twice, no stamps, a credit of zero.
-    /// The service never sends these; the store refuses them anyway, because each would write
-    /// an entry the auditor rejects.
-    #[error("{0}")]
-    Invalid(&'static str),
-    /// Occurs when a stamp id was already sold (a random id collided).
-    #[error("stamp id {0} already exists")]
-    DuplicateStamp(Uuid),
-    /// Occurs when a purchase names an issuer key the ledger does not show active (never
-    /// published, or retired since: another server started after `keys rotate` while this
-    /// one still signs with the old key). The auditor rejects such a sale (`unknown_key`).
-    #[error("issuer key {0} is not the ledger's active key")]
-    KeyNotActive(Kid),
-    /// Occurs when a key would be published active while the ledger shows another key active
-    /// (servers with different keys directories on one database). The auditor rejects two
-    /// active keys (`two_active_keys`).
-    #[error("issuer key {0} is active in the ledger; retire it first")]
-    AnotherKeyActive(Kid),
 }
 
 /// A failure of the storage itself. Nothing of the batch was applied.
@@ -341,27 +136,6 @@ pub enum BackupError {
     /// Occurs when the store cannot be read or the copy cannot be written.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// The state of one stamp as the store knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StampRecord {
-    pub stamp_id: Uuid,
-    pub buyer: Uuid,
-    pub kid: Kid,
-    pub issued_at: Timestamp,
-    pub expires_at: Timestamp,
-    pub spent: Option<SpentRecord>,
-}
-
-/// When and for what a stamp was spent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpentRecord {
-    pub spent_at: Timestamp,
-    pub action: SpendAction,
-    /// `post:<id>`, `vote:<id>`, or the redeem context as the redeeming site gave it.
-    pub spent_for: String,
-    pub ledger_index: u64,
 }
 
 /// One record of a whole store, as `pennypost migrate` hands it from one backend to another
@@ -406,18 +180,8 @@ pub enum Exported {
     Checkpoint(u64, String),
 }
 
-/// An action to price.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QuoteAction {
-    Post,
-    Vote { post_id: Uuid },
-}
-
-/// The result of applying one command.
-pub type Applied = Result<Outcome, Refusal>;
-
-/// The basic operations of one store transaction, over which [`crate::rules`] implements every
-/// rule once. Reads see the writes made earlier in the same transaction. Nothing is durable or
+/// The basic operations of one store transaction, over which the rules (`crate::rules`)
+/// implement every rule once. Reads see the writes made earlier in the same transaction. Nothing is durable or
 /// visible outside until the backend commits; if any call fails, the backend discards the
 /// whole transaction.
 ///
@@ -520,30 +284,56 @@ pub trait StoreTx {
     fn update_post(&self, post: &Post) -> Result<(), StoreError>;
 }
 
-/// Durable state behind domain operations. Implementations must apply each command
-/// all-or-nothing together with its ledger entry, and must not report a batch durable before
-/// it is.
-pub trait Store: Send + Sync + 'static {
-    /// Applies commands in order; a refused command changes nothing and does not stop the
-    /// others. Entries get times `>= now` and never earlier than the previous entry.
-    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
-    /// Makes everything applied so far durable.
+/// Transactions and durability: what the rules and the group committer need.
+pub trait Writes: Send + Sync {
+    /// Runs `body` in one transaction that takes its turn in the ledger's order, then commits
+    /// it; nothing `body` wrote is kept when it (or the commit) fails. `reads` is what the
+    /// body will read ([`ReadSet`]), which the backend may fetch first.
+    fn write(&self, reads: &ReadSet, body: &mut TxBody<'_>) -> Result<(), StoreError>;
+    /// Runs `body` in a transaction that only reads (a quote): one consistent view, nothing
+    /// kept.
+    fn read(&self, body: &mut TxBody<'_>) -> Result<(), StoreError>;
+    /// Makes everything written so far durable.
     fn sync(&self) -> Result<(), StoreError>;
-    /// A ledger size that is durable once [`Store::sync`] returned: at least the size after
-    /// this process's last applied batch. The writer records it after each batch. A shared
+    /// A ledger size that is durable once [`Writes::sync`] returned: at least the size after
+    /// this process's last written batch. The writer records it after each batch. A shared
     /// store answers from its own last commit, without asking the database again.
-    fn synced_size(&self) -> Result<u64, StoreError> {
-        self.ledger_size()
+    fn synced_size(&self) -> Result<u64, StoreError>;
+    /// Keeps a signed checkpoint, replacing the one kept only by a larger size.
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
+    /// Writes a durable copy of everything the store holds into `dir`, which must not exist
+    /// yet; the copy opens as the original does (for sled, `SledStore::open(dir)`). The caller
+    /// makes sure no batch is written meanwhile: the group committer runs it between two
+    /// batches (`Committer::exclusive`), so the copy holds whole batches only. Backends
+    /// without it answer [`BackupError::NotSupported`].
+    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
+        let _ = dir;
+        Err(BackupError::NotSupported)
     }
-    /// What `action` would cost `payer` at `now` under the policy in force, in stamps. Reads
-    /// only: spends and reserves nothing.
-    fn quote(
-        &self,
-        payer: Uuid,
-        action: QuoteAction,
-        now: Timestamp,
-    ) -> Result<Result<u64, Refusal>, StoreError>;
+}
 
+/// The committed state, read outside any batch.
+pub trait Reads: Send + Sync {
+    fn ledger_size(&self) -> Result<u64, StoreError>;
+    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;
+    fn account_by_api_key(&self, api_key_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError>;
+    fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError>;
+    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError>;
+    /// Posts newest first, older than `before` when given. `None` when `before` is unknown.
+    fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError>;
+    /// Entries `start..start+limit` (fewer at the end of the log), as stored.
+    fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Merkle hashes by stored-hash index (tlog_tiles numbering).
+    fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Every key the ledger published, with the last status it was published with.
+    fn published_keys(&self) -> Result<Vec<PublishedKey>, StoreError>;
+    /// The newest signed checkpoint kept, as (size, note text).
+    fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
+}
+
+/// What the servers sharing one store coordinate through it. A store only this process opens
+/// keeps the defaults.
+pub trait Cluster: Send + Sync {
     /// Whether other processes write this store too (a database server shared by several
     /// pennypost servers). A shared store's committed state is the truth: the durable ledger
     /// size is read from it, not kept per process, and a failed batch leaves nothing behind
@@ -566,45 +356,25 @@ pub trait Store: Send + Sync + 'static {
     fn audit_leader(&self) -> Result<bool, StoreError> {
         Ok(true)
     }
-
-    fn ledger_size(&self) -> Result<u64, StoreError>;
-    fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError>;
-    fn account_by_api_key(&self, api_key_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError>;
-    fn stamp(&self, stamp_id: Uuid) -> Result<Option<StampRecord>, StoreError>;
-    fn post(&self, post_id: Uuid) -> Result<Option<Post>, StoreError>;
-    /// Posts newest first, older than `before` when given. `None` when `before` is unknown.
-    fn posts(&self, before: Option<Uuid>, limit: usize) -> Result<Option<Vec<Post>>, StoreError>;
-    /// Entries `start..start+limit` (fewer at the end of the log), as stored.
-    fn entries(&self, start: u64, limit: u64) -> Result<Vec<Vec<u8>>, StoreError>;
-    /// Merkle hashes by stored-hash index (tlog_tiles numbering).
-    fn hashes(&self, indexes: &[u64]) -> Result<Vec<[u8; 32]>, StoreError>;
-    /// Every key the ledger published, with the last status it was published with.
-    fn published_keys(&self) -> Result<Vec<PublishedKey>, StoreError>;
-    /// The newest signed checkpoint kept, as (size, note text).
-    fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
-    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError>;
-    /// Writes a durable copy of everything the store holds into `dir`, which must not exist
-    /// yet; the copy opens as the original does (for sled, `SledStore::open(dir)`). The caller
-    /// makes sure no batch is applied meanwhile: the group committer runs it between two
-    /// batches (`Committer::exclusive`), so the copy holds whole batches only. Backends
-    /// without it answer [`BackupError::NotSupported`].
-    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
-        let _ = dir;
-        Err(BackupError::NotSupported)
-    }
 }
+
+/// A whole store, as the service layer holds it: its transactions, its reads and its part in
+/// a cluster. Implemented for every type that has the three.
+pub trait Store: Writes + Reads + Cluster + 'static {}
+
+impl<T: Writes + Reads + Cluster + 'static> Store for T {}
 
 /// A store's stored Merkle hashes as the tlog-tiles library reads them (roots, proofs, tiles).
 /// A tlog_tiles error carries only text, so the store's own error of a failed read is kept
 /// ([`StoreHashes::take_failure`]): a caller can still tell a database that is away for now
 /// from a damaged store.
 pub struct StoreHashes<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn Reads,
     failed: std::cell::Cell<Option<StoreError>>,
 }
 
 impl<'a> StoreHashes<'a> {
-    pub fn new(store: &'a dyn Store) -> StoreHashes<'a> {
+    pub fn new(store: &'a dyn Reads) -> StoreHashes<'a> {
         StoreHashes {
             store,
             failed: std::cell::Cell::new(None),

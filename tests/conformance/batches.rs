@@ -1,8 +1,11 @@
 //! Batches: refusals and replays among accepted commands, reads of a batch's own writes, and
 //! time that never goes back.
 
+use pennypost::domain::Post;
 use pennypost::keys::KeyStatus;
-use pennypost::store::{Applied, Command, Outcome, Post, Refusal};
+use pennypost::rules::{
+    Amount, Applied, Command, Conflict, InvalidCommand, Missing, Outcome, Refusal,
+};
 
 use crate::harness::*;
 use crate::observe;
@@ -84,31 +87,31 @@ pub fn a_refused_command_in_a_batch_leaves_the_others_applied(ctx: &mut Ctx) {
     assert_eq!(
         refusals,
         vec![
-            Some(Refusal::Invalid("a credit must be positive")),
+            Some(Refusal::Invalid(InvalidCommand::CreditNotPositive)),
             None,
-            Some(Refusal::NotFound("account")),
+            Some(Refusal::NotFound(Missing::Account)),
             None,
-            conflict("this reference was already used for another account or amount"),
-            Some(Refusal::NotFound("account")),
+            conflict(Conflict::CreditReference),
+            Some(Refusal::NotFound(Missing::Account)),
             Some(Refusal::InsufficientFunds {
                 balance: 95,
                 total: 150
             }),
             Some(Refusal::DuplicateStamp(stamp(2))),
-            Some(Refusal::Invalid("a stamp is named twice")),
-            Some(Refusal::Overflow("purchase total")),
-            conflict("this Idempotency-Key was used with a different request body"),
+            Some(Refusal::Invalid(InvalidCommand::StampNamedTwice)),
+            Some(Refusal::Overflow(Amount::PurchaseTotal)),
+            conflict(Conflict::IdempotencyKey),
             None,
             Some(Refusal::NotSold(stamp(9))),
             Some(Refusal::AlreadySpent(stamp(0))),
             Some(Refusal::AlreadySpent(stamp(0))),
             Some(Refusal::Expired(stamp(30))),
-            Some(Refusal::Invalid("a stamp is named twice")),
-            Some(Refusal::NotFound("post")),
+            Some(Refusal::Invalid(InvalidCommand::StampNamedTwice)),
+            Some(Refusal::NotFound(Missing::Post)),
             None,
-            conflict("post id collided"),
+            conflict(Conflict::PostCollided),
             None,
-            conflict("account id or key collided"),
+            conflict(Conflict::AccountCollided),
             None,
             None,
         ]
@@ -153,7 +156,7 @@ pub fn replays_and_conflicts_inside_one_batch(ctx: &mut Ctx) {
         replayed: true,
     });
     let conflict = |text| Err(Refusal::IdempotencyConflict(text));
-    let credit_conflict = conflict("this reference was already used for another account or amount");
+    let credit_conflict = conflict(Conflict::CreditReference);
     assert_eq!(
         results,
         vec![
@@ -162,7 +165,7 @@ pub fn replays_and_conflicts_inside_one_batch(ctx: &mut Ctx) {
             credit_conflict.clone(),
             results[3].clone(),
             replayed,
-            conflict("this Idempotency-Key was used with a different request body"),
+            conflict(Conflict::IdempotencyKey),
             credited(true),
             credit_conflict,
         ]
@@ -238,9 +241,9 @@ pub fn a_batch_reads_its_own_writes(ctx: &mut Ctx) {
             Err(Refusal::AlreadySpent(stamp(0))),
             spent(4, Some(post.clone())),
             spent(5, Some(voted(1))),
-            Err(Refusal::IdempotencyConflict("post id collided")),
+            Err(Refusal::IdempotencyConflict(Conflict::PostCollided)),
             spent(6, Some(voted(2))),
-            Err(Refusal::IdempotencyConflict("account id or key collided")),
+            Err(Refusal::IdempotencyConflict(Conflict::AccountCollided)),
         ]
     );
     assert_eq!(ctx.post(post_id(0)), Some(voted(2)));
@@ -327,17 +330,17 @@ pub fn a_command_with_too_many_stamps_is_refused_and_the_batch_goes_on(ctx: &mut
     ctx.refused(
         big.clone(),
         at(2),
-        Refusal::Invalid("too many stamps in one command"),
+        Refusal::Invalid(InvalidCommand::TooManyStamps),
     );
     let results = ctx.apply(&[big, purchase(0, &stamps(0..3)).cmd()], at(3));
     assert_eq!(
         results[0],
-        Err(Refusal::Invalid("too many stamps in one command"))
+        Err(Refusal::Invalid(InvalidCommand::TooManyStamps))
     );
     assert!(results[1].is_ok(), "{:?}", results[1]);
     ctx.refused(
         redeem(sold(&stamps(0..too_many)), "site"),
         at(4),
-        Refusal::Invalid("too many stamps in one command"),
+        Refusal::Invalid(InvalidCommand::TooManyStamps),
     );
 }

@@ -1,14 +1,15 @@
-//! Exactly once under concurrency: threads calling `Store::apply`, and tokio tasks submitting
+//! Exactly once under concurrency: threads calling `rules::apply`, and tokio tasks submitting
 //! through the group committer, spend the same stamps; each stamp is spent exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use pennypost::commit::Committer;
-use pennypost::store::{Applied, Command, Outcome, Refusal, SpendFor};
+use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
 use pennypost::time::Timestamp;
 use uuid::Uuid;
 
 use crate::harness::*;
+use crate::observe::Apply as _;
 
 /// Stamps the racers share.
 const SHARED: u32 = 24;
@@ -144,7 +145,13 @@ pub fn committer_tasks_spend_each_stamp_exactly_once(ctx: &mut Ctx) {
     let size_before = ctx.size();
     const TASKS: u32 = 32;
     const STEPS: u32 = 3;
-    let committer = Committer::start(ctx.shared()).expect("start the committer");
+    let committer = Committer::start(
+        ctx.shared(),
+        pennypost::rules::Settings {
+            currency: CURRENCY.into(),
+        },
+    )
+    .expect("start the committer");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

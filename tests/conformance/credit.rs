@@ -1,6 +1,6 @@
 //! Credits: money received for an account, once per reference.
 
-use pennypost::store::{Outcome, Refusal};
+use pennypost::rules::{Amount, Conflict, InvalidCommand, Missing, Outcome, Refusal};
 use sha2::{Digest, Sha256};
 
 use crate::harness::*;
@@ -51,18 +51,18 @@ pub fn a_credit_of_zero_is_invalid(ctx: &mut Ctx) {
     ctx.refused(
         credit(0, 0, "zero"),
         at(1),
-        Refusal::Invalid("a credit must be positive"),
+        Refusal::Invalid(InvalidCommand::CreditNotPositive),
     );
     // Even for an unknown account, and even replaying a reference used before.
     ctx.refused(
         credit(7, 0, "zero"),
         at(1),
-        Refusal::Invalid("a credit must be positive"),
+        Refusal::Invalid(InvalidCommand::CreditNotPositive),
     );
     ctx.refused(
         credit(0, 0, "world 0"),
         at(1),
-        Refusal::Invalid("a credit must be positive"),
+        Refusal::Invalid(InvalidCommand::CreditNotPositive),
     );
     // The reference was not used up: a positive credit under it goes through.
     assert_eq!(
@@ -77,7 +77,11 @@ pub fn a_credit_of_zero_is_invalid(ctx: &mut Ctx) {
 
 pub fn a_credit_to_an_unknown_account_is_not_found(ctx: &mut Ctx) {
     world(ctx);
-    ctx.refused(credit(7, 10, "nobody"), at(1), Refusal::NotFound("account"));
+    ctx.refused(
+        credit(7, 10, "nobody"),
+        at(1),
+        Refusal::NotFound(Missing::Account),
+    );
     // The reference was not used up.
     ctx.ok(create(7), at(2));
     assert_eq!(
@@ -118,9 +122,7 @@ pub fn a_credit_replayed_answers_the_first_and_appends_nothing(ctx: &mut Ctx) {
 pub fn a_credit_reference_reused_otherwise_conflicts(ctx: &mut Ctx) {
     world(ctx);
     ctx.ok(credit(0, 25, "payment"), at(1));
-    let conflict = Refusal::IdempotencyConflict(
-        "this reference was already used for another account or amount",
-    );
+    let conflict = Refusal::IdempotencyConflict(Conflict::CreditReference);
     // Another amount, another account, both; and an account that does not exist.
     ctx.refused(credit(0, 26, "payment"), at(2), conflict.clone());
     ctx.refused(credit(1, 25, "payment"), at(2), conflict.clone());
@@ -143,7 +145,7 @@ pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
     ctx.refused(
         credit(0, 11, "one too many"),
         at(2),
-        Refusal::Overflow("balance"),
+        Refusal::Overflow(Amount::Balance),
     );
     // The reference was not used up, and the largest balance itself is reached.
     assert_eq!(
@@ -157,7 +159,7 @@ pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
     ctx.refused(
         credit(0, 11, "one too many"),
         at(4),
-        Refusal::Overflow("balance"),
+        Refusal::Overflow(Amount::Balance),
     );
     // The other account is unaffected.
     assert_eq!(ctx.account(account(1)).balance, 100);

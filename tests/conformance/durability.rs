@@ -1,8 +1,9 @@
 //! Reopen after a crash: everything applied and synced is there again, and the store goes on
 //! from where it stopped (backends that persist; the in-memory one checks the rest only).
 
+use pennypost::domain::Post;
 use pennypost::keys::KeyStatus;
-use pennypost::store::{Outcome, Post, Refusal};
+use pennypost::rules::{Conflict, Outcome, Refusal};
 
 use crate::harness::*;
 
@@ -110,12 +111,12 @@ pub fn a_reopened_store_goes_on_where_it_stopped(ctx: &mut Ctx) {
     ctx.refused(
         post(sold(&[stamp(4)]), post_id(1), "c", "again"),
         at(200),
-        Refusal::IdempotencyConflict("post id collided"),
+        Refusal::IdempotencyConflict(Conflict::PostCollided),
     );
     ctx.refused(
         create(2),
         at(200),
-        Refusal::IdempotencyConflict("account id or key collided"),
+        Refusal::IdempotencyConflict(Conflict::AccountCollided),
     );
 
     // New changes take the next indexes, the next board position, and times from the last

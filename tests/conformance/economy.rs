@@ -1,10 +1,11 @@
 //! The economy: the policy entry, flood-priced posts, quadratic votes, refunds, payers and
 //! names, every rule at its edges.
 
-use pennypost::rules::price::{Policy, VotePricing};
-use pennypost::store::{Command, Outcome, QuoteAction, Refusal};
+use pennypost::domain::{Policy, VotePricing};
+use pennypost::rules::{Command, InvalidCommand, Missing, Outcome, QuoteAction, Refusal};
 
 use crate::harness::*;
+use crate::observe::Apply as _;
 
 fn policy() -> Policy {
     Policy {
@@ -38,7 +39,7 @@ fn economy(ctx: &Ctx, policy: Policy) {
 }
 
 /// `n` unspent stamps of account `i`, the `skip`-th on.
-fn of(i: u8, skip: u32, n: u32) -> Vec<pennypost::store::StampRef> {
+fn of(i: u8, skip: u32, n: u32) -> Vec<pennypost::domain::StampRef> {
     let first = 100 * u32::from(i) + skip;
     sold(&stamps(first..first + n))
 }
@@ -91,10 +92,7 @@ pub fn the_policy_is_written_once_and_again_when_it_changes(ctx: &mut Ctx) {
                 ..policy()
             }),
             at(4),
-            Refusal::Invalid(
-                "a policy's currency must be 1 to 32 characters, without control characters or \
-                 surrounding spaces",
-            ),
+            Refusal::Invalid(InvalidCommand::Currency),
         );
     }
 }
@@ -181,7 +179,7 @@ pub fn votes_cost_two_n_minus_one(ctx: &mut Ctx) {
                 at(6)
             )
             .expect("quote"),
-        Err(Refusal::NotFound("post"))
+        Err(Refusal::NotFound(Missing::Post))
     );
 }
 

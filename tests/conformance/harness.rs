@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use pennypost::domain::StampRef;
 use pennypost::keys::{public_key_text, KeyStatus};
+use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
-use pennypost::store::{
-    Applied, Command, MemoryStore, Outcome, PgLimits, PgStore, Refusal, SledStore, SpendFor,
-    StampRef, Store,
-};
+use pennypost::store::{MemoryStore, PgLimits, PgStore, SledStore, Store};
 use pennypost::time::Timestamp;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-use crate::observe::{self, Ids, Snapshot};
+use crate::observe::{self, Apply as _, Ids, Snapshot};
 
 pub const CURRENCY: &str = "cents";
 /// The time most cases run at (2023-11-14).
@@ -54,11 +53,11 @@ pub struct SledBackend;
 
 impl Backend for SledBackend {
     fn open(&self, dir: &Path) -> Arc<dyn Store> {
-        Arc::new(SledStore::open(dir, CURRENCY).expect("open a new sled store"))
+        Arc::new(SledStore::open(dir).expect("open a new sled store"))
     }
 
     fn reopen(&self, dir: &Path) -> Option<Arc<dyn Store>> {
-        let store = retry_while_locked(|| SledStore::open(dir, CURRENCY))
+        let store = retry_while_locked(|| SledStore::open(dir))
             .unwrap_or_else(|e| panic!("reopen the sled store: {e}"));
         Some(Arc::new(store))
     }
@@ -95,14 +94,12 @@ fn case_limits() -> PgLimits {
 impl Backend for PostgresBackend {
     fn open(&self, dir: &Path) -> Arc<dyn Store> {
         let url = self.url(dir);
-        Arc::new(
-            PgStore::open(&url, CURRENCY, &case_limits()).expect("open a new PostgreSQL store"),
-        )
+        Arc::new(PgStore::open(&url, &case_limits()).expect("open a new PostgreSQL store"))
     }
 
     fn reopen(&self, dir: &Path) -> Option<Arc<dyn Store>> {
         let url = self.url(dir);
-        let store = PgStore::open(&url, CURRENCY, &case_limits())
+        let store = PgStore::open(&url, &case_limits())
             .unwrap_or_else(|e| panic!("reopen the PostgreSQL store: {e}"));
         Some(Arc::new(store))
     }
@@ -118,7 +115,7 @@ pub struct MemoryBackend;
 
 impl Backend for MemoryBackend {
     fn open(&self, _dir: &Path) -> Arc<dyn Store> {
-        Arc::new(MemoryStore::new(CURRENCY))
+        Arc::new(MemoryStore::new())
     }
 
     fn reopen(&self, _dir: &Path) -> Option<Arc<dyn Store>> {
@@ -296,7 +293,7 @@ impl<'b> Ctx<'b> {
     }
 
     #[track_caller]
-    pub fn account(&self, account_id: Uuid) -> pennypost::store::Account {
+    pub fn account(&self, account_id: Uuid) -> pennypost::domain::Account {
         self.store()
             .account(account_id)
             .expect("read an account")
@@ -304,7 +301,7 @@ impl<'b> Ctx<'b> {
     }
 
     #[track_caller]
-    pub fn stamp(&self, stamp_id: Uuid) -> Option<pennypost::store::StampRecord> {
+    pub fn stamp(&self, stamp_id: Uuid) -> Option<pennypost::domain::StampRecord> {
         self.store().stamp(stamp_id).expect("read a stamp")
     }
 
@@ -315,7 +312,7 @@ impl<'b> Ctx<'b> {
     }
 
     #[track_caller]
-    pub fn post(&self, post_id: Uuid) -> Option<pennypost::store::Post> {
+    pub fn post(&self, post_id: Uuid) -> Option<pennypost::domain::Post> {
         self.store().post(post_id).expect("read a post")
     }
 }

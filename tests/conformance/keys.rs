@@ -1,7 +1,8 @@
 //! Key events and accounts.
 
+use pennypost::domain::Account;
 use pennypost::keys::{KeyStatus, PublishedKey};
-use pennypost::store::{Account, Command, Outcome, Refusal};
+use pennypost::rules::{Command, Conflict, InvalidCommand, Outcome, Refusal};
 
 use crate::harness::*;
 
@@ -78,7 +79,7 @@ pub fn key_events_publish_and_keep_the_first_time(ctx: &mut Ctx) {
 pub fn a_key_event_must_name_its_own_key(ctx: &mut Ctx) {
     let (kid1, _) = issuer(1);
     let (_, public_key2) = issuer(2);
-    let invalid = Refusal::Invalid("a key's kid must be the id of its public key");
+    let invalid = Refusal::Invalid(InvalidCommand::KidNotOfKey);
     // Key 1's kid with key 2's public key (the auditor's `key_id_mismatch`), and public keys
     // that are no Ed25519 key at all.
     for public_key in [
@@ -185,7 +186,7 @@ pub fn an_account_starts_empty_and_writes_no_entry(ctx: &mut Ctx) {
 
 pub fn an_account_id_or_api_key_that_exists_is_refused(ctx: &mut Ctx) {
     ctx.ok(create(0), at(0));
-    let collided = Refusal::IdempotencyConflict("account id or key collided");
+    let collided = Refusal::IdempotencyConflict(Conflict::AccountCollided);
     // The same id with another key, another id with the same key, and both the same.
     let same_id = Command::CreateAccount {
         account_id: account(0),

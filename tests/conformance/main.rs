@@ -2,7 +2,7 @@
 //! run on each backend (one test binary, modules below, so the crate links once).
 //!
 //! Every case gets a new, empty store of the backend ([`harness::Backend::open`]), applies
-//! [`Command`]s with [`Store::apply`] (no HTTP, no service) and asserts exact outcomes and
+//! [`Command`]s with [`rules::apply`] (no HTTP, no service) and asserts exact outcomes and
 //! refusals. Around every case the harness checks what no case may break:
 //! - a refused command writes nothing: [`harness::Ctx::refused`] compares a snapshot of
 //!   everything observable (ledger entries and hashes, the accounts, stamps and posts the case
@@ -19,8 +19,8 @@
 //! this file; [`conformance!`] makes every case a `#[test]` named `<backend>::<case>`.
 //!
 //! [`Store`]: pennypost::store::Store
-//! [`Store::apply`]: pennypost::store::Store::apply
-//! [`Command`]: pennypost::store::Command
+//! [`rules::apply`]: pennypost::rules::apply
+//! [`Command`]: pennypost::rules::Command
 
 mod batches;
 mod concurrency;

@@ -6,11 +6,46 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pennypost::domain::{Account, Post, StampRecord};
 use pennypost::keys::PublishedKey;
 use pennypost::ledger::check::{AuditReport, LedgerChecker};
-use pennypost::store::{Account, Command, Post, SpendFor, StampRecord, Store, StoreError};
+use pennypost::rules::{self, Applied, Command, QuoteAction, Refusal, Settings, SpendFor};
+use pennypost::store::{Store, StoreError, Writes};
 use pennypost::time::Timestamp;
 use uuid::Uuid;
+
+/// The currency the tests' credit entries name.
+pub const CURRENCY: &str = "cents";
+
+/// The rules over a store, as the group committer applies them: a batch in one transaction
+/// the rules open, and a quote in one that only reads.
+pub trait Apply {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, Refusal>, StoreError>;
+}
+
+impl<W: Writes + ?Sized> Apply for W {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+        let settings = Settings {
+            currency: CURRENCY.into(),
+        };
+        rules::apply(self, &settings, batch, now)
+    }
+
+    fn quote(
+        &self,
+        payer: Uuid,
+        action: QuoteAction,
+        now: Timestamp,
+    ) -> Result<Result<u64, Refusal>, StoreError> {
+        rules::quote(self, payer, action, now)
+    }
+}
 
 /// Most posts a board snapshot reads; the tests write far fewer.
 pub const BOARD_MAX: usize = 1000;

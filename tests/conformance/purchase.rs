@@ -1,7 +1,8 @@
 //! Purchases: stamps sold for an account's balance, once per Idempotency-Key.
 
+use pennypost::domain::{PurchaseRecord, StampRecord};
 use pennypost::keys::KeyStatus;
-use pennypost::store::{Outcome, PurchaseRecord, Refusal, StampRecord};
+use pennypost::rules::{Amount, Conflict, InvalidCommand, Missing, Outcome, Refusal};
 
 use crate::harness::*;
 
@@ -85,13 +86,13 @@ pub fn a_purchase_for_an_unknown_account_is_not_found(ctx: &mut Ctx) {
     ctx.refused(
         purchase(7, &stamps(0..2)).cmd(),
         at(1),
-        Refusal::NotFound("account"),
+        Refusal::NotFound(Missing::Account),
     );
     // With an Idempotency-Key too, which is then not used up.
     ctx.refused(
         purchase(7, &stamps(0..2)).key(1).cmd(),
         at(1),
-        Refusal::NotFound("account"),
+        Refusal::NotFound(Missing::Account),
     );
     ctx.ok(create(7), at(2));
     ctx.ok(credit(7, 10, "later"), at(2));
@@ -182,8 +183,7 @@ pub fn a_purchase_replayed_answers_the_first_record(ctx: &mut Ctx) {
     assert_eq!(ctx.account(account(0)).balance, 140);
 
     // The same key with another count is a conflict.
-    let conflict =
-        Refusal::IdempotencyConflict("this Idempotency-Key was used with a different request body");
+    let conflict = Refusal::IdempotencyConflict(Conflict::IdempotencyKey);
     ctx.refused(
         purchase(0, &stamps(10..13)).key(1).cmd(),
         at(5),
@@ -237,18 +237,18 @@ pub fn a_purchase_naming_a_stamp_twice_or_none_is_invalid(ctx: &mut Ctx) {
     ctx.refused(
         purchase(0, &[stamp(0), stamp(1), stamp(0)]).cmd(),
         at(1),
-        Refusal::Invalid("a stamp is named twice"),
+        Refusal::Invalid(InvalidCommand::StampNamedTwice),
     );
     ctx.refused(
         purchase(0, &[]).cmd(),
         at(1),
-        Refusal::Invalid("a command needs at least one stamp"),
+        Refusal::Invalid(InvalidCommand::NoStamps),
     );
     // With an Idempotency-Key, which is then not used up.
     ctx.refused(
         purchase(0, &[stamp(0), stamp(0)]).key(1).cmd(),
         at(1),
-        Refusal::Invalid("a stamp is named twice"),
+        Refusal::Invalid(InvalidCommand::StampNamedTwice),
     );
     let buy = purchase(0, &stamps(0..2)).key(1);
     assert_eq!(
@@ -268,12 +268,12 @@ pub fn a_purchase_total_past_the_largest_overflows(ctx: &mut Ctx) {
     ctx.refused(
         purchase(0, &stamps(0..2)).price(u64::MAX).cmd(),
         at(1),
-        Refusal::Overflow("purchase total"),
+        Refusal::Overflow(Amount::PurchaseTotal),
     );
     ctx.refused(
         purchase(0, &stamps(0..3)).price(u64::MAX / 2).cmd(),
         at(1),
-        Refusal::Overflow("purchase total"),
+        Refusal::Overflow(Amount::PurchaseTotal),
     );
     // One stamp at the largest price is a total that fits (and a balance that does not).
     ctx.refused(

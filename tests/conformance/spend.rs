@@ -1,7 +1,8 @@
 //! Spends: stamps cancelled for a redeem, a post or a vote, each exactly once, all or none.
 
+use pennypost::domain::{Post, SpentRecord, StampRef};
 use pennypost::ledger::entry::SpendAction;
-use pennypost::store::{Outcome, Post, Refusal, SpentRecord, StampRef};
+use pennypost::rules::{Conflict, InvalidCommand, Missing, Outcome, Refusal};
 use pennypost::time::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -169,7 +170,7 @@ pub fn a_stamp_expires_at_exactly_its_expiry(ctx: &mut Ctx) {
                 .lifetime(at(150), expires)
                 .cmd(),
             at(150),
-            Refusal::Invalid("a stamp must expire after it is issued"),
+            Refusal::Invalid(InvalidCommand::ExpiresBeforeIssued),
         );
     }
 }
@@ -180,12 +181,12 @@ pub fn a_spend_naming_a_stamp_twice_or_none_is_invalid(ctx: &mut Ctx) {
     ctx.refused(
         redeem(twice.clone(), "twice"),
         at(1),
-        Refusal::Invalid("a stamp is named twice"),
+        Refusal::Invalid(InvalidCommand::StampNamedTwice),
     );
     ctx.refused(
         post(twice, post_id(0), "a", "b"),
         at(1),
-        Refusal::Invalid("a stamp is named twice"),
+        Refusal::Invalid(InvalidCommand::StampNamedTwice),
     );
     // Named twice with two issue times, one of them wrong: still the same stamp.
     let mut mixed = sold(&[stamp(0)]);
@@ -196,19 +197,19 @@ pub fn a_spend_naming_a_stamp_twice_or_none_is_invalid(ctx: &mut Ctx) {
     ctx.refused(
         redeem(mixed, "twice"),
         at(1),
-        Refusal::Invalid("a stamp is named twice"),
+        Refusal::Invalid(InvalidCommand::StampNamedTwice),
     );
     ctx.refused(
         redeem(vec![], "none"),
         at(1),
-        Refusal::Invalid("a command needs at least one stamp"),
+        Refusal::Invalid(InvalidCommand::NoStamps),
     );
     // Named twice even when one is spent: the command is malformed first.
     ctx.ok(redeem(sold(&[stamp(1)]), "once"), at(2));
     ctx.refused(
         redeem(sold(&[stamp(1), stamp(1)]), "twice"),
         at(3),
-        Refusal::Invalid("a stamp is named twice"),
+        Refusal::Invalid(InvalidCommand::StampNamedTwice),
     );
     // One stamp is never counted as two.
     assert_eq!(ctx.account(account(0)).stamps_spent, 1);
@@ -249,7 +250,7 @@ pub fn a_spend_is_all_or_nothing(ctx: &mut Ctx) {
     ctx.refused(
         vote(sold(&[stamp(1), stamp(2)]), post_id(5), true),
         at(2),
-        Refusal::NotFound("post"),
+        Refusal::NotFound(Missing::Post),
     );
     assert!(!ctx.is_spent(stamp(1)) && !ctx.is_spent(stamp(2)));
     // All good: all spent by one entry, with one spend record.
@@ -355,7 +356,7 @@ pub fn a_post_id_that_exists_is_refused(ctx: &mut Ctx) {
     ctx.refused(
         post(sold(&[stamp(1)]), post_id(0), "second", "overwrite"),
         at(2),
-        Refusal::IdempotencyConflict("post id collided"),
+        Refusal::IdempotencyConflict(Conflict::PostCollided),
     );
     assert_eq!(ctx.post(post_id(0)).map(|p| p.author), Some("first".into()));
     // The stamp is still good for another post.
@@ -423,7 +424,7 @@ pub fn a_vote_changes_the_score(ctx: &mut Ctx) {
     ctx.refused(
         vote(sold(&[stamp(7)]), post_id(9), true),
         at(4),
-        Refusal::NotFound("post"),
+        Refusal::NotFound(Missing::Post),
     );
 }
 

@@ -6,14 +6,11 @@ use std::time::{Duration, Instant};
 
 use pennypost::api::StampState;
 use pennypost::config::{Economy, Limits};
+use pennypost::domain::{Account, Post, StampRecord};
 use pennypost::service::{App, AppConfig};
-use pennypost::store::{
-    Account, Applied, Command, Post, SledStore, StampRecord, Store, StoreError,
-};
+use pennypost::store::{Cluster, ReadSet, Reads, SledStore, StoreError, TxBody, Writes};
 use pennypost::time::Timestamp;
 use uuid::Uuid;
-
-use crate::CURRENCY;
 
 /// A store whose `sync` waits while `held` is set: it holds open the window between a batch
 /// being applied (visible in sled) and being durable.
@@ -30,17 +27,12 @@ impl HeldSync {
     }
 }
 
-impl Store for HeldSync {
-    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
-        self.inner.apply(batch, now)
+impl Writes for HeldSync {
+    fn write(&self, reads: &ReadSet, body: &mut TxBody<'_>) -> Result<(), StoreError> {
+        self.inner.write(reads, body)
     }
-    fn quote(
-        &self,
-        payer: Uuid,
-        action: pennypost::store::QuoteAction,
-        now: Timestamp,
-    ) -> Result<Result<u64, pennypost::store::Refusal>, StoreError> {
-        self.inner.quote(payer, action, now)
+    fn read(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
+        self.inner.read(body)
     }
     fn sync(&self) -> Result<(), StoreError> {
         let mut held = self.held.lock().expect("lock");
@@ -49,6 +41,17 @@ impl Store for HeldSync {
         }
         self.inner.sync()
     }
+    fn synced_size(&self) -> Result<u64, StoreError> {
+        self.inner.synced_size()
+    }
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.inner.put_checkpoint(size, note)
+    }
+}
+
+impl Cluster for HeldSync {}
+
+impl Reads for HeldSync {
     fn ledger_size(&self) -> Result<u64, StoreError> {
         self.inner.ledger_size()
     }
@@ -79,9 +82,6 @@ impl Store for HeldSync {
     fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         self.inner.checkpoint()
     }
-    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        self.inner.put_checkpoint(size, note)
-    }
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn stamp_status_and_verify_show_a_spend_only_once_it_is_durable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = Timestamp::now();
     let store = Arc::new(HeldSync {
-        inner: SledStore::open(&dir.path().join("db"), CURRENCY).expect("open"),
+        inner: SledStore::open(&dir.path().join("db")).expect("open"),
         held: std::sync::Mutex::new(false),
         released: std::sync::Condvar::new(),
     });

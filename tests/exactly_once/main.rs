@@ -37,14 +37,16 @@ mod sled_lock;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
+use pennypost::domain::StampRef;
 use pennypost::keys::KeyStatus;
 use pennypost::ledger::check::AuditReport;
+use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
-use pennypost::store::{Applied, Command, Outcome, Refusal, SledStore, SpendFor, StampRef, Store};
+use pennypost::store::{SledStore, Store};
 use proptest::test_runner::TestCaseError;
 use uuid::Uuid;
 
-const CURRENCY: &str = "cents";
+use observe::CURRENCY;
 
 fn fail(e: impl Display) -> TestCaseError {
     TestCaseError::fail(e.to_string())
@@ -64,14 +66,6 @@ fn key_event() -> Command {
     }
 }
 
-/// Refusal texts are for people; the tests compare the variant.
-fn normalized(applied: Applied) -> Applied {
-    match applied {
-        Err(Refusal::IdempotencyConflict(_)) => Err(Refusal::IdempotencyConflict("")),
-        other => other,
-    }
-}
-
 /// Runs the ledger auditor over every stored entry (gapless indexes, times that never go
 /// back, no violation) and checks the stored Merkle hashes give the same tree head.
 fn audit(store: &dyn Store) -> Result<AuditReport, TestCaseError> {
@@ -81,7 +75,7 @@ fn audit(store: &dyn Store) -> Result<AuditReport, TestCaseError> {
 /// Opens the store again after the previous handle was dropped. sled's background I/O threads
 /// may hold its file lock for a moment after the drop, so a lock error is retried.
 fn reopen(dir: &std::path::Path) -> Result<SledStore, TestCaseError> {
-    sled_lock::retry_while_locked(|| SledStore::open(dir, CURRENCY)).map_err(fail)
+    sled_lock::retry_while_locked(|| SledStore::open(dir)).map_err(fail)
 }
 
 /// What kinds of result the generated runs reached, so a generator that stops reaching one
@@ -94,7 +88,7 @@ fn ids(stamps: &[StampRef]) -> Vec<Uuid> {
 
 fn result_kind(command: &Command, applied: &Applied) -> &'static str {
     match (command, applied) {
-        (_, Err(Refusal::NotFound("account"))) => "refused: no account",
+        (_, Err(Refusal::NotFound(Missing::Account))) => "refused: no account",
         (_, Err(Refusal::NotFound(_))) => "refused: no post",
         (_, Err(Refusal::InsufficientFunds { .. })) => "refused: insufficient funds",
         (_, Err(Refusal::AlreadySpent(_))) => "refused: already spent",

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pennypost::commit::Committer;
-use pennypost::store::{Applied, Command, Outcome, Refusal, SledStore, SpendFor, StampRef, Store};
+use pennypost::domain::StampRef;
+use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
+use pennypost::store::{Reads as _, SledStore, Writes as _};
 use pennypost::time::Timestamp;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -15,6 +17,7 @@ use proptest::sample::subsequence;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use uuid::Uuid;
 
+use crate::observe::Apply as _;
 use crate::{audit, cases, fail, ids, issuer, key_event, reopen, result_kind, Coverage, CURRENCY};
 
 const SHARED_STAMPS: usize = 48;
@@ -149,7 +152,7 @@ fn run_race_case(
     coverage: &RefCell<Coverage>,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(fail)?;
-    let store = SledStore::open(dir.path(), CURRENCY).map_err(fail)?;
+    let store = SledStore::open(dir.path()).map_err(fail)?;
     let holder = Uuid::from_u128(0x401d);
     let buyer = Uuid::from_u128(0xb0b);
     let buyer_credit = PRICE * (BUY_COUNT * BUY_TASKS / 2) as u64;
@@ -194,7 +197,13 @@ fn run_race_case(
     let size_before = store.ledger_size().map_err(fail)?;
 
     let store = Arc::new(store);
-    let committer = Committer::start(store.clone()).map_err(fail)?;
+    let committer = Committer::start(
+        store.clone(),
+        pennypost::rules::Settings {
+            currency: CURRENCY.into(),
+        },
+    )
+    .map_err(fail)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -334,7 +343,7 @@ fn run_race_case(
                 prop_assert!(stamp_ids.contains(id));
                 prop_assert!(ack.spent.contains_key(id), "refused for unspent {}", id);
             }
-            Refusal::NotFound("post") => {
+            Refusal::NotFound(Missing::Post) => {
                 let vote = matches!(spend_for, SpendFor::Vote { .. });
                 prop_assert!(
                     vote,

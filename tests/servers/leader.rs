@@ -8,7 +8,7 @@ use crate::pg;
 #[test]
 fn one_store_at_a_time_leads_and_the_lead_passes_on() {
     let database = pg::TestDatabase::new();
-    let open = || PgStore::open(&database.url, "cents", &PgLimits::default()).expect("open");
+    let open = || PgStore::open(&database.url, &PgLimits::default()).expect("open");
     let (first, second, third) = (open(), open(), open());
     assert!(
         first.audit_leader().expect("first"),
@@ -44,8 +44,7 @@ fn stores_opened_together_on_an_empty_database_make_the_schema_once() {
         let starts: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    PgStore::open(&database.url, "cents", &PgLimits::default())
-                        .map_err(|e| e.to_string())
+                    PgStore::open(&database.url, &PgLimits::default()).map_err(|e| e.to_string())
                 })
             })
             .collect();

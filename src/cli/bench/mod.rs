@@ -80,7 +80,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub prefill: u64,
     /// Before starting the server, write this many sold stamps straight into a fresh store (no
-    /// HTTP; through the same `Store::apply` the writer uses), bought over the last 30 days in
+    /// HTTP; through the same `rules::apply` the writer uses), bought over the last 30 days in
     /// purchases of 1000, of which 10 each stay unspent (kept in `old-stamps.txt`, for a
     /// workload that redeems stamps from all over that history) and the rest are spent. Then
     /// report start-up time and memory at that scale and measure as usual. For the 10k / 1M /

@@ -1,5 +1,5 @@
 //! The scale prefill: sold stamps written straight into a fresh store (no HTTP; through the
-//! same `Store::apply` the writer uses), bought over the last 30 days, most of them spent, and
+//! same `rules::apply` the writer uses), bought over the last 30 days, most of them spent, and
 //! the file of old unspent stamps kept for the old-stamp redeem workload.
 
 use std::path::Path;
@@ -20,17 +20,21 @@ pub(super) const OLD_STAMPS_FILE: &str = "old-stamps.txt";
 /// into a new store under `dir/data/db`, with the issuer key of `dir/keys` published first, so
 /// the log is one an auditor accepts.
 pub(super) fn scale_store(dir: &Path, count: u64) -> Result<(), String> {
-    use crate::store::{Command as StoreCommand, SledStore, SpendFor, StampRef, Store as _};
+    use crate::domain::StampRef;
+    use crate::rules::{self, Command as StoreCommand, Settings, SpendFor};
+    use crate::store::{SledStore, Writes as _};
     use crate::time::Timestamp;
     let now = Timestamp::now();
     let ring = crate::keys::load_or_create(&dir.join("keys"), now).map_err(|e| e.to_string())?;
     let key = ring.active();
     let signing = key.signing.as_ref().ok_or("the active key has no secret")?;
-    let store =
-        SledStore::open(&dir.join("data").join("db"), "cents").map_err(|e| e.to_string())?;
+    let store = SledStore::open(&dir.join("data").join("db")).map_err(|e| e.to_string())?;
     let account = Uuid::new_v4();
+    let settings = Settings {
+        currency: "cents".into(),
+    };
     let apply = |commands: &[StoreCommand]| -> Result<(), String> {
-        for result in store.apply(commands, now).map_err(|e| e.to_string())? {
+        for result in rules::apply(&store, &settings, commands, now).map_err(|e| e.to_string())? {
             result.map_err(|e| format!("scale prefill refused: {e}"))?;
         }
         Ok(())

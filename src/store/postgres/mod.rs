@@ -13,13 +13,13 @@
 //! - **Spent once.** The spent set is a table keyed by stamp id (`spends`): the rules check
 //!   first, and the key decides anyway: a second spend of a stamp cannot commit.
 //! - **Group commit.** Each server's writer still gathers up to 256 commands; a batch costs a
-//!   handful of round trips, not one per command: what the batch will read is fetched up front
-//!   in a few `= ANY($1)` queries ([`tx::PgTx::prefetch`], one pipelined round, two with
-//!   votes), the rules then run against that (any other read goes to the database), and the
+//!   handful of round trips, not one per command: what the batch will read, as the rules say
+//!   ([`ReadSet`]), is fetched up front in one pipelined round of `= ANY($1)` queries
+//!   ([`tx::PgTx::prefetch`]), the rules then run against that (any other read goes to the database), and the
 //!   writes go out at the end as one pipelined round of multi-row statements (`UNNEST`
 //!   arrays) with the `COMMIT` behind them. Each round trip is time every server waits for the
 //!   ledger lock: see docs/performance.md, "Several servers on PostgreSQL". With `synchronous_commit`
-//!   on, the commit is durable when it returns: [`Store::sync`] has nothing left to do.
+//!   on, the commit is durable when it returns: [`Writes::sync`] has nothing left to do.
 //! - **Faults.** A lost connection, a refused connect, a full pool or a statement past its
 //!   timeout is [`StoreError::Unavailable`]: the request gets 503 and the server goes on; no
 //!   batch is answered 2xx unless its `COMMIT` returned. Nothing is cached across batches, so
@@ -44,13 +44,10 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use self::tx::PgTx;
-use super::{
-    Account, Applied, Command, Exported, Post, QuoteAction, Refusal, SpentRecord, StampRecord,
-    Store, StoreError,
-};
+use super::{Cluster, Exported, ReadSet, Reads, StoreError, TxBody, Writes};
+use crate::domain::{Account, Post, Sale, SpentRecord, StampRecord};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
-use crate::rules::{self, Settings};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
@@ -110,7 +107,6 @@ pub struct PgStore {
     /// thread in between (each round trip is time every server waits for the ledger lock).
     /// Every call on a writer connection goes through [`PgStore::block_for`] with `writer`.
     writer_runtime: Option<tokio::runtime::Runtime>,
-    settings: Settings,
     /// The connection holding the audit leader lock, when this server holds it.
     leader: std::sync::Mutex<Option<deadpool_postgres::Object>>,
     /// The ledger size the last batch of this process committed (0 before the first).
@@ -268,8 +264,8 @@ fn hash_from_row(row: &Row) -> Result<(u64, [u8; 32]), StoreError> {
 }
 
 /// A stamp row (see [`STAMP_COLUMNS`]): its id, its sale, and its spend if spent.
-fn stamp_from_row(row: &Row) -> Result<(Uuid, super::Sale, Option<SpentRecord>), StoreError> {
-    let sale = super::Sale {
+fn stamp_from_row(row: &Row) -> Result<(Uuid, Sale, Option<SpentRecord>), StoreError> {
+    let sale = Sale {
         buyer: row.get(1),
         kid: kid_of(row.get(2), "stamps")?,
         issued_at: Timestamp::from_unix(row.get(3)),
@@ -377,8 +373,8 @@ fn tls_connector(
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://…`), creates or migrates its schema, and
-    /// checks that it answers. `currency` is written into credit entries, as for sled.
-    pub fn open(url: &str, currency: &str, limits: &PgLimits) -> Result<PgStore, StoreError> {
+    /// checks that it answers.
+    pub fn open(url: &str, limits: &PgLimits) -> Result<PgStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Storage(format!("database URL: {e}")))?;
         let statement_ms = limits.statement_timeout.as_millis();
@@ -433,9 +429,6 @@ impl PgStore {
             writer,
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
-            settings: Settings {
-                currency: currency.to_string(),
-            },
             leader: std::sync::Mutex::new(None),
             committed_size: std::sync::atomic::AtomicU64::new(0),
         };
@@ -511,7 +504,7 @@ impl PgStore {
     fn transaction<R>(
         &self,
         write: bool,
-        body: impl Fn(&PgTx<'_>) -> Result<R, StoreError>,
+        mut body: impl FnMut(&PgTx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mut attempt = 0;
         loop {
@@ -521,7 +514,7 @@ impl PgStore {
             } else {
                 self.connection()?
             };
-            let result = PgTx::run(self, &client, write, &body);
+            let result = PgTx::run(self, &client, write, &mut body);
             if result.is_err() {
                 self.roll_back(client, write);
             }
@@ -588,7 +581,7 @@ impl PgStore {
         const IMPORT_CHUNK: u64 = 5_000;
         let export = std::cell::Cell::new(Some(export));
         let client = self.writer_connection()?;
-        let result = PgTx::run(self, &client, true, &|tx: &PgTx<'_>| {
+        let result = PgTx::run(self, &client, true, &mut |tx: &PgTx<'_>| {
             let Some(export) = export.take() else {
                 return Err(StoreError::Storage("the import ran twice".into()));
             };
@@ -642,16 +635,20 @@ impl Drop for PgStore {
     }
 }
 
-impl Store for PgStore {
-    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
-        let (results, size) = self.transaction(true, |tx| {
-            tx.prefetch(batch)?;
-            let results = rules::apply_batch(tx, &self.settings, batch, now)?;
-            Ok((results, super::StoreTx::ledger_size(tx)?))
+impl Writes for PgStore {
+    fn write(&self, reads: &ReadSet, body: &mut TxBody<'_>) -> Result<(), StoreError> {
+        let size = self.transaction(true, |tx| {
+            tx.prefetch(reads)?;
+            body(tx)?;
+            super::StoreTx::ledger_size(tx)
         })?;
         self.committed_size
             .fetch_max(size, std::sync::atomic::Ordering::AcqRel);
-        Ok(results)
+        Ok(())
+    }
+
+    fn read(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
+        self.transaction(false, |tx| body(tx))
     }
 
     fn synced_size(&self) -> Result<u64, StoreError> {
@@ -668,15 +665,19 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn quote(
-        &self,
-        payer: Uuid,
-        action: QuoteAction,
-        now: Timestamp,
-    ) -> Result<Result<u64, Refusal>, StoreError> {
-        self.transaction(false, |tx| rules::spend::quote(tx, payer, action, now))
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        // Compare and set: a server that signed an older size never replaces a newer one.
+        self.query(
+            "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note \
+             WHERE checkpoint.size < EXCLUDED.size",
+            &[&to_i64(size), &note],
+        )?;
+        Ok(())
     }
+}
 
+impl Cluster for PgStore {
     fn shared(&self) -> bool {
         true
     }
@@ -697,18 +698,24 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn ledger_size(&self) -> Result<u64, StoreError> {
-        let row = self
-            .query_opt("SELECT ledger_size FROM head WHERE id = 1", &[])?
-            .ok_or_else(|| corrupt("head", "no head row"))?;
-        to_u64(row.get(0), "head")
-    }
-
     fn board_generation(&self) -> Result<Option<u64>, StoreError> {
         let row = self
             .query_opt("SELECT board_generation FROM head WHERE id = 1", &[])?
             .ok_or_else(|| corrupt("head", "no head row"))?;
         Ok(Some(to_u64(row.get(0), "head")?))
+    }
+
+    fn audit_leader(&self) -> Result<bool, StoreError> {
+        PgStore::audit_leader(self)
+    }
+}
+
+impl Reads for PgStore {
+    fn ledger_size(&self) -> Result<u64, StoreError> {
+        let row = self
+            .query_opt("SELECT ledger_size FROM head WHERE id = 1", &[])?
+            .ok_or_else(|| corrupt("head", "no head row"))?;
+        to_u64(row.get(0), "head")
     }
 
     fn account(&self, account_id: Uuid) -> Result<Option<Account>, StoreError> {
@@ -819,20 +826,5 @@ impl Store for PgStore {
         self.query_opt("SELECT size, note FROM checkpoint WHERE id = 1", &[])?
             .map(|row| Ok((to_u64(row.get(0), "checkpoint")?, row.get(1))))
             .transpose()
-    }
-
-    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        // Compare and set: a server that signed an older size never replaces a newer one.
-        self.query(
-            "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, note = EXCLUDED.note \
-             WHERE checkpoint.size < EXCLUDED.size",
-            &[&to_i64(size), &note],
-        )?;
-        Ok(())
-    }
-
-    fn audit_leader(&self) -> Result<bool, StoreError> {
-        PgStore::audit_leader(self)
     }
 }

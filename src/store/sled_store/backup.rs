@@ -61,13 +61,14 @@ pub(super) fn copy_to(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{Command, SledStore, Store};
+    use crate::rules::{self, Command, Settings};
+    use crate::store::{Reads as _, SledStore, Writes as _};
     use crate::time::Timestamp;
 
     #[test]
     fn a_copy_opens_with_the_same_ledger() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(&dir.path().join("db"), "cents").expect("open");
+        let store = SledStore::open(&dir.path().join("db")).expect("open");
         let account_id = uuid::Uuid::new_v4();
         let create = Command::CreateAccount {
             account_id,
@@ -79,9 +80,11 @@ mod tests {
             amount: 5,
             reference: reference.into(),
         };
-        store
-            .apply(&[create, credit("a"), credit("b")], Timestamp::now())
-            .expect("apply");
+        let settings = Settings {
+            currency: "cents".into(),
+        };
+        let batch = [create, credit("a"), credit("b")];
+        rules::apply(&store, &settings, &batch, Timestamp::now()).expect("apply");
         store.sync().expect("sync");
         let size = store.ledger_size().expect("size");
         assert!(size >= 2);
@@ -95,7 +98,7 @@ mod tests {
 
         // The copy's sled handle was just dropped; its background threads may hold the file
         // lock a moment longer.
-        let copy = super::super::tests::retry_while_locked(|| SledStore::open(&copy_dir, "cents"))
+        let copy = super::super::tests::retry_while_locked(|| SledStore::open(&copy_dir))
             .expect("open the copy");
         assert_eq!(copy.ledger_size().expect("size"), size);
         assert_eq!(

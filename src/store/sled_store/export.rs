@@ -3,12 +3,15 @@
 //! backend writes them in its own layout.
 
 use super::layout::{
-    bundle_entries, corrupt, decode_sold, decode_spent, decode_voter, read_u64, read_uuid, storage,
+    bundle_entries, corrupt, decode_sold, decode_voter, read_u64, read_uuid, storage,
     HASHES_PER_CHUNK,
 };
-use super::records::{AccountRecord, CreditKeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord};
+use super::records::{
+    decode_spent, AccountRecord, CreditKeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
+};
 use super::SledStore;
-use crate::store::{Exported, SoldStamp, Store, StoreError};
+use crate::domain::SoldStamp;
+use crate::store::{Exported, Reads, StoreError};
 use crate::time::Timestamp;
 
 impl SledStore {

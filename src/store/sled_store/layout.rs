@@ -3,12 +3,11 @@
 
 use uuid::Uuid;
 
+use crate::domain::{Sale, StampRef, Voter};
 use crate::ledger::entry::ENTRY_BYTES_MAX;
 use crate::stamp::Kid;
-use crate::store::{Sale, SpentRecord, StampRef, StoreError, Voter};
+use crate::store::StoreError;
 use crate::time::Timestamp;
-
-use super::records::SpentPart;
 
 pub(super) fn storage(e: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(e.to_string())
@@ -167,7 +166,7 @@ pub(super) fn encode_sold(sale: &Sale) -> Vec<u8> {
 /// Length of the sale part of a stored value. A spend record is JSON and starts with `{`;
 /// a unit price starts with byte 0 (prices are far below 2^56, see `config::Economy`), so
 /// the two layouts cannot be confused.
-fn sold_len(bytes: &[u8]) -> usize {
+pub(super) fn sold_len(bytes: &[u8]) -> usize {
     match bytes.get(SOLD_BYTES_V1) {
         None | Some(b'{') => SOLD_BYTES_V1,
         Some(_) => SOLD_BYTES,
@@ -194,14 +193,6 @@ pub(super) fn decode_sold(bytes: &[u8]) -> Result<Sale, StoreError> {
         expires_at: Timestamp::from_unix(i64::from_be_bytes(part(32..40))),
         unit_price: (len == SOLD_BYTES).then(|| u64::from_be_bytes(part(40..48))),
     })
-}
-
-/// The spend part of a `stamps` value, if the stamp was spent.
-pub(super) fn decode_spent(bytes: &[u8]) -> Result<Option<SpentRecord>, StoreError> {
-    match bytes.get(sold_len(bytes)..) {
-        Some([]) | None => Ok(None),
-        Some(json) => SpentPart::decode(json).map(Some),
-    }
 }
 
 /// Key of a stamp in `stamps`: issue time first, so that keys sort by time.

@@ -14,7 +14,8 @@ use super::layout::{
     stamp_key, storage, HASHES_PER_CHUNK, SOLD_BYTES_V1,
 };
 use super::sync_db;
-use crate::store::{StampRef, StoreError};
+use crate::domain::StampRef;
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// Inserts per sled batch while a migration copies a tree.

@@ -1,6 +1,6 @@
-//! The embedded backend: sled 0.34.7. A thin adapter: [`SledStore::apply`] opens one sled
-//! transaction over the trees, hands it to [`crate::rules::apply_batch`] as a `tx::SledTx`,
-//! and commits; every rule and refusal lives in the rules. What is here is the layout
+//! The embedded backend: sled 0.34.7. A thin adapter: [`Writes::write`] opens one sled
+//! transaction over the trees, hands it to the rules' closure as a `tx::SledTx`, and
+//! commits; every rule and refusal lives in the rules. What is here is the layout
 //! (`layout`, `records`: private on-disk types), the basic operations (`tx`), the
 //! migrations of older layouts (`migrate`), durability ([`SledStore::sync`]) and the reads.
 //!
@@ -78,21 +78,18 @@ use sled::Transactional as _;
 use uuid::Uuid;
 
 use self::layout::{
-    bundle_entries, corrupt, decode_sold, decode_spent, encode_kids, hash_chunk_key, hash_in_chunk,
-    read_u64, read_uuid, stamp_key, storage, uuid_key, ACTIVE_KEYS,
+    bundle_entries, corrupt, decode_sold, encode_kids, hash_chunk_key, hash_in_chunk, read_u64,
+    read_uuid, stamp_key, storage, uuid_key, ACTIVE_KEYS,
 };
 use self::migrate::{
     migrate_entry_per_key, migrate_hash_per_key, migrate_id_keyed_stamps, migrate_stamp_prices,
     Upgrade,
 };
-use self::records::{AccountRecord, KeyRecord, PostRecord};
+use self::records::{decode_spent, AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
-use super::{
-    Account, Applied, BackupError, Command, Post, QuoteAction, Refusal, StampRecord, StampRef,
-    Store, StoreError,
-};
+use super::{BackupError, Cluster, ReadSet, Reads, StoreError, TxBody, Writes};
+use crate::domain::{Account, Post, StampRecord, StampRef};
 use crate::keys::{KeyStatus, PublishedKey};
-use crate::rules::{self, Settings};
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
@@ -120,7 +117,6 @@ pub struct SledStore {
     economy: sled::Tree,
     names: sled::Tree,
     checkpoints: sled::Tree,
-    settings: Settings,
 }
 
 /// Makes everything written to `db` durable: sled's `flush`, then `fdatasync` of its file
@@ -132,17 +128,13 @@ fn sync_db(db: &sled::Db, db_file: &File) -> Result<(), StoreError> {
 
 impl SledStore {
     /// Opens (creating when missing) the database under `dir`, with the default page cache.
-    pub fn open(dir: &Path, currency: &str) -> Result<SledStore, StoreError> {
-        SledStore::open_with_cache(dir, currency, DEFAULT_CACHE_MIB * 1024 * 1024)
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with_cache(dir, DEFAULT_CACHE_MIB * 1024 * 1024)
     }
 
     /// Opens (creating when missing) the database under `dir`, letting sled cache up to
     /// `cache_bytes` of pages.
-    pub fn open_with_cache(
-        dir: &Path,
-        currency: &str,
-        cache_bytes: u64,
-    ) -> Result<SledStore, StoreError> {
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(storage)?;
         let db = sled::Config::new()
             .path(dir)
@@ -194,9 +186,6 @@ impl SledStore {
             checkpoints: tree("checkpoints")?,
             db,
             db_file,
-            settings: Settings {
-                currency: currency.to_string(),
-            },
         };
         store.rebuild_active_keys()?;
         Ok(store)
@@ -231,10 +220,10 @@ impl SledStore {
 
     /// Runs `body` in one sled transaction over every tree but `checkpoints`; sled runs it
     /// again on a conflict. Nothing `body` wrote is kept when it fails.
-    fn transaction<R>(
+    fn transaction(
         &self,
-        body: impl Fn(&SledTx<'_>) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+        body: impl Fn(&SledTx<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let trees = (
             &self.meta,
             &self.accounts,
@@ -264,29 +253,46 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+impl Writes for SledStore {
+    fn write(&self, _reads: &ReadSet, body: &mut TxBody<'_>) -> Result<(), StoreError> {
+        // sled runs the closure again after a conflict, through `Fn`: the body is reached
+        // through a cell (one run at a time, on this thread).
+        let body = std::cell::RefCell::new(body);
         self.transaction(|tx| {
-            let results = rules::apply_batch(tx, &self.settings, batch, now)?;
-            tx.write_back()?;
-            Ok(results)
+            (body.borrow_mut())(tx)?;
+            tx.write_back()
         })
     }
 
-    fn quote(
-        &self,
-        payer: Uuid,
-        action: QuoteAction,
-        now: Timestamp,
-    ) -> Result<Result<u64, Refusal>, StoreError> {
+    fn read(&self, body: &mut TxBody<'_>) -> Result<(), StoreError> {
         // A transaction that only reads: the rules price through the same operations.
-        self.transaction(|tx| rules::spend::quote(tx, payer, action, now))
+        let body = std::cell::RefCell::new(body);
+        self.transaction(|tx| (body.borrow_mut())(tx))
     }
 
     fn sync(&self) -> Result<(), StoreError> {
         sync_db(&self.db, &self.db_file)
     }
 
+    fn synced_size(&self) -> Result<u64, StoreError> {
+        self.ledger_size()
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        let mut bytes = size.to_be_bytes().to_vec();
+        bytes.extend_from_slice(note.as_bytes());
+        self.checkpoints.insert("latest", bytes).map_err(storage)?;
+        Ok(())
+    }
+
+    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
+        Ok(backup::copy_to(&self.db, dir)?)
+    }
+}
+
+impl Cluster for SledStore {}
+
+impl Reads for SledStore {
     fn ledger_size(&self) -> Result<u64, StoreError> {
         self.meta_u64("ledger_size")
     }
@@ -436,16 +442,5 @@ impl Store for SledStore {
         let size = read_u64(&bytes[..8], "checkpoints")?;
         let note = String::from_utf8(bytes[8..].to_vec()).map_err(|e| corrupt("checkpoints", e))?;
         Ok(Some((size, note)))
-    }
-
-    fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        let mut bytes = size.to_be_bytes().to_vec();
-        bytes.extend_from_slice(note.as_bytes());
-        self.checkpoints.insert("latest", bytes).map_err(storage)?;
-        Ok(())
-    }
-
-    fn backup(&self, dir: &Path) -> Result<(), BackupError> {
-        Ok(backup::copy_to(&self.db, dir)?)
     }
 }

@@ -5,12 +5,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::layout::{corrupt, decode_json};
+use super::layout::{corrupt, decode_json, sold_len};
+use crate::domain::{Account, CreditRecord, Policy, Post, PurchaseRecord, SpentRecord};
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
-use crate::rules::price::Policy;
 use crate::stamp::Kid;
-use crate::store::{Account, CreditRecord, Post, PurchaseRecord, SpentRecord, StoreError};
+use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// `accounts` values.
@@ -357,4 +357,12 @@ impl PolicyRecord {
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Storage(e.to_string()))
+}
+
+/// The spend part of a `stamps` value, if the stamp was spent.
+pub(super) fn decode_spent(bytes: &[u8]) -> Result<Option<SpentRecord>, StoreError> {
+    match bytes.get(sold_len(bytes)..) {
+        Some([]) | None => Ok(None),
+        Some(json) => SpentPart::decode(json).map(Some),
+    }
 }

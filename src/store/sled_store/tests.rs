@@ -15,18 +15,31 @@ use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PostRecord, PurchaseKeyRecord, SpentPart,
 };
 use super::{SledStore, SEGMENT_BYTES};
+use crate::domain::{Account, CreditRecord, Post, PurchaseRecord, Sale, SpentRecord, StampRef};
 use crate::keys::{public_key_text, KeyStatus, PublishedKey};
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::entry::{SpendAction, ENTRY_BYTES_MAX};
+use crate::rules::{self, Applied, Command, Refusal, Settings, SpendFor};
 use crate::stamp::Kid;
-use crate::store::{
-    Account, Command, CreditRecord, Post, PurchaseRecord, Refusal, Sale, SpendFor, SpentRecord,
-    StampRef, Store, StoreError,
-};
+use crate::store::{Reads as _, StoreError, Writes};
 use crate::time::Timestamp;
 
 const CURRENCY: &str = "cents";
 const T0: i64 = 1_700_000_000;
+
+/// The rules over a store, as the committer applies them.
+trait Apply {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError>;
+}
+
+impl<W: Writes> Apply for W {
+    fn apply(&self, batch: &[Command], now: Timestamp) -> Result<Vec<Applied>, StoreError> {
+        let settings = Settings {
+            currency: CURRENCY.into(),
+        };
+        rules::apply(self, &settings, batch, now)
+    }
+}
 
 fn stamp_id(i: usize) -> Uuid {
     Uuid::from_u128(0x5a40_0000 + i as u128)
@@ -47,7 +60,7 @@ pub(super) use sled_lock::retry_while_locked;
 
 /// Opens the store again after the previous handle was dropped.
 fn reopen(dir: &Path) -> Result<SledStore, String> {
-    retry_while_locked(|| SledStore::open(dir, CURRENCY))
+    retry_while_locked(|| SledStore::open(dir))
 }
 
 /// Opens a store's database with sled directly (the store's segment size), to edit it.
@@ -96,7 +109,7 @@ fn audit(store: &SledStore) -> Result<AuditReport, String> {
 /// A new store in `dir` with the issuer key published, account 0 opened and credited 100 plus
 /// a cent per stamp, and `stamps` (if any) bought by it at `T0` for an hour at 1 cent each.
 fn opened_with_stamps(dir: &Path, stamps: &[Uuid]) -> (SledStore, Uuid) {
-    let store = SledStore::open(dir, CURRENCY).expect("open");
+    let store = SledStore::open(dir).expect("open");
     let account = Uuid::from_u128(0xacc0_0000);
     let now = Timestamp::from_unix(T0);
     let (kid, public_key) = issuer();

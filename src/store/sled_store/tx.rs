@@ -8,21 +8,21 @@ use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use uuid::Uuid;
 
 use super::layout::{
-    corrupt, decode_kids, decode_sold, decode_spent, decode_voter, encode_kids, encode_sold,
-    encode_voter, fits_in_bundle, hash_chunk_key, hash_chunk_offset, hash_in_chunk, push_entry,
-    read_u64, read_uuid, stamp_key, uuid_key, ACTIVE_KEYS, SOLD_BYTES,
+    corrupt, decode_kids, decode_sold, decode_voter, encode_kids, encode_sold, encode_voter,
+    fits_in_bundle, hash_chunk_key, hash_chunk_offset, hash_in_chunk, push_entry, read_u64,
+    read_uuid, stamp_key, uuid_key, ACTIVE_KEYS, SOLD_BYTES,
 };
 use super::records::{
-    AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
-    SpentPart,
+    decode_spent, AccountRecord, CreditKeyRecord, KeyRecord, PolicyRecord, PostRecord,
+    PurchaseKeyRecord, SpentPart,
+};
+use crate::domain::{
+    Account, CreditRecord, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
+    Voter,
 };
 use crate::keys::{KeyStatus, PublishedKey};
-use crate::rules::price::Policy;
 use crate::stamp::Kid;
-use crate::store::{
-    Account, CreditRecord, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, StampRef,
-    StoreError, StoreTx, Voter,
-};
+use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// sled's errors inside a transaction: a conflict stays a conflict (sled then runs the batch

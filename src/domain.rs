@@ -1,0 +1,207 @@
+//! The domain's records: what the rules decide over and the stores keep. Plain data, shared by
+//! the rules (`crate::rules`), which read and write them through a store transaction, and the
+//! stores (`crate::store`), which keep them; neither owns the other's types.
+//!
+//! Must not: do I/O, read the clock, or know how a backend lays out its data.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ledger::entry::SpendAction;
+use crate::stamp::Kid;
+use crate::time::Timestamp;
+
+/// An account as the store keeps it. The API key itself is never stored, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub account_id: Uuid,
+    pub name: Option<String>,
+    pub balance: u64,
+    pub stamps_purchased: u64,
+    pub stamps_spent: u64,
+    pub created_at: Timestamp,
+    /// Base postage refunded to this account so far, in minor units.
+    pub refunds_total: u64,
+}
+
+/// A post on the board.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Post {
+    pub post_id: Uuid,
+    pub author: String,
+    pub body: String,
+    pub created_at: Timestamp,
+    pub score: i64,
+    pub ledger_index: u64,
+    /// Position on the board, for paging newest first.
+    pub seq: u64,
+    /// Whether the author is the account whose API key made the post.
+    pub verified: bool,
+    /// The payer of the post's stamps; `None` for posts made before payers were recorded.
+    pub payer: Option<Uuid>,
+    /// Stamps the post cost.
+    pub cost: u64,
+    pub votes_up: u64,
+    pub votes_down: u64,
+    /// Distinct payers of its votes, up and down.
+    pub voters: u64,
+    /// Distinct payers of its up-votes other than the post's own payer (what refunds count).
+    pub up_voters: u64,
+    /// What a refund pays back: the unit prices of the first `post_cost` stamps of its spend.
+    /// `None` when a stamp's price is unknown (sold before prices were recorded per stamp).
+    pub base_postage: Option<u64>,
+    /// Whether its base postage went back to its payer.
+    pub refunded: bool,
+}
+
+/// One payer's votes on one post, as the vote price and the refund count need them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Voter {
+    /// Votes of this payer on this post, up and down alike.
+    pub votes: u64,
+    /// Whether any of them was up.
+    pub up_voted: bool,
+}
+
+/// The stamps sold by one purchase, as recorded for idempotent replay. Holds no secret: the
+/// stamp texts are signed again from these fields (Ed25519 signatures are deterministic).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseRecord {
+    pub purchase_id: Uuid,
+    pub account_id: Uuid,
+    pub count: u32,
+    pub unit_price: u64,
+    pub total: u64,
+    pub balance: u64,
+    pub ledger_index: u64,
+    pub kid: Kid,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub stamp_ids: Vec<Uuid>,
+}
+
+/// A credit as kept for idempotent replay: the same reference with the same account and
+/// amount answers what the first credit answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditRecord {
+    pub account_id: Uuid,
+    pub amount: u64,
+    pub balance: u64,
+    pub ledger_index: u64,
+}
+
+/// The sale of one stamp: who bought it (its payer), under which key, its lifetime and price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sale {
+    pub buyer: Uuid,
+    pub kid: Kid,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Minor units paid for it (the purchase's `unit_price`); `None` for stamps sold before
+    /// prices were kept per stamp.
+    pub unit_price: Option<u64>,
+}
+
+/// A sold stamp as a transaction reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoldStamp {
+    pub sale: Sale,
+    pub spent: Option<SpentRecord>,
+}
+
+/// Names a sold stamp as its signed payload does: its id and when it was issued. The store
+/// keeps stamps in issue-time order, so the stamps people spend (mostly bought recently) sit
+/// together at the end of the index instead of at random places in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StampRef {
+    pub stamp_id: Uuid,
+    pub issued_at: Timestamp,
+}
+
+/// The state of one stamp as the store knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StampRecord {
+    pub stamp_id: Uuid,
+    pub buyer: Uuid,
+    pub kid: Kid,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub spent: Option<SpentRecord>,
+}
+
+/// When and for what a stamp was spent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpentRecord {
+    pub spent_at: Timestamp,
+    pub action: SpendAction,
+    /// `post:<id>`, `vote:<id>`, or the redeem context as the redeeming site gave it.
+    pub spent_for: String,
+    pub ledger_index: u64,
+}
+
+/// How repeated votes of one payer on one post are priced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VotePricing {
+    /// The n-th vote costs `vote_cost × (2n − 1)`: n votes cost `vote_cost × n²`.
+    Quadratic,
+    /// Every vote costs `vote_cost`.
+    Flat,
+}
+
+impl VotePricing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VotePricing::Quadratic => "quadratic",
+            VotePricing::Flat => "flat",
+        }
+    }
+}
+
+impl std::str::FromStr for VotePricing {
+    type Err = String;
+    fn from_str(text: &str) -> Result<VotePricing, String> {
+        match text {
+            "quadratic" => Ok(VotePricing::Quadratic),
+            "flat" => Ok(VotePricing::Flat),
+            other => Err(format!(
+                "vote pricing must be quadratic or flat, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Most characters in a currency name (`--currency`): it is written into every credit,
+/// policy and refund entry.
+pub const CURRENCY_CHARS_MAX: usize = 32;
+
+/// Whether `currency` may name the minor unit: 1 to [`CURRENCY_CHARS_MAX`] characters, no
+/// control characters, no space at either end. The auditor rejects an empty one.
+pub fn currency_is_valid(currency: &str) -> bool {
+    let chars = currency.chars().count();
+    (1..=CURRENCY_CHARS_MAX).contains(&chars)
+        && currency.trim() == currency
+        && !currency.chars().any(char::is_control)
+}
+
+/// The policy in force: written to the ledger as a `policy` entry before the first entry it
+/// prices, and again at every start whose policy differs from the last one written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub currency: String,
+    /// Minor units per stamp.
+    pub stamp_price: u64,
+    /// Base stamps per post.
+    pub post_cost: u64,
+    /// Base stamps per vote.
+    pub vote_cost: u64,
+    /// The flood window: earlier posts of the same payer within it raise a post's price.
+    pub repeat_window_secs: u64,
+    /// Each earlier post in the window multiplies the price by this (1 turns flood pricing
+    /// off).
+    pub repeat_factor: u64,
+    pub vote_pricing: VotePricing,
+    /// Distinct up-voting payers (other than the post's) that refund a post's base postage;
+    /// 0 turns refunds off.
+    pub refund_voters: u64,
+}
