@@ -22,16 +22,17 @@
 //! are converted to these at the edge (`crate::http::routes`), so renaming a domain field never
 //! changes the wire.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
+use pennypost_audit::ViolationCode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
-pub use crate::keys::KeyStatus;
-pub use crate::ledger::check::AuditReport;
+use crate::stamp::StampError;
 use crate::time::Timestamp;
 
 /// A time on the wire: RFC 3339 text in UTC with whole seconds, `2025-11-26T21:45:46Z`.
@@ -188,6 +189,18 @@ impl ErrorCode {
     }
 }
 
+impl From<&StampError> for ErrorCode {
+    /// The stable code of a refused stamp.
+    fn from(e: &StampError) -> ErrorCode {
+        match e {
+            StampError::Invalid(_) => ErrorCode::InvalidStamp,
+            StampError::UnknownKey(_) => ErrorCode::UnknownKey,
+            StampError::BadSignature => ErrorCode::BadSignature,
+            StampError::Expired => ErrorCode::StampExpired,
+        }
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -248,6 +261,14 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     pub status: String,
+}
+
+/// Whether an issuer key signs new stamps or only verifies old ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Retired,
 }
 
 /// `GET /v1/keys`: every issuer key the ledger ever published.
@@ -589,7 +610,7 @@ pub struct VoteResponse {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The ledger. (`GET /v1/audit` answers an [`AuditReport`].)
+// The ledger.
 
 /// `GET /v1/ledger/key`: the key that signs checkpoints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -638,6 +659,99 @@ pub struct ConsistencyProofQuery {
 pub struct ProofResponse {
     /// Each hash in standard padded base64, as in C2SP checkpoints.
     pub hashes: Vec<String>,
+}
+
+/// `GET /v1/audit`: the server's own check of every durable entry, the auditor crate's
+/// [`pennypost_audit::AuditReport`] as it is served (fields in alphabetical order, as
+/// `serde_json::Value` wrote them when the answer went through one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AuditReport)]
+pub struct AuditResponse {
+    /// Credits by source (`operator`, `stripe`, `btcpay`, `test`). Absent from servers older
+    /// than payments.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub credits_by_source: BTreeMap<String, u64>,
+    pub credits_total: u64,
+    /// Money taken back by debits (refunds, disputes, corrections). Absent from servers older
+    /// than payments.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub debits_total: u64,
+    /// Entries checked (the durable size).
+    pub ledger_size: u64,
+    /// True when no violation was found.
+    pub ok: bool,
+    pub purchases_total: u64,
+    /// Absent from servers older than the economy.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub refunds_total: u64,
+    /// The unit prices of the stamps revoked after debits. Absent from servers older than
+    /// payments.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub revoked_total: u64,
+    /// Sold, never spent, past `expires_at`.
+    pub stamps_expired: u64,
+    pub stamps_issued: u64,
+    /// Sold, never spent, not yet expired.
+    pub stamps_outstanding: u64,
+    pub stamps_spent: u64,
+    /// The first 1000 violations, in log order.
+    pub violations: Vec<ViolationInfo>,
+    /// Every violation found.
+    #[schema(required = true)]
+    pub violations_total: u64,
+}
+
+/// One broken invariant of the ledger (`docs/ledger.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Violation)]
+pub struct ViolationInfo {
+    /// A violation code of `docs/ledger.md` (not an HTTP error code).
+    #[schema(schema_with = violation_code_schema)]
+    pub code: ViolationCode,
+    pub detail: String,
+    /// The entry where it shows.
+    pub index: u64,
+}
+
+/// The schema of a violation code: text, one of [`ViolationCode::ALL`]. (The auditor crate
+/// does not depend on utoipa, so the schema is written here from its list.)
+fn violation_code_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ViolationCode::ALL.map(ViolationCode::as_str)))
+}
+
+impl From<pennypost_audit::AuditReport> for AuditResponse {
+    fn from(report: pennypost_audit::AuditReport) -> AuditResponse {
+        AuditResponse {
+            credits_by_source: report.credits_by_source,
+            credits_total: report.credits_total,
+            debits_total: report.debits_total,
+            ledger_size: report.ledger_size,
+            ok: report.ok,
+            purchases_total: report.purchases_total,
+            refunds_total: report.refunds_total,
+            revoked_total: report.revoked_total,
+            stamps_expired: report.stamps_expired,
+            stamps_issued: report.stamps_issued,
+            stamps_outstanding: report.stamps_outstanding,
+            stamps_spent: report.stamps_spent,
+            violations: report
+                .violations
+                .into_iter()
+                .map(|v| ViolationInfo {
+                    code: v.code,
+                    detail: v.detail,
+                    index: v.index,
+                })
+                .collect(),
+            violations_total: report.violations_total,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,6 +806,18 @@ mod tests {
             assert_eq!(back, code);
         }
         assert_eq!(ErrorCode::InternalError.as_str(), "internal_error");
+        let stamp_codes = [
+            (StampError::Invalid("x"), "invalid_stamp"),
+            (
+                StampError::UnknownKey(crate::stamp::Kid([0; 8])),
+                "unknown_key",
+            ),
+            (StampError::BadSignature, "bad_signature"),
+            (StampError::Expired, "stamp_expired"),
+        ];
+        for (error, code) in stamp_codes {
+            assert_eq!(ErrorCode::from(&error).as_str(), code, "{error}");
+        }
         assert!(serde_json::from_str::<ErrorCode>("\"internal\"").is_err());
     }
 
@@ -839,6 +965,14 @@ mod tests {
         wire(&ProofResponse {
             hashes: vec!["h".into()],
         });
+        let mut checker = pennypost_audit::LedgerChecker::new();
+        checker.push(b"not json");
+        let report = AuditResponse::from(checker.report(0));
+        assert_eq!(report.violations[0].code, ViolationCode::MalformedEntry);
+        let text = wire(&report);
+        // What `serde_json::Value` wrote when the answer went through one.
+        let through_value = serde_json::to_value(checker.report(0)).expect("report");
+        assert_eq!(text, through_value.to_string());
         wire(&BackupResponse {
             ledger_size: 3,
             path: "/var/backups/pennypost".into(),

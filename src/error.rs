@@ -103,7 +103,7 @@ impl Error {
             Error::AlreadySpent(_) => ErrorCode::StampAlreadySpent,
             Error::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
             Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
-            Error::Stamp(e) => e.code(),
+            Error::Stamp(e) => ErrorCode::from(e),
             Error::WrongStampCount { .. } => ErrorCode::WrongStampCount,
             Error::MixedPayers => ErrorCode::MixedPayers,
             Error::NameTaken => ErrorCode::NameTaken,

@@ -26,7 +26,7 @@ use crate::stamp::Kid;
 use crate::time::Timestamp;
 
 /// Whether a key signs new stamps or only verifies old ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,

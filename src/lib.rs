@@ -27,7 +27,8 @@
 //! - [`gate`]: `pennypost gate`, a reverse proxy that asks for stamps on the priced routes of
 //!   an existing site: hold, forward, capture or release (talks to a mint over HTTP only).
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
-//! - [`config`]: the economy and every named limit.
+//! - [`config`]: the economy and every limit an operator may set (fixed limits are named
+//!   constants beside the code they bound).
 //! - [`telemetry`]: Prometheus metrics: the series' names, the recorder, `GET /metrics`.
 //! - [`simulate`]: a month of a community played through the rules under two policies: the
 //!   economy's evidence (`pennypost simulate`).

@@ -12,8 +12,6 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::api::ErrorCode;
-
 /// The text prefix of a version-1 stamp.
 pub const PREFIX: &str = "pp1.";
 /// Domain separation for stamp signatures (18 ASCII bytes, no terminator).
@@ -130,7 +128,8 @@ pub struct Decoded {
     signature: Signature,
 }
 
-/// Why a stamp was refused. Each variant maps to one stable API code.
+/// Why a stamp was refused. Each variant maps to one stable API code (`api::ErrorCode`'s
+/// `From<&StampError>`: this module knows nothing of the HTTP API).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StampError {
     /// Occurs when the text is not a well-formed version-1 stamp (prefix, base64url, lengths,
@@ -146,18 +145,6 @@ pub enum StampError {
     /// Occurs when `now >= expires_at`. Code `stamp_expired`.
     #[error("stamp expired")]
     Expired,
-}
-
-impl StampError {
-    /// The stable API error code.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            StampError::Invalid(_) => ErrorCode::InvalidStamp,
-            StampError::UnknownKey(_) => ErrorCode::UnknownKey,
-            StampError::BadSignature => ErrorCode::BadSignature,
-            StampError::Expired => ErrorCode::StampExpired,
-        }
-    }
 }
 
 /// Decodes base64url without padding, refusing non-canonical input. The `base64` crate's
@@ -352,7 +339,11 @@ mod tests {
     fn code_of(text: &str, now: i64) -> &'static str {
         match decode_and_verify(text, lookup(&key()), now) {
             Ok(_) => "ok",
-            Err(e) => e.code().as_str(),
+            // The API codes of these refusals (`api::ErrorCode::from`).
+            Err(StampError::Invalid(_)) => "invalid_stamp",
+            Err(StampError::UnknownKey(_)) => "unknown_key",
+            Err(StampError::BadSignature) => "bad_signature",
+            Err(StampError::Expired) => "stamp_expired",
         }
     }
 

@@ -18,6 +18,11 @@ mod helpers;
 // The harness's servers run on PostgreSQL under PENNYPOST_TEST_BACKEND=postgres.
 #[path = "support/pg.rs"]
 mod pg;
+// What the harness starts servers and reads stamps with.
+#[path = "support/serve.rs"]
+mod serve;
+#[path = "support/wire.rs"]
+mod wire;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

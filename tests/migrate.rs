@@ -4,10 +4,13 @@
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/serve.rs"]
+mod serve;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+
+use serve::serve_command;
 
 use serde_json::{json, Value};
 
@@ -23,42 +26,23 @@ struct Server {
 impl Server {
     /// Starts a server with the default policy on `data_dir` and `keys_dir`, and `extra` args.
     fn start(data_dir: &Path, keys_dir: &Path, extra: &[&str]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
         // Nothing of the developer's environment configures the server (a
-        // PENNYPOST_DATABASE_URL there would quietly move the sled server onto a database).
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("PENNYPOST_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        // PENNYPOST_DATABASE_URL there would quietly move the sled server onto a database):
+        // `serve_command` removes every PENNYPOST_* variable.
+        let mut command = serve_command(["--listen", "127.0.0.1:0", "--data-dir"]);
+        command
             .arg(data_dir)
             .arg("--keys-dir")
             .arg(keys_dir)
             .args(extra)
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("PENNYPOST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn pennypost serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("pennypost listening on ") {
-                        break url.to_string();
-                    }
-                }
-                _ => panic!("the server exited before listening"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+            .stderr(Stdio::inherit());
+        let started = serve::start(&mut command, false, || "(on the test's stderr)".to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
         Server {
-            url,
-            child,
+            url: started.base_url,
+            child: started.child,
             http: reqwest::blocking::Client::new(),
         }
     }
@@ -132,8 +116,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        serve::kill(&mut self.child);
     }
 }
 
@@ -145,13 +128,7 @@ fn pennypost(args: &[&str]) -> Output {
 }
 
 fn audit(server: &Server, state: &Path) -> Output {
-    pennypost(&[
-        "audit",
-        "--server",
-        &server.url,
-        "--state",
-        state.to_str().expect("path"),
-    ])
+    serve::audit(&server.url, state)
 }
 
 /// Some of everything a store holds: keys, a policy, accounts with names, credits, purchases

@@ -14,19 +14,20 @@
 //!   the client commands of `pennypost`. Pure.
 //! - [`state`]: the auditor's files between runs, the state file (pinned key, last trusted
 //!   checkpoint) and the checker state beside it, so a later run checks only new entries.
+//! - [`wire`]: the server's answers the auditor reads, as its own types (key, proof, a page of
+//!   entries, the server's totals).
 //!
 //! It must not depend on the server crate, its store or its HTTP server, and holds no secret:
 //! signing checkpoints stays in the server, which owns the ledger key.
 //!
 //! ```
-//! use pennypost_audit::check::code;
-//! use pennypost_audit::LedgerChecker;
+//! use pennypost_audit::{LedgerChecker, ViolationCode};
 //!
 //! let mut checker = LedgerChecker::new();
 //! checker.push(b"not json");
 //! let report = checker.report(0);
 //! assert!(!report.ok);
-//! assert_eq!(report.violations[0].code, code::MALFORMED_ENTRY);
+//! assert_eq!(report.violations[0].code, ViolationCode::MalformedEntry);
 //! ```
 
 pub mod auditor;
@@ -34,9 +35,10 @@ pub mod check;
 pub mod checkpoint;
 pub mod server_url;
 pub mod state;
+pub mod wire;
 
 pub use auditor::{audit, main, AuditArgs};
-pub use check::{AuditReport, LedgerChecker, Violation};
+pub use check::{AuditReport, LedgerChecker, Violation, ViolationCode};
 
 /// Largest ledger entry, in bytes: what the server may write and what the checker accepts
 /// (docs/ledger.md: "An entry is at most 64 KiB"). 65,535 rather than 65,536 because a C2SP

@@ -35,13 +35,18 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::auditor::Unfinished;
 use crate::check::LedgerChecker;
 
 /// The first bytes of a checker file.
 pub const CHECKER_FILE_MAGIC: &[u8; 30] = b"pennypost-audit checker state\n";
 /// The checker file's layout (the envelope above; the snapshot inside has its own version).
 pub const CHECKER_FILE_VERSION: u32 = 1;
+
+/// Why a state file could not be read or written; the auditor reports it as a run it could not
+/// finish (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateError(pub String);
 
 /// What the auditor remembers between runs (`FILE`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -77,20 +82,20 @@ pub fn checker_path(state_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-pub fn load_state(path: &Path) -> Result<Option<AuditState>, Unfinished> {
+pub fn load_state(path: &Path) -> Result<Option<AuditState>, StateError> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Unfinished(format!("state file {} is not valid: {e}", path.display()))),
+            .map_err(|e| StateError(format!("state file {} is not valid: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Unfinished(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(StateError(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
-pub fn save_state(path: &Path, state: &AuditState) -> Result<(), Unfinished> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Unfinished(e.to_string()))?;
+pub fn save_state(path: &Path, state: &AuditState) -> Result<(), StateError> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| StateError(e.to_string()))?;
     write_atomically(path, &bytes)
-        .map_err(|e| Unfinished(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| StateError(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Writes `bytes` as the whole new content of `path` (mode 0600): to `path.tmp`, flushed,
@@ -142,11 +147,11 @@ pub fn save_checker(
     state_path: &Path,
     state: &AuditState,
     checker: &LedgerChecker,
-) -> Result<u64, Unfinished> {
+) -> Result<u64, StateError> {
     let path = checker_path(state_path);
     let bytes = checker_file_bytes(state, checker);
     write_atomically(&path, &bytes)
-        .map_err(|e| Unfinished(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| StateError(format!("cannot write {}: {e}", path.display())))?;
     Ok(u64::try_from(bytes.len()).unwrap_or(u64::MAX))
 }
 

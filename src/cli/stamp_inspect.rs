@@ -8,6 +8,7 @@ use base64::Engine as _;
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
 
+use crate::api::ErrorCode;
 use crate::stamp::{self, Kid};
 use crate::time::Timestamp;
 
@@ -58,7 +59,7 @@ pub fn main(args: InspectArgs) -> ExitCode {
     let decoded = match stamp::decode(args.stamp.trim()) {
         Ok(d) => d,
         Err(e) => {
-            println!("invalid: {e} ({})", e.code());
+            println!("invalid: {e} ({})", ErrorCode::from(&e));
             return ExitCode::from(1);
         }
     };
@@ -110,7 +111,7 @@ pub fn main(args: InspectArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("signature:  {e} ({})", e.code());
+            println!("signature:  {e} ({})", ErrorCode::from(&e));
             ExitCode::from(1)
         }
     }

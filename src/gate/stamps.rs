@@ -46,7 +46,7 @@ fn push_list(text: &str, out: &mut Vec<String>, from: &str) -> Result<(), Stamps
         }
         if let Err(e) = crate::stamp::decode(item) {
             return Err(StampsError::Invalid {
-                code: e.code().as_str(),
+                code: crate::api::ErrorCode::from(&e).as_str(),
                 detail: format!("{from}: {e}"),
             });
         }

@@ -18,7 +18,7 @@ use axum::http::{header, request::Parts, HeaderMap};
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiJson;
-use super::routes::AppState;
+use super::state::AppState;
 use crate::domain::Account;
 use crate::error::Error;
 use crate::service::App;

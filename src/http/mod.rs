@@ -2,8 +2,9 @@
 //! and the server loop with graceful shutdown.
 //!
 //! Handlers are thin (`routes`) over the body types of `crate::api`; callers are checked by
-//! extractors (`auth`); errors become problem+json in one place (`problem`); the OpenAPI
-//! document is generated from both (`openapi`). Every answer is counted and timed by route
+//! extractors (`auth`), both over the shared state (`state`); errors become problem+json in
+//! one place (`problem`); the OpenAPI document is generated from both and served by `openapi`,
+//! which the handlers do not import. Every answer is counted and timed by route
 //! template for the metrics (`crate::telemetry`), a no-op unless `--metrics-listen` is set.
 
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod limit;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use crate::api::ErrorCode;
 use crate::error::Error;
 use crate::service::App;
 use problem::{problem, BodyLimit};
-use routes::AppState;
+use state::AppState;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
@@ -87,7 +89,7 @@ pub fn app(service: Arc<App>) -> Router {
         )
         .route("/v1/audit", get(routes::audit))
         .route("/v1/admin/backup", post(routes::backup))
-        .route("/openapi.json", get(routes::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .route("/checkpoint", get(routes::ledger_checkpoint))
         .route("/tile/{*path}", get(routes::tile))
         .fallback(not_found)

@@ -8,8 +8,6 @@
 //! in backticks; `super::openapi` gives every 4xx and 5xx the problem+json body, and every
 //! route the answers any route can give (405, 408, 429, 500).
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,7 +15,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::auth::{AccountAuth, AdminAuth, AuthJson, MaybeAccount};
@@ -34,13 +31,12 @@ use crate::api::{
 use crate::api::{BackupRequest, BackupResponse};
 use crate::domain::Post;
 use crate::error::Error;
-use crate::keys::public_key_text;
+use crate::keys::{public_key_text, KeyStatus};
 use crate::ledger::checkpoint;
 use crate::rules::QuoteAction;
-use crate::service::App;
 use crate::time::Timestamp;
 
-pub type AppState = Arc<App>;
+use super::state::AppState;
 
 fn post_answer(post: &Post) -> api::Post {
     api::Post {
@@ -105,7 +101,10 @@ pub async fn keys(State(service): State<AppState>) -> Json<KeysResponse> {
             created_at: k.created_at.into(),
             kid: k.kid.to_hex(),
             public_key: public_key_text(&k.verifying),
-            status: k.status,
+            status: match k.status {
+                KeyStatus::Active => api::KeyStatus::Active,
+                KeyStatus::Retired => api::KeyStatus::Retired,
+            },
         })
         .collect();
     Json(KeysResponse { keys })
@@ -691,19 +690,14 @@ pub async fn consistency_proof(
     ))
 }
 
-/// `GET /v1/audit`: an [`api::AuditReport`]. It goes through a `serde_json::Value`, whose
-/// objects sort their keys, so the answer keeps the key order it always had (the report's
-/// fields are not declared in alphabetical order).
+/// `GET /v1/audit`: the server's own check, as an [`api::AuditResponse`].
 #[utoipa::path(get, path = "/v1/audit", tag = "ledger",
     responses(
-        (status = 200, description = "The server's own check of every durable entry.", body = super::openapi::AuditReportSchema),
+        (status = 200, description = "The server's own check of every durable entry.", body = api::AuditResponse),
         (status = 503, description = "`audit_catching_up`: the check is far behind after a start on a long log; Retry-After says when to ask again."),
     ))]
-pub async fn audit(State(service): State<AppState>) -> Result<Json<Value>, Error> {
-    let report: api::AuditReport = service.log.audit().await?;
-    serde_json::to_value(report)
-        .map(Json)
-        .map_err(|e| Error::Internal(e.to_string()))
+pub async fn audit(State(service): State<AppState>) -> Result<Json<api::AuditResponse>, Error> {
+    Ok(Json(service.log.audit().await?.into()))
 }
 
 /// C2SP tlog-tiles: hash tiles and entry bundles under `/tile/`, and the checkpoint at
@@ -755,15 +749,4 @@ pub async fn backup(
         }),
     )
         .into_response())
-}
-
-/// `GET /openapi.json`: the OpenAPI 3.1 document of every route, generated from the types.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "This document: OpenAPI 3.1, generated from the server's types.", content_type = "application/json", body = Object)))]
-pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::document(),
-    )
-        .into_response()
 }

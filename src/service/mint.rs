@@ -363,7 +363,7 @@ impl Mint {
                     state: None,
                     issued_at: None,
                     expires_at: None,
-                    code: Some(e.code()),
+                    code: Some(ErrorCode::from(&e)),
                 })
             }
         };
@@ -381,7 +381,7 @@ impl Mint {
             Err(StampError::Expired) | Ok(_) => {}
             Err(e) => {
                 // Unknown key or bad signature: nothing about the stamp can be trusted.
-                answer.code = Some(e.code());
+                answer.code = Some(ErrorCode::from(&e));
                 return Ok(answer);
             }
         }

@@ -6,7 +6,6 @@
 mod incremental;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +20,7 @@ use pennypost::ledger::checkpoint;
 use serde_json::{json, Value};
 
 use crate::helpers::TestServer;
+use crate::serve::audit_printed;
 
 const ORIGIN: &str = "fake.example/log";
 
@@ -30,21 +30,6 @@ fn ledger_size(out: &str) -> u64 {
         .find_map(|l| l.strip_prefix("ledger size"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no ledger size in {out}"))
-}
-
-/// Runs `pennypost audit` and returns (exit code, stdout).
-fn run_audit(server: &str, state: &std::path::Path) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_pennypost"))
-        .args(["audit", "--server", server, "--state"])
-        .arg(state)
-        .output()
-        .expect("run audit");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
 }
 
 #[tokio::test]
@@ -59,7 +44,7 @@ async fn honest_server_passes_and_keeps_passing_as_it_grows() {
             json!({"stamp": stamps[0], "context": "x"}),
         )
         .await;
-    let (code, out) = run_audit(&server.base_url, &state);
+    let (code, out) = audit_printed(&server.base_url, &state);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("OK"), "{out}");
     assert!(out.contains("stamps issued        5"), "{out}");
@@ -89,7 +74,7 @@ async fn honest_server_passes_and_keeps_passing_as_it_grows() {
             json!({"author": "a", "body": "b", "stamps": [stamps[1]]}),
         )
         .await;
-    let (code, out) = run_audit(&server.base_url, &state);
+    let (code, out) = audit_printed(&server.base_url, &state);
     assert_eq!(code, 0, "{out}");
     // The second run checks only what the server appended since the first.
     let size = ledger_size(&out);
@@ -128,7 +113,7 @@ async fn honest_server_passes_and_keeps_passing_as_it_grows() {
 #[tokio::test]
 async fn unreachable_server_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, out) = run_audit("http://127.0.0.1:9", &dir.path().join("s.json"));
+    let (code, out) = audit_printed("http://127.0.0.1:9", &dir.path().join("s.json"));
     assert_eq!(code, 2, "{out}");
 }
 
@@ -301,7 +286,7 @@ async fn audit_fake(entries: Vec<String>) -> (i32, String) {
     let (url, _fake) = start_fake(entries).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
-    tokio::task::spawn_blocking(move || run_audit(&url, &state))
+    tokio::task::spawn_blocking(move || audit_printed(&url, &state))
         .await
         .expect("join")
 }
@@ -379,7 +364,7 @@ async fn catches_a_rewritten_history() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
     let (u, s) = (url.clone(), state.clone());
-    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&u, &s))
         .await
         .expect("join");
     assert_eq!(code, 0, "first audit pins the checkpoint: {out}");
@@ -392,7 +377,7 @@ async fn catches_a_rewritten_history() {
         entries.push(credit(4, 5, &reference(2)).replace("00:00:01Z", "00:00:09Z"));
     }
     let (u, s) = (url.clone(), state.clone());
-    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&u, &s))
         .await
         .expect("join");
     assert_eq!(code, 1, "{out}");
@@ -410,7 +395,7 @@ async fn catches_a_rewritten_history() {
 
     // A fresh auditor with no memory sees a consistent log: that is why the state matters.
     let fresh = dir.path().join("fresh.json");
-    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &fresh))
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&url, &fresh))
         .await
         .expect("join");
     assert_eq!(code, 0, "{out}");
@@ -422,7 +407,7 @@ async fn catches_a_forged_checkpoint_signature() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
     let (u, s) = (url.clone(), state.clone());
-    let (code, _) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+    let (code, _) = tokio::task::spawn_blocking(move || audit_printed(&u, &s))
         .await
         .expect("join");
     assert_eq!(code, 0);
@@ -435,7 +420,7 @@ async fn catches_a_forged_checkpoint_signature() {
     pinned["vkey"] = json!(other_vkey);
     std::fs::write(&state, pinned.to_string()).expect("write");
     *fake.shown_vkey.lock().expect("lock") = Some(other_vkey);
-    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &state))
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&url, &state))
         .await
         .expect("join");
     assert_eq!(code, 1, "{out}");
@@ -451,7 +436,7 @@ async fn a_state_pinned_to_another_key_says_so_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
     let (u, s) = (url.clone(), state.clone());
-    let (code, _) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+    let (code, _) = tokio::task::spawn_blocking(move || audit_printed(&u, &s))
         .await
         .expect("join");
     assert_eq!(code, 0);
@@ -464,7 +449,7 @@ async fn a_state_pinned_to_another_key_says_so_first() {
     std::fs::write(&state, pinned.to_string()).expect("write");
     let before = std::fs::read(&state).expect("state");
     let path = state.clone();
-    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &path))
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&url, &path))
         .await
         .expect("join");
     assert_eq!(code, 1, "{out}");
@@ -581,7 +566,7 @@ async fn audit_answers_503_with_progress_while_far_behind_and_the_auditor_waits_
 
     // The auditor asks again after Retry-After instead of giving up, and passes.
     let state = server.work_dir().join("audit.json");
-    let (code, out) = run_audit(&server.base_url, &state);
+    let (code, out) = audit_printed(&server.base_url, &state);
     assert_eq!(code, 0, "{out}");
 
     // Once the background check has caught up, the answer is the full report.
@@ -724,7 +709,7 @@ async fn audit_fake_reporting(entries: Vec<String>, report: Value) -> (i32, Stri
     *fake.audit.lock().expect("lock") = Some(report);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
-    tokio::task::spawn_blocking(move || run_audit(&url, &state))
+    tokio::task::spawn_blocking(move || audit_printed(&url, &state))
         .await
         .expect("join")
 }

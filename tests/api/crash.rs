@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::TestServer;
+use crate::helpers::{stamp_id, TestServer};
 
 /// Payers (accounts) each client pays with.
 const PAYERS_PER_CLIENT: usize = 3;
@@ -373,18 +373,6 @@ impl Client {
         }
         Err(self.refused("redeem", status, &answer, &stamps).await)
     }
-}
-
-/// The stamp id of a stamp text, read from its payload (bytes 9..25).
-fn stamp_id(stamp: &str) -> String {
-    use base64::Engine as _;
-    let payload = stamp.split('.').nth(1).unwrap_or("");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap_or_default();
-    uuid::Uuid::from_slice(bytes.get(9..25).unwrap_or(&[0; 16]))
-        .map(|u| u.to_string())
-        .unwrap_or_default()
 }
 
 /// Every ledger entry, read page by page.

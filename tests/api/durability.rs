@@ -2,8 +2,6 @@
 //! keys and the ledger; a SIGKILL in the middle of a burst of redeems loses no acknowledged
 //! spend; SIGTERM exits cleanly.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +12,7 @@ use crate::helpers::{
     assert_problem, own_database, stamp_id, strings, with_store, TestServer, ADMIN_TOKEN,
 };
 use crate::pg;
+use crate::serve::{self, serve_command};
 
 /// The origin, size and root lines of a checkpoint (not its signature lines).
 fn checkpoint_body(note: &str) -> Vec<String> {
@@ -275,32 +274,16 @@ fn serve_without_token(
     dir: &std::path::Path,
     database: Option<&pg::TestDatabase>,
 ) -> (std::process::Child, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    let mut command = serve_command(["--listen", "127.0.0.1:0", "--data-dir"]);
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("data"))
         .arg("--keys-dir")
         .arg(dir.join("keys"));
-    let mut child = with_store(&mut command, database)
-        .env_remove("PENNYPOST_ADMIN_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(url) = line.strip_prefix("pennypost listening on ") {
-                    break url.to_string();
-                }
-            }
-            _ => panic!("server exited before listening"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    let log = dir.join("server.log");
+    with_store(&mut command, database).stderr(serve::log_file(&log));
+    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = serve::start(&mut command, false, logs).unwrap_or_else(|e| panic!("{e}"));
+    (started.child, started.base_url)
 }
 
 #[tokio::test]

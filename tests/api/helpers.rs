@@ -9,9 +9,8 @@
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -23,6 +22,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::pg;
+use crate::serve::{self, serve_command};
+// Re-exported for the API tests; the browser test, which includes this file too, reads none.
+#[allow(unused_imports)]
+pub use crate::wire::stamp_id;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -208,11 +211,8 @@ impl TestServer {
     }
 
     fn launch(&mut self) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+        let mut command = serve_command(["--listen", "127.0.0.1:0"]);
         command
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--keys-dir")
@@ -224,30 +224,11 @@ impl TestServer {
         if self.flat {
             command.envs(FLAT.iter().copied());
         }
-        command.stdout(Stdio::piped()).stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log_path)
-                .expect("log file"),
-        );
-        let mut child = command.spawn().expect("spawn pennypost");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("pennypost listening on ") {
-                        break url.to_string();
-                    }
-                }
-                _ => panic!("server exited before listening; logs:\n{}", self.logs()),
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.base_url = url;
-        self.child = Some(child);
+        command.stderr(serve::log_file(&self.log_path));
+        let started =
+            serve::start(&mut command, false, || self.logs()).unwrap_or_else(|e| panic!("{e}"));
+        self.base_url = started.base_url;
+        self.child = Some(started.child);
     }
 
     /// SIGKILLs the server: no shutdown, no flush. What was acknowledged must survive.
@@ -486,11 +467,4 @@ pub fn stamp_text(payload: &[u8], signature: &[u8]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     format!("pp1.{}.{}", b64.encode(payload), b64.encode(signature))
-}
-
-/// The stamp id a stamp carries (payload bytes 9..25), as a hyphenated UUID string.
-pub fn stamp_id(stamp: &str) -> String {
-    let (payload, _) = stamp_parts(stamp);
-    let bytes: [u8; 16] = payload[9..25].try_into().expect("16 bytes");
-    uuid::Uuid::from_bytes(bytes).to_string()
 }

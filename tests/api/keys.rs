@@ -7,6 +7,8 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::helpers::{with_store, TestServer};
+use crate::keys_files::stamp_key_files;
+use crate::serve::{output_within_deadline, serve_command};
 
 fn entries(text: &str) -> Vec<Value> {
     text.lines()
@@ -115,14 +117,8 @@ async fn key_files_are_private_and_refused_when_readable() {
         files += 1;
     }
     assert_eq!(files, 2, "one issuer key and the ledger key");
-    let issuer = std::fs::read_dir(server.keys_dir())
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("stamp-"))
-        })
+    let issuer = stamp_key_files(&server.keys_dir())
+        .pop()
         .expect("issuer key");
     std::fs::set_permissions(&issuer, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let output = serve_output(&server, &[]);
@@ -133,29 +129,15 @@ async fn key_files_are_private_and_refused_when_readable() {
 
 /// Runs `pennypost serve` by hand on the server's directories and store, until it exits.
 fn serve_output(server: &TestServer, extra: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    let mut command = serve_command(["--listen", "127.0.0.1:0", "--data-dir"]);
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(server.data_dir())
         .arg("--keys-dir")
         .arg(server.keys_dir());
     with_store(&mut command, server.database())
         .args(extra)
-        .env("PENNYPOST_ADMIN_TOKEN", "x")
-        .output()
-        .expect("serve")
-}
-
-fn stamp_key_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .expect("keys dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("stamp-"))
-        })
-        .collect()
+        .env("PENNYPOST_ADMIN_TOKEN", "x");
+    output_within_deadline(&mut command)
 }
 
 #[tokio::test]

@@ -15,6 +15,9 @@ mod helpers;
 mod holds;
 mod hostile;
 mod keys;
+// Key files (tests/support/keys.rs).
+#[path = "../support/keys.rs"]
+mod keys_files;
 mod limits;
 mod metrics;
 mod mint;
@@ -26,4 +29,10 @@ mod pg;
 mod process;
 mod readme;
 mod secrets;
+// Starting `pennypost serve` and `pennypost audit` (tests/support/serve.rs).
+#[path = "../support/serve.rs"]
+mod serve;
 mod start;
+// Stamp ids, Merkle roots and Prometheus samples (tests/support/wire.rs).
+#[path = "../support/wire.rs"]
+mod wire;

@@ -8,64 +8,7 @@ use pennypost::api::PurchaseResponse;
 
 use crate::helpers::{stamp_id, ADMIN_TOKEN};
 use crate::process::start;
-
-/// One sample of the exposition: name, labels, value.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the samples of a Prometheus text exposition (the `# TYPE` lines into `types`).
-fn parse(text: &str, types: &mut BTreeMap<String, String>) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("type line");
-            types.insert(name.to_string(), kind.to_string());
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').expect("sample line");
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("closing brace");
-                let labels = body
-                    .split("\",")
-                    .filter(|pair| !pair.is_empty())
-                    .map(|pair| {
-                        let (key, value) = pair.split_once("=\"").expect("label pair");
-                        (key.to_string(), value.trim_end_matches('"').to_string())
-                    })
-                    .collect();
-                (name.to_string(), labels)
-            }
-            None => (series.to_string(), BTreeMap::new()),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value: value.parse().expect("a number"),
-        });
-    }
-    samples
-}
-
-/// The sum of the samples named `name` whose labels include every pair of `with`.
-fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| s.name == name)
-        .filter(|s| {
-            with.iter()
-                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
-}
+use crate::wire::{samples, total};
 
 /// Whether `text` has the shape of a hyphenated UUID.
 fn looks_like_uuid(text: &str) -> bool {
@@ -176,7 +119,7 @@ async fn metrics_count_the_traffic_without_ids() {
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = scrape.text().await.expect("text");
     let mut types = BTreeMap::new();
-    let samples = parse(&text, &mut types);
+    let samples = samples(&text, &mut types);
 
     let requests = "pennypost_http_requests_total";
     let route = |route: &'static str, status: &'static str| {

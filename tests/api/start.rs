@@ -3,10 +3,9 @@
 //! creatable gets a plain message, a currency or ledger origin the ledger cannot hold stops the start, and the logs say where the admin token came from, in plain
 //! text off a terminal or as JSON lines when asked.
 
-use std::process::Command;
-
 use crate::helpers::{own_database, with_store, TestServer};
 use crate::pg;
+use crate::serve::{output_within_deadline, serve_command};
 
 /// Runs `pennypost serve` on `dir`'s `data` and `keys`, and on `database` if given, until it
 /// exits.
@@ -15,16 +14,13 @@ fn serve(
     listen: &str,
     database: Option<&pg::TestDatabase>,
 ) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    let mut command = serve_command(["--listen", listen, "--data-dir"]);
     command
-        .args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir.join("data"))
         .arg("--keys-dir")
         .arg(dir.join("keys"));
-    with_store(&mut command, database)
-        .env("PENNYPOST_ADMIN_TOKEN", "t")
-        .output()
-        .expect("serve")
+    with_store(&mut command, database).env("PENNYPOST_ADMIN_TOKEN", "t");
+    output_within_deadline(&mut command)
 }
 
 /// The tables of a PostgreSQL database (none before a server has made its schema).

@@ -1,7 +1,6 @@
 //! The backends under test, the context a case runs in, and the commands cases build.
 
 use std::cell::RefCell;
-use std::fmt::Display;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,23 +127,11 @@ impl Backend for MemoryBackend {
     }
 }
 
-/// Runs `open` again while it fails on sled's file lock, which sled's background threads may
-/// hold for a moment after the last handle was dropped.
-pub fn retry_while_locked<T, E: Display>(open: impl Fn() -> Result<T, E>) -> Result<T, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match open() {
-            Ok(opened) => return Ok(opened),
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                if Instant::now() > deadline {
-                    return Err(e.to_string());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
+// Runs an open again while it fails on sled's file lock, which sled's background threads may
+// hold for a moment after the last handle was dropped: the one retry of every test binary.
+#[path = "../support/sled_lock.rs"]
+mod sled_lock;
+pub use sled_lock::retry_while_locked;
 
 // ------------------------------------------------------------------------------- a case
 

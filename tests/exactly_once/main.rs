@@ -28,14 +28,17 @@ mod durable_reads;
 #[path = "../conformance/observe.rs"]
 mod observe;
 mod race;
+// The lock retry and the test issuer keys (tests/support/).
+#[path = "../support/keys.rs"]
+mod keys_files;
+#[path = "../support/sled_lock.rs"]
+mod sled_lock;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use pennypost::domain::StampRef;
-use pennypost::keys::{public_key_text, KeyStatus};
+use pennypost::keys::KeyStatus;
 use pennypost::ledger::check::AuditReport;
 use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
@@ -51,8 +54,7 @@ fn fail(e: impl Display) -> TestCaseError {
 
 /// The issuer key every purchase names; published by a `KeyEvent` first so the auditor knows it.
 fn issuer() -> (Kid, String) {
-    let key = SigningKey::from_bytes(&[7u8; 32]).verifying_key();
-    (Kid::of(&key), public_key_text(&key))
+    keys_files::issuer(7)
 }
 
 fn key_event() -> Command {
@@ -73,24 +75,7 @@ fn audit(store: &dyn Store) -> Result<AuditReport, TestCaseError> {
 /// Opens the store again after the previous handle was dropped. sled's background I/O threads
 /// may hold its file lock for a moment after the drop, so a lock error is retried.
 fn reopen(dir: &std::path::Path) -> Result<SledStore, TestCaseError> {
-    retry_while_locked(|| SledStore::open(dir))
-}
-
-/// Runs `open` again while it fails on sled's file lock (held briefly after a drop).
-fn retry_while_locked<T, E: Display>(open: impl Fn() -> Result<T, E>) -> Result<T, TestCaseError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match open() {
-            Ok(opened) => return Ok(opened),
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                if Instant::now() > deadline {
-                    return Err(fail(e));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(fail(e)),
-        }
-    }
+    sled_lock::retry_while_locked(|| SledStore::open(dir)).map_err(fail)
 }
 
 /// What kinds of result the generated runs reached, so a generator that stops reaching one

@@ -3,10 +3,9 @@
 //! `pennypost serve` as the mint, or a closed port where a test must show the mint was never
 //! asked.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +21,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+
+use crate::serve;
 
 pub const ADMIN_TOKEN: &str = "gate-test-admin-token";
 
@@ -219,25 +220,20 @@ pub struct Mint {
 impl Mint {
     pub fn start() -> Mint {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pennypost"))
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
+        let log = dir.path().join("mint.log");
+        let mut command = serve::serve_command(["--listen", "127.0.0.1:0", "--data-dir"]);
+        command
             .arg(dir.path().join("data"))
             .arg("--keys-dir")
             .arg(dir.path().join("keys"))
-            .env_remove("PENNYPOST_DATABASE_URL")
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("PENNYPOST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn pennypost serve");
-        let url = listening(&mut child, "pennypost listening on ");
+            .stderr(serve::log_file(&log));
+        let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+        let started = serve::start(&mut command, false, logs).unwrap_or_else(|e| panic!("{e}"));
         Mint {
-            url,
-            child,
+            url: started.base_url,
+            child: started.child,
             _dir: dir,
         }
     }
@@ -300,34 +296,8 @@ impl Mint {
 
 impl Drop for Mint {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        serve::kill(&mut self.child);
     }
-}
-
-/// Waits for the line that says where a child listens, then keeps draining its stdout; also
-/// returns the lines before it.
-fn listening(child: &mut Child, prefix: &str) -> String {
-    listening_after(child, prefix).0
-}
-
-fn listening_after(child: &mut Child, prefix: &str) -> (String, Vec<String>) {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut before = Vec::new();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(url) = line.strip_prefix(prefix) {
-                    break url.to_string();
-                }
-                before.push(line);
-            }
-            _ => panic!("exited before listening"),
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (url, before)
 }
 
 /// An address nothing listens on: a port bound and let go.
@@ -372,20 +342,24 @@ impl Gate {
         let path = dir.path().join("gate.toml");
         std::fs::write(&path, config).expect("write config");
         let log = dir.path().join("gate.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pennypost"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+        command
             .arg("gate")
             .arg("--config")
             .arg(&path)
             .env("PENNYPOST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("spawn pennypost gate");
-        let (url, before) = listening_after(&mut child, "pennypost gate listening on ");
-        let metrics = before
-            .iter()
-            .find_map(|line| line.strip_prefix("pennypost gate metrics on "))
-            .map(str::to_string);
+            .stderr(std::fs::File::create(&log).expect("log"));
+        let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+        let started = serve::start_announced(
+            &mut command,
+            "pennypost gate listening on ",
+            "pennypost gate metrics on ",
+            false,
+            logs,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // The gate prints its metrics line before its listening line.
+        let (url, metrics, child) = (started.base_url.clone(), started.metrics(), started.child);
         let address = url
             .trim_start_matches("http://")
             .parse()

@@ -14,3 +14,6 @@ mod free;
 mod harness;
 mod holds;
 mod priced;
+// Starting `pennypost serve` and the gate, with a deadline (tests/support/serve.rs).
+#[path = "../support/serve.rs"]
+mod serve;

@@ -7,11 +7,9 @@
 //! its database: dropping it kills the servers first, then drops the database.
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::Mutex;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pennypost::api::{
@@ -21,11 +19,11 @@ use pennypost_audit::checkpoint::Verified;
 use serde_json::{json, Value};
 
 use crate::pg;
+use crate::serve::{self, serve_command};
+use crate::wire;
+pub use crate::wire::stamp_id;
 
 pub const ADMIN_TOKEN: &str = "servers-test-admin-token";
-
-/// How long a server may take to print its `listening` line.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The policy every server runs (as `TestServer` sets it): posts and votes at their base cost.
 const FLAT: &[(&str, &str)] = &[
@@ -43,8 +41,9 @@ pub struct Server {
     log: PathBuf,
     child: Mutex<Option<Child>>,
     base_url: Mutex<String>,
-    /// `http://ADDR/metrics` once the server printed it (started with `--metrics-listen`).
-    metrics_url: std::sync::Arc<Mutex<Option<String>>>,
+    /// `http://ADDR/metrics` once the server printed it (started with `--metrics-listen`),
+    /// noted by the thread that drains the stdout of its latest start.
+    metrics_url: Mutex<Arc<Mutex<Option<String>>>>,
 }
 
 impl Server {
@@ -55,7 +54,7 @@ impl Server {
             log,
             child: Mutex::new(None),
             base_url: Mutex::new(String::new()),
-            metrics_url: std::sync::Arc::new(Mutex::new(None)),
+            metrics_url: Mutex::new(Arc::new(Mutex::new(None))),
         }
     }
 
@@ -67,68 +66,20 @@ impl Server {
     }
 
     /// Starts the process; `Err` with its logs when it exits or stays silent instead of
-    /// listening.
+    /// listening (within `serve::START_TIMEOUT`).
     pub fn try_launch(&self) -> Result<(), String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
         let args = self.args.lock().expect("lock").clone();
-        command.arg("serve").args(&args);
-        // Nothing of the developer's environment configures the server, only what we give.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("PENNYPOST_") {
-                command.env_remove(name);
-            }
-        }
+        let mut command = serve_command(&args);
         command
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("PENNYPOST_LOG", "info")
             .envs(FLAT.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.log)
-                    .expect("log file"),
-            );
-        let mut child = command.spawn().expect("spawn pennypost");
-        let stdout = child.stdout.take().expect("stdout");
-        let (found, url) = mpsc::channel();
-        let metrics_url = self.metrics_url.clone();
-        *metrics_url.lock().expect("lock") = None;
-        // Reads the listening line, then keeps draining stdout so the server never blocks,
-        // noting the metrics line if one comes.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("pennypost listening on ") {
-                    let _ = found.send(url.to_string());
-                    break;
-                }
-            }
-            for line in lines {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("pennypost metrics on ") {
-                    *metrics_url.lock().expect("lock") = Some(url.to_string());
-                }
-            }
-        });
-        match url.recv_timeout(START_TIMEOUT) {
-            Ok(url) => {
-                *self.base_url.lock().expect("lock") = url;
-                *self.child.lock().expect("lock") = Some(child);
-                Ok(())
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                Err(format!(
-                    "{} did not start within {START_TIMEOUT:?} ({status:?}); logs:\n{}",
-                    self.name,
-                    self.logs()
-                ))
-            }
-        }
+            .stderr(serve::log_file(&self.log));
+        let started = serve::start(&mut command, false, || self.logs())
+            .map_err(|e| format!("{}: {e}", self.name))?;
+        *self.base_url.lock().expect("lock") = started.base_url;
+        *self.metrics_url.lock().expect("lock") = started.metrics_url;
+        *self.child.lock().expect("lock") = Some(started.child);
+        Ok(())
     }
 
     /// Replaces the value given to `flag` (which the server's arguments hold) for the next
@@ -145,8 +96,7 @@ impl Server {
     /// SIGKILL: no shutdown, no flush. Nothing if it is not running.
     pub fn kill(&self) {
         if let Some(mut child) = self.child.lock().expect("lock").take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            serve::kill(&mut child);
         }
     }
 
@@ -171,7 +121,8 @@ impl Server {
     pub fn metrics_url(&self) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(url) = self.metrics_url.lock().expect("lock").clone() {
+            let noted = self.metrics_url.lock().expect("lock").clone();
+            if let Some(url) = noted.lock().expect("lock").clone() {
                 return url;
             }
             assert!(
@@ -463,13 +414,7 @@ impl Service {
             .text()
             .await
             .expect("metrics text");
-        text.lines()
-            .filter(|line| {
-                line.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        wire::metric_total(&text, name)
     }
 
     /// `GET /checkpoint` of server `i` (the signed note).
@@ -536,18 +481,12 @@ impl Service {
 
     /// Runs `pennypost audit --server <server i> --state STATE`: (passed, what it printed).
     pub async fn audit(&self, i: usize, state: &Path) -> (bool, String) {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pennypost"))
-            .args(["audit", "--server", &self.servers[i].base_url(), "--state"])
-            .arg(state)
-            .output()
-            .await
-            .expect("run pennypost audit");
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let passed = output.status.code() == Some(0) && printed.contains("OK: every check holds");
+        let (server, state) = (self.servers[i].base_url(), state.to_path_buf());
+        let (code, printed) =
+            tokio::task::spawn_blocking(move || serve::audit_printed(&server, &state))
+                .await
+                .expect("pennypost audit ran");
+        let passed = code == 0 && printed.contains("OK: every check holds");
         (passed, printed)
     }
 
@@ -635,20 +574,6 @@ impl Drop for Service {
             server.kill();
         }
     }
-}
-
-/// The stamp id a stamp carries (payload bytes 9..25), as a hyphenated UUID string.
-pub fn stamp_id(stamp: &str) -> String {
-    use base64::Engine as _;
-    let payload = stamp
-        .strip_prefix("pp1.")
-        .and_then(|rest| rest.split('.').next())
-        .expect("a pp1. stamp");
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("payload base64");
-    let bytes: [u8; 16] = payload[9..25].try_into().expect("16 bytes");
-    uuid::Uuid::from_bytes(bytes).to_string()
 }
 
 /// Waits until `done`, checking every 10 ms; panics naming `what` after `limit`.

@@ -5,16 +5,8 @@
 use std::process::Command;
 
 use crate::harness::Service;
+use crate::keys_files::copy_keys;
 use crate::pg;
-
-/// Copies the files of directory `from` into a new directory `to` (the keys directory is flat).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("create");
-    for file in std::fs::read_dir(from).expect("read dir") {
-        let file = file.expect("entry");
-        std::fs::copy(file.path(), to.join(file.file_name())).expect("copy");
-    }
-}
 
 /// The `kind: key` entries of server `i`'s ledger: (kid, status) in ledger order.
 async fn key_entries(service: &Service, i: usize) -> Vec<(String, String)> {
@@ -39,7 +31,7 @@ async fn a_server_left_on_a_rotated_key_sells_nothing() {
     // The operator rotates a copy of the keys directory and restarts server 2 on it, while
     // server 1 runs on: server 2 retires the old key in the ledger and publishes the new one.
     let rotated = service.path("rotated-keys");
-    copy_dir(&service.path("keys"), &rotated);
+    copy_keys(&service.path("keys"), &rotated);
     let rotate = Command::new(env!("CARGO_BIN_EXE_pennypost"))
         .args(["keys", "rotate", "--keys-dir"])
         .arg(&rotated)

@@ -30,11 +30,20 @@ mod database_outage;
 mod harness;
 mod holds;
 mod keys;
+// Key files (tests/support/keys.rs).
+#[path = "../support/keys.rs"]
+mod keys_files;
 mod kill_server;
 mod leader;
 #[path = "../support/pg.rs"]
 mod pg;
 mod read_your_writes;
 mod redeem_race;
+// Starting `pennypost serve` and `pennypost audit` (tests/support/serve.rs).
+#[path = "../support/serve.rs"]
+mod serve;
 mod starvation;
 mod tls;
+// Stamp ids and Prometheus samples (tests/support/wire.rs).
+#[path = "../support/wire.rs"]
+mod wire;

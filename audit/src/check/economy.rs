@@ -19,11 +19,11 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::code;
 use super::entry::{
     parse_time, parse_uuid, uuid_text, Common, PolicyEntry, RefundEntry, VoteDirection, VotePricing,
 };
 use super::layered::Layered;
+use super::ViolationCode;
 use super::{Account, LedgerChecker, ENTRY_BYTES_MAX, NANOS_PER_SEC};
 
 /// The parameters of a `policy` entry the checks use (`stamp_price` is not one: a purchase's
@@ -233,7 +233,7 @@ impl LedgerChecker {
                 uuid_text(expected.post),
                 expected.voters
             );
-            self.violate(expected.vote_index, code::MISSING_REFUND, detail);
+            self.violate(expected.vote_index, ViolationCode::MissingRefund, detail);
         }
     }
 
@@ -308,7 +308,7 @@ impl LedgerChecker {
                         entry.account,
                         uuid_text(expected.payer)
                     );
-                    self.violate(index, code::WRONG_REFUND_ACCOUNT, detail);
+                    self.violate(index, ViolationCode::WrongRefundAccount, detail);
                 }
                 if amount != expected.amount || entry.currency != expected.currency {
                     let detail = format!(
@@ -319,7 +319,7 @@ impl LedgerChecker {
                         expected.amount,
                         expected.currency
                     );
-                    self.violate(index, code::WRONG_REFUND_AMOUNT, detail);
+                    self.violate(index, ViolationCode::WrongRefundAmount, detail);
                 }
             }
             _ => {
@@ -332,7 +332,7 @@ impl LedgerChecker {
                         entry.post_id
                     )
                 };
-                self.violate(index, code::UNEXPECTED_REFUND, detail);
+                self.violate(index, ViolationCode::UnexpectedRefund, detail);
             }
         }
         // Refunded now, rightly or not: no later vote takes a second refund.
@@ -364,7 +364,7 @@ impl LedgerChecker {
                     uuid_text(first),
                     uuid_text(other)
                 );
-                self.violate(index, code::MIXED_PAYERS, detail);
+                self.violate(index, ViolationCode::MixedPayers, detail);
             }
         }
         if spend.is_vote {
@@ -402,7 +402,7 @@ impl LedgerChecker {
                     spend.count,
                     policy.post_cost
                 );
-                self.violate(index, code::WRONG_PRICE, detail);
+                self.violate(index, ViolationCode::WrongPrice, detail);
             }
             return;
         };
@@ -447,7 +447,7 @@ impl LedgerChecker {
             economy.posts.insert_new(spend.post, post);
         }
         if let Some(detail) = wrong {
-            self.violate(index, code::WRONG_PRICE, detail);
+            self.violate(index, ViolationCode::WrongPrice, detail);
         }
     }
 
@@ -462,7 +462,7 @@ impl LedgerChecker {
                         spend.count,
                         policy.vote_cost
                     );
-                    self.violate(index, code::WRONG_PRICE, detail);
+                    self.violate(index, ViolationCode::WrongPrice, detail);
                 }
             }
             return;
@@ -506,7 +506,7 @@ impl LedgerChecker {
             }
         }
         if let Some(detail) = wrong {
-            self.violate(index, code::WRONG_PRICE, detail);
+            self.violate(index, ViolationCode::WrongPrice, detail);
         }
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! Parts: `entry` parses the fields of each kind, `economy` checks prices and refunds
 //! (invariants 8 to 10), `report` holds what a check finds, [`code`] names the stable violation
-//! codes, `snapshot` writes the whole state as bytes and reads it back (so a check can stop and
+//! codes ([`ViolationCode`]), `snapshot` writes the whole state as bytes and reads it back (so a check can stop and
 //! go on later); the unit tests are in `tests.rs`, `tests_economy.rs` and `tests_snapshot.rs`.
 
 pub mod code;
@@ -41,6 +41,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tlog_tiles::{node_hash, record_hash, Hash, EMPTY_HASH};
 
+pub use self::code::ViolationCode;
 use self::economy::{Economy, PricedSpend};
 use self::entry::{
     parse_hex, parse_time, parse_uuid, parse_uuids, uuid_text, Common, CreditEntry, KeyEntry,
@@ -193,16 +194,16 @@ impl LedgerChecker {
         let mut violations_total = self.violations_total;
         let owed_at_end = [
             self.refund_owed_at_end()
-                .map(|(index, detail)| (index, code::MISSING_REFUND, detail)),
+                .map(|(index, detail)| (index, ViolationCode::MissingRefund, detail)),
             self.revoke_owed_at_end()
-                .map(|(index, detail)| (index, code::MISSING_REVOKE, detail)),
+                .map(|(index, detail)| (index, ViolationCode::MissingRevoke, detail)),
         ];
         for (index, code, detail) in owed_at_end.into_iter().flatten() {
             violations_total = violations_total.saturating_add(1);
             if violations.len() < VIOLATIONS_MAX {
                 violations.push(Violation {
                     index,
-                    code: code.to_string(),
+                    code,
                     detail: clip(&detail),
                 });
             }
@@ -240,19 +241,19 @@ impl LedgerChecker {
         self.stack.push(hash);
     }
 
-    fn violate(&mut self, index: u64, code: &str, detail: impl AsRef<str>) {
+    fn violate(&mut self, index: u64, code: ViolationCode, detail: impl AsRef<str>) {
         self.violations_total = self.violations_total.saturating_add(1);
         if self.violations.len() < VIOLATIONS_MAX {
             self.violations.push(Violation {
                 index,
-                code: code.to_string(),
+                code,
                 detail: clip(detail.as_ref()),
             });
         }
     }
 
     fn malformed(&mut self, index: u64, detail: impl AsRef<str>) {
-        self.violate(index, code::MALFORMED_ENTRY, detail);
+        self.violate(index, ViolationCode::MalformedEntry, detail);
     }
 
     fn check_entry(&mut self, index: u64, bytes: &[u8]) {
@@ -272,7 +273,7 @@ impl LedgerChecker {
         }
         if common.index != index {
             let detail = format!("index is {}, at position {index}", common.index);
-            self.violate(index, code::INDEX_GAP, detail);
+            self.violate(index, ViolationCode::IndexGap, detail);
         }
         let Some(time) = parse_time(&common.time) else {
             let detail = format!("time {:?} is not RFC 3339 UTC", common.time);
@@ -281,7 +282,7 @@ impl LedgerChecker {
         if let Some(prev) = self.prev_time_nanos {
             if time < prev {
                 let detail = format!("time {} is earlier than the previous entry's", common.time);
-                self.violate(index, code::TIME_BACKWARDS, detail);
+                self.violate(index, ViolationCode::TimeBackwards, detail);
             }
         }
         self.prev_time_nanos = Some(time);
@@ -295,7 +296,7 @@ impl LedgerChecker {
             "debit" => self.check_debit(index, bytes, time),
             other => {
                 let detail = format!("kind {other:?}");
-                self.violate(index, code::UNKNOWN_KIND, detail);
+                self.violate(index, ViolationCode::UnknownKind, detail);
             }
         }
     }
@@ -315,7 +316,7 @@ impl LedgerChecker {
         let digest = Sha256::digest(&public_key);
         if digest.get(..8) != Some(&kid[..]) {
             let detail = format!("kid {} is not SHA-256(public_key)[..8]", entry.kid);
-            return self.violate(index, code::KEY_ID_MISMATCH, detail);
+            return self.violate(index, ViolationCode::KeyIdMismatch, detail);
         }
         let public_key: [u8; 32] = match public_key.try_into() {
             Ok(key) => key,
@@ -324,7 +325,7 @@ impl LedgerChecker {
         if let Some((known, _)) = self.keys.get(&kid) {
             if *known != public_key {
                 let detail = format!("kid {} was published with another public key", entry.kid);
-                self.violate(index, code::KEY_CHANGED, detail);
+                self.violate(index, ViolationCode::KeyChanged, detail);
             }
         }
         self.keys.insert(kid, (public_key, entry.status));
@@ -338,7 +339,7 @@ impl LedgerChecker {
             let mut active = active;
             active.sort();
             let detail = format!("keys {} are all active", active.join(", "));
-            self.violate(index, code::TWO_ACTIVE_KEYS, detail);
+            self.violate(index, ViolationCode::TwoActiveKeys, detail);
         }
     }
 
@@ -357,14 +358,14 @@ impl LedgerChecker {
             return self.malformed(index, "reference_sha256 is not 64 lowercase hex digits");
         };
         if entry.amount == 0 {
-            self.violate(index, code::NON_POSITIVE_CREDIT, "amount is 0");
+            self.violate(index, ViolationCode::NonPositiveCredit, "amount is 0");
         }
         if !self.references.insert_new(reference, ()) {
             let detail = format!(
                 "reference_sha256 {} was used before",
                 entry.reference_sha256
             );
-            self.violate(index, code::CREDIT_REFERENCE_REUSED, detail);
+            self.violate(index, ViolationCode::CreditReferenceReused, detail);
         }
         let amount = u128::from(entry.amount);
         let totals = self.accounts.get_or_insert_with(account, Account::default);
@@ -400,12 +401,12 @@ impl LedgerChecker {
 
         if !self.purchase_ids.insert_new(purchase_id, ()) {
             let detail = format!("purchase_id {} was used before", entry.purchase_id);
-            self.violate(index, code::PURCHASE_ID_REUSED, detail);
+            self.violate(index, ViolationCode::PurchaseIdReused, detail);
         }
         let listed = u64::try_from(ids.len()).unwrap_or(u64::MAX);
         if entry.count != listed {
             let detail = format!("count {} but {listed} stamp_ids", entry.count);
-            self.violate(index, code::PURCHASE_COUNT_MISMATCH, detail);
+            self.violate(index, ViolationCode::PurchaseCountMismatch, detail);
         }
         match entry.count.checked_mul(entry.unit_price) {
             Some(product) if product == entry.total => {}
@@ -414,25 +415,25 @@ impl LedgerChecker {
                     "total {} but count {} * unit_price {} = {product}",
                     entry.total, entry.count, entry.unit_price
                 );
-                self.violate(index, code::PURCHASE_TOTAL_MISMATCH, detail);
+                self.violate(index, ViolationCode::PurchaseTotalMismatch, detail);
             }
             None => {
                 let detail = format!(
                     "count {} * unit_price {} overflows",
                     entry.count, entry.unit_price
                 );
-                self.violate(index, code::PURCHASE_TOTAL_MISMATCH, detail);
+                self.violate(index, ViolationCode::PurchaseTotalMismatch, detail);
             }
         }
         match self.keys.get(&kid).map(|(_, status)| status) {
             Some(KeyStatus::Active) => {}
             Some(KeyStatus::Retired) => {
                 let detail = format!("kid {} was retired", entry.kid);
-                self.violate(index, code::UNKNOWN_KEY, detail);
+                self.violate(index, ViolationCode::UnknownKey, detail);
             }
             None => {
                 let detail = format!("kid {} has no earlier key entry", entry.kid);
-                self.violate(index, code::UNKNOWN_KEY, detail);
+                self.violate(index, ViolationCode::UnknownKey, detail);
             }
         }
 
@@ -455,7 +456,7 @@ impl LedgerChecker {
                 "account {} has purchased {} with credits of {}{more}",
                 entry.account, totals.purchases, totals.credits
             );
-            self.violate(index, code::NEGATIVE_BALANCE, detail);
+            self.violate(index, ViolationCode::NegativeBalance, detail);
         }
 
         let group = u64::try_from(self.groups.len()).unwrap_or(NOT_SOLD);
@@ -466,13 +467,13 @@ impl LedgerChecker {
         for id in ids {
             if !seen.insert(id) {
                 let detail = format!("stamp {} listed twice", uuid_text(id));
-                self.violate(index, code::DUPLICATE_STAMP_IN_ENTRY, detail);
+                self.violate(index, ViolationCode::DuplicateStampInEntry, detail);
                 continue;
             }
             match self.stamps.get_mut(&id) {
                 Some(stamp) if stamp.group != NOT_SOLD => {
                     let detail = format!("stamp {} was sold before", uuid_text(id));
-                    self.violate(index, code::STAMP_SOLD_TWICE, detail);
+                    self.violate(index, ViolationCode::StampSoldTwice, detail);
                 }
                 Some(stamp) => {
                     // Spent before it was sold (already reported): sold now, and cancelled.
@@ -558,7 +559,7 @@ impl LedgerChecker {
         for &id in &ids {
             if !seen.insert(id) {
                 let detail = format!("stamp {} listed twice", uuid_text(id));
-                self.violate(index, code::DUPLICATE_STAMP_IN_ENTRY, detail);
+                self.violate(index, ViolationCode::DuplicateStampInEntry, detail);
                 continue;
             }
             listed.push(id);
@@ -572,12 +573,12 @@ impl LedgerChecker {
                     },
                 );
                 let detail = format!("stamp {} was never sold", uuid_text(id));
-                self.violate(index, code::SPEND_OF_UNSOLD_STAMP, detail);
+                self.violate(index, ViolationCode::SpendOfUnsoldStamp, detail);
                 continue;
             };
             if stamp.spent {
                 let detail = format!("stamp {} was spent before", uuid_text(id));
-                self.violate(index, code::STAMP_SPENT_TWICE, detail);
+                self.violate(index, ViolationCode::StampSpentTwice, detail);
                 continue;
             }
             stamp.spent = true;
@@ -587,7 +588,7 @@ impl LedgerChecker {
                 .and_then(|g| self.groups.get_mut(g));
             let Some(group) = group else {
                 let detail = format!("stamp {} was never sold", uuid_text(id));
-                self.violate(index, code::SPEND_OF_UNSOLD_STAMP, detail);
+                self.violate(index, ViolationCode::SpendOfUnsoldStamp, detail);
                 continue;
             };
             group.unspent = group.unspent.saturating_sub(1);
@@ -597,7 +598,7 @@ impl LedgerChecker {
             self.stamps_spent = self.stamps_spent.saturating_add(1);
             if expired {
                 let detail = format!("stamp {} spent at or after its expires_at", uuid_text(id));
-                self.violate(index, code::SPEND_AFTER_EXPIRY, detail);
+                self.violate(index, ViolationCode::SpendAfterExpiry, detail);
             }
         }
 

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use super::code;
 use super::entry::{parse_hex, parse_time, parse_uuid, uuid_text, DebitEntry, Source, SpendEntry};
+use super::ViolationCode;
 use super::{Account, LedgerChecker, NOT_SOLD};
 
 /// A debit that left its account below zero: the `revoke` it may owe.
@@ -125,14 +125,14 @@ impl LedgerChecker {
             return self.malformed(index, "reference_sha256 is not 64 lowercase hex digits");
         };
         if entry.amount == 0 {
-            self.violate(index, code::NON_POSITIVE_DEBIT, "amount is 0");
+            self.violate(index, ViolationCode::NonPositiveDebit, "amount is 0");
         }
         if !self.references.insert_new(reference, ()) {
             let detail = format!(
                 "reference_sha256 {} was used before by a credit or debit",
                 entry.reference_sha256
             );
-            self.violate(index, code::DEBIT_REFERENCE_REUSED, detail);
+            self.violate(index, ViolationCode::DebitReferenceReused, detail);
         }
         let amount = u128::from(entry.amount);
         self.payments.debits_total = self.payments.debits_total.saturating_add(amount);
@@ -177,7 +177,7 @@ impl LedgerChecker {
                 uuid_text(debit.account),
                 owed.len()
             );
-            self.violate(debit.index, code::MISSING_REVOKE, detail);
+            self.violate(debit.index, ViolationCode::MissingRevoke, detail);
         }
     }
 
@@ -211,7 +211,7 @@ impl LedgerChecker {
                 "target {} is not the reference of a debit at the entry before that left its account below zero",
                 entry.target
             );
-            return self.violate(index, code::WRONG_REVOKE, detail);
+            return self.violate(index, ViolationCode::WrongRevoke, detail);
         };
         let expected = self.revocable(debit.account, time_nanos);
         let listed: Vec<Option<Revocable>> = ids
@@ -235,7 +235,7 @@ impl LedgerChecker {
                 uuid_text(debit.account),
                 expected.len()
             );
-            self.violate(index, code::WRONG_REVOKE, detail);
+            self.violate(index, ViolationCode::WrongRevoke, detail);
         }
         let worth: u128 = listed
             .iter()
@@ -248,7 +248,7 @@ impl LedgerChecker {
         if worth != u128::from(amount) {
             let detail =
                 format!("amount {amount} but the revoked stamps' unit prices sum to {worth}");
-            self.violate(index, code::WRONG_REVOKE, detail);
+            self.violate(index, ViolationCode::WrongRevoke, detail);
         }
         let amount = u128::from(amount);
         self.payments.revoked_total = self.payments.revoked_total.saturating_add(amount);

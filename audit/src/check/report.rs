@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ViolationCode;
+
 /// The result of a check, as `GET /v1/audit` serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -42,10 +44,10 @@ pub struct AuditReport {
     pub violations_total: u64,
 }
 
-/// One broken invariant: the entry where it shows, a code from [`code`](super::code), and a human detail.
+/// One broken invariant: the entry where it shows, its [`ViolationCode`], and a human detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     pub index: u64,
-    pub code: String,
+    pub code: ViolationCode,
     pub detail: String,
 }

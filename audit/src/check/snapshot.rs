@@ -33,7 +33,7 @@ use super::economy::{Economy, ExpectedRefund, PayerPosts, Policy, Post};
 use super::entry::{KeyStatus, VotePricing};
 use super::layered::Layered;
 use super::payments::{Payments, PendingDebit};
-use super::{Account, Group, LedgerChecker, Stamp, Violation, NOT_SOLD};
+use super::{Account, Group, LedgerChecker, Stamp, Violation, ViolationCode, NOT_SOLD};
 
 /// The first bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ppcheck\n";
@@ -327,7 +327,7 @@ impl LedgerChecker {
         w.count(self.violations.len());
         for violation in &self.violations {
             w.u64(violation.index);
-            w.str(&violation.code);
+            w.str(violation.code.as_str());
             w.str(&violation.detail);
         }
         write_economy(&mut w, &self.economy);
@@ -418,7 +418,8 @@ impl LedgerChecker {
         for _ in 0..n {
             checker.violations.push(Violation {
                 index: r.u64()?,
-                code: r.string()?,
+                code: ViolationCode::parse(&r.string()?)
+                    .ok_or(SnapshotError::Invalid("an unknown violation code"))?,
                 detail: r.string()?,
             });
         }

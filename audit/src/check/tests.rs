@@ -192,7 +192,7 @@ fn prefix() -> Vec<String> {
 }
 
 /// Asserts the log breaks exactly one rule, `code`, at `index`.
-pub(super) fn assert_only(entries: &[String], code: &str, index: u64) {
+pub(super) fn assert_only(entries: &[String], code: ViolationCode, index: u64) {
     let report = run(entries, EXPIRES_UNIX - 1);
     assert!(!report.ok, "{report:?}");
     assert_eq!(report.violations_total, 1, "{report:?}");
@@ -316,7 +316,11 @@ fn malformed_entry() {
         key_entry(0, T0, "active").replace(r#""kind":"key""#, r#""kind":"key","kind":"key""#),
     ];
     for case in cases {
-        assert_only(std::slice::from_ref(&case), code::MALFORMED_ENTRY, 0);
+        assert_only(
+            std::slice::from_ref(&case),
+            ViolationCode::MalformedEntry,
+            0,
+        );
     }
     let spend_cases = [
         spend(2, &[1]).replace("\"post\"", "\"burn\""),
@@ -328,16 +332,16 @@ fn malformed_entry() {
     for case in spend_cases {
         let mut log = prefix();
         log.push(case);
-        assert_only(&log, code::MALFORMED_ENTRY, 2);
+        assert_only(&log, ViolationCode::MalformedEntry, 2);
     }
     let mut log = prefix();
     log.push(purchase(2, 1, &[1]).replace(EXPIRES, "2027-13-01T00:00:00Z"));
-    assert_only(&log, code::MALFORMED_ENTRY, 2);
+    assert_only(&log, ViolationCode::MalformedEntry, 2);
     let mut log = prefix();
     log.push(credit(2, ACCOUNT, 5, 2).replace("\"amount\":5", "\"amount\":-5"));
-    assert_only(&log, code::MALFORMED_ENTRY, 2);
+    assert_only(&log, ViolationCode::MalformedEntry, 2);
     let big = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(ENTRY_BYTES_MAX));
-    assert_only(&[big], code::MALFORMED_ENTRY, 0);
+    assert_only(&[big], ViolationCode::MalformedEntry, 0);
 }
 
 #[test]
@@ -346,13 +350,13 @@ fn unknown_kind() {
     log.push(format!(
         r#"{{"v":1,"index":2,"time":"{T0}","kind":"expiry","amount":5}}"#
     ));
-    assert_only(&log, code::UNKNOWN_KIND, 2);
+    assert_only(&log, ViolationCode::UnknownKind, 2);
 }
 
 #[test]
 fn index_gap() {
     let log = vec![key_entry(0, T0, "active"), credit(2, ACCOUNT, 100, 1)];
-    assert_only(&log, code::INDEX_GAP, 1);
+    assert_only(&log, ViolationCode::IndexGap, 1);
 }
 
 #[test]
@@ -361,7 +365,7 @@ fn time_backwards() {
         key_entry(0, "2026-11-27T00:00:00Z", "active"),
         key_entry(1, "2026-11-26T23:59:59.999Z", "active"),
     ];
-    assert_only(&log, code::TIME_BACKWARDS, 1);
+    assert_only(&log, ViolationCode::TimeBackwards, 1);
 }
 
 #[test]
@@ -369,7 +373,7 @@ fn stamp_sold_twice() {
     let mut log = prefix();
     log.push(purchase(2, 1, &[1]));
     log.push(purchase(3, 2, &[1]));
-    assert_only(&log, code::STAMP_SOLD_TWICE, 3);
+    assert_only(&log, ViolationCode::StampSoldTwice, 3);
 }
 
 #[test]
@@ -378,7 +382,7 @@ fn stamp_spent_twice() {
     log.push(purchase(2, 1, &[1]));
     log.push(spend(3, &[1]));
     log.push(spend(4, &[1]));
-    assert_only(&log, code::STAMP_SPENT_TWICE, 4);
+    assert_only(&log, ViolationCode::StampSpentTwice, 4);
 }
 
 #[test]
@@ -386,7 +390,7 @@ fn spend_of_unsold_stamp() {
     let mut log = prefix();
     log.push(purchase(2, 1, &[1]));
     log.push(spend(3, &[2]));
-    assert_only(&log, code::SPEND_OF_UNSOLD_STAMP, 3);
+    assert_only(&log, ViolationCode::SpendOfUnsoldStamp, 3);
 }
 
 #[test]
@@ -395,7 +399,7 @@ fn spend_after_expiry() {
     log.push(purchase(2, 1, &[1, 2]));
     log.push(spend_at(3, "2027-11-26T21:45:45.999999999Z", &[2]));
     log.push(spend_at(4, EXPIRES, &[1]));
-    assert_only(&log, code::SPEND_AFTER_EXPIRY, 4);
+    assert_only(&log, ViolationCode::SpendAfterExpiry, 4);
     let report = run(&log, 0);
     assert_eq!((report.stamps_spent, report.stamps_outstanding), (2, 0));
 }
@@ -404,7 +408,7 @@ fn spend_after_expiry() {
 fn unknown_key() {
     let mut log = vec![credit(0, ACCOUNT, 100, 1)];
     log.push(purchase(1, 1, &[1]));
-    assert_only(&log, code::UNKNOWN_KEY, 1);
+    assert_only(&log, ViolationCode::UnknownKey, 1);
 
     let mut log = prefix();
     log.push(purchase_full(
@@ -417,12 +421,12 @@ fn unknown_key() {
         "0123456789abcdef",
         &[1],
     ));
-    assert_only(&log, code::UNKNOWN_KEY, 2);
+    assert_only(&log, ViolationCode::UnknownKey, 2);
 
     let mut log = prefix();
     log.push(key_entry(2, T0, "retired"));
     log.push(purchase(3, 1, &[1]));
-    assert_only(&log, code::UNKNOWN_KEY, 3);
+    assert_only(&log, ViolationCode::UnknownKey, 3);
 }
 
 /// An active key of its own: another public key and its kid.
@@ -440,7 +444,7 @@ fn two_active_keys() {
     // A second key activated without retiring the first: what a server that silently
     // replaced a missing key file would write.
     let log = vec![key_entry(0, T0, "active"), other_key_entry(1, "active")];
-    assert_only(&log, code::TWO_ACTIVE_KEYS, 1);
+    assert_only(&log, ViolationCode::TwoActiveKeys, 1);
     // A rotation retires the old key first: nothing to report.
     let log = vec![
         key_entry(0, T0, "active"),
@@ -452,13 +456,13 @@ fn two_active_keys() {
     // Reactivating a retired key while another is active is reported too.
     let mut log = log;
     log.push(key_entry(3, T0, "active"));
-    assert_only(&log, code::TWO_ACTIVE_KEYS, 3);
+    assert_only(&log, ViolationCode::TwoActiveKeys, 3);
 }
 
 #[test]
 fn key_id_mismatch() {
     let log = vec![key_entry(0, T0, "active").replace(&kid(), "0123456789abcdef")];
-    assert_only(&log, code::KEY_ID_MISMATCH, 0);
+    assert_only(&log, ViolationCode::KeyIdMismatch, 0);
 }
 
 #[test]
@@ -467,28 +471,31 @@ fn duplicate_stamp_in_entry() {
     log.push(purchase_full(2, ACCOUNT, 1, 2, 1, 2, &kid(), &[1, 1]));
     let report = run(&log, 0);
     assert_eq!(report.violations_total, 1, "{report:?}");
-    assert_eq!(report.violations[0].code, code::DUPLICATE_STAMP_IN_ENTRY);
+    assert_eq!(
+        report.violations[0].code,
+        ViolationCode::DuplicateStampInEntry
+    );
     assert_eq!(report.violations[0].index, 2);
     assert_eq!(report.stamps_issued, 1);
 
     let mut log = prefix();
     log.push(purchase(2, 1, &[1]));
     log.push(spend(3, &[1, 1]));
-    assert_only(&log, code::DUPLICATE_STAMP_IN_ENTRY, 3);
+    assert_only(&log, ViolationCode::DuplicateStampInEntry, 3);
 }
 
 #[test]
 fn purchase_count_mismatch() {
     let mut log = prefix();
     log.push(purchase_full(2, ACCOUNT, 1, 3, 1, 3, &kid(), &[1, 2]));
-    assert_only(&log, code::PURCHASE_COUNT_MISMATCH, 2);
+    assert_only(&log, ViolationCode::PurchaseCountMismatch, 2);
 }
 
 #[test]
 fn purchase_total_mismatch() {
     let mut log = prefix();
     log.push(purchase_full(2, ACCOUNT, 1, 2, 3, 5, &kid(), &[1, 2]));
-    assert_only(&log, code::PURCHASE_TOTAL_MISMATCH, 2);
+    assert_only(&log, ViolationCode::PurchaseTotalMismatch, 2);
 }
 
 #[test]
@@ -498,7 +505,7 @@ fn purchase_total_overflow_is_a_violation() {
         credit(1, ACCOUNT, u64::MAX, 1),
         purchase_full(2, ACCOUNT, 1, 2, u64::MAX, u64::MAX, &kid(), &[1, 2]),
     ];
-    assert_only(&log, code::PURCHASE_TOTAL_MISMATCH, 2);
+    assert_only(&log, ViolationCode::PurchaseTotalMismatch, 2);
 }
 
 #[test]
@@ -506,7 +513,7 @@ fn purchase_id_reused() {
     let mut log = prefix();
     log.push(purchase(2, 1, &[1]));
     log.push(purchase(3, 1, &[2]));
-    assert_only(&log, code::PURCHASE_ID_REUSED, 3);
+    assert_only(&log, ViolationCode::PurchaseIdReused, 3);
 }
 
 #[test]
@@ -515,21 +522,21 @@ fn negative_balance() {
     log.push(purchase_full(2, ACCOUNT, 1, 1, 100, 100, &kid(), &[1]));
     log.push(credit(3, OTHER_ACCOUNT, 100, 2));
     log.push(purchase_full(4, ACCOUNT, 2, 1, 1, 1, &kid(), &[2]));
-    assert_only(&log, code::NEGATIVE_BALANCE, 4);
+    assert_only(&log, ViolationCode::NegativeBalance, 4);
 }
 
 #[test]
 fn credit_reference_reused() {
     let mut log = prefix();
     log.push(credit(2, OTHER_ACCOUNT, 7, 1));
-    assert_only(&log, code::CREDIT_REFERENCE_REUSED, 2);
+    assert_only(&log, ViolationCode::CreditReferenceReused, 2);
 }
 
 #[test]
 fn non_positive_credit() {
     let mut log = prefix();
     log.push(credit(2, ACCOUNT, 0, 2));
-    assert_only(&log, code::NON_POSITIVE_CREDIT, 2);
+    assert_only(&log, ViolationCode::NonPositiveCredit, 2);
 }
 
 // ---------------------------------------------------------------- hostile input
@@ -550,7 +557,7 @@ fn entries_up_to_entry_bytes_max_are_read_and_one_byte_more_is_malformed() {
     assert_eq!(report.credits_total, 100);
 
     let log = [key_entry(0, T0, "active"), sized(ENTRY_BYTES_MAX + 1)];
-    assert_only(&log, code::MALFORMED_ENTRY, 1);
+    assert_only(&log, ViolationCode::MalformedEntry, 1);
     let report = run(&log, 0);
     assert_eq!(report.violations[0].detail, "65536 bytes, more than 65535");
 }
@@ -588,7 +595,7 @@ fn details_are_clipped() {
         r#"{{"v":1,"index":2,"time":"{T0}","kind":"{kind}"}}"#
     ));
     let report = run(&log, 0);
-    assert_eq!(report.violations[0].code, code::UNKNOWN_KIND);
+    assert_eq!(report.violations[0].code, ViolationCode::UnknownKind);
     assert!(report.violations[0].detail.chars().count() <= DETAIL_CHARS_MAX + 1);
 }
 

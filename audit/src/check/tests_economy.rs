@@ -223,12 +223,12 @@ impl Log {
     }
 
     #[track_caller]
-    fn assert_only(&self, code: &str, index: u64) {
+    fn assert_only(&self, code: ViolationCode, index: u64) {
         assert_only(&self.entries, code, index);
     }
 
     /// The codes and indexes of every violation.
-    fn found(&self) -> Vec<(String, u64)> {
+    fn found(&self) -> Vec<(ViolationCode, u64)> {
         let report = self.report();
         assert_eq!(report.violations_total, report.violations.len() as u64);
         report
@@ -296,15 +296,15 @@ fn before_the_first_policy_means_below_its_index() {
         log.raw(|i, t| policy_entry(i, t, &P::default()).replace("\"quadratic\"", "\"cubic\""));
     log.at(0).post(A, 1, 5);
     log.spend("vote", 1, None, &[2000]);
-    assert_eq!(log.found(), vec![("malformed_entry".to_string(), broken)]);
+    assert_eq!(log.found(), vec![(ViolationCode::MalformedEntry, broken)]);
     // From the first well-formed policy on, a vote needs its direction.
     log.policy(&P::default());
     let no_direction = log.spend("vote", 1, None, &[3000]);
     assert_eq!(
         log.found(),
         vec![
-            ("malformed_entry".to_string(), broken),
-            ("malformed_entry".to_string(), no_direction)
+            (ViolationCode::MalformedEntry, broken),
+            (ViolationCode::MalformedEntry, no_direction)
         ]
     );
 }
@@ -340,7 +340,7 @@ fn direction_is_required_on_votes_after_a_policy_and_only_there() {
     for case in cases {
         let mut log = Log::with(&P::default());
         let bad = log.raw(case);
-        log.assert_only(code::MALFORMED_ENTRY, bad);
+        log.assert_only(ViolationCode::MalformedEntry, bad);
         // Nothing of a malformed spend is taken: its stamps are still unspent.
         assert_eq!(log.report().stamps_spent, 0);
     }
@@ -350,7 +350,7 @@ fn direction_is_required_on_votes_after_a_policy_and_only_there() {
     log.spend("vote", 1, None, &[2001]);
     log.assert_ok();
     let bad = log.spend("post", 1, Some("up"), &[1000]);
-    log.assert_only(code::MALFORMED_ENTRY, bad);
+    log.assert_only(ViolationCode::MalformedEntry, bad);
 }
 
 #[test]
@@ -402,7 +402,7 @@ fn malformed_policies_and_refunds() {
     for case in bad_policies {
         let mut log = Log::bare();
         let bad = log.raw(case);
-        log.assert_only(code::MALFORMED_ENTRY, bad);
+        log.assert_only(ViolationCode::MalformedEntry, bad);
     }
     // Zero window and zero refund voters are fine: no flood pricing, no refunds.
     let mut log = Log::bare();
@@ -431,7 +431,7 @@ fn malformed_policies_and_refunds() {
     for case in bad_refunds {
         let mut log = Log::with(&P::default());
         let bad = log.raw(case);
-        log.assert_only(code::MALFORMED_ENTRY, bad);
+        log.assert_only(ViolationCode::MalformedEntry, bad);
         assert_eq!(log.report().refunds_total, 0);
     }
 }
@@ -454,7 +454,7 @@ fn posts_double_within_the_window_and_the_window_start_is_strict() {
     log.at(1).post(A, 2, 2);
     log.at(599).post(A, 3, 4);
     let wrong = log.at(600).post(A, 4, 8);
-    log.assert_only(code::WRONG_PRICE, wrong);
+    log.assert_only(ViolationCode::WrongPrice, wrong);
 
     // Other payers' posts do not count, and a quiet window resets the price.
     let mut log = Log::with(&P::default());
@@ -491,7 +491,7 @@ fn repeat_factor_1_turns_flood_pricing_off() {
     }
     log.assert_ok();
     let over = log.post(A, 99, 4);
-    log.assert_only(code::WRONG_PRICE, over);
+    log.assert_only(ViolationCode::WrongPrice, over);
 }
 
 #[test]
@@ -500,7 +500,7 @@ fn over_and_under_charged_posts_are_wrong_price() {
         let mut log = Log::with(&P::default());
         log.at(0).post(A, 1, 1);
         let wrong = log.at(5).post(A, 2, n);
-        log.assert_only(code::WRONG_PRICE, wrong);
+        log.assert_only(ViolationCode::WrongPrice, wrong);
     }
 }
 
@@ -515,7 +515,7 @@ fn a_price_that_overflows_cannot_be_paid() {
     log.at(0).post(A, 1, 3);
     // 3 × (2^63 − 1) overflows: whatever the second post cancels is wrong.
     let wrong = log.at(1).post(A, 2, 1);
-    log.assert_only(code::WRONG_PRICE, wrong);
+    log.assert_only(ViolationCode::WrongPrice, wrong);
     let detail = &log.report().violations[0].detail;
     assert!(detail.contains("cannot be paid"), "{detail}");
     // Quadratic votes overflow too: vote_cost × (2n − 1).
@@ -529,8 +529,8 @@ fn a_price_that_overflows_cannot_be_paid() {
     assert_eq!(
         log.found(),
         vec![
-            ("wrong_price".to_string(), under),
-            ("wrong_price".to_string(), wrong)
+            (ViolationCode::WrongPrice, under),
+            (ViolationCode::WrongPrice, wrong)
         ]
     );
     let detail = &log.report().violations[1].detail;
@@ -541,9 +541,9 @@ fn a_price_that_overflows_cannot_be_paid() {
 fn a_post_without_stamps_is_wrong_price() {
     let mut log = Log::with(&P::default());
     let wrong = log.at(0).spend("post", 1, None, &[]);
-    log.assert_only(code::WRONG_PRICE, wrong);
+    log.assert_only(ViolationCode::WrongPrice, wrong);
     let wrong = log.spend("vote", 1, Some("up"), &[]);
-    assert_eq!(log.found()[1], ("wrong_price".to_string(), wrong));
+    assert_eq!(log.found()[1], (ViolationCode::WrongPrice, wrong));
 }
 
 #[test]
@@ -558,7 +558,7 @@ fn posts_before_the_first_policy_may_or_may_not_count() {
         if ok {
             log.assert_ok();
         } else {
-            log.assert_only(code::WRONG_PRICE, post);
+            log.assert_only(ViolationCode::WrongPrice, post);
         }
     }
 }
@@ -582,7 +582,7 @@ fn a_longer_window_reaches_back_past_forgotten_posts_leniently() {
         if ok {
             log.assert_ok();
         } else {
-            log.assert_only(code::WRONG_PRICE, post);
+            log.assert_only(ViolationCode::WrongPrice, post);
         }
     }
 }
@@ -605,11 +605,11 @@ fn quadratic_votes_cost_odd_numbers_up_and_down_alike() {
     log.vote(A, 1, "up", 2); // the post's own payer pays like anyone
     log.assert_ok();
     let over = log.vote(B, 1, "up", 16);
-    log.assert_only(code::WRONG_PRICE, over);
+    log.assert_only(ViolationCode::WrongPrice, over);
     let mut log = Log::with(&p);
     log.vote(B, 1, "up", 2);
     let under = log.vote(B, 1, "up", 2);
-    log.assert_only(code::WRONG_PRICE, under);
+    log.assert_only(ViolationCode::WrongPrice, under);
 }
 
 #[test]
@@ -625,7 +625,7 @@ fn flat_votes_cost_vote_cost() {
     }
     log.assert_ok();
     let wrong = log.vote(B, 1, "down", 9);
-    log.assert_only(code::WRONG_PRICE, wrong);
+    log.assert_only(ViolationCode::WrongPrice, wrong);
 }
 
 #[test]
@@ -645,11 +645,11 @@ fn votes_before_the_first_policy_count_for_quadratic_prices() {
 fn mixed_payers() {
     let mut log = Log::with(&P::default());
     let post = log.at(0).spend("post", 1, None, &[1000, 2000]);
-    log.assert_only(code::MIXED_PAYERS, post);
+    log.assert_only(ViolationCode::MixedPayers, post);
     let mut log = Log::with(&P::default());
     log.post(A, 1, 1);
     let vote = log.spend("vote", 1, Some("up"), &[2000, 3000, 3001]);
-    log.assert_only(code::MIXED_PAYERS, vote);
+    log.assert_only(ViolationCode::MixedPayers, vote);
     // A stamp that changed hands keeps its payer: one payer however many hold its stamps, and
     // stamps of one payer from two purchases are not mixed.
     let mut log = Log::with(&P::default());
@@ -667,7 +667,7 @@ fn refund_at_exactly_refund_voters() {
     // Two voters were not enough: nothing was owed before D's vote.
     assert_eq!(
         log.found(),
-        vec![("missing_refund".to_string(), completing)]
+        vec![(ViolationCode::MissingRefund, completing)]
     );
     log.refund(A, 1, 2);
     log.assert_ok();
@@ -691,7 +691,7 @@ fn self_votes_and_down_votes_do_not_count() {
     log.vote(C_, 1, "down", 3);
     log.assert_ok();
     let completing = log.vote(E_, 1, "up", 1); // B, D, E
-    log.assert_only(code::MISSING_REFUND, completing);
+    log.assert_only(ViolationCode::MissingRefund, completing);
     log.refund(A, 1, 2);
     log.assert_ok();
     // A down-vote takes no refund back.
@@ -709,25 +709,25 @@ fn votes_on_posts_made_before_the_economy_take_no_refund() {
     log.vote(D_, 1, "up", 1);
     log.assert_ok();
     let refund = log.refund(A, 1, 2);
-    log.assert_only(code::UNEXPECTED_REFUND, refund);
+    log.assert_only(ViolationCode::UnexpectedRefund, refund);
 }
 
 #[test]
 fn skipped_refund_is_missing_refund_at_the_vote() {
     let (mut log, completing) = three_voters(&P::default());
     // The log ending right after the vote owes the refund too.
-    log.assert_only(code::MISSING_REFUND, completing);
+    log.assert_only(ViolationCode::MissingRefund, completing);
     let detail = &log.report().violations[0].detail;
     assert!(detail.contains("the log ends"), "{detail}");
     log.post(B, 2, 1);
-    log.assert_only(code::MISSING_REFUND, completing);
+    log.assert_only(ViolationCode::MissingRefund, completing);
     // The post still has no refund: the next up-vote of another payer owes it again.
     let again = log.vote(E_, 1, "up", 1);
     assert_eq!(
         log.found(),
         vec![
-            ("missing_refund".to_string(), completing),
-            ("missing_refund".to_string(), again)
+            (ViolationCode::MissingRefund, completing),
+            (ViolationCode::MissingRefund, again)
         ]
     );
 }
@@ -737,7 +737,7 @@ fn refund_twice_is_unexpected() {
     let (mut log, _) = three_voters(&P::default());
     log.refund(A, 1, 2);
     let again = log.refund(A, 1, 2);
-    log.assert_only(code::UNEXPECTED_REFUND, again);
+    log.assert_only(ViolationCode::UnexpectedRefund, again);
     assert!(log.report().violations[0]
         .detail
         .contains("refunded before"));
@@ -751,11 +751,11 @@ fn refund_without_a_completing_vote_is_unexpected() {
     log.at(0).post(A, 1, 1);
     log.vote(B, 1, "up", 1);
     let early = log.refund(A, 1, 2);
-    log.assert_only(code::UNEXPECTED_REFUND, early);
+    log.assert_only(ViolationCode::UnexpectedRefund, early);
     // The post counts as refunded: its completing vote owes nothing more.
     log.vote(C_, 1, "up", 1);
     log.vote(D_, 1, "up", 1);
-    log.assert_only(code::UNEXPECTED_REFUND, early);
+    log.assert_only(ViolationCode::UnexpectedRefund, early);
 }
 
 #[test]
@@ -766,8 +766,8 @@ fn refund_not_right_after_its_vote() {
     assert_eq!(
         log.found(),
         vec![
-            ("missing_refund".to_string(), completing),
-            ("unexpected_refund".to_string(), late),
+            (ViolationCode::MissingRefund, completing),
+            (ViolationCode::UnexpectedRefund, late),
         ]
     );
     // A refund of another post right after the vote is no better.
@@ -776,8 +776,8 @@ fn refund_not_right_after_its_vote() {
     assert_eq!(
         log.found(),
         vec![
-            ("missing_refund".to_string(), completing),
-            ("unexpected_refund".to_string(), other),
+            (ViolationCode::MissingRefund, completing),
+            (ViolationCode::UnexpectedRefund, other),
         ]
     );
     // Nor is a malformed entry, even one that was meant as the refund.
@@ -787,8 +787,8 @@ fn refund_not_right_after_its_vote() {
     assert_eq!(
         log.found(),
         vec![
-            ("missing_refund".to_string(), completing),
-            ("malformed_entry".to_string(), bad),
+            (ViolationCode::MissingRefund, completing),
+            (ViolationCode::MalformedEntry, bad),
         ]
     );
 }
@@ -798,14 +798,14 @@ fn wrong_refund_amount_account_or_currency() {
     for amount in [0, 1, 3, 4] {
         let (mut log, _) = three_voters(&P::default());
         let refund = log.refund(A, 1, amount);
-        log.assert_only(code::WRONG_REFUND_AMOUNT, refund);
+        log.assert_only(ViolationCode::WrongRefundAmount, refund);
     }
     let (mut log, _) = three_voters(&P::default());
     let refund = log.raw(|i, t| refund_entry(i, t, ACCOUNT, 1, 2).replace("cents", "euros"));
-    log.assert_only(code::WRONG_REFUND_AMOUNT, refund);
+    log.assert_only(ViolationCode::WrongRefundAmount, refund);
     let (mut log, _) = three_voters(&P::default());
     let refund = log.refund(B, 1, 2);
-    log.assert_only(code::WRONG_REFUND_ACCOUNT, refund);
+    log.assert_only(ViolationCode::WrongRefundAccount, refund);
 }
 
 #[test]
@@ -836,7 +836,7 @@ fn refund_voters_0_turns_refunds_off() {
     });
     log.assert_ok();
     let refund = log.refund(A, 1, 2);
-    log.assert_only(code::UNEXPECTED_REFUND, refund);
+    log.assert_only(ViolationCode::UnexpectedRefund, refund);
 }
 
 #[test]
@@ -861,12 +861,12 @@ fn a_second_policy_changes_prices_mid_log() {
     // Post 1 already has two voters: the next up-vote of another payer completes it (with the
     // base postage of the policy it was made under: 1 stamp at 2), even a repeated voter.
     let completing = log.vote(B, 1, "up", 1);
-    log.assert_only(code::MISSING_REFUND, completing);
+    log.assert_only(ViolationCode::MissingRefund, completing);
     log.refund(A, 1, 2);
     log.assert_ok();
     // Post 2's base postage is its first 3 stamps (at 2 each).
     let completing = log.vote(C_, 2, "up", 1);
-    log.assert_only(code::MISSING_REFUND, completing);
+    log.assert_only(ViolationCode::MissingRefund, completing);
     log.refund(A, 2, 6);
     log.assert_ok();
     // Back to the first policy: the old prices hold again, from the entries before.
@@ -890,7 +890,7 @@ fn refunds_are_money_an_account_may_spend() {
     log.assert_ok();
     let over =
         log.raw(|i, t| purchase_full(i, ACCOUNT, 202, 1, 1, 1, &kid(), &[8003]).replace(T0, t));
-    log.assert_only(code::NEGATIVE_BALANCE, over);
+    log.assert_only(ViolationCode::NegativeBalance, over);
     let detail = &log.report().violations[0].detail;
     assert!(detail.contains("and refunds of 2"), "{detail}");
 }

@@ -96,7 +96,7 @@ fn a_revoke_takes_the_latest_purchase_first_from_its_last_stamp_back() {
     assert_eq!(report.stamps_spent, 4);
     // A revoked stamp cannot be spent again.
     log.push(redeem(7, &at(3), &[3]));
-    assert_only(&log, code::STAMP_SPENT_TWICE, 7);
+    assert_only(&log, ViolationCode::StampSpentTwice, 7);
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn what_stamps_cannot_cover_stays_a_debt_that_blocks_purchases() {
         purchase_full(8, ACCOUNT, 3, 1, 10, 10, &kid(), &[20]),
         &at(3),
     ));
-    assert_only(&log, code::NEGATIVE_BALANCE, 8);
+    assert_only(&log, ViolationCode::NegativeBalance, 8);
     // With 20 more (the debt of 10 and the price) it is allowed.
     let mut paid = log[..8].to_vec();
     paid.push(timed(credit(8, ACCOUNT, 20, 9), &at(3)));
@@ -148,7 +148,7 @@ fn expired_stamps_are_not_revoked() {
         report
             .violations
             .iter()
-            .any(|v| v.code == code::WRONG_REVOKE),
+            .any(|v| v.code == ViolationCode::WrongRevoke),
         "{report:?}"
     );
 }
@@ -159,7 +159,7 @@ fn a_revoke_that_over_reaches_is_wrong() {
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 75, 7));
     log.push(revoke(6, &at(2), 7, &[4, 3, 2, 1], 40));
-    assert_only(&log, code::WRONG_REVOKE, 6);
+    assert_only(&log, ViolationCode::WrongRevoke, 6);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn a_revoke_in_another_order_or_of_another_account_is_wrong() {
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 75, 7));
     log.push(revoke(6, &at(2), 7, &[1, 2, 3], 30));
-    assert_only(&log, code::WRONG_REVOKE, 6);
+    assert_only(&log, ViolationCode::WrongRevoke, 6);
 
     let mut log = bought();
     log.push(timed(credit(5, OTHER_ACCOUNT, 10, 3), &at(1)));
@@ -177,7 +177,7 @@ fn a_revoke_in_another_order_or_of_another_account_is_wrong() {
     ));
     log.push(debit(7, &at(2), ACCOUNT, 55, 7));
     log.push(revoke(8, &at(2), 7, &[30], 10));
-    assert_only(&log, code::WRONG_REVOKE, 8);
+    assert_only(&log, ViolationCode::WrongRevoke, 8);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn a_revoke_with_a_wrong_amount_is_wrong() {
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 75, 7));
     log.push(revoke(6, &at(2), 7, &[4, 3, 2], 31));
-    assert_only(&log, code::WRONG_REVOKE, 6);
+    assert_only(&log, ViolationCode::WrongRevoke, 6);
 }
 
 #[test]
@@ -193,17 +193,17 @@ fn a_revoke_without_its_debit_is_wrong() {
     // No debit before it.
     let mut log = bought();
     log.push(revoke(5, &at(2), 7, &[4], 10));
-    assert_only(&log, code::WRONG_REVOKE, 5);
+    assert_only(&log, ViolationCode::WrongRevoke, 5);
     // Its debit, but not right before it.
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 55, 7));
     log.push(redeem(6, &at(2), &[4]));
     log.push(revoke(7, &at(2), 7, &[3], 10));
     let report = check(&log);
-    let codes: Vec<&str> = report.violations.iter().map(|v| v.code.as_str()).collect();
+    let codes: Vec<ViolationCode> = report.violations.iter().map(|v| v.code).collect();
     assert_eq!(
         codes,
-        [code::MISSING_REVOKE, code::WRONG_REVOKE],
+        [ViolationCode::MissingRevoke, ViolationCode::WrongRevoke],
         "{report:?}"
     );
     // Another debit's reference.
@@ -211,10 +211,10 @@ fn a_revoke_without_its_debit_is_wrong() {
     log.push(debit(5, &at(2), ACCOUNT, 55, 7));
     log.push(revoke(6, &at(2), 8, &[4], 10));
     let report = check(&log);
-    let codes: Vec<&str> = report.violations.iter().map(|v| v.code.as_str()).collect();
+    let codes: Vec<ViolationCode> = report.violations.iter().map(|v| v.code).collect();
     assert_eq!(
         codes,
-        [code::MISSING_REVOKE, code::WRONG_REVOKE],
+        [ViolationCode::MissingRevoke, ViolationCode::WrongRevoke],
         "{report:?}"
     );
 }
@@ -223,9 +223,9 @@ fn a_revoke_without_its_debit_is_wrong() {
 fn a_missing_revoke_is_reported_at_its_debit_also_at_the_end() {
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 75, 7));
-    assert_only(&log, code::MISSING_REVOKE, 5);
+    assert_only(&log, ViolationCode::MissingRevoke, 5);
     log.push(timed(credit(6, ACCOUNT, 100, 8), &at(3)));
-    assert_only(&log, code::MISSING_REVOKE, 5);
+    assert_only(&log, ViolationCode::MissingRevoke, 5);
 }
 
 #[test]
@@ -245,25 +245,25 @@ fn a_debit_with_no_stamps_left_owes_no_revoke() {
 fn references_are_unique_among_credits_and_debits() {
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 10, 1));
-    assert_only(&log, code::DEBIT_REFERENCE_REUSED, 5);
+    assert_only(&log, ViolationCode::DebitReferenceReused, 5);
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 10, 7));
     log.push(timed(credit(6, ACCOUNT, 10, 7), &at(3)));
-    assert_only(&log, code::CREDIT_REFERENCE_REUSED, 6);
+    assert_only(&log, ViolationCode::CreditReferenceReused, 6);
 }
 
 #[test]
 fn a_zero_debit_is_refused() {
     let mut log = bought();
     log.push(debit(5, &at(2), ACCOUNT, 0, 7));
-    assert_only(&log, code::NON_POSITIVE_DEBIT, 5);
+    assert_only(&log, ViolationCode::NonPositiveDebit, 5);
 }
 
 #[test]
 fn a_planted_double_credit_is_caught() {
     let mut log = bought();
     log.push(timed(credit_from(5, ACCOUNT, 100, 1, "stripe"), &at(2)));
-    assert_only(&log, code::CREDIT_REFERENCE_REUSED, 5);
+    assert_only(&log, ViolationCode::CreditReferenceReused, 5);
 }
 
 #[test]
@@ -289,7 +289,7 @@ fn malformed_payment_entries() {
     for entry in bad {
         let mut log = bought();
         log.push(entry.clone());
-        assert_only(&log, code::MALFORMED_ENTRY, 5);
+        assert_only(&log, ViolationCode::MalformedEntry, 5);
     }
 }
 
@@ -332,6 +332,6 @@ fn a_stamp_spent_after_revoke_and_resumed_from_a_snapshot_stays_caught() {
     log.push(redeem(8, &at(4), &[2]));
     let report = check(&log);
     assert_eq!(report.violations_total, 1, "{report:?}");
-    assert_eq!(report.violations[0].code, code::STAMP_SPENT_TWICE);
+    assert_eq!(report.violations[0].code, ViolationCode::StampSpentTwice);
     let _ = stamp(1);
 }

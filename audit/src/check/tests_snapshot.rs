@@ -74,7 +74,7 @@ fn a_double_spend_after_the_cut_is_caught() {
     resumed.push(again.replace("\"index\":9", "\"index\":10").as_bytes());
     let report = resumed.report(0);
     assert_eq!(report.violations_total, 1, "{report:?}");
-    assert_eq!(report.violations[0].code, code::STAMP_SPENT_TWICE);
+    assert_eq!(report.violations[0].code, ViolationCode::StampSpentTwice);
     assert_eq!(report.violations[0].index, 10);
 }
 

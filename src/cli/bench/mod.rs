@@ -27,11 +27,15 @@
 //! Parts: `server` (start and stop the server under test), `prefill` (the `--scale` store),
 //! `ceilings` (the in-process Ed25519 rates), `database` (the database of a `--database` run),
 //! `run` (the order of the steps on the servers),
-//! `workloads` (the load generator), `payers` (the payers of posts and votes), `statistics`
-//! (rates, latency percentiles, CPU use, settling) and `report` (the printed tables). This
-//! file holds the arguments and starts the parts.
+//! `client` (the context the client tasks share, `send`, and the set-up of funded accounts and
+//! payers over HTTP), `workloads` (the load generator), `payers` (the payers of posts and votes
+//! and their plan of votes), `statistics` (the workloads' names, rates, latency percentiles,
+//! CPU use, settling) and `report` (the printed tables). This file holds the arguments and
+//! starts the parts. Between the parts, imports run one way (`run` → `workloads`
+//! → `client` → `payers`, `statistics`): no part imports one that imports it.
 
 mod ceilings;
+mod client;
 mod database;
 mod payers;
 mod prefill;

@@ -12,17 +12,14 @@
 //!   vote costs `vote_cost` (the first vote's quadratic price). Every fourth vote is down, so
 //!   each post gets at least three up-voting payers other than its own and, under the default
 //!   policy (`refund_voters` 3), its base postage back: a refund entry per post voted on.
+//!
+//! This module holds the payers and the plan of votes; `client` creates and funds them over
+//! HTTP.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use tokio::task::JoinSet;
 use uuid::Uuid;
-
-use super::workloads::{send, Ctx};
-use crate::api::{
-    CreateAccountRequest, CreateAccountResponse, CreditRequest, PurchaseRequest, PurchaseResponse,
-};
 
 /// Voting payers in a full run.
 pub(super) const VOTERS: usize = 256;
@@ -31,20 +28,50 @@ pub(super) const SMOKE_VOTERS: usize = 16;
 /// Votes each post gets at least (three up, one down: enough up-voters for a refund under the
 /// default policy).
 const VOTES_PER_POST_MIN: usize = 4;
-/// Concurrent setup clients.
-const SETUP_PARALLEL: usize = 64;
-/// The server's largest purchase.
-const PURCHASE_MAX: u64 = 1000;
 
 /// Which voter votes on which post (see the module documentation).
 #[derive(Default)]
-struct VotePlan {
+pub(super) struct VotePlan {
     /// Posts to vote on, in the order the post workload made them.
     posts: Vec<Uuid>,
     /// Votes per post; at most the number of voters.
     per_post: usize,
     /// Groups of `per_post` voters; post `p` gets its votes from group `p % groups`.
     groups: usize,
+}
+
+impl VotePlan {
+    /// Spreads `votes` votes over `posts`, `per_post` votes from as many voting payers each
+    /// (at least [`VOTES_PER_POST_MIN`], at most `voters`); also gives the stamps each voter
+    /// needs, in votes.
+    pub(super) fn new(posts: Vec<Uuid>, voters: usize, votes: u64) -> (VotePlan, u64) {
+        let voters = voters.max(VOTES_PER_POST_MIN);
+        let wanted =
+            usize::try_from(votes.div_ceil(posts.len().max(1) as u64)).unwrap_or(usize::MAX);
+        let per_post = wanted.clamp(VOTES_PER_POST_MIN, voters);
+        let groups = voters / per_post;
+        // Post `p` takes one vote from each voter of group `p % groups`.
+        let per_voter = votes.div_ceil((groups * per_post) as u64).saturating_add(1);
+        let plan = VotePlan {
+            posts,
+            per_post,
+            groups,
+        };
+        (plan, per_voter)
+    }
+
+    /// The voting payers the plan uses.
+    pub(super) fn voters(&self) -> usize {
+        self.groups * self.per_post
+    }
+
+    pub(super) fn per_post(&self) -> usize {
+        self.per_post
+    }
+
+    pub(super) fn posts(&self) -> usize {
+        self.posts.len()
+    }
 }
 
 /// One vote to send.
@@ -77,6 +104,30 @@ impl Payers {
         if let Ok(mut posts) = self.posts.lock() {
             posts.push(post_id);
         }
+    }
+
+    /// The posts the post workload made so far, in order.
+    pub(super) fn posts(&self) -> Vec<Uuid> {
+        self.posts.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the post payers with `stamps`, one element per payer.
+    pub(super) fn set_posters(&self, stamps: Vec<Vec<String>>) {
+        if let Ok(mut posters) = self.posters.lock() {
+            *posters = stamps;
+        }
+    }
+
+    /// Replaces the voting payers with `stamps` (one element per voter, as many as
+    /// `plan.voters()`) and the plan they vote by, from the first vote again.
+    pub(super) fn set_voters(&self, stamps: Vec<Vec<String>>, plan: VotePlan) {
+        if let Ok(mut slot) = self.voters.lock() {
+            *slot = stamps;
+        }
+        if let Ok(mut slot) = self.plan.lock() {
+            *slot = plan;
+        }
+        self.next_vote.store(0, Ordering::Relaxed);
     }
 
     pub(super) fn posts_made(&self) -> usize {
@@ -115,136 +166,4 @@ impl Payers {
             stamps: pool.split_off(at),
         }))
     }
-}
-
-/// Sets up `count` post payers, each holding the `post_cost` stamps of one post, replacing any
-/// left from before.
-pub(super) async fn provision_posters(ctx: &Arc<Ctx>, count: usize) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let stamps = provision(ctx, count, ctx.post_cost as u64).await?;
-    if let Ok(mut posters) = ctx.payers.posters.lock() {
-        *posters = stamps;
-    }
-    eprintln!(
-        "bench: set up {count} post payers in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Spreads `votes` votes over the posts made so far, `per_post` votes from as many voting
-/// payers each (at least [`VOTES_PER_POST_MIN`], at most `voters`), and sets up those payers
-/// with the stamps of their share.
-pub(super) async fn provision_voters(
-    ctx: &Arc<Ctx>,
-    voters: usize,
-    votes: u64,
-) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let voters = voters.max(VOTES_PER_POST_MIN);
-    let posts = ctx
-        .payers
-        .posts
-        .lock()
-        .map(|p| p.clone())
-        .unwrap_or_default();
-    let wanted = usize::try_from(votes.div_ceil(posts.len().max(1) as u64)).unwrap_or(usize::MAX);
-    let per_post = wanted.clamp(VOTES_PER_POST_MIN, voters);
-    let groups = voters / per_post;
-    let used = groups * per_post;
-    // Post `p` takes one vote from each voter of group `p % groups`.
-    let per_voter = votes.div_ceil(used as u64).saturating_add(1);
-    let stamps = provision(ctx, used, per_voter.saturating_mul(ctx.vote_cost as u64)).await?;
-    let plan = VotePlan {
-        posts,
-        per_post,
-        groups,
-    };
-    eprintln!(
-        "bench: set up {used} voting payers in {:.1} s ({per_post} votes per post, on up to {} posts)",
-        started.elapsed().as_secs_f64(),
-        plan.posts.len()
-    );
-    if let Ok(mut slot) = ctx.payers.voters.lock() {
-        *slot = stamps;
-    }
-    if let Ok(mut slot) = ctx.payers.plan.lock() {
-        *slot = plan;
-    }
-    ctx.payers.next_vote.store(0, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Creates `count` accounts in parallel, credits each with the price of `stamps_each` stamps
-/// and buys them; returns each account's stamps.
-async fn provision(
-    ctx: &Arc<Ctx>,
-    count: usize,
-    stamps_each: u64,
-) -> Result<Vec<Vec<String>>, String> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..SETUP_PARALLEL.min(count) {
-        let ctx = ctx.clone();
-        let next = next.clone();
-        tasks.spawn(async move {
-            let mut made = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < count {
-                made.push(new_payer(&ctx, stamps_each).await?);
-            }
-            Ok::<_, String>(made)
-        });
-    }
-    let mut all = Vec::with_capacity(count);
-    while let Some(joined) = tasks.join_next().await {
-        all.extend(joined.map_err(|e| format!("setup task failed: {e}"))??);
-    }
-    Ok(all)
-}
-
-/// One payer: an unnamed account, credited with exactly the price of `stamps` stamps, which
-/// it then buys.
-async fn new_payer(ctx: &Ctx, stamps: u64) -> Result<Vec<String>, String> {
-    let body = send(
-        ctx.client
-            .post(format!("{}/v1/accounts", ctx.base))
-            .json(&CreateAccountRequest { name: None }),
-    )
-    .await
-    .map_err(|e| format!("POST /v1/accounts: {e}"))?;
-    let created: CreateAccountResponse =
-        serde_json::from_slice(&body).map_err(|e| format!("POST /v1/accounts: {e}"))?;
-    let amount = stamps.saturating_mul(ctx.stamp_price).max(1);
-    send(
-        ctx.client
-            .post(format!(
-                "{}/v1/admin/accounts/{}/credit",
-                ctx.base, created.account_id
-            ))
-            .bearer_auth(&ctx.admin_token)
-            .json(&CreditRequest {
-                amount,
-                reference: format!("bench-payer-{}", created.account_id),
-            }),
-    )
-    .await
-    .map_err(|e| format!("credit: {e}"))?;
-    let mut bought = Vec::with_capacity(usize::try_from(stamps).unwrap_or(0));
-    let mut left = stamps;
-    while left > 0 {
-        let count = left.min(PURCHASE_MAX);
-        let body = send(
-            ctx.client
-                .post(format!("{}/v1/stamps/purchase", ctx.base))
-                .bearer_auth(&created.api_key)
-                .json(&PurchaseRequest { count }),
-        )
-        .await
-        .map_err(|e| format!("purchase: {e}"))?;
-        let purchased: PurchaseResponse =
-            serde_json::from_slice(&body).map_err(|e| format!("purchase answer: {e}"))?;
-        bought.extend(purchased.stamps);
-        left -= count;
-    }
-    Ok(bought)
 }

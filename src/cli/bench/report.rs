@@ -538,7 +538,7 @@ fn share(value: f64, of: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::bench::workloads::Workload;
+    use crate::cli::bench::statistics::Workload;
     use std::time::Duration;
 
     fn phase(workload: Workload, ops: u64, items: u64) -> Phase {

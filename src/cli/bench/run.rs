@@ -10,12 +10,13 @@
 use std::sync::Arc;
 
 use super::ceilings::Ceilings;
-use super::payers::{provision_posters, provision_voters, SMOKE_VOTERS, VOTERS};
+use super::client::{provision_posters, provision_voters, wait_for_ledger_check, Ctx};
+use super::payers::{SMOKE_VOTERS, VOTERS};
 use super::prefill::{read_old_stamps, write_old_stamps};
 use super::report::Results;
 use super::server::Target;
-use super::statistics::{settle, Phase};
-use super::workloads::{prefill, run_phase, stock, wait_for_ledger_check, Ctx, Workload};
+use super::statistics::{settle, Phase, Workload};
+use super::workloads::{prefill, run_phase, stock};
 use super::Plan;
 
 /// The steps of a run, in order.

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use super::workloads::Workload;
-
 /// One workload's measurements.
 pub(super) struct Phase {
     pub(super) workload: Workload,
@@ -254,5 +252,32 @@ pub(super) async fn settle(pids: &[u32], postmaster: Option<u32>) {
             started.elapsed().as_secs_f64(),
             if pids.len() > 1 { "s" } else { "" }
         );
+    }
+}
+
+/// What a phase measured: the name of each workload in the printed tables.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Workload {
+    Healthz,
+    Purchase,
+    Redeem,
+    Post,
+    Vote,
+    Read,
+    /// Pre-buying (unmeasured): purchases of up to 1,000 until `stock_left` is used up.
+    Stock,
+}
+
+impl Workload {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Workload::Healthz => "GET /healthz",
+            Workload::Purchase => "POST /v1/stamps/purchase",
+            Workload::Redeem => "POST /v1/stamps/redeem",
+            Workload::Post => "POST /v1/posts",
+            Workload::Vote => "POST /v1/posts/{id}/votes",
+            Workload::Read => "GET /v1/posts",
+            Workload::Stock => "pre-buy",
+        }
     }
 }

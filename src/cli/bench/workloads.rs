@@ -5,19 +5,18 @@
 //! several servers (PostgreSQL), client task `i` talks to server `i % servers`. Posts and votes
 //! are paid by the payers of `payers`.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::payers::Payers;
-use super::server::Target;
-use super::statistics::{cluster_cores, cluster_cpu, cpu_seconds, Commits, Phase};
+use super::client::{send, Ctx};
+use super::statistics::{cluster_cores, cluster_cpu, cpu_seconds, Phase, Workload};
 use super::Plan;
 use crate::api::{
-    CreateAccountRequest, CreateAccountResponse, CreatePostRequest, CreditRequest, Direction, Post,
-    PricesResponse, PurchaseRequest, PurchaseResponse, RedeemRequest, VoteRequest, VoteResponse,
+    CreatePostRequest, Direction, Post, PurchaseRequest, PurchaseResponse, RedeemRequest,
+    VoteRequest, VoteResponse,
 };
 
 /// Stamps bought per purchase while pre-buying (the server's largest purchase).
@@ -28,244 +27,6 @@ const STOCK_PARALLEL: usize = 16;
 pub(super) const PURCHASE_COUNT: u64 = 100;
 /// Stamps bought and spent per round of `--prefill`, bounding the memory the stamps take.
 const PREFILL_ROUND: u64 = 100_000;
-
-/// What every client task shares.
-pub(super) struct Ctx {
-    pub(super) client: reqwest::Client,
-    /// The first server's base URL, for set-up.
-    pub(super) base: String,
-    /// Every server's base URL: client task `i` sends its requests to `bases[i % len]`.
-    bases: Vec<String>,
-    pub(super) admin_token: String,
-    /// API keys of the funded accounts; task `i` buys with account `i % len`.
-    accounts: Vec<String>,
-    pub(super) stamp_price: u64,
-    pub(super) post_cost: usize,
-    pub(super) vote_cost: usize,
-    /// Unspent stamps.
-    pool: Mutex<Vec<String>>,
-    /// Stamps still to buy in the current pre-buy.
-    stock_left: AtomicI64,
-    /// The payers of posts and votes, and the posts made.
-    pub(super) payers: Payers,
-    /// The servers' process ids, to read the CPU time they use.
-    server_pids: Vec<u32>,
-    /// The servers' Prometheus metrics URLs, when they serve them (`--database` runs).
-    metrics: Vec<String>,
-    /// The postmaster of the local PostgreSQL cluster, whose CPU use is measured too.
-    postmaster: Option<u32>,
-}
-
-impl Ctx {
-    /// Connects to the target's servers: reads the prices, and creates and funds `accounts`
-    /// accounts (through the first server: the others share its store).
-    pub(super) async fn connect(target: &Target, accounts: usize) -> Result<Arc<Ctx>, String> {
-        let server = target.first();
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(usize::MAX)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        let base = server.base.clone();
-        let prices: PricesResponse = serde_json::from_slice(
-            &send(client.get(format!("{base}/v1/prices")))
-                .await
-                .map_err(|e| format!("GET /v1/prices: {e}"))?,
-        )
-        .map_err(|e| format!("GET /v1/prices: {e}"))?;
-        let accounts = create_accounts(
-            &client,
-            &base,
-            &server.admin_token,
-            accounts,
-            prices.stamp_price,
-        )
-        .await?;
-        Ok(Arc::new(Ctx {
-            client,
-            base,
-            bases: target.servers.iter().map(|s| s.base.clone()).collect(),
-            admin_token: server.admin_token.clone(),
-            accounts,
-            stamp_price: prices.stamp_price,
-            post_cost: prices.costs.post,
-            vote_cost: prices.costs.vote,
-            pool: Mutex::new(Vec::new()),
-            stock_left: AtomicI64::new(0),
-            payers: Payers::default(),
-            server_pids: target.pids(),
-            metrics: target
-                .servers
-                .iter()
-                .filter_map(|s| s.metrics.clone())
-                .collect(),
-            postmaster: target.postmaster,
-        }))
-    }
-
-    /// The group commits of the servers' writers so far (added up), from their metrics;
-    /// `None` when they serve none or one could not be read.
-    async fn commits(&self) -> Option<Commits> {
-        if self.metrics.is_empty() {
-            return None;
-        }
-        let mut all = Commits::default();
-        for url in &self.metrics {
-            let body = send(self.client.get(url)).await.ok()?;
-            let text = String::from_utf8_lossy(&body);
-            let value = |name: &str| -> Option<f64> {
-                text.lines().find_map(|line| {
-                    let rest = line.strip_prefix(name)?;
-                    rest.strip_prefix(' ')?.trim().parse().ok()
-                })
-            };
-            // A writer that has committed nothing yet has no such lines.
-            all.batches += value("pennypost_commit_batch_size_count").unwrap_or(0.0);
-            all.commands += value("pennypost_commit_batch_size_sum").unwrap_or(0.0);
-        }
-        Some(all)
-    }
-
-    /// The base URL client task `worker` sends to.
-    fn base_for(&self, worker: usize) -> &str {
-        match self.bases.len() {
-            0 => &self.base,
-            n => &self.bases[worker % n],
-        }
-    }
-
-    fn take_stamps(&self, count: usize) -> Option<Vec<String>> {
-        let mut pool = self.pool.lock().ok()?;
-        if pool.len() < count {
-            return None;
-        }
-        let at = pool.len() - count;
-        Some(pool.split_off(at))
-    }
-
-    fn add_stamps(&self, stamps: Vec<String>) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.extend(stamps);
-        }
-    }
-
-    /// Swaps the pool of unspent stamps for `stamps`, returning the old pool.
-    pub(super) fn replace_pool(&self, stamps: Vec<String>) -> Vec<String> {
-        match self.pool.lock() {
-            Ok(mut pool) => std::mem::replace(&mut *pool, stamps),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn pool_len(&self) -> usize {
-        self.pool.lock().map(|p| p.len()).unwrap_or(0)
-    }
-}
-
-/// Waits until the server's own ledger checker has caught up with the log (its first
-/// `/v1/audit` answer). On a big log that catch-up takes a core for a while after start-up
-/// (about 25 s at 10M entries), and would otherwise be measured as part of the workloads.
-pub(super) async fn wait_for_ledger_check(ctx: &Ctx) -> Result<(), String> {
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(600);
-    let url = format!("{}/v1/audit", ctx.base);
-    loop {
-        let status = ctx
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("GET /v1/audit: transport: {e}"))?
-            .status();
-        match status.as_u16() {
-            200..=299 => break,
-            // 503: the server's check is still catching up (it says how far); 408: an answer
-            // took longer than the server's request time limit. Ask again.
-            503 | 408 if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            _ => return Err(format!("GET /v1/audit: HTTP {status}")),
-        }
-    }
-    if started.elapsed() > Duration::from_secs(1) {
-        eprintln!(
-            "bench: waited {:.1} s for the server's ledger check to catch up before measuring",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
-}
-
-/// Sends a request and reads the whole answer; a transport error or a non-2xx status is an
-/// error.
-pub(super) async fn send(request: reqwest::RequestBuilder) -> Result<bytes::Bytes, String> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("transport: {e}"))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("transport: {e}"))?;
-    if !status.is_success() {
-        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-        return Err(format!("HTTP {status}: {text}"));
-    }
-    Ok(body)
-}
-
-/// Creates `count` accounts in parallel and credits each with money for far more stamps than
-/// any run buys.
-async fn create_accounts(
-    client: &reqwest::Client,
-    base: &str,
-    admin_token: &str,
-    count: usize,
-    stamp_price: u64,
-) -> Result<Vec<String>, String> {
-    let amount = stamp_price
-        .saturating_mul(100_000_000)
-        .clamp(1, 1_000_000_000_000);
-    let mut tasks = JoinSet::new();
-    for i in 0..count.max(1) {
-        let client = client.clone();
-        let base = base.to_string();
-        let admin = admin_token.to_string();
-        tasks.spawn(async move {
-            let body = send(client.post(format!("{base}/v1/accounts")).json(
-                &CreateAccountRequest {
-                    name: Some(format!("bench-{i}")),
-                },
-            ))
-            .await
-            .map_err(|e| format!("POST /v1/accounts: {e}"))?;
-            let created: CreateAccountResponse =
-                serde_json::from_slice(&body).map_err(|e| format!("POST /v1/accounts: {e}"))?;
-            send(
-                client
-                    .post(format!(
-                        "{base}/v1/admin/accounts/{}/credit",
-                        created.account_id
-                    ))
-                    .bearer_auth(&admin)
-                    .json(&CreditRequest {
-                        amount,
-                        reference: format!("bench-{}", created.account_id),
-                    }),
-            )
-            .await
-            .map_err(|e| format!("credit: {e}"))?;
-            Ok::<String, String>(created.api_key)
-        });
-    }
-    let mut keys = Vec::with_capacity(count);
-    while let Some(joined) = tasks.join_next().await {
-        keys.push(joined.map_err(|e| format!("setup task failed: {e}"))??);
-    }
-    Ok(keys)
-}
 
 /// Tops the stamp pool up to `want` stamps, buying 1,000 at a time in parallel.
 pub(super) async fn stock(ctx: &Arc<Ctx>, want: u64) -> Result<(), String> {
@@ -317,32 +78,6 @@ pub(super) async fn prefill(ctx: &Arc<Ctx>, plan: &Plan) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Workload {
-    Healthz,
-    Purchase,
-    Redeem,
-    Post,
-    Vote,
-    Read,
-    /// Pre-buying (unmeasured): purchases of up to 1,000 until `stock_left` is used up.
-    Stock,
-}
-
-impl Workload {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Workload::Healthz => "GET /healthz",
-            Workload::Purchase => "POST /v1/stamps/purchase",
-            Workload::Redeem => "POST /v1/stamps/redeem",
-            Workload::Post => "POST /v1/posts",
-            Workload::Vote => "POST /v1/posts/{id}/votes",
-            Workload::Read => "GET /v1/posts",
-            Workload::Stock => "pre-buy",
-        }
-    }
 }
 
 /// The outcome of one request that did not fail.

@@ -2,9 +2,7 @@
 //! record types, the migrations of older layouts). What every backend must do is the
 //! conformance suite (`tests/conformance/`), which runs on sled too.
 
-use std::fmt::Display;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use uuid::Uuid;
@@ -53,25 +51,12 @@ fn issuer() -> (Kid, String) {
     (Kid::of(&key), public_key_text(&key))
 }
 
-/// Runs `open` again while it fails on sled's file lock, which sled's background threads may
-/// hold for a moment after the last handle was dropped.
-pub(super) fn retry_while_locked<T, E: Display>(
-    open: impl Fn() -> Result<T, E>,
-) -> Result<T, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match open() {
-            Ok(opened) => return Ok(opened),
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                if Instant::now() > deadline {
-                    return Err(e.to_string());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
+// Runs an open again while it fails on sled's file lock, which sled's background threads may
+// hold for a moment after the last handle was dropped: the tests' one retry, shared with the
+// integration tests.
+#[path = "../../../tests/support/sled_lock.rs"]
+mod sled_lock;
+pub(super) use sled_lock::retry_while_locked;
 
 /// Opens the store again after the previous handle was dropped.
 fn reopen(dir: &Path) -> Result<SledStore, String> {

@@ -52,7 +52,7 @@ impl Audited {
     async fn run(&self) -> (i32, String, u64) {
         let before = self.fake.served.load(Ordering::SeqCst);
         let (url, state) = (self.url.clone(), self.state.clone());
-        let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &state))
+        let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&url, &state))
             .await
             .expect("join");
         let downloaded = self.fake.served.load(Ordering::SeqCst) - before;
