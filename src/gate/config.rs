@@ -16,8 +16,8 @@ use super::path::{Normalised, Pattern};
 
 /// `hold_ttl_secs` when the file does not say.
 pub const HOLD_TTL_SECS_DEFAULT: u64 = 60;
-/// The longest hold the mint grants (GATE.md: `ttl_secs` is 1–300).
-pub const HOLD_TTL_SECS_MAX: u64 = 300;
+/// The longest hold the mint grants (GATE.md: `ttl_secs` is 1–300), named once in the rules.
+pub use crate::rules::HOLD_TTL_SECS_MAX;
 /// `upstream_timeout_secs` when the file does not say.
 pub const UPSTREAM_TIMEOUT_SECS_DEFAULT: u64 = 30;
 /// `max_body_bytes` when the file does not say: 1 MiB.
