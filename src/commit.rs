@@ -218,6 +218,15 @@ impl Meters {
                     };
                     counter.increment(*cost);
                 }
+                // A capture is a redeem of its hold's stamps.
+                (
+                    Command::Capture { .. },
+                    Ok(Outcome::Captured {
+                        cost,
+                        replayed: false,
+                        ..
+                    }),
+                ) => self.spent_redeem.increment(*cost),
                 _ => {}
             }
         }

@@ -133,6 +133,10 @@ pub enum Outcome {
     Captured {
         ledger_index: u64,
         spent_at: Timestamp,
+        /// Stamps spent.
+        cost: u64,
+        /// Whether an earlier capture spent them (this one spent nothing).
+        replayed: bool,
     },
     /// A capture found one of the hold's stamps spent meanwhile: nothing was spent and the
     /// hold ended (released), so its other stamps are free again. Answered as

@@ -78,6 +78,8 @@ pub fn capture<T: StoreTx + ?Sized>(
             return Ok(Ok(Outcome::Captured {
                 ledger_index,
                 spent_at,
+                cost: hold.stamps.len() as u64,
+                replayed: true,
             }))
         }
         HoldState::Released => return Ok(Err(Refusal::HoldExpired)),
@@ -111,6 +113,8 @@ pub fn capture<T: StoreTx + ?Sized>(
     Ok(Ok(Outcome::Captured {
         ledger_index,
         spent_at: time,
+        cost: hold.stamps.len() as u64,
+        replayed: false,
     }))
 }
 

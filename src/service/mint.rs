@@ -535,6 +535,7 @@ impl Mint {
             Outcome::Captured {
                 ledger_index,
                 spent_at,
+                ..
             } => Ok((ledger_index, spent_at)),
             Outcome::HoldBroken { stamp_id } => Err(Error::AlreadySpent(stamp_id)),
             other => Err(unexpected(&other)),

@@ -105,11 +105,13 @@ pub fn a_spent_stamp_cannot_be_held(ctx: &mut Ctx) {
 pub fn a_capture_writes_one_redeem_and_answers_the_same_again(ctx: &mut Ctx) {
     bought(ctx, 3);
     ctx.ok(hold(0, &[stamp(0), stamp(1)], 30), at(10));
-    let captured = Outcome::Captured {
+    let captured = |replayed| Outcome::Captured {
         ledger_index: 4,
         spent_at: at(20),
+        cost: 2,
+        replayed,
     };
-    assert_eq!(ctx.ok(capture(0), at(20)), captured);
+    assert_eq!(ctx.ok(capture(0), at(20)), captured(false));
     let entry = ctx.entry(4);
     assert_eq!(entry["kind"], "spend");
     assert_eq!(entry["action"], "redeem");
@@ -128,8 +130,8 @@ pub fn a_capture_writes_one_redeem_and_answers_the_same_again(ctx: &mut Ctx) {
     assert!(!ctx.is_spent(stamp(2)));
     assert_eq!(ctx.account(account(0)).stamps_spent, 2);
     // Idempotent, even past the hold's expiry.
-    ctx.same_after(capture(0), at(25), Ok(captured.clone()));
-    ctx.same_after(capture(0), at(100), Ok(captured));
+    ctx.same_after(capture(0), at(25), Ok(captured(true)));
+    ctx.same_after(capture(0), at(100), Ok(captured(true)));
     assert_eq!(state(ctx, 0, at(100)), "captured");
     ctx.refused(release(0), at(26), Refusal::HoldCaptured);
     ctx.refused(
@@ -193,6 +195,8 @@ pub fn a_reopened_store_keeps_its_holds(ctx: &mut Ctx) {
         Outcome::Captured {
             ledger_index: 5,
             spent_at: at(13),
+            cost: 1,
+            replayed: false,
         }
     );
     let hold = ctx.store().hold(hold_id(0)).expect("read").expect("kept");
