@@ -22,8 +22,8 @@
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
 //! - [`telemetry`]: Prometheus metrics: the series' names, the recorder, `GET /metrics`.
-//! - [`simulate`]: a month of a community played through the rules under two policies: the
-//!   economy's evidence (`pennypost simulate`).
+//! - `simulate`: a month of a community played through the rules under two policies: the
+//!   economy's evidence (`pennypost simulate`; built with the `bench` feature).
 //!
 //! # Glossary
 //!
@@ -41,6 +41,7 @@ pub mod keys;
 pub mod ledger;
 pub mod rules;
 pub mod service;
+#[cfg(feature = "bench")]
 pub mod simulate;
 pub mod stamp;
 pub mod store;
