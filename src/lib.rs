@@ -19,6 +19,8 @@
 //! - [`api`]: the request and answer bodies of every route, and the error codes; shared by the
 //!   server, the client commands, the bench and the tests.
 //! - [`http`]: the axum router, thin handlers, authentication extractors, problem+json errors.
+//! - [`gate`]: `pennypost gate`, a reverse proxy that asks for stamps on the priced routes of
+//!   an existing site: hold, forward, capture or release (talks to a mint over HTTP only).
 //! - [`cli`]: the `pennypost` command: `serve`, `audit`, `stamp inspect`, `keys rotate`.
 //! - [`config`]: the economy and every named limit.
 //! - [`telemetry`]: Prometheus metrics: the series' names, the recorder, `GET /metrics`.
@@ -36,6 +38,7 @@ pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod keys;
 pub mod ledger;

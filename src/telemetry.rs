@@ -72,6 +72,20 @@ pub const BACKUP_DURATION: &str = "pennypost_backup_seconds";
 /// Unix time of the last backup that was written whole.
 pub const BACKUP_LAST_SUCCESS: &str = "pennypost_backup_last_success_timestamp_seconds";
 
+/// The gate (`pennypost gate`): requests answered, by `rule` (the priced route's `METHOD path`
+/// as configured, `free` for a request no route prices, `gate` for the gate's own
+/// `/.pennypost/` paths) and `outcome` (`passed`, `paid`, `payment_required`, `released`,
+/// `refused`, `mint_unavailable`, `upstream_failed`, `own`).
+pub const GATE_REQUESTS: &str = "pennypost_gate_requests_total";
+/// The gate: time from sending a request upstream to the upstream's answer head, by `rule`.
+pub const GATE_UPSTREAM: &str = "pennypost_gate_upstream_seconds";
+/// The gate: time of one hold call to the mint, by `outcome` (`ok`, `refused`, `unavailable`).
+pub const GATE_MINT_HOLD: &str = "pennypost_gate_hold_seconds";
+/// The gate: time of one capture call to the mint (each retry counts), by `outcome`.
+pub const GATE_MINT_CAPTURE: &str = "pennypost_gate_capture_seconds";
+/// The gate: time of one release call to the mint, by `outcome`.
+pub const GATE_MINT_RELEASE: &str = "pennypost_gate_release_seconds";
+
 /// The route label of a request no route matched: never the raw path, which could hold ids.
 const UNMATCHED: &str = "unmatched";
 
@@ -102,6 +116,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .and_then(|b| b.install_recorder())
         .map_err(|e| format!("cannot start the metrics recorder: {e}"))?;
     describe();
+    describe_gate();
     // Series that alerts compare against exist from the start, at 0.
     metrics::counter!(STAMPS_SOLD).absolute(0);
     metrics::counter!(COMMIT_FAILURES).absolute(0);
@@ -173,6 +188,33 @@ fn describe() {
         BACKUP_LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the last backup written whole."
+    );
+}
+
+fn describe_gate() {
+    describe_counter!(
+        GATE_REQUESTS,
+        "Gate: requests answered, by priced rule and outcome."
+    );
+    describe_histogram!(
+        GATE_UPSTREAM,
+        Unit::Seconds,
+        "Gate: time to the upstream's answer head, by rule."
+    );
+    describe_histogram!(
+        GATE_MINT_HOLD,
+        Unit::Seconds,
+        "Gate: time of one hold call to the mint, by outcome."
+    );
+    describe_histogram!(
+        GATE_MINT_CAPTURE,
+        Unit::Seconds,
+        "Gate: time of one capture call to the mint, by outcome."
+    );
+    describe_histogram!(
+        GATE_MINT_RELEASE,
+        Unit::Seconds,
+        "Gate: time of one release call to the mint, by outcome."
     );
 }
 
@@ -282,11 +324,20 @@ mod tests {
             STAMPS_SPENT,
             COMMIT_FAILURES,
             BACKUPS,
+            GATE_REQUESTS,
         ];
         for name in counters {
             assert!(name.ends_with("_total"), "{name}");
         }
-        for name in [HTTP_DURATION, COMMIT_SYNC, BACKUP_DURATION] {
+        for name in [
+            HTTP_DURATION,
+            COMMIT_SYNC,
+            BACKUP_DURATION,
+            GATE_UPSTREAM,
+            GATE_MINT_HOLD,
+            GATE_MINT_CAPTURE,
+            GATE_MINT_RELEASE,
+        ] {
             assert!(name.ends_with("_seconds"), "{name}");
         }
         let all = counters.iter().chain(&[

@@ -355,18 +355,41 @@ fn compare_totals(report: &AuditReport, server_audit: &serde_json::Value) -> Vec
     if server_audit["ledger_size"].as_u64() != Some(size) {
         return found;
     }
-    // `refunds_total` came with the economy: a server older than it does not report it and
-    // is not faulted for that (its refunds, if any, are still checked entry by entry).
+    // `refunds_total` came with the economy, the debits, revokes and credits by source with
+    // payments: a server older than them does not report them and is not faulted for that
+    // (its entries are still checked one by one).
     let compared = [
         "stamps_issued",
         "stamps_spent",
         "credits_total",
         "purchases_total",
         "refunds_total",
+        "debits_total",
+        "revoked_total",
+        "credits_by_source",
+    ];
+    let optional = [
+        "refunds_total",
+        "debits_total",
+        "revoked_total",
+        "credits_by_source",
     ];
     let ours = serde_json::to_value(report).unwrap_or_default();
     for field in compared {
-        if field == "refunds_total" && server_audit.get(field).is_none() {
+        if optional.contains(&field) && server_audit.get(field).is_none() {
+            continue;
+        }
+        if field == "credits_by_source" {
+            if ours[field] != server_audit[field] {
+                found.push(violation(
+                    size.saturating_sub(1),
+                    "audit_totals_mismatch",
+                    format!(
+                        "{field}: the server says {}, the entries say {}",
+                        server_audit[field], ours[field]
+                    ),
+                ));
+            }
             continue;
         }
         let (ours, theirs) = (ours[field].as_u64(), server_audit[field].as_u64());
@@ -600,6 +623,17 @@ fn print_report(outcome: &Outcome, quiet: bool, state_path: Option<&Path>) {
         println!("credits total        {}", r.credits_total);
         println!("purchases total      {}", r.purchases_total);
         println!("refunds total        {}", r.refunds_total);
+        println!("debits total         {}", r.debits_total);
+        println!("revoked total        {}", r.revoked_total);
+        let by_source: Vec<String> = r
+            .credits_by_source
+            .iter()
+            .filter(|(_, total)| **total > 0)
+            .map(|(source, total)| format!("{source} {total}"))
+            .collect();
+        if !by_source.is_empty() {
+            println!("credits by source    {}", by_source.join(", "));
+        }
         let checked = size.saturating_sub(outcome.checked_from);
         println!(
             "audited in           {:.2} s ({:.0} entries/s)",

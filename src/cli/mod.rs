@@ -1,4 +1,4 @@
-//! The command line: `serve` (with its config file, `config_file`), `audit`, `backup`, `bench`,
+//! The command line: `serve` (with its config file, `config_file`), `gate`, `audit`, `backup`, `bench`,
 //! `simulate`, `stamp inspect`, `keys rotate`, `admin credit`, and the client side (`account`,
 //! `buy`, `post`, `vote`, `stamps`).
 //!
@@ -15,6 +15,7 @@ pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod config_file;
+pub mod gate;
 pub mod migrate;
 pub mod serve;
 #[cfg(feature = "bench")]
@@ -51,6 +52,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(Box<serve::ServeArgs>),
+    /// Run the gate: a reverse proxy that asks for stamps on the priced routes of an existing
+    /// site (docs/gate.md).
+    Gate(gate::GateArgs),
     /// Audit a server's ledger from the outside (exit 0 all holds, 1 violations, 2 unfinished).
     Audit(audit::AuditArgs),
     /// Ask a running server for a consistent backup of its store into a new directory on its
@@ -197,6 +201,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.log_format == "json");
     match cli.command {
         Command::Serve(args) => serve::main(*args),
+        Command::Gate(args) => gate::main(args),
         Command::Backup(args) => backup::main(args),
         Command::Migrate(args) => migrate::main(args),
         Command::Stamp {

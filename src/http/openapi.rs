@@ -42,6 +42,18 @@ pub struct AuditReportSchema {
     /// Absent from servers older than the economy.
     #[schema(required = false)]
     refunds_total: u64,
+    /// Money taken back by debits (refunds, disputes, corrections). Absent from servers older
+    /// than payments.
+    #[schema(required = false)]
+    debits_total: u64,
+    /// The unit prices of the stamps revoked after debits. Absent from servers older than
+    /// payments.
+    #[schema(required = false)]
+    revoked_total: u64,
+    /// Credits by source (`operator`, `stripe`, `btcpay`, `test`). Absent from servers older
+    /// than payments.
+    #[schema(required = false)]
+    credits_by_source: std::collections::BTreeMap<String, u64>,
     /// The first 1000 violations, in log order.
     violations: Vec<ViolationSchema>,
     /// Every violation found.

@@ -63,7 +63,8 @@ pub async fn index() -> Html<&'static str> {
     Html(include_str!("../web/index.html"))
 }
 
-/// The web page's script. Built into the binary with the page, so the two always match;
+/// The web page's script: the wallet shared with the gate's script (`web/wallet.js`), then the
+/// page's own (`web/app.js`). Built into the binary with the page, so the two always match;
 /// `no-cache` makes a browser ask again after an upgrade rather than run an older script.
 #[utoipa::path(get, path = "/app.js", tag = "board",
     responses((status = 200, description = "The web page's script.", content_type = "text/javascript", body = String)))]
@@ -73,7 +74,10 @@ pub async fn app_js() -> Response {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        include_str!("../web/app.js"),
+        concat!(
+            include_str!("../web/wallet.js"),
+            include_str!("../web/app.js")
+        ),
     )
         .into_response()
 }

@@ -63,3 +63,18 @@ pub const WRONG_REFUND_AMOUNT: &str = "wrong_refund_amount";
 /// The expected `refund` of a post goes to another account than the post's payer
 /// (invariant 9).
 pub const WRONG_REFUND_ACCOUNT: &str = "wrong_refund_account";
+/// A debit of amount 0.
+pub const NON_POSITIVE_DEBIT: &str = "non_positive_debit";
+/// A debit `reference_sha256` seen in an earlier credit or debit (references are unique
+/// among credits and debits together).
+pub const DEBIT_REFERENCE_REUSED: &str = "debit_reference_reused";
+/// A debit left its account below zero while the account had unspent, unexpired stamps, and
+/// the next entry is not the `revoke` that takes them back (or the log ends there)
+/// (invariant 12). Reported at the debit's index.
+pub const MISSING_REVOKE: &str = "missing_revoke";
+/// A `revoke` that does not follow a debit of its stamps' account leaving that account below
+/// zero, whose target is not that debit's reference, or that lists other stamps than the
+/// ones the rule takes (that account's unspent, unexpired stamps, latest purchase first and
+/// from the last of its stamp ids back, stopping as soon as the balance is at least zero), or
+/// whose `amount` is not their unit prices' sum (invariant 12).
+pub const WRONG_REVOKE: &str = "wrong_revoke";

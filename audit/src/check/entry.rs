@@ -23,6 +23,57 @@ pub(super) enum SpendAction {
     Post,
     Vote,
     Redeem,
+    /// Stamps taken back after a `debit` left their buyer's balance below zero (invariant 12).
+    Revoke,
+}
+
+/// Where a credit's or a debit's money came from or went to. Credits written before sources
+/// existed have none: they are the operator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Source {
+    Operator,
+    Stripe,
+    Btcpay,
+    Test,
+}
+
+impl Source {
+    /// Every source, in the order reports list them.
+    pub(super) const ALL: [Source; 4] = [
+        Source::Operator,
+        Source::Stripe,
+        Source::Btcpay,
+        Source::Test,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Source::Operator => "operator",
+            Source::Stripe => "stripe",
+            Source::Btcpay => "btcpay",
+            Source::Test => "test",
+        }
+    }
+
+    /// Its place in [`Source::ALL`].
+    pub(super) fn slot(self) -> usize {
+        match self {
+            Source::Operator => 0,
+            Source::Stripe => 1,
+            Source::Btcpay => 2,
+            Source::Test => 3,
+        }
+    }
+}
+
+/// Why money went back out of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum DebitReason {
+    Refund,
+    Dispute,
+    Correction,
 }
 
 /// The fields every entry has; the rest is ignored here and checked per kind.
@@ -65,6 +116,32 @@ pub(super) struct CreditEntry {
     pub(super) amount: u64,
     pub(super) currency: String,
     pub(super) reference_sha256: String,
+    /// Absent on credits written before payment providers (the operator's); `null` is
+    /// malformed.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) source: Option<Source>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DebitEntry {
+    #[serde(rename = "v")]
+    _v: IgnoredAny,
+    #[serde(rename = "index")]
+    _index: IgnoredAny,
+    #[serde(rename = "time")]
+    _time: IgnoredAny,
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    pub(super) account: String,
+    pub(super) amount: u64,
+    pub(super) currency: String,
+    pub(super) reference_sha256: String,
+    /// Checked to be one of the sources; reports total credits by source, not debits.
+    #[serde(rename = "source")]
+    _source: Source,
+    #[serde(rename = "reason")]
+    _reason: DebitReason,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +183,9 @@ pub(super) struct SpendEntry {
     /// Only on votes: absent on logs written before the economy, `null` is malformed.
     #[serde(default, deserialize_with = "present")]
     pub(super) direction: Option<VoteDirection>,
+    /// Only on revokes: the unit prices of the revoked stamps, added back to the balance.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) amount: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

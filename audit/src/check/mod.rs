@@ -22,12 +22,15 @@ pub mod code;
 mod economy;
 mod entry;
 mod layered;
+mod payments;
 mod report;
 mod snapshot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_economy;
+#[cfg(test)]
+mod tests_payments;
 #[cfg(test)]
 mod tests_snapshot;
 
@@ -41,9 +44,10 @@ use tlog_tiles::{node_hash, record_hash, Hash, EMPTY_HASH};
 use self::economy::{Economy, PricedSpend};
 use self::entry::{
     parse_hex, parse_time, parse_uuid, parse_uuids, uuid_text, Common, CreditEntry, KeyEntry,
-    KeyStatus, PurchaseEntry, SpendAction, SpendEntry,
+    KeyStatus, PurchaseEntry, Source, SpendAction, SpendEntry,
 };
 use self::layered::Layered;
+use self::payments::Payments;
 pub use self::report::{AuditReport, Violation};
 pub use self::snapshot::{SnapshotError, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use crate::ENTRY_BYTES_MAX;
@@ -66,16 +70,22 @@ struct Stamp {
     /// Index into `groups`, or [`NOT_SOLD`].
     group: u64,
     spent: bool,
+    /// Its place among the stamps its purchase sold (0 for the first of `stamp_ids`): a
+    /// revoke takes them from the last back (invariant 12).
+    pos: u32,
 }
 
 /// The stamps of one purchase share an expiry, a payer (the purchase's `account`) and a unit
-/// price; `unspent` counts those not yet spent.
+/// price; `unspent` counts those not yet spent. They were sold as stamps number `first_seq`
+/// to `first_seq + len - 1` of the log (the bits of `LedgerChecker::spent_bits`).
 #[derive(Clone, Copy)]
 struct Group {
     expires_at_nanos: i128,
     unspent: u64,
     payer: u128,
     unit_price: u64,
+    first_seq: u64,
+    len: u64,
 }
 
 /// Money in and out of one account, in minor units (u128: a sum of u64 amounts cannot
@@ -85,6 +95,24 @@ struct Account {
     credits: u128,
     purchases: u128,
     refunds: u128,
+    /// Money that went back out (`debit` entries).
+    debits: u128,
+    /// The unit prices of its stamps revoked after debits, given back to the balance.
+    revoked: u128,
+}
+
+impl Account {
+    /// What it may still spend: credits, refunds and revoked stamps less purchases and
+    /// debits. Below zero after a debit that its unspent stamps could not cover (a debt).
+    fn balance(&self) -> i128 {
+        let plus = self
+            .credits
+            .saturating_add(self.refunds)
+            .saturating_add(self.revoked);
+        let minus = self.purchases.saturating_add(self.debits);
+        let wide = |v: u128| i128::try_from(v).unwrap_or(i128::MAX);
+        wide(plus).saturating_sub(wide(minus))
+    }
 }
 
 /// Streaming state of a ledger check: push every entry in order, then ask for the root or a
@@ -112,6 +140,8 @@ pub struct LedgerChecker {
     violations: Vec<Violation>,
     violations_total: u64,
     economy: Economy,
+    /// Money in and out by source, and the revocations debits caused (`payments`).
+    payments: Payments,
 }
 
 impl LedgerChecker {
@@ -126,6 +156,7 @@ impl LedgerChecker {
         self.append_leaf(record_hash(entry_bytes));
         self.size = self.size.saturating_add(1);
         self.expect_refund(index, entry_bytes);
+        self.expect_revoke(index, entry_bytes);
         self.check_entry(index, entry_bytes);
     }
 
@@ -160,12 +191,18 @@ impl LedgerChecker {
         }
         let mut violations = self.violations.clone();
         let mut violations_total = self.violations_total;
-        if let Some((index, detail)) = self.refund_owed_at_end() {
+        let owed_at_end = [
+            self.refund_owed_at_end()
+                .map(|(index, detail)| (index, code::MISSING_REFUND, detail)),
+            self.revoke_owed_at_end()
+                .map(|(index, detail)| (index, code::MISSING_REVOKE, detail)),
+        ];
+        for (index, code, detail) in owed_at_end.into_iter().flatten() {
             violations_total = violations_total.saturating_add(1);
             if violations.len() < VIOLATIONS_MAX {
                 violations.push(Violation {
                     index,
-                    code: code::MISSING_REFUND.to_string(),
+                    code: code.to_string(),
                     detail: clip(&detail),
                 });
             }
@@ -180,6 +217,9 @@ impl LedgerChecker {
             credits_total: saturate(self.credits_total),
             purchases_total: saturate(self.purchases_total),
             refunds_total: saturate(self.economy.refunds_total),
+            debits_total: saturate(self.payments.debits_total),
+            revoked_total: saturate(self.payments.revoked_total),
+            credits_by_source: self.payments.credits_by_source(),
             violations,
             violations_total,
         }
@@ -252,6 +292,7 @@ impl LedgerChecker {
             "spend" => self.check_spend(index, bytes, time),
             "policy" => self.check_policy(index, bytes),
             "refund" => self.check_refund(index, bytes),
+            "debit" => self.check_debit(index, bytes, time),
             other => {
                 let detail = format!("kind {other:?}");
                 self.violate(index, code::UNKNOWN_KIND, detail);
@@ -329,6 +370,8 @@ impl LedgerChecker {
         let totals = self.accounts.get_or_insert_with(account, Account::default);
         totals.credits = totals.credits.saturating_add(amount);
         self.credits_total = self.credits_total.saturating_add(amount);
+        let source = entry.source.unwrap_or(Source::Operator);
+        self.payments.add_credit(source, amount);
     }
 
     fn check_purchase(&mut self, index: u64, bytes: &[u8]) {
@@ -397,23 +440,29 @@ impl LedgerChecker {
         self.purchases_total = self.purchases_total.saturating_add(total);
         let totals = self.accounts.get_or_insert_with(account, Account::default);
         totals.purchases = totals.purchases.saturating_add(total);
-        if totals.purchases > totals.credits.saturating_add(totals.refunds) {
-            let refunds = if totals.refunds > 0 {
-                format!(" and refunds of {}", totals.refunds)
-            } else {
-                String::new()
-            };
+        if totals.balance() < 0 {
+            let mut more = String::new();
+            for (words, value) in [
+                (" and refunds of", totals.refunds),
+                (", debits of", totals.debits),
+                (", revoked stamps of", totals.revoked),
+            ] {
+                if value > 0 {
+                    more.push_str(&format!("{words} {value}"));
+                }
+            }
             let detail = format!(
-                "account {} has purchased {} with credits of {}{refunds}",
+                "account {} has purchased {} with credits of {}{more}",
                 entry.account, totals.purchases, totals.credits
             );
             self.violate(index, code::NEGATIVE_BALANCE, detail);
         }
 
         let group = u64::try_from(self.groups.len()).unwrap_or(NOT_SOLD);
+        let first_seq = self.stamps_issued;
         let mut seen = HashSet::with_capacity(ids.len());
         let mut unspent = 0u64;
-        let mut assigned = false;
+        let mut assigned = 0u32;
         for id in ids {
             if !seen.insert(id) {
                 let detail = format!("stamp {} listed twice", uuid_text(id));
@@ -428,7 +477,10 @@ impl LedgerChecker {
                 Some(stamp) => {
                     // Spent before it was sold (already reported): sold now, and cancelled.
                     stamp.group = group;
-                    assigned = true;
+                    stamp.pos = assigned;
+                    self.payments
+                        .mark_spent(first_seq.saturating_add(u64::from(assigned)));
+                    assigned = assigned.saturating_add(1);
                     self.stamps_issued = self.stamps_issued.saturating_add(1);
                     self.stamps_spent = self.stamps_spent.saturating_add(1);
                 }
@@ -438,21 +490,25 @@ impl LedgerChecker {
                         Stamp {
                             group,
                             spent: false,
+                            pos: assigned,
                         },
                     );
-                    assigned = true;
+                    assigned = assigned.saturating_add(1);
                     unspent = unspent.saturating_add(1);
                     self.stamps_issued = self.stamps_issued.saturating_add(1);
                 }
             }
         }
-        if assigned {
+        if assigned > 0 {
             self.groups.push(Group {
                 expires_at_nanos: expires_at,
                 unspent,
                 payer: account,
                 unit_price: entry.unit_price,
+                first_seq,
+                len: u64::from(assigned),
             });
+            self.payments.add_purchase(account, group);
         }
     }
 
@@ -466,22 +522,35 @@ impl LedgerChecker {
         };
         let target_ok = match entry.action {
             SpendAction::Post | SpendAction::Vote => parse_uuid(&entry.target).is_some(),
-            SpendAction::Redeem => parse_hex::<32>(&entry.target).is_some(),
+            SpendAction::Redeem | SpendAction::Revoke => parse_hex::<32>(&entry.target).is_some(),
         };
         if !target_ok {
             return self.malformed(
                 index,
-                "target is not a post uuid (post, vote) or 64 lowercase hex (redeem)",
+                "target is not a post uuid (post, vote) or 64 lowercase hex (redeem, revoke)",
             );
         }
         match (entry.action, entry.direction) {
             (SpendAction::Vote, None) if self.economy.policy_seen() => {
                 return self.malformed(index, "a vote after a policy entry has no direction");
             }
-            (SpendAction::Post | SpendAction::Redeem, Some(_)) => {
+            (SpendAction::Post | SpendAction::Redeem | SpendAction::Revoke, Some(_)) => {
                 return self.malformed(index, "direction on a spend that is not a vote");
             }
             _ => {}
+        }
+        match (entry.action, entry.amount) {
+            (SpendAction::Revoke, None) => {
+                return self.malformed(index, "a revoke has no amount");
+            }
+            (SpendAction::Post | SpendAction::Vote | SpendAction::Redeem, Some(_)) => {
+                return self.malformed(index, "amount on a spend that is not a revoke");
+            }
+            _ => {}
+        }
+        if entry.action == SpendAction::Revoke {
+            // Judged against the stamps as they stand before this entry cancels any.
+            self.check_revoke(index, &entry, &ids, time);
         }
 
         let mut seen = HashSet::with_capacity(ids.len());
@@ -499,6 +568,7 @@ impl LedgerChecker {
                     Stamp {
                         group: NOT_SOLD,
                         spent: true,
+                        pos: 0,
                     },
                 );
                 let detail = format!("stamp {} was never sold", uuid_text(id));
@@ -511,6 +581,7 @@ impl LedgerChecker {
                 continue;
             }
             stamp.spent = true;
+            let pos = stamp.pos;
             let group = usize::try_from(stamp.group)
                 .ok()
                 .and_then(|g| self.groups.get_mut(g));
@@ -520,6 +591,8 @@ impl LedgerChecker {
                 continue;
             };
             group.unspent = group.unspent.saturating_sub(1);
+            self.payments
+                .mark_spent(group.first_seq.saturating_add(u64::from(pos)));
             let expired = time >= group.expires_at_nanos;
             self.stamps_spent = self.stamps_spent.saturating_add(1);
             if expired {
@@ -531,7 +604,7 @@ impl LedgerChecker {
         let is_vote = match entry.action {
             SpendAction::Post => false,
             SpendAction::Vote => true,
-            SpendAction::Redeem => return,
+            SpendAction::Redeem | SpendAction::Revoke => return,
         };
         let Some(post) = parse_uuid(&entry.target) else {
             return;

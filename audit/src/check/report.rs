@@ -3,6 +3,8 @@
 //!
 //! Plain data with its JSON form; it must not compute anything (the checker fills it).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The result of a check, as `GET /v1/audit` serves it.
@@ -21,6 +23,18 @@ pub struct AuditReport {
     /// the economy).
     #[serde(default)]
     pub refunds_total: u64,
+    /// Sum of all debit amounts (refunds, disputes and corrections taken back), in minor units
+    /// (absent from reports of servers older than payments).
+    #[serde(default)]
+    pub debits_total: u64,
+    /// Sum of the unit prices of every revoked stamp (absent from reports of servers older
+    /// than payments).
+    #[serde(default)]
+    pub revoked_total: u64,
+    /// Credits by source (`operator`, `stripe`, `btcpay`, `test`; credits without a source
+    /// are the operator's); they add up to `credits_total`.
+    #[serde(default)]
+    pub credits_by_source: BTreeMap<String, u64>,
     /// The first [`VIOLATIONS_MAX`](super::VIOLATIONS_MAX) violations, in log order.
     pub violations: Vec<Violation>,
     /// Every violation seen, including those past [`VIOLATIONS_MAX`](super::VIOLATIONS_MAX).

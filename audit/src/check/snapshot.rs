@@ -7,8 +7,11 @@
 //! starting with [`SNAPSHOT_MAGIC`] and [`SNAPSHOT_VERSION`]. Every map is written in key order,
 //! so that it reads back as the sorted part of a `Layered` map in one pass, with no hashing: a
 //! checker of a million stamps is ready in milliseconds. Stamps, by far the largest part (one
-//! per stamp sold), take 20 bytes each: the id, and its purchase's index with the "spent" flag
-//! in the top bit (`u32`; `u64` in the unlikely log of 2^31 purchases or more).
+//! per stamp sold), take 24 bytes each: the id, its purchase's index with the "spent" flag
+//! in the top bit (`u32`; `u64` in the unlikely log of 2^31 purchases or more), and its place
+//! in that purchase (`u32`). Version 2 added the payments' state (debits, revokes, credits by
+//! source); a version 1 snapshot is refused, and the auditor checks the log again from the
+//! start.
 //!
 //! No hand-written format would be needed with a serialization crate, but none is in the
 //! workspace's lock file (no bincode, no postcard), serde's derives would have to reach every
@@ -29,13 +32,14 @@ use tlog_tiles::Hash;
 use super::economy::{Economy, ExpectedRefund, PayerPosts, Policy, Post};
 use super::entry::{KeyStatus, VotePricing};
 use super::layered::Layered;
+use super::payments::{Payments, PendingDebit};
 use super::{Account, Group, LedgerChecker, Stamp, Violation, NOT_SOLD};
 
 /// The first bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ppcheck\n";
 /// The layout written here; a snapshot of another version is refused (then the auditor checks
 /// the whole log again). Raise it whenever a field is added, removed or changes meaning.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -231,12 +235,13 @@ fn write_stamps(w: &mut Writer, stamps: &Layered<u128, Stamp>, narrow: bool) {
             let group = stamp.group.min(NOT_SOLD_8);
             w.u64(group | if stamp.spent { SPENT_8 } else { 0 });
         }
+        w.u32(stamp.pos);
     });
 }
 
 fn read_stamps(r: &mut Reader) -> Result<Layered<u128, Stamp>, SnapshotError> {
     match r.u8()? {
-        4 => read_map(r, 20, "stamp ids out of order", |r| {
+        4 => read_map(r, 24, "stamp ids out of order", |r| {
             let id = r.u128()?;
             let packed = r.u32()?;
             let group = match packed & !SPENT_4 {
@@ -244,9 +249,10 @@ fn read_stamps(r: &mut Reader) -> Result<Layered<u128, Stamp>, SnapshotError> {
                 group => u64::from(group),
             };
             let spent = packed & SPENT_4 != 0;
-            Ok((id, Stamp { group, spent }))
+            let pos = r.u32()?;
+            Ok((id, Stamp { group, spent, pos }))
         }),
-        8 => read_map(r, 24, "stamp ids out of order", |r| {
+        8 => read_map(r, 28, "stamp ids out of order", |r| {
             let id = r.u128()?;
             let packed = r.u64()?;
             let group = match packed & !SPENT_8 {
@@ -254,7 +260,8 @@ fn read_stamps(r: &mut Reader) -> Result<Layered<u128, Stamp>, SnapshotError> {
                 group => group,
             };
             let spent = packed & SPENT_8 != 0;
-            Ok((id, Stamp { group, spent }))
+            let pos = r.u32()?;
+            Ok((id, Stamp { group, spent, pos }))
         }),
         _ => Err(SnapshotError::Invalid(
             "the width of a stamp record is not 4 or 8",
@@ -293,6 +300,8 @@ impl LedgerChecker {
             w.u128(account.credits);
             w.u128(account.purchases);
             w.u128(account.refunds);
+            w.u128(account.debits);
+            w.u128(account.revoked);
         });
         write_map(&mut w, &self.references, |w, reference, ()| {
             w.bytes(reference)
@@ -304,6 +313,8 @@ impl LedgerChecker {
             w.u64(group.unspent);
             w.u128(group.payer);
             w.u64(group.unit_price);
+            w.u64(group.first_seq);
+            w.u64(group.len);
         }
         let narrow = u32::try_from(self.groups.len()).is_ok_and(|g| g < NOT_SOLD_4);
         write_stamps(&mut w, &self.stamps, narrow);
@@ -320,6 +331,7 @@ impl LedgerChecker {
             w.str(&violation.detail);
         }
         write_economy(&mut w, &self.economy);
+        write_payments(&mut w, &self.payments);
         w.0
     }
 
@@ -366,12 +378,14 @@ impl LedgerChecker {
                 return Err(SnapshotError::Invalid("a kid twice"));
             }
         }
-        checker.accounts = read_map(&mut r, 64, "accounts out of order", |r| {
+        checker.accounts = read_map(&mut r, 96, "accounts out of order", |r| {
             let id = r.u128()?;
             let account = Account {
                 credits: r.u128()?,
                 purchases: r.u128()?,
                 refunds: r.u128()?,
+                debits: r.u128()?,
+                revoked: r.u128()?,
             };
             Ok((id, account))
         })?;
@@ -381,7 +395,7 @@ impl LedgerChecker {
         checker.purchase_ids = read_map(&mut r, 16, "purchase ids out of order", |r| {
             Ok((r.u128()?, ()))
         })?;
-        let n = r.count(48)?;
+        let n = r.count(64)?;
         checker.groups.reserve(n);
         for _ in 0..n {
             checker.groups.push(Group {
@@ -389,6 +403,8 @@ impl LedgerChecker {
                 unspent: r.u64()?,
                 payer: r.u128()?,
                 unit_price: r.u64()?,
+                first_seq: r.u64()?,
+                len: r.u64()?,
             });
         }
         checker.stamps = read_stamps(&mut r)?;
@@ -407,6 +423,7 @@ impl LedgerChecker {
             });
         }
         checker.economy = read_economy(&mut r)?;
+        checker.payments = read_payments(&mut r)?;
         if !r.rest.is_empty() {
             return Err(SnapshotError::Invalid("bytes after the end"));
         }
@@ -541,6 +558,75 @@ fn read_economy(r: &mut Reader) -> Result<Economy, SnapshotError> {
     })
 }
 
+/// The payments' state; `matched` is not written: it only lives while one entry is checked.
+fn write_payments(w: &mut Writer, payments: &Payments) {
+    for total in payments.credits {
+        w.u128(total);
+    }
+    w.u128(payments.debits_total);
+    w.u128(payments.revoked_total);
+    let mut accounts: Vec<_> = payments.purchases.iter().collect();
+    accounts.sort_unstable_by_key(|(account, _)| **account);
+    w.count(accounts.len());
+    for (account, groups) in accounts {
+        w.u128(*account);
+        w.count(groups.len());
+        for &group in groups {
+            w.u64(group);
+        }
+    }
+    w.count(payments.spent_bits.len());
+    for &word in &payments.spent_bits {
+        w.u64(word);
+    }
+    w.bool(payments.pending.is_some());
+    if let Some(debit) = &payments.pending {
+        w.u64(debit.index);
+        w.u128(debit.account);
+        w.bytes(&debit.reference);
+        w.i128(debit.time_nanos);
+    }
+}
+
+fn read_payments(r: &mut Reader) -> Result<Payments, SnapshotError> {
+    let mut payments = Payments::default();
+    for total in &mut payments.credits {
+        *total = r.u128()?;
+    }
+    payments.debits_total = r.u128()?;
+    payments.revoked_total = r.u128()?;
+    let n = r.count(24)?;
+    payments.purchases.reserve(n);
+    let mut previous = None;
+    for _ in 0..n {
+        let account = r.u128()?;
+        if previous.is_some_and(|p| p >= account) {
+            return Err(SnapshotError::Invalid("purchasing accounts out of order"));
+        }
+        previous = Some(account);
+        let groups = r.count(8)?;
+        let mut list = Vec::with_capacity(groups);
+        for _ in 0..groups {
+            list.push(r.u64()?);
+        }
+        payments.purchases.insert(account, list);
+    }
+    let words = r.count(8)?;
+    payments.spent_bits.reserve(words);
+    for _ in 0..words {
+        payments.spent_bits.push(r.u64()?);
+    }
+    payments.pending = optional(r, |r| {
+        Ok(PendingDebit {
+            index: r.u64()?,
+            account: r.u128()?,
+            reference: r.array()?,
+            time_nanos: r.i128()?,
+        })
+    })?;
+    Ok(payments)
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
@@ -557,7 +643,14 @@ mod tests {
             (1, NOT_SOLD_8 - 1, false),
         ];
         for (id, group, spent) in cases {
-            stamps.insert_new(id, Stamp { group, spent });
+            stamps.insert_new(
+                id,
+                Stamp {
+                    group,
+                    spent,
+                    pos: 3,
+                },
+            );
         }
         for narrow in [false, true] {
             let mut w = Writer(Vec::new());

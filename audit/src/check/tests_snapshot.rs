@@ -105,13 +105,18 @@ fn sold(stamps: u32) -> LedgerChecker {
 }
 
 #[test]
-fn a_stamp_costs_20_bytes() {
+fn a_stamp_costs_24_bytes() {
     let checker = sold(10_000);
     assert_eq!(checker.stamps_issued, 10_000);
     assert_eq!(checker.stamps_spent, 5_000);
     let bytes = checker.to_snapshot();
-    // 10 purchases of 1,000: a record per stamp, 10 purchase records and the small rest.
-    assert!(bytes.len() <= 10_000 * 20 + 2_000, "{} bytes", bytes.len());
+    // 10 purchases of 1,000: a record per stamp and a spent bit per stamp, 10 purchase
+    // records and the small rest.
+    assert!(
+        bytes.len() <= 10_000 * 24 + 10_000 / 8 + 2_000,
+        "{} bytes",
+        bytes.len()
+    );
     let back = LedgerChecker::from_snapshot(&bytes).expect("read");
     assert_eq!(back.report(0), checker.report(0));
     assert_eq!(back.root(), checker.root());
