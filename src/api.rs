@@ -550,6 +550,11 @@ pub struct EntriesQuery {
     pub start: Option<u64>,
     /// At most this many entries; the server's page limit when not given.
     pub limit: Option<u64>,
+    /// Another name of `start`, as the consistency proof names sizes (not with `start`).
+    pub from: Option<u64>,
+    /// The index after the last entry wanted (entries `from` to `to` − 1, still at most a
+    /// page); not with `limit`.
+    pub to: Option<u64>,
 }
 
 /// The query of `GET /v1/ledger/proof/inclusion`.

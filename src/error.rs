@@ -47,6 +47,19 @@ pub enum Error {
     /// Occurs when a client sends more requests than its limit allows.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Occurs when a client sends a request with credentials after more failed
+    /// authentications than its budget allows: even the right key waits, so that a guesser
+    /// learns nothing. `credential` says which budget ("API key" or "admin token").
+    #[error(
+        "too many failed authentications from this address (more than {failures_per_minute} a \
+         minute with a wrong {credential}): requests carrying an {credential} are refused, the \
+         right one too, for {retry_after_secs} s; check the {credential} your client sends"
+    )]
+    AuthFailuresLimited {
+        retry_after_secs: u64,
+        failures_per_minute: u32,
+        credential: &'static str,
+    },
     /// Occurs when the server cannot take writes (its storage failed, or it is shutting down).
     #[error("{0}")]
     Unavailable(String),
@@ -84,7 +97,7 @@ impl Error {
             Error::WrongStampCount { .. } => ErrorCode::WrongStampCount,
             Error::MixedPayers => ErrorCode::MixedPayers,
             Error::NameTaken => ErrorCode::NameTaken,
-            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::RateLimited { .. } | Error::AuthFailuresLimited { .. } => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Error::AuditCatchingUp { .. } => ErrorCode::AuditCatchingUp,
             Error::BackupNotSupported => ErrorCode::BackupNotSupported,

@@ -84,6 +84,10 @@ pub enum KeyError {
         .0.display()
     )]
     NoKeys(PathBuf),
+    /// Occurs when `--keys-dir` names something that exists and is not a directory (a key
+    /// file given instead of its directory).
+    #[error("--keys-dir {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -280,7 +284,16 @@ fn new_issuer_key(now: Timestamp) -> IssuerKey {
     }
 }
 
+/// Refuses a `dir` that exists and is not a directory, with words instead of `File exists`.
+fn check_is_dir(dir: &Path) -> Result<(), KeyError> {
+    match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(KeyError::NotADirectory(dir.to_path_buf())),
+        _ => Ok(()),
+    }
+}
+
 fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
+    check_is_dir(dir)?;
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
 }
@@ -344,8 +357,14 @@ pub fn load(
     retire_missing: bool,
     now: Timestamp,
 ) -> Result<Keyring, KeyError> {
-    ensure_dir(dir)?;
-    let mut keys = load_stamp_keys(dir)?;
+    // The directory is made only once the ledger's keys are accounted for: a start refused
+    // below (a ledger key whose file is missing) leaves no empty keys directory behind.
+    check_is_dir(dir)?;
+    let mut keys = if dir.exists() {
+        load_stamp_keys(dir)?
+    } else {
+        Vec::new()
+    };
     let on_file = |kid: &Kid, keys: &[IssuerKey]| keys.iter().any(|k| k.kid == *kid);
     let mut ledger_only = Vec::new();
     for key in published {
@@ -380,6 +399,7 @@ pub fn load(
             created_at: key.published_at,
         });
     }
+    ensure_dir(dir)?;
     if keys.is_empty() {
         let key = new_issuer_key(now);
         write_stamp_key(dir, &key)?;
@@ -583,6 +603,41 @@ mod tests {
         }
         // Nothing was created in its place.
         assert!(load_stamp_keys(dir.path()).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_refused_start_creates_no_keys_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = load_or_create(dir.path(), now()).expect("create");
+        let ledger = published(&ring);
+        let absent = dir.path().join("not-yet");
+        assert!(matches!(
+            load(&absent, &ledger, false, now()),
+            Err(KeyError::MissingActive { .. })
+        ));
+        assert!(
+            !absent.exists(),
+            "a refused start made {}",
+            absent.display()
+        );
+        // A fresh ledger on the same path creates it, with a first key.
+        load(&absent, &[], false, now()).expect("first start");
+        assert!(absent.is_dir());
+    }
+
+    #[test]
+    fn a_keys_dir_that_is_a_file_is_named_as_such() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("ledger.json");
+        fs::write(&file, b"{}").expect("write");
+        for error in [
+            load(&file, &[], false, now()).map(|_| ()),
+            load_or_create_ledger_key(&file, "example.org/log", now()).map(|_| ()),
+        ] {
+            let error = error.expect_err("a file is not a keys directory");
+            assert!(matches!(error, KeyError::NotADirectory(_)), "{error:?}");
+            assert!(error.to_string().contains("is not a directory"), "{error}");
+        }
     }
 
     #[test]

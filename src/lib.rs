@@ -16,6 +16,8 @@
 //! - [`verify`]: batch signature verification for stamps checked together.
 //! - [`service`]: the use cases, one service per concept (mint, board, log) started by
 //!   [`service::App::start`]; the only code touching store, keys and ledger together.
+//! - [`payments`]: money in, the providers' side: the [`payments::Provider`] trait, Stripe
+//!   Checkout, BTCPay Server, the test provider, their settings. No store, no HTTP routes.
 //! - [`api`]: the request and answer bodies of every route, and the error codes; shared by the
 //!   server, the client commands, the bench and the tests.
 //! - [`http`]: the axum router, thin handlers, authentication extractors, problem+json errors.
@@ -42,6 +44,7 @@ pub mod gate;
 pub mod http;
 pub mod keys;
 pub mod ledger;
+pub mod payments;
 pub mod rules;
 pub mod service;
 #[cfg(feature = "bench")]

@@ -71,6 +71,16 @@ pub const DATABASE_WAITING: &str = "pennypost_database_connection_waiters";
 pub const BACKUP_DURATION: &str = "pennypost_backup_seconds";
 /// Unix time of the last backup that was written whole.
 pub const BACKUP_LAST_SUCCESS: &str = "pennypost_backup_last_success_timestamp_seconds";
+/// Time of one call to a payment provider's API, by `provider` and `call` (the call's name
+/// without ids, `GET /v1/checkout/sessions/{id}`), whatever its outcome.
+pub const PAYMENT_PROVIDER_DURATION: &str = "pennypost_payment_provider_call_seconds";
+/// Calls to a payment provider's API that gave no usable answer, by `provider`, `call` and
+/// `kind` (`unreachable`, `timeout`, `bad_answer`, `refused`).
+pub const PAYMENT_PROVIDER_ERRORS: &str = "pennypost_payment_provider_errors_total";
+/// Webhooks refused for their signature, by `provider` and `reason` (`missing`, `malformed`,
+/// `mismatch`, `stale`): a wrong secret after a roll, a clock far off, or a forgery.
+pub const PAYMENT_WEBHOOK_SIGNATURE_FAILURES: &str =
+    "pennypost_payment_webhook_signature_failures_total";
 
 /// The gate (`pennypost gate`): requests answered, by `rule` (the priced route's `METHOD path`
 /// as configured, `free` for a request no route prices, `gate` for the gate's own
@@ -188,6 +198,19 @@ fn describe() {
         BACKUP_LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the last backup written whole."
+    );
+    describe_histogram!(
+        PAYMENT_PROVIDER_DURATION,
+        Unit::Seconds,
+        "Time of one call to a payment provider's API, by provider and call."
+    );
+    describe_counter!(
+        PAYMENT_PROVIDER_ERRORS,
+        "Calls to a payment provider's API that failed, by provider, call and kind."
+    );
+    describe_counter!(
+        PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
+        "Webhooks refused for their signature, by provider and reason."
     );
 }
 
@@ -324,6 +347,8 @@ mod tests {
             STAMPS_SPENT,
             COMMIT_FAILURES,
             BACKUPS,
+            PAYMENT_PROVIDER_ERRORS,
+            PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
             GATE_REQUESTS,
         ];
         for name in counters {
@@ -333,6 +358,7 @@ mod tests {
             HTTP_DURATION,
             COMMIT_SYNC,
             BACKUP_DURATION,
+            PAYMENT_PROVIDER_DURATION,
             GATE_UPSTREAM,
             GATE_MINT_HOLD,
             GATE_MINT_CAPTURE,
@@ -350,6 +376,7 @@ mod tests {
             VERIFY_BATCH,
             BACKUP_DURATION,
             BACKUP_LAST_SUCCESS,
+            PAYMENT_PROVIDER_DURATION,
         ]);
         for name in all {
             assert!(name.starts_with("pennypost_"), "{name}");

@@ -1,7 +1,9 @@
 //! The HTTP auditor behind `pennypost audit --server URL [--state FILE]` and the standalone
 //! `pennypost-audit` (same flags, output and exit codes).
 //!
-//! Trusts nothing but the checkpoint key it pinned on first use (kept in FILE). It fetches the
+//! Trusts nothing but the checkpoint key it pinned on first use (kept in FILE); a server showing
+//! another key stops the audit before any other check, naming both keys and FILE (a state file
+//! of another server, or a replaced key: docs/operations.md, re-pinning). It fetches the
 //! signed checkpoint and verifies its signature, checks that the checkpoint it remembered is
 //! consistent with the new one (the server's consistency proof), downloads the entries page by
 //! page (memory bounded by the page size and the checker's sets), recomputes the Merkle root,
@@ -48,8 +50,8 @@ const PROGRESS_MIN_ENTRIES: u64 = 20_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct AuditArgs {
-    /// The server's base URL.
-    #[arg(long)]
+    /// The server's base URL (`http://` is added when no scheme is given).
+    #[arg(long, value_parser = crate::server_url::base_url)]
     pub server: String,
     /// Where to remember the pinned key and the last trusted checkpoint (created on first use).
     #[arg(long)]
@@ -76,6 +78,9 @@ pub struct Outcome {
     pub full_recheck: Option<String>,
     /// Size in bytes of the checker state this run saved beside FILE.
     pub checker_state_bytes: Option<u64>,
+    /// The server's checkpoint key is not the one pinned in FILE: the audit stopped there,
+    /// before any other check (its one violation says which keys and what to do).
+    pub key_mismatch: bool,
 }
 
 /// The checkpoint key pinned on first use.
@@ -404,6 +409,16 @@ fn compare_totals(report: &AuditReport, server_audit: &serde_json::Value) -> Vec
     found
 }
 
+/// What a server's checkpoint key that is not the pinned one means, and where to read on.
+fn key_mismatch_text(served: &str, state_path: &Path, pinned: &str) -> String {
+    format!(
+        "this server's checkpoint key {served} is not the key pinned in {} ({pinned}): a \
+         different server, or a rotated key; see operations.md on re-pinning (\"The checkpoint \
+         key\")",
+        state_path.display()
+    )
+}
+
 /// Runs the audit against `server`. `state` is read and, when everything held, updated
 /// together with the checker state beside it.
 pub async fn audit(
@@ -434,22 +449,6 @@ pub async fn audit(
         .as_str()
         .ok_or_else(|| Unfinished("ledger key document has no vkey".into()))?
         .to_string();
-    let vkey = match &previous {
-        Some(p) => {
-            if p.vkey != served_vkey {
-                extra.push(violation(
-                    0,
-                    "checkpoint_key_changed",
-                    format!(
-                        "the server now publishes key {served_vkey}; pinned {}",
-                        p.vkey
-                    ),
-                ));
-            }
-            p.vkey.clone()
-        }
-        None => served_vkey,
-    };
     let mut outcome = Outcome {
         report: LedgerChecker::new().report(now_unix()),
         checkpoint_size: 0,
@@ -459,6 +458,25 @@ pub async fn audit(
         previous: previous.clone(),
         full_recheck: None,
         checker_state_bytes: None,
+        key_mismatch: false,
+    };
+    let vkey = match (&previous, state_path) {
+        // Another key than the pinned one: most often the state file of another server, or a
+        // server whose key was replaced. Nothing else can be checked under the pinned key (the
+        // checkpoint would only fail its signature), so the audit stops here and says so.
+        (Some(p), Some(path)) if p.vkey != served_vkey => {
+            outcome.report.violations.push(violation(
+                0,
+                "checkpoint_key_changed",
+                key_mismatch_text(&served_vkey, path, &p.vkey),
+            ));
+            outcome.report.ok = false;
+            outcome.key_mismatch = true;
+            outcome.elapsed_secs = started.elapsed().as_secs_f64();
+            return Ok(outcome);
+        }
+        (Some(p), _) => p.vkey.clone(),
+        (None, _) => served_vkey,
     };
 
     // 2. The checkpoint, verified under the pinned key.
@@ -584,7 +602,8 @@ fn range_text(from: u64, to: u64) -> String {
 fn print_report(outcome: &Outcome, quiet: bool, state_path: Option<&Path>) {
     let r = &outcome.report;
     let size = outcome.checkpoint_size;
-    if !quiet {
+    // Stopped at the key: what FILE remembers is of another key, so nothing of it is shown.
+    if !quiet && !outcome.key_mismatch {
         if let Some(pin) = &outcome.pinned {
             println!(
                 "pinned key           {} (first use: compare it with one obtained out of band)",

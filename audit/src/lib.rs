@@ -10,6 +10,8 @@
 //! - [`checkpoint`]: parsing and verifying a signed checkpoint note under a pinned key. Pure.
 //! - [`auditor`]: the HTTP auditor: key pinning, page downloads, consistency checks and the
 //!   printed report; [`main`] is the whole command.
+//! - [`server_url`]: a server's base URL as typed (`host:port` gets `http://`), shared with
+//!   the client commands of `pennypost`. Pure.
 //! - [`state`]: the auditor's files between runs, the state file (pinned key, last trusted
 //!   checkpoint) and the checker state beside it, so a later run checks only new entries.
 //!
@@ -30,6 +32,7 @@
 pub mod auditor;
 pub mod check;
 pub mod checkpoint;
+pub mod server_url;
 pub mod state;
 
 pub use auditor::{audit, main, AuditArgs};

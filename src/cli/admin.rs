@@ -15,7 +15,7 @@ use crate::api::{CreditRequest, CreditResponse, ErrorCode, PricesResponse, Probl
 pub enum AdminCommand {
     /// Credit an account with money received outside the server (a payment). Needs the
     /// server's admin token in PENNYPOST_ADMIN_TOKEN. Safe to repeat: the same reference with
-    /// the same account and amount credits once.
+    /// the same account and amount credits once (a repeat says "already credited").
     Credit(CreditArgs),
 }
 
@@ -29,13 +29,39 @@ pub struct CreditArgs {
     /// reference is never credited twice.
     #[arg(long)]
     pub reference: String,
-    /// The server's base URL.
+    /// The server's base URL (`http://` is added when no scheme is given).
     #[arg(
         long,
         env = "PENNYPOST_SERVER",
-        default_value = "http://127.0.0.1:8080"
+        default_value = super::client::DEFAULT_SERVER,
+        value_parser = pennypost_audit::server_url::base_url
     )]
     pub server: String,
+}
+
+/// The admin token of `admin credit` and `backup`, from `PENNYPOST_ADMIN_TOKEN` only (see the
+/// module comment), or what to do when it is not set.
+pub fn token_from_env() -> Result<String, String> {
+    std::env::var("PENNYPOST_ADMIN_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            "set PENNYPOST_ADMIN_TOKEN to the server's admin token: the token the server was \
+             started with (its PENNYPOST_ADMIN_TOKEN, or the file of its admin_token_file), or \
+             the one it generated on first start, kept in <data-dir>/admin_token \
+             (PENNYPOST_ADMIN_TOKEN=$(cat <data-dir>/admin_token))"
+                .to_string()
+        })
+}
+
+/// What to add to a refusal of an admin request, by its code.
+pub fn hint(code: Option<ErrorCode>) -> &'static str {
+    match code {
+        Some(ErrorCode::Unauthorized) => "; PENNYPOST_ADMIN_TOKEN is not this server's token",
+        Some(ErrorCode::NotFound) => "; no account has this id on this server",
+        _ => "",
+    }
 }
 
 pub fn main(command: AdminCommand) -> ExitCode {
@@ -45,14 +71,7 @@ pub fn main(command: AdminCommand) -> ExitCode {
 }
 
 async fn credit(args: CreditArgs) -> Result<(), String> {
-    let token = std::env::var("PENNYPOST_ADMIN_TOKEN")
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or(
-            "set PENNYPOST_ADMIN_TOKEN to the server's admin token (the server reads it from \
-             that variable, or keeps a generated one in <data-dir>/admin_token)",
-        )?;
+    let token = token_from_env()?;
     let account_id = Uuid::parse_str(&args.account_id)
         .map_err(|_| format!("{:?} is not an account id (a UUID)", args.account_id))?;
     let client = reqwest::Client::new();
@@ -68,6 +87,10 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot reach {url}: {e}"))?;
     let status = response.status().as_u16();
+    let response_replayed = response
+        .headers()
+        .get(crate::http::routes::IDEMPOTENT_REPLAYED)
+        .is_some_and(|v| v.as_bytes() == b"true");
     let body = response.bytes().await.map_err(|e| e.to_string())?;
     if status != 200 {
         let problem: Option<Problem> = serde_json::from_slice(&body).ok();
@@ -76,13 +99,10 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
             problem.as_ref().map_or("", |p| p.code.as_str()),
             problem.as_ref().map_or("no detail", |p| p.detail.as_str())
         );
-        let hint = match problem.map(|p| p.code) {
-            Some(ErrorCode::Unauthorized) => "; PENNYPOST_ADMIN_TOKEN is not this server's token",
-            Some(ErrorCode::NotFound) => "; no account has this id on this server",
-            _ => "",
-        };
+        let hint = hint(problem.map(|p| p.code));
         return Err(format!("{described}{hint}"));
     }
+    let replayed = response_replayed;
     let credited: CreditResponse =
         serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
     // The currency's name, for the reader; a server that does not say gets none.
@@ -95,6 +115,14 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
             .unwrap_or_default(),
         Err(_) => String::new(),
     };
+    if replayed {
+        println!(
+            "already credited: reference {:?} credited {}{currency} to account {} before \
+             (ledger entry {}); nothing was credited now",
+            args.reference, args.amount, credited.account_id, credited.ledger_index
+        );
+        return Ok(());
+    }
     println!(
         "credited {}{currency} to account {} (reference {:?}); balance {}{currency}; ledger entry {}",
         args.amount, credited.account_id, args.reference, credited.balance, credited.ledger_index

@@ -1,6 +1,7 @@
 //! `pennypost backup --server URL --to DIR`: asks a running server for a consistent backup of
 //! its store (`POST /v1/admin/backup`) into DIR, a new directory on the server's machine.
-//! The admin token comes from `PENNYPOST_ADMIN_TOKEN`.
+//! The admin token comes from `PENNYPOST_ADMIN_TOKEN`, read and explained as `admin credit`
+//! does (`super::admin::token_from_env`).
 //!
 //! Exit codes: 0 the backup is written; 1 the server refused it (the problem's code and detail
 //! are printed); 2 it could not be asked (no token, server unreachable, an answer that does not
@@ -11,15 +12,16 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::api::{BackupRequest, BackupResponse, Problem};
+use crate::api::{BackupRequest, BackupResponse, ErrorCode, Problem};
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// The server's base URL.
+    /// The server's base URL (`http://` is added when no scheme is given).
     #[arg(
         long,
         env = "PENNYPOST_SERVER",
-        default_value = "http://127.0.0.1:8080"
+        default_value = super::client::DEFAULT_SERVER,
+        value_parser = pennypost_audit::server_url::base_url
     )]
     pub server: String,
     /// The new directory to write, absolute, on the server's machine. Start a server with
@@ -55,10 +57,7 @@ pub fn main(args: BackupArgs) -> ExitCode {
 }
 
 fn run(args: &BackupArgs) -> Result<BackupResponse, Failure> {
-    let token = std::env::var("PENNYPOST_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| Failure::CannotAsk("set PENNYPOST_ADMIN_TOKEN to the admin token".into()))?;
+    let token = super::admin::token_from_env().map_err(Failure::CannotAsk)?;
     let path = args
         .to
         .to_str()
@@ -71,7 +70,7 @@ fn run(args: &BackupArgs) -> Result<BackupResponse, Failure> {
     runtime.block_on(async {
         let response = reqwest::Client::new()
             .post(&url)
-            .bearer_auth(token.trim())
+            .bearer_auth(token)
             .json(&BackupRequest { path: path.into() })
             .send()
             .await
@@ -86,9 +85,12 @@ fn run(args: &BackupArgs) -> Result<BackupResponse, Failure> {
                 .map_err(|e| Failure::CannotAsk(format!("cannot read the answer: {e}")));
         }
         Err(match serde_json::from_slice::<Problem>(&body) {
-            Ok(problem) => {
-                Failure::Refused(format!("{} ({status}): {}", problem.code, problem.detail))
-            }
+            Ok(problem) => Failure::Refused(format!(
+                "{} ({status}): {}{}",
+                problem.code,
+                problem.detail,
+                super::admin::hint(Some(problem.code).filter(|c| *c == ErrorCode::Unauthorized))
+            )),
             Err(_) => Failure::CannotAsk(format!("the server answered {status}")),
         })
     })

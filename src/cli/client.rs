@@ -13,6 +13,7 @@
 mod http;
 mod pay;
 pub mod price;
+mod target;
 mod wallet;
 
 use std::path::PathBuf;
@@ -27,18 +28,25 @@ use crate::api::{
 };
 use http::call;
 use pay::{Action, Payment};
+pub use target::Target;
 pub use wallet::Wallet;
+
+/// The server a client command talks to when neither `--server`, `PENNYPOST_SERVER` nor the
+/// wallet names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// The server's base URL.
+    /// The server's base URL (`http://` is added when no scheme is given). Without it (and
+    /// without PENNYPOST_SERVER), the server the wallet's account was created at, else
+    /// http://127.0.0.1:8080.
     #[arg(
         long,
         env = "PENNYPOST_SERVER",
-        default_value = "http://127.0.0.1:8080",
+        value_parser = pennypost_audit::server_url::base_url,
         global = true
     )]
-    pub server: String,
+    pub server: Option<String>,
     /// The wallet file holding the API key and bought stamps.
     #[arg(
         long,
@@ -84,6 +92,7 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
         rt.block_on(async {
             let client = reqwest::Client::new();
             let mut wallet = Wallet::load(&args.wallet)?;
+            let target = Target::new(&args, &wallet);
             match command {
                 AccountCommand::Create { name } => {
                     if wallet.api_key.is_some() {
@@ -92,7 +101,7 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                             args.wallet.display()
                         ));
                     }
-                    let url = format!("{}/v1/accounts", args.server);
+                    let url = format!("{}/v1/accounts", target.server);
                     let request = client
                         .post(&url)
                         .json(&CreateAccountRequest { name: name.clone() });
@@ -113,7 +122,7 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                     }
                     let created: CreateAccountResponse = answer.json()?;
                     let id = created.account_id.to_string();
-                    wallet.server = Some(args.server.clone());
+                    wallet.server = Some(target.server.clone());
                     wallet.account_id = Some(id.clone());
                     wallet.api_key = Some(created.api_key);
                     wallet.save(&args.wallet)?;
@@ -131,7 +140,7 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                     Ok(())
                 }
                 AccountCommand::Show => {
-                    let account = account_of(&client, &args.server, wallet.api_key()?).await?;
+                    let account = account_of(&client, &target, wallet.api_key()?).await?;
                     println!("account:          {}", account.account_id);
                     println!(
                         "name:             {}",
@@ -155,13 +164,13 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
 /// `GET /v1/account` with `key`.
 async fn account_of(
     client: &reqwest::Client,
-    server: &str,
+    target: &Target,
     key: &str,
 ) -> Result<AccountResponse, String> {
-    let url = format!("{server}/v1/account");
+    let url = format!("{}/v1/account", target.server);
     let answer = call(client.get(&url).bearer_auth(key), &url).await?;
     if answer.status != 200 {
-        return Err(answer.describe());
+        return Err(target.describe(&answer));
     }
     answer.json()
 }
@@ -169,14 +178,14 @@ async fn account_of(
 /// Buys `count` stamps into `wallet` (and saves it). One idempotency key for all attempts: a
 /// retry after a lost answer cannot charge twice. Retries up to 3 times on network errors.
 pub(crate) async fn buy_into(
-    args: &ClientArgs,
+    target: &Target,
     client: &reqwest::Client,
     wallet: &mut Wallet,
     count: u64,
 ) -> Result<PurchaseResponse, String> {
     let key = wallet.api_key()?.to_string();
     let idempotency_key = Uuid::new_v4().to_string();
-    let url = format!("{}/v1/stamps/purchase", args.server);
+    let url = format!("{}/v1/stamps/purchase", target.server);
     let mut last_error = String::new();
     for _attempt in 0..3 {
         let request = client
@@ -192,11 +201,22 @@ pub(crate) async fn buy_into(
             }
         };
         if answer.status != 201 {
-            return Err(answer.describe());
+            if answer
+                .problem()
+                .is_some_and(|p| p.code == crate::api::ErrorCode::InsufficientFunds)
+            {
+                let account = wallet.account_id.as_deref().unwrap_or("(see the wallet)");
+                return Err(format!(
+                    "{}: ask the operator to credit account {account} (they run `pennypost \
+                     admin credit {account} AMOUNT --reference REF`), then buy again",
+                    answer.describe()
+                ));
+            }
+            return Err(target.describe(&answer));
         }
         let mut purchase: PurchaseResponse = answer.json()?;
         wallet.stamps.append(&mut purchase.stamps);
-        wallet.save(&args.wallet)?;
+        wallet.save(&target.wallet)?;
         return Ok(purchase);
     }
     Err(last_error)
@@ -207,17 +227,32 @@ pub fn buy(args: ClientArgs, count: u64) -> ExitCode {
         rt.block_on(async {
             let client = reqwest::Client::new();
             let mut wallet = Wallet::load(&args.wallet)?;
-            let purchase = buy_into(&args, &client, &mut wallet, count).await?;
+            let target = Target::new(&args, &wallet);
+            let purchase = buy_into(&target, &client, &mut wallet, count).await?;
+            // The currency's name, for the reader: the purchase answer gives amounts only.
+            let currency = currency_of(&client, &target).await;
             println!(
-                "bought {} stamp(s) for {}; balance {}; {} stamp(s) in wallet",
-                purchase.count,
-                purchase.total,
-                purchase.balance,
-                wallet.stamps.len()
+                "bought {} for {}; balance {}; {} in the wallet",
+                price::stamps(u64::from(purchase.count)),
+                price::money(purchase.total, &currency),
+                price::money(purchase.balance, &currency),
+                price::stamps(u64::try_from(wallet.stamps.len()).unwrap_or(u64::MAX))
             );
             Ok(())
         })
     }))
+}
+
+/// The server's currency (`GET /v1/prices`), or "minor units" when it does not say.
+pub(crate) async fn currency_of(client: &reqwest::Client, target: &Target) -> String {
+    let url = format!("{}/v1/prices", target.server);
+    match call(client.get(&url), &url).await {
+        Ok(answer) if answer.status == 200 => answer
+            .json::<crate::api::PricesResponse>()
+            .map(|p| p.currency)
+            .unwrap_or_else(|_| "minor units".into()),
+        _ => "minor units".into(),
+    }
 }
 
 pub fn post(args: ClientArgs, text: String, author: Option<String>, yes: bool) -> ExitCode {
@@ -227,7 +262,11 @@ pub fn post(args: ClientArgs, text: String, author: Option<String>, yes: bool) -
             // Who writes the post: the account of the wallet's API key, under its name and
             // verified, unless it has no name or another author is asked for.
             let name = match &payment.wallet.api_key {
-                Some(key) => account_of(&payment.client, &args.server, key).await?.name,
+                Some(key) => {
+                    account_of(&payment.client, &payment.target, key)
+                        .await?
+                        .name
+                }
                 None => None,
             };
             let key = match (&name, &author) {
@@ -243,7 +282,7 @@ pub fn post(args: ClientArgs, text: String, author: Option<String>, yes: bool) -
                 Some(_) => None,
                 None => Some(author.unwrap_or_else(|| "anonymous".into())),
             };
-            let url = format!("{}/v1/posts", args.server);
+            let url = format!("{}/v1/posts", payment.target.server);
             let paid = payment
                 .pay(Action::Post, "post", |client, stamps| {
                     let mut request = client.post(&url).json(&CreatePostRequest {
@@ -286,7 +325,7 @@ pub fn vote(args: ClientArgs, post_id: String, direction: String, yes: bool) -> 
             let id = Uuid::parse_str(&post_id)
                 .map_err(|_| format!("{post_id:?} is not a post id (a UUID)"))?;
             let mut payment = Payment::start(&args, yes).await?;
-            let url = format!("{}/v1/posts/{id}/votes", args.server);
+            let url = format!("{}/v1/posts/{id}/votes", payment.target.server);
             let verb = format!("vote {direction}");
             let paid = payment
                 .pay(Action::Vote(id), &verb, |client, stamps| {

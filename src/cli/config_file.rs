@@ -59,11 +59,7 @@ pub fn with_file_defaults(command: Command, path: &Path) -> Result<Command, Stri
         let arg = serve
             .get_arguments()
             .find(|arg| config_key(arg).as_deref() == Some(key.as_str()))
-            .ok_or_else(|| {
-                fail(format!(
-                    "unknown key `{key}`: not a flag of `pennypost serve`"
-                ))
-            })?;
+            .ok_or_else(|| fail(unknown_key(key)))?;
         let values = file_values(arg, value).map_err(|e| fail(format!("key `{key}`: {e}")))?;
         check_values(arg, &values).map_err(|e| fail(format!("key `{key}`: {e}")))?;
         defaults.push((arg.get_id().clone(), values));
@@ -74,6 +70,18 @@ pub fn with_file_defaults(command: Command, path: &Path) -> Result<Command, Stri
         }
         serve
     }))
+}
+
+/// Why `key` is refused. The admin token is a secret and has no flag, so it has no key
+/// either: the message says where it goes instead.
+fn unknown_key(key: &str) -> String {
+    if key == "admin_token" {
+        return "unknown key `admin_token`: the admin token is not written in the config file; \
+                set PENNYPOST_ADMIN_TOKEN in the server's environment, or name a file holding \
+                it (mode 0600) with `admin_token_file = \"/path/to/file\"`"
+            .into();
+    }
+    format!("unknown key `{key}`: not a flag of `pennypost serve`")
 }
 
 /// The config key of a `serve` argument: its long name with `_` for `-`. Help, version and
@@ -205,6 +213,18 @@ mod tests {
         assert_eq!(args.trusted_proxies.len(), 2);
         assert_eq!(args.vote_pricing.as_str(), "flat");
         assert_eq!(args.post_cost, 1, "the default stays");
+        // A host name is resolved; the admin token's file is a key like any flag.
+        let args = serve_with(
+            "listen = \"localhost:9999\"\nadmin_token_file = \"/run/secrets/token\"\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(args.listen.port(), 9999);
+        assert!(args.listen.ip().is_loopback(), "{}", args.listen);
+        assert_eq!(
+            args.admin_token_file.as_deref(),
+            Some(Path::new("/run/secrets/token"))
+        );
     }
 
     #[test]
@@ -225,6 +245,10 @@ mod tests {
             let error = serve_with(file, &[]).expect_err(file);
             assert!(error.contains(key), "{file}: {error}");
         }
+        let error = serve_with("admin_token = \"secret\"\n", &[]).expect_err("admin_token");
+        assert!(error.contains("PENNYPOST_ADMIN_TOKEN"), "{error}");
+        assert!(error.contains("admin_token_file"), "{error}");
+        assert!(!error.contains("secret"), "the value stays out: {error}");
         let error = serve_with("stamp_price = \n", &[]).expect_err("not TOML");
         assert!(error.contains("not valid TOML"), "{error}");
     }

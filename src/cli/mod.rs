@@ -58,7 +58,8 @@ pub enum Command {
     /// Audit a server's ledger from the outside (exit 0 all holds, 1 violations, 2 unfinished).
     Audit(audit::AuditArgs),
     /// Ask a running server for a consistent backup of its store into a new directory on its
-    /// machine (exit 0 written, 1 refused, 2 could not ask).
+    /// machine (exit 0 written, 1 refused, 2 could not ask). Needs the server's admin token in
+    /// PENNYPOST_ADMIN_TOKEN (never an argument: others could read it in the process list).
     Backup(backup::BackupArgs),
     /// Copy a stopped server's sled store into an empty PostgreSQL database and check the copy
     /// (exit 0 copied and checked, 1 the copy differs, 2 it could not be made).

@@ -35,8 +35,9 @@ pub struct ServeArgs {
     /// the default.
     #[arg(long, env = "PENNYPOST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "PENNYPOST_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: IP:PORT (`127.0.0.1:8080`, `[::1]:8080`, `0.0.0.0:8080`) or
+    /// HOST:PORT (`localhost:8080`, resolved once at start; its first IPv4 address).
+    #[arg(long, env = "PENNYPOST_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Directory of the database and the generated admin token. With `--database`, only the
     /// admin token's.
@@ -73,6 +74,11 @@ pub struct ServeArgs {
     /// `sslmode=require` is refused.
     #[arg(long, value_name = "FILE", env = "PENNYPOST_DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
+    /// A file holding the admin token (mode 0600, the token on its first line), for a
+    /// service manager that keeps secrets in files. Instead of PENNYPOST_ADMIN_TOKEN, not with
+    /// it; without either, a token is generated into `<data-dir>/admin_token`.
+    #[arg(long, env = "PENNYPOST_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Directory of the issuer and ledger keys.
     #[arg(long, env = "PENNYPOST_KEYS_DIR", default_value = "./keys")]
     pub keys_dir: PathBuf,
@@ -178,9 +184,43 @@ pub struct ServeArgs {
     #[arg(long, env = "PENNYPOST_CACHE_MIB", default_value_t = DEFAULT_CACHE_MIB)]
     pub cache_mib: u64,
     /// Serve Prometheus metrics at `GET /metrics` on this address (keep it private: it is
-    /// not rate limited). Not served when unset.
-    #[arg(long, env = "PENNYPOST_METRICS_LISTEN", value_name = "ADDR")]
+    /// not rate limited), in the form of `--listen`. Not served when unset.
+    #[arg(
+        long,
+        env = "PENNYPOST_METRICS_LISTEN",
+        value_name = "ADDR",
+        value_parser = listen_address
+    )]
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// An address to listen on: an IP address and port, or a host name and port resolved now to
+/// its first IPv4 address (else its first address), so `localhost:8080` works as it does in
+/// a browser. Anything else is refused saying which forms are wanted.
+pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    let wanted = "give IP:PORT or HOST:PORT, as in 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080 \
+                  or localhost:8080";
+    let port_ok = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(format!("{text:?} is not an address to listen on: {wanted}"));
+    }
+    let addresses: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?}: cannot resolve the host name ({e}); {wanted}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: the host name has no address; {wanted}"))
 }
 
 /// The named bounds of `--cache-mib`.
@@ -288,30 +328,56 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The admin token: `PENNYPOST_ADMIN_TOKEN`, or one generated into `data_dir/admin_token`
-/// (mode 0600) on first start and read back later.
-fn admin_token(data_dir: &Path) -> Result<String, String> {
-    if let Ok(token) = std::env::var("PENNYPOST_ADMIN_TOKEN") {
+/// Reads a secret file, refusing one that group or others can read (as key files are).
+fn read_private_file(path: &Path) -> Result<String, String> {
+    let mode = fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {:o}: it must not be readable by group or others (chmod 600)",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The admin token: `PENNYPOST_ADMIN_TOKEN`, or the contents of `--admin-token-file`, or one
+/// generated into `data_dir/admin_token` (mode 0600) on first start and read back later.
+fn admin_token(data_dir: &Path, token_file: Option<&Path>) -> Result<String, String> {
+    let from_env = std::env::var("PENNYPOST_ADMIN_TOKEN").ok();
+    if let (Some(_), Some(file)) = (&from_env, token_file) {
+        return Err(format!(
+            "the admin token is given twice, in PENNYPOST_ADMIN_TOKEN and in --admin-token-file \
+             {} (admin_token_file): keep one",
+            file.display()
+        ));
+    }
+    if let Some(token) = from_env {
         if token.trim().is_empty() {
             return Err("PENNYPOST_ADMIN_TOKEN is set but empty".into());
         }
         tracing::info!("admin token from the environment (PENNYPOST_ADMIN_TOKEN)");
         return Ok(token.trim().to_string());
     }
-    let path = data_dir.join("admin_token");
-    if path.exists() {
-        let mode = fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
+    if let Some(file) = token_file {
+        let token = read_private_file(file)
+            .map_err(|e| format!("--admin-token-file (admin_token_file): {e}"))?;
+        let token = token.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
             return Err(format!(
-                "{} has mode {:o}: it must not be readable by group or others (chmod 600)",
-                path.display(),
-                mode & 0o777
+                "--admin-token-file {} (admin_token_file) is empty: put the token in it",
+                file.display()
             ));
         }
-        let token = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::info!(path = %file.display(), "admin token from --admin-token-file");
+        return Ok(token.to_string());
+    }
+    let path = data_dir.join("admin_token");
+    if path.exists() {
+        let token = read_private_file(&path)?;
         tracing::info!(path = %path.display(), "admin token read from file");
         return Ok(token.trim().to_string());
     }
@@ -404,6 +470,12 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
             args.cache_mib
         ));
     }
+    if args.data_dir.exists() && !args.data_dir.is_dir() {
+        return Err(format!(
+            "--data-dir {} is not a directory",
+            args.data_dir.display()
+        ));
+    }
     fs::create_dir_all(&args.data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}",
@@ -419,7 +491,7 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
         .map_err(|e| e.to_string())?;
     let ledger_key = keys::load_or_create_ledger_key(&args.keys_dir, &args.ledger_origin, now)
         .map_err(|e| e.to_string())?;
-    let token = admin_token(&args.data_dir)?;
+    let token = admin_token(&args.data_dir, args.admin_token_file.as_deref())?;
     tracing::info!(?economy, ?limits, "configuration");
     let app = App::start(AppConfig {
         store,
@@ -538,4 +610,59 @@ pub fn main(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_an_address_or_a_host_name_and_says_which_forms() {
+        assert_eq!(
+            listen_address("127.0.0.1:18085"),
+            Ok("127.0.0.1:18085".parse().expect("address"))
+        );
+        assert_eq!(
+            listen_address("[::1]:80"),
+            Ok("[::1]:80".parse().expect("address"))
+        );
+        let resolved = listen_address("localhost:18085").expect("localhost resolves");
+        assert_eq!(resolved.port(), 18085);
+        assert!(resolved.ip().is_loopback(), "{resolved}");
+        for bad in [
+            "localhost",
+            "18085",
+            ":18085",
+            "localhost:port",
+            "nowhere",
+            "",
+        ] {
+            let error = listen_address(bad).expect_err(bad);
+            assert!(error.contains("HOST:PORT"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_admin_token_file_is_private_and_not_given_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        fs::write(&file, "from-file\n").expect("write");
+        if std::env::var_os("PENNYPOST_ADMIN_TOKEN").is_some() {
+            let error = admin_token(dir.path(), Some(&file)).expect_err("two tokens");
+            assert!(error.contains("keep one"), "{error}");
+        } else {
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
+            let error = admin_token(dir.path(), Some(&file)).expect_err("readable by others");
+            assert!(error.contains("chmod 600"), "{error}");
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
+            assert_eq!(
+                admin_token(dir.path(), Some(&file)).as_deref(),
+                Ok("from-file")
+            );
+            fs::write(&file, "\n").expect("write");
+            let error = admin_token(dir.path(), Some(&file)).expect_err("empty");
+            assert!(error.contains("is empty"), "{error}");
+            assert!(!dir.path().join("admin_token").exists(), "none generated");
+        }
+    }
 }

@@ -9,8 +9,15 @@
 //!
 //! Failed authentication is counted after the fact: every 401 answer costs the client one unit
 //! of its budget, and a client out of budget gets 429 on every request that carries an
-//! `Authorization` header until the budget refills. This stops API-key and admin-token guessing
-//! without slowing clients that authenticate correctly.
+//! `Authorization` header until the budget refills, the right key included (letting the right
+//! key through would tell a guesser when it guessed right). The 429 says that failed
+//! authentications caused it. This stops API-key and admin-token guessing without slowing
+//! clients that authenticate correctly.
+//!
+//! API keys and the admin token have a budget each ([`Realm`]): the operator's routes
+//! (`/v1/admin/…`) count and check the admin budget, every other route the API-key budget. So
+//! wrong API keys from one address (a member's broken script, many members behind one proxy)
+//! never lock the operator out, while admin-token guessing is still limited.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,16 +40,45 @@ const BLOCKED_CLIENTS_MAX: usize = 100_000;
 /// Requests between sweeps of idle limiter state, so memory stays bounded under a scan.
 const SWEEP_EVERY_REQUESTS: u64 = 10_000;
 
-fn limiter(per_minute: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+}
+
+/// Whose credentials a request carries, by its route: each has its own failure budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Realm {
+    /// Members' API keys: every route but the operator's.
+    ApiKey,
+    /// The admin token: the routes under `/v1/admin/`.
+    Admin,
+}
+
+impl Realm {
+    fn of(path: &str) -> Realm {
+        if path.starts_with("/v1/admin/") {
+            Realm::Admin
+        } else {
+            Realm::ApiKey
+        }
+    }
+
+    /// What the client should check, in the words of the 429.
+    pub fn credential(self) -> &'static str {
+        match self {
+            Realm::ApiKey => "API key",
+            Realm::Admin => "admin token",
+        }
+    }
 }
 
 pub struct Limiter {
     accounts: Option<DefaultKeyedRateLimiter<IpAddr>>,
     purchases: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    auth_failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Clients out of failed-authentication budget, until when.
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    auth_failures: Option<DefaultKeyedRateLimiter<(IpAddr, Realm)>>,
+    /// The failed authentications a client may have per minute, for the 429's words.
+    auth_failures_per_minute: u32,
+    /// Clients out of failed-authentication budget in a realm, until when.
+    blocked: Mutex<HashMap<(IpAddr, Realm), Instant>>,
     requests: std::sync::atomic::AtomicU64,
     /// Peers whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<IpAddr>,
@@ -54,6 +90,7 @@ impl Limiter {
             accounts: limiter(limits.accounts_per_minute),
             purchases: limiter(limits.purchases_per_minute),
             auth_failures: limiter(limits.auth_failures_per_minute),
+            auth_failures_per_minute: limits.auth_failures_per_minute,
             blocked: Mutex::new(HashMap::new()),
             requests: std::sync::atomic::AtomicU64::new(0),
             trusted_proxies,
@@ -79,17 +116,17 @@ impl Limiter {
             })
     }
 
-    fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+    fn blocked_for(&self, client: (IpAddr, Realm)) -> Option<Duration> {
         let blocked = self.blocked.lock().ok()?;
-        let until = blocked.get(&ip)?;
+        let until = blocked.get(&client)?;
         until.checked_duration_since(Instant::now())
     }
 
-    fn record_failure(&self, ip: IpAddr) {
+    fn record_failure(&self, client: (IpAddr, Realm)) {
         let Some(limiter) = &self.auth_failures else {
             return;
         };
-        if let Err(not_until) = limiter.check_key(&ip) {
+        if let Err(not_until) = limiter.check_key(&client) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             if let Ok(mut blocked) = self.blocked.lock() {
                 if blocked.len() >= BLOCKED_CLIENTS_MAX {
@@ -97,7 +134,7 @@ impl Limiter {
                     blocked.retain(|_, until| *until > now);
                 }
                 if blocked.len() < BLOCKED_CLIENTS_MAX {
-                    blocked.insert(ip, Instant::now() + wait);
+                    blocked.insert(client, Instant::now() + wait);
                 }
             }
         }
@@ -110,10 +147,11 @@ impl Limiter {
         if n % SWEEP_EVERY_REQUESTS != 0 {
             return;
         }
-        for limiter in [&self.accounts, &self.purchases, &self.auth_failures]
-            .into_iter()
-            .flatten()
-        {
+        for limiter in [&self.accounts, &self.purchases].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.auth_failures {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -135,12 +173,15 @@ pub async fn rate_limit(limiter: std::sync::Arc<Limiter>, req: Request, next: Ne
         return next.run(req).await;
     };
     let ip = limiter.client(peer, req.headers());
+    let realm = Realm::of(req.uri().path());
     limiter.sweep();
     let authenticated = req.headers().contains_key(header::AUTHORIZATION);
     if authenticated {
-        if let Some(wait) = limiter.blocked_for(ip) {
-            return Error::RateLimited {
+        if let Some(wait) = limiter.blocked_for((ip, realm)) {
+            return Error::AuthFailuresLimited {
                 retry_after_secs: wait.as_secs().max(1),
+                failures_per_minute: limiter.auth_failures_per_minute,
+                credential: realm.credential(),
             }
             .into_response();
         }
@@ -157,7 +198,7 @@ pub async fn rate_limit(limiter: std::sync::Arc<Limiter>, req: Request, next: Ne
     }
     let response = next.run(req).await;
     if response.status() == StatusCode::UNAUTHORIZED {
-        limiter.record_failure(ip);
+        limiter.record_failure((ip, realm));
     }
     response
 }

@@ -28,7 +28,9 @@ pub fn status(error: &Error) -> StatusCode {
         Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited { .. } | Error::AuthFailuresLimited { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Error::Unavailable(_) | Error::AuditCatchingUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -116,6 +118,9 @@ impl IntoResponse for Error {
             );
         }
         if let Error::RateLimited { retry_after_secs }
+        | Error::AuthFailuresLimited {
+            retry_after_secs, ..
+        }
         | Error::AuditCatchingUp {
             retry_after_secs, ..
         } = self

@@ -161,7 +161,8 @@ pub async fn account(
     params(("account_id" = Uuid, Path, description = "The account to credit.")),
     request_body = CreditRequest,
     responses(
-        (status = 200, description = "Credited (or the first answer again, for the same reference).", body = CreditResponse),
+        (status = 200, description = "Credited (or the first answer again, for the same reference, with the header `Idempotent-Replayed: true`).", body = CreditResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when the reference was credited before and this request credited nothing; absent otherwise."))),
         (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow."),
         (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
         (status = 404, description = "`not_found`: no such account."),
@@ -173,17 +174,27 @@ pub async fn credit(
     State(service): State<AppState>,
     ApiPath(account_id): ApiPath<Uuid>,
     AuthJson(AdminAuth, request): AuthJson<AdminAuth, CreditRequest>,
-) -> Result<Json<CreditResponse>, Error> {
-    let (balance, ledger_index) = service
+) -> Result<Response, Error> {
+    let credited = service
         .mint
         .credit(account_id, request.amount, request.reference)
         .await?;
-    Ok(Json(CreditResponse {
+    let body = Json(CreditResponse {
         account_id,
-        balance,
-        ledger_index,
-    }))
+        balance: credited.balance,
+        ledger_index: credited.ledger_index,
+    });
+    // The body of a replay is the first answer's, byte for byte; the header tells it apart.
+    Ok(if credited.replayed {
+        ([(IDEMPOTENT_REPLAYED, "true")], body).into_response()
+    } else {
+        body.into_response()
+    })
 }
+
+/// The header of an answer given again for a request already carried out (a credit under a
+/// reference credited before), named as Stripe's API names it.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 #[utoipa::path(get, path = "/v1/prices", tag = "stamps",
     responses((status = 200, description = "The stamp price, base costs and the policy in force.", body = PricesResponse)))]
@@ -493,17 +504,14 @@ pub async fn ledger_key(State(service): State<AppState>) -> Json<LedgerKeyRespon
 #[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", params(EntriesQuery),
     responses(
         (status = 200, description = "One entry per line, exactly the bytes hashed into the log.", content_type = "application/x-ndjson", body = String),
-        (status = 400, description = "`bad_request`: start past the size, limit 0, a parameter that is not a number."),
+        (status = 400, description = "`bad_request`: start past the size, limit 0, `to` before `from`, `start` with `from` or `limit` with `to`, a parameter that is not a number."),
     ))]
 pub async fn ledger_entries(
     State(service): State<AppState>,
     ApiQuery(query): ApiQuery<EntriesQuery>,
 ) -> Result<Response, Error> {
-    let limit = query.limit.unwrap_or(service.limits().ledger_page_max);
-    if limit == 0 {
-        return Err(Error::BadRequest("limit must be at least 1".into()));
-    }
-    let entries = service.log.entries(query.start.unwrap_or(0), limit)?;
+    let (start, limit) = entries_range(&query, service.limits().ledger_page_max)?;
+    let entries = service.log.entries(start, limit)?;
     let mut body = Vec::with_capacity(entries.iter().map(|e| e.len() + 1).sum());
     for entry in entries {
         body.extend_from_slice(&entry);
@@ -514,6 +522,36 @@ pub async fn ledger_entries(
         Body::from(body),
     )
         .into_response())
+}
+
+/// The first index and the most entries of a `GET /v1/ledger/entries` query: `start` and
+/// `limit`, or `from` and `to` as the proofs name a range (`to` exclusive). A query mixing the
+/// two names for one thing is refused rather than one of them silently ignored.
+fn entries_range(query: &EntriesQuery, page_max: u64) -> Result<(u64, u64), Error> {
+    let start = match (query.start, query.from) {
+        (Some(_), Some(_)) => {
+            return Err(Error::BadRequest(
+                "give start or from (the same thing), not both".into(),
+            ))
+        }
+        (start, from) => start.or(from).unwrap_or(0),
+    };
+    let limit = match (query.limit, query.to) {
+        (Some(_), Some(_)) => {
+            return Err(Error::BadRequest(
+                "give limit or to (the end of the range), not both".into(),
+            ))
+        }
+        (Some(0), None) => return Err(Error::BadRequest("limit must be at least 1".into())),
+        (Some(limit), None) => limit,
+        (None, Some(to)) if to < start => {
+            return Err(Error::BadRequest(format!("to {to} is before from {start}")))
+        }
+        // An empty range (`to` = `from`) is an empty page, not a refusal.
+        (None, Some(to)) => (to - start).min(page_max),
+        (None, None) => page_max,
+    };
+    Ok((start, limit))
 }
 
 fn proof_answer(hashes: &[tlog_tiles::Hash]) -> Json<ProofResponse> {

@@ -28,6 +28,7 @@ pub fn credit<T: StoreTx + ?Sized>(
             return Ok(Ok(Outcome::Credited {
                 balance: first.balance,
                 ledger_index: first.ledger_index,
+                replayed: true,
             }));
         }
         return Ok(Err(Refusal::IdempotencyConflict(
@@ -64,5 +65,6 @@ pub fn credit<T: StoreTx + ?Sized>(
     Ok(Ok(Outcome::Credited {
         balance,
         ledger_index: index,
+        replayed: false,
     }))
 }

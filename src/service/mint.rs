@@ -39,6 +39,16 @@ pub struct Purchase {
     pub stamps: Vec<String>,
 }
 
+/// A credit as answered to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credited {
+    /// The balance right after the credit (the first one's, for a replay).
+    pub balance: u64,
+    pub ledger_index: u64,
+    /// The reference was credited before: this credited nothing.
+    pub replayed: bool,
+}
+
 /// The answer of `POST /v1/stamps/verify`.
 #[derive(Debug, Clone)]
 pub struct Verification {
@@ -216,7 +226,7 @@ impl Mint {
         account_id: Uuid,
         amount: u64,
         reference: String,
-    ) -> Result<(u64, u64), Error> {
+    ) -> Result<Credited, Error> {
         if amount == 0 || amount > self.limits.credit_amount_max {
             return Err(Error::BadRequest(format!(
                 "amount must be 1 to {}",
@@ -242,7 +252,12 @@ impl Mint {
             Outcome::Credited {
                 balance,
                 ledger_index,
-            } => Ok((balance, ledger_index)),
+                replayed,
+            } => Ok(Credited {
+                balance,
+                ledger_index,
+                replayed,
+            }),
             other => Err(unexpected(&other)),
         }
     }

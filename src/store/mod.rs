@@ -214,9 +214,12 @@ pub enum Outcome {
         ledger_index: u64,
     },
     AccountCreated,
+    /// A credit, new or replayed (`replayed` is true when the reference was credited before:
+    /// `balance` and `ledger_index` are then the first credit's).
     Credited {
         balance: u64,
         ledger_index: u64,
+        replayed: bool,
     },
     /// A purchase, new or replayed (`replayed` is true when the Idempotency-Key was seen).
     Purchased {

@@ -142,6 +142,8 @@ struct Fake {
     audit: Arc<Mutex<Option<Value>>>,
     /// Entries served by `GET /v1/ledger/entries` so far, over all requests.
     served: Arc<AtomicU64>,
+    /// The `vkey` `GET /v1/ledger/key` shows, when a test makes it lie about the signing key.
+    shown_vkey: Arc<Mutex<Option<String>>>,
 }
 
 struct Hashes(Vec<tlog_tiles::Hash>);
@@ -178,10 +180,11 @@ impl Fake {
 
 async fn fake_key(State(fake): State<Fake>) -> Json<Value> {
     let public = fake.key.signing.verifying_key();
+    let shown = fake.shown_vkey.lock().expect("lock").clone();
     Json(json!({
         "origin": ORIGIN,
         "name": fake.key.name,
-        "vkey": checkpoint::verifier_key(&fake.key.name, &public),
+        "vkey": shown.unwrap_or_else(|| checkpoint::verifier_key(&fake.key.name, &public)),
     }))
 }
 
@@ -229,6 +232,7 @@ async fn start_fake(entries: Vec<String>) -> (String, Fake) {
         },
         audit: Arc::new(Mutex::new(None)),
         served: Arc::new(AtomicU64::new(0)),
+        shown_vkey: Arc::new(Mutex::new(None)),
     };
     let app = Router::new()
         .route("/v1/ledger/key", get(fake_key))
@@ -414,6 +418,35 @@ async fn catches_a_rewritten_history() {
 
 #[tokio::test]
 async fn catches_a_forged_checkpoint_signature() {
+    let (url, fake) = start_fake(honest()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (u, s) = (url.clone(), state.clone());
+    let (code, _) = tokio::task::spawn_blocking(move || run_audit(&u, &s))
+        .await
+        .expect("join");
+    assert_eq!(code, 0);
+    // The pinned key is another one, and the server shows that key too, but its checkpoint
+    // is signed by its own: the signature does not verify under the pinned key.
+    let mut pinned: Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    let other = SigningKey::from_bytes(&[6u8; 32]).verifying_key();
+    let other_vkey = checkpoint::verifier_key(ORIGIN, &other);
+    pinned["vkey"] = json!(other_vkey);
+    std::fs::write(&state, pinned.to_string()).expect("write");
+    *fake.shown_vkey.lock().expect("lock") = Some(other_vkey);
+    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &state))
+        .await
+        .expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bad_checkpoint_signature"), "{out}");
+}
+
+/// A state file pinned to another server's key (or a key since replaced) is named as such
+/// before anything else: not "already checked N entries" of the other server, then a bad
+/// signature.
+#[tokio::test]
+async fn a_state_pinned_to_another_key_says_so_first() {
     let (url, _fake) = start_fake(honest()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
@@ -422,17 +455,30 @@ async fn catches_a_forged_checkpoint_signature() {
         .await
         .expect("join");
     assert_eq!(code, 0);
-    // Pin another key: the real checkpoint no longer verifies under it.
     let mut pinned: Value =
         serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    let served_vkey = pinned["vkey"].as_str().expect("vkey").to_string();
     let other = SigningKey::from_bytes(&[6u8; 32]).verifying_key();
-    pinned["vkey"] = json!(checkpoint::verifier_key(ORIGIN, &other));
+    let other_vkey = checkpoint::verifier_key(ORIGIN, &other);
+    pinned["vkey"] = json!(other_vkey);
     std::fs::write(&state, pinned.to_string()).expect("write");
-    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &state))
+    let before = std::fs::read(&state).expect("state");
+    let path = state.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || run_audit(&url, &path))
         .await
         .expect("join");
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("bad_checkpoint_signature"), "{out}");
+    let wanted = format!(
+        "this server's checkpoint key {served_vkey} is not the key pinned in {} ({other_vkey}): \
+         a different server, or a rotated key; see operations.md on re-pinning",
+        state.display()
+    );
+    assert!(out.contains(&wanted), "{out}");
+    assert!(out.contains("checkpoint_key_changed"), "{out}");
+    for said_before in ["already checked", "bad_checkpoint_signature", "ledger size"] {
+        assert!(!out.contains(said_before), "{said_before}: {out}");
+    }
+    assert_eq!(std::fs::read(&state).expect("state"), before, "FILE kept");
 }
 
 /// The ledger as C2SP tlog-tiles: level-0 hash tiles hold the leaf hashes of the entries, entry

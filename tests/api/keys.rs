@@ -233,3 +233,44 @@ async fn keys_rotate_refuses_a_directory_without_keys() {
     assert!(stderr.contains("no issuer key"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
+
+/// Runs `pennypost serve` on the server's data directory and store with `keys_dir`.
+fn serve_with_keys_dir(server: &TestServer, keys_dir: &std::path::Path) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pennypost"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.data_dir())
+        .arg("--keys-dir")
+        .arg(keys_dir);
+    let output = with_store(&mut command, server.database())
+        .env("PENNYPOST_ADMIN_TOKEN", "x")
+        .output()
+        .expect("serve");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A `--keys-dir` naming a file says so (not `File exists`), and a start refused because the
+/// ledger's key is not in the keys directory leaves no empty keys directory behind.
+#[tokio::test]
+async fn a_wrong_keys_dir_is_named_and_a_refused_start_creates_none() {
+    let mut server = TestServer::start().await;
+    server.kill();
+    let key_file = stamp_key_files(&server.keys_dir()).remove(0);
+    let (code, stderr) = serve_with_keys_dir(&server, &key_file);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+
+    let elsewhere = server.work_dir().join("no-such-keys");
+    let (code, stderr) = serve_with_keys_dir(&server, &elsewhere);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no secret key file"), "{stderr}");
+    assert!(
+        !elsewhere.exists(),
+        "the refused start created {}",
+        elsewhere.display()
+    );
+}

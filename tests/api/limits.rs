@@ -95,9 +95,40 @@ async fn guessing_api_keys_gets_refused() {
         .await
         .expect("get");
     assert_eq!(response.status().as_u16(), 429);
+    // ... and the 429 says why: failed authentications, not load.
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("too many failed authentications"), "{body}");
+    assert!(detail.contains("wrong API key"), "{body}");
     // Unauthenticated routes still work.
     let (status, _) = server.get("/v1/prices").await;
     assert_eq!(status, 200);
+    // Wrong API keys do not lock the operator out: the admin token has its own budget.
+    let id = server.account().await.0;
+    let (status, body) = server.credit(&id, 5, "after-guessing").await;
+    assert_eq!(status, 200, "{body}");
+    // Guessing the admin token is limited all the same, and said in its own words.
+    let mut codes = Vec::new();
+    let mut last = serde_json::Value::Null;
+    for i in 0..8 {
+        let response = server
+            .client
+            .post(server.url(&format!("/v1/admin/accounts/{id}/credit")))
+            .bearer_auth(format!("guess-{i}"))
+            .json(&json!({"amount": 1, "reference": format!("g{i}")}))
+            .send()
+            .await
+            .expect("credit");
+        codes.push(response.status().as_u16());
+        last = response.json().await.expect("json");
+    }
+    assert_eq!(&codes[..6], &[401; 6], "{codes:?}");
+    assert!(codes[6..].iter().all(|c| *c == 429), "{codes:?}");
+    let detail = last["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("wrong admin token"), "{last}");
+    let (status, _) = server.credit(&id, 5, "while-blocked").await;
+    assert_eq!(status, 429, "the right token waits too");
 }
 
 #[tokio::test]
@@ -252,8 +283,9 @@ async fn a_bad_body_is_refused_before_the_credentials_and_costs_no_budget() {
             .await;
         assert_problem(status, &body, 400, "bad_request");
     }
-    // The budget of one failure a minute is whole: a wrong admin token is answered 401 and
-    // spends it, a wrong API key is answered 401 and blocks the client, then it is refused.
+    // The budgets of one failure a minute are whole: a wrong admin token is answered 401 and
+    // spends the admin budget; wrong API keys have a budget of their own, so the first is
+    // answered 401, the second too and blocks the client, then it is refused.
     let (status, body) = server
         .post(
             &credit,
@@ -262,8 +294,10 @@ async fn a_bad_body_is_refused_before_the_credentials_and_costs_no_budget() {
         )
         .await;
     assert_problem(status, &body, 401, "unauthorized");
-    let (status, body) = server.purchase("ppk_guess", 1, None).await;
-    assert_problem(status, &body, 401, "unauthorized");
+    for _ in 0..2 {
+        let (status, body) = server.purchase("ppk_guess", 1, None).await;
+        assert_problem(status, &body, 401, "unauthorized");
+    }
     let (status, body) = server.purchase("ppk_guess", 1, None).await;
     assert_problem(status, &body, 429, "rate_limited");
 }

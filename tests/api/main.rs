@@ -17,10 +17,12 @@ mod keys;
 mod limits;
 mod metrics;
 mod mint;
+mod newcomer;
 mod openapi;
 // A real PostgreSQL for the servers of PENNYPOST_TEST_BACKEND=postgres (helpers::Backend).
 #[path = "../support/pg.rs"]
 mod pg;
 mod process;
+mod readme;
 mod secrets;
 mod start;

@@ -43,8 +43,14 @@ fn command(args: &[&str], env: &[(&str, &str)], log: &Path) -> Command {
     for name in SERVE_ENV {
         command.env_remove(name);
     }
+    // A server told to read its token from a file gets none from the environment (the two
+    // together are refused).
+    if !args.contains(&"--admin-token-file") {
+        command.env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN);
+    } else {
+        command.env_remove("PENNYPOST_ADMIN_TOKEN");
+    }
     command
-        .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("PENNYPOST_LOG", "info")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())

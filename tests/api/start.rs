@@ -62,6 +62,27 @@ async fn a_data_directory_in_use_gets_a_plain_message() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("in use by another process"), "{stderr}");
+    // docs/operations.md quotes the message as printed (up to sled's own words), with the
+    // data directory of its examples.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    let data_dir = server.work_dir().join("data");
+    let quoted = line.replace(&data_dir.display().to_string(), "/var/lib/pennypost/data");
+    let end = quoted
+        .find("one process per data directory;")
+        .expect("the rule in the message")
+        + "one process per data directory;".len();
+    let operations =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+            .expect("docs/operations.md");
+    let flowed = operations.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flowed.contains(&quoted[..end]),
+        "docs/operations.md does not quote {:?}",
+        &quoted[..end]
+    );
     // The first server is unharmed.
     let (status, _) = server.get("/healthz").await;
     assert_eq!(status, 200);

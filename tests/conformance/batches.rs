@@ -132,10 +132,13 @@ pub fn replays_and_conflicts_inside_one_batch(ctx: &mut Ctx) {
         credit(0, 21, "r"),
     ];
     let results = same_as_without_refusals(ctx, world, &batch, now);
-    let credited = Ok(Outcome::Credited {
-        balance: 120,
-        ledger_index: 3,
-    });
+    let credited = |replayed| {
+        Ok(Outcome::Credited {
+            balance: 120,
+            ledger_index: 3,
+            replayed,
+        })
+    };
     let Ok(Outcome::Purchased {
         record,
         replayed: false,
@@ -154,13 +157,13 @@ pub fn replays_and_conflicts_inside_one_batch(ctx: &mut Ctx) {
     assert_eq!(
         results,
         vec![
-            credited.clone(),
-            credited.clone(),
+            credited(false),
+            credited(true),
             credit_conflict.clone(),
             results[3].clone(),
             replayed,
             conflict("this Idempotency-Key was used with a different request body"),
-            credited,
+            credited(true),
             credit_conflict,
         ]
     );
@@ -226,7 +229,8 @@ pub fn a_batch_reads_its_own_writes(ctx: &mut Ctx) {
             Ok(Outcome::AccountCreated),
             Ok(Outcome::Credited {
                 balance: 50,
-                ledger_index: 1
+                ledger_index: 1,
+                replayed: false,
             }),
             results[2].clone(),
             Err(Refusal::DuplicateStamp(stamp(3))),

@@ -11,21 +11,24 @@ pub fn a_credit_adds_to_the_balance_with_one_entry(ctx: &mut Ctx) {
         ctx.ok(credit(0, 30, "first"), at(1)),
         Outcome::Credited {
             balance: 30,
-            ledger_index: 0
+            ledger_index: 0,
+            replayed: false,
         }
     );
     assert_eq!(
         ctx.ok(credit(0, 12, "second"), at(2)),
         Outcome::Credited {
             balance: 42,
-            ledger_index: 1
+            ledger_index: 1,
+            replayed: false,
         }
     );
     assert_eq!(
         ctx.ok(credit(1, 7, "third"), at(3)),
         Outcome::Credited {
             balance: 7,
-            ledger_index: 2
+            ledger_index: 2,
+            replayed: false,
         }
     );
     assert_eq!(ctx.account(account(0)).balance, 42);
@@ -66,7 +69,8 @@ pub fn a_credit_of_zero_is_invalid(ctx: &mut Ctx) {
         ctx.ok(credit(0, 1, "zero"), at(2)),
         Outcome::Credited {
             balance: 101,
-            ledger_index: 3
+            ledger_index: 3,
+            replayed: false,
         }
     );
 }
@@ -80,7 +84,8 @@ pub fn a_credit_to_an_unknown_account_is_not_found(ctx: &mut Ctx) {
         ctx.ok(credit(7, 10, "nobody"), at(2)),
         Outcome::Credited {
             balance: 10,
-            ledger_index: 3
+            ledger_index: 3,
+            replayed: false,
         }
     );
 }
@@ -92,13 +97,20 @@ pub fn a_credit_replayed_answers_the_first_and_appends_nothing(ctx: &mut Ctx) {
         first,
         Outcome::Credited {
             balance: 125,
-            ledger_index: 3
+            ledger_index: 3,
+            replayed: false,
         }
     );
     ctx.ok(credit(0, 5, "payment 2"), at(2));
-    // The replay answers the balance and index of the first credit, not today's balance.
-    ctx.same_after(credit(0, 25, "payment 1"), at(3), Ok(first.clone()));
-    ctx.same_after(credit(0, 25, "payment 1"), at(4), Ok(first));
+    // The replay answers the balance and index of the first credit, not today's balance, and
+    // says it is a replay.
+    let replayed = Outcome::Credited {
+        balance: 125,
+        ledger_index: 3,
+        replayed: true,
+    };
+    ctx.same_after(credit(0, 25, "payment 1"), at(3), Ok(replayed.clone()));
+    ctx.same_after(credit(0, 25, "payment 1"), at(4), Ok(replayed));
     assert_eq!(ctx.account(account(0)).balance, 130);
     assert_eq!(ctx.size(), 5);
 }
@@ -124,7 +136,8 @@ pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
         ctx.ok(credit(0, u64::MAX - 110, "almost all"), at(1)),
         Outcome::Credited {
             balance: u64::MAX - 10,
-            ledger_index: 3
+            ledger_index: 3,
+            replayed: false,
         }
     );
     ctx.refused(
@@ -137,7 +150,8 @@ pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
         ctx.ok(credit(0, 10, "exactly"), at(3)),
         Outcome::Credited {
             balance: u64::MAX,
-            ledger_index: 4
+            ledger_index: 4,
+            replayed: false,
         }
     );
     ctx.refused(

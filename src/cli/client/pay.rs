@@ -12,6 +12,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use uuid::Uuid;
 
 use super::http::{call, Answer};
+use super::target::Target;
 use super::wallet::Wallet;
 use super::{buy_into, ClientArgs};
 use crate::api::{ErrorCode, PricesResponse, QuoteAction, QuoteRequest, QuoteResponse};
@@ -48,8 +49,8 @@ fn stamps_are_dead(code: ErrorCode) -> bool {
 }
 
 /// A payment in progress: the wallet it spends from and what the member agreed to.
-pub struct Payment<'a> {
-    pub args: &'a ClientArgs,
+pub struct Payment {
+    pub target: Target,
     pub client: reqwest::Client,
     pub wallet: Wallet,
     pub prices: PricesResponse,
@@ -63,19 +64,20 @@ pub struct Paid {
     pub cost: u64,
 }
 
-impl Payment<'_> {
+impl Payment {
     /// Reads the wallet and the prices.
-    pub async fn start(args: &ClientArgs, yes: bool) -> Result<Payment<'_>, String> {
+    pub async fn start(args: &ClientArgs, yes: bool) -> Result<Payment, String> {
         let client = reqwest::Client::new();
         let wallet = Wallet::load(&args.wallet)?;
-        let url = format!("{}/v1/prices", args.server);
+        let target = Target::new(args, &wallet);
+        let url = format!("{}/v1/prices", target.server);
         let answer = call(client.get(&url), &url).await?;
         if answer.status != 200 {
             return Err(answer.describe());
         }
         let prices = answer.json()?;
         Ok(Payment {
-            args,
+            target,
             client,
             wallet,
             prices,
@@ -95,7 +97,7 @@ impl Payment<'_> {
             post_id,
             stamp: None,
         };
-        let url = format!("{}/v1/quote", self.args.server);
+        let url = format!("{}/v1/quote", self.target.server);
         let mut builder = self.client.post(&url);
         match (&self.wallet.api_key, self.wallet.stamps.first()) {
             (Some(key), _) => builder = builder.bearer_auth(key),
@@ -114,7 +116,7 @@ impl Payment<'_> {
             return Err(format!(
                 "cannot get the price of this {}: {}",
                 action.noun(),
-                answer.describe()
+                self.target.describe(&answer)
             ));
         }
         Ok(answer.json::<QuoteResponse>()?.stamps)
@@ -223,7 +225,8 @@ impl Payment<'_> {
                         action.noun()
                     ),
                 )?;
-                let purchase = buy_into(self.args, &self.client, &mut self.wallet, missing).await?;
+                let purchase =
+                    buy_into(&self.target, &self.client, &mut self.wallet, missing).await?;
                 println!(
                     "bought {} for {}; balance {}",
                     price::stamps(u64::from(purchase.count)),
@@ -254,7 +257,7 @@ impl Payment<'_> {
             let dead = problem.as_ref().is_some_and(|p| stamps_are_dead(p.code));
             if answer.status == 201 || dead {
                 self.wallet.stamps.drain(..count);
-                self.wallet.save(&self.args.wallet)?;
+                self.wallet.save(&self.target.wallet)?;
             }
             if answer.status == 201 {
                 return Ok(Paid { answer, cost });
@@ -275,7 +278,7 @@ impl Payment<'_> {
                         action.noun()
                     ))
                 }
-                _ => return Err(answer.describe()),
+                _ => return Err(self.target.describe(&answer)),
             }
         }
         Err(format!(
