@@ -30,8 +30,8 @@
 //! - [`config`]: the economy and every limit an operator may set (fixed limits are named
 //!   constants beside the code they bound).
 //! - [`telemetry`]: Prometheus metrics: the series' names, the recorder, `GET /metrics`.
-//! - [`simulate`]: a month of a community played through the rules under two policies: the
-//!   economy's evidence (`pennypost simulate`).
+//! - `simulate`: a month of a community played through the rules under two policies: the
+//!   economy's evidence (`pennypost simulate`; built with the `bench` feature).
 //!
 //! # Glossary
 //!
@@ -52,6 +52,7 @@ pub mod ledger;
 pub mod payments;
 pub mod rules;
 pub mod service;
+#[cfg(feature = "bench")]
 pub mod simulate;
 pub mod stamp;
 pub mod store;

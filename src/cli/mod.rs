@@ -2,18 +2,23 @@
 //! `simulate`, `stamp inspect`, `keys rotate`, `admin credit`, and the client side (`account`,
 //! `buy`, `post`, `vote`, `stamps`).
 //!
+//! `bench` and `simulate` are built only with the `bench` feature; without it they stay listed
+//! and say how to build them (exit 2).
+//!
 //! Exit codes: 0 success; 1 a check failed (a stamp that does not verify); 2 the command could
 //! not run (bad arguments, unreachable server, unreadable files).
 
 pub mod admin;
 pub mod audit;
 pub mod backup;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod client;
 pub mod config_file;
 pub mod gate;
 pub mod migrate;
 pub mod serve;
+#[cfg(feature = "bench")]
 pub mod simulate;
 pub mod stamp_inspect;
 
@@ -61,11 +66,21 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Load-benchmark a fresh server started from this executable; print a table of ops/s and
     /// latency against the HTTP and Ed25519 ceilings (exit 1 if any request failed).
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
+    /// Load benchmark: not in this build (build with `--features bench`).
+    #[cfg(not(feature = "bench"))]
+    #[command(disable_help_flag = true)]
+    Bench(NotBuilt),
     /// Play a month of a community through the rules under the flat and the default policy;
     /// print the figures as a markdown table and write the plot (exit 1 if a target or an
     /// audit fails).
+    #[cfg(feature = "bench")]
     Simulate(simulate::SimulateArgs),
+    /// Economy simulation: not in this build (build with `--features bench`).
+    #[cfg(not(feature = "bench"))]
+    #[command(disable_help_flag = true)]
+    Simulate(NotBuilt),
     /// Work with a single stamp.
     Stamp {
         #[command(subcommand)]
@@ -136,6 +151,28 @@ pub enum Command {
     },
 }
 
+/// The arguments of a command left out of this build: taken as they come, so that any
+/// invocation gets the same answer, how to build it.
+#[cfg(not(feature = "bench"))]
+#[derive(clap::Args, Debug)]
+pub struct NotBuilt {
+    /// The command's arguments (not read: the command is not in this build).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// What `pennypost bench` and `pennypost simulate` answer in a build without the `bench`
+/// feature (exit 2).
+#[cfg(not(feature = "bench"))]
+fn not_built(command: &str) -> ExitCode {
+    eprintln!(
+        "error: `pennypost {command}` is not in this build: it needs the `bench` feature. Build \
+         it with `cargo build --release --features bench` (then `target/release/pennypost \
+         {command}`), or run `cargo run --release --features bench -- {command}`"
+    );
+    ExitCode::from(2)
+}
+
 #[derive(Subcommand, Debug)]
 pub enum StampCommand {
     /// Decode a stamp and verify its signature offline against a server's published keys.
@@ -172,8 +209,14 @@ pub fn main() -> ExitCode {
             command: StampCommand::Inspect(args),
         } => stamp_inspect::main(args),
         Command::Audit(args) => audit::main(args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::main(args),
+        #[cfg(not(feature = "bench"))]
+        Command::Bench(_) => not_built("bench"),
+        #[cfg(feature = "bench")]
         Command::Simulate(args) => simulate::main(args),
+        #[cfg(not(feature = "bench"))]
+        Command::Simulate(_) => not_built("simulate"),
         Command::Account { client, command } => client::account(client, command),
         Command::Buy { client, count } => client::buy(client, count),
         Command::Post {
