@@ -88,7 +88,7 @@ pub fn main(args: GateArgs) -> ExitCode {
             .unwrap_or_default();
         tracing::info!(address = %local, routes, "gate listening");
         println!("pennypost gate listening on http://{local}");
-        let served = crate::gate::run(listener, gate, shutdown_signal()).await;
+        let served = crate::gate::run(listener, gate, super::serve::shutdown_signal()).await;
         drop(stop_metrics);
         if let Some(task) = metrics_task {
             if let Ok(Err(e)) = task.await {
@@ -103,24 +103,4 @@ pub fn main(args: GateArgs) -> ExitCode {
             }
         }
     })
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received; draining");
 }

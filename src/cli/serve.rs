@@ -506,7 +506,8 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
     Ok(Arc::new(app))
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM (the server's and the gate's graceful shutdown).
+pub(super) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
