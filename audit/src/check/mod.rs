@@ -102,6 +102,14 @@ struct Account {
     revoked: u128,
 }
 
+/// The fields a `credit` and a `debit` entry share, as written.
+struct Money<'a> {
+    account: &'a str,
+    amount: u64,
+    currency: &'a str,
+    reference_sha256: &'a str,
+}
+
 impl Account {
     /// What it may still spend: credits, refunds and revoked stamps less purchases and
     /// debits. Below zero after a debit that its unspent stamps could not cover (a debt).
@@ -348,31 +356,61 @@ impl LedgerChecker {
             Ok(entry) => entry,
             Err(e) => return self.malformed(index, e.to_string()),
         };
-        let Some(account) = parse_uuid(&entry.account) else {
-            return self.malformed(index, "account is not a lowercase hyphenated uuid");
+        let money = Money {
+            account: &entry.account,
+            amount: entry.amount,
+            currency: &entry.currency,
+            reference_sha256: &entry.reference_sha256,
         };
-        if entry.currency.is_empty() {
-            return self.malformed(index, "currency is empty");
-        }
-        let Some(reference) = parse_hex::<32>(&entry.reference_sha256) else {
-            return self.malformed(index, "reference_sha256 is not 64 lowercase hex digits");
+        let codes = (
+            ViolationCode::NonPositiveCredit,
+            ViolationCode::CreditReferenceReused,
+            "",
+        );
+        let Some((account, _)) = self.check_money(index, &money, codes) else {
+            return;
         };
-        if entry.amount == 0 {
-            self.violate(index, ViolationCode::NonPositiveCredit, "amount is 0");
-        }
-        if !self.references.insert_new(reference, ()) {
-            let detail = format!(
-                "reference_sha256 {} was used before",
-                entry.reference_sha256
-            );
-            self.violate(index, ViolationCode::CreditReferenceReused, detail);
-        }
         let amount = u128::from(entry.amount);
         let totals = self.accounts.get_or_insert_with(account, Account::default);
         totals.credits = totals.credits.saturating_add(amount);
         self.credits_total = self.credits_total.saturating_add(amount);
         let source = entry.source.unwrap_or(Source::Operator);
         self.payments.add_credit(source, amount);
+    }
+
+    /// The fields a credit and a debit share: an account, a currency, a positive amount
+    /// (else `zero`) and a reference unique among credits and debits (else `reused`, whose
+    /// detail ends with `reused_by`). Gives the account and the reference's bytes; `None` when
+    /// the entry is malformed (reported).
+    fn check_money(
+        &mut self,
+        index: u64,
+        money: &Money<'_>,
+        (zero, reused, reused_by): (ViolationCode, ViolationCode, &str),
+    ) -> Option<(u128, [u8; 32])> {
+        let Some(account) = parse_uuid(money.account) else {
+            self.malformed(index, "account is not a lowercase hyphenated uuid");
+            return None;
+        };
+        if money.currency.is_empty() {
+            self.malformed(index, "currency is empty");
+            return None;
+        }
+        let Some(reference) = parse_hex::<32>(money.reference_sha256) else {
+            self.malformed(index, "reference_sha256 is not 64 lowercase hex digits");
+            return None;
+        };
+        if money.amount == 0 {
+            self.violate(index, zero, "amount is 0");
+        }
+        if !self.references.insert_new(reference, ()) {
+            let detail = format!(
+                "reference_sha256 {} was used before{reused_by}",
+                money.reference_sha256
+            );
+            self.violate(index, reused, detail);
+        }
+        Some((account, reference))
     }
 
     fn check_purchase(&mut self, index: u64, bytes: &[u8]) {

@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
-use super::entry::{parse_hex, parse_time, parse_uuid, uuid_text, DebitEntry, Source, SpendEntry};
+use super::entry::{parse_time, uuid_text, DebitEntry, Source, SpendEntry};
 use super::ViolationCode;
-use super::{Account, LedgerChecker, NOT_SOLD};
+use super::{Account, LedgerChecker, Money, NOT_SOLD};
 
 /// A debit that left its account below zero: the `revoke` it may owe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,25 +115,20 @@ impl LedgerChecker {
             Ok(entry) => entry,
             Err(e) => return self.malformed(index, e.to_string()),
         };
-        let Some(account) = parse_uuid(&entry.account) else {
-            return self.malformed(index, "account is not a lowercase hyphenated uuid");
+        let money = Money {
+            account: &entry.account,
+            amount: entry.amount,
+            currency: &entry.currency,
+            reference_sha256: &entry.reference_sha256,
         };
-        if entry.currency.is_empty() {
-            return self.malformed(index, "currency is empty");
-        }
-        let Some(reference) = parse_hex::<32>(&entry.reference_sha256) else {
-            return self.malformed(index, "reference_sha256 is not 64 lowercase hex digits");
+        let codes = (
+            ViolationCode::NonPositiveDebit,
+            ViolationCode::DebitReferenceReused,
+            " by a credit or debit",
+        );
+        let Some((account, reference)) = self.check_money(index, &money, codes) else {
+            return;
         };
-        if entry.amount == 0 {
-            self.violate(index, ViolationCode::NonPositiveDebit, "amount is 0");
-        }
-        if !self.references.insert_new(reference, ()) {
-            let detail = format!(
-                "reference_sha256 {} was used before by a credit or debit",
-                entry.reference_sha256
-            );
-            self.violate(index, ViolationCode::DebitReferenceReused, detail);
-        }
         let amount = u128::from(entry.amount);
         self.payments.debits_total = self.payments.debits_total.saturating_add(amount);
         let totals = self.accounts.get_or_insert_with(account, Account::default);
