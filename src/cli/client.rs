@@ -1,5 +1,6 @@
 //! The client side of the command line, for people and scripts: `account create|show`,
-//! `buy N`, `post TEXT`, `vote POST_ID up|down`, `stamps [--full]`. The API key and the bought
+//! `buy N`, `post TEXT`, `vote POST_ID up|down`, `stamps [--full]`, and money in: `pay`,
+//! `payments list|check` (`payments`). The API key and the bought
 //! stamps live in a wallet file (mode 0600, replaced atomically), so stamps bought by one
 //! command are spent by the next.
 //!
@@ -12,6 +13,7 @@
 
 mod http;
 mod pay;
+pub mod payments;
 pub mod price;
 mod target;
 mod wallet;
@@ -28,6 +30,7 @@ use crate::api::{
 };
 use http::call;
 use pay::{Action, Payment};
+pub use payments::{pay as pay_money, payments, PayArgs, PaymentsCommand};
 pub use target::Target;
 pub use wallet::Wallet;
 

@@ -1,6 +1,6 @@
 //! The command line: `serve` (with its config file, `config_file`), `gate`, `audit`, `backup`, `bench`,
 //! `simulate`, `stamp inspect`, `keys rotate`, `admin credit`, and the client side (`account`,
-//! `buy`, `post`, `vote`, `stamps`).
+//! `buy`, `post`, `vote`, `stamps`, `pay`, `payments`).
 //!
 //! `bench` and `simulate` are built only with the `bench` feature; without it they stay listed
 //! and say how to build them (exit 2).
@@ -130,6 +130,21 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Client: add money to the account through a payment provider the server takes: prints
+    /// where to pay, waits until the payment is paid, expired or failed, prints the balance.
+    Pay {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(flatten)]
+        pay: client::PayArgs,
+    },
+    /// Client: the account's payments (`list`, `check ID`).
+    Payments {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: client::PaymentsCommand,
+    },
     /// Client: list the stamps held in the wallet (id and expiry).
     Stamps {
         #[command(flatten)]
@@ -232,6 +247,8 @@ pub fn main() -> ExitCode {
             yes,
         } => client::vote(client, post_id, direction, yes),
         Command::Stamps { client, full } => client::stamps(client, full),
+        Command::Pay { client, pay } => client::pay_money(client, pay),
+        Command::Payments { client, command } => client::payments(client, command),
         Command::Admin { command } => admin::main(command),
         Command::Keys {
             command: KeysCommand::Rotate { keys_dir },

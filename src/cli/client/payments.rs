@@ -1,0 +1,648 @@
+//! Money in, for a member at a terminal or in a script: `pennypost pay --amount N --provider P`
+//! creates a payment (`POST /v1/payments`), prints where to pay (`pay_url`) and waits, with a
+//! spinner on a terminal and plain lines otherwise, until the payment is paid, expired or
+//! failed, then prints the new balance; `--no-wait` stops after printing. `pennypost payments
+//! list` and `pennypost payments check ID` read the account's payments.
+//!
+//! Before creating anything it asks the server which providers it takes
+//! (`GET /v1/payments/providers`) and refuses, saying what the server takes, a provider it
+//! does not take or an amount outside the provider's bounds. Every wait is bounded
+//! ([`WAIT_SECS_DEFAULT`], at most [`WAIT_SECS_MAX`]); the wait asks the server every
+//! [`POLL_INTERVAL`] (the server asks the provider at most once per 10 s per payment, however
+//! often it is asked) and gives up after [`FAILURES_MAX`] failed asks in a row. Stopping the
+//! wait (Ctrl+C) stops nothing at the provider: the payment is credited when paid, and
+//! `payments check` shows it.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::http::{call, Answer};
+use super::{finish, price, runtime, ClientArgs, Target, Wallet};
+use crate::api::ErrorCode;
+
+/// How long `pay` waits for the payment by default: a member who paid has paid well within it.
+pub const WAIT_SECS_DEFAULT: u64 = 1800;
+/// The longest `--wait-secs` taken: a day, longer than any provider keeps a payment open.
+pub const WAIT_SECS_MAX: u64 = 86_400;
+/// How often the wait asks the server about the payment.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Failed asks in a row (the server unreachable or unavailable) after which the wait stops.
+pub const FAILURES_MAX: u32 = 15;
+/// How often, without a terminal, the wait says it is still waiting.
+const PLAIN_LINE_EVERY: Duration = Duration::from_secs(60);
+/// How many attempts a payment's creation gets on network errors (one idempotency key).
+const CREATE_ATTEMPTS: u32 = 3;
+/// The most payments one `payments list` shows (the server's page limit).
+pub const LIST_LIMIT_MAX: u32 = 100;
+
+#[derive(Args, Debug)]
+pub struct PayArgs {
+    /// How much to add, in the currency's minor unit (cents for USD); the server's bounds are
+    /// shown by `GET /v1/payments/providers` and checked before anything is created.
+    #[arg(long)]
+    pub amount: u64,
+    /// The payment provider: `stripe`, `btcpay` or `test` (one the server has enabled).
+    #[arg(long)]
+    pub provider: String,
+    /// Print where to pay and stop; `pennypost payments check ID` shows the payment later.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the payment, in seconds (1 to 86400).
+    #[arg(long, default_value_t = WAIT_SECS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..=WAIT_SECS_MAX))]
+    pub wait_secs: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentsCommand {
+    /// List the account's payments, newest first: id, provider, amount, status, created.
+    List {
+        /// How many (1 to 100).
+        #[arg(long, default_value_t = 20,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(LIST_LIMIT_MAX)))]
+        limit: u32,
+        /// Only payments older than this one (the id the previous page ended with).
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// Show one payment (the server asks the provider about it first while it is pending),
+    /// and the balance.
+    Check {
+        /// The payment's id, as `pennypost pay` or `payments list` printed it.
+        payment_id: String,
+    },
+}
+
+/// One provider the server takes (`GET /v1/payments/providers`).
+#[derive(Clone, Debug, Deserialize)]
+struct ProviderInfo {
+    provider: String,
+    currency: String,
+    min: u64,
+    max: u64,
+    #[serde(default)]
+    test_mode: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProvidersResponse {
+    providers: Vec<ProviderInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct CreatePayment<'a> {
+    provider: &'a str,
+    amount: u64,
+}
+
+/// A payment as the server shows it (`POST /v1/payments`, `GET /v1/payments/{id}`).
+#[derive(Clone, Debug, Deserialize)]
+struct PaymentView {
+    payment_id: Uuid,
+    provider: String,
+    amount: u64,
+    currency: String,
+    status: String,
+    #[serde(default)]
+    pay_url: Option<String>,
+    #[serde(default)]
+    credited_ledger_index: Option<u64>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    updated_at: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentsPage {
+    payments: Vec<PaymentView>,
+    #[serde(default)]
+    next_before: Option<Uuid>,
+}
+
+/// The part of `GET /v1/account` read here: the balance, negative when the account owes.
+#[derive(Debug, Deserialize)]
+struct BalanceView {
+    balance: i64,
+    currency: String,
+}
+
+/// An amount in words, which may be negative: "-200 cents".
+fn signed_money(n: i64, currency: &str) -> String {
+    if n < 0 {
+        format!("-{}", price::money(n.unsigned_abs(), currency))
+    } else {
+        price::money(n.unsigned_abs(), currency)
+    }
+}
+
+/// The balance in words; a debt is said plainly.
+fn balance_words(balance: &BalanceView) -> String {
+    let shown = signed_money(balance.balance, &balance.currency);
+    if balance.balance < 0 {
+        format!(
+            "{shown}: you owe {}; purchases are refused until it is paid",
+            price::money(balance.balance.unsigned_abs(), &balance.currency)
+        )
+    } else {
+        shown
+    }
+}
+
+/// A provider's name as shown: "stripe", "test (test mode)".
+fn provider_words(provider: &str, test_mode: bool) -> String {
+    if test_mode || provider == crate::payments::test_provider::NAME {
+        format!("{provider} (test mode: no money moves)")
+    } else {
+        provider.to_string()
+    }
+}
+
+/// The providers the server takes; an older server without payments takes none.
+async fn providers(client: &reqwest::Client, target: &Target) -> Result<Vec<ProviderInfo>, String> {
+    let url = format!("{}/v1/payments/providers", target.server);
+    let answer = call(client.get(&url), &url).await?;
+    match answer.status {
+        200 => Ok(answer.json::<ProvidersResponse>()?.providers),
+        404 => Ok(Vec::new()),
+        _ => Err(target.describe(&answer)),
+    }
+}
+
+/// "stripe, test (test mode)", or what to do when the server takes no payments.
+fn taken(providers: &[ProviderInfo]) -> String {
+    providers
+        .iter()
+        .map(|p| provider_words(&p.provider, p.test_mode))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a refusal of the server means for a payment, in words.
+fn refusal(target: &Target, answer: &Answer, provider: &str) -> String {
+    let code = answer.problem().map(|p| p.code);
+    match (answer.status, code) {
+        (503, _) | (_, Some(ErrorCode::ServiceUnavailable)) => format!(
+            "{}: the server could not reach the payment provider ({provider}) or is \
+             unavailable; nothing was charged and nothing is pending: try again in a minute",
+            answer.describe()
+        ),
+        (404, _) => format!(
+            "{}: no such payment of this account on {}",
+            answer.describe(),
+            target.server
+        ),
+        _ => target.describe(answer),
+    }
+}
+
+/// `GET /v1/payments/{id}`.
+async fn payment(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    id: Uuid,
+) -> Result<Result<PaymentView, Answer>, String> {
+    let url = format!("{}/v1/payments/{id}", target.server);
+    let answer = call(client.get(&url).bearer_auth(key), &url).await?;
+    if answer.status == 200 {
+        Ok(Ok(answer.json()?))
+    } else {
+        Ok(Err(answer))
+    }
+}
+
+async fn balance(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+) -> Result<BalanceView, String> {
+    let url = format!("{}/v1/account", target.server);
+    let answer = call(client.get(&url).bearer_auth(key), &url).await?;
+    if answer.status != 200 {
+        return Err(target.describe(&answer));
+    }
+    answer.json()
+}
+
+/// `pennypost pay`.
+pub fn pay(client_args: ClientArgs, args: PayArgs) -> std::process::ExitCode {
+    finish(runtime().and_then(|rt| rt.block_on(pay_async(client_args, args))))
+}
+
+async fn pay_async(client_args: ClientArgs, args: PayArgs) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let wallet = Wallet::load(&client_args.wallet)?;
+    let target = Target::new(&client_args, &wallet);
+    let key = wallet.api_key()?.to_string();
+    let offered = providers(&client, &target).await?;
+    if offered.is_empty() {
+        return Err(format!(
+            "the server at {} takes no payments (no provider is enabled); ask the operator to \
+             credit account {}",
+            target.server,
+            wallet.account_id.as_deref().unwrap_or("(see the wallet)")
+        ));
+    }
+    let Some(chosen) = offered.iter().find(|p| p.provider == args.provider) else {
+        return Err(format!(
+            "the server does not take payments with {:?}; it takes: {}",
+            args.provider,
+            taken(&offered)
+        ));
+    };
+    if args.amount < chosen.min || args.amount > chosen.max {
+        return Err(format!(
+            "an amount of {} is out of bounds: one payment with {} is {} to {}",
+            price::money(args.amount, &chosen.currency),
+            chosen.provider,
+            price::money(chosen.min, &chosen.currency),
+            price::money(chosen.max, &chosen.currency)
+        ));
+    }
+    let created = create(&client, &target, &key, chosen, args.amount).await?;
+    let pay_url = created.pay_url.clone().unwrap_or_default();
+    println!(
+        "payment {} of {} with {}: {}",
+        created.payment_id,
+        price::money(created.amount, &created.currency),
+        provider_words(&created.provider, chosen.test_mode),
+        created.status
+    );
+    match &created.expires_at {
+        Some(expires) => println!("pay here before {expires}: {pay_url}"),
+        None => println!("pay here: {pay_url}"),
+    }
+    if args.no_wait {
+        println!(
+            "not waiting (--no-wait); see it with `pennypost payments check {}`",
+            created.payment_id
+        );
+        return Ok(());
+    }
+    let done = wait(
+        &client,
+        &target,
+        &key,
+        created.payment_id,
+        Duration::from_secs(args.wait_secs),
+    )
+    .await?;
+    settled(&client, &target, &key, &done).await
+}
+
+/// Creates the payment: one idempotency key for every attempt, so a retry after a lost answer
+/// cannot make two.
+async fn create(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    chosen: &ProviderInfo,
+    amount: u64,
+) -> Result<PaymentView, String> {
+    let url = format!("{}/v1/payments", target.server);
+    let idempotency_key = Uuid::new_v4().to_string();
+    let mut last_error = String::new();
+    for _attempt in 0..CREATE_ATTEMPTS {
+        let request = client
+            .post(&url)
+            .bearer_auth(key)
+            .header("Idempotency-Key", &idempotency_key)
+            .json(&CreatePayment {
+                provider: &chosen.provider,
+                amount,
+            });
+        match call(request, &url).await {
+            Ok(answer) if answer.status == 201 || answer.status == 200 => return answer.json(),
+            Ok(answer) => return Err(refusal(target, &answer, &chosen.provider)),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+/// What the wait shows while it waits: a spinner on a terminal, a line a minute otherwise.
+enum Progress {
+    Spinner(indicatif::ProgressBar),
+    Plain { started: Instant, said: Instant },
+}
+
+impl Progress {
+    fn start(limit: Duration) -> Progress {
+        let until = price::duration(limit.as_secs());
+        if std::io::stderr().is_terminal() {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message(format!(
+                "waiting for the payment (up to {until}; Ctrl+C stops waiting, not the payment)"
+            ));
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            Progress::Spinner(spinner)
+        } else {
+            println!("waiting for the payment (up to {until})");
+            let now = Instant::now();
+            Progress::Plain {
+                started: now,
+                said: now,
+            }
+        }
+    }
+
+    fn tick(&mut self, status: &str) {
+        match self {
+            Progress::Spinner(spinner) => spinner.set_message(format!(
+                "waiting for the payment: {status} ({} s)",
+                spinner.elapsed().as_secs()
+            )),
+            Progress::Plain { started, said } => {
+                if said.elapsed() >= PLAIN_LINE_EVERY {
+                    *said = Instant::now();
+                    println!("still {status} after {} s", started.elapsed().as_secs());
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Progress::Spinner(spinner) = self {
+            spinner.finish_and_clear();
+        }
+    }
+}
+
+/// Asks about the payment every [`POLL_INTERVAL`] until it is no longer pending or `limit`
+/// has passed.
+async fn wait(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    id: Uuid,
+    limit: Duration,
+) -> Result<PaymentView, String> {
+    let deadline = Instant::now() + limit;
+    let mut progress = Progress::start(limit);
+    let mut failures = 0u32;
+    let outcome = loop {
+        let failure = match payment(client, target, key, id).await {
+            Ok(Ok(view)) if view.status != "pending" => break Ok(view),
+            Ok(Ok(view)) => {
+                failures = 0;
+                progress.tick(&view.status);
+                None
+            }
+            Ok(Err(answer)) if answer.status == 503 || answer.status == 429 => {
+                Some(answer.describe())
+            }
+            Ok(Err(answer)) => break Err(refusal(target, &answer, "")),
+            Err(e) => Some(e),
+        };
+        if let Some(why) = failure {
+            failures += 1;
+            progress.tick("unknown: the server did not answer");
+            if failures >= FAILURES_MAX {
+                break Err(format!(
+                    "stopped waiting after {FAILURES_MAX} failed asks in a row ({why}); the \
+                     payment goes on: see it with `pennypost payments check {id}`"
+                ));
+            }
+        }
+        if Instant::now() + POLL_INTERVAL > deadline {
+            break Err(format!(
+                "the payment is still pending after {}; it goes on: see it with \
+                 `pennypost payments check {id}`",
+                price::duration(limit.as_secs())
+            ));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
+    progress.finish();
+    outcome
+}
+
+/// Says how the payment ended and the balance now; `Err` unless it was paid.
+async fn settled(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    view: &PaymentView,
+) -> Result<(), String> {
+    let money = price::money(view.amount, &view.currency);
+    let ended = match view.status.as_str() {
+        "paid" => {
+            let entry = view
+                .credited_ledger_index
+                .map(|i| format!(" (ledger entry {i})"))
+                .unwrap_or_default();
+            println!("paid: {money} credited{entry}");
+            None
+        }
+        "expired" => Some(format!(
+            "the payment {} expired unpaid: nothing was credited; start a new one with \
+             `pennypost pay`",
+            view.payment_id
+        )),
+        "failed" => Some(format!(
+            "the payment {} failed: nothing was credited (if money left you, the operator can \
+             settle it by hand: give them the payment id)",
+            view.payment_id
+        )),
+        other => Some(format!(
+            "the payment {} is {other}: it was paid, then the money went back",
+            view.payment_id
+        )),
+    };
+    let now = balance(client, target, key).await?;
+    println!("balance {}", balance_words(&now));
+    match ended {
+        None => Ok(()),
+        Some(why) => Err(why),
+    }
+}
+
+/// `pennypost payments list|check`.
+pub fn payments(client_args: ClientArgs, command: PaymentsCommand) -> std::process::ExitCode {
+    finish(runtime().and_then(|rt| {
+        rt.block_on(async {
+            let client = reqwest::Client::new();
+            let wallet = Wallet::load(&client_args.wallet)?;
+            let target = Target::new(&client_args, &wallet);
+            let key = wallet.api_key()?.to_string();
+            match command {
+                PaymentsCommand::List { limit, before } => {
+                    list(&client, &target, &key, limit, before).await
+                }
+                PaymentsCommand::Check { payment_id } => {
+                    let id = Uuid::parse_str(&payment_id)
+                        .map_err(|_| format!("{payment_id:?} is not a payment id (a UUID)"))?;
+                    check(&client, &target, &key, id).await
+                }
+            }
+        })
+    }))
+}
+
+async fn list(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    limit: u32,
+    before: Option<String>,
+) -> Result<(), String> {
+    let mut url = format!("{}/v1/payments?limit={limit}", target.server);
+    if let Some(before) = before {
+        let id = Uuid::parse_str(&before)
+            .map_err(|_| format!("--before {before:?} is not a payment id (a UUID)"))?;
+        url.push_str(&format!("&before={id}"));
+    }
+    let answer = call(client.get(&url).bearer_auth(key), &url).await?;
+    if answer.status != 200 {
+        return Err(refusal(target, &answer, ""));
+    }
+    let page: PaymentsPage = answer.json()?;
+    if page.payments.is_empty() {
+        println!("no payments yet; add money with `pennypost pay --amount N --provider P`");
+        return Ok(());
+    }
+    print!("{}", table(&page.payments));
+    if let Some(next) = page.next_before {
+        println!("older payments: `pennypost payments list --before {next}`");
+    }
+    Ok(())
+}
+
+/// The payments as a table, columns aligned: id, provider, amount, status, created.
+fn table(payments: &[PaymentView]) -> String {
+    let header = ["ID", "PROVIDER", "AMOUNT", "STATUS", "CREATED"].map(String::from);
+    let rows: Vec<[String; 5]> = payments
+        .iter()
+        .map(|p| {
+            [
+                p.payment_id.to_string(),
+                p.provider.clone(),
+                price::money(p.amount, &p.currency),
+                p.status.clone(),
+                p.created_at.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+async fn check(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    id: Uuid,
+) -> Result<(), String> {
+    let view = match payment(client, target, key, id).await? {
+        Ok(view) => view,
+        Err(answer) => return Err(refusal(target, &answer, "")),
+    };
+    println!("payment:  {}", view.payment_id);
+    println!("provider: {}", provider_words(&view.provider, false));
+    println!("amount:   {}", price::money(view.amount, &view.currency));
+    let status = match (view.status.as_str(), view.credited_ledger_index) {
+        ("paid", Some(index)) => format!("paid (credited, ledger entry {index})"),
+        (status, _) => status.to_string(),
+    };
+    println!("status:   {status}");
+    if let Some(created) = &view.created_at {
+        println!("created:  {created}");
+    }
+    if let Some(updated) = &view.updated_at {
+        println!("updated:  {updated}");
+    }
+    if view.status == "pending" {
+        if let Some(url) = &view.pay_url {
+            println!("pay at:   {url}");
+        }
+    }
+    let now = balance(client, target, key).await?;
+    println!("balance:  {}", balance_words(&now));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: u128, provider: &str, amount: u64, status: &str) -> PaymentView {
+        PaymentView {
+            payment_id: Uuid::from_u128(id),
+            provider: provider.into(),
+            amount,
+            currency: "cents".into(),
+            status: status.into(),
+            pay_url: None,
+            credited_ledger_index: None,
+            created_at: Some("2026-12-07T06:00:00Z".into()),
+            updated_at: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_debt_is_said_plainly() {
+        let owing = BalanceView {
+            balance: -200,
+            currency: "cents".into(),
+        };
+        assert_eq!(
+            balance_words(&owing),
+            "-200 cents: you owe 200 cents; purchases are refused until it is paid"
+        );
+        let one = BalanceView {
+            balance: -1,
+            currency: "cents".into(),
+        };
+        assert!(balance_words(&one).starts_with("-1 cent: you owe 1 cent;"));
+        let credit = BalanceView {
+            balance: 600,
+            currency: "cents".into(),
+        };
+        assert_eq!(balance_words(&credit), "600 cents");
+    }
+
+    #[test]
+    fn the_table_aligns_its_columns() {
+        let shown = table(&[
+            view(1, "stripe", 500, "paid"),
+            view(2, "test", 100, "expired"),
+        ]);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(lines[0].starts_with("ID "), "{shown}");
+        let column = |line: &str, word: &str| line.find(word).expect("a column");
+        assert_eq!(column(lines[0], "PROVIDER"), column(lines[1], "stripe"));
+        assert_eq!(column(lines[0], "STATUS"), column(lines[2], "expired"));
+        assert!(lines[1].contains("500 cents") && lines[2].contains("100 cents"));
+    }
+
+    #[test]
+    fn the_test_provider_says_test_mode() {
+        assert!(provider_words("test", false).contains("test mode"));
+        assert!(provider_words("other", true).contains("test mode"));
+        assert_eq!(provider_words("stripe", false), "stripe");
+    }
+}
