@@ -62,7 +62,9 @@ pub async fn index() -> Html<&'static str> {
 }
 
 /// The web page's script: the wallet shared with the gate's script (`web/wallet.js`), then the
-/// page's own (`web/app.js`). Built into the binary with the page, so the two always match;
+/// page's own: the board, the ledger panel and "Add money" (`web/board.js`, `web/ledger.js`,
+/// `web/money.js`: declarations only), and `web/app.js`, which wires them up. Built into the
+/// binary with the page, so the two always match;
 /// `no-cache` makes a browser ask again after an upgrade rather than run an older script.
 #[utoipa::path(get, path = "/app.js", tag = "board",
     responses((status = 200, description = "The web page's script.", content_type = "text/javascript", body = String)))]
@@ -74,6 +76,9 @@ pub async fn app_js() -> Response {
         ],
         concat!(
             include_str!("../web/wallet.js"),
+            include_str!("../web/board.js"),
+            include_str!("../web/ledger.js"),
+            include_str!("../web/money.js"),
             include_str!("../web/app.js")
         ),
     )

@@ -7,8 +7,11 @@
 // hold (which it then buys). It spends exactly the quoted number of stamps, all bought by one
 // account, as the server requires.
 
-// The wallet's storage is shared with the gate's script: src/web/wallet.js, served in front of
-// this file as one /app.js.
+// /app.js is five files, in this order: src/web/wallet.js (the wallet's storage, shared with
+// the gate's script), board.js (the board), ledger.js (the ledger panel), money.js ("Add
+// money" and debts), then this one, which declares the rest and wires it all up at its end.
+// The files before this one only declare functions and constants, so what they use of this
+// file is read when they run.
 const {
   STORE, DEAD_STAMP_CODES, readStore, writeStore, apiKey, newRequestId, heldStamps, readBuyers,
   saveStamps, addStamps, removeStamps, claimUnknownStamps,
@@ -217,11 +220,14 @@ function words(r, what) {
     case "unauthorized":
       return "That API key was not accepted. Check that you pasted the whole key, or create a new account.";
     case "insufficient_funds": {
+      const debt = state.account ? debtWords(state.account.balance) : "";
+      if (debt) return debt + " To buy stamps, " + topUpWords() + ".";
       let s = "Your balance is too low to buy that many stamps.";
       if (state.account && state.prices) {
         s += " Your balance is " + money(state.account.balance) + " and one stamp costs " + money(state.prices.stamp_price) + ".";
       }
-      return s + " Ask the operator to credit your account.";
+      const how = topUpWords();
+      return s + " " + how.charAt(0).toUpperCase() + how.slice(1) + ".";
     }
     case "not_found":
       return what === "vote" ? "That post no longer exists, so the vote was not made. Nothing was spent."
@@ -428,207 +434,9 @@ function renderAccount(a) {
   $("stamps-purchased").textContent = a ? String(a.stamps_purchased) : "–";
   $("stamps-spent").textContent = a ? String(a.stamps_spent) : "–";
   $("refunds-total").textContent = a ? money(a.refunds_total || 0) : "–";
+  renderDebt(a);
   renderPostAs();
   renderCounts();
-}
-
-function formatTime(iso) {
-  const d = new Date(iso);
-  if (isNaN(d.getTime())) return String(iso);
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-}
-
-function newPostElement(postId) {
-  const li = document.createElement("li");
-  li.className = "post";
-  li.dataset.postId = postId;
-
-  const box = document.createElement("div");
-  box.className = "score-box";
-  const score = document.createElement("span");
-  score.className = "score";
-  const label = document.createElement("span");
-  label.className = "score-label";
-  label.textContent = "score";
-  box.append(score, label);
-
-  const main = document.createElement("div");
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const author = document.createElement("span");
-  author.className = "author";
-  const mark = document.createElement("span");
-  const time = document.createElement("time");
-  time.className = "created-at";
-  const postCost = document.createElement("span");
-  postCost.className = "post-cost";
-  meta.append(author, mark, document.createTextNode(" · "), time, document.createTextNode(" · "), postCost);
-  const body = document.createElement("div");
-  body.className = "post-body";
-  const tally = document.createElement("p");
-  tally.className = "tally";
-  const votes = document.createElement("span");
-  votes.className = "votes";
-  const refund = document.createElement("span");
-  refund.className = "refund";
-  tally.append(votes, refund);
-  const actions = document.createElement("div");
-  actions.className = "actions";
-  const up = document.createElement("button");
-  up.type = "button";
-  up.className = "vote-up secondary";
-  const down = document.createElement("button");
-  down.type = "button";
-  down.className = "vote-down secondary";
-  up.addEventListener("click", () => vote(li, "up"));
-  down.addEventListener("click", () => vote(li, "down"));
-  actions.append(up, down);
-  main.append(meta, body, tally, actions);
-
-  li.append(box, main);
-  return li;
-}
-
-function fillPost(li, p) {
-  li.querySelector(".score").textContent = String(p.score);
-  li.querySelector(".author").textContent = String(p.author);
-  const mark = li.querySelector(".author + span");
-  if (p.verified) {
-    mark.className = "verified-mark";
-    mark.textContent = "✓ verified";
-    mark.title = "Posted by the account named " + p.author + " with its API key";
-  } else {
-    mark.className = "unverified";
-    mark.textContent = "(name not verified)";
-    mark.title = "Posted without an account's API key: anyone can use this name";
-  }
-  const time = li.querySelector(".created-at");
-  time.textContent = formatTime(p.created_at);
-  time.dateTime = String(p.created_at);
-  time.title = String(p.created_at);
-  li.querySelector(".post-cost").textContent = "cost " + plural(Number(p.cost) || 0);
-  li.querySelector(".post-body").textContent = String(p.body); // text, never HTML
-  const up = Number(p.votes_up) || 0;
-  const down = Number(p.votes_down) || 0;
-  const voters = Number(p.voters) || 0;
-  li.querySelector(".votes").textContent = up + down === 0 ? "No votes yet."
-    : up + " up, " + down + " down: " + plural(up + down, "vote") + " from " + plural(voters, "voter") + ".";
-  const refunded = p.refunded === true;
-  const refund = li.querySelector(".refund");
-  refund.textContent = refunded ? " Postage refunded to the author: enough other members up-voted it." : "";
-  refund.hidden = !refunded;
-  li.classList.toggle("refunded", refunded);
-  li.classList.toggle("verified", p.verified === true);
-}
-
-// ---------- the board ----------
-
-async function loadBoard(older) {
-  let path = "/v1/posts?limit=50";
-  if (older) {
-    if (!state.nextBefore) return;
-    path += "&before=" + encodeURIComponent(state.nextBefore);
-  }
-  const r = await api("GET", path);
-  $("posts-loading").hidden = true;
-  if (!r.ok) { say("Could not load the board. " + words(r, "board"), "error"); return; }
-  const posts = Array.isArray(r.data.posts) ? r.data.posts : [];
-  const list = $("posts");
-  const onScreen = new Map();
-  for (const el of list.children) onScreen.set(el.dataset.postId, el);
-
-  if (older) {
-    for (const p of posts) {
-      const el = onScreen.get(p.post_id) || newPostElement(p.post_id);
-      fillPost(el, p);
-      list.append(el);
-    }
-    state.nextBefore = r.data.next_before || null;
-    state.olderLoaded = true;
-  } else {
-    // The newest page goes first; elements are reused (not rebuilt) so nothing flickers.
-    const wanted = posts.map((p) => {
-      const el = onScreen.get(p.post_id) || newPostElement(p.post_id);
-      fillPost(el, p);
-      onScreen.delete(p.post_id);
-      return el;
-    });
-    wanted.forEach((el, i) => {
-      if (list.children[i] !== el) list.insertBefore(el, list.children[i] || null);
-    });
-    // What is left on screen is older than the newest page: keep it if older pages were loaded.
-    for (const el of onScreen.values()) if (!state.olderLoaded) el.remove();
-    if (!state.olderLoaded) state.nextBefore = r.data.next_before || null;
-  }
-  $("posts-empty").hidden = list.children.length > 0;
-  $("load-more").hidden = !state.nextBefore;
-  renderCounts();
-}
-
-// ---------- the ledger ----------
-
-async function loadLedger() {
-  clearTimeout(state.auditRetry);
-  $("audit-command").textContent = "pennypost audit --server " + window.location.origin;
-  const cp = await api("GET", "/v1/ledger/checkpoint", { text: true });
-  if (cp.ok) {
-    // A C2SP checkpoint: origin, size, root hash, then the signatures.
-    const lines = String(cp.data).split("\n");
-    const size = parseInt(lines[1], 10);
-    $("ledger-size").textContent = Number.isInteger(size) ? String(size) : "–";
-    $("checkpoint-time").textContent = Number.isInteger(size) ? (size === 0 ? "no entries yet" : "covers " + entries(size)) : "–";
-    if (size > 0) {
-      // A checkpoint carries no time of its own: it is as recent as the last entry it covers.
-      const last = await api("GET", "/v1/ledger/entries?start=" + (size - 1) + "&limit=1", { text: true });
-      let time = null;
-      if (last.ok) {
-        try { time = JSON.parse(String(last.data).split("\n")[0]).time; } catch (e) { time = null; }
-      }
-      if (time) {
-        const el = $("checkpoint-time");
-        el.textContent = formatTime(time) + " (covers " + entries(size) + ")";
-        el.title = "The latest signed checkpoint covers entries 0 to " + (size - 1) + "; the last of them is from " + time + ". Root " + (lines[2] || "");
-      }
-    }
-  } else {
-    $("ledger-size").textContent = "–";
-    $("checkpoint-time").textContent = "could not load: " + words(cp, "ledger");
-  }
-
-  const audit = await api("GET", "/v1/audit");
-  const result = $("audit-result");
-  const list = $("audit-violations");
-  list.textContent = "";
-  list.hidden = true;
-  if (!audit.ok) {
-    result.className = "";
-    result.textContent = audit.problem.code === "audit_catching_up" ? "still checking…" : "could not load";
-    $("audit-totals").textContent = words(audit, "ledger");
-    const secs = parseInt(audit.retryAfter, 10);
-    if (audit.problem.code === "audit_catching_up") {
-      state.auditRetry = setTimeout(loadLedger, 1000 * Math.min(Math.max(secs || 2, 1), 30));
-    }
-    return;
-  }
-  const a = audit.data;
-  if (a.ok) {
-    result.className = "ok";
-    result.textContent = "OK: every check holds";
-  } else {
-    result.className = "bad";
-    const total = Number(a.violations_total) || (a.violations || []).length;
-    result.textContent = "PROBLEMS: " + plural(total, "violation") + " found";
-    for (const v of (a.violations || []).slice(0, 10)) {
-      const li = document.createElement("li");
-      li.textContent = "Entry " + v.index + " (" + v.code + "): " + v.detail;
-      list.append(li);
-    }
-    list.hidden = false;
-  }
-  $("audit-totals").textContent = "Checked " + entries(Number(a.ledger_size) || 0) +
-    ". Stamps sold: " + a.stamps_issued + " (spent " + a.stamps_spent + ", unspent " + a.stamps_outstanding + ", expired " + a.stamps_expired +
-    "). Money credited: " + money(a.credits_total) + "; paid for stamps: " + money(a.purchases_total) +
-    "; refunded to authors: " + money(Number(a.refunds_total) || 0) + ".";
 }
 
 // ---------- the account ----------
@@ -812,7 +620,7 @@ async function act(what, postId, send, label) {
       if (!state.account) return null;
       if (state.account.balance < total) {
         say("You are out of stamps. " + lacking + ". Buying " + plural(missing) + " costs " + money(total) + ", and your balance is " +
-          money(state.account.balance) + ": ask the operator to credit your account, then buy stamps.", "error");
+          money(state.account.balance) + ": " + topUpWords() + ", then buy stamps.", "error");
         return null;
       }
       const yes = await ask(lacking + ": buy " + plural(missing) + " for " + money(total) + " (your balance is " +
@@ -974,8 +782,8 @@ async function createAccount(event) {
   $("account-name").value = "";
   renderSignedIn();
   $("account-id").textContent = r.data.account_id;
-  say("Account created for " + name + ". Copy your API key from the wallet now: it is shown only once. Then ask the operator to credit account " +
-    r.data.account_id + " and buy stamps.", "ok");
+  say("Account created for " + name + ". Copy your API key from the wallet now: it is shown only once. Then " +
+    (canAddMoney() ? "add money in the wallet" : "ask the operator to credit account " + r.data.account_id) + " and buy stamps.", "ok");
   await loadAccount();
   loadPostPrice();
 }
@@ -1067,3 +875,4 @@ loadPrices();
 loadAccount().then(loadPostPrice);
 loadBoard(false);
 loadLedger();
+initMoney();
