@@ -8,6 +8,9 @@
 //!   voters, refund and verified mark, the refunds in the wallet, stamps of two buyers, and the
 //!   ledger panel with the server's own audit.
 //!
+//! - With the test payment provider: "Add money" on the page, through the provider's pay page
+//!   and back, the balance rising, and a debt said plainly.
+//!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them). Without them
 //! these tests fail and say how to get them: they never skip silently.
 //! `PENNYPOST_SCREENSHOT=docs/board.png` saves a screenshot of the board during the economy
@@ -18,6 +21,10 @@ mod helpers;
 // The harness's servers run on PostgreSQL under PENNYPOST_TEST_BACKEND=postgres.
 #[path = "support/pg.rs"]
 mod pg;
+// A server started with exactly the flags a test gives (the test provider's).
+#[allow(dead_code)] // This binary starts servers only; it reads no metrics and expects no refusal.
+#[path = "api/process.rs"]
+mod process;
 // What the harness starts servers and reads stamps with.
 #[path = "support/serve.rs"]
 mod serve;
@@ -196,6 +203,12 @@ async fn a_member_buys_posts_votes_and_runs_out() {
 
     // Sign up on the page.
     let (account_id, _) = sign_up(client, "alice").await;
+
+    // A server without payment providers says who credits instead of showing "Add money".
+    wait_text(client, "#add-money-none", "no providers", |t| {
+        t.contains("takes no payments") && t.contains("operator")
+    })
+    .await;
 
     // The operator credits 3 cents (3 stamps at the default price).
     let (status, body) = server.credit(&account_id, 3, "browser-payment").await;
@@ -648,4 +661,166 @@ async fn a_member_sees_prices_votes_refunds_and_the_ledger() {
     .await;
 
     client.clone().close().await.expect("close session");
+}
+
+/// A server with the test payment provider, on a port chosen first: its pay page is at its
+/// `--public-url`, which must be its own address.
+fn start_paying(dir: &std::path::Path) -> process::Served {
+    let address = format!("127.0.0.1:{}", free_port());
+    let public_url = format!("http://{address}");
+    let (data, keys) = (dir.join("data"), dir.join("keys"));
+    let served = process::start(
+        &[
+            "--listen",
+            &address,
+            "--public-url",
+            &public_url,
+            "--payment-provider",
+            "test",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--keys-dir",
+            keys.to_str().expect("utf-8"),
+        ],
+        &[],
+        &dir.join("serve.log"),
+        false,
+    );
+    assert_eq!(served.base_url, public_url);
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_adds_money_with_the_test_provider() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = start_paying(dir.path());
+    let base = served.base_url.clone();
+    let browser = browser().await;
+    let client = &browser.client;
+    client.goto(&format!("{base}/")).await.expect("open page");
+    let (_, key) = sign_up(client, "payer").await;
+
+    // One button per provider: here the test provider, which says it is test mode.
+    let label = wait_text(client, "#pay-test", "the test provider's button", |t| {
+        t.contains("test mode")
+    })
+    .await;
+    assert!(label.contains("test provider"), "{label}");
+    let bounds = text_of(client, "#add-money-bounds").await;
+    assert!(
+        bounds.contains("100 cents") && bounds.contains("test mode"),
+        "{bounds}"
+    );
+    wait_text(client, "#balance", "balance 0", |t| t.contains("0 cents")).await;
+
+    // An amount below the bounds is refused on the page, nothing created.
+    fill(client, "#add-amount", "5").await;
+    click(client, "#pay-test").await;
+    wait_text(client, "#message", "the bounds", |t| {
+        t.contains("from 100 cents")
+    })
+    .await;
+
+    // Pay 500: the page opens the pay page, whose button settles it and sends the member back.
+    fill(client, "#add-amount", "500").await;
+    click(client, "#pay-test").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !client
+        .current_url()
+        .await
+        .expect("url")
+        .path()
+        .starts_with("/pay/")
+    {
+        assert!(Instant::now() < deadline, "never reached the pay page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pay_page = client.current_url().await.expect("url");
+    let payment_id = pay_page.path().trim_start_matches("/pay/").to_string();
+    let (status, before) = get_with_key(&base, &format!("/v1/payments/{payment_id}"), &key).await;
+    assert_eq!(
+        (status, before["status"].clone()),
+        (200, json!("pending")),
+        "{before}"
+    );
+    let button = client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::XPath(
+            "//button[contains(., 'Pay')] | //input[@type='submit']",
+        ))
+        .await
+        .expect("the pay page's button");
+    button.click().await.expect("press Pay (test mode)");
+
+    // Back on the board: the page waits for the payment, then shows the new balance.
+    wait_text(client, "#payment-status", "paid", |t| t.contains("Paid")).await;
+    wait_text(client, "#balance", "balance 500", |t| {
+        t.contains("500 cents")
+    })
+    .await;
+    let message = text_of(client, "#message").await;
+    assert!(
+        message.contains("arrived")
+            && message.contains("500 cents")
+            && message.contains("test mode"),
+        "{message}"
+    );
+    let url = client.current_url().await.expect("url");
+    assert!(
+        url.query().is_none(),
+        "?payment= is dropped once paid: {url}"
+    );
+    let (_, account) = get_with_key(&base, "/v1/account", &key).await;
+    assert_eq!(account["balance"], 500, "{account}");
+
+    // The money buys stamps on the page.
+    fill(client, "#buy-count", "3").await;
+    click(client, "#buy").await;
+    wait_text(client, "#stamp-count", "3 stamps", |t| {
+        stamp_count(t) == Some(3)
+    })
+    .await;
+    wait_text(client, "#balance", "balance 497", |t| {
+        t.contains("497 cents")
+    })
+    .await;
+
+    // A payment of another account is not shown.
+    client
+        .goto(&format!("{base}/?payment={}", uuid::Uuid::new_v4()))
+        .await
+        .expect("open page");
+    wait_text(client, "#payment-status", "not this account's", |t| {
+        t.contains("not one of this account's")
+    })
+    .await;
+
+    // A debt (money that went back after stamps were bought) is said plainly.
+    client
+        .execute(
+            "renderAccount(Object.assign({}, state.account, { balance: -200 }))",
+            vec![],
+        )
+        .await
+        .expect("show a debt");
+    let debt = wait_text(client, "#debt", "the debt", |t| t.contains("owe")).await;
+    assert!(
+        debt.contains("You owe 200 cents; purchases are refused until it is paid"),
+        "{debt}"
+    );
+    client.clone().close().await.expect("close session");
+}
+
+/// `GET path` with an account's key: (status, body).
+async fn get_with_key(base: &str, path: &str, key: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

@@ -6,6 +6,7 @@ mod backup;
 mod board;
 mod cache;
 mod cli;
+mod cli_pay;
 mod config_file;
 mod crash;
 mod durability;
