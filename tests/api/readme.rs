@@ -6,8 +6,10 @@
 //! from the server (a `ledger_index` off by one, a name taken twice) without this failing.
 //!
 //! The blocks run in bash with `set -euo pipefail`, needing `curl` and `jq` as the README's
-//! reader does; only the port and the placeholders (`<account_id>`, `<post_id>`, `pp1.…`) are
-//! filled in. `pennypost` is this build's binary, first on PATH.
+//! reader does; only the port and the placeholders (`<account_id>`, `<post_id>`, `<pay_url>`,
+//! `<payment_id>`, `pp1.…`) are filled in. `pennypost` is this build's binary, first on PATH.
+//! The server runs with the flags of the README's `serve` line (the `test` payment provider),
+//! on a port chosen first, since `--public-url` names it.
 
 use std::path::Path;
 use std::process::Command;
@@ -197,26 +199,45 @@ fn the_parser_reads_the_shapes_the_readme_shows() {
     );
 }
 
+/// The flags the README's walkthrough starts the server with, after `serve` (the port is the
+/// test's own).
+const SERVE_FLAGS: &str = "--payment-provider test --public-url http://127.0.0.1:8080";
+
 /// The curl walkthrough, then the command-line one, against one fresh server with the
-/// defaults (the policy entry included), in the README's order.
+/// defaults (the policy entry included) and the README's flags, in the README's order.
 #[tokio::test]
 async fn the_readme_walkthroughs_print_what_the_readme_shows() {
+    let serve_line =
+        format!("PENNYPOST_ADMIN_TOKEN=s3cret cargo run --release -- serve {SERVE_FLAGS}\n");
+    assert!(
+        blocks_of("Five minutes with curl").contains(&serve_line),
+        "the README starts the server with {SERVE_FLAGS:?}"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let public_url = format!("http://{address}");
+    let mut args = vec![
+        "--listen",
+        &address,
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--keys-dir",
+        keys.to_str().expect("utf-8"),
+    ];
+    let flags = SERVE_FLAGS.replace("http://127.0.0.1:8080", &public_url);
+    args.extend(flags.split(' '));
     let served = crate::process::start(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-            "--keys-dir",
-            keys.to_str().expect("utf-8"),
-        ],
+        &args,
         &[("PENNYPOST_ADMIN_TOKEN", "s3cret")],
         &dir.path().join("serve.log"),
         false,
     );
     let base = served.base_url.clone();
+    assert_eq!(base, public_url);
     let host = base.strip_prefix("http://").expect("http").to_string();
     let port_in = |script: &str| {
         script
@@ -247,8 +268,16 @@ async fn the_readme_walkthroughs_print_what_the_readme_shows() {
 
     // The command-line block, with its placeholders filled in as a reader would.
     let wallet = "pennypost-wallet.json";
+    let newest_payment = |field: &str| {
+        format!(
+            "$(curl -s {base}/v1/payments -H \"authorization: Bearer $(jq -r .api_key {wallet})\" \
+             | jq -r '.payments[0].{field}')"
+        )
+    };
     let script = port_in(cli)
         .replace("<account_id>", &format!("$(jq -r .account_id {wallet})"))
+        .replace("<pay_url>", &newest_payment("pay_url"))
+        .replace("<payment_id>", &newest_payment("payment_id"))
         .replace(
             "<post_id>",
             &format!("$(curl -s {base}/v1/posts | jq -r '.posts[0].post_id')"),
