@@ -139,7 +139,10 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                             args.wallet.display()
                         ),
                     }
-                    println!("ask the operator to credit account {id} before buying stamps");
+                    let how = payments::pay_hint(&client, &target)
+                        .await
+                        .unwrap_or_else(|| format!("ask the operator to credit account {id}"));
+                    println!("{how} before buying stamps");
                     Ok(())
                 }
                 AccountCommand::Show => {
@@ -209,11 +212,16 @@ pub(crate) async fn buy_into(
                 .is_some_and(|p| p.code == crate::api::ErrorCode::InsufficientFunds)
             {
                 let account = wallet.account_id.as_deref().unwrap_or("(see the wallet)");
-                return Err(format!(
-                    "{}: ask the operator to credit account {account} (they run `pennypost \
-                     admin credit {account} AMOUNT --reference REF`), then buy again",
-                    answer.describe()
-                ));
+                let how = payments::pay_hint(client, target).await.unwrap_or_else(|| {
+                    format!(
+                        "ask the operator to credit account {account} (they run `pennypost \
+                         admin credit {account} AMOUNT --reference REF`)"
+                    )
+                });
+                return Err(match payments::debt(client, target, &key).await {
+                    Some(debt) => format!("{}: {debt}; {how}", answer.describe()),
+                    None => format!("{}: {how}, then buy again", answer.describe()),
+                });
             }
             return Err(target.describe(&answer));
         }

@@ -134,7 +134,16 @@ async fn pay_waits_for_the_test_provider_then_says_the_balance() {
     let served = start_paying(dir.path(), &[]);
     let base = served.base_url.as_str();
     let wallet = dir.path().join("w.json");
-    ok_at(base, &wallet, &["account", "create", "--name", "payer"]).await;
+    let run = ok_at(base, &wallet, &["account", "create", "--name", "payer"]).await;
+    assert!(
+        run.stdout
+            .contains("add money with `pennypost pay --amount 500 --provider test`"),
+        "a new account is told how to add money: {run}"
+    );
+    // Buying with no money says the same.
+    let run = at(base, &wallet, &["buy", "1"]).await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("pennypost pay --amount"), "{run}");
 
     // `pay` prints where to pay and waits (plain lines: no terminal here).
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pennypost"))

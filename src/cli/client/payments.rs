@@ -231,6 +231,32 @@ async fn balance(
     answer.json()
 }
 
+/// How a member short of money adds some, for the end of a sentence: `pennypost pay` with the
+/// first provider the server takes; `None` when it takes none (or cannot say), and the
+/// operator credits instead.
+pub(crate) async fn pay_hint(client: &reqwest::Client, target: &Target) -> Option<String> {
+    let offered = providers(client, target).await.ok()?;
+    let first = offered.first()?;
+    Some(format!(
+        "add money with `pennypost pay --amount {} --provider {}` (this server takes {})",
+        first.min.max(500).min(first.max),
+        first.provider,
+        taken(&offered)
+    ))
+}
+
+/// The debt of the account of `key` in words ("you owe 200 cents; …"), when its balance is
+/// below zero.
+pub(crate) async fn debt(client: &reqwest::Client, target: &Target, key: &str) -> Option<String> {
+    let now = balance(client, target, key).await.ok()?;
+    (now.balance < 0).then(|| {
+        format!(
+            "you owe {}; purchases are refused until it is paid",
+            price::money(now.balance.unsigned_abs(), &now.currency)
+        )
+    })
+}
+
 /// `pennypost pay`.
 pub fn pay(client_args: ClientArgs, args: PayArgs) -> std::process::ExitCode {
     finish(runtime().and_then(|rt| rt.block_on(pay_async(client_args, args))))
