@@ -76,6 +76,12 @@ impl<'de> Deserialize<'de> for Time {
 
 mod holds;
 pub use holds::{CaptureResponse, HoldRequest, HoldResponse, HoldStateName, HoldStatusResponse};
+mod payments;
+pub use payments::{
+    AdminPaymentsQuery, AdminPaymentsResponse, CreatePaymentRequest, PaymentProvider,
+    PaymentProvidersResponse, PaymentResponse, PaymentStatusName, PaymentsPageResponse,
+    PaymentsQuery, SettlePaymentRequest, WebhookResponse,
+};
 
 /// The `code` of an error answer: what clients branch on. The first seventeen are the stable
 /// codes of the contract; the rest are the server's documented extensions.
@@ -130,11 +136,14 @@ pub enum ErrorCode {
     HoldExpired,
     /// Extension, 409: a release of a captured hold.
     HoldCaptured,
+    /// Extension, 400: a payment webhook whose signature is missing, malformed, stale or
+    /// does not match; nothing was done.
+    InvalidWebhookSignature,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -159,6 +168,7 @@ impl ErrorCode {
         ErrorCode::StampHeld,
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
+        ErrorCode::InvalidWebhookSignature,
     ];
 
     /// The code as it is written on the wire (the same text serde writes).
@@ -188,6 +198,7 @@ impl ErrorCode {
             ErrorCode::StampHeld => "stamp_held",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
+            ErrorCode::InvalidWebhookSignature => "invalid_webhook_signature",
         }
     }
 }

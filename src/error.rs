@@ -87,6 +87,9 @@ pub enum Error {
     /// Occurs when a release names a captured hold.
     #[error("the hold was captured; its stamps are spent")]
     HoldCaptured,
+    /// Occurs when a payment webhook's signature is missing, malformed, stale or wrong.
+    #[error("the webhook's signature does not verify: {0}")]
+    InvalidWebhookSignature(String),
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,6 +118,7 @@ impl Error {
             Error::StampHeld(_) => ErrorCode::StampHeld,
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::HoldCaptured => ErrorCode::HoldCaptured,
+            Error::InvalidWebhookSignature(_) => ErrorCode::InvalidWebhookSignature,
         }
     }
 }
