@@ -175,11 +175,17 @@ async fn providers(client: &reqwest::Client, target: &Target) -> Result<Vec<Prov
     }
 }
 
-/// "stripe, test (test mode)", or what to do when the server takes no payments.
+/// "stripe, test (test mode)".
 fn taken(providers: &[ProviderInfo]) -> String {
     providers
         .iter()
-        .map(|p| provider_words(&p.provider, p.test_mode))
+        .map(|p| {
+            if p.test_mode {
+                format!("{} (test mode)", p.provider)
+            } else {
+                p.provider.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -238,7 +244,7 @@ pub(crate) async fn pay_hint(client: &reqwest::Client, target: &Target) -> Optio
     let offered = providers(client, target).await.ok()?;
     let first = offered.first()?;
     Some(format!(
-        "add money with `pennypost pay --amount {} --provider {}` (this server takes {})",
+        "add money with `pennypost pay --amount {} --provider {}` (this server takes: {})",
         first.min.max(500).min(first.max),
         first.provider,
         taken(&offered)
@@ -382,7 +388,7 @@ impl Progress {
     fn tick(&mut self, status: &str) {
         match self {
             Progress::Spinner(spinner) => spinner.set_message(format!(
-                "waiting for the payment: {status} ({} s)",
+                "waiting for the payment: {status} ({} s; Ctrl+C stops waiting, not the payment)",
                 spinner.elapsed().as_secs()
             )),
             Progress::Plain { started, said } => {
