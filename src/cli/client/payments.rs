@@ -17,12 +17,15 @@ use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::http::{call, Answer};
 use super::{finish, price, runtime, ClientArgs, Target, Wallet};
-use crate::api::ErrorCode;
+use crate::api::{
+    CreatePaymentRequest, ErrorCode, PaymentProvider, PaymentProvidersResponse, PaymentResponse,
+    PaymentStatusName, PaymentsPageResponse,
+};
 
 /// How long `pay` waits for the payment by default: a member who paid has paid well within it.
 pub const WAIT_SECS_DEFAULT: u64 = 1800;
@@ -77,53 +80,16 @@ pub enum PaymentsCommand {
     },
 }
 
-/// One provider the server takes (`GET /v1/payments/providers`).
-#[derive(Clone, Debug, Deserialize)]
-struct ProviderInfo {
-    provider: String,
-    currency: String,
-    min: u64,
-    max: u64,
-    #[serde(default)]
-    test_mode: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct ProvidersResponse {
-    providers: Vec<ProviderInfo>,
-}
-
-#[derive(Debug, Serialize)]
-struct CreatePayment<'a> {
-    provider: &'a str,
-    amount: u64,
-}
-
-/// A payment as the server shows it (`POST /v1/payments`, `GET /v1/payments/{id}`).
-#[derive(Clone, Debug, Deserialize)]
-struct PaymentView {
-    payment_id: Uuid,
-    provider: String,
-    amount: u64,
-    currency: String,
-    status: String,
-    #[serde(default)]
-    pay_url: Option<String>,
-    #[serde(default)]
-    credited_ledger_index: Option<u64>,
-    #[serde(default)]
-    created_at: Option<String>,
-    #[serde(default)]
-    updated_at: Option<String>,
-    #[serde(default)]
-    expires_at: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PaymentsPage {
-    payments: Vec<PaymentView>,
-    #[serde(default)]
-    next_before: Option<Uuid>,
+/// A payment's status as said: `pending`, `paid`, … (the wire's names).
+fn status_word(status: PaymentStatusName) -> &'static str {
+    match status {
+        PaymentStatusName::Pending => "pending",
+        PaymentStatusName::Paid => "paid",
+        PaymentStatusName::Expired => "expired",
+        PaymentStatusName::Failed => "failed",
+        PaymentStatusName::Refunded => "refunded",
+        PaymentStatusName::Disputed => "disputed",
+    }
 }
 
 /// The part of `GET /v1/account` read here: the balance, negative when the account owes.
@@ -165,18 +131,21 @@ fn provider_words(provider: &str, test_mode: bool) -> String {
 }
 
 /// The providers the server takes; an older server without payments takes none.
-async fn providers(client: &reqwest::Client, target: &Target) -> Result<Vec<ProviderInfo>, String> {
+async fn providers(
+    client: &reqwest::Client,
+    target: &Target,
+) -> Result<Vec<PaymentProvider>, String> {
     let url = format!("{}/v1/payments/providers", target.server);
     let answer = call(client.get(&url), &url).await?;
     match answer.status {
-        200 => Ok(answer.json::<ProvidersResponse>()?.providers),
+        200 => Ok(answer.json::<PaymentProvidersResponse>()?.providers),
         404 => Ok(Vec::new()),
         _ => Err(target.describe(&answer)),
     }
 }
 
 /// "stripe, test (test mode)".
-fn taken(providers: &[ProviderInfo]) -> String {
+fn taken(providers: &[PaymentProvider]) -> String {
     providers
         .iter()
         .map(|p| {
@@ -214,7 +183,7 @@ async fn payment(
     target: &Target,
     key: &str,
     id: Uuid,
-) -> Result<Result<PaymentView, Answer>, String> {
+) -> Result<Result<PaymentResponse, Answer>, String> {
     let url = format!("{}/v1/payments/{id}", target.server);
     let answer = call(client.get(&url).bearer_auth(key), &url).await?;
     if answer.status == 200 {
@@ -299,18 +268,18 @@ async fn pay_async(client_args: ClientArgs, args: PayArgs) -> Result<(), String>
         ));
     }
     let created = create(&client, &target, &key, chosen, args.amount).await?;
-    let pay_url = created.pay_url.clone().unwrap_or_default();
+    let pay_url = &created.pay_url;
     println!(
         "payment {} of {} with {}: {}",
         created.payment_id,
         price::money(created.amount, &created.currency),
         provider_words(&created.provider, chosen.test_mode),
-        created.status
+        status_word(created.status)
     );
-    match &created.expires_at {
-        Some(expires) => println!("pay here before {expires}: {pay_url}"),
-        None => println!("pay here: {pay_url}"),
-    }
+    println!(
+        "pay here before {}: {pay_url}",
+        created.expires_at.0.to_rfc3339()
+    );
     if args.no_wait {
         println!(
             "not waiting (--no-wait); see it with `pennypost payments check {}`",
@@ -335,9 +304,9 @@ async fn create(
     client: &reqwest::Client,
     target: &Target,
     key: &str,
-    chosen: &ProviderInfo,
+    chosen: &PaymentProvider,
     amount: u64,
-) -> Result<PaymentView, String> {
+) -> Result<PaymentResponse, String> {
     let url = format!("{}/v1/payments", target.server);
     let idempotency_key = Uuid::new_v4().to_string();
     let mut last_error = String::new();
@@ -346,8 +315,8 @@ async fn create(
             .post(&url)
             .bearer_auth(key)
             .header("Idempotency-Key", &idempotency_key)
-            .json(&CreatePayment {
-                provider: &chosen.provider,
+            .json(&CreatePaymentRequest {
+                provider: chosen.provider.clone(),
                 amount,
             });
         match call(request, &url).await {
@@ -415,16 +384,16 @@ async fn wait(
     key: &str,
     id: Uuid,
     limit: Duration,
-) -> Result<PaymentView, String> {
+) -> Result<PaymentResponse, String> {
     let deadline = Instant::now() + limit;
     let mut progress = Progress::start(limit);
     let mut failures = 0u32;
     let outcome = loop {
         let failure = match payment(client, target, key, id).await {
-            Ok(Ok(view)) if view.status != "pending" => break Ok(view),
+            Ok(Ok(view)) if view.status != PaymentStatusName::Pending => break Ok(view),
             Ok(Ok(view)) => {
                 failures = 0;
-                progress.tick(&view.status);
+                progress.tick(status_word(view.status));
                 None
             }
             Ok(Err(answer)) if answer.status == 503 || answer.status == 429 => {
@@ -461,11 +430,11 @@ async fn settled(
     client: &reqwest::Client,
     target: &Target,
     key: &str,
-    view: &PaymentView,
+    view: &PaymentResponse,
 ) -> Result<(), String> {
     let money = price::money(view.amount, &view.currency);
-    let ended = match view.status.as_str() {
-        "paid" => {
+    let ended = match view.status {
+        PaymentStatusName::Paid => {
             let entry = view
                 .credited_ledger_index
                 .map(|i| format!(" (ledger entry {i})"))
@@ -473,19 +442,20 @@ async fn settled(
             println!("paid: {money} credited{entry}");
             None
         }
-        "expired" => Some(format!(
+        PaymentStatusName::Expired => Some(format!(
             "the payment {} expired unpaid: nothing was credited; start a new one with \
              `pennypost pay`",
             view.payment_id
         )),
-        "failed" => Some(format!(
+        PaymentStatusName::Failed => Some(format!(
             "the payment {} failed: nothing was credited (if money left you, the operator can \
              settle it by hand: give them the payment id)",
             view.payment_id
         )),
         other => Some(format!(
-            "the payment {} is {other}: it was paid, then the money went back",
-            view.payment_id
+            "the payment {} is {}: it was paid, then the money went back",
+            view.payment_id,
+            status_word(other)
         )),
     };
     let now = balance(client, target, key).await?;
@@ -535,7 +505,7 @@ async fn list(
     if answer.status != 200 {
         return Err(refusal(target, &answer, ""));
     }
-    let page: PaymentsPage = answer.json()?;
+    let page: PaymentsPageResponse = answer.json()?;
     if page.payments.is_empty() {
         println!("no payments yet; add money with `pennypost pay --amount N --provider P`");
         return Ok(());
@@ -548,7 +518,7 @@ async fn list(
 }
 
 /// The payments as a table, columns aligned: id, provider, amount, status, created.
-fn table(payments: &[PaymentView]) -> String {
+fn table(payments: &[PaymentResponse]) -> String {
     let header = ["ID", "PROVIDER", "AMOUNT", "STATUS", "CREATED"].map(String::from);
     let rows: Vec<[String; 5]> = payments
         .iter()
@@ -557,8 +527,8 @@ fn table(payments: &[PaymentView]) -> String {
                 p.payment_id.to_string(),
                 p.provider.clone(),
                 price::money(p.amount, &p.currency),
-                p.status.clone(),
-                p.created_at.clone().unwrap_or_else(|| "-".into()),
+                status_word(p.status).to_string(),
+                p.created_at.0.to_rfc3339(),
             ]
         })
         .collect();
@@ -592,23 +562,20 @@ async fn check(
         Err(answer) => return Err(refusal(target, &answer, "")),
     };
     println!("payment:  {}", view.payment_id);
-    println!("provider: {}", provider_words(&view.provider, false));
+    println!(
+        "provider: {}",
+        provider_words(&view.provider, view.test_mode)
+    );
     println!("amount:   {}", price::money(view.amount, &view.currency));
-    let status = match (view.status.as_str(), view.credited_ledger_index) {
-        ("paid", Some(index)) => format!("paid (credited, ledger entry {index})"),
-        (status, _) => status.to_string(),
+    let status = match (view.status, view.credited_ledger_index) {
+        (PaymentStatusName::Paid, Some(index)) => format!("paid (credited, ledger entry {index})"),
+        (status, _) => status_word(status).to_string(),
     };
     println!("status:   {status}");
-    if let Some(created) = &view.created_at {
-        println!("created:  {created}");
-    }
-    if let Some(updated) = &view.updated_at {
-        println!("updated:  {updated}");
-    }
-    if view.status == "pending" {
-        if let Some(url) = &view.pay_url {
-            println!("pay at:   {url}");
-        }
+    println!("created:  {}", view.created_at.0.to_rfc3339());
+    println!("updated:  {}", view.updated_at.0.to_rfc3339());
+    if view.status == PaymentStatusName::Pending {
+        println!("pay at:   {}", view.pay_url);
     }
     let now = balance(client, target, key).await?;
     println!("balance:  {}", balance_words(&now));
@@ -619,18 +586,21 @@ async fn check(
 mod tests {
     use super::*;
 
-    fn view(id: u128, provider: &str, amount: u64, status: &str) -> PaymentView {
-        PaymentView {
+    fn view(id: u128, provider: &str, amount: u64, status: PaymentStatusName) -> PaymentResponse {
+        let at = crate::api::Time(crate::time::Timestamp::from_unix(1_796_623_200));
+        PaymentResponse {
+            account_id: Uuid::from_u128(7),
+            amount,
+            created_at: at,
+            credited_ledger_index: None,
+            currency: "cents".into(),
+            expires_at: at,
+            pay_url: format!("http://board.test/pay/{id}"),
             payment_id: Uuid::from_u128(id),
             provider: provider.into(),
-            amount,
-            currency: "cents".into(),
-            status: status.into(),
-            pay_url: None,
-            credited_ledger_index: None,
-            created_at: Some("2026-12-07T06:00:00Z".into()),
-            updated_at: None,
-            expires_at: None,
+            status,
+            test_mode: provider == "test",
+            updated_at: at,
         }
     }
 
@@ -659,8 +629,8 @@ mod tests {
     #[test]
     fn the_table_aligns_its_columns() {
         let shown = table(&[
-            view(1, "stripe", 500, "paid"),
-            view(2, "test", 100, "expired"),
+            view(1, "stripe", 500, PaymentStatusName::Paid),
+            view(2, "test", 100, PaymentStatusName::Expired),
         ]);
         let lines: Vec<&str> = shown.lines().collect();
         assert_eq!(lines.len(), 3, "{shown}");
