@@ -235,9 +235,30 @@
     try { sent = JSON.parse(W.readStore(W.STORE.sent) || "[]"); } catch (e) { sent = []; }
     W.writeStore(W.STORE.sent, JSON.stringify((Array.isArray(sent) ? sent : []).concat(used)));
     form.dataset.pennypostPaid = "1";
-    if (typeof form.requestSubmit === "function") form.requestSubmit(submitter || undefined);
-    else form.submit();
+    // Submit again from a task of its own. With the stamps at hand, `take` settles in a
+    // microtask that runs while the browser is still dispatching this submit event, and a
+    // form that is firing its submit event ignores requestSubmit (HTML's "firing submission
+    // events"): called from here, the paid form never left the page.
+    setTimeout(() => resubmit(form, submitter), 0);
   }, true);
+
+  // Submits the paid form as the member did: requestSubmit keeps the submitter's name and
+  // value (form.submit() would drop them: copied into a hidden field where it is missing).
+  function resubmit(form, submitter) {
+    if (typeof form.requestSubmit === "function") {
+      form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+      return;
+    }
+    if (submitter && submitter.name) {
+      const field = document.createElement("input");
+      field.type = "hidden";
+      field.name = submitter.name;
+      field.value = submitter.value;
+      form.appendChild(field);
+    }
+    delete form.dataset.pennypostPaid; // submit() fires no submit event to clear it
+    form.submit();
+  }
 
   // Stamps sent by a form on an earlier page: back into the wallet unless the mint spent them.
   async function recoverSent() {
