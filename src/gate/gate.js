@@ -12,7 +12,9 @@
 // - fetch and XMLHttpRequest calls to a priced route get the `Pennypost-Stamps` header. The
 //   answer says what became of the stamps: the gate answers only after capture or release.
 // - Short of stamps, it asks the member first, then buys the missing ones with the member's
-//   API key (asked for once, kept like the board keeps it) through /.pennypost/mint/.
+//   API key (asked for once, kept like the board keeps it) through /.pennypost/mint/. A
+//   priced call from script sent without stamps (the member bought none) that the gate
+//   answers 402 gets a notice on the page: what it costs, and a link to the wallet.
 // Nothing from the server is put on the page as HTML.
 
 (function () {
@@ -138,6 +140,37 @@
     try { return (await response.clone().json()).code; } catch (e) { return undefined; }
   }
 
+  // A priced call from script that the gate answered 402 (the member had too few stamps and
+  // bought none): the site's widget shows the JSON answer to nobody, so the member is told
+  // here what the action costs and where stamps are sold, as the gate's 402 page tells a form.
+  function notice(route) {
+    let box = document.querySelector(".pennypost-notice");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "pennypost-notice";
+      box.setAttribute("role", "alert");
+      box.style.cssText = "position:fixed;bottom:1em;right:1em;max-width:26em;padding:.75em 1em;" +
+        "background:#fff8e1;color:#222;border:1px solid #c9a227;border-radius:4px;" +
+        "font:14px/1.4 sans-serif;z-index:2147483647";
+      document.body.appendChild(box);
+    }
+    box.textContent = "This action costs " + stampsWord(route.stamps) + " and was not done: this browser holds too few. ";
+    const wallet = table && table.wallet;
+    if (wallet && /^https?:\/\//i.test(wallet)) {
+      const link = document.createElement("a");
+      link.href = wallet;
+      link.textContent = "Get stamps";
+      box.appendChild(link);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.textContent = "\u00d7";
+    close.setAttribute("aria-label", "Close");
+    close.style.cssText = "margin-left:.75em;border:0;background:none;font:inherit;cursor:pointer";
+    close.addEventListener("click", () => box.remove());
+    box.appendChild(close);
+  }
+
   // ---------- fetch and XMLHttpRequest ----------
 
   window.fetch = async function (input, init) {
@@ -146,7 +179,11 @@
     const route = priceOf(request.method, request.url);
     if (!route || request.headers.has("Pennypost-Stamps")) return realFetch(request);
     const used = await take(route.stamps, "This action");
-    if (!used) return realFetch(request);
+    if (!used) {
+      const bare = await realFetch(request);
+      if (bare.status === 402) notice(route);
+      return bare;
+    }
     const headers = new Headers(request.headers);
     headers.set("Pennypost-Stamps", used.join(", "));
     let response;
@@ -182,14 +219,16 @@
     const route = meta && !meta.stamped ? priceOf(meta.method, meta.url) : null;
     if (!route) return send.call(xhr, body);
     take(route.stamps, "This action").then((used) => {
-      if (used) {
-        setHeader.call(xhr, "Pennypost-Stamps", used.join(", "));
-        xhr.addEventListener("loadend", () => {
-          let code;
-          try { code = JSON.parse(xhr.responseText).code; } catch (e) { code = undefined; }
-          settle(route, used, xhr.status, code);
-        });
-      }
+      if (used) setHeader.call(xhr, "Pennypost-Stamps", used.join(", "));
+      xhr.addEventListener("loadend", () => {
+        if (!used) {
+          if (xhr.status === 402) notice(route);
+          return;
+        }
+        let code;
+        try { code = JSON.parse(xhr.responseText).code; } catch (e) { code = undefined; }
+        settle(route, used, xhr.status, code);
+      });
       send.call(xhr, body);
     });
   };

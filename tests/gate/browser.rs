@@ -21,13 +21,13 @@ impl Drop for Driver {
     }
 }
 
-struct Browser {
-    client: fantoccini::Client,
+pub struct Browser {
+    pub client: fantoccini::Client,
     _profile: tempfile::TempDir,
     _driver: Driver,
 }
 
-async fn browser() -> Browser {
+pub async fn browser() -> Browser {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             std::path::Path::new(tool).exists(),
@@ -74,7 +74,11 @@ async fn browser() -> Browser {
 }
 
 /// Waits until an element matching `css` has a text satisfying `pred`.
-async fn wait_text(client: &fantoccini::Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
+pub async fn wait_text(
+    client: &fantoccini::Client,
+    css: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let text = match client.find(Locator::Css(css)).await {

@@ -11,6 +11,7 @@ mod contract;
 mod free;
 mod harness;
 mod holds;
+mod isso;
 mod priced;
 // Starting `pennypost serve` and the gate, with a deadline (tests/support/serve.rs).
 #[path = "../support/serve.rs"]
