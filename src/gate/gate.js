@@ -134,6 +134,10 @@
   function settle(route, used, status, code) {
     for (const s of used) reserved.delete(s);
     if (captured(route, status) || W.DEAD_STAMP_CODES.has(code)) W.removeStamps(used);
+    if (captured(route, status)) {
+      const box = document.querySelector(".pennypost-notice");
+      if (box) box.remove(); // paid: the notice of an earlier 402 is stale
+    }
   }
 
   async function problemCode(response) {

@@ -402,6 +402,10 @@ async fn an_isso_comment_through_the_gate_costs_one_stamp_and_a_failed_one_none(
     assert_eq!(mint.stamp_state(&stamps[0]).await, "spent");
     assert_eq!(mint.stamp_state(&stamps[1]).await, "unspent");
     assert_eq!(isso.comments().await, ["<p>A paid comment</p>"]);
+    assert!(
+        c.find(Locator::Css(".pennypost-notice")).await.is_err(),
+        "the notice of the unpaid comment is gone once one is paid"
+    );
 
     // Isso stopped: the blog's server answers 502, the gate releases the hold, and the stamp
     // stays the member's.
