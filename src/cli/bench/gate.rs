@@ -23,13 +23,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use super::ceilings::Ceilings;
 use super::client::{wait_for_ledger_check, Ctx, GateBases};
 use super::report::{print_table, ratio, Judging, Row};
-use super::server::{Policy, Server, Target};
+use super::server::{wait_for_lines, Policy, Server, Target};
 use super::statistics::{settle, Phase, Workload};
 use super::workloads::{run_phase, stock};
 use super::{Plan, Report};
@@ -40,8 +39,6 @@ const UNPRICED_OVERHEAD_MAX_MS: f64 = 1.0;
 /// The target: priced requests through the gate reach at least this share of the mint's
 /// redeem rate.
 const PRICED_SHARE_MIN: f64 = 0.5;
-/// How long the gate may take to print its listening line.
-const GATE_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The upstream's page: about the size of a small forum page's HTML head and first post.
 const PAGE: &str = "<!doctype html><html><head><title>bench</title></head><body>\
 <form method=\"post\" action=\"/comments\"><textarea name=\"text\"></textarea>\
@@ -126,35 +123,11 @@ impl GateProcess {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {} gate: {e}", exe.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or("the gate's standard output is not piped")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let wait = async {
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if let Some(base) = line.strip_prefix("pennypost gate listening on ") {
-                    return Ok(base.trim().to_string());
-                }
-            }
-            Err("the gate exited before it listened".to_string())
-        };
-        let base = match tokio::time::timeout(GATE_STARTUP_TIMEOUT, wait).await {
-            Ok(Ok(base)) => base,
-            Ok(Err(e)) => {
-                let _ = child.kill().await;
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = child.kill().await;
-                return Err(format!(
-                    "the gate did not listen within {} s",
-                    GATE_STARTUP_TIMEOUT.as_secs()
-                ));
-            }
-        };
-        // Keep reading its standard output so that it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = wait_for_lines(&mut child, "gate", |line| {
+            line.strip_prefix("pennypost gate listening on ")
+                .map(|base| base.trim().to_string())
+        })
+        .await?;
         eprintln!(
             "bench: gate {base} pid {} in front of the bench's upstream",
             child.id().unwrap_or(0)

@@ -413,7 +413,7 @@ async fn finish(
     let outcome = measure(plan, ceilings, &targets).await;
     for target in &mut targets {
         if outcome.is_ok() {
-            audit_phase(target).await;
+            audit_phase(target, report::Judging::of_plan(plan)).await;
         }
         if let Some(rss) = target.resident_kib() {
             eprintln!(
@@ -575,7 +575,7 @@ async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String
 /// The independent auditor over the log the workloads left (every entry, over HTTP, with the
 /// Merkle root, the checkpoint signature and every invariant), against the target of
 /// 200,000 entries/s.
-async fn audit_phase(target: &Target) {
+async fn audit_phase(target: &Target, judging: report::Judging) {
     let server = target.first();
     let started = Instant::now();
     match crate::cli::audit::audit(&server.base, None, false).await {
@@ -589,7 +589,7 @@ async fn audit_phase(target: &Target) {
                 rate,
                 if outcome.report.ok { "all checks hold" } else { "VIOLATIONS" },
                 outcome.report.refunds_total,
-                if rate >= 200_000.0 { "met" } else { "NOT met" }
+                judging.verdict(rate >= 200_000.0)
             );
         }
         Err(e) => println!("pennypost audit ({}): could not finish: {e}", target.label),
