@@ -26,6 +26,7 @@
 //!
 //! Parts: `server` (start and stop the server under test), `prefill` (the `--scale` store),
 //! `ceilings` (the in-process Ed25519 rates), `database` (the database of a `--database` run),
+//! `gate` (a `--gate` run: the gate, its upstream and its mint, measured in pairs),
 //! `run` (the order of the steps on the servers),
 //! `client` (the context the client tasks share, `send`, and the set-up of funded accounts and
 //! payers over HTTP), `workloads` (the load generator), `payers` (the payers of posts and votes
@@ -37,6 +38,7 @@
 mod ceilings;
 mod client;
 mod database;
+mod gate;
 mod payers;
 mod prefill;
 mod report;
@@ -134,6 +136,17 @@ pub struct BenchArgs {
     /// Without it, chosen at random and printed.
     #[arg(long, value_enum, requires = "database")]
     pub first_store: Option<FirstStore>,
+    /// Measure `pennypost gate` instead: a mint (flat policy), a small upstream in this
+    /// process and the gate in front of it with one priced route; an unpriced request straight
+    /// and through the gate (one connection: the latency is the gate's, not a queue's), then
+    /// priced requests through the gate against redeems at the mint, each pair in halves
+    /// A B B A; with the targets (at most 1 ms more at p50 unpriced; priced at least 0.5 of
+    /// the redeem rate).
+    #[arg(
+        long,
+        conflicts_with_all = ["database", "scale", "scale_only_into", "reuse", "prefill", "policy", "first"]
+    )]
+    pub gate: bool,
 }
 
 /// What `--first-store` asks for.
@@ -202,6 +215,8 @@ struct Plan {
     policies: Vec<Policy>,
     /// With `--database`: PostgreSQL against sled.
     database: Option<DatabasePlan>,
+    /// `--gate`: the gate against its baselines.
+    gate: bool,
 }
 
 /// What a `--database` run compares.
@@ -231,8 +246,9 @@ impl Plan {
             },
         });
         let policies = match choice {
-            // The stores are compared under one policy, which only purchases and redeems see.
-            _ if database.is_some() => vec![Policy::Flat],
+            // The stores are compared under one policy, which only purchases and redeems see;
+            // the gate's run has one mint.
+            _ if database.is_some() || args.gate => vec![Policy::Flat],
             PolicyChoice::Default => vec![Policy::Default],
             PolicyChoice::Flat => vec![Policy::Flat],
             PolicyChoice::Both if args.reuse.is_some() => {
@@ -259,6 +275,7 @@ impl Plan {
                 ceiling_time: Duration::from_millis(200),
                 policies,
                 database,
+                gate: args.gate,
             });
         }
         if args.duration_secs == 0 {
@@ -275,6 +292,7 @@ impl Plan {
             ceiling_time: Duration::from_secs(1),
             policies,
             database,
+            gate: args.gate,
         })
     }
 
@@ -307,6 +325,14 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
             } else {
                 "PostgreSQL"
             },
+            if plan.smoke { " (smoke)" } else { "" }
+        );
+    } else if plan.gate {
+        eprintln!(
+            "bench: {} s per pair of workloads, {} connections for the spends: the gate against \
+             its upstream and its mint{}",
+            plan.duration.as_secs(),
+            plan.connections,
             if plan.smoke { " (smoke)" } else { "" }
         );
     } else {
@@ -354,6 +380,9 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     if let Some(database) = &plan.database {
         return run_database(&plan, &ceilings, database).await;
     }
+    if plan.gate {
+        return gate::run(&plan, &ceilings).await;
+    }
     let mut targets = Vec::with_capacity(plan.policies.len());
     for &policy in &plan.policies {
         match start_server(&args, policy).await {
@@ -384,7 +413,7 @@ async fn finish(
     let outcome = measure(plan, ceilings, &targets).await;
     for target in &mut targets {
         if outcome.is_ok() {
-            audit_phase(target).await;
+            audit_phase(target, report::Judging::of_plan(plan)).await;
         }
         if let Some(rss) = target.resident_kib() {
             eprintln!(
@@ -546,7 +575,7 @@ async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String
 /// The independent auditor over the log the workloads left (every entry, over HTTP, with the
 /// Merkle root, the checkpoint signature and every invariant), against the target of
 /// 200,000 entries/s.
-async fn audit_phase(target: &Target) {
+async fn audit_phase(target: &Target, judging: report::Judging) {
     let server = target.first();
     let started = Instant::now();
     match crate::cli::audit::audit(&server.base, None, false).await {
@@ -560,7 +589,7 @@ async fn audit_phase(target: &Target) {
                 rate,
                 if outcome.report.ok { "all checks hold" } else { "VIOLATIONS" },
                 outcome.report.refunds_total,
-                if rate >= 200_000.0 { "met" } else { "NOT met" }
+                judging.verdict(rate >= 200_000.0)
             );
         }
         Err(e) => println!("pennypost audit ({}): could not finish: {e}", target.label),

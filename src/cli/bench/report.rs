@@ -276,7 +276,7 @@ impl Judging {
     }
 }
 
-fn ratio(value: f64, ceiling: f64, of: &str) -> String {
+pub(super) fn ratio(value: f64, ceiling: f64, of: &str) -> String {
     if ceiling > 0.0 {
         format!("{:.2} of {of}", value / ceiling)
     } else {
@@ -340,7 +340,7 @@ pub(super) fn target_lines(
     lines
 }
 
-struct Row {
+pub(super) struct Row {
     name: String,
     rate: f64,
     /// p50, p99, p999 in ms, errors; `None` for in-process rows.
@@ -351,7 +351,7 @@ struct Row {
 }
 
 impl Row {
-    fn http(name: &str, phase: &Phase, versus: &str) -> Row {
+    pub(super) fn http(name: &str, phase: &Phase, versus: &str) -> Row {
         Row {
             name: name.to_string(),
             rate: phase.rate(),
@@ -380,7 +380,7 @@ impl Row {
 }
 
 /// Prints the rows as a Markdown table, so a run can be pasted into docs as it is.
-fn print_table(rows: &[Row]) {
+pub(super) fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
     println!(
         "| {:<width$} | {:>9} | {:>8} | {:>8} | {:>8} | {:>6} | {:<22} | {:>12} | {:>12} |",
