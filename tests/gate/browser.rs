@@ -187,6 +187,24 @@ async fn gate_js_labels_and_stamps_priced_requests_and_a_bare_form_meets_the_402
         2,
         "two priced calls reached the hold: {logs}"
     );
+
+    // With no stamps, and the member declining to buy (no API key given): fetch goes without
+    // stamps, the gate answers 402 (no hold needed), and gate.js puts a notice on the page.
+    assert!(c.find(Locator::Css(".pennypost-notice")).await.is_err());
+    let refused = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             localStorage.setItem('pennypost.stamps', '[]');\
+             window.prompt = () => null;\
+             fetch('/comments', {method: 'POST', body: 'text=bare'})\
+               .then(async (r) => done([r.status, (await r.json()).code]));",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(refused, json!([402, "payment_required"]));
+    let said = wait_text(c, ".pennypost-notice", |t| !t.is_empty()).await;
+    assert!(said.starts_with("This action costs 1 stamp"), "{said}");
     c.clone().close().await.expect("close");
 }
 
