@@ -52,7 +52,8 @@ pub(super) async fn run(plan: &Plan, ceilings: &Ceilings) -> Result<Report, Stri
         .tempdir()
         .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let config_path = dir.path().join("gate.toml");
-    let mint = Server::start(dir.path().to_path_buf(), None, policy, None, false).await?;
+    let root = dir.path().to_path_buf();
+    let mint = Server::start(root, None, policy, None, false, &plan.launch).await?;
     let mut target = Target {
         label: "gate".into(),
         policy,

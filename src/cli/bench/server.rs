@@ -94,6 +94,16 @@ impl Target {
     }
 }
 
+/// Which executable a server under test runs, and what it adds to the bench's own `serve`
+/// arguments.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Launch {
+    /// Another build of pennypost (`--against`); `None`: this executable.
+    pub(super) exe: Option<PathBuf>,
+    /// Added after the bench's arguments (`--serve-arg`).
+    pub(super) args: Vec<String>,
+}
+
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) base: String,
@@ -111,16 +121,21 @@ impl Server {
     /// `dir` holds it) under `policy`, and waits for its listening line. With `shared`, the
     /// store is that PostgreSQL database, and the keys directory and admin token are the
     /// shared ones (`root` then only holds the data directory, which keeps nothing). With
-    /// `metrics`, it also serves its Prometheus metrics on a port of its own.
+    /// `metrics`, it also serves its Prometheus metrics on a port of its own. `launch` says
+    /// which executable runs it, with what more arguments.
     pub(super) async fn start(
         root: PathBuf,
         dir: Option<tempfile::TempDir>,
         policy: Policy,
         shared: Option<&Shared>,
         metrics: bool,
+        launch: &Launch,
     ) -> Result<Server, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
+        let exe = match &launch.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the pennypost executable: {e}"))?,
+        };
         let data_dir: PathBuf = root.join("data");
         let (keys_dir, admin_token) = match shared {
             Some(shared) => (shared.keys_dir.clone(), shared.admin_token.clone()),
@@ -147,6 +162,7 @@ impl Server {
             // The post and vote workloads stay payable under either policy: each payer posts
             // once and votes once per post (see `payers`).
             .args(policy.args())
+            .args(&launch.args)
             .env("PENNYPOST_ADMIN_TOKEN", &admin_token)
             .env("PENNYPOST_LOG", "warn")
             .stdin(Stdio::null())
@@ -174,10 +190,14 @@ impl Server {
         })
         .await?;
         eprintln!(
-            "bench: server {} ({} policy{}) pid {} (data in {})",
+            "bench: server {} ({} policy{}{}) pid {} (data in {})",
             base,
             policy.name(),
             if shared.is_some() { ", PostgreSQL" } else { "" },
+            match &launch.exe {
+                Some(exe) => format!(", {}", exe.display()),
+                None => String::new(),
+            },
             child.id().unwrap_or(0),
             root.display()
         );
