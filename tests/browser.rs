@@ -665,27 +665,24 @@ async fn a_member_sees_prices_votes_refunds_and_the_ledger() {
 
 /// A server with the test payment provider, on a port chosen first: its pay page is at its
 /// `--public-url`, which must be its own address.
-fn start_paying(dir: &std::path::Path) -> process::Served {
+fn start_paying(dir: &std::path::Path, more: &[&str]) -> process::Served {
     let address = format!("127.0.0.1:{}", free_port());
     let public_url = format!("http://{address}");
     let (data, keys) = (dir.join("data"), dir.join("keys"));
-    let served = process::start(
-        &[
-            "--listen",
-            &address,
-            "--public-url",
-            &public_url,
-            "--payment-provider",
-            "test",
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-            "--keys-dir",
-            keys.to_str().expect("utf-8"),
-        ],
-        &[],
-        &dir.join("serve.log"),
-        false,
-    );
+    let mut args = vec![
+        "--listen",
+        &address,
+        "--public-url",
+        &public_url,
+        "--payment-provider",
+        "test",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--keys-dir",
+        keys.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(more);
+    let served = process::start(&args, &[], &dir.join("serve.log"), false);
     assert_eq!(served.base_url, public_url);
     served
 }
@@ -694,7 +691,7 @@ fn start_paying(dir: &std::path::Path) -> process::Served {
 async fn a_member_adds_money_with_the_test_provider() {
     let _one = ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let served = start_paying(dir.path());
+    let served = start_paying(dir.path(), &[]);
     let base = served.base_url.clone();
     let browser = browser().await;
     let client = &browser.client;
@@ -823,4 +820,55 @@ async fn get_with_key(base: &str, path: &str, key: &str) -> (u16, Value) {
         .expect("GET");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_nothing_was_charged_when_a_provider_is_down() {
+    let _one = ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Stripe's API on a loopback port nobody listens on: the server answers 503.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let served = start_paying(
+        dir.path(),
+        &[
+            "--currency",
+            "USD",
+            "--payment-test-beside-real",
+            "--stripe-secret-key",
+            "rk_test_down",
+            "--stripe-webhook-secret",
+            "whsec_down",
+            "--stripe-api-base",
+            &down,
+        ],
+    );
+    let base = served.base_url.clone();
+    let browser = browser().await;
+    let client = &browser.client;
+    client.goto(&format!("{base}/")).await.expect("open page");
+    let (_, key) = sign_up(client, "unlucky").await;
+
+    // Both providers have a button; the real one says nothing of test mode.
+    let card = wait_text(client, "#pay-stripe", "Stripe's button", |t| {
+        t.contains("card")
+    })
+    .await;
+    assert!(!card.contains("test mode"), "{card}");
+    wait_text(client, "#pay-test", "the test button", |t| {
+        t.contains("test mode")
+    })
+    .await;
+    fill(client, "#add-amount", "500").await;
+    click(client, "#pay-stripe").await;
+    let message = wait_text(client, "#message", "the provider down", |t| {
+        t.contains("could not be reached")
+    })
+    .await;
+    assert!(message.contains("Nothing was charged"), "{message}");
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/", "the page stays: {url}");
+    let (status, list) = get_with_key(&base, "/v1/payments", &key).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["payments"], json!([]), "nothing recorded: {list}");
+    client.clone().close().await.expect("close session");
 }

@@ -153,6 +153,10 @@ async function addMoney(p) {
   }
   if (!r.ok) {
     if (r.problem.code === "unauthorized") { await loadAccount(); return; }
+    if (r.problem.code === "service_unavailable") {
+      say("The payment provider (" + p.provider + ") could not be reached. Nothing was charged and nothing is pending: try again in a minute.", "error");
+      return;
+    }
     say("The payment could not be started. " + words(r, "payment"), "error");
     return;
   }
