@@ -159,16 +159,22 @@ fn taken(providers: &[PaymentProvider]) -> String {
         .join(", ")
 }
 
-/// What a refusal of the server means for a payment, in words.
-fn refusal(target: &Target, answer: &Answer, provider: &str) -> String {
+/// What a refusal of the server means, in words: `creating` names the provider of a payment
+/// being created (a 503 then means its API failed and nothing was recorded).
+fn refusal(target: &Target, answer: &Answer, creating: Option<&str>) -> String {
     let code = answer.problem().map(|p| p.code);
-    match (answer.status, code) {
-        (503, _) | (_, Some(ErrorCode::ServiceUnavailable)) => format!(
+    let unavailable = answer.status == 503 || code == Some(ErrorCode::ServiceUnavailable);
+    match creating {
+        Some(provider) if unavailable => format!(
             "{}: the server could not reach the payment provider ({provider}) or is \
              unavailable; nothing was charged and nothing is pending: try again in a minute",
             answer.describe()
         ),
-        (404, _) => format!(
+        None if unavailable => format!(
+            "{}: the server is unavailable; try again in a minute",
+            answer.describe()
+        ),
+        None if answer.status == 404 => format!(
             "{}: no such payment of this account on {}",
             answer.describe(),
             target.server
@@ -321,7 +327,7 @@ async fn create(
             });
         match call(request, &url).await {
             Ok(answer) if answer.status == 201 || answer.status == 200 => return answer.json(),
-            Ok(answer) => return Err(refusal(target, &answer, &chosen.provider)),
+            Ok(answer) => return Err(refusal(target, &answer, Some(&chosen.provider))),
             Err(e) => last_error = e,
         }
     }
@@ -399,7 +405,7 @@ async fn wait(
             Ok(Err(answer)) if answer.status == 503 || answer.status == 429 => {
                 Some(answer.describe())
             }
-            Ok(Err(answer)) => break Err(refusal(target, &answer, "")),
+            Ok(Err(answer)) => break Err(refusal(target, &answer, None)),
             Err(e) => Some(e),
         };
         if let Some(why) = failure {
@@ -503,7 +509,7 @@ async fn list(
     }
     let answer = call(client.get(&url).bearer_auth(key), &url).await?;
     if answer.status != 200 {
-        return Err(refusal(target, &answer, ""));
+        return Err(refusal(target, &answer, None));
     }
     let page: PaymentsPageResponse = answer.json()?;
     if page.payments.is_empty() {
@@ -559,7 +565,7 @@ async fn check(
 ) -> Result<(), String> {
     let view = match payment(client, target, key, id).await? {
         Ok(view) => view,
-        Err(answer) => return Err(refusal(target, &answer, "")),
+        Err(answer) => return Err(refusal(target, &answer, None)),
     };
     println!("payment:  {}", view.payment_id);
     println!(
