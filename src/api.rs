@@ -130,11 +130,14 @@ pub enum ErrorCode {
     HoldExpired,
     /// Extension, 409: a release of a captured hold.
     HoldCaptured,
+    /// Extension, 400: an operator's credit or debit names a reference beginning with a
+    /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
+    ReservedReference,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -159,6 +162,7 @@ impl ErrorCode {
         ErrorCode::StampHeld,
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
+        ErrorCode::ReservedReference,
     ];
 
     /// The code as it is written on the wire (the same text serde writes).
@@ -188,6 +192,7 @@ impl ErrorCode {
             ErrorCode::StampHeld => "stamp_held",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
+            ErrorCode::ReservedReference => "reserved_reference",
         }
     }
 }
@@ -333,7 +338,8 @@ pub struct AccountResponse {
 pub struct CreditRequest {
     pub amount: u64,
     /// Unique across the ledger: the same reference with the same account and amount credits
-    /// nothing and answers as the first time did.
+    /// nothing and answers as the first time did. References beginning `stripe:`, `btcpay:`
+    /// or `test:` are the payment providers' and refused (`reserved_reference`).
     pub reference: String,
 }
 
@@ -341,7 +347,8 @@ pub struct CreditRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreditResponse {
     pub account_id: Uuid,
-    pub balance: u64,
+    /// The balance right after the credit; below zero while the account is in debt.
+    pub balance: i64,
     pub ledger_index: u64,
 }
 

@@ -87,6 +87,10 @@ pub enum Error {
     /// Occurs when a release names a captured hold.
     #[error("the hold was captured; its stamps are spent")]
     HoldCaptured,
+    /// Occurs when an operator's credit or debit names a reference beginning with a payment
+    /// provider's prefix (`stripe:`, `btcpay:`, `test:`).
+    #[error("{0}; choose another reference")]
+    ReservedReference(String),
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,6 +119,7 @@ impl Error {
             Error::StampHeld(_) => ErrorCode::StampHeld,
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::HoldCaptured => ErrorCode::HoldCaptured,
+            Error::ReservedReference(_) => ErrorCode::ReservedReference,
         }
     }
 }
@@ -142,6 +147,7 @@ impl From<Refusal> for Error {
             Refusal::HoldExpired => Error::HoldExpired,
             Refusal::HoldCaptured => Error::HoldCaptured,
             Refusal::HoldTtl => Error::BadRequest(r.to_string()),
+            Refusal::ReservedReference { .. } => Error::ReservedReference(r.to_string()),
             Refusal::NameTaken => Error::NameTaken,
             // Both mean this server's keys directory is not the ledger's: a configuration
             // fault no client can fix, but another server behind the same address may serve.

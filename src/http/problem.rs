@@ -16,7 +16,7 @@ use crate::error::Error;
 /// The HTTP status of each error.
 pub fn status(error: &Error) -> StatusCode {
     match error {
-        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::BadRequest(_) | Error::ReservedReference(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -65,6 +65,7 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::StampHeld => "Stamp held",
         ErrorCode::HoldExpired => "Hold expired",
         ErrorCode::HoldCaptured => "Hold captured",
+        ErrorCode::ReservedReference => "Reserved reference",
     }
 }
 
