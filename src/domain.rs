@@ -94,6 +94,85 @@ pub struct CreditRecord {
     pub ledger_index: u64,
 }
 
+/// Where a credit's money came from, or where a debit's went back to: the operator (by hand)
+/// or a payment provider. Written as the entry's `source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreditSource {
+    Operator,
+    Stripe,
+    Btcpay,
+    Test,
+}
+
+impl CreditSource {
+    /// Every source.
+    pub const ALL: [CreditSource; 4] = [
+        CreditSource::Operator,
+        CreditSource::Stripe,
+        CreditSource::Btcpay,
+        CreditSource::Test,
+    ];
+
+    /// The source as the ledger writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditSource::Operator => "operator",
+            CreditSource::Stripe => "stripe",
+            CreditSource::Btcpay => "btcpay",
+            CreditSource::Test => "test",
+        }
+    }
+
+    /// The prefix every reference of a provider begins with (`stripe:`); none for the
+    /// operator, whose references may begin with anything but a provider's prefix.
+    pub fn prefix(self) -> Option<&'static str> {
+        match self {
+            CreditSource::Operator => None,
+            CreditSource::Stripe => Some("stripe:"),
+            CreditSource::Btcpay => Some("btcpay:"),
+            CreditSource::Test => Some("test:"),
+        }
+    }
+
+    /// The source a reference belongs to: the provider whose prefix it begins with, else the
+    /// operator. A credit or debit whose source is not its reference's is refused, so no
+    /// operator's reference can ever collide with a provider's.
+    pub fn of_reference(reference: &str) -> CreditSource {
+        CreditSource::ALL
+            .into_iter()
+            .find(|source| {
+                source
+                    .prefix()
+                    .is_some_and(|prefix| reference.starts_with(prefix))
+            })
+            .unwrap_or(CreditSource::Operator)
+    }
+}
+
+/// Why money went back out of an account: written as a debit entry's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DebitReason {
+    /// A provider's refund of a payment.
+    Refund,
+    /// A card dispute's withdrawn funds.
+    Dispute,
+    /// An operator's correction.
+    Correction,
+}
+
+impl DebitReason {
+    /// The reason as the ledger writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DebitReason::Refund => "refund",
+            DebitReason::Dispute => "dispute",
+            DebitReason::Correction => "correction",
+        }
+    }
+}
+
 /// The sale of one stamp: who bought it (its payer), under which key, its lifetime and price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sale {

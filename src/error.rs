@@ -90,6 +90,10 @@ pub enum Error {
     /// Occurs when a payment webhook's signature is missing, malformed, stale or wrong.
     #[error("the webhook's signature does not verify: {0}")]
     InvalidWebhookSignature(String),
+    /// Occurs when an operator's credit or debit names a reference beginning with a payment
+    /// provider's prefix (`stripe:`, `btcpay:`, `test:`).
+    #[error("{0}; choose another reference")]
+    ReservedReference(String),
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -119,6 +123,7 @@ impl Error {
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::HoldCaptured => ErrorCode::HoldCaptured,
             Error::InvalidWebhookSignature(_) => ErrorCode::InvalidWebhookSignature,
+            Error::ReservedReference(_) => ErrorCode::ReservedReference,
         }
     }
 }
@@ -146,6 +151,7 @@ impl From<Refusal> for Error {
             Refusal::HoldExpired => Error::HoldExpired,
             Refusal::HoldCaptured => Error::HoldCaptured,
             Refusal::HoldTtl => Error::BadRequest(r.to_string()),
+            Refusal::ReservedReference { .. } => Error::ReservedReference(r.to_string()),
             Refusal::NameTaken => Error::NameTaken,
             // Both mean this server's keys directory is not the ledger's: a configuration
             // fault no client can fix, but another server behind the same address may serve.

@@ -16,7 +16,9 @@ use crate::error::Error;
 /// The HTTP status of each error.
 pub fn status(error: &Error) -> StatusCode {
     match error {
-        Error::BadRequest(_) | Error::InvalidWebhookSignature(_) => StatusCode::BAD_REQUEST,
+        Error::BadRequest(_) | Error::InvalidWebhookSignature(_) | Error::ReservedReference(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -66,6 +68,7 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::HoldExpired => "Hold expired",
         ErrorCode::HoldCaptured => "Hold captured",
         ErrorCode::InvalidWebhookSignature => "Invalid webhook signature",
+        ErrorCode::ReservedReference => "Reserved reference",
     }
 }
 

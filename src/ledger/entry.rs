@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::CreditSource;
+
 /// Largest entry the server writes; the writer refuses anything larger. One limit, named once
 /// in the auditor crate (which says why it is 65,535), so the writer, the store and the checker
 /// cannot disagree.
@@ -45,6 +47,9 @@ pub enum Body {
         amount: u64,
         currency: String,
         reference_sha256: String,
+        /// Always written now; credits written before sources existed have none (the
+        /// auditor reads those as the operator's).
+        source: CreditSource,
     },
     Purchase {
         account: Uuid,

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{Policy, Post, PurchaseRecord, StampRef};
+use crate::domain::{CreditSource, Policy, Post, PurchaseRecord, StampRef};
 use crate::keys::KeyStatus;
 use crate::ledger::entry::SpendAction;
 use crate::stamp::Kid;
@@ -50,11 +50,14 @@ pub enum Command {
         name: Option<String>,
         api_key_sha256: [u8; 32],
     },
-    /// Money received for an account; `reference` is unique across the whole ledger.
+    /// Money received for an account; `reference` is unique across the whole ledger (among
+    /// credits and debits together) and belongs to `source`: a provider's begins with its
+    /// prefix (`stripe:`), the operator's with none of the providers' prefixes.
     Credit {
         account_id: Uuid,
         amount: u64,
         reference: String,
+        source: CreditSource,
     },
     Purchase {
         account_id: Uuid,
@@ -97,9 +100,10 @@ pub enum Outcome {
     },
     AccountCreated,
     /// A credit, new or replayed (`replayed` is true when the reference was credited before:
-    /// `balance` and `ledger_index` are then the first credit's).
+    /// `balance` and `ledger_index` are then the first credit's; `balance` is below zero while
+    /// the account is in debt).
     Credited {
-        balance: u64,
+        balance: i64,
         ledger_index: u64,
         replayed: bool,
     },
@@ -196,6 +200,8 @@ reasons! {
         TooManyInPurchase => "too many stamps in one purchase",
         StampNamedTwice => "a stamp is named twice",
         CreditNotPositive => "a credit must be positive",
+        /// A provider's credit or debit whose reference does not begin with its prefix.
+        ProviderReference => "a payment provider's reference must begin with its prefix",
         ExpiresBeforeIssued => "a stamp must expire after it is issued",
         KidNotOfKey => "a key's kid must be the id of its public key",
         Currency => "a policy's currency must be 1 to 32 characters, without control \
@@ -290,6 +296,11 @@ pub enum Refusal {
     /// Occurs when a release names a captured hold.
     #[error("the hold was captured")]
     HoldCaptured,
+    /// Occurs when the operator's credit or debit names a reference beginning with a payment
+    /// provider's prefix (`stripe:`, `btcpay:`, `test:`): those are the providers' alone, so
+    /// a manual credit can never take a payment's reference before the provider's credit.
+    #[error("references beginning {prefix} belong to a payment provider")]
+    ReservedReference { prefix: &'static str },
     /// Occurs when a hold's time to live is outside 1 to [`super::HOLD_TTL_SECS_MAX`] seconds.
     #[error("a hold's ttl_secs must be 1 to {} seconds", super::HOLD_TTL_SECS_MAX)]
     HoldTtl,

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{ledger, Amount, Conflict, InvalidCommand, Missing, Settings};
 use super::{Applied, Outcome, Refusal};
-use crate::domain::CreditRecord;
+use crate::domain::{CreditRecord, CreditSource};
 use crate::ledger::entry::Body;
 use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
@@ -20,15 +20,19 @@ pub fn credit<T: StoreTx + ?Sized>(
     account_id: Uuid,
     amount: u64,
     reference: &str,
+    source: CreditSource,
 ) -> Result<Applied, StoreError> {
     if amount == 0 {
         return Ok(Err(Refusal::Invalid(InvalidCommand::CreditNotPositive)));
+    }
+    if let Err(refusal) = reference_of(reference, source) {
+        return Ok(Err(refusal));
     }
     let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
     if let Some(first) = tx.credit(&reference_sha256)? {
         if first.account_id == account_id && first.amount == amount {
             return Ok(Ok(Outcome::Credited {
-                balance: first.balance,
+                balance: signed(first.balance),
                 ledger_index: first.ledger_index,
                 replayed: true,
             }));
@@ -38,7 +42,11 @@ pub fn credit<T: StoreTx + ?Sized>(
     let Some(mut account) = tx.account(account_id)? else {
         return Ok(Err(Refusal::NotFound(Missing::Account)));
     };
-    let Some(balance) = account.balance.checked_add(amount) else {
+    let Some(balance) = account
+        .balance
+        .checked_add(amount)
+        .filter(|balance| i64::try_from(*balance).is_ok())
+    else {
         return Ok(Err(Refusal::Overflow(Amount::Balance)));
     };
     account.balance = balance;
@@ -50,6 +58,7 @@ pub fn credit<T: StoreTx + ?Sized>(
             amount,
             currency: settings.currency.clone(),
             reference_sha256: hex::encode(reference_sha256),
+            source,
         },
     )?;
     tx.put_account(&account)?;
@@ -63,8 +72,26 @@ pub fn credit<T: StoreTx + ?Sized>(
         },
     )?;
     Ok(Ok(Outcome::Credited {
-        balance,
+        balance: signed(balance),
         ledger_index: index,
         replayed: false,
     }))
+}
+
+/// A balance as answered: the rules keep every balance at most `i64::MAX`.
+fn signed(balance: u64) -> i64 {
+    i64::try_from(balance).unwrap_or(i64::MAX)
+}
+
+/// Refuses a reference that is not `source`'s: the operator's may not begin with a provider's
+/// prefix (`reserved_reference`), a provider's must begin with its own.
+pub(super) fn reference_of(reference: &str, source: CreditSource) -> Result<(), Refusal> {
+    let owner = CreditSource::of_reference(reference);
+    if owner == source {
+        return Ok(());
+    }
+    match (source, owner.prefix()) {
+        (CreditSource::Operator, Some(prefix)) => Err(Refusal::ReservedReference { prefix }),
+        _ => Err(Refusal::Invalid(InvalidCommand::ProviderReference)),
+    }
 }

@@ -617,6 +617,7 @@ impl Reads for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CreditSource;
     use crate::rules::{self, Command, Settings};
 
     fn apply(
@@ -671,6 +672,7 @@ mod tests {
                 account_id: a,
                 amount: 10_000,
                 reference: "first".into(),
+                source: CreditSource::Operator,
             },
         ];
         assert!(apply(&store, &open, t)
@@ -691,12 +693,14 @@ mod tests {
                 account_id: a,
                 amount: 5,
                 reference: "second".into(),
+                source: CreditSource::Operator,
             },
             purchase(a, 10, 3, t),
             Command::Credit {
                 account_id: a,
                 amount: 7,
                 reference: "fourth".into(),
+                source: CreditSource::Operator,
             },
         ];
         assert!(apply(&store, &batch, t.plus_secs(5)).is_err());
@@ -711,6 +715,7 @@ mod tests {
             account_id: a,
             amount: 1,
             reference: "third".into(),
+            source: CreditSource::Operator,
         };
         assert!(apply(&store, &[credit], t.plus_secs(1)).expect("apply")[0].is_ok());
         let entry = store.entries(size, 1).expect("entries");

@@ -53,6 +53,7 @@ macro_rules! conformance {
             credit::a_credit_replayed_answers_the_first_and_appends_nothing,
             credit::a_credit_reference_reused_otherwise_conflicts,
             credit::a_credit_past_the_largest_balance_overflows,
+            credit::a_credit_carries_its_source_and_provider_references_are_theirs,
             purchase::a_purchase_sells_stamps_for_the_balance,
             purchase::a_purchase_for_an_unknown_account_is_not_found,
             purchase::a_purchase_beyond_the_balance_is_refused,

@@ -15,7 +15,9 @@ use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PostRecord, PurchaseKeyRecord, SpentPart,
 };
 use super::{SledStore, SEGMENT_BYTES};
-use crate::domain::{Account, CreditRecord, Post, PurchaseRecord, Sale, SpentRecord, StampRef};
+use crate::domain::{
+    Account, CreditRecord, CreditSource, Post, PurchaseRecord, Sale, SpentRecord, StampRef,
+};
 use crate::keys::{public_key_text, KeyStatus, PublishedKey};
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::entry::{SpendAction, ENTRY_BYTES_MAX};
@@ -128,6 +130,7 @@ fn opened_with_stamps(dir: &Path, stamps: &[Uuid]) -> (SledStore, Uuid) {
             account_id: account,
             amount: 100 + stamps.len() as u64,
             reference: "setup".into(),
+            source: CreditSource::Operator,
         },
         Command::Purchase {
             account_id: account,
@@ -334,6 +337,7 @@ fn a_damaged_hash_chunk_is_reported_and_nothing_is_appended() {
         account_id: account,
         amount: 5,
         reference: "after the damage".into(),
+        source: CreditSource::Operator,
     };
     match store.apply(&[credit], Timestamp::from_unix(T0 + 1)) {
         Err(StoreError::Corrupt { .. }) => {}
@@ -365,6 +369,7 @@ fn ledger_entries_read_back_from_any_start_across_bundles() {
                 account_id: account,
                 amount: 1000,
                 reference: format!("round {round} credit {i}"),
+                source: CreditSource::Operator,
             })
             .collect();
         batch.push(Command::Purchase {
