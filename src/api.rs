@@ -133,11 +133,13 @@ pub enum ErrorCode {
     /// Extension, 400: an operator's credit or debit names a reference beginning with a
     /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
     ReservedReference,
+    /// Extension, 422: a debit would revoke more stamps at once than one ledger entry holds.
+    DebitTooLarge,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -163,6 +165,7 @@ impl ErrorCode {
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
         ErrorCode::ReservedReference,
+        ErrorCode::DebitTooLarge,
     ];
 
     /// The code as it is written on the wire (the same text serde writes).
@@ -193,6 +196,7 @@ impl ErrorCode {
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
             ErrorCode::ReservedReference => "reserved_reference",
+            ErrorCode::DebitTooLarge => "debit_too_large",
         }
     }
 }

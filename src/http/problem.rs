@@ -28,9 +28,10 @@ pub fn status(error: &Error) -> StatusCode {
         | Error::HoldExpired
         | Error::HoldCaptured => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Error::Stamp(_)
+        | Error::WrongStampCount { .. }
+        | Error::MixedPayers
+        | Error::DebitTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::RateLimited { .. } | Error::AuthFailuresLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
@@ -66,6 +67,7 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::HoldExpired => "Hold expired",
         ErrorCode::HoldCaptured => "Hold captured",
         ErrorCode::ReservedReference => "Reserved reference",
+        ErrorCode::DebitTooLarge => "Debit too large",
     }
 }
 
