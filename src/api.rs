@@ -142,11 +142,13 @@ pub enum ErrorCode {
     /// Extension, 400: an operator's credit or debit names a reference beginning with a
     /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
     ReservedReference,
+    /// Extension, 422: a debit would revoke more stamps at once than one ledger entry holds.
+    DebitTooLarge,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -173,6 +175,7 @@ impl ErrorCode {
         ErrorCode::HoldCaptured,
         ErrorCode::InvalidWebhookSignature,
         ErrorCode::ReservedReference,
+        ErrorCode::DebitTooLarge,
     ];
 
     /// The code as it is written on the wire (the same text serde writes).
@@ -204,6 +207,7 @@ impl ErrorCode {
             ErrorCode::HoldCaptured => "hold_captured",
             ErrorCode::InvalidWebhookSignature => "invalid_webhook_signature",
             ErrorCode::ReservedReference => "reserved_reference",
+            ErrorCode::DebitTooLarge => "debit_too_large",
         }
     }
 }

@@ -19,7 +19,7 @@ pub enum Error {
     Unauthorized(&'static str),
     /// Occurs when a purchase costs more than the balance.
     #[error("balance {balance} is below the price {total}")]
-    InsufficientFunds { balance: u64, total: u64 },
+    InsufficientFunds { balance: i64, total: u64 },
     /// Occurs when the named account, post, stamp or route does not exist.
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -94,6 +94,9 @@ pub enum Error {
     /// provider's prefix (`stripe:`, `btcpay:`, `test:`).
     #[error("{0}; choose another reference")]
     ReservedReference(String),
+    /// Occurs when a debit would revoke more stamps at once than one ledger entry holds.
+    #[error("{0}")]
+    DebitTooLarge(String),
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,6 +127,7 @@ impl Error {
             Error::HoldCaptured => ErrorCode::HoldCaptured,
             Error::InvalidWebhookSignature(_) => ErrorCode::InvalidWebhookSignature,
             Error::ReservedReference(_) => ErrorCode::ReservedReference,
+            Error::DebitTooLarge(_) => ErrorCode::DebitTooLarge,
         }
     }
 }
@@ -152,6 +156,7 @@ impl From<Refusal> for Error {
             Refusal::HoldCaptured => Error::HoldCaptured,
             Refusal::HoldTtl => Error::BadRequest(r.to_string()),
             Refusal::ReservedReference { .. } => Error::ReservedReference(r.to_string()),
+            Refusal::RevokeTooLarge => Error::DebitTooLarge(r.to_string()),
             Refusal::NameTaken => Error::NameTaken,
             // Both mean this server's keys directory is not the ledger's: a configuration
             // fault no client can fix, but another server behind the same address may serve.

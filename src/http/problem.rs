@@ -30,9 +30,10 @@ pub fn status(error: &Error) -> StatusCode {
         | Error::HoldExpired
         | Error::HoldCaptured => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Error::Stamp(_)
+        | Error::WrongStampCount { .. }
+        | Error::MixedPayers
+        | Error::DebitTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::RateLimited { .. } | Error::AuthFailuresLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
@@ -69,6 +70,7 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::HoldCaptured => "Hold captured",
         ErrorCode::InvalidWebhookSignature => "Invalid webhook signature",
         ErrorCode::ReservedReference => "Reserved reference",
+        ErrorCode::DebitTooLarge => "Debit too large",
     }
 }
 

@@ -5,14 +5,15 @@ use uuid::Uuid;
 
 use super::{ledger, Amount, Conflict, InvalidCommand, Missing, Settings};
 use super::{Applied, Outcome, Refusal};
-use crate::domain::{CreditRecord, CreditSource};
+use crate::domain::{CreditRecord, CreditSource, MoneyKind};
 use crate::ledger::entry::Body;
 use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
-/// Credits `amount` to an account. The reference is unique across the whole ledger: the same
-/// reference with the same account and amount answers as the first credit did and credits
-/// nothing; with another account or amount it is an idempotency conflict.
+/// Credits `amount` to an account, paying off its debt first. The reference is unique among
+/// credits and debits together: the same reference with the same account and amount, as a
+/// credit, answers as the first credit did and credits nothing; with another account or
+/// amount, or a debit's reference, it is an idempotency conflict.
 pub fn credit<T: StoreTx + ?Sized>(
     tx: &T,
     settings: &Settings,
@@ -30,9 +31,12 @@ pub fn credit<T: StoreTx + ?Sized>(
     }
     let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
     if let Some(first) = tx.credit(&reference_sha256)? {
-        if first.account_id == account_id && first.amount == amount {
+        if first.account_id == account_id
+            && first.amount == amount
+            && first.kind == MoneyKind::Credit
+        {
             return Ok(Ok(Outcome::Credited {
-                balance: signed(first.balance),
+                balance: first.balance,
                 ledger_index: first.ledger_index,
                 replayed: true,
             }));
@@ -42,14 +46,10 @@ pub fn credit<T: StoreTx + ?Sized>(
     let Some(mut account) = tx.account(account_id)? else {
         return Ok(Err(Refusal::NotFound(Missing::Account)));
     };
-    let Some(balance) = account
-        .balance
-        .checked_add(amount)
-        .filter(|balance| i64::try_from(*balance).is_ok())
-    else {
+    if account.add_money(amount).is_none() {
         return Ok(Err(Refusal::Overflow(Amount::Balance)));
-    };
-    account.balance = balance;
+    }
+    let balance = account.signed_balance();
     let index = ledger::append(
         tx,
         time,
@@ -69,18 +69,14 @@ pub fn credit<T: StoreTx + ?Sized>(
             amount,
             balance,
             ledger_index: index,
+            kind: MoneyKind::Credit,
         },
     )?;
     Ok(Ok(Outcome::Credited {
-        balance: signed(balance),
+        balance,
         ledger_index: index,
         replayed: false,
     }))
-}
-
-/// A balance as answered: the rules keep every balance at most `i64::MAX`.
-fn signed(balance: u64) -> i64 {
-    i64::try_from(balance).unwrap_or(i64::MAX)
 }
 
 /// Refuses a reference that is not `source`'s: the operator's may not begin with a provider's

@@ -523,6 +523,7 @@ fn check_applied(
     let index = match applied {
         Ok(Outcome::KeyPublished { ledger_index })
         | Ok(Outcome::Credited { ledger_index, .. })
+        | Ok(Outcome::Debited { ledger_index, .. })
         | Ok(Outcome::Spent { ledger_index, .. }) => Some(*ledger_index),
         Ok(Outcome::Purchased { record, .. }) => Some(record.ledger_index),
         Ok(Outcome::Policy { ledger_index }) => *ledger_index,
