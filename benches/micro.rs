@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use divan::{black_box, Bencher};
 use ed25519_dalek::SigningKey;
-use pennypost::domain::StampRef;
+use pennypost::domain::{CreditSource, StampRef};
 use pennypost::ledger::check::LedgerChecker;
 use pennypost::ledger::entry::{self, Body, SpendAction};
 use pennypost::rules::{Applied, Command, SpendFor};
@@ -134,6 +134,7 @@ fn synthetic_log(entries: usize) -> Vec<Vec<u8>> {
                     amount: 10,
                     currency: "cents".into(),
                     reference_sha256: format!("{:064x}", round),
+                    source: CreditSource::Operator,
                 },
             )
             .expect("encode"),
@@ -230,6 +231,7 @@ fn store_with(n: u64) -> &'static SledStore {
                 account_id: account,
                 amount: 1,
                 reference: format!("r{i}"),
+                source: CreditSource::Operator,
             })
             .collect();
         for chunk in commands.chunks(256) {
@@ -263,6 +265,7 @@ fn ledger_append_one_spend_entry(bencher: Bencher) {
                 account_id: account,
                 amount: 1_000_000,
                 reference: "r".into(),
+                source: CreditSource::Operator,
             }],
             Timestamp::from_unix(0),
         )

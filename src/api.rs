@@ -139,11 +139,16 @@ pub enum ErrorCode {
     /// Extension, 400: a payment webhook whose signature is missing, malformed, stale or
     /// does not match; nothing was done.
     InvalidWebhookSignature,
+    /// Extension, 400: an operator's credit or debit names a reference beginning with a
+    /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
+    ReservedReference,
+    /// Extension, 422: a debit would revoke more stamps at once than one ledger entry holds.
+    DebitTooLarge,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -169,6 +174,8 @@ impl ErrorCode {
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
         ErrorCode::InvalidWebhookSignature,
+        ErrorCode::ReservedReference,
+        ErrorCode::DebitTooLarge,
     ];
 
     /// The code as it is written on the wire (the same text serde writes).
@@ -199,6 +206,8 @@ impl ErrorCode {
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
             ErrorCode::InvalidWebhookSignature => "invalid_webhook_signature",
+            ErrorCode::ReservedReference => "reserved_reference",
+            ErrorCode::DebitTooLarge => "debit_too_large",
         }
     }
 }
@@ -344,7 +353,8 @@ pub struct AccountResponse {
 pub struct CreditRequest {
     pub amount: u64,
     /// Unique across the ledger: the same reference with the same account and amount credits
-    /// nothing and answers as the first time did.
+    /// nothing and answers as the first time did. References beginning `stripe:`, `btcpay:`
+    /// or `test:` are the payment providers' and refused (`reserved_reference`).
     pub reference: String,
 }
 
@@ -352,7 +362,8 @@ pub struct CreditRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreditResponse {
     pub account_id: Uuid,
-    pub balance: u64,
+    /// The balance right after the credit; below zero while the account is in debt.
+    pub balance: i64,
     pub ledger_index: u64,
 }
 

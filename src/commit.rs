@@ -379,6 +379,7 @@ mod tests {
                         account_id,
                         amount: 1,
                         reference: format!("r{i}"),
+                        source: crate::domain::CreditSource::Operator,
                     })
                     .await
             }));

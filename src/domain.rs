@@ -20,12 +20,53 @@ use crate::time::Timestamp;
 pub struct Account {
     pub account_id: Uuid,
     pub name: Option<String>,
+    /// What it may spend. Zero while it owes a [`Account::debt`]: one of the two is always 0.
     pub balance: u64,
+    /// What it owes: a debit took back more than its balance and its stamps covered. Credits
+    /// pay it off first; purchases are refused while it is above zero.
+    pub debt: u64,
     pub stamps_purchased: u64,
     pub stamps_spent: u64,
     pub created_at: Timestamp,
     /// Base postage refunded to this account so far, in minor units.
     pub refunds_total: u64,
+}
+
+impl Account {
+    /// The balance as clients read it: below zero while the account is in debt.
+    pub fn signed_balance(&self) -> i64 {
+        signed(self.balance).saturating_sub(signed(self.debt))
+    }
+
+    /// Adds money, paying off the debt first. `None` (and nothing changed) when the balance
+    /// would pass `i64::MAX`, the most a signed balance can show.
+    pub fn add_money(&mut self, amount: u64) -> Option<()> {
+        let paid = amount.min(self.debt);
+        let balance = self.balance.checked_add(amount - paid)?;
+        if balance > i64::MAX as u64 {
+            return None;
+        }
+        self.debt -= paid;
+        self.balance = balance;
+        Some(())
+    }
+
+    /// Takes money back, into a debt when the balance is short. `None` (and nothing changed)
+    /// when the debt would pass `i64::MAX`.
+    pub fn take_money(&mut self, amount: u64) -> Option<()> {
+        let from_balance = amount.min(self.balance);
+        let debt = self.debt.checked_add(amount - from_balance)?;
+        if debt > i64::MAX as u64 {
+            return None;
+        }
+        self.balance -= from_balance;
+        self.debt = debt;
+        Some(())
+    }
+}
+
+fn signed(amount: u64) -> i64 {
+    i64::try_from(amount).unwrap_or(i64::MAX)
 }
 
 /// A post on the board.
@@ -84,14 +125,116 @@ pub struct PurchaseRecord {
     pub stamp_ids: Vec<Uuid>,
 }
 
-/// A credit as kept for idempotent replay: the same reference with the same account and
-/// amount answers what the first credit answered.
+/// A credit or debit as kept for idempotent replay: the same reference with the same
+/// account, amount and kind answers what the first one answered. Credits and debits share the
+/// index, so a reference is used once among both.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreditRecord {
     pub account_id: Uuid,
     pub amount: u64,
-    pub balance: u64,
+    /// The balance right after it (and after a debit's revoke); below zero for a debt.
+    pub balance: i64,
     pub ledger_index: u64,
+    pub kind: MoneyKind,
+}
+
+/// Whether a [`CreditRecord`] is a credit or a debit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoneyKind {
+    Credit,
+    /// A debit, with the revoke that followed it, if one did.
+    Debit {
+        revoked: Option<Revoked>,
+    },
+}
+
+/// The `revoke` spend written right after a debit that left its account below zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    pub ledger_index: u64,
+    /// Stamps revoked.
+    pub stamps: u64,
+    /// Their unit prices' sum, given back to the balance.
+    pub amount: u64,
+}
+
+/// Where a credit's money came from, or where a debit's went back to: the operator (by hand)
+/// or a payment provider. Written as the entry's `source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreditSource {
+    Operator,
+    Stripe,
+    Btcpay,
+    Test,
+}
+
+impl CreditSource {
+    /// Every source.
+    pub const ALL: [CreditSource; 4] = [
+        CreditSource::Operator,
+        CreditSource::Stripe,
+        CreditSource::Btcpay,
+        CreditSource::Test,
+    ];
+
+    /// The source as the ledger writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditSource::Operator => "operator",
+            CreditSource::Stripe => "stripe",
+            CreditSource::Btcpay => "btcpay",
+            CreditSource::Test => "test",
+        }
+    }
+
+    /// The prefix every reference of a provider begins with (`stripe:`); none for the
+    /// operator, whose references may begin with anything but a provider's prefix.
+    pub fn prefix(self) -> Option<&'static str> {
+        match self {
+            CreditSource::Operator => None,
+            CreditSource::Stripe => Some("stripe:"),
+            CreditSource::Btcpay => Some("btcpay:"),
+            CreditSource::Test => Some("test:"),
+        }
+    }
+
+    /// The source a reference belongs to: the provider whose prefix it begins with, else the
+    /// operator. A credit or debit whose source is not its reference's is refused, so no
+    /// operator's reference can ever collide with a provider's.
+    pub fn of_reference(reference: &str) -> CreditSource {
+        CreditSource::ALL
+            .into_iter()
+            .find(|source| {
+                source
+                    .prefix()
+                    .is_some_and(|prefix| reference.starts_with(prefix))
+            })
+            .unwrap_or(CreditSource::Operator)
+    }
+}
+
+/// Why money went back out of an account: written as a debit entry's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DebitReason {
+    /// A provider's refund of a payment.
+    Refund,
+    /// A card dispute's withdrawn funds.
+    Dispute,
+    /// An operator's correction.
+    Correction,
+}
+
+impl DebitReason {
+    /// The reason as the ledger writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DebitReason::Refund => "refund",
+            DebitReason::Dispute => "dispute",
+            DebitReason::Correction => "correction",
+        }
+    }
 }
 
 /// The sale of one stamp: who bought it (its payer), under which key, its lifetime and price.

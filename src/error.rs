@@ -19,7 +19,7 @@ pub enum Error {
     Unauthorized(&'static str),
     /// Occurs when a purchase costs more than the balance.
     #[error("balance {balance} is below the price {total}")]
-    InsufficientFunds { balance: u64, total: u64 },
+    InsufficientFunds { balance: i64, total: u64 },
     /// Occurs when the named account, post, stamp or route does not exist.
     #[error("no such {0}")]
     NotFound(&'static str),
@@ -90,6 +90,13 @@ pub enum Error {
     /// Occurs when a payment webhook's signature is missing, malformed, stale or wrong.
     #[error("the webhook's signature does not verify: {0}")]
     InvalidWebhookSignature(String),
+    /// Occurs when an operator's credit or debit names a reference beginning with a payment
+    /// provider's prefix (`stripe:`, `btcpay:`, `test:`).
+    #[error("{0}; choose another reference")]
+    ReservedReference(String),
+    /// Occurs when a debit would revoke more stamps at once than one ledger entry holds.
+    #[error("{0}")]
+    DebitTooLarge(String),
     /// Occurs on a bug or storage failure; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -119,6 +126,8 @@ impl Error {
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::HoldCaptured => ErrorCode::HoldCaptured,
             Error::InvalidWebhookSignature(_) => ErrorCode::InvalidWebhookSignature,
+            Error::ReservedReference(_) => ErrorCode::ReservedReference,
+            Error::DebitTooLarge(_) => ErrorCode::DebitTooLarge,
         }
     }
 }
@@ -146,6 +155,8 @@ impl From<Refusal> for Error {
             Refusal::HoldExpired => Error::HoldExpired,
             Refusal::HoldCaptured => Error::HoldCaptured,
             Refusal::HoldTtl => Error::BadRequest(r.to_string()),
+            Refusal::ReservedReference { .. } => Error::ReservedReference(r.to_string()),
+            Refusal::RevokeTooLarge => Error::DebitTooLarge(r.to_string()),
             Refusal::NameTaken => Error::NameTaken,
             // Both mean this server's keys directory is not the ledger's: a configuration
             // fault no client can fix, but another server behind the same address may serve.

@@ -16,7 +16,9 @@ use crate::error::Error;
 /// The HTTP status of each error.
 pub fn status(error: &Error) -> StatusCode {
     match error {
-        Error::BadRequest(_) | Error::InvalidWebhookSignature(_) => StatusCode::BAD_REQUEST,
+        Error::BadRequest(_) | Error::InvalidWebhookSignature(_) | Error::ReservedReference(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -28,9 +30,10 @@ pub fn status(error: &Error) -> StatusCode {
         | Error::HoldExpired
         | Error::HoldCaptured => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Stamp(_) | Error::WrongStampCount { .. } | Error::MixedPayers => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Error::Stamp(_)
+        | Error::WrongStampCount { .. }
+        | Error::MixedPayers
+        | Error::DebitTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::RateLimited { .. } | Error::AuthFailuresLimited { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
@@ -66,6 +69,8 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::HoldExpired => "Hold expired",
         ErrorCode::HoldCaptured => "Hold captured",
         ErrorCode::InvalidWebhookSignature => "Invalid webhook signature",
+        ErrorCode::ReservedReference => "Reserved reference",
+        ErrorCode::DebitTooLarge => "Debit too large",
     }
 }
 

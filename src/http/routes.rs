@@ -29,7 +29,7 @@ use crate::api::{
     VerifyResponse, VoteRequest, VoteResponse,
 };
 use crate::api::{BackupRequest, BackupResponse};
-use crate::domain::Post;
+use crate::domain::{CreditSource, Post};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus};
 use crate::ledger::checkpoint;
@@ -169,7 +169,7 @@ pub async fn account(
     responses(
         (status = 200, description = "Credited (or the first answer again, for the same reference, with the header `Idempotent-Replayed: true`).", body = CreditResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when the reference was credited before and this request credited nothing; absent otherwise."))),
-        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow."),
+        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow. `reserved_reference`: the reference begins `stripe:`, `btcpay:` or `test:`, which are the payment providers'."),
         (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
         (status = 404, description = "`not_found`: no such account."),
         (status = 409, description = "`idempotency_conflict`: the reference was used with another account or amount."),
@@ -183,7 +183,12 @@ pub async fn credit(
 ) -> Result<Response, Error> {
     let credited = service
         .mint
-        .credit(account_id, request.amount, request.reference)
+        .credit(
+            account_id,
+            request.amount,
+            request.reference,
+            CreditSource::Operator,
+        )
         .await?;
     let body = Json(CreditResponse {
         account_id,

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::{CreditSource, DebitReason};
+
 /// Largest entry the server writes; the writer refuses anything larger. One limit, named once
 /// in the auditor crate (which says why it is 65,535), so the writer, the store and the checker
 /// cannot disagree.
@@ -19,6 +21,8 @@ pub enum SpendAction {
     Post,
     Vote,
     Redeem,
+    /// Stamps taken back after a debit left their buyer below zero.
+    Revoke,
 }
 
 impl SpendAction {
@@ -27,6 +31,7 @@ impl SpendAction {
             SpendAction::Post => "post",
             SpendAction::Vote => "vote",
             SpendAction::Redeem => "redeem",
+            SpendAction::Revoke => "revoke",
         }
     }
 }
@@ -45,6 +50,18 @@ pub enum Body {
         amount: u64,
         currency: String,
         reference_sha256: String,
+        /// Always written now; credits written before sources existed have none (the
+        /// auditor reads those as the operator's).
+        source: CreditSource,
+    },
+    /// Money going back out of an account (a refund, a dispute, a correction).
+    Debit {
+        account: Uuid,
+        amount: u64,
+        currency: String,
+        reference_sha256: String,
+        source: CreditSource,
+        reason: DebitReason,
     },
     Purchase {
         account: Uuid,
@@ -61,9 +78,12 @@ pub enum Body {
         stamp_ids: Vec<Uuid>,
         action: SpendAction,
         target: String,
-        /// `up` or `down` on a vote; absent on posts and redeems.
+        /// `up` or `down` on a vote; absent on posts, redeems and revokes.
         #[serde(skip_serializing_if = "Option::is_none")]
         direction: Option<Direction>,
+        /// On a revoke only: the revoked stamps' unit prices, given back to the balance.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        amount: Option<u64>,
     },
     /// The policy in force from this entry on (the economy's parameters).
     Policy {
@@ -123,6 +143,7 @@ mod tests {
             action: SpendAction::Redeem,
             target: "ab".into(),
             direction: None,
+            amount: None,
         };
         let bytes = encode(3, "2026-11-26T00:00:00Z", &body).expect("encode");
         assert_eq!(
@@ -146,5 +167,49 @@ mod tests {
         };
         let bytes = encode(u64::MAX, "9999-12-31T23:59:59Z", &body).expect("encode");
         assert!(bytes.len() < ENTRY_BYTES_MAX, "{}", bytes.len());
+    }
+
+    #[test]
+    fn a_debit_and_a_revoke_read_as_ledger_md_lists_them() {
+        let debit = Body::Debit {
+            account: Uuid::nil(),
+            amount: 5,
+            currency: "cents".into(),
+            reference_sha256: "ab".into(),
+            source: CreditSource::Stripe,
+            reason: DebitReason::Refund,
+        };
+        let bytes = encode(4, "2026-11-26T00:00:00Z", &debit).expect("encode");
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf8"),
+            r#"{"v":1,"index":4,"time":"2026-11-26T00:00:00Z","kind":"debit","account":"00000000-0000-0000-0000-000000000000","amount":5,"currency":"cents","reference_sha256":"ab","source":"stripe","reason":"refund"}"#
+        );
+        let revoke = Body::Spend {
+            stamp_ids: vec![Uuid::nil()],
+            action: SpendAction::Revoke,
+            target: "ab".into(),
+            direction: None,
+            amount: Some(3),
+        };
+        let bytes = encode(5, "2026-11-26T00:00:00Z", &revoke).expect("encode");
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf8"),
+            r#"{"v":1,"index":5,"time":"2026-11-26T00:00:00Z","kind":"spend","stamp_ids":["00000000-0000-0000-0000-000000000000"],"action":"revoke","target":"ab","amount":3}"#
+        );
+    }
+
+    /// The largest revoke the rules write ([`crate::rules::REVOKE_STAMPS_MAX`] stamps, every
+    /// number at its largest) fits one entry: the one revoke a debit owes is never split.
+    #[test]
+    fn largest_revoke_fits() {
+        let body = Body::Spend {
+            stamp_ids: vec![Uuid::max(); crate::rules::REVOKE_STAMPS_MAX],
+            action: SpendAction::Revoke,
+            target: "f".repeat(64),
+            direction: None,
+            amount: Some(u64::MAX),
+        };
+        let bytes = encode(u64::MAX, "9999-12-31T23:59:59Z", &body).expect("encode");
+        assert!(bytes.len() <= ENTRY_BYTES_MAX, "{}", bytes.len());
     }
 }

@@ -76,6 +76,7 @@ pub fn create<T: StoreTx + ?Sized>(
         account_id,
         name,
         balance: 0,
+        debt: 0,
         stamps_purchased: 0,
         stamps_spent: 0,
         created_at: time,

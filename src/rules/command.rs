@@ -3,7 +3,10 @@
 
 use uuid::Uuid;
 
-use crate::domain::{Policy, Post, PurchaseRecord, StampRef};
+use crate::domain::{CreditSource, DebitReason, Policy, Post, PurchaseRecord, StampRef};
+
+/// The `revoke` a debit caused (its entry, how many stamps, their unit prices' sum).
+pub use crate::domain::Revoked;
 use crate::keys::KeyStatus;
 use crate::ledger::entry::SpendAction;
 use crate::stamp::Kid;
@@ -50,11 +53,25 @@ pub enum Command {
         name: Option<String>,
         api_key_sha256: [u8; 32],
     },
-    /// Money received for an account; `reference` is unique across the whole ledger.
+    /// Money received for an account; `reference` is unique across the whole ledger (among
+    /// credits and debits together) and belongs to `source`: a provider's begins with its
+    /// prefix (`stripe:`), the operator's with none of the providers' prefixes.
     Credit {
         account_id: Uuid,
         amount: u64,
         reference: String,
+        source: CreditSource,
+    },
+    /// Money going back out of an account; `reference` is unique among credits and debits
+    /// together and belongs to `source` as a credit's does. May leave the balance below zero:
+    /// then the account's unspent, unexpired stamps are revoked in the same transaction
+    /// (`rules::debit`).
+    Debit {
+        account_id: Uuid,
+        amount: u64,
+        reference: String,
+        source: CreditSource,
+        reason: DebitReason,
     },
     Purchase {
         account_id: Uuid,
@@ -97,11 +114,21 @@ pub enum Outcome {
     },
     AccountCreated,
     /// A credit, new or replayed (`replayed` is true when the reference was credited before:
-    /// `balance` and `ledger_index` are then the first credit's).
+    /// `balance` and `ledger_index` are then the first credit's; `balance` is below zero while
+    /// the account is in debt).
     Credited {
-        balance: u64,
+        balance: i64,
         ledger_index: u64,
         replayed: bool,
+    },
+    /// A debit, new or replayed (`replayed`: the reference was debited before, and `balance`,
+    /// `ledger_index` and `revoked` are the first debit's). `balance` is after the revoke, if
+    /// one was written; below zero for a debt.
+    Debited {
+        balance: i64,
+        ledger_index: u64,
+        replayed: bool,
+        revoked: Option<Revoked>,
     },
     /// A purchase, new or replayed (`replayed` is true when the Idempotency-Key was seen).
     Purchased {
@@ -196,6 +223,9 @@ reasons! {
         TooManyInPurchase => "too many stamps in one purchase",
         StampNamedTwice => "a stamp is named twice",
         CreditNotPositive => "a credit must be positive",
+        DebitNotPositive => "a debit must be positive",
+        /// A provider's credit or debit whose reference does not begin with its prefix.
+        ProviderReference => "a payment provider's reference must begin with its prefix",
         ExpiresBeforeIssued => "a stamp must expire after it is issued",
         KidNotOfKey => "a key's kid must be the id of its public key",
         Currency => "a policy's currency must be 1 to 32 characters, without control \
@@ -206,7 +236,7 @@ reasons! {
 reasons! {
     /// What was used before with another request ([`Refusal::IdempotencyConflict`]).
     Conflict {
-        /// A credit reference, with another account or amount.
+        /// A credit or debit reference, with another account, amount or kind.
         CreditReference => "this reference was already used for another account or amount",
         /// An Idempotency-Key, with another purchase.
         IdempotencyKey => "this Idempotency-Key was used with a different request body",
@@ -245,9 +275,10 @@ pub enum Refusal {
     /// Occurs when the account, post or other named thing does not exist.
     #[error("no such {0}")]
     NotFound(Missing),
-    /// Occurs when a purchase costs more than the balance.
+    /// Occurs when a purchase costs more than the balance, or the account is in debt
+    /// (`balance` below zero).
     #[error("balance {balance} is below the price {total}")]
-    InsufficientFunds { balance: u64, total: u64 },
+    InsufficientFunds { balance: i64, total: u64 },
     /// Occurs when a stamp in the command was spent before.
     #[error("stamp {0} was already spent")]
     AlreadySpent(Uuid),
@@ -290,6 +321,22 @@ pub enum Refusal {
     /// Occurs when a release names a captured hold.
     #[error("the hold was captured")]
     HoldCaptured,
+    /// Occurs when the operator's credit or debit names a reference beginning with a payment
+    /// provider's prefix (`stripe:`, `btcpay:`, `test:`): those are the providers' alone, so
+    /// a manual credit can never take a payment's reference before the provider's credit.
+    #[error("references beginning {prefix} belong to a payment provider")]
+    ReservedReference { prefix: &'static str },
+    /// Occurs when a debit would leave its account below zero and its revoke would take more
+    /// than [`super::REVOKE_STAMPS_MAX`] stamps, or read more than
+    /// [`super::REVOKE_PURCHASES_MAX`] unexpired purchases: the one revoke entry a debit owes
+    /// would not fit. Nothing is debited; smaller debits go through.
+    #[error(
+        "this debit would revoke more than {} stamps (or look through more than {} \
+         purchases) at once; debit it in smaller parts",
+        super::REVOKE_STAMPS_MAX,
+        super::REVOKE_PURCHASES_MAX
+    )]
+    RevokeTooLarge,
     /// Occurs when a hold's time to live is outside 1 to [`super::HOLD_TTL_SECS_MAX`] seconds.
     #[error("a hold's ttl_secs must be 1 to {} seconds", super::HOLD_TTL_SECS_MAX)]
     HoldTtl,

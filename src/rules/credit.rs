@@ -5,14 +5,15 @@ use uuid::Uuid;
 
 use super::{ledger, Amount, Conflict, InvalidCommand, Missing, Settings};
 use super::{Applied, Outcome, Refusal};
-use crate::domain::CreditRecord;
+use crate::domain::{CreditRecord, CreditSource, MoneyKind};
 use crate::ledger::entry::Body;
 use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
-/// Credits `amount` to an account. The reference is unique across the whole ledger: the same
-/// reference with the same account and amount answers as the first credit did and credits
-/// nothing; with another account or amount it is an idempotency conflict.
+/// Credits `amount` to an account, paying off its debt first. The reference is unique among
+/// credits and debits together: the same reference with the same account and amount, as a
+/// credit, answers as the first credit did and credits nothing; with another account or
+/// amount, or a debit's reference, it is an idempotency conflict.
 pub fn credit<T: StoreTx + ?Sized>(
     tx: &T,
     settings: &Settings,
@@ -20,13 +21,20 @@ pub fn credit<T: StoreTx + ?Sized>(
     account_id: Uuid,
     amount: u64,
     reference: &str,
+    source: CreditSource,
 ) -> Result<Applied, StoreError> {
     if amount == 0 {
         return Ok(Err(Refusal::Invalid(InvalidCommand::CreditNotPositive)));
     }
+    if let Err(refusal) = reference_of(reference, source) {
+        return Ok(Err(refusal));
+    }
     let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
     if let Some(first) = tx.credit(&reference_sha256)? {
-        if first.account_id == account_id && first.amount == amount {
+        if first.account_id == account_id
+            && first.amount == amount
+            && first.kind == MoneyKind::Credit
+        {
             return Ok(Ok(Outcome::Credited {
                 balance: first.balance,
                 ledger_index: first.ledger_index,
@@ -38,10 +46,10 @@ pub fn credit<T: StoreTx + ?Sized>(
     let Some(mut account) = tx.account(account_id)? else {
         return Ok(Err(Refusal::NotFound(Missing::Account)));
     };
-    let Some(balance) = account.balance.checked_add(amount) else {
+    if account.add_money(amount).is_none() {
         return Ok(Err(Refusal::Overflow(Amount::Balance)));
-    };
-    account.balance = balance;
+    }
+    let balance = account.signed_balance();
     let index = ledger::append(
         tx,
         time,
@@ -50,6 +58,7 @@ pub fn credit<T: StoreTx + ?Sized>(
             amount,
             currency: settings.currency.clone(),
             reference_sha256: hex::encode(reference_sha256),
+            source,
         },
     )?;
     tx.put_account(&account)?;
@@ -60,6 +69,7 @@ pub fn credit<T: StoreTx + ?Sized>(
             amount,
             balance,
             ledger_index: index,
+            kind: MoneyKind::Credit,
         },
     )?;
     Ok(Ok(Outcome::Credited {
@@ -67,4 +77,17 @@ pub fn credit<T: StoreTx + ?Sized>(
         ledger_index: index,
         replayed: false,
     }))
+}
+
+/// Refuses a reference that is not `source`'s: the operator's may not begin with a provider's
+/// prefix (`reserved_reference`), a provider's must begin with its own.
+pub(super) fn reference_of(reference: &str, source: CreditSource) -> Result<(), Refusal> {
+    let owner = CreditSource::of_reference(reference);
+    if owner == source {
+        return Ok(());
+    }
+    match (source, owner.prefix()) {
+        (CreditSource::Operator, Some(prefix)) => Err(Refusal::ReservedReference { prefix }),
+        _ => Err(Refusal::Invalid(InvalidCommand::ProviderReference)),
+    }
 }

@@ -5,7 +5,8 @@
 //! the reads the batch will make ([`reads`]), and reads and writes only through the
 //! [`StoreTx`] it is handed; a quote ([`quote`]) runs in a transaction that only reads. The
 //! commands and their answers are in [`command`]; the records they decide over in
-//! `crate::domain`. One file per use case: [`account`] (accounts and key events), [`credit`], [`hold`] (holds, captures, releases), [`purchase`], [`spend`] (posts,
+//! `crate::domain`. One file per use case: [`account`] (accounts and key events), [`credit`],
+//! [`debit`] (debits and the revokes they owe), [`hold`] (holds, captures, releases), [`purchase`], [`spend`] (posts,
 //! votes with their prices and refunds, redeems), [`policy`], [`price`] (the economy's pure
 //! price functions), and [`ledger`] (entry bytes and Merkle hashes, computed here once for every
 //! backend).
@@ -23,6 +24,7 @@
 pub mod account;
 pub mod command;
 pub mod credit;
+pub mod debit;
 pub mod hold;
 pub mod ledger;
 pub mod policy;
@@ -37,8 +39,9 @@ use uuid::Uuid;
 
 pub use command::{
     Amount, Applied, Command, Conflict, InvalidCommand, Missing, Outcome, QuoteAction, Refusal,
-    SpendFor,
+    Revoked, SpendFor,
 };
+pub use debit::{REVOKE_PURCHASES_MAX, REVOKE_STAMPS_MAX};
 
 use crate::store::{ReadSet, StoreError, StoreTx, Writes};
 use crate::time::Timestamp;
@@ -123,7 +126,24 @@ fn apply_one<T: StoreTx + ?Sized>(
             account_id,
             amount,
             reference,
-        } => credit::credit(tx, settings, time, *account_id, *amount, reference),
+            source,
+        } => credit::credit(tx, settings, time, *account_id, *amount, reference, *source),
+        Command::Debit {
+            account_id,
+            amount,
+            reference,
+            source,
+            reason,
+        } => debit::debit(
+            tx,
+            settings,
+            time,
+            *account_id,
+            *amount,
+            reference,
+            *source,
+            *reason,
+        ),
         Command::Purchase { .. } => purchase::purchase(tx, time, command),
         Command::Spend { stamps, spend_for } => spend::spend(tx, time, stamps, spend_for),
         Command::Policy { policy } => policy::publish(tx, time, policy),
@@ -144,6 +164,7 @@ fn apply_one<T: StoreTx + ?Sized>(
 pub fn reads(batch: &[Command]) -> ReadSet {
     let mut set = ReadSet {
         recent_posts_max: RECENT_POSTS_MAX,
+        account_purchases_max: REVOKE_PURCHASES_MAX + 1,
         ..ReadSet::default()
     };
     for command in batch {
@@ -168,6 +189,16 @@ pub fn reads(batch: &[Command]) -> ReadSet {
                 set.accounts.push(*account_id);
                 set.credits
                     .push(Sha256::digest(reference.as_bytes()).into());
+            }
+            Command::Debit {
+                account_id,
+                reference,
+                ..
+            } => {
+                set.accounts.push(*account_id);
+                set.credits
+                    .push(Sha256::digest(reference.as_bytes()).into());
+                set.account_purchases.push(*account_id);
             }
             Command::Purchase {
                 account_id,

@@ -59,9 +59,11 @@ pub fn purchase<T: StoreTx + ?Sized>(
     let Some(total) = unit_price.checked_mul(u64::from(count)) else {
         return Ok(Err(Refusal::Overflow(Amount::PurchaseTotal)));
     };
-    if account.balance < total {
+    // In debt (a debit took back more than the balance), nothing is sold until credits
+    // cover it, even at a price of zero.
+    if account.debt > 0 || account.balance < total {
         return Ok(Err(Refusal::InsufficientFunds {
-            balance: account.balance,
+            balance: account.signed_balance(),
             total,
         }));
     }
@@ -117,6 +119,8 @@ pub fn purchase<T: StoreTx + ?Sized>(
     if let Some(key) = idempotency_key_sha256 {
         tx.put_purchase(key, &record)?;
     }
+    // What a revoke reads: the account's purchases, newest first (`rules::debit`).
+    tx.add_account_purchase(&record)?;
     Ok(Ok(Outcome::Purchased {
         record,
         replayed: false,

@@ -118,6 +118,7 @@ pub(super) fn cancel<T: StoreTx + ?Sized>(
             action,
             target,
             direction,
+            amount: None,
         },
     )?;
     let record = SpentRecord {
@@ -401,8 +402,9 @@ fn refund<T: StoreTx + ?Sized>(
     let Some(mut account) = tx.account(payer)? else {
         return Ok(None);
     };
-    let (Some(balance), Some(refunds_total)) = (
-        account.balance.checked_add(amount),
+    let mut paid = account.clone();
+    let (Some(()), Some(refunds_total)) = (
+        paid.add_money(amount),
         account.refunds_total.checked_add(amount),
     ) else {
         return Ok(None);
@@ -417,7 +419,7 @@ fn refund<T: StoreTx + ?Sized>(
             currency: policy.currency.clone(),
         },
     )?;
-    account.balance = balance;
+    account = paid;
     account.refunds_total = refunds_total;
     tx.put_account(&account)?;
     post.refunded = true;

@@ -17,7 +17,9 @@ use super::{sha256, unexpected};
 use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
-use crate::domain::{Account, Hold, HoldState, Post, PurchaseRecord, StampRecord, StampRef};
+use crate::domain::{
+    Account, CreditSource, Hold, HoldState, Post, PurchaseRecord, StampRecord, StampRef,
+};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring};
 use crate::rules::{Command, Outcome, SpendFor};
@@ -60,8 +62,9 @@ pub struct HoldStatus {
 /// A credit as answered to the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Credited {
-    /// The balance right after the credit (the first one's, for a replay).
-    pub balance: u64,
+    /// The balance right after the credit (the first one's, for a replay); below zero while
+    /// the account is in debt.
+    pub balance: i64,
     pub ledger_index: u64,
     /// The reference was credited before: this credited nothing.
     pub replayed: bool,
@@ -239,11 +242,17 @@ impl Mint {
         Ok((account_id, api_key))
     }
 
+    /// Credits `amount` under `reference`, once: the same reference again answers the first
+    /// credit (`replayed`). The operator's route passes [`CreditSource::Operator`], and the
+    /// rules refuse its references that begin with a provider's prefix
+    /// (`reserved_reference`); a provider passes its own source and a reference that begins
+    /// with its prefix (`crate::payments::reference`).
     pub async fn credit(
         &self,
         account_id: Uuid,
         amount: u64,
         reference: String,
+        source: CreditSource,
     ) -> Result<Credited, Error> {
         if amount == 0 || amount > self.limits.credit_amount_max {
             return Err(Error::BadRequest(format!(
@@ -264,6 +273,7 @@ impl Mint {
                 account_id,
                 amount,
                 reference,
+                source,
             })
             .await??
         {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::plan::{Act, Actor, Plan, PostKind};
 use super::SimulateError;
 use crate::config::{Economy, Limits};
-use crate::domain::StampRef;
+use crate::domain::{CreditSource, StampRef};
 use crate::keys::{public_key_text, KeyStatus};
 use crate::ledger::check::LedgerChecker;
 use crate::rules::price::Policy;
@@ -253,6 +253,7 @@ impl World<'_> {
                 account_id,
                 amount,
                 reference,
+                source: CreditSource::Operator,
             });
             self.credited[actor] += amount;
             self.credits += 1;

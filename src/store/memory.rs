@@ -36,6 +36,8 @@ struct State {
     api_keys: HashMap<[u8; 32], Uuid>,
     credits: HashMap<[u8; 32], CreditRecord>,
     purchases: HashMap<(Uuid, [u8; 32]), PurchaseRecord>,
+    /// Each account's purchases, oldest first.
+    account_purchases: HashMap<Uuid, Vec<PurchaseRecord>>,
     stamps: HashMap<Uuid, SoldStamp>,
     posts: HashMap<Uuid, Post>,
     /// Post ids by board position.
@@ -102,6 +104,8 @@ enum Undo {
     ApiKey([u8; 32], Option<Uuid>),
     Credit([u8; 32], Option<CreditRecord>),
     Purchase((Uuid, [u8; 32]), Option<PurchaseRecord>),
+    /// A purchase pushed onto this account's list.
+    AccountPurchase(Uuid),
     Stamp(Uuid, Option<SoldStamp>),
     Policy(Option<Policy>),
     /// A post time pushed onto this payer's list.
@@ -171,6 +175,19 @@ impl<'a> MemoryTx<'a> {
                 Undo::ApiKey(key, previous) => restore(&mut state.api_keys, key, previous),
                 Undo::Credit(key, previous) => restore(&mut state.credits, key, previous),
                 Undo::Purchase(key, previous) => restore(&mut state.purchases, key, previous),
+                Undo::AccountPurchase(account) => {
+                    let now_empty =
+                        state
+                            .account_purchases
+                            .get_mut(&account)
+                            .is_some_and(|purchases| {
+                                purchases.pop();
+                                purchases.is_empty()
+                            });
+                    if now_empty {
+                        state.account_purchases.remove(&account);
+                    }
+                }
                 Undo::Stamp(id, previous) => restore(&mut state.stamps, id, previous),
                 Undo::Policy(previous) => state.policy = previous,
                 Undo::RecentPost(payer) => {
@@ -327,6 +344,39 @@ impl StoreTx for MemoryTx<'_> {
             .purchases
             .insert(key, record.clone());
         self.journal(Undo::Purchase(key, previous));
+        Ok(())
+    }
+
+    fn account_purchases(
+        &self,
+        account_id: Uuid,
+        since: Timestamp,
+        limit: u64,
+    ) -> Result<Vec<PurchaseRecord>, StoreError> {
+        let state = self.state.borrow();
+        Ok(state
+            .account_purchases
+            .get(&account_id)
+            .map(|purchases| {
+                purchases
+                    .iter()
+                    .rev()
+                    .filter(|p| p.expires_at > since)
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn add_account_purchase(&self, record: &PurchaseRecord) -> Result<(), StoreError> {
+        self.state
+            .borrow_mut()
+            .account_purchases
+            .entry(record.account_id)
+            .or_default()
+            .push(record.clone());
+        self.journal(Undo::AccountPurchase(record.account_id));
         Ok(())
     }
 
@@ -617,6 +667,7 @@ impl Reads for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CreditSource;
     use crate::rules::{self, Command, Settings};
 
     fn apply(
@@ -671,6 +722,7 @@ mod tests {
                 account_id: a,
                 amount: 10_000,
                 reference: "first".into(),
+                source: CreditSource::Operator,
             },
         ];
         assert!(apply(&store, &open, t)
@@ -691,12 +743,14 @@ mod tests {
                 account_id: a,
                 amount: 5,
                 reference: "second".into(),
+                source: CreditSource::Operator,
             },
             purchase(a, 10, 3, t),
             Command::Credit {
                 account_id: a,
                 amount: 7,
                 reference: "fourth".into(),
+                source: CreditSource::Operator,
             },
         ];
         assert!(apply(&store, &batch, t.plus_secs(5)).is_err());
@@ -711,6 +765,7 @@ mod tests {
             account_id: a,
             amount: 1,
             reference: "third".into(),
+            source: CreditSource::Operator,
         };
         assert!(apply(&store, &[credit], t.plus_secs(1)).expect("apply")[0].is_ok());
         let entry = store.entries(size, 1).expect("entries");

@@ -72,6 +72,11 @@ pub struct ReadSet {
     pub recent_posts_max: u64,
     /// Holds by id (a capture or release), with the stamps each holds.
     pub holds: Vec<Uuid>,
+    /// The purchases of these accounts that have not expired by the ledger's last entry time,
+    /// newest first, up to [`ReadSet::account_purchases_max`] of each (a debit's revoke).
+    pub account_purchases: Vec<Uuid>,
+    /// Most purchases [`ReadSet::account_purchases`] reads of one account.
+    pub account_purchases_max: u64,
 }
 
 impl ReadSet {
@@ -89,6 +94,7 @@ impl ReadSet {
             && self.voters.is_empty()
             && self.recent_posts.is_empty()
             && self.holds.is_empty()
+            && self.account_purchases.is_empty()
     }
 }
 
@@ -166,6 +172,8 @@ pub enum Exported {
     Credit([u8; 32], CreditRecord),
     /// An Idempotency-Key's SHA-256 and the purchase it made.
     Purchase([u8; 32], PurchaseRecord),
+    /// A purchase in its account's index ([`StoreTx::account_purchases`]).
+    AccountPurchase(PurchaseRecord),
     Stamp(Uuid, SoldStamp),
     Post(Post),
     /// The time of one post of a payer (flood pricing).
@@ -244,6 +252,16 @@ pub trait StoreTx {
         key_sha256: &[u8; 32],
         record: &PurchaseRecord,
     ) -> Result<(), StoreError>;
+    /// The purchases of an account whose `expires_at` is after `since`, newest first (by
+    /// ledger index), at most `limit`: what a debit's revoke looks through.
+    fn account_purchases(
+        &self,
+        account_id: Uuid,
+        since: Timestamp,
+        limit: u64,
+    ) -> Result<Vec<PurchaseRecord>, StoreError>;
+    /// Adds a purchase to its account's index (every purchase, in ledger order).
+    fn add_account_purchase(&self, record: &PurchaseRecord) -> Result<(), StoreError>;
 
     /// Whether a stamp id was ever sold (whatever its issue time).
     fn stamp_exists(&self, stamp_id: Uuid) -> Result<bool, StoreError>;

@@ -396,6 +396,11 @@ async fn admin_credit_credits_an_account_once_per_reference() {
     let run = credit("300", "invoice-7").await;
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("idempotency_conflict"), "{run}");
+    // A payment provider's reference is refused, and the command says why.
+    let run = credit("5", "stripe:cs_test_1").await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("reserved_reference"), "{run}");
+    assert!(run.stderr.contains("payment provider"), "{run}");
     let run = ok(&server, &wallet, &["account", "show"]).await;
     assert!(run.stdout.contains("250 cents"), "{run}");
 

@@ -22,6 +22,7 @@ mod keys_files;
 mod limits;
 mod metrics;
 mod mint;
+mod money;
 mod newcomer;
 mod openapi;
 // A real PostgreSQL for the servers of PENNYPOST_TEST_BACKEND=postgres (helpers::Backend).

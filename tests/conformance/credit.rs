@@ -1,5 +1,6 @@
 //! Credits: money received for an account, once per reference.
 
+use pennypost::domain::CreditSource;
 use pennypost::rules::{Amount, Conflict, InvalidCommand, Missing, Outcome, Refusal};
 use sha2::{Digest, Sha256};
 
@@ -44,6 +45,74 @@ pub fn a_credit_adds_to_the_balance_with_one_entry(ctx: &mut Ctx) {
         hex::encode(Sha256::digest(b"second"))
     );
     assert_eq!(entry["time"], at(2).to_rfc3339());
+    // Always written now: the operator's credits say so.
+    assert_eq!(entry["source"], "operator");
+}
+
+/// A provider's credit carries its source; the operator's may not take a provider's
+/// reference (`reserved_reference`), nor a provider another's or none.
+pub fn a_credit_carries_its_source_and_provider_references_are_theirs(ctx: &mut Ctx) {
+    world(ctx);
+    for (reference, prefix) in [
+        ("stripe:cs_1", "stripe:"),
+        ("btcpay:inv1", "btcpay:"),
+        ("test:p1", "test:"),
+    ] {
+        ctx.refused(
+            credit_from(0, 10, reference, CreditSource::Operator),
+            at(1),
+            Refusal::ReservedReference { prefix },
+        );
+    }
+    let not_theirs = Refusal::Invalid(InvalidCommand::ProviderReference);
+    ctx.refused(
+        credit_from(0, 10, "cs_1", CreditSource::Stripe),
+        at(1),
+        not_theirs.clone(),
+    );
+    ctx.refused(
+        credit_from(0, 10, "btcpay:inv1", CreditSource::Stripe),
+        at(1),
+        not_theirs.clone(),
+    );
+    ctx.refused(
+        credit_from(0, 10, "test:p1", CreditSource::Btcpay),
+        at(1),
+        not_theirs,
+    );
+    // A prefix is matched exactly: no case folding, and only at the start.
+    ctx.ok(credit_from(0, 1, "Stripe:x", CreditSource::Operator), at(2));
+    ctx.ok(
+        credit_from(0, 1, "paid via stripe:x", CreditSource::Operator),
+        at(2),
+    );
+    for (index, (reference, source)) in (5..).zip([
+        ("stripe:cs_1", CreditSource::Stripe),
+        ("btcpay:inv1", CreditSource::Btcpay),
+        ("test:p1", CreditSource::Test),
+    ]) {
+        ctx.ok(credit_from(1, 10, reference, source), at(3));
+        let entry = ctx.entry(index);
+        assert_eq!(entry["kind"], "credit");
+        assert_eq!(entry["source"], source.as_str());
+        assert_eq!(
+            entry["reference_sha256"],
+            hex::encode(Sha256::digest(reference.as_bytes()))
+        );
+    }
+    // A provider's credit replays as any other: once per reference.
+    assert_eq!(
+        ctx.ok(
+            credit_from(1, 10, "stripe:cs_1", CreditSource::Stripe),
+            at(4)
+        ),
+        Outcome::Credited {
+            balance: 110,
+            ledger_index: 5,
+            replayed: true,
+        }
+    );
+    assert_eq!(ctx.account(account(1)).balance, 130);
 }
 
 pub fn a_credit_of_zero_is_invalid(ctx: &mut Ctx) {
@@ -135,9 +204,9 @@ pub fn a_credit_reference_reused_otherwise_conflicts(ctx: &mut Ctx) {
 pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
     world(ctx);
     assert_eq!(
-        ctx.ok(credit(0, u64::MAX - 110, "almost all"), at(1)),
+        ctx.ok(credit(0, i64::MAX as u64 - 110, "almost all"), at(1)),
         Outcome::Credited {
-            balance: u64::MAX - 10,
+            balance: i64::MAX - 10,
             ledger_index: 3,
             replayed: false,
         }
@@ -151,7 +220,7 @@ pub fn a_credit_past_the_largest_balance_overflows(ctx: &mut Ctx) {
     assert_eq!(
         ctx.ok(credit(0, 10, "exactly"), at(3)),
         Outcome::Credited {
-            balance: u64::MAX,
+            balance: i64::MAX,
             ledger_index: 4,
             replayed: false,
         }

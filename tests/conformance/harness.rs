@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use pennypost::domain::StampRef;
+use pennypost::domain::{CreditSource, StampRef};
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
@@ -372,6 +372,17 @@ pub fn credit(i: u8, amount: u64, reference: &str) -> Command {
         account_id: account(i),
         amount,
         reference: reference.into(),
+        source: CreditSource::of_reference(reference),
+    }
+}
+
+/// A credit from `source` (a provider's reference must begin with its prefix).
+pub fn credit_from(i: u8, amount: u64, reference: &str, source: CreditSource) -> Command {
+    Command::Credit {
+        account_id: account(i),
+        amount,
+        reference: reference.into(),
+        source,
     }
 }
 

@@ -160,6 +160,7 @@ pub fn an_account_starts_empty_and_writes_no_entry(ctx: &mut Ctx) {
         stamps_spent: 0,
         created_at: at(20),
         refunds_total: 0,
+        debt: 0,
     };
     assert_eq!(ctx.account(account(0)), want);
     assert_eq!(

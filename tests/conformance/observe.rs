@@ -73,7 +73,7 @@ impl Ids {
                 self.accounts.insert(*account_id);
                 self.api_keys.insert(*api_key_sha256);
             }
-            Command::Credit { account_id, .. } => {
+            Command::Credit { account_id, .. } | Command::Debit { account_id, .. } => {
                 self.accounts.insert(*account_id);
             }
             Command::Purchase {

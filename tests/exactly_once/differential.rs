@@ -8,8 +8,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use pennypost::config::Economy;
+use pennypost::domain::{CreditSource, Post, StampRef};
 use pennypost::domain::{Policy, VotePricing};
-use pennypost::domain::{Post, StampRef};
 use pennypost::rules::{Applied, Command, Outcome, QuoteAction, Refusal, SpendFor};
 use pennypost::store::{MemoryStore, Reads as _, SledStore, Store, Writes as _};
 use pennypost::time::Timestamp;
@@ -325,6 +325,7 @@ impl Minter {
                     Some(i) => format!("ref-{i}"),
                     None => format!("fresh-{}", self.fresh()),
                 },
+                source: CreditSource::Operator,
             },
             Op::Purchase {
                 account,
@@ -522,6 +523,7 @@ fn check_applied(
     let index = match applied {
         Ok(Outcome::KeyPublished { ledger_index })
         | Ok(Outcome::Credited { ledger_index, .. })
+        | Ok(Outcome::Debited { ledger_index, .. })
         | Ok(Outcome::Spent { ledger_index, .. }) => Some(*ledger_index),
         Ok(Outcome::Purchased { record, .. }) => Some(record.ledger_index),
         Ok(Outcome::Policy { ledger_index }) => *ledger_index,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pennypost::api::StampState;
 use pennypost::config::{Economy, Limits};
-use pennypost::domain::{Account, Payment, PaymentStatus, Post, StampRecord};
+use pennypost::domain::{Account, CreditSource, Payment, PaymentStatus, Post, StampRecord};
 use pennypost::service::{App, AppConfig};
 use pennypost::store::{Cluster, Payments, ReadSet, Reads, SledStore, StoreError, TxBody, Writes};
 use pennypost::time::Timestamp;
@@ -153,7 +153,7 @@ fn stamp_status_and_verify_show_a_spend_only_once_it_is_durable() {
         let service = app.mint.clone();
         let (account_id, api_key) = service.create_account(None).await.expect("account");
         service
-            .credit(account_id, 10, "setup".into())
+            .credit(account_id, 10, "setup".into(), CreditSource::Operator)
             .await
             .expect("credit");
         let account = service.authenticate(Some(&api_key)).expect("auth");

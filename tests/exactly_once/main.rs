@@ -107,6 +107,8 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
         (_, Err(Refusal::KeyNotActive(_))) => "refused: key not active",
         (_, Err(Refusal::AnotherKeyActive(_))) => "refused: another key active",
         (_, Err(Refusal::StampHeld(_))) => "refused: stamp held",
+        (_, Err(Refusal::ReservedReference { .. })) => "refused: reserved reference",
+        (_, Err(Refusal::RevokeTooLarge)) => "refused: revoke too large",
         (_, Err(Refusal::HoldExpired | Refusal::HoldCaptured | Refusal::HoldTtl)) => {
             "refused: hold"
         }

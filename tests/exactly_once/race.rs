@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pennypost::commit::Committer;
-use pennypost::domain::StampRef;
+use pennypost::domain::{CreditSource, StampRef};
 use pennypost::rules::{Applied, Command, Missing, Outcome, Refusal, SpendFor};
 use pennypost::store::{Reads as _, SledStore, Writes as _};
 use pennypost::time::Timestamp;
@@ -173,11 +173,13 @@ fn run_race_case(
             account_id: holder,
             amount: PRICE * SHARED_STAMPS as u64,
             reference: "holder".into(),
+            source: CreditSource::Operator,
         },
         Command::Credit {
             account_id: buyer,
             amount: buyer_credit,
             reference: "buyer".into(),
+            source: CreditSource::Operator,
         },
         Command::Purchase {
             account_id: holder,

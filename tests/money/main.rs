@@ -22,5 +22,7 @@ mod pg;
 #[path = "../support/serve.rs"]
 mod serve;
 
+mod btcpay;
 mod harness;
+mod stripe;
 mod test_mode;

@@ -68,6 +68,7 @@ fn a_test_payment_is_paid_on_its_page_and_credited_once() {
     let entries = server.entries();
     assert_eq!(entries[index as usize]["kind"], "credit");
     assert_eq!(entries[index as usize]["amount"], 500);
+    assert_eq!(entries[index as usize]["source"], "test");
 
     // Paid: the page says so and the button is gone; the list shows it.
     let html = server

@@ -54,6 +54,7 @@ pub(super) fn scale_store(dir: &Path, count: u64) -> Result<(), String> {
             account_id: account,
             amount: count,
             reference: format!("scale-{account}"),
+            source: crate::domain::CreditSource::Operator,
         },
     ])?;
     // The purchases are spread evenly over the SCALE_HISTORY_SECS before now, as a server that

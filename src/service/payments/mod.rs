@@ -30,7 +30,7 @@ use tokio::task::AbortHandle;
 use uuid::Uuid;
 
 use super::{sha256, Mint};
-use crate::domain::{Account, Payment, PaymentStatus};
+use crate::domain::{Account, CreditSource, Payment, PaymentStatus};
 use crate::error::Error;
 use crate::payments::{reference, Checked, Money, NewPayment, Provider, Providers, Verdict};
 use crate::store::{Store, PAYMENTS_LIST_MAX};
@@ -444,9 +444,11 @@ impl Payments {
         charge_ref: Option<String>,
     ) -> Result<Payment, Error> {
         let ledger_reference = reference::payment(&payment.provider, &payment.reference);
+        // The provider's source, from its prefix (which the rules check again).
+        let source = CreditSource::of_reference(&ledger_reference);
         let credited = self
             .mint
-            .credit(payment.account_id, payment.amount, ledger_reference)
+            .credit(payment.account_id, payment.amount, ledger_reference, source)
             .await?;
         if !credited.replayed {
             metrics::counter!(

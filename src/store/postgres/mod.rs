@@ -191,6 +191,7 @@ fn action_of(text: &str) -> Result<SpendAction, StoreError> {
         "post" => Ok(SpendAction::Post),
         "vote" => Ok(SpendAction::Vote),
         "redeem" => Ok(SpendAction::Redeem),
+        "revoke" => Ok(SpendAction::Revoke),
         other => Err(corrupt("spends", format!("action {other}"))),
     }
 }
@@ -198,7 +199,7 @@ fn action_of(text: &str) -> Result<SpendAction, StoreError> {
 /// Columns of `accounts`, in the order [`account_from_row`] reads them.
 const ACCOUNT_COLUMNS: &str =
     "a.account_id, a.name, a.balance, a.stamps_purchased, a.stamps_spent, a.created_at, \
-     a.refunds_total";
+     a.refunds_total, a.debt";
 
 fn account_from_row(row: &Row) -> Result<Account, StoreError> {
     Ok(Account {
@@ -209,6 +210,7 @@ fn account_from_row(row: &Row) -> Result<Account, StoreError> {
         stamps_spent: to_u64(row.get(4), "accounts")?,
         created_at: Timestamp::from_unix(row.get(5)),
         refunds_total: to_u64(row.get(6), "accounts")?,
+        debt: to_u64(row.get(7), "accounts")?,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The payments' records in PostgreSQL: the `payments` table (schema migration 3), outside
+//! The payments' records in PostgreSQL: the `payments` table (schema migration 4), outside
 //! the ledger's batches. Each call is one statement on a connection of the reads' pool; an
 //! update is `UPDATE … WHERE version = $read`, so of several servers that read one version,
 //! one writes and the others are told to read again.

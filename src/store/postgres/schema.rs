@@ -192,6 +192,59 @@ CREATE TABLE hold_stamps (
     ),
     (
         3,
+        "debits: debts, the credit index's kind, revoked stamps, each account's purchases",
+        r"
+-- What an account owes after a debit its balance and stamps did not cover.
+ALTER TABLE accounts ADD COLUMN debt bigint NOT NULL DEFAULT 0;
+
+-- Credits and debits share one index of references; a debit keeps the revoke it caused.
+ALTER TABLE credits
+    ADD COLUMN kind text NOT NULL DEFAULT 'credit' CHECK (kind IN ('credit', 'debit')),
+    ADD COLUMN revoke_index bigint,
+    ADD COLUMN revoked_stamps bigint,
+    ADD COLUMN revoked_amount bigint;
+
+ALTER TABLE spends DROP CONSTRAINT spends_action_check;
+ALTER TABLE spends ADD CONSTRAINT spends_action_check
+    CHECK (action IN ('post', 'vote', 'redeem', 'revoke'));
+
+-- Every purchase of an account, for the revoke a debit owes (newest first by ledger index).
+CREATE TABLE account_purchases (
+    account_id uuid NOT NULL REFERENCES accounts,
+    ledger_index bigint NOT NULL,
+    purchase_id uuid NOT NULL,
+    count integer NOT NULL CHECK (count > 0),
+    unit_price bigint NOT NULL,
+    total bigint NOT NULL,
+    balance bigint NOT NULL,
+    kid bytea NOT NULL,
+    issued_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    stamp_ids uuid[] NOT NULL,
+    PRIMARY KEY (account_id, ledger_index)
+);
+
+-- The purchases made before this index, from the ledger's own entries (`balance`, the
+-- balance after the purchase, is not in an entry and only answers replays: 0 here). Amounts
+-- above 2^63 are kept as the same 64 bits, as every bigint of a u64 is.
+INSERT INTO account_purchases
+SELECT (e->>'account')::uuid, q.idx, (e->>'purchase_id')::uuid, (e->>'count')::integer,
+       CASE WHEN (e->>'unit_price')::numeric > 9223372036854775807
+            THEN ((e->>'unit_price')::numeric - 18446744073709551616)::bigint
+            ELSE (e->>'unit_price')::numeric::bigint END,
+       CASE WHEN (e->>'total')::numeric > 9223372036854775807
+            THEN ((e->>'total')::numeric - 18446744073709551616)::bigint
+            ELSE (e->>'total')::numeric::bigint END,
+       0, decode(e->>'kid', 'hex'),
+       extract(epoch FROM (e->>'issued_at')::timestamptz)::bigint,
+       extract(epoch FROM (e->>'expires_at')::timestamptz)::bigint,
+       ARRAY(SELECT jsonb_array_elements_text(e->'stamp_ids')::uuid)
+FROM (SELECT idx, convert_from(body, 'UTF8')::jsonb AS e FROM entries) q
+WHERE e->>'kind' = 'purchase';
+",
+    ),
+    (
+        4,
         "payments: what members pay through providers, and what became of it",
         r"
 -- Not ledger entries: the ledger records the money moved, under references that are unique

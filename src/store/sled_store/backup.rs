@@ -61,6 +61,7 @@ pub(super) fn copy_to(db: &sled::Db, dir: &Path) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::CreditSource;
     use crate::rules::{self, Command, Settings};
     use crate::store::{Reads as _, SledStore, Writes as _};
     use crate::time::Timestamp;
@@ -79,6 +80,7 @@ mod tests {
             account_id,
             amount: 5,
             reference: reference.into(),
+            source: CreditSource::Operator,
         };
         let settings = Settings {
             currency: "cents".into(),

@@ -6,7 +6,8 @@
 //! | `payment_index` | `a` + account (16) + created_at (8) + id (16); `s` + status (1) + created_at (8) + id (16); `r` + provider + 0x00 + reference | empty; empty; payment id (16) |
 //!
 //! Every insert and update is one sled transaction over both trees, so a record and its index
-//! keys change together; an update is written only over the version it read (compare and
+//! keys change together, made durable (sled's flush and `fdatasync`, as a batch's) before it
+//! returns: a payment answered to its member survives a crash; an update is written only over the version it read (compare and
 //! set), which sled's transaction checks under its own conflict detection. Times in keys are
 //! Unix seconds with the sign bit flipped, big-endian, so key order is time order.
 
@@ -16,7 +17,7 @@ use sled::Transactional as _;
 use uuid::Uuid;
 
 use super::layout::{corrupt, read_uuid, storage};
-use super::SledStore;
+use super::{sync_db, SledStore};
 use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
 use crate::store::{Payments, StoreError};
 use crate::time::Timestamp;
@@ -241,12 +242,22 @@ fn put_index(index: &TransactionalTree, p: &Payment) -> Result<(), TxError> {
     Ok(())
 }
 
+impl SledStore {
+    /// Makes a payment's write durable when there was one.
+    fn durable_if(&self, written: bool) -> Result<bool, StoreError> {
+        if written {
+            sync_db(&self.db, &self.db_file)?;
+        }
+        Ok(written)
+    }
+}
+
 impl Payments for SledStore {
     fn insert_payment(&self, payment: &Payment) -> Result<bool, StoreError> {
         let bytes = encode(payment)?;
         let by_reference = reference_key(&payment.provider, &payment.reference);
-        finish(
-            (&self.payments, &self.payment_index).transaction(|(payments, index)| {
+        let inserted = finish((&self.payments, &self.payment_index).transaction(
+            |(payments, index)| {
                 if payments.get(payment.payment_id.as_bytes())?.is_some()
                     || index.get(&by_reference)?.is_some()
                 {
@@ -256,8 +267,9 @@ impl Payments for SledStore {
                 index.insert(by_reference.clone(), payment.payment_id.as_bytes())?;
                 put_index(index, payment)?;
                 Ok(true)
-            }),
-        )
+            },
+        ))?;
+        self.durable_if(inserted)
     }
 
     fn payment(&self, payment_id: Uuid) -> Result<Option<Payment>, StoreError> {
@@ -288,8 +300,8 @@ impl Payments for SledStore {
             ..payment.clone()
         };
         let bytes = encode(&written)?;
-        finish(
-            (&self.payments, &self.payment_index).transaction(|(payments, index)| {
+        let updated = finish((&self.payments, &self.payment_index).transaction(
+            |(payments, index)| {
                 let Some(stored) = payments.get(payment.payment_id.as_bytes())? else {
                     return Ok(false);
                 };
@@ -307,8 +319,9 @@ impl Payments for SledStore {
                 payments.insert(payment.payment_id.as_bytes(), bytes.clone())?;
                 put_index(index, &written)?;
                 Ok(true)
-            }),
-        )
+            },
+        ))?;
+        self.durable_if(updated)
     }
 
     fn account_payments(

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::layout::{corrupt, decode_json, sold_len};
 use crate::domain::{
-    Account, CreditRecord, Hold, HoldState, Policy, Post, PurchaseRecord, SpentRecord, StampRef,
+    Account, CreditRecord, Hold, HoldState, MoneyKind, Policy, Post, PurchaseRecord, Revoked,
+    SpentRecord, StampRef,
 };
 use crate::keys::{KeyStatus, PublishedKey};
 use crate::ledger::entry::SpendAction;
@@ -27,6 +28,10 @@ pub(super) struct AccountRecord {
     /// Added with refunds: records written before hold none.
     #[serde(default)]
     refunds_total: u64,
+    /// Added with debits: records written before owe nothing, and an account that owes
+    /// nothing is written as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    debt: u64,
 }
 
 impl AccountRecord {
@@ -39,6 +44,7 @@ impl AccountRecord {
             stamps_spent: account.stamps_spent,
             created_at: account.created_at.unix(),
             refunds_total: account.refunds_total,
+            debt: account.debt,
         })
     }
 
@@ -52,8 +58,13 @@ impl AccountRecord {
             stamps_spent: r.stamps_spent,
             created_at: Timestamp::from_unix(r.created_at),
             refunds_total: r.refunds_total,
+            debt: r.debt,
         })
     }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// `posts` values.
@@ -188,8 +199,26 @@ impl PurchaseKeyRecord {
 pub(super) struct CreditKeyRecord {
     account_id: Uuid,
     amount: u64,
-    balance: u64,
+    /// Signed since debits; records written before hold a non-negative number, which reads
+    /// the same.
+    balance: i64,
     ledger_index: u64,
+    /// Only on debits (credits are written as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    debit: Option<DebitPart>,
+}
+
+/// What a `credits` value of a debit adds: the revoke that followed it, if any.
+#[derive(Serialize, Deserialize)]
+pub(super) struct DebitPart {
+    revoke: Option<RevokePart>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RevokePart {
+    ledger_index: u64,
+    stamps: u64,
+    amount: u64,
 }
 
 impl CreditKeyRecord {
@@ -199,6 +228,16 @@ impl CreditKeyRecord {
             amount: c.amount,
             balance: c.balance,
             ledger_index: c.ledger_index,
+            debit: match c.kind {
+                MoneyKind::Credit => None,
+                MoneyKind::Debit { revoked } => Some(DebitPart {
+                    revoke: revoked.map(|r| RevokePart {
+                        ledger_index: r.ledger_index,
+                        stamps: r.stamps,
+                        amount: r.amount,
+                    }),
+                }),
+            },
         })
     }
 
@@ -209,6 +248,16 @@ impl CreditKeyRecord {
             amount: r.amount,
             balance: r.balance,
             ledger_index: r.ledger_index,
+            kind: match r.debit {
+                None => MoneyKind::Credit,
+                Some(debit) => MoneyKind::Debit {
+                    revoked: debit.revoke.map(|r| Revoked {
+                        ledger_index: r.ledger_index,
+                        stamps: r.stamps,
+                        amount: r.amount,
+                    }),
+                },
+            },
         })
     }
 }
@@ -228,6 +277,7 @@ enum StoredAction {
     Post,
     Vote,
     Redeem,
+    Revoke,
 }
 
 impl SpentPart {
@@ -238,6 +288,7 @@ impl SpentPart {
                 SpendAction::Post => StoredAction::Post,
                 SpendAction::Vote => StoredAction::Vote,
                 SpendAction::Redeem => StoredAction::Redeem,
+                SpendAction::Revoke => StoredAction::Revoke,
             },
             spent_for: s.spent_for.clone(),
             ledger_index: s.ledger_index,
@@ -252,6 +303,7 @@ impl SpentPart {
                 StoredAction::Post => SpendAction::Post,
                 StoredAction::Vote => SpendAction::Vote,
                 StoredAction::Redeem => SpendAction::Redeem,
+                StoredAction::Revoke => SpendAction::Revoke,
             },
             spent_for: r.spent_for,
             ledger_index: r.ledger_index,

@@ -15,7 +15,10 @@ use super::records::{
     AccountRecord, CreditKeyRecord, KeyRecord, PostRecord, PurchaseKeyRecord, SpentPart,
 };
 use super::{SledStore, SEGMENT_BYTES};
-use crate::domain::{Account, CreditRecord, Post, PurchaseRecord, Sale, SpentRecord, StampRef};
+use crate::domain::{
+    Account, CreditRecord, CreditSource, MoneyKind, Post, PurchaseRecord, Revoked, Sale,
+    SpentRecord, StampRef,
+};
 use crate::keys::{public_key_text, KeyStatus, PublishedKey};
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::entry::{SpendAction, ENTRY_BYTES_MAX};
@@ -128,6 +131,7 @@ fn opened_with_stamps(dir: &Path, stamps: &[Uuid]) -> (SledStore, Uuid) {
             account_id: account,
             amount: 100 + stamps.len() as u64,
             reference: "setup".into(),
+            source: CreditSource::Operator,
         },
         Command::Purchase {
             account_id: account,
@@ -334,6 +338,7 @@ fn a_damaged_hash_chunk_is_reported_and_nothing_is_appended() {
         account_id: account,
         amount: 5,
         reference: "after the damage".into(),
+        source: CreditSource::Operator,
     };
     match store.apply(&[credit], Timestamp::from_unix(T0 + 1)) {
         Err(StoreError::Corrupt { .. }) => {}
@@ -365,6 +370,7 @@ fn ledger_entries_read_back_from_any_start_across_bundles() {
                 account_id: account,
                 amount: 1000,
                 reference: format!("round {round} credit {i}"),
+                source: CreditSource::Operator,
             })
             .collect();
         batch.push(Command::Purchase {
@@ -477,6 +483,7 @@ fn records_keep_their_stored_bytes() {
         stamps_spent: 2,
         created_at: Timestamp::from_unix(T0),
         refunds_total: 0,
+        debt: 0,
     };
     // Written before refunds: still reads, with no refunds.
     let before_refunds = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":"Ada","balance":1234,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000}"#;
@@ -496,6 +503,18 @@ fn records_keep_their_stored_bytes() {
     assert_eq!(
         AccountRecord::decode(stored.as_bytes()).expect("decode"),
         account
+    );
+    // An account in debt writes its debt; one that owes nothing is written as before.
+    let owing = Account {
+        balance: 0,
+        debt: 40,
+        ..account.clone()
+    };
+    let stored = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","name":"Ada","balance":0,"stamps_purchased":5,"stamps_spent":2,"created_at":1700000000,"refunds_total":7,"debt":40}"#;
+    assert_eq!(text(AccountRecord::encode(&owing).expect("encode")), stored);
+    assert_eq!(
+        AccountRecord::decode(stored.as_bytes()).expect("decode"),
+        owing
     );
     let unnamed = Account {
         name: None,
@@ -579,6 +598,7 @@ fn records_keep_their_stored_bytes() {
         amount: 25,
         balance: 125,
         ledger_index: 4,
+        kind: MoneyKind::Credit,
     };
     let stored = r#"{"account_id":"01234567-89ab-cdef-0000-000000000001","amount":25,"balance":125,"ledger_index":4}"#;
     assert_eq!(
@@ -589,6 +609,38 @@ fn records_keep_their_stored_bytes() {
         CreditKeyRecord::decode(stored.as_bytes()).expect("decode"),
         credit
     );
+
+    // A debit: a signed balance, and the revoke it caused (or none).
+    for (revoked, tail) in [
+        (None, r#""debit":{"revoke":null}"#),
+        (
+            Some(Revoked {
+                ledger_index: 6,
+                stamps: 3,
+                amount: 30,
+            }),
+            r#""debit":{"revoke":{"ledger_index":6,"stamps":3,"amount":30}}"#,
+        ),
+    ] {
+        let debit = CreditRecord {
+            account_id: id(1),
+            amount: 50,
+            balance: -20,
+            ledger_index: 5,
+            kind: MoneyKind::Debit { revoked },
+        };
+        let stored = format!(
+            r#"{{"account_id":"01234567-89ab-cdef-0000-000000000001","amount":50,"balance":-20,"ledger_index":5,{tail}}}"#
+        );
+        assert_eq!(
+            text(CreditKeyRecord::encode(&debit).expect("encode")),
+            stored
+        );
+        assert_eq!(
+            CreditKeyRecord::decode(stored.as_bytes()).expect("decode"),
+            debit
+        );
+    }
 
     for (action, name, spent_for) in [
         (
@@ -602,6 +654,7 @@ fn records_keep_their_stored_bytes() {
             "vote:01234567-89ab-cdef-0000-000000000002",
         ),
         (SpendAction::Redeem, "redeem", "example.org:comment 9"),
+        (SpendAction::Revoke, "revoke", "revoke:ab"),
     ] {
         let spent = SpentRecord {
             spent_at: Timestamp::from_unix(T0 + 9),

@@ -387,6 +387,49 @@ impl StoreTx for SledTx<'_> {
         )
     }
 
+    fn account_purchases(
+        &self,
+        account_id: Uuid,
+        since: Timestamp,
+        limit: u64,
+    ) -> Result<Vec<PurchaseRecord>, StoreError> {
+        // No range reads in a transaction: back through the account's purchases by their
+        // count and sequence keys, newest first, as `recent_posts` does.
+        let count = self.account_purchase_count(account_id)?;
+        let mut found = Vec::new();
+        for seq in (0..count).rev() {
+            if found.len() as u64 >= limit {
+                break;
+            }
+            let Some(bytes) = Self::get(self.economy, &account_purchase_key(account_id, seq))?
+            else {
+                return Err(corrupt(
+                    "economy",
+                    format!("account purchase {seq} missing"),
+                ));
+            };
+            let purchase = PurchaseKeyRecord::decode(&bytes)?;
+            if purchase.expires_at > since {
+                found.push(purchase);
+            }
+        }
+        Ok(found)
+    }
+
+    fn add_account_purchase(&self, record: &PurchaseRecord) -> Result<(), StoreError> {
+        let count = self.account_purchase_count(record.account_id)?;
+        Self::insert(
+            self.economy,
+            &account_purchase_key(record.account_id, count),
+            PurchaseKeyRecord::encode(record)?,
+        )?;
+        Self::insert(
+            self.economy,
+            &payer_key(b'n', record.account_id),
+            &(count + 1).to_be_bytes()[..],
+        )
+    }
+
     fn stamp_exists(&self, stamp_id: Uuid) -> Result<bool, StoreError> {
         Ok(Self::get(self.stamp_ids, &uuid_key(stamp_id))?.is_some())
     }
@@ -561,6 +604,14 @@ impl StoreTx for SledTx<'_> {
 }
 
 impl SledTx<'_> {
+    /// How many purchases the account made (the next sequence number of its index).
+    fn account_purchase_count(&self, account_id: Uuid) -> Result<u64, StoreError> {
+        match Self::get(self.economy, &payer_key(b'n', account_id))? {
+            Some(bytes) => read_u64(&bytes, "economy"),
+            None => Ok(0),
+        }
+    }
+
     /// How many posts `payer` made (the next sequence number of its post times).
     fn payer_post_count(&self, payer: Uuid) -> Result<u64, StoreError> {
         match Self::get(self.economy, &payer_key(b'c', payer))? {
@@ -582,6 +633,15 @@ fn payer_key(tag: u8, payer: Uuid) -> [u8; 17] {
 fn payer_post_key(payer: Uuid, seq: u64) -> [u8; 25] {
     let mut key = [0u8; 25];
     key[..17].copy_from_slice(&payer_key(b'p', payer));
+    key[17..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `economy` key of an account's `seq`-th purchase (its index for revokes): `b` + account +
+/// sequence; the count is under `n` + account.
+pub(super) fn account_purchase_key(account_id: Uuid, seq: u64) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[..17].copy_from_slice(&payer_key(b'b', account_id));
     key[17..].copy_from_slice(&seq.to_be_bytes());
     key
 }

@@ -36,6 +36,9 @@ impl PgTx<'_> {
             Exported::Name(name, account) => o.new_names.push((name, account)),
             Exported::Credit(hash, record) => o.new_credits.push((hash, record)),
             Exported::Purchase(hash, record) => o.new_purchases.push((hash, record)),
+            Exported::AccountPurchase(record) => o
+                .new_account_purchases
+                .push(super::tables::IndexedPurchase(record)),
             Exported::Stamp(id, sold) => {
                 o.new_stamps.push((id, sold.sale));
                 if let Some(spent) = sold.spent {

@@ -30,7 +30,8 @@ use uuid::Uuid;
 
 use super::{corrupt, db_error, to_u64, PgStore};
 use crate::domain::{
-    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord, Voter,
+    Account, CreditRecord, Hold, MoneyKind, Policy, Post, PurchaseRecord, Revoked, Sale, SoldStamp,
+    SpentRecord, Voter,
 };
 use crate::keys::PublishedKey;
 use crate::stamp::Kid;
@@ -80,6 +81,11 @@ struct Overlay {
     new_credits: Vec<([u8; 32], CreditRecord)>,
     purchases: HashMap<(Uuid, [u8; 32]), Option<PurchaseRecord>>,
     new_purchases: Vec<([u8; 32], PurchaseRecord)>,
+    /// Stored purchases of an account (not this batch's), newest first, as read: those
+    /// expiring after `since`, at most `limit` of them.
+    account_purchases: HashMap<Uuid, StoredPurchases>,
+    /// Purchases this batch added to their accounts' index, in ledger order.
+    new_account_purchases: Vec<tables::IndexedPurchase>,
     /// Sold stamps by id: the sale and the spend, if any.
     stamps: HashMap<Uuid, Option<SoldStamp>>,
     new_stamps: Vec<(Uuid, Sale)>,
@@ -104,15 +110,44 @@ struct Overlay {
     checkpoint: Option<(u64, String)>,
 }
 /// Columns of `credits` after its key, in the order [`credit_from_row`] reads them.
-const CREDIT_COLUMNS: &str = "account_id, amount, balance, ledger_index";
+const CREDIT_COLUMNS: &str =
+    "account_id, amount, balance, ledger_index, kind, revoke_index, revoked_stamps, \
+     revoked_amount";
 
 fn credit_from_row(row: &tokio_postgres::Row, at: usize) -> Result<CreditRecord, StoreError> {
+    let kind = match row.get::<_, &str>(at + 4) {
+        "credit" => MoneyKind::Credit,
+        "debit" => MoneyKind::Debit {
+            revoked: match (
+                row.get::<_, Option<i64>>(at + 5),
+                row.get::<_, Option<i64>>(at + 6),
+                row.get::<_, Option<i64>>(at + 7),
+            ) {
+                (Some(index), Some(stamps), Some(amount)) => Some(Revoked {
+                    ledger_index: to_u64(index, "credits")?,
+                    stamps: to_u64(stamps, "credits")?,
+                    amount: to_u64(amount, "credits")?,
+                }),
+                _ => None,
+            },
+        },
+        other => return Err(corrupt("credits", format!("kind {other}"))),
+    };
     Ok(CreditRecord {
         account_id: row.get(at),
         amount: to_u64(row.get(at + 1), "credits")?,
-        balance: to_u64(row.get(at + 2), "credits")?,
+        balance: row.get(at + 2),
         ledger_index: to_u64(row.get(at + 3), "credits")?,
+        kind,
     })
+}
+
+/// An account's stored purchases as read: those whose `expires_at` is after `since`, newest
+/// first, at most `limit` (all of them when fewer came back).
+struct StoredPurchases {
+    since: i64,
+    limit: u64,
+    purchases: Vec<PurchaseRecord>,
 }
 
 /// Columns of `purchases` after its key, in the order [`purchase_from_row`] reads them.
@@ -138,6 +173,14 @@ fn purchase_from_row(
         expires_at: Timestamp::from_unix(row.get(at + 8)),
         stamp_ids: row.get(at + 9),
     })
+}
+
+/// Columns of `account_purchases`, in the order [`account_purchase_from_row`] reads them.
+const ACCOUNT_PURCHASE_COLUMNS: &str = "account_id, purchase_id, count, unit_price, total, \
+     balance, ledger_index, kid, issued_at, expires_at, stamp_ids";
+
+fn account_purchase_from_row(row: &tokio_postgres::Row) -> Result<PurchaseRecord, StoreError> {
+    purchase_from_row(row, 1, row.get(0))
 }
 
 /// A stored SHA-256 (a key of `api_keys`, `credits`, `purchases`).

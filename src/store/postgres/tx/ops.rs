@@ -5,10 +5,13 @@
 use uuid::Uuid;
 
 use super::super::{
-    account_from_row, corrupt, hash_from_row, key_from_row, kid_of, post_from_row, stamp_from_row,
-    to_i64, to_u64, ACCOUNT_COLUMNS, POST_COLUMNS, STAMP_BY_ID,
+    account_from_row, corrupt, db_error, hash_from_row, key_from_row, kid_of, post_from_row,
+    stamp_from_row, to_i64, to_u64, ACCOUNT_COLUMNS, POST_COLUMNS, STAMP_BY_ID, STAMP_COLUMNS,
 };
-use super::{credit_from_row, purchase_from_row, push_new, PgTx, CREDIT_COLUMNS, PURCHASE_COLUMNS};
+use super::{
+    account_purchase_from_row, credit_from_row, purchase_from_row, push_new, PgTx,
+    ACCOUNT_PURCHASE_COLUMNS, CREDIT_COLUMNS, PURCHASE_COLUMNS,
+};
 use crate::domain::{
     Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
     StampRef, Voter,
@@ -262,6 +265,44 @@ impl StoreTx for PgTx<'_> {
         Ok(())
     }
 
+    fn account_purchases(
+        &self,
+        account_id: Uuid,
+        since: Timestamp,
+        limit: u64,
+    ) -> Result<Vec<PurchaseRecord>, StoreError> {
+        self.load_account_purchases(account_id, since.unix(), limit)?;
+        let overlay = self.overlay.borrow();
+        // This batch's purchases are the newest; the stored ones follow.
+        let mut found: Vec<PurchaseRecord> = overlay
+            .new_account_purchases
+            .iter()
+            .rev()
+            .map(|p| &p.0)
+            .filter(|p| p.account_id == account_id && p.expires_at > since)
+            .cloned()
+            .collect();
+        if let Some(stored) = overlay.account_purchases.get(&account_id) {
+            found.extend(
+                stored
+                    .purchases
+                    .iter()
+                    .filter(|p| p.expires_at > since)
+                    .cloned(),
+            );
+        }
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
+    fn add_account_purchase(&self, record: &PurchaseRecord) -> Result<(), StoreError> {
+        self.overlay
+            .borrow_mut()
+            .new_account_purchases
+            .push(super::tables::IndexedPurchase(record.clone()));
+        Ok(())
+    }
+
     fn stamp_exists(&self, stamp_id: Uuid) -> Result<bool, StoreError> {
         Ok(self.stamp_by_id(stamp_id)?.is_some())
     }
@@ -477,6 +518,82 @@ impl PgTx<'_> {
             .stamps
             .insert(stamp_id, stamp.clone());
         Ok(stamp)
+    }
+
+    /// Reads an account's stored purchases expiring after `since`, newest first, at most
+    /// `limit`, into the cache (unless what the cache holds answers that already), with their
+    /// stamps in the same round trip: a revoke reads each of them next.
+    pub(super) fn load_account_purchases(
+        &self,
+        account_id: Uuid,
+        since: i64,
+        limit: u64,
+    ) -> Result<(), StoreError> {
+        let cached = self
+            .overlay
+            .borrow()
+            .account_purchases
+            .get(&account_id)
+            .is_some_and(|c| {
+                // A read that found fewer than its limit holds every purchase expiring after
+                // its `since`, so after any later one too; a cut-off one answers only itself.
+                c.since <= since
+                    && ((c.purchases.len() as u64) < c.limit
+                        || (c.since == since && c.limit >= limit))
+            });
+        if cached {
+            return Ok(());
+        }
+        let sqls = [
+            format!(
+                "SELECT {ACCOUNT_PURCHASE_COLUMNS} FROM account_purchases \
+                 WHERE account_id = $1 AND expires_at > $2 ORDER BY ledger_index DESC LIMIT $3"
+            ),
+            format!(
+                "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
+                 WHERE s.stamp_id IN (SELECT unnest(stamp_ids) FROM (SELECT stamp_ids \
+                 FROM account_purchases WHERE account_id = $1 AND expires_at > $2 \
+                 ORDER BY ledger_index DESC LIMIT $3) q)"
+            ),
+        ];
+        let statements = sqls
+            .iter()
+            .map(|sql| self.statement(sql))
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit_sql = to_i64(limit);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&account_id, &since, &limit_sql];
+        let (purchase_rows, stamp_rows) = self
+            .store
+            .block_for(self.writer, async {
+                futures_util::try_join!(
+                    self.client.query(&statements[0], &params),
+                    self.client.query(&statements[1], &params)
+                )
+            })
+            .map_err(|e| db_error(&e))?;
+        let purchases = purchase_rows
+            .iter()
+            .map(account_purchase_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut overlay = self.overlay.borrow_mut();
+        for row in &stamp_rows {
+            let (id, sale, spent) = stamp_from_row(row)?;
+            // What this batch wrote stays: it is newer than the stored row.
+            overlay
+                .stamps
+                .entry(id)
+                .or_insert(Some(SoldStamp { sale, spent }));
+        }
+        overlay.account_purchases.insert(
+            account_id,
+            super::StoredPurchases {
+                since,
+                limit,
+                purchases,
+            },
+        );
+        Ok(())
     }
 
     /// Reads a payer's newest `limit` stored post times into the cache, once per batch, with

@@ -11,7 +11,9 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use uuid::Uuid;
 
 use super::super::to_i64;
-use crate::domain::{Account, CreditRecord, Post, PurchaseRecord, Sale, SpentRecord, Voter};
+use crate::domain::{
+    Account, CreditRecord, MoneyKind, Post, PurchaseRecord, Sale, SpentRecord, Voter,
+};
 use crate::keys::PublishedKey;
 
 /// One value of a column, as the driver sends it. Its SQL type is the statement's (every
@@ -154,10 +156,12 @@ impl Insert for Account {
         ("stamps_spent", "bigint"),
         ("created_at", "bigint"),
         ("refunds_total", "bigint"),
+        ("debt", "bigint"),
     ];
     const CONFLICT: &'static str = "ON CONFLICT (account_id) DO UPDATE SET name = EXCLUDED.name, \
         balance = EXCLUDED.balance, stamps_purchased = EXCLUDED.stamps_purchased, \
-        stamps_spent = EXCLUDED.stamps_spent, refunds_total = EXCLUDED.refunds_total";
+        stamps_spent = EXCLUDED.stamps_spent, refunds_total = EXCLUDED.refunds_total, \
+        debt = EXCLUDED.debt";
     fn values(&self) -> Vec<Value<'_>> {
         vec![
             Value::Uuid(self.account_id),
@@ -167,6 +171,7 @@ impl Insert for Account {
             Value::u64(self.stamps_spent),
             Value::I64(self.created_at.unix()),
             Value::u64(self.refunds_total),
+            Value::u64(self.debt),
         ]
     }
 }
@@ -197,15 +202,68 @@ impl Insert for ([u8; 32], CreditRecord) {
         ("amount", "bigint"),
         ("balance", "bigint"),
         ("ledger_index", "bigint"),
+        ("kind", "text"),
+        ("revoke_index", "bigint"),
+        ("revoked_stamps", "bigint"),
+        ("revoked_amount", "bigint"),
     ];
     fn values(&self) -> Vec<Value<'_>> {
         let (reference, c) = self;
+        let (kind, revoked) = match c.kind {
+            MoneyKind::Credit => ("credit", None),
+            MoneyKind::Debit { revoked } => ("debit", revoked),
+        };
         vec![
             Value::Bytes(reference),
             Value::Uuid(c.account_id),
             Value::u64(c.amount),
-            Value::u64(c.balance),
+            Value::I64(c.balance),
             Value::u64(c.ledger_index),
+            Value::Text(kind),
+            Value::opt_u64(revoked.map(|r| r.ledger_index)),
+            Value::opt_u64(revoked.map(|r| r.stamps)),
+            Value::opt_u64(revoked.map(|r| r.amount)),
+        ]
+    }
+}
+
+/// A purchase in its account's index (`account_purchases`).
+#[derive(Clone, Debug)]
+pub(in crate::store::postgres) struct IndexedPurchase(
+    pub(in crate::store::postgres) PurchaseRecord,
+);
+
+impl Insert for IndexedPurchase {
+    const TABLE: &'static str = "account_purchases";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("account_id", "uuid"),
+        ("ledger_index", "bigint"),
+        ("purchase_id", "uuid"),
+        ("count", "integer"),
+        ("unit_price", "bigint"),
+        ("total", "bigint"),
+        ("balance", "bigint"),
+        ("kid", "bytea"),
+        ("issued_at", "bigint"),
+        ("expires_at", "bigint"),
+        ("stamp_ids", "uuid[]"),
+    ];
+    // Its stamp id lists differ in length, which one multi-row array statement cannot carry.
+    const ONE_ROW: bool = true;
+    fn values(&self) -> Vec<Value<'_>> {
+        let r = &self.0;
+        vec![
+            Value::Uuid(r.account_id),
+            Value::u64(r.ledger_index),
+            Value::Uuid(r.purchase_id),
+            Value::I32(i32::try_from(r.count).unwrap_or(i32::MAX)),
+            Value::u64(r.unit_price),
+            Value::u64(r.total),
+            Value::u64(r.balance),
+            Value::Bytes(&r.kid.0),
+            Value::I64(r.issued_at.unix()),
+            Value::I64(r.expires_at.unix()),
+            Value::Uuids(&r.stamp_ids),
         ]
     }
 }

@@ -95,6 +95,7 @@ impl PgTx<'_> {
         round.insert(&o.new_names);
         round.insert(&o.new_credits);
         round.insert(&o.new_purchases);
+        round.insert(&o.new_account_purchases);
         // Stamps sold, then spent.
         round.insert(&o.new_stamps);
         round.insert(&o.new_spends);
