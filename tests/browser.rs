@@ -794,6 +794,28 @@ async fn a_member_adds_money_with_the_test_provider() {
     })
     .await;
 
+    // Back from paying in a browser that does not hold the key: the page says whose key it
+    // needs, and shows the payment once the key is pasted.
+    client
+        .execute("localStorage.removeItem('pennypost.api_key')", vec![])
+        .await
+        .expect("forget the key");
+    client
+        .goto(&format!("{base}/?payment={payment_id}"))
+        .await
+        .expect("open page");
+    wait_text(client, "#message", "whose key", |t| {
+        t.contains("paste that account's API key")
+    })
+    .await;
+    fill(client, "#api-key-input", &key).await;
+    click(client, "#use-key").await;
+    wait_text(client, "#payment-status", "paid", |t| t.contains("Paid")).await;
+    wait_text(client, "#balance", "balance 497", |t| {
+        t.contains("497 cents")
+    })
+    .await;
+
     // A debt (money that went back after stamps were bought) is said plainly.
     client
         .execute(

@@ -810,6 +810,7 @@ async function useKey(event) {
   renderPending();
   say("Using your API key" + (r.data.name ? " (account " + r.data.name + ")" : "") + ".", "ok");
   loadPostPrice();
+  checkAgain(); // a payment the page could not show without the key
 }
 
 function signOut() {

@@ -195,7 +195,10 @@ async function checkPayment() {
   if (!w) return;
   const key = apiKey();
   if (!key) {
-    stopWaiting("Your payment is known only to the account that made it: paste that account's API key in the wallet to see it.");
+    // The wallet's "Add money" is hidden without a key: say it at the top as well.
+    const text = "Your payment is known only to the account that made it: paste that account's API key in the wallet to see it.";
+    stopWaiting(text, true);
+    say(text, "error");
     return;
   }
   const r = await api("GET", "/v1/payments/" + encodeURIComponent(w.id), { key });
