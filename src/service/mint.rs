@@ -18,7 +18,8 @@ use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
 use crate::domain::{
-    Account, CreditSource, Hold, HoldState, Post, PurchaseRecord, StampRecord, StampRef,
+    Account, CreditSource, DebitReason, Hold, HoldState, Post, PurchaseRecord, StampRecord,
+    StampRef,
 };
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring};
@@ -68,6 +69,19 @@ pub struct Credited {
     pub ledger_index: u64,
     /// The reference was credited before: this credited nothing.
     pub replayed: bool,
+}
+
+/// A debit as answered to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debited {
+    /// The balance right after the debit and its revoke, if any (the first one's, for a
+    /// replay); below zero for a debt.
+    pub balance: i64,
+    pub ledger_index: u64,
+    /// The reference was debited before: this debited nothing.
+    pub replayed: bool,
+    /// The stamps the debit revoked, if it left the balance below zero.
+    pub revoked: Option<crate::rules::Revoked>,
 }
 
 /// The answer of `POST /v1/stamps/verify`.
@@ -285,6 +299,57 @@ impl Mint {
                 balance,
                 ledger_index,
                 replayed,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Takes `amount` back from an account under `reference` (a provider's refund or dispute,
+    /// or an operator's correction), once: a second debit under the reference answers the
+    /// first. A balance left below zero revokes the account's unspent stamps in the same
+    /// transaction, then is a debt.
+    pub async fn debit(
+        &self,
+        account_id: Uuid,
+        amount: u64,
+        reference: String,
+        source: CreditSource,
+        reason: DebitReason,
+    ) -> Result<Debited, Error> {
+        if amount == 0 || amount > self.limits.credit_amount_max {
+            return Err(Error::BadRequest(format!(
+                "amount must be 1 to {}",
+                self.limits.credit_amount_max
+            )));
+        }
+        let chars = reference.chars().count();
+        if chars == 0 || chars > self.limits.reference_chars_max {
+            return Err(Error::BadRequest(format!(
+                "reference must be 1 to {} characters",
+                self.limits.reference_chars_max
+            )));
+        }
+        match self
+            .committer
+            .submit(Command::Debit {
+                account_id,
+                amount,
+                reference,
+                source,
+                reason,
+            })
+            .await??
+        {
+            Outcome::Debited {
+                balance,
+                ledger_index,
+                replayed,
+                revoked,
+            } => Ok(Debited {
+                balance,
+                ledger_index,
+                replayed,
+                revoked,
             }),
             other => Err(unexpected(&other)),
         }
