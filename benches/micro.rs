@@ -99,6 +99,7 @@ fn entry_encode_spend(bencher: Bencher) {
         action: SpendAction::Redeem,
         target: "ab".repeat(32),
         direction: None,
+        amount: None,
     };
     bencher.bench(|| entry::encode(black_box(123_456), "2026-11-26T00:00:00Z", &body));
 }
@@ -170,6 +171,7 @@ fn synthetic_log(entries: usize) -> Vec<Vec<u8>> {
                         action: SpendAction::Redeem,
                         target: "ab".repeat(32),
                         direction: None,
+                        amount: None,
                     },
                 )
                 .expect("encode"),
