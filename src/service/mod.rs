@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 pub use backup::{Backup, Backups, DB_DIR};
 pub use board::Board;
 pub use log::Log;
-pub use mint::{Held, HoldStatus, Mint, Purchase, Spend, Verification};
+pub use mint::{Debited, Held, HoldStatus, Mint, Purchase, Spend, Verification};
 pub use payments::{events::Effect, Payments, ProviderInfo, SETTLE_NOTE_CHARS_MAX};
 
 use crate::commit::Committer;

@@ -211,6 +211,23 @@ impl Server {
             .collect()
     }
 
+    /// The balance of a test's one account as the ledger says it (every credit, debit,
+    /// purchase, refund and revoke of the ledger counted; below zero for a debt), worked out
+    /// from the entries alone.
+    pub fn ledger_balance(&self) -> i64 {
+        let amount = |e: &Value, field: &str| e[field].as_i64().unwrap_or(0);
+        self.entries()
+            .iter()
+            .map(|e| match e["kind"].as_str() {
+                Some("credit") | Some("refund") => amount(e, "amount"),
+                Some("debit") => -amount(e, "amount"),
+                Some("purchase") => -amount(e, "total"),
+                Some("spend") if e["action"] == "revoke" => amount(e, "amount"),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The ledger's entries of `kind`.
     pub fn entries_of(&self, kind: &str) -> Vec<Value> {
         self.entries()

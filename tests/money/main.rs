@@ -24,5 +24,6 @@ mod serve;
 
 mod btcpay;
 mod harness;
+mod refunds;
 mod stripe;
 mod test_mode;

@@ -104,7 +104,7 @@ impl Payments {
     /// The payment a refund or dispute is about, settled first when it is still pending here
     /// (the charge's session, as the API found it); `None` when it is no payment of this
     /// server's.
-    async fn settle_first(
+    pub(super) async fn settle_first(
         &self,
         provider: &dyn Provider,
         checked: Option<&Checked>,
@@ -122,29 +122,5 @@ impl Payments {
             return Ok(Some(payment));
         }
         self.apply_checked(&payment, checked).await.map(Some)
-    }
-
-    async fn on_refund(
-        &self,
-        provider: &dyn Provider,
-        state: &crate::payments::RefundState,
-    ) -> Result<Effect, Error> {
-        let Some(payment) = self.settle_first(provider, state.payment.as_ref()).await? else {
-            return Ok(Effect::Ignored);
-        };
-        tracing::warn!(payment_id = %payment.payment_id, charge = %state.charge, "refund seen; debits are not wired yet");
-        Ok(Effect::Updated)
-    }
-
-    async fn on_dispute(
-        &self,
-        provider: &dyn Provider,
-        state: &crate::payments::DisputeState,
-    ) -> Result<Effect, Error> {
-        let Some(payment) = self.settle_first(provider, state.payment.as_ref()).await? else {
-            return Ok(Effect::Ignored);
-        };
-        tracing::warn!(payment_id = %payment.payment_id, dispute = %state.dispute, "dispute seen; debits are not wired yet");
-        Ok(Effect::Updated)
     }
 }

@@ -22,6 +22,7 @@
 //!   racing server completes the same movement instead of deciding a second one.
 
 pub mod events;
+mod moves;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
