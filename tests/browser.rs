@@ -696,7 +696,7 @@ async fn a_member_adds_money_with_the_test_provider() {
     let browser = browser().await;
     let client = &browser.client;
     client.goto(&format!("{base}/")).await.expect("open page");
-    let (_, key) = sign_up(client, "payer").await;
+    let (account_id, key) = sign_up(client, "payer").await;
 
     // One button per provider: here the test provider, which says it is test mode.
     let label = wait_text(client, "#pay-test", "the test provider's button", |t| {
@@ -816,19 +816,30 @@ async fn a_member_adds_money_with_the_test_provider() {
     })
     .await;
 
-    // A debt (money that went back after stamps were bought) is said plainly.
-    client
-        .execute(
-            "renderAccount(Object.assign({}, state.account, { balance: -200 }))",
-            vec![],
-        )
+    // A debt: the operator takes back 700 (a correction) from a balance of 497; the 3 unspent
+    // stamps are revoked (3 back), 200 is owed. The page says so plainly, and a purchase too.
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/admin/accounts/{account_id}/debit"))
+        .bearer_auth(helpers::ADMIN_TOKEN)
+        .json(&json!({"amount": 700, "reference": "correction-1"}))
+        .send()
         .await
-        .expect("show a debt");
+        .expect("debit");
+    assert_eq!(response.status(), 200);
+    click(client, "#refresh").await;
+    wait_text(client, "#balance", "the debt", |t| t.contains("-200 cents")).await;
     let debt = wait_text(client, "#debt", "the debt", |t| t.contains("owe")).await;
     assert!(
         debt.contains("You owe 200 cents; purchases are refused until it is paid"),
         "{debt}"
     );
+    fill(client, "#buy-count", "1").await;
+    click(client, "#buy").await;
+    let message = wait_text(client, "#message", "a refused purchase", |t| {
+        t.contains("You owe")
+    })
+    .await;
+    assert!(message.contains("add money"), "{message}");
     client.clone().close().await.expect("close session");
 }
 

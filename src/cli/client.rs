@@ -152,7 +152,10 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
                         "name:             {}",
                         account.name.as_deref().unwrap_or("(none)")
                     );
-                    println!("balance:          {} {}", account.balance, account.currency);
+                    println!(
+                        "balance:          {}",
+                        payments::balance_words(account.balance, &account.currency)
+                    );
                     println!("stamps purchased: {}", account.stamps_purchased);
                     println!("stamps spent:     {}", account.stamps_spent);
                     println!(

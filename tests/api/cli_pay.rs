@@ -3,7 +3,8 @@
 //! pay page (`POST /pay/{id}`, here with a plain HTTP client instead of a browser), the command
 //! sees it paid and prints the new balance. Also what is refused before anything is created (a
 //! provider the server does not take, amounts out of bounds), a server that takes no payments,
-//! a provider whose API is down (503), `--no-wait`, and a wait that ends unpaid.
+//! a provider whose API is down (503), `--no-wait`, a wait that ends unpaid, and a debt said
+//! plainly and paid off.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -13,7 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::cli::{pennypost, read_wallet, Run};
-use crate::helpers::TestServer;
+use crate::helpers::{TestServer, ADMIN_TOKEN};
 use crate::process::{self, Served};
 
 /// A port free now, for a server that must know its own address before it starts
@@ -392,4 +393,61 @@ async fn pay_says_nothing_was_charged_when_the_provider_is_down() {
     );
     let run = ok_at(base, &wallet, &["payments", "list"]).await;
     assert!(run.stdout.contains("no payments yet"), "{run}");
+}
+
+#[tokio::test]
+async fn a_debt_is_said_plainly_and_paid_off_with_pay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = start_paying(dir.path(), &[]);
+    let base = served.base_url.as_str();
+    let wallet = dir.path().join("w.json");
+    ok_at(base, &wallet, &["account", "create"]).await;
+    let account_id = read_wallet(&wallet)["account_id"]
+        .as_str()
+        .expect("account_id")
+        .to_string();
+    let pay = |wallet: std::path::PathBuf| async move {
+        let run = ok_at(
+            base,
+            &wallet,
+            &["pay", "--amount", "100", "--provider", "test", "--no-wait"],
+        )
+        .await;
+        press_pay(&pay_url_in(&run.stdout).expect("a pay_url")).await;
+        payment_id_in(&run.stdout)
+    };
+    pay(wallet.clone()).await;
+    ok_at(base, &wallet, &["buy", "3"]).await;
+
+    // The operator takes back 300 (a correction): 97 − 300, plus the 3 unspent stamps revoked,
+    // leaves 200 owed.
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/admin/accounts/{account_id}/debit"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"amount": 300, "reference": "correction-1"}))
+        .send()
+        .await
+        .expect("debit");
+    assert_eq!(response.status(), 200);
+    assert_eq!(balance(base, &wallet).await, -200);
+    let owed = "you owe 200 cents; purchases are refused until it is paid";
+    let run = ok_at(base, &wallet, &["account", "show"]).await;
+    assert!(run.stdout.contains(&format!("-200 cents: {owed}")), "{run}");
+    let run = at(base, &wallet, &["buy", "1"]).await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains(owed), "{run}");
+    assert!(run.stderr.contains("pennypost pay --amount"), "{run}");
+
+    // Paying pays the debt off, part by part.
+    let id = pay(wallet.clone()).await;
+    let run = ok_at(base, &wallet, &["payments", "check", &id]).await;
+    assert!(
+        run.stdout
+            .contains("balance:  -100 cents: you owe 100 cents; purchases are refused"),
+        "{run}"
+    );
+    let id = pay(wallet.clone()).await;
+    let run = ok_at(base, &wallet, &["payments", "check", &id]).await;
+    assert!(run.stdout.contains("balance:  0 cents"), "{run}");
+    ok_at(base, &wallet, &["payments", "list"]).await;
 }

@@ -17,14 +17,13 @@ use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::http::{call, Answer};
 use super::{finish, price, runtime, ClientArgs, Target, Wallet};
 use crate::api::{
-    CreatePaymentRequest, ErrorCode, PaymentProvider, PaymentProvidersResponse, PaymentResponse,
-    PaymentStatusName, PaymentsPageResponse,
+    AccountResponse, CreatePaymentRequest, ErrorCode, PaymentProvider, PaymentProvidersResponse,
+    PaymentResponse, PaymentStatusName, PaymentsPageResponse,
 };
 
 /// How long `pay` waits for the payment by default: a member who paid has paid well within it.
@@ -92,13 +91,6 @@ fn status_word(status: PaymentStatusName) -> &'static str {
     }
 }
 
-/// The part of `GET /v1/account` read here: the balance, negative when the account owes.
-#[derive(Debug, Deserialize)]
-struct BalanceView {
-    balance: i64,
-    currency: String,
-}
-
 /// An amount in words, which may be negative: "-200 cents".
 fn signed_money(n: i64, currency: &str) -> String {
     if n < 0 {
@@ -108,13 +100,13 @@ fn signed_money(n: i64, currency: &str) -> String {
     }
 }
 
-/// The balance in words; a debt is said plainly.
-fn balance_words(balance: &BalanceView) -> String {
-    let shown = signed_money(balance.balance, &balance.currency);
-    if balance.balance < 0 {
+/// A balance in words; a debt is said plainly.
+pub(crate) fn balance_words(balance: i64, currency: &str) -> String {
+    let shown = signed_money(balance, currency);
+    if balance < 0 {
         format!(
             "{shown}: you owe {}; purchases are refused until it is paid",
-            price::money(balance.balance.unsigned_abs(), &balance.currency)
+            price::money(balance.unsigned_abs(), currency)
         )
     } else {
         shown
@@ -203,7 +195,7 @@ async fn balance(
     client: &reqwest::Client,
     target: &Target,
     key: &str,
-) -> Result<BalanceView, String> {
+) -> Result<AccountResponse, String> {
     let url = format!("{}/v1/account", target.server);
     let answer = call(client.get(&url).bearer_auth(key), &url).await?;
     if answer.status != 200 {
@@ -465,7 +457,7 @@ async fn settled(
         )),
     };
     let now = balance(client, target, key).await?;
-    println!("balance {}", balance_words(&now));
+    println!("balance {}", balance_words(now.balance, &now.currency));
     match ended {
         None => Ok(()),
         Some(why) => Err(why),
@@ -584,7 +576,7 @@ async fn check(
         println!("pay at:   {}", view.pay_url);
     }
     let now = balance(client, target, key).await?;
-    println!("balance:  {}", balance_words(&now));
+    println!("balance:  {}", balance_words(now.balance, &now.currency));
     Ok(())
 }
 
@@ -612,24 +604,13 @@ mod tests {
 
     #[test]
     fn a_debt_is_said_plainly() {
-        let owing = BalanceView {
-            balance: -200,
-            currency: "cents".into(),
-        };
         assert_eq!(
-            balance_words(&owing),
+            balance_words(-200, "cents"),
             "-200 cents: you owe 200 cents; purchases are refused until it is paid"
         );
-        let one = BalanceView {
-            balance: -1,
-            currency: "cents".into(),
-        };
-        assert!(balance_words(&one).starts_with("-1 cent: you owe 1 cent;"));
-        let credit = BalanceView {
-            balance: 600,
-            currency: "cents".into(),
-        };
-        assert_eq!(balance_words(&credit), "600 cents");
+        assert!(balance_words(-1, "cents").starts_with("-1 cent: you owe 1 cent;"));
+        assert_eq!(balance_words(600, "cents"), "600 cents");
+        assert_eq!(balance_words(0, "cents"), "0 cents");
     }
 
     #[test]
