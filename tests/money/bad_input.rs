@@ -261,3 +261,24 @@ fn a_provider_answering_garbage_or_hanging_is_503_in_bounded_time() {
     assert_eq!(hooked.0, 200);
     server.audit_passes();
 }
+
+#[test]
+fn new_payments_share_the_purchases_rate_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--payment-provider".to_string(),
+            "test".to_string(),
+            "--rate-purchases-per-minute".to_string(),
+            "2".to_string(),
+        ],
+        None,
+    );
+    let key = server.account();
+    for _ in 0..2 {
+        assert_eq!(server.create_payment(&key, "test", json!(500)).0, 201);
+    }
+    let answer = server.create_payment(&key, "test", json!(500));
+    assert_eq!(code(&answer), (429, Some("rate_limited")));
+}

@@ -101,7 +101,10 @@ fn a_payment_is_credited_once_though_its_webhook_comes_three_times_and_a_poll_ra
     s.server.audit_passes();
     // The secrets given as flags never reach the logs.
     let logs = s.server.logs();
-    assert!(!logs.contains(STRIPE_KEY) && !logs.contains(STRIPE_WHSEC), "{logs}");
+    assert!(
+        !logs.contains(STRIPE_KEY) && !logs.contains(STRIPE_WHSEC),
+        "{logs}"
+    );
     assert!(logs.contains("payment credited"), "{logs}");
 }
 
