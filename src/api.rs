@@ -337,7 +337,9 @@ pub struct CreateAccountResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountResponse {
     pub account_id: Uuid,
-    pub balance: u64,
+    /// What the account may spend, in minor units; below zero while it owes a debt (a debit
+    /// took back more than its balance and unspent stamps covered).
+    pub balance: i64,
     pub currency: String,
     #[schema(required = true)]
     pub name: Option<String>,
@@ -365,6 +367,41 @@ pub struct CreditResponse {
     /// The balance right after the credit; below zero while the account is in debt.
     pub balance: i64,
     pub ledger_index: u64,
+}
+
+/// `POST /v1/admin/accounts/{account_id}/debit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DebitRequest {
+    pub amount: u64,
+    /// Unique among credits and debits together: the same reference with the same account and
+    /// amount debits nothing and answers as the first time did. References beginning
+    /// `stripe:`, `btcpay:` or `test:` are the payment providers' and refused
+    /// (`reserved_reference`).
+    pub reference: String,
+}
+
+/// The answer of a debit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DebitResponse {
+    pub account_id: Uuid,
+    /// The balance right after the debit and its revoke; below zero for a debt.
+    pub balance: i64,
+    pub ledger_index: u64,
+    /// The `revoke` the debit caused: absent when the balance stayed at zero or above, or
+    /// the account had no unspent, unexpired stamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<RevokedStamps>,
+}
+
+/// Stamps taken back after a debit left the balance below zero.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokedStamps {
+    /// The `revoke` spend's entry.
+    pub ledger_index: u64,
+    /// Stamps revoked (they answer `stamp_already_spent` from now on).
+    pub stamps: u64,
+    /// Their unit prices' sum, given back to the balance.
+    pub amount: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -886,6 +923,22 @@ mod tests {
             account_id: id,
             balance: 1,
             ledger_index: 2,
+        });
+        wire(&DebitResponse {
+            account_id: id,
+            balance: -3,
+            ledger_index: 2,
+            revoked: Some(RevokedStamps {
+                ledger_index: 3,
+                stamps: 1,
+                amount: 5,
+            }),
+        });
+        wire(&DebitResponse {
+            account_id: id,
+            balance: 4,
+            ledger_index: 2,
+            revoked: None,
         });
         wire(&PricesResponse {
             costs: Costs { post: 1, vote: 2 },

@@ -1,6 +1,7 @@
 //! `pennypost admin credit ACCOUNT_ID AMOUNT --reference REF`: the operator records a payment
 //! received outside the server (`POST /v1/admin/accounts/{id}/credit`), so that crediting a
-//! newcomer needs no curl. The admin token comes from `PENNYPOST_ADMIN_TOKEN` only: a token
+//! newcomer needs no curl; `pennypost admin debit` (same arguments) records a correction
+//! (`POST /v1/admin/accounts/{id}/debit`). The admin token comes from `PENNYPOST_ADMIN_TOKEN` only: a token
 //! given as an argument would show in the process list and the shell's history.
 
 use std::process::ExitCode;
@@ -9,7 +10,9 @@ use clap::{Args, Subcommand};
 use uuid::Uuid;
 
 use super::client::{finish, runtime};
-use crate::api::{CreditRequest, CreditResponse, ErrorCode, PricesResponse, Problem};
+use crate::api::{
+    CreditRequest, CreditResponse, DebitRequest, DebitResponse, ErrorCode, PricesResponse, Problem,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
@@ -17,16 +20,22 @@ pub enum AdminCommand {
     /// server's admin token in PENNYPOST_ADMIN_TOKEN. Safe to repeat: the same reference with
     /// the same account and amount credits once (a repeat says "already credited").
     Credit(CreditArgs),
+    /// Debit an account: a correction of money credited by mistake, or taken back. Needs the
+    /// admin token in PENNYPOST_ADMIN_TOKEN. The balance may go below zero: the account's
+    /// unspent stamps are then revoked, latest first, and what they do not cover stays a debt.
+    /// Safe to repeat: the same reference with the same account and amount debits once.
+    Debit(CreditArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct CreditArgs {
-    /// The account to credit (its id, as `pennypost account create` printed it).
+    /// The account (its id, as `pennypost account create` printed it).
     pub account_id: String,
     /// How much, in the currency's minor unit (cents by default): 1 to 1,000,000,000,000.
     pub amount: u64,
-    /// What the money is (a payment or invoice id), unique across the server: the same
-    /// reference is never credited twice.
+    /// What the money is (a payment, invoice or correction id), unique among the server's
+    /// credits and debits: the same reference is never used twice. References beginning
+    /// `stripe:`, `btcpay:` or `test:` are the payment providers'.
     #[arg(long)]
     pub reference: String,
     /// The server's base URL (`http://` is added when no scheme is given).
@@ -67,6 +76,7 @@ pub fn hint(code: Option<ErrorCode>) -> &'static str {
 pub fn main(command: AdminCommand) -> ExitCode {
     match command {
         AdminCommand::Credit(args) => finish(runtime().and_then(|rt| rt.block_on(credit(args)))),
+        AdminCommand::Debit(args) => finish(runtime().and_then(|rt| rt.block_on(debit(args)))),
     }
 }
 
@@ -105,16 +115,7 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
     let replayed = response_replayed;
     let credited: CreditResponse =
         serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
-    // The currency's name, for the reader; a server that does not say gets none.
-    let prices_url = format!("{}/v1/prices", args.server);
-    let currency = match client.get(&prices_url).send().await {
-        Ok(r) => r
-            .json::<PricesResponse>()
-            .await
-            .map(|p| format!(" {}", p.currency))
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+    let currency = currency_of(&client, &args.server).await;
     if replayed {
         println!(
             "already credited: reference {:?} credited {}{currency} to account {} before \
@@ -128,4 +129,80 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
         args.amount, credited.account_id, args.reference, credited.balance, credited.ledger_index
     );
     Ok(())
+}
+
+async fn debit(args: CreditArgs) -> Result<(), String> {
+    let token = token_from_env()?;
+    let account_id = Uuid::parse_str(&args.account_id)
+        .map_err(|_| format!("{:?} is not an account id (a UUID)", args.account_id))?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/admin/accounts/{account_id}/debit", args.server);
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&DebitRequest {
+            amount: args.amount,
+            reference: args.reference.clone(),
+        })
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get(crate::http::routes::IDEMPOTENT_REPLAYED)
+        .is_some_and(|v| v.as_bytes() == b"true");
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        let problem: Option<Problem> = serde_json::from_slice(&body).ok();
+        let described = format!(
+            "{} ({status}): {}",
+            problem.as_ref().map_or("", |p| p.code.as_str()),
+            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
+        );
+        let hint = hint(problem.map(|p| p.code));
+        return Err(format!("{described}{hint}"));
+    }
+    let debited: DebitResponse =
+        serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
+    let currency = currency_of(&client, &args.server).await;
+    if replayed {
+        println!(
+            "already debited: reference {:?} debited {}{currency} from account {} before \
+             (ledger entry {}); nothing was debited now",
+            args.reference, args.amount, debited.account_id, debited.ledger_index
+        );
+        return Ok(());
+    }
+    println!(
+        "debited {}{currency} from account {} (reference {:?}); balance {}{currency}; ledger entry {}",
+        args.amount, debited.account_id, args.reference, debited.balance, debited.ledger_index
+    );
+    if let Some(revoked) = debited.revoked {
+        println!(
+            "revoked {} unspent stamp(s) worth {}{currency} (ledger entry {})",
+            revoked.stamps, revoked.amount, revoked.ledger_index
+        );
+    }
+    if debited.balance < 0 {
+        println!(
+            "the account owes {}{currency}: it buys no stamps until credits cover that",
+            debited.balance.unsigned_abs()
+        );
+    }
+    Ok(())
+}
+
+/// The currency's name, for the reader (with a leading space); none when the server does
+/// not say.
+async fn currency_of(client: &reqwest::Client, server: &str) -> String {
+    let prices_url = format!("{server}/v1/prices");
+    match client.get(&prices_url).send().await {
+        Ok(r) => r
+            .json::<PricesResponse>()
+            .await
+            .map(|p| format!(" {}", p.currency))
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }

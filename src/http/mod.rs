@@ -72,6 +72,7 @@ pub fn app(service: Arc<App>) -> Router {
             "/v1/admin/accounts/{account_id}/credit",
             post(routes::credit),
         )
+        .route("/v1/admin/accounts/{account_id}/debit", post(routes::debit))
         .route("/v1/prices", get(routes::prices))
         .route("/v1/stamps/purchase", post(routes::purchase))
         .route("/v1/quote", post(routes::quote))

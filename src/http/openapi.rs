@@ -54,6 +54,7 @@ fn checkpoint_alias() {}
         routes::create_account,
         routes::account,
         routes::credit,
+        routes::debit,
         routes::prices,
         routes::quote,
         routes::purchase,

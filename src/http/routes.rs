@@ -28,8 +28,8 @@ use crate::api::{
     QuoteResponse, RedeemRequest, RedeemResponse, StampState, StampStatusResponse, VerifyRequest,
     VerifyResponse, VoteRequest, VoteResponse,
 };
-use crate::api::{BackupRequest, BackupResponse};
-use crate::domain::{CreditSource, Post};
+use crate::api::{BackupRequest, BackupResponse, DebitRequest, DebitResponse, RevokedStamps};
+use crate::domain::{CreditSource, DebitReason, Post};
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus};
 use crate::ledger::checkpoint;
@@ -146,10 +146,11 @@ pub async fn account(
     State(service): State<AppState>,
     AccountAuth(account): AccountAuth,
 ) -> Json<AccountResponse> {
+    let balance = account.signed_balance();
     Json(AccountResponse {
         account_id: account.account_id,
         name: account.name,
-        balance: account.balance,
+        balance,
         currency: service.mint.economy().policy.currency.clone(),
         refunds_total: account.refunds_total,
         stamps_purchased: account.stamps_purchased,
@@ -192,6 +193,53 @@ pub async fn credit(
     });
     // The body of a replay is the first answer's, byte for byte; the header tells it apart.
     Ok(if credited.replayed {
+        ([(IDEMPOTENT_REPLAYED, "true")], body).into_response()
+    } else {
+        body.into_response()
+    })
+}
+
+#[utoipa::path(post, path = "/v1/admin/accounts/{account_id}/debit", tag = "admin",
+    security(("admin_token" = [])),
+    params(("account_id" = Uuid, Path, description = "The account to debit.")),
+    request_body = DebitRequest,
+    responses(
+        (status = 200, description = "Debited as a correction (or the first answer again, for the same reference, with the header `Idempotent-Replayed: true`). A debit that leaves the balance below zero revokes the account's unspent, unexpired stamps, latest first, until the balance is at least zero (`revoked`); what they do not cover stays a debt.", body = DebitResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when the reference was debited before and this request debited nothing; absent otherwise."))),
+        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a debt that would overflow. `reserved_reference`: the reference begins `stripe:`, `btcpay:` or `test:`, which are the payment providers'."),
+        (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
+        (status = 404, description = "`not_found`: no such account."),
+        (status = 409, description = "`idempotency_conflict`: the reference was used by a credit, or by a debit of another account or amount."),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`debit_too_large`: the debit would revoke more than 1,600 stamps (or look through more than 1,000 unexpired purchases) at once; nothing was debited, smaller debits go through."),
+        (status = 503, description = "`service_unavailable`"),
+    ))]
+pub async fn debit(
+    State(service): State<AppState>,
+    ApiPath(account_id): ApiPath<Uuid>,
+    AuthJson(AdminAuth, request): AuthJson<AdminAuth, DebitRequest>,
+) -> Result<Response, Error> {
+    let debited = service
+        .mint
+        .debit(
+            account_id,
+            request.amount,
+            request.reference,
+            CreditSource::Operator,
+            DebitReason::Correction,
+        )
+        .await?;
+    let body = Json(DebitResponse {
+        account_id,
+        balance: debited.balance,
+        ledger_index: debited.ledger_index,
+        revoked: debited.revoked.map(|r| RevokedStamps {
+            ledger_index: r.ledger_index,
+            stamps: r.stamps,
+            amount: r.amount,
+        }),
+    });
+    Ok(if debited.replayed {
         ([(IDEMPOTENT_REPLAYED, "true")], body).into_response()
     } else {
         body.into_response()

@@ -18,8 +18,8 @@ use crate::api::{ErrorCode, StampState};
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
 use crate::domain::{
-    Account, CreditSource, DebitReason, Hold, HoldState, Post, PurchaseRecord, StampRecord,
-    StampRef,
+    Account, CreditSource, DebitReason, Hold, HoldState, Post, PurchaseRecord, Revoked,
+    StampRecord, StampRef,
 };
 use crate::error::Error;
 use crate::keys::{public_key_text, KeyStatus, Keyring};
@@ -71,17 +71,17 @@ pub struct Credited {
     pub replayed: bool,
 }
 
-/// A debit as answered to its caller.
+/// A debit as answered to the operator or a payment provider's handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Debited {
-    /// The balance right after the debit and its revoke, if any (the first one's, for a
-    /// replay); below zero for a debt.
+    /// The balance right after the debit and its revoke (the first one's, for a replay);
+    /// below zero for a debt.
     pub balance: i64,
     pub ledger_index: u64,
     /// The reference was debited before: this debited nothing.
     pub replayed: bool,
-    /// The stamps the debit revoked, if it left the balance below zero.
-    pub revoked: Option<crate::rules::Revoked>,
+    /// The revoke the debit caused, if it left the balance below zero with stamps to take.
+    pub revoked: Option<Revoked>,
 }
 
 /// The answer of `POST /v1/stamps/verify`.
@@ -268,19 +268,7 @@ impl Mint {
         reference: String,
         source: CreditSource,
     ) -> Result<Credited, Error> {
-        if amount == 0 || amount > self.limits.credit_amount_max {
-            return Err(Error::BadRequest(format!(
-                "amount must be 1 to {}",
-                self.limits.credit_amount_max
-            )));
-        }
-        let chars = reference.chars().count();
-        if chars == 0 || chars > self.limits.reference_chars_max {
-            return Err(Error::BadRequest(format!(
-                "reference must be 1 to {} characters",
-                self.limits.reference_chars_max
-            )));
-        }
+        self.check_money(amount, &reference)?;
         match self
             .committer
             .submit(Command::Credit {
@@ -304,10 +292,11 @@ impl Mint {
         }
     }
 
-    /// Takes `amount` back from an account under `reference` (a provider's refund or dispute,
-    /// or an operator's correction), once: a second debit under the reference answers the
-    /// first. A balance left below zero revokes the account's unspent stamps in the same
-    /// transaction, then is a debt.
+    /// Debits `amount` under `reference`, once: the same reference, account and amount again
+    /// answers the first debit (`replayed`). The balance may go below zero: the rules then
+    /// revoke the account's unspent, unexpired stamps in the same transaction, and what they
+    /// do not cover stays a debt. References belong to their source as for [`Mint::credit`];
+    /// a debit too large to revoke at once is refused (`debit_too_large`).
     pub async fn debit(
         &self,
         account_id: Uuid,
@@ -316,19 +305,7 @@ impl Mint {
         source: CreditSource,
         reason: DebitReason,
     ) -> Result<Debited, Error> {
-        if amount == 0 || amount > self.limits.credit_amount_max {
-            return Err(Error::BadRequest(format!(
-                "amount must be 1 to {}",
-                self.limits.credit_amount_max
-            )));
-        }
-        let chars = reference.chars().count();
-        if chars == 0 || chars > self.limits.reference_chars_max {
-            return Err(Error::BadRequest(format!(
-                "reference must be 1 to {} characters",
-                self.limits.reference_chars_max
-            )));
-        }
+        self.check_money(amount, &reference)?;
         match self
             .committer
             .submit(Command::Debit {
@@ -353,6 +330,24 @@ impl Mint {
             }),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// The bounds of a credit's or debit's amount and reference.
+    fn check_money(&self, amount: u64, reference: &str) -> Result<(), Error> {
+        if amount == 0 || amount > self.limits.credit_amount_max {
+            return Err(Error::BadRequest(format!(
+                "amount must be 1 to {}",
+                self.limits.credit_amount_max
+            )));
+        }
+        let chars = reference.chars().count();
+        if chars == 0 || chars > self.limits.reference_chars_max {
+            return Err(Error::BadRequest(format!(
+                "reference must be 1 to {} characters",
+                self.limits.reference_chars_max
+            )));
+        }
+        Ok(())
     }
 
     /// Sells `count` stamps. With an idempotency key, a replay answers the first purchase again

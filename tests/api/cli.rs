@@ -455,6 +455,53 @@ async fn admin_credit_credits_an_account_once_per_reference() {
 }
 
 #[tokio::test]
+async fn admin_debit_takes_money_back_and_says_what_it_revoked() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wallet = dir.path().join("w.json");
+    ok(&server, &wallet, &["account", "create"]).await;
+    let account_id = wallet_account(&wallet);
+    server.credit(&account_id, 10, "paid").await;
+    ok(&server, &wallet, &["buy", "2"]).await;
+    let token = [("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)];
+    let debit = |amount: &'static str, reference: &'static str| {
+        let account_id = account_id.clone();
+        let server_url = server.base_url.clone();
+        async move {
+            pennypost_with(
+                &[
+                    "admin",
+                    "debit",
+                    &account_id,
+                    amount,
+                    "--reference",
+                    reference,
+                    "--server",
+                    &server_url,
+                ],
+                &token,
+            )
+            .await
+        }
+    };
+    // 8 left after 2 stamps at 1: a debit of 20 takes both back and leaves 10 owed.
+    let run = debit("20", "mistake-1").await;
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("debited 20 cents"), "{run}");
+    assert!(run.stdout.contains("balance -10 cents"), "{run}");
+    assert!(run.stdout.contains("revoked 2 unspent stamp(s)"), "{run}");
+    assert!(run.stdout.contains("owes 10 cents"), "{run}");
+    let again = debit("20", "mistake-1").await;
+    assert_eq!(again.code, 0, "{again}");
+    assert!(again.stdout.contains("already debited"), "{again}");
+    let run = debit("5", "test:p-1").await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("reserved_reference"), "{run}");
+    let run = ok(&server, &wallet, &["account", "show"]).await;
+    assert!(run.stdout.contains("-10"), "{run}");
+}
+
+#[tokio::test]
 async fn stamps_full_prints_each_stamp_whole() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use pennypost::domain::{CreditSource, StampRef};
+use pennypost::domain::{CreditSource, DebitReason, StampRef};
 use pennypost::keys::{public_key_text, KeyStatus};
 use pennypost::rules::{Applied, Command, Outcome, Refusal, SpendFor};
 use pennypost::stamp::Kid;
@@ -373,6 +373,33 @@ pub fn credit(i: u8, amount: u64, reference: &str) -> Command {
         amount,
         reference: reference.into(),
         source: CreditSource::of_reference(reference),
+    }
+}
+
+/// An operator's correction (or, for a provider's reference, its refund) of `amount`.
+pub fn debit(i: u8, amount: u64, reference: &str) -> Command {
+    let source = CreditSource::of_reference(reference);
+    let reason = if source == CreditSource::Operator {
+        DebitReason::Correction
+    } else {
+        DebitReason::Refund
+    };
+    debit_from(i, amount, reference, source, reason)
+}
+
+pub fn debit_from(
+    i: u8,
+    amount: u64,
+    reference: &str,
+    source: CreditSource,
+    reason: DebitReason,
+) -> Command {
+    Command::Debit {
+        account_id: account(i),
+        amount,
+        reference: reference.into(),
+        source,
+        reason,
     }
 }
 

@@ -11,7 +11,8 @@
 //!   consecutive indexes and times that never go back, the ledger checker reports no violation,
 //!   and the Merkle root of the store's hashes is the checker's root ([`observe::audit`]).
 //!
-//! Cases: [`keys`] (key events, accounts), [`credit`], [`purchase`], [`spend`] (redeem, post,
+//! Cases: [`keys`] (key events, accounts), [`credit`], [`debit`] (debits, debts, revokes),
+//! [`purchase`], [`spend`] (redeem, post,
 //! vote), [`economy`] (policy, prices, refunds, payers, names), [`batches`] (refusals and replays inside a batch, time), [`concurrency`] (threads and
 //! the group committer racing for the same stamps), [`durability`] (reopen after a crash), [`holds`] (hold, capture, release), [`payments`] (payment records: insert once, compare-and-set, listings).
 //!
@@ -25,6 +26,7 @@
 mod batches;
 mod concurrency;
 mod credit;
+mod debit;
 mod durability;
 mod economy;
 mod harness;
@@ -55,6 +57,16 @@ macro_rules! conformance {
             credit::a_credit_reference_reused_otherwise_conflicts,
             credit::a_credit_past_the_largest_balance_overflows,
             credit::a_credit_carries_its_source_and_provider_references_are_theirs,
+            debit::a_debit_within_the_balance_writes_one_entry,
+            debit::a_debit_below_zero_revokes_the_latest_stamps_first,
+            debit::a_debit_beyond_every_stamp_leaves_a_debt,
+            debit::a_revoke_skips_expired_stamps,
+            debit::a_held_stamp_is_revoked_and_its_capture_refused,
+            debit::a_revoked_stamp_is_spent,
+            debit::a_debit_replayed_changes_nothing,
+            debit::credits_and_debits_share_their_references,
+            debit::provider_references_in_debits_are_the_providers,
+            debit::a_revoke_past_its_limit_is_refused,
             purchase::a_purchase_sells_stamps_for_the_balance,
             purchase::a_purchase_for_an_unknown_account_is_not_found,
             purchase::a_purchase_beyond_the_balance_is_refused,

@@ -459,7 +459,10 @@ async fn servers_ride_out_a_database_crash_and_lose_nothing_acknowledged() {
     );
     let account = service.account_of(0, payer).await;
     assert_eq!(
-        (account.stamps_purchased, account.balance),
+        (
+            account.stamps_purchased,
+            u64::try_from(account.balance).expect("no debt")
+        ),
         (stamps_bought, PURCHASE_BUDGET - stamps_bought)
     );
 

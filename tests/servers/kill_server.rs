@@ -213,7 +213,10 @@ async fn a_server_killed_during_a_burst_loses_no_acknowledged_change() {
     for (b, buyer) in buyers.iter().enumerate() {
         let account = service.account_of(SURVIVORS[0], buyer).await;
         assert_eq!(
-            (account.stamps_purchased, account.balance),
+            (
+                account.stamps_purchased,
+                u64::try_from(account.balance).expect("no debt")
+            ),
             (
                 (REDEEMS / BUYERS) as u64 + bought[b],
                 PURCHASE_BUDGET - bought[b]

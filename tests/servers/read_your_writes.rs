@@ -139,7 +139,10 @@ async fn a_change_on_one_server_is_read_at_once_on_the_others() {
             let account: AccountResponse =
                 serde_json::from_value(account.body).expect("an account");
             assert_eq!(
-                (account.balance, account.stamps_purchased),
+                (
+                    u64::try_from(account.balance).expect("no debt"),
+                    account.stamps_purchased
+                ),
                 (purchase.balance, 3 * ROUNDS as u64 + round as u64 + 1),
                 "round {round}: server {} shows a stale account",
                 reader + 1
