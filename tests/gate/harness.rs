@@ -123,7 +123,7 @@ async fn record(State(shared): State<Shared>, request: Request) -> Response {
 /// A page of the site with a priced form and gate.js.
 pub const PAGE: &str = "<!doctype html><html><head><title>site</title></head><body>\
 <form id=\"comment\" method=\"post\" action=\"/comments\">\
-<textarea name=\"text\">hello</textarea><button id=\"send\">Send</button></form>\
+<textarea name=\"text\">hello</textarea><button id=\"send\" name=\"do\" value=\"send\">Send</button></form>\
 <form id=\"search\" method=\"get\" action=\"/search\"><button id=\"find\">Find</button></form>\
 <script src=\"/.pennypost/gate.js\"></script></body></html>";
 
