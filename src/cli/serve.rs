@@ -463,6 +463,13 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
         .config()
         .build(&economy.policy.currency)
         .map_err(|e| e.to_string())?;
+    let enabled: Vec<&str> = providers.all().iter().map(|p| p.name()).collect();
+    tracing::info!(
+        providers = ?enabled,
+        payment_min = providers.payment_min,
+        payment_max = providers.payment_max,
+        "payment providers"
+    );
     if !keys::ledger_origin_is_valid(&args.ledger_origin) {
         return Err(format!(
             "--ledger-origin must be 1 to {} characters without spaces, control characters or \

@@ -4,6 +4,7 @@
 
 use clap::Args;
 
+use crate::payments::client::REQUEST_TIMEOUT_DEFAULT;
 use crate::payments::config::{
     PAYMENT_MAX_DEFAULT, PAYMENT_MIN_DEFAULT, WEBHOOK_BODY_BYTES_DEFAULT,
 };
@@ -75,6 +76,10 @@ pub struct PaymentArgs {
     /// request body limit).
     #[arg(long, env = "PENNYPOST_WEBHOOK_BODY_MAX_BYTES", default_value_t = WEBHOOK_BODY_BYTES_DEFAULT)]
     pub webhook_body_max_bytes: usize,
+    /// Seconds one call to a provider's API may take (1 to 60) before the request that made
+    /// it answers 503.
+    #[arg(long, env = "PENNYPOST_PAYMENT_PROVIDER_TIMEOUT_SECS", default_value_t = REQUEST_TIMEOUT_DEFAULT.as_secs())]
+    pub payment_provider_timeout_secs: u64,
 }
 
 impl PaymentArgs {
@@ -94,7 +99,7 @@ impl PaymentArgs {
             payment_min: self.payment_min,
             payment_max: self.payment_max,
             webhook_body_max_bytes: self.webhook_body_max_bytes,
-            ..PaymentsConfig::default()
+            provider_timeout_secs: self.payment_provider_timeout_secs,
         }
     }
 }

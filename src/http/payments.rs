@@ -94,6 +94,7 @@ pub async fn providers(State(service): State<AppState>) -> Json<PaymentProviders
         (status = 401, description = "`unauthorized`: the API key is missing or unknown."),
         (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was used for another payment."),
         (status = 413, description = "`payload_too_large`"),
+        (status = 429, description = "`rate_limited`: too many purchases and payments from this client."),
         (status = 503, description = "`service_unavailable`: the provider's API cannot be reached or failed; nothing was recorded."),
     ))]
 pub async fn create(

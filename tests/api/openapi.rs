@@ -17,6 +17,7 @@ const ROUTER: &[(&str, &str)] = &[
     ("post", "/v1/accounts"),
     ("get", "/v1/account"),
     ("post", "/v1/admin/accounts/{account_id}/credit"),
+    ("post", "/v1/admin/accounts/{account_id}/debit"),
     ("get", "/v1/prices"),
     ("post", "/v1/stamps/purchase"),
     ("post", "/v1/quote"),
@@ -317,6 +318,25 @@ async fn the_document_describes_the_server_that_serves_it() {
     let (status, purchase) = server.purchase(&key, 3, None).await;
     assert_eq!(status, 201, "{purchase}");
     assert_answer(&doc, "post", "/v1/stamps/purchase", 201, &purchase);
+    // A debit that revokes (7 − 8: the last stamp comes back): its answer with `revoked`.
+    let (status, debit) = server
+        .post(
+            &format!("/v1/admin/accounts/{id}/debit"),
+            Some(crate::helpers::ADMIN_TOKEN),
+            serde_json::json!({"amount": 8, "reference": "openapi-debit"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{debit}");
+    assert!(debit["revoked"].is_object(), "{debit}");
+    assert_answer(
+        &doc,
+        "post",
+        "/v1/admin/accounts/{account_id}/debit",
+        200,
+        &debit,
+    );
+    let (_, after) = server.get_auth("/v1/account", &key).await;
+    assert_answer(&doc, "get", "/v1/account", 200, &after);
     let stamps: Vec<String> = purchase["stamps"]
         .as_array()
         .expect("stamps")

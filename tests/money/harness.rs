@@ -22,6 +22,8 @@ pub const PUBLIC_URL: &str = "http://board.test";
 /// A running server (killed when dropped) and its directories.
 pub struct Server {
     pub base_url: String,
+    /// `http://ADDR/metrics` when started with `--metrics-listen`.
+    pub metrics_url: Option<String>,
     pub http: reqwest::blocking::Client,
     child: Option<Child>,
     dir: PathBuf,
@@ -35,6 +37,7 @@ impl Server {
     pub fn start(dir: &Path, args: &[String], database: Option<&str>) -> Server {
         let mut server = Server {
             base_url: String::new(),
+            metrics_url: None,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .redirect(reqwest::redirect::Policy::none())
@@ -64,10 +67,12 @@ impl Server {
         if let Some(url) = &self.database {
             command.arg("--database").arg(url);
         }
-        let started = serve::start(&mut command, false, || {
+        let metrics = self.args.iter().any(|a| a == "--metrics-listen");
+        let started = serve::start(&mut command, metrics, || {
             std::fs::read_to_string(&log).unwrap_or_default()
         })
         .unwrap_or_else(|e| panic!("{e}"));
+        self.metrics_url = started.metrics();
         self.base_url = started.base_url;
         self.child = Some(started.child);
     }
@@ -195,6 +200,20 @@ impl Server {
         ));
         let (code, printed) = serve::audit_printed(&self.base_url, &state);
         assert_eq!(code, 0, "the audit failed:\n{printed}");
+    }
+
+    /// The Prometheus text of the server's metrics.
+    pub fn metrics(&self) -> String {
+        let url = self
+            .metrics_url
+            .as_ref()
+            .expect("started with --metrics-listen");
+        self.http
+            .get(url)
+            .send()
+            .expect("metrics")
+            .text()
+            .expect("text")
     }
 
     /// The ledger's entries, parsed.

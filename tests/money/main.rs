@@ -22,8 +22,10 @@ mod pg;
 #[path = "../support/serve.rs"]
 mod serve;
 
+mod bad_input;
 mod btcpay;
 mod harness;
 mod refunds;
+mod servers;
 mod stripe;
 mod test_mode;

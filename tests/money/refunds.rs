@@ -53,13 +53,11 @@ impl Paid {
         assert_eq!(status, 200, "{kind}: {body}");
     }
 
-    /// The balance as the ledger says it (a debt below zero), and as `GET /v1/account`
-    /// shows it when there is no debt.
+    /// The balance as the ledger says it (a debt below zero), which `GET /v1/account` must
+    /// show too.
     fn balance(&self) -> i64 {
         let ledger = self.server.ledger_balance();
-        if ledger >= 0 {
-            assert_eq!(self.server.balance(&self.key), ledger);
-        }
+        assert_eq!(self.server.balance(&self.key), ledger);
         ledger
     }
 

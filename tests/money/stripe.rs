@@ -99,6 +99,13 @@ fn a_payment_is_credited_once_though_its_webhook_comes_three_times_and_a_poll_ra
     assert_eq!((status, body["effect"].as_str()), (200, Some("updated")));
     assert_eq!(s.server.balance(&s.key), 500);
     s.server.audit_passes();
+    // The secrets given as flags never reach the logs.
+    let logs = s.server.logs();
+    assert!(
+        !logs.contains(STRIPE_KEY) && !logs.contains(STRIPE_WHSEC),
+        "{logs}"
+    );
+    assert!(logs.contains("payment credited"), "{logs}");
 }
 
 #[test]

@@ -9,7 +9,9 @@ use crate::harness::{test_provider, Server, PUBLIC_URL};
 #[test]
 fn a_test_payment_is_paid_on_its_page_and_credited_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &test_provider(), None);
+    let mut args = test_provider();
+    args.extend(["--metrics-listen".to_string(), "127.0.0.1:0".to_string()]);
+    let server = Server::start(dir.path(), &args, None);
     let providers = server
         .http
         .get(server.url("/v1/payments/providers"))
@@ -93,4 +95,17 @@ fn a_test_payment_is_paid_on_its_page_and_credited_once() {
     assert_eq!(list["payments"][0]["payment_id"], id.as_str());
     assert_eq!(list["payments"][0]["status"], "paid");
     server.audit_passes();
+
+    // Counted once: created, paid, 500 credited.
+    let metrics = server.metrics();
+    for line in [
+        "pennypost_payments_total{provider=\"test\",status=\"pending\"} 1",
+        "pennypost_payments_total{provider=\"test\",status=\"paid\"} 1",
+        "pennypost_payment_credited_total{provider=\"test\"} 500",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
 }
