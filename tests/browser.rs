@@ -891,6 +891,13 @@ async fn the_page_says_nothing_was_charged_when_a_provider_is_down() {
         t.contains("test mode")
     })
     .await;
+    // Amounts of an ISO currency are said as its decimals, not as minor units.
+    let bounds = text_of(client, "#add-money-bounds").await;
+    assert!(bounds.contains("From USD 1.00 to USD 1,000.00"), "{bounds}");
+    wait_text(client, "#balance", "a balance in dollars", |t| {
+        t.contains("USD 0.00")
+    })
+    .await;
     fill(client, "#add-amount", "500").await;
     click(client, "#pay-stripe").await;
     let message = wait_text(client, "#message", "the provider down", |t| {

@@ -74,9 +74,25 @@ function currency() {
   return (state.prices && state.prices.currency) || (state.account && state.account.currency) || "";
 }
 
+// An amount of minor units in words: in an ISO 4217 currency as its decimal ("USD 5.00", what
+// a member recognises), otherwise as the server names its unit ("500 cents").
 function money(n) {
   const c = currency();
+  const iso = isoMoney(n, c);
+  if (iso !== null) return iso;
   return n + " " + (n === 1 && /s$/.test(c) ? c.slice(0, -1) : c);
+}
+
+function isoMoney(n, code) {
+  if (!/^[A-Za-z]{3}$/.test(code) || typeof Intl === "undefined" || typeof Intl.supportedValuesOf !== "function") return null;
+  try {
+    // Only the codes the browser knows as currencies: `BTC` counted in satoshis is none.
+    if (!Intl.supportedValuesOf("currency").includes(code.toUpperCase())) return null;
+    const f = new Intl.NumberFormat("en", { style: "currency", currency: code.toUpperCase(), currencyDisplay: "code" });
+    return f.format(n / Math.pow(10, f.resolvedOptions().maximumFractionDigits));
+  } catch (e) {
+    return null; // not a currency code Intl knows
+  }
 }
 
 function say(text, kind) {

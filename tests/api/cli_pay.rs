@@ -378,6 +378,21 @@ async fn pay_says_nothing_was_charged_when_the_provider_is_down() {
     let base = served.base_url.as_str();
     let wallet = dir.path().join("w.json");
     ok_at(base, &wallet, &["account", "create"]).await;
+    // Amounts of an ISO currency are said as its decimals.
+    let run = at(
+        base,
+        &wallet,
+        &["pay", "--amount", "50", "--provider", "stripe"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains(
+            "an amount of 0.50 USD is out of bounds: one payment with stripe is 1.00 USD to \
+             1000.00 USD"
+        ),
+        "{run}"
+    );
     let run = at(
         base,
         &wallet,
