@@ -91,25 +91,12 @@ fn status_word(status: PaymentStatusName) -> &'static str {
     }
 }
 
-/// An amount of minor units in words: in an ISO 4217 currency as its decimal ("5.00 USD", the
-/// amount a member recognises), otherwise as the server names its unit ("500 cents").
-pub(crate) fn money(n: u64, currency: &str) -> String {
-    match crate::payments::currency::iso4217(currency) {
-        Some(iso) => format!(
-            "{} {}",
-            crate::payments::currency::to_decimal(n, iso.exponent),
-            iso.code
-        ),
-        None => price::money(n, currency),
-    }
-}
-
 /// An amount in words, which may be negative: "-200 cents".
 fn signed_money(n: i64, currency: &str) -> String {
     if n < 0 {
-        format!("-{}", money(n.unsigned_abs(), currency))
+        format!("-{}", price::money(n.unsigned_abs(), currency))
     } else {
-        money(n.unsigned_abs(), currency)
+        price::money(n.unsigned_abs(), currency)
     }
 }
 
@@ -119,7 +106,7 @@ pub(crate) fn balance_words(balance: i64, currency: &str) -> String {
     if balance < 0 {
         format!(
             "{shown}: you owe {}; purchases are refused until it is paid",
-            money(balance.unsigned_abs(), currency)
+            price::money(balance.unsigned_abs(), currency)
         )
     } else {
         shown
@@ -238,7 +225,7 @@ pub(crate) async fn debt(client: &reqwest::Client, target: &Target, key: &str) -
     (now.balance < 0).then(|| {
         format!(
             "you owe {}; purchases are refused until it is paid",
-            money(now.balance.unsigned_abs(), &now.currency)
+            price::money(now.balance.unsigned_abs(), &now.currency)
         )
     })
 }
@@ -272,10 +259,10 @@ async fn pay_async(client_args: ClientArgs, args: PayArgs) -> Result<(), String>
     if args.amount < chosen.min || args.amount > chosen.max {
         return Err(format!(
             "an amount of {} is out of bounds: one payment with {} is {} to {}",
-            money(args.amount, &chosen.currency),
+            price::money(args.amount, &chosen.currency),
             chosen.provider,
-            money(chosen.min, &chosen.currency),
-            money(chosen.max, &chosen.currency)
+            price::money(chosen.min, &chosen.currency),
+            price::money(chosen.max, &chosen.currency)
         ));
     }
     let created = create(&client, &target, &key, chosen, args.amount).await?;
@@ -283,7 +270,7 @@ async fn pay_async(client_args: ClientArgs, args: PayArgs) -> Result<(), String>
     println!(
         "payment {} of {} with {}: {}",
         created.payment_id,
-        money(created.amount, &created.currency),
+        price::money(created.amount, &created.currency),
         provider_words(&created.provider, chosen.test_mode),
         status_word(created.status)
     );
@@ -443,7 +430,7 @@ async fn settled(
     key: &str,
     view: &PaymentResponse,
 ) -> Result<(), String> {
-    let money = money(view.amount, &view.currency);
+    let money = price::money(view.amount, &view.currency);
     let ended = match view.status {
         PaymentStatusName::Paid => {
             let entry = view
@@ -537,7 +524,7 @@ fn table(payments: &[PaymentResponse]) -> String {
             [
                 p.payment_id.to_string(),
                 p.provider.clone(),
-                money(p.amount, &p.currency),
+                price::money(p.amount, &p.currency),
                 status_word(p.status).to_string(),
                 p.created_at.0.to_rfc3339(),
             ]
@@ -577,7 +564,7 @@ async fn check(
         "provider: {}",
         provider_words(&view.provider, view.test_mode)
     );
-    println!("amount:   {}", money(view.amount, &view.currency));
+    println!("amount:   {}", price::money(view.amount, &view.currency));
     let status = match (view.status, view.credited_ledger_index) {
         (PaymentStatusName::Paid, Some(index)) => format!("paid (credited, ledger entry {index})"),
         (status, _) => status_word(status).to_string(),
@@ -642,13 +629,7 @@ mod tests {
     }
 
     #[test]
-    fn amounts_of_an_iso_currency_are_decimals() {
-        assert_eq!(money(500, "USD"), "5.00 USD");
-        assert_eq!(money(500, "usd"), "5.00 USD");
-        assert_eq!(money(500, "JPY"), "500 JPY");
-        assert_eq!(money(5, "BHD"), "0.005 BHD");
-        assert_eq!(money(500, "cents"), "500 cents");
-        assert_eq!(money(1, "cents"), "1 cent");
+    fn a_debt_in_an_iso_currency_is_said_in_decimals() {
         assert_eq!(
             balance_words(-250, "EUR"),
             "-2.50 EUR: you owe 2.50 EUR; purchases are refused until it is paid"

@@ -26,8 +26,14 @@ pub fn stamps(n: u64) -> String {
     }
 }
 
-/// An amount of money in the currency's minor unit: "1 cent", "2 cents".
+/// An amount of money in minor units: in an ISO 4217 currency as its decimal ("5.00 USD", the
+/// amount a member recognises; with a real payment provider the server's currency is one),
+/// otherwise in the unit the server names: "1 cent", "2 cents".
 pub fn money(n: u64, currency: &str) -> String {
+    use crate::payments::currency::{iso4217, to_decimal};
+    if let Some(iso) = iso4217(currency) {
+        return format!("{} {}", to_decimal(n, iso.exponent), iso.code);
+    }
     match currency.strip_suffix('s') {
         Some(one) if n == 1 && !one.is_empty() => format!("1 {one}"),
         _ => format!("{n} {currency}"),
@@ -164,7 +170,11 @@ mod tests {
         assert_eq!(stamps(0), "0 stamps");
         assert_eq!(money(1, "cents"), "1 cent");
         assert_eq!(money(2, "cents"), "2 cents");
-        assert_eq!(money(1, "EUR"), "1 EUR");
+        assert_eq!(money(1, "EUR"), "0.01 EUR");
+        assert_eq!(money(500, "usd"), "5.00 USD");
+        assert_eq!(money(500, "JPY"), "500 JPY");
+        assert_eq!(money(5, "BHD"), "0.005 BHD");
+        assert_eq!(money(3, "sats"), "3 sats");
         assert_eq!(
             [1, 3, 10, 11, 12, 13, 21, 22, 23, 101, 111].map(ordinal),
             [
