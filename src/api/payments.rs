@@ -125,3 +125,59 @@ pub struct WebhookResponse {
     /// `moved` (a refund or dispute debited, or credited back) or `ignored`.
     pub effect: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    /// Answers are written with their fields in alphabetical order (the wire rule of
+    /// `crate::api`) and read back as they were.
+    #[test]
+    fn payment_answers_keep_the_wire_rules() {
+        let payment = PaymentResponse {
+            account_id: Uuid::from_u128(1),
+            amount: 500,
+            created_at: Time(Timestamp::from_unix(0)),
+            credited_ledger_index: None,
+            currency: "USD".into(),
+            expires_at: Time(Timestamp::from_unix(3600)),
+            pay_url: "https://board.example/pay/x".into(),
+            payment_id: Uuid::from_u128(2),
+            provider: "test".into(),
+            status: PaymentStatusName::Pending,
+            test_mode: true,
+            updated_at: Time(Timestamp::from_unix(0)),
+        };
+        let page = PaymentsPageResponse {
+            next_before: None,
+            payments: vec![payment.clone()],
+        };
+        let providers = PaymentProvidersResponse {
+            providers: vec![PaymentProvider {
+                currency: "USD".into(),
+                max: 100_000,
+                min: 100,
+                provider: "stripe".into(),
+                test_mode: false,
+            }],
+        };
+        for (text, value) in [
+            (
+                serde_json::to_string(&page).expect("json"),
+                serde_json::to_value(&page).expect("json"),
+            ),
+            (
+                serde_json::to_string(&providers).expect("json"),
+                serde_json::to_value(&providers).expect("json"),
+            ),
+        ] {
+            assert_eq!(text, value.to_string(), "fields out of alphabetical order");
+        }
+        let text = serde_json::to_string(&payment).expect("json");
+        assert!(text.contains("\"credited_ledger_index\":null"), "{text}");
+        assert!(text.contains("\"status\":\"pending\""), "{text}");
+        let back: PaymentResponse = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back, payment);
+    }
+}

@@ -22,17 +22,19 @@ pub struct PaymentArgs {
         long,
         env = "PENNYPOST_STRIPE_SECRET_KEY",
         value_name = "KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub stripe_secret_key: Option<String>,
+    pub stripe_secret_key: Option<Secret>,
     /// The signing secret (`whsec_…`) of the Stripe webhook endpoint.
     #[arg(
         long,
         env = "PENNYPOST_STRIPE_WEBHOOK_SECRET",
         value_name = "SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub stripe_webhook_secret: Option<String>,
+    pub stripe_webhook_secret: Option<Secret>,
     /// Where Stripe's API is (default `https://api.stripe.com`).
     #[arg(long, env = "PENNYPOST_STRIPE_API_BASE", value_name = "URL")]
     pub stripe_api_base: Option<String>,
@@ -45,9 +47,10 @@ pub struct PaymentArgs {
         long,
         env = "PENNYPOST_BTCPAY_API_KEY",
         value_name = "KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub btcpay_api_key: Option<String>,
+    pub btcpay_api_key: Option<Secret>,
     /// The BTCPay store's id.
     #[arg(long, env = "PENNYPOST_BTCPAY_STORE_ID", value_name = "ID")]
     pub btcpay_store_id: Option<String>,
@@ -56,9 +59,10 @@ pub struct PaymentArgs {
         long,
         env = "PENNYPOST_BTCPAY_WEBHOOK_SECRET",
         value_name = "SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub btcpay_webhook_secret: Option<String>,
+    pub btcpay_webhook_secret: Option<Secret>,
     /// `test`: enable the test provider, which moves no money (its pay page settles a
     /// payment at once; every answer says "test mode").
     #[arg(long, env = "PENNYPOST_PAYMENT_PROVIDER", value_name = "NAME", value_parser = ["test"])]
@@ -82,18 +86,24 @@ pub struct PaymentArgs {
     pub payment_provider_timeout_secs: u64,
 }
 
+/// A secret flag's value, kept as a [`Secret`] from the start: `ServeArgs`' `Debug` prints
+/// `***` for it.
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
+}
+
 impl PaymentArgs {
     /// The settings as [`PaymentsConfig`] takes them.
     pub fn config(&self) -> PaymentsConfig {
         PaymentsConfig {
             public_url: self.public_url.clone(),
-            stripe_secret_key: self.stripe_secret_key.clone().map(Secret::new),
-            stripe_webhook_secret: self.stripe_webhook_secret.clone().map(Secret::new),
+            stripe_secret_key: self.stripe_secret_key.clone(),
+            stripe_webhook_secret: self.stripe_webhook_secret.clone(),
             stripe_api_base: self.stripe_api_base.clone(),
             btcpay_url: self.btcpay_url.clone(),
-            btcpay_api_key: self.btcpay_api_key.clone().map(Secret::new),
+            btcpay_api_key: self.btcpay_api_key.clone(),
             btcpay_store_id: self.btcpay_store_id.clone(),
-            btcpay_webhook_secret: self.btcpay_webhook_secret.clone().map(Secret::new),
+            btcpay_webhook_secret: self.btcpay_webhook_secret.clone(),
             test_provider: self.payment_provider.as_deref() == Some("test"),
             test_beside_real: self.payment_test_beside_real,
             payment_min: self.payment_min,

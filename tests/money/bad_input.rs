@@ -282,3 +282,59 @@ fn new_payments_share_the_purchases_rate_limit() {
     let answer = server.create_payment(&key, "test", json!(500));
     assert_eq!(code(&answer), (429, Some("rate_limited")));
 }
+
+#[test]
+fn half_a_provider_refuses_the_start_naming_what_is_missing() {
+    for (args, says) in [
+        (
+            vec!["--stripe-secret-key", STRIPE_KEY],
+            "--stripe-webhook-secret missing",
+        ),
+        (
+            vec![
+                "--btcpay-url",
+                "http://127.0.0.1:9",
+                "--btcpay-store-id",
+                "s1",
+            ],
+            "--btcpay-api-key, --btcpay-webhook-secret missing",
+        ),
+        (
+            vec![
+                "--payment-provider",
+                "test",
+                "--stripe-secret-key",
+                STRIPE_KEY,
+                "--stripe-webhook-secret",
+                STRIPE_WHSEC,
+            ],
+            "--payment-test-beside-real",
+        ),
+        (
+            vec!["--payment-provider", "stripe"],
+            "invalid value 'stripe'",
+        ),
+        (
+            vec!["--payment-provider", "test", "--payment-min", "0"],
+            "--payment-min",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut command = crate::serve::serve_command(["--listen", "127.0.0.1:0"]);
+        command
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--keys-dir")
+            .arg(dir.path().join("keys"))
+            .args(["--public-url", crate::harness::PUBLIC_URL])
+            .args(&args);
+        let output = crate::serve::output_within_deadline(&mut command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains(STRIPE_KEY),
+            "a secret in the message: {stderr}"
+        );
+    }
+}

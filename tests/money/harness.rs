@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::pg::TestDatabase;
 use crate::serve::{self, serve_command};
 
 pub const ADMIN_TOKEN: &str = "money-admin-token";
@@ -29,12 +30,27 @@ pub struct Server {
     dir: PathBuf,
     args: Vec<String>,
     database: Option<String>,
+    /// The server's own database when `PENNYPOST_TEST_BACKEND=postgres` and the test named
+    /// none: kept across restarts, dropped after the server is killed.
+    own_database: Option<TestDatabase>,
+}
+
+/// Whether the servers of tests that name no database run on PostgreSQL
+/// (`PENNYPOST_TEST_BACKEND=postgres`, as for `tests/api`) rather than sled.
+fn on_postgres() -> bool {
+    match std::env::var("PENNYPOST_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("") | Ok("sled") | Err(_) => false,
+        Ok(other) => panic!("PENNYPOST_TEST_BACKEND={other:?}: use sled or postgres"),
+    }
 }
 
 impl Server {
     /// Starts a server in `dir` (its data and keys under it) with `args` after the usual ones,
     /// on `database` when given.
     pub fn start(dir: &Path, args: &[String], database: Option<&str>) -> Server {
+        let own_database = (database.is_none() && on_postgres()).then(TestDatabase::new);
+        let database = database.or(own_database.as_ref().map(|d| d.url.as_str()));
         let mut server = Server {
             base_url: String::new(),
             metrics_url: None,
@@ -47,6 +63,7 @@ impl Server {
             dir: dir.to_path_buf(),
             args: args.to_vec(),
             database: database.map(str::to_string),
+            own_database,
         };
         server.launch();
         server
@@ -259,6 +276,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // Only now, with the server gone: the database goes with it.
+        drop(self.own_database.take());
     }
 }
 

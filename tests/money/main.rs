@@ -1,7 +1,9 @@
 //! Money in, end to end: the real `pennypost serve` taking payments through the fake Stripe
 //! and BTCPay servers (`tests/support/fake_*.rs`, started here on 127.0.0.1 and named with
 //! `--stripe-api-base` / `--btcpay-url`) and through the test provider, driven over HTTP.
-//! After each case the ledger passes `pennypost audit`. One binary, modules below:
+//! After each case the ledger passes `pennypost audit`. Servers keep their store in sled, or
+//! with `PENNYPOST_TEST_BACKEND=postgres` each in a PostgreSQL database of its own (as
+//! `tests/api`; `scripts/test` runs both). One binary, modules below:
 //!
 //! - [`test_mode`]: the test provider end to end (create, pay page, credit, status).
 //! - [`stripe`]: webhooks repeated and racing a poll, bad signatures, events the API does
@@ -9,6 +11,8 @@
 //! - [`btcpay`]: an invoice settled once, late settlement, a mismatched amount.
 //! - [`bad_input`]: unknown provider, amounts out of bounds, bodies that are not JSON or too
 //!   large, a provider answering garbage or hanging, another account's payment.
+//! - [`refunds`]: partial, full and failed refunds; disputes leaving a debt, revoking stamps,
+//!   won; a refund of a payment still pending here.
 //! - [`servers`]: two servers on one PostgreSQL database receiving the same webhook at once.
 
 #[path = "../support/fake_btcpay.rs"]

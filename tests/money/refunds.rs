@@ -218,3 +218,32 @@ fn a_dispute_before_the_stamps_were_spent_revokes_them() {
     assert_eq!(p.balance(), 400);
     p.server.audit_passes();
 }
+
+#[test]
+fn a_refund_of_a_payment_still_pending_here_settles_it_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeStripe::start(STRIPE_KEY);
+    let server = Server::start(dir.path(), &stripe(&fake.base_url()), None);
+    let key = server.account();
+    let payment = server.pending_payment(&key, "stripe", 500);
+    let session = fake.session_of_payment(&payment).expect("session");
+    // Paid, but its completion event never came; then partly refunded.
+    let charge = fake.pay(&session);
+    fake.refund(&charge, 100);
+    let (signature, body) = fake.webhook("charge.refunded", &charge, STRIPE_WHSEC);
+    let (status, answer) = server.webhook("stripe", ("stripe-signature", &signature), &body);
+    assert_eq!(
+        (status, answer["effect"].as_str()),
+        (200, Some("moved")),
+        "{answer}"
+    );
+    let credits = server.entries_of("credit");
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    assert_eq!(credits[0]["amount"], 500);
+    let debits = server.entries_of("debit");
+    assert_eq!(debits.len(), 1, "{debits:?}");
+    assert_eq!(debits[0]["amount"], 100);
+    assert_eq!(server.balance(&key), 400);
+    assert_eq!(server.payment(&key, &payment).1["status"], "paid");
+    server.audit_passes();
+}

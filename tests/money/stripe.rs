@@ -270,3 +270,33 @@ fn a_webhook_lost_while_the_server_was_down_is_made_up_by_the_start_up_sweep() {
     assert_eq!(s.admin_status("paid"), vec![s.payment.clone()]);
     s.server.audit_passes();
 }
+
+#[test]
+fn status_requests_ask_stripe_at_most_every_ten_seconds_and_other_events_are_ignored() {
+    let s = setup();
+    let session_reads = || {
+        s.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.starts_with("/v1/checkout/sessions/"))
+            .count()
+    };
+    for _ in 0..5 {
+        let (status, shown) = s.server.payment(&s.key, &s.payment);
+        assert_eq!((status, shown["status"].as_str()), (200, Some("pending")));
+    }
+    assert_eq!(session_reads(), 1, "five polls within 10 s ask Stripe once");
+
+    // An event type the server does not act on: 200, nothing asked, nothing done.
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&s.fake.event("checkout.session.completed", &s.session))
+            .expect("json");
+    event["type"] = json!("customer.created");
+    let body = serde_json::to_vec(&event).expect("json");
+    let signature = fake_stripe::signature(STRIPE_WHSEC, crate::fake_provider::unix_now(), &body);
+    let (status, answer) = s
+        .server
+        .webhook("stripe", ("stripe-signature", &signature), &body);
+    assert_eq!((status, answer["effect"].as_str()), (200, Some("ignored")));
+    assert_eq!(session_reads(), 1);
+}

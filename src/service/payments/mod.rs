@@ -606,4 +606,81 @@ mod tests {
         assert_ne!(idempotent_id(a, "k"), idempotent_id(a, "l"));
         assert_eq!(idempotent_id(a, "k").get_version_num(), 4);
     }
+
+    /// The sweep asks about every pending payment, and expires one still pending an hour
+    /// after its `expires_at`.
+    #[test]
+    fn the_sweep_asks_about_pending_payments_and_expires_the_abandoned() {
+        use crate::store::Payments as _;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let now = Timestamp::now();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let store = Arc::new(crate::store::MemoryStore::new());
+            let providers = crate::payments::PaymentsConfig {
+                test_provider: true,
+                public_url: Some("http://board.test".into()),
+                ..Default::default()
+            }
+            .build("cents")
+            .expect("providers");
+            let app = crate::service::App::start(crate::service::AppConfig {
+                store: store.clone(),
+                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
+                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
+                    .expect("ledger key"),
+                origin: "t".into(),
+                economy: crate::config::Economy::default(),
+                limits: crate::config::Limits::default(),
+                admin_token: "admin".into(),
+                providers,
+            })
+            .await
+            .expect("start");
+            let (account_id, _) = app.mint.create_account(None).await.expect("account");
+            let pending = |i: u128, expires_at: Timestamp| {
+                let payment_id = Uuid::from_u128(i);
+                Payment {
+                    payment_id,
+                    account_id,
+                    provider: "test".into(),
+                    amount: 500,
+                    currency: "cents".into(),
+                    status: PaymentStatus::Pending,
+                    reference: payment_id.to_string(),
+                    pay_url: String::new(),
+                    expires_at,
+                    created_at: now,
+                    updated_at: now,
+                    credited_ledger_index: None,
+                    charge_ref: None,
+                    refund_seen: 0,
+                    refunded: 0,
+                    disputed: 0,
+                    reinstated: 0,
+                    pending_move: None,
+                    last_checked_at: None,
+                    version: 0,
+                }
+            };
+            let abandoned = pending(1, Timestamp::from_unix(now.unix() - 3 * 3600));
+            let waiting = pending(2, now.plus_secs(600));
+            let late = pending(3, Timestamp::from_unix(now.unix() - 1800));
+            for p in [&abandoned, &waiting, &late] {
+                assert!(store.insert_payment(p).expect("insert"));
+            }
+            assert_eq!(app.payments.sweep(false).await, 3);
+            let status = |p: &Payment| store.payment(p.payment_id).expect("read").expect("kept");
+            assert_eq!(status(&abandoned).status, PaymentStatus::Expired);
+            // Within the hour after expiry, still asked about and still pending.
+            for p in [&waiting, &late] {
+                let after = status(p);
+                assert_eq!(after.status, PaymentStatus::Pending);
+                assert!(after.last_checked_at.is_some());
+            }
+            assert_eq!(app.payments.sweep(false).await, 2);
+        });
+    }
 }

@@ -463,4 +463,96 @@ mod tests {
         p.refund_seen = 500;
         assert_eq!(status_after(&p), PaymentStatus::Refunded);
     }
+
+    /// A server stopped between a movement's ledger entry and its record: the next one to
+    /// come completes that same movement (the ledger answers it as a replay) and decides no
+    /// second one; a movement decided but not made is made once.
+    #[test]
+    fn a_movement_left_half_way_is_completed_once() {
+        use crate::store::{Payments as _, Reads as _};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let now = Timestamp::now();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let store = Arc::new(crate::store::MemoryStore::new());
+            let app = crate::service::App::start(crate::service::AppConfig {
+                store: store.clone(),
+                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
+                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
+                    .expect("ledger key"),
+                origin: "t".into(),
+                economy: crate::config::Economy::default(),
+                limits: crate::config::Limits::default(),
+                admin_token: "admin".into(),
+                providers: crate::payments::Providers::default(),
+            })
+            .await
+            .expect("start");
+            let (account_id, _) = app.mint.create_account(None).await.expect("account");
+            let credited = app
+                .mint
+                .credit(account_id, 500, "stripe:cs_1".into(), CreditSource::Stripe)
+                .await
+                .expect("credit");
+            let mut payment = Payment {
+                account_id,
+                credited_ledger_index: Some(credited.ledger_index),
+                ..paid(500)
+            };
+            assert!(store.insert_payment(&payment).expect("insert"));
+            let debits = || {
+                store
+                    .entries(0, 1000)
+                    .expect("entries")
+                    .iter()
+                    .filter(|e| String::from_utf8_lossy(e).contains("\"kind\":\"debit\""))
+                    .count()
+            };
+
+            // Decided and made in the ledger, then the server stopped.
+            let Step::Move(movement) = refund_step(&payment, "ch_1", 200) else {
+                panic!("a move");
+            };
+            payment.pending_move = Some(movement.clone());
+            assert!(store.update_payment(&payment).expect("decide"));
+            app.mint
+                .debit(
+                    account_id,
+                    movement.amount,
+                    movement.reference.clone(),
+                    CreditSource::Stripe,
+                    DebitReason::Refund,
+                )
+                .await
+                .expect("debit");
+            assert_eq!(debits(), 1);
+            // The next event (refunds now at 300) completes it first, then debits 100.
+            let effect = app
+                .payments
+                .drive(&payment, |p| refund_step(p, "ch_1", 300))
+                .await
+                .expect("drive");
+            assert_eq!(effect, Effect::Moved);
+            assert_eq!(debits(), 2);
+            let after = store
+                .payment(payment.payment_id)
+                .expect("read")
+                .expect("kept");
+            assert_eq!((after.refund_seen, after.refunded), (300, 300));
+            assert_eq!(after.pending_move, None);
+            // Again: nothing more.
+            let effect = app
+                .payments
+                .drive(&after, |p| refund_step(p, "ch_1", 300))
+                .await
+                .expect("drive");
+            assert_eq!(effect, Effect::Updated);
+            assert_eq!(debits(), 2);
+            let balance = store.account(account_id).expect("read").expect("kept");
+            assert_eq!(balance.balance, 200);
+        });
+    }
 }
