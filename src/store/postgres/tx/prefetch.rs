@@ -195,7 +195,7 @@ impl PgTx<'_> {
             // Newest first, as a read of the index answers.
             stored
                 .purchases
-                .sort_unstable_by(|a, b| b.ledger_index.cmp(&a.ledger_index));
+                .sort_unstable_by_key(|p| std::cmp::Reverse(p.ledger_index));
         }
         for id in &reads.accounts {
             o.accounts.insert(*id, None);
