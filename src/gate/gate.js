@@ -12,7 +12,9 @@
 // - fetch and XMLHttpRequest calls to a priced route get the `Pennypost-Stamps` header. The
 //   answer says what became of the stamps: the gate answers only after capture or release.
 // - Short of stamps, it asks the member first, then buys the missing ones with the member's
-//   API key (asked for once, kept like the board keeps it) through /.pennypost/mint/.
+//   API key (asked for once, kept like the board keeps it) through /.pennypost/mint/. A
+//   priced call from script sent without stamps (the member bought none) that the gate
+//   answers 402 gets a notice on the page: what it costs, and a link to the wallet.
 // Nothing from the server is put on the page as HTML.
 
 (function () {
@@ -132,10 +134,45 @@
   function settle(route, used, status, code) {
     for (const s of used) reserved.delete(s);
     if (captured(route, status) || W.DEAD_STAMP_CODES.has(code)) W.removeStamps(used);
+    if (captured(route, status)) {
+      const box = document.querySelector(".pennypost-notice");
+      if (box) box.remove(); // paid: the notice of an earlier 402 is stale
+    }
   }
 
   async function problemCode(response) {
     try { return (await response.clone().json()).code; } catch (e) { return undefined; }
+  }
+
+  // A priced call from script that the gate answered 402 (the member had too few stamps and
+  // bought none): the site's widget shows the JSON answer to nobody, so the member is told
+  // here what the action costs and where stamps are sold, as the gate's 402 page tells a form.
+  function notice(route) {
+    let box = document.querySelector(".pennypost-notice");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "pennypost-notice";
+      box.setAttribute("role", "alert");
+      box.style.cssText = "position:fixed;bottom:1em;right:1em;max-width:26em;padding:.75em 1em;" +
+        "background:#fff8e1;color:#222;border:1px solid #c9a227;border-radius:4px;" +
+        "font:14px/1.4 sans-serif;z-index:2147483647";
+      document.body.appendChild(box);
+    }
+    box.textContent = "This action costs " + stampsWord(route.stamps) + " and was not done: this browser holds too few. ";
+    const wallet = table && table.wallet;
+    if (wallet && /^https?:\/\//i.test(wallet)) {
+      const link = document.createElement("a");
+      link.href = wallet;
+      link.textContent = "Get stamps";
+      box.appendChild(link);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.textContent = "\u00d7";
+    close.setAttribute("aria-label", "Close");
+    close.style.cssText = "margin-left:.75em;border:0;background:none;font:inherit;cursor:pointer";
+    close.addEventListener("click", () => box.remove());
+    box.appendChild(close);
   }
 
   // ---------- fetch and XMLHttpRequest ----------
@@ -146,7 +183,11 @@
     const route = priceOf(request.method, request.url);
     if (!route || request.headers.has("Pennypost-Stamps")) return realFetch(request);
     const used = await take(route.stamps, "This action");
-    if (!used) return realFetch(request);
+    if (!used) {
+      const bare = await realFetch(request);
+      if (bare.status === 402) notice(route);
+      return bare;
+    }
     const headers = new Headers(request.headers);
     headers.set("Pennypost-Stamps", used.join(", "));
     let response;
@@ -182,14 +223,16 @@
     const route = meta && !meta.stamped ? priceOf(meta.method, meta.url) : null;
     if (!route) return send.call(xhr, body);
     take(route.stamps, "This action").then((used) => {
-      if (used) {
-        setHeader.call(xhr, "Pennypost-Stamps", used.join(", "));
-        xhr.addEventListener("loadend", () => {
-          let code;
-          try { code = JSON.parse(xhr.responseText).code; } catch (e) { code = undefined; }
-          settle(route, used, xhr.status, code);
-        });
-      }
+      if (used) setHeader.call(xhr, "Pennypost-Stamps", used.join(", "));
+      xhr.addEventListener("loadend", () => {
+        if (!used) {
+          if (xhr.status === 402) notice(route);
+          return;
+        }
+        let code;
+        try { code = JSON.parse(xhr.responseText).code; } catch (e) { code = undefined; }
+        settle(route, used, xhr.status, code);
+      });
       send.call(xhr, body);
     });
   };
@@ -235,9 +278,30 @@
     try { sent = JSON.parse(W.readStore(W.STORE.sent) || "[]"); } catch (e) { sent = []; }
     W.writeStore(W.STORE.sent, JSON.stringify((Array.isArray(sent) ? sent : []).concat(used)));
     form.dataset.pennypostPaid = "1";
-    if (typeof form.requestSubmit === "function") form.requestSubmit(submitter || undefined);
-    else form.submit();
+    // Submit again from a task of its own. With the stamps at hand, `take` settles in a
+    // microtask that runs while the browser is still dispatching this submit event, and a
+    // form that is firing its submit event ignores requestSubmit (HTML's "firing submission
+    // events"): called from here, the paid form never left the page.
+    setTimeout(() => resubmit(form, submitter), 0);
   }, true);
+
+  // Submits the paid form as the member did: requestSubmit keeps the submitter's name and
+  // value (form.submit() would drop them: copied into a hidden field where it is missing).
+  function resubmit(form, submitter) {
+    if (typeof form.requestSubmit === "function") {
+      form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+      return;
+    }
+    if (submitter && submitter.name) {
+      const field = document.createElement("input");
+      field.type = "hidden";
+      field.name = submitter.name;
+      field.value = submitter.value;
+      form.appendChild(field);
+    }
+    delete form.dataset.pennypostPaid; // submit() fires no submit event to clear it
+    form.submit();
+  }
 
   // Stamps sent by a form on an earlier page: back into the wallet unless the mint spent them.
   async function recoverSent() {

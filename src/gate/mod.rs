@@ -31,17 +31,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::telemetry;
 use config::GateConfig;
@@ -178,61 +172,17 @@ pub fn upstream_failure(error: ForwardError) -> Response {
 
 /// Serves the gate on `listener` until `shutdown` completes, then drains in-flight requests
 /// for at most [`SHUTDOWN_GRACE`]. Like `http::run`, every connection is bounded (at most
-/// [`CONNECTIONS_MAX`], headers within [`HEADER_READ_TIMEOUT`]), and upgrades are served.
+/// [`CONNECTIONS_MAX`], headers within [`HEADER_READ_TIMEOUT`]), and upgrades are served: the
+/// same accept loop, [`crate::http::accept::serve`].
 pub async fn run(
     listener: TcpListener,
     gate: Arc<Gate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = app(gate);
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    let graceful = GracefulShutdown::new();
-    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            tower::ServiceExt::oneshot(router.clone(), req.map(Body::new))
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("shutdown grace period over; dropping remaining connections");
-        }
-    }
-    Ok(())
+    let bounds = crate::http::accept::Bounds {
+        connections_max: CONNECTIONS_MAX,
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        shutdown_grace: SHUTDOWN_GRACE,
+    };
+    crate::http::accept::serve(listener, app(gate), bounds, shutdown).await
 }

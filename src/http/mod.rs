@@ -7,6 +7,7 @@
 //! which the handlers do not import. Every answer is counted and timed by route
 //! template for the metrics (`crate::telemetry`), a no-op unless `--metrics-listen` is set.
 
+pub mod accept;
 pub mod auth;
 pub mod limit;
 pub mod openapi;
@@ -18,19 +19,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
@@ -149,67 +144,18 @@ async fn time_limit(req: Request, next: Next, limit: Duration) -> Response {
 }
 
 /// Serves the app on `listener` until `shutdown` completes, then drains in-flight requests for
-/// at most [`SHUTDOWN_GRACE_SECS`].
-///
-/// The accept loop is ours rather than `axum::serve` so that every connection is bounded:
-/// at most `connections_max` at once (a semaphore permit per connection), and a client that
-/// does not finish sending its headers within `header_read_timeout_secs` is dropped.
+/// at most [`SHUTDOWN_GRACE_SECS`]. Every connection is bounded by the limits
+/// (`connections_max`, `header_read_timeout_secs`): see [`accept::serve`].
 pub async fn run(
     listener: TcpListener,
     service: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = service.limits().clone();
-    let router = app(service);
-    let permits = Arc::new(Semaphore::new(limits.connections_max));
-    let graceful = GracefulShutdown::new();
-    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let hyper_service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            tower::ServiceExt::oneshot(router.clone(), req)
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)) => {
-            tracing::warn!("shutdown grace period over; dropping remaining connections");
-        }
-    }
-    Ok(())
+    let bounds = accept::Bounds {
+        connections_max: limits.connections_max,
+        header_read_timeout: Duration::from_secs(limits.header_read_timeout_secs),
+        shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECS),
+    };
+    accept::serve(listener, app(service), bounds, shutdown).await
 }

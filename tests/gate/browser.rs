@@ -21,13 +21,13 @@ impl Drop for Driver {
     }
 }
 
-struct Browser {
-    client: fantoccini::Client,
+pub struct Browser {
+    pub client: fantoccini::Client,
     _profile: tempfile::TempDir,
     _driver: Driver,
 }
 
-async fn browser() -> Browser {
+pub async fn browser() -> Browser {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             std::path::Path::new(tool).exists(),
@@ -74,7 +74,11 @@ async fn browser() -> Browser {
 }
 
 /// Waits until an element matching `css` has a text satisfying `pred`.
-async fn wait_text(client: &fantoccini::Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
+pub async fn wait_text(
+    client: &fantoccini::Client,
+    css: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let text = match client.find(Locator::Css(css)).await {
@@ -183,15 +187,35 @@ async fn gate_js_labels_and_stamps_priced_requests_and_a_bare_form_meets_the_402
         2,
         "two priced calls reached the hold: {logs}"
     );
+
+    // With no stamps, and the member declining to buy (no API key given): fetch goes without
+    // stamps, the gate answers 402 (no hold needed), and gate.js puts a notice on the page.
+    assert!(c.find(Locator::Css(".pennypost-notice")).await.is_err());
+    let refused = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             localStorage.setItem('pennypost.stamps', '[]');\
+             window.prompt = () => null;\
+             fetch('/comments', {method: 'POST', body: 'text=bare'})\
+               .then(async (r) => done([r.status, (await r.json()).code]));",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(refused, json!([402, "payment_required"]));
+    let said = wait_text(c, ".pennypost-notice", |t| !t.is_empty()).await;
+    assert!(said.starts_with("This action costs 1 stamp"), "{said}");
     c.clone().close().await.expect("close");
 }
 
+/// gate.js takes the stamps, adds the field and submits the form again. With the stamps in the
+/// wallet, that second submission used to come while the browser was still dispatching the
+/// first submit event, which makes it ignore `requestSubmit`: the form never left the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "gate.js: the paid form's re-submission never leaves the page in headless Chromium"]
 async fn a_form_through_gate_js_pays_one_stamp() {
     let upstream = Upstream::start().await;
     let mint = Mint::start();
-    let stamps = mint.stamps(1).await;
+    let stamps = mint.stamps(2).await;
     let gate = Gate::start(&harness::config(&upstream.url(), &mint.url, ""));
     let b = browser().await;
     let c = &b.client;
@@ -203,20 +227,44 @@ async fn a_form_through_gate_js_pays_one_stamp() {
     )
     .await
     .expect("wallet");
-    c.find(Locator::Css("#send"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
-    wait_text(c, "body", |t| t.contains("upstream ok")).await;
-    assert_eq!(mint.stamp_state(&stamps[0]).await, "spent");
-    let seen = upstream.seen();
-    let posted = seen
-        .iter()
-        .find(|s| s.path_and_query == "/comments")
-        .expect("the comment reached the site");
-    assert_eq!(posted.headers["pennypost-paid"], "1");
-    assert_eq!(&posted.body[..], b"text=hello");
+    // Once with requestSubmit, once as a browser without it would (form.submit(), which
+    // fires no submit event and sends no submitter: gate.js copies the button's name and value).
+    for (round, script) in ["", "delete HTMLFormElement.prototype.requestSubmit;"]
+        .into_iter()
+        .enumerate()
+    {
+        if round > 0 {
+            c.goto(&format!("{}/page", gate.url)).await.expect("goto");
+            wait_text(c, "#comment .pennypost-cost", |t| !t.is_empty()).await;
+            c.execute(script, vec![]).await.expect("script");
+        }
+        c.find(Locator::Css("#send"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("click");
+        wait_text(c, "body", |t| t.contains("upstream ok")).await;
+        assert_eq!(
+            mint.stamp_state(&stamps[round]).await,
+            "spent",
+            "round {round}"
+        );
+        let seen = upstream.seen();
+        let posted: Vec<_> = seen
+            .iter()
+            .filter(|s| s.path_and_query == "/comments")
+            .collect();
+        assert_eq!(posted.len(), round + 1, "round {round}: {seen:?}");
+        assert_eq!(posted[round].headers["pennypost-paid"], "1");
+        // The member's button (its name and value) is part of the form as sent; the stamps'
+        // field is not.
+        assert_eq!(
+            &posted[round].body[..],
+            b"text=hello&do=send",
+            "round {round}"
+        );
+    }
+    assert_eq!(mint.stamp_state(&stamps[1]).await, "spent");
     c.clone().close().await.expect("close");
 }

@@ -123,7 +123,7 @@ async fn record(State(shared): State<Shared>, request: Request) -> Response {
 /// A page of the site with a priced form and gate.js.
 pub const PAGE: &str = "<!doctype html><html><head><title>site</title></head><body>\
 <form id=\"comment\" method=\"post\" action=\"/comments\">\
-<textarea name=\"text\">hello</textarea><button id=\"send\">Send</button></form>\
+<textarea name=\"text\">hello</textarea><button id=\"send\" name=\"do\" value=\"send\">Send</button></form>\
 <form id=\"search\" method=\"get\" action=\"/search\"><button id=\"find\">Find</button></form>\
 <script src=\"/.pennypost/gate.js\"></script></body></html>";
 
@@ -371,6 +371,33 @@ impl Gate {
             child: Some(child),
             _dir: dir,
             log,
+        }
+    }
+
+    /// SIGTERMs the gate (it stops taking connections and lets requests in flight finish).
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill -TERM failed");
+        }
+    }
+
+    /// Waits at most `limit` for the gate to exit; its exit status, `None` while it runs on.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -3,9 +3,7 @@
 //!
 //! `contract.rs` runs the priced flow (hold, forward, capture or release, retries, refusals)
 //! against a stand-in mint of the test's own that answers as GATE.md says. `holds.rs` runs it
-//! against the real mint's holds. One test of `browser.rs` (a paid form through gate.js) is
-//! `#[ignore]`d: with the mint's holds in place it still fails in gate.js itself (the form's
-//! second submission, with its stamps, never leaves the page); run it with `--ignored`.
+//! against the real mint's holds. `browser.rs` drives gate.js in headless Chromium.
 
 mod browser;
 mod config;
@@ -13,6 +11,7 @@ mod contract;
 mod free;
 mod harness;
 mod holds;
+mod isso;
 mod priced;
 // Starting `pennypost serve` and the gate, with a deadline (tests/support/serve.rs).
 #[path = "../support/serve.rs"]

@@ -47,12 +47,29 @@ pub(super) struct Ctx {
     pub(super) metrics: Vec<String>,
     /// The postmaster of the local PostgreSQL cluster, whose CPU use is measured too.
     pub(super) postmaster: Option<u32>,
+    /// With `--gate`: the upstream and the gate in front of it.
+    pub(super) gate: Option<GateBases>,
+}
+
+/// Where a `--gate` run's requests go besides the mint.
+pub(super) struct GateBases {
+    /// The bench's own upstream, straight.
+    pub(super) upstream: String,
+    /// `pennypost gate` in front of it.
+    pub(super) gate: String,
+    /// The gate's process, whose CPU use is counted with the servers'.
+    pub(super) pid: Option<u32>,
 }
 
 impl Ctx {
     /// Connects to the target's servers: reads the prices, and creates and funds `accounts`
-    /// accounts (through the first server: the others share its store).
-    pub(super) async fn connect(target: &Target, accounts: usize) -> Result<Arc<Ctx>, String> {
+    /// accounts (through the first server: the others share its store). With `gate`, the
+    /// gate's workloads can run too.
+    pub(super) async fn connect(
+        target: &Target,
+        accounts: usize,
+        gate: Option<GateBases>,
+    ) -> Result<Arc<Ctx>, String> {
         let server = target.first();
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -87,13 +104,18 @@ impl Ctx {
             pool: Mutex::new(Vec::new()),
             stock_left: AtomicI64::new(0),
             payers: Payers::default(),
-            server_pids: target.pids(),
+            server_pids: target
+                .pids()
+                .into_iter()
+                .chain(gate.as_ref().and_then(|g| g.pid))
+                .collect(),
             metrics: target
                 .servers
                 .iter()
                 .filter_map(|s| s.metrics.clone())
                 .collect(),
             postmaster: target.postmaster,
+            gate,
         }))
     }
 

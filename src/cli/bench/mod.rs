@@ -26,6 +26,7 @@
 //!
 //! Parts: `server` (start and stop the server under test), `prefill` (the `--scale` store),
 //! `ceilings` (the in-process Ed25519 rates), `database` (the database of a `--database` run),
+//! `gate` (a `--gate` run: the gate, its upstream and its mint, measured in pairs),
 //! `run` (the order of the steps on the servers),
 //! `client` (the context the client tasks share, `send`, and the set-up of funded accounts and
 //! payers over HTTP), `workloads` (the load generator), `payers` (the payers of posts and votes
@@ -37,6 +38,7 @@
 mod ceilings;
 mod client;
 mod database;
+mod gate;
 mod payers;
 mod prefill;
 mod report;
@@ -55,8 +57,8 @@ use rand_core::{OsRng, RngCore as _};
 use ceilings::{ed25519_ceilings, Ceilings};
 use database::BenchDatabase;
 use prefill::{scale_store, OLD_STAMPS_FILE, SCALE_KEEP_PER_PURCHASE, SCALE_PURCHASE};
-use report::{print_comparison, print_database_comparison, Results};
-use server::{admin_token, Policy, Server, Shared, Target};
+use report::{print_build_comparison, print_comparison, print_database_comparison, Results};
+use server::{admin_token, Launch, Policy, Server, Shared, Target};
 
 /// Most stamps pre-bought for one spend workload in `--smoke` mode.
 const SMOKE_STOCK_MAX: u64 = 500;
@@ -134,6 +136,31 @@ pub struct BenchArgs {
     /// Without it, chosen at random and printed.
     #[arg(long, value_enum, requires = "database")]
     pub first_store: Option<FirstStore>,
+    /// Measure `pennypost gate` instead: a mint (flat policy), a small upstream in this
+    /// process and the gate in front of it with one priced route; an unpriced request straight
+    /// and through the gate (one connection: the latency is the gate's, not a queue's), then
+    /// priced requests through the gate against redeems at the mint, each pair in halves
+    /// A B B A; with the targets (at most 1 ms more at p50 unpriced; priced at least 0.5 of
+    /// the redeem rate).
+    #[arg(
+        long,
+        conflicts_with_all = ["database", "scale", "scale_only_into", "reuse", "prefill", "policy", "first"]
+    )]
+    pub gate: bool,
+    /// Compare this build with another build of pennypost (an older commit's
+    /// `target/release/pennypost`): one server each, set up alike, under one policy
+    /// (`--policy default` or `flat`; default without it), each workload measured in halves
+    /// A B B A; then the ratios this/other and whether purchases, redeems, posts and votes stay
+    /// within 5% of the other build.
+    #[arg(
+        long,
+        value_name = "EXE",
+        conflicts_with_all = ["database", "gate", "scale", "scale_only_into", "reuse", "first"]
+    )]
+    pub against: Option<PathBuf>,
+    /// One more argument for this build's `pennypost serve` (repeat it for each word: `--serve-arg=--payment-provider --serve-arg=test`), after the bench's own; not given to an `--against` build.
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
 }
 
 /// What `--first-store` asks for.
@@ -202,6 +229,13 @@ struct Plan {
     policies: Vec<Policy>,
     /// With `--database`: PostgreSQL against sled.
     database: Option<DatabasePlan>,
+    /// `--gate`: the gate against its baselines.
+    gate: bool,
+    /// How this build's servers run (`--serve-arg`).
+    launch: Launch,
+    /// `--against`: the other build's servers, and whether this build is A in each workload's
+    /// A B B A.
+    against: Option<(Launch, bool)>,
 }
 
 /// What a `--database` run compares.
@@ -218,8 +252,15 @@ impl Plan {
         let choice = match args.policy {
             Some(choice) => choice,
             // One server: CI's smoke run stays short, --reuse has one data directory, and a
-            // second --scale store would double the prefill (and its disk).
-            None if args.smoke || args.reuse.is_some() || args.scale > 0 => PolicyChoice::Default,
+            // second --scale store would double the prefill (and its disk). Two builds are
+            // compared under one policy.
+            None if args.smoke
+                || args.reuse.is_some()
+                || args.scale > 0
+                || args.against.is_some() =>
+            {
+                PolicyChoice::Default
+            }
             None => PolicyChoice::Both,
         };
         let database = args.database.as_ref().map(|url| DatabasePlan {
@@ -231,12 +272,19 @@ impl Plan {
             },
         });
         let policies = match choice {
-            // The stores are compared under one policy, which only purchases and redeems see.
-            _ if database.is_some() => vec![Policy::Flat],
+            // The stores are compared under one policy, which only purchases and redeems see;
+            // the gate's run has one mint.
+            _ if database.is_some() || args.gate => vec![Policy::Flat],
             PolicyChoice::Default => vec![Policy::Default],
             PolicyChoice::Flat => vec![Policy::Flat],
             PolicyChoice::Both if args.reuse.is_some() => {
                 return Err("--reuse runs one server: give --policy default or flat".into());
+            }
+            PolicyChoice::Both if args.against.is_some() => {
+                return Err(
+                    "--against compares two builds under one policy: give --policy default or flat"
+                        .into(),
+                );
             }
             PolicyChoice::Both => {
                 let default_first = match args.first {
@@ -250,6 +298,23 @@ impl Plan {
                 }
             }
         };
+        let launch = Launch {
+            exe: None,
+            args: args.serve_args.clone(),
+        };
+        let against = match &args.against {
+            None => None,
+            Some(exe) if !exe.is_file() => {
+                return Err(format!("--against {}: no such file", exe.display()));
+            }
+            Some(exe) => Some((
+                Launch {
+                    exe: Some(exe.clone()),
+                    args: Vec::new(),
+                },
+                OsRng.next_u32() % 2 == 0,
+            )),
+        };
         if args.smoke {
             return Ok(Plan {
                 duration: Duration::from_secs(1),
@@ -259,6 +324,9 @@ impl Plan {
                 ceiling_time: Duration::from_millis(200),
                 policies,
                 database,
+                gate: args.gate,
+                launch,
+                against,
             });
         }
         if args.duration_secs == 0 {
@@ -275,6 +343,9 @@ impl Plan {
             ceiling_time: Duration::from_secs(1),
             policies,
             database,
+            gate: args.gate,
+            launch,
+            against,
         })
     }
 
@@ -307,6 +378,14 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
             } else {
                 "PostgreSQL"
             },
+            if plan.smoke { " (smoke)" } else { "" }
+        );
+    } else if plan.gate {
+        eprintln!(
+            "bench: {} s per pair of workloads, {} connections for the spends: the gate against \
+             its upstream and its mint{}",
+            plan.duration.as_secs(),
+            plan.connections,
             if plan.smoke { " (smoke)" } else { "" }
         );
     } else {
@@ -354,11 +433,40 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     if let Some(database) = &plan.database {
         return run_database(&plan, &ceilings, database).await;
     }
-    let mut targets = Vec::with_capacity(plan.policies.len());
-    for &policy in &plan.policies {
-        match start_server(&args, policy).await {
+    if plan.gate {
+        return gate::run(&plan, &ceilings).await;
+    }
+    // One server per policy; with --against, this build's and the other's, in A B B A order.
+    let mut launches: Vec<(Policy, &Launch, String)> = plan
+        .policies
+        .iter()
+        .map(|&policy| (policy, &plan.launch, format!("{} policy", policy.name())))
+        .collect();
+    if let (Some((other, this_first)), Some(&policy)) = (&plan.against, plan.policies.first()) {
+        launches[0].2 = format!("this build, {} policy", policy.name());
+        let label = format!("other build, {} policy", policy.name());
+        if *this_first {
+            launches.push((policy, other, label));
+        } else {
+            launches.insert(0, (policy, other, label));
+        }
+        eprintln!(
+            "bench: this build against {}, {} first and last",
+            args.against
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            if *this_first {
+                "this build"
+            } else {
+                "the other build"
+            }
+        );
+    }
+    let mut targets = Vec::with_capacity(launches.len());
+    for (policy, launch, label) in launches {
+        match start_server(&args, policy, launch).await {
             Ok(server) => targets.push(Target {
-                label: format!("{} policy", policy.name()),
+                label,
                 policy,
                 postgres: false,
                 postmaster: None,
@@ -384,7 +492,7 @@ async fn finish(
     let outcome = measure(plan, ceilings, &targets).await;
     for target in &mut targets {
         if outcome.is_ok() {
-            audit_phase(target).await;
+            audit_phase(target, report::Judging::of_plan(plan)).await;
         }
         if let Some(rss) = target.resident_kib() {
             eprintln!(
@@ -428,7 +536,7 @@ async fn run_database(
         };
         let mut targets: Vec<Target> = Vec::with_capacity(2);
         let started =
-            start_database_targets(database, &shared, created.postmaster, &mut targets).await;
+            start_database_targets(plan, database, &shared, created.postmaster, &mut targets).await;
         let outcome = match started {
             Ok(()) => finish(plan, ceilings, targets).await,
             Err(e) => {
@@ -452,12 +560,14 @@ async fn run_database(
 /// Starts the sled server and the servers on the database (the first alone, so that it makes
 /// the keys and the schema; then the others), into `targets` in the order they are measured.
 async fn start_database_targets(
+    plan: &Plan,
     database: &DatabasePlan,
     shared: &Shared,
     postmaster: Option<u32>,
     targets: &mut Vec<Target>,
 ) -> Result<(), String> {
     let policy = Policy::Flat;
+    let launch = &plan.launch;
     let fresh = || {
         tempfile::Builder::new()
             .prefix("pennypost-bench-")
@@ -465,7 +575,8 @@ async fn start_database_targets(
             .map_err(|e| format!("cannot make a temporary directory: {e}"))
     };
     let dir = fresh()?;
-    let sled = Server::start(dir.path().to_path_buf(), Some(dir), policy, None, true).await?;
+    let root = dir.path().to_path_buf();
+    let sled = Server::start(root, Some(dir), policy, None, true, launch).await?;
     targets.push(Target {
         label: "sled, flat policy".into(),
         policy,
@@ -496,6 +607,7 @@ async fn start_database_targets(
             policy,
             Some(shared),
             true,
+            launch,
         )
         .await?;
         println!(
@@ -510,7 +622,7 @@ async fn start_database_targets(
 
 /// Starts one server under `policy`: on `--reuse`'s directory, or on a fresh one (with the
 /// `--scale` prefill written first).
-async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String> {
+async fn start_server(args: &BenchArgs, policy: Policy, launch: &Launch) -> Result<Server, String> {
     let metrics = false;
     let dir = tempfile::Builder::new()
         .prefix("pennypost-bench-")
@@ -531,8 +643,11 @@ async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String
     }
     let started = Instant::now();
     let server = match &args.reuse {
-        Some(root) => Server::start(root.clone(), None, policy, None, metrics).await?,
-        None => Server::start(dir.path().to_path_buf(), Some(dir), policy, None, metrics).await?,
+        Some(root) => Server::start(root.clone(), None, policy, None, metrics, launch).await?,
+        None => {
+            let root = dir.path().to_path_buf();
+            Server::start(root, Some(dir), policy, None, metrics, launch).await?
+        }
     };
     println!(
         "bench: {} policy: start-up to listening: {:.3} s; resident memory after start: {} MiB",
@@ -546,7 +661,7 @@ async fn start_server(args: &BenchArgs, policy: Policy) -> Result<Server, String
 /// The independent auditor over the log the workloads left (every entry, over HTTP, with the
 /// Merkle root, the checkpoint signature and every invariant), against the target of
 /// 200,000 entries/s.
-async fn audit_phase(target: &Target) {
+async fn audit_phase(target: &Target, judging: report::Judging) {
     let server = target.first();
     let started = Instant::now();
     match crate::cli::audit::audit(&server.base, None, false).await {
@@ -560,7 +675,7 @@ async fn audit_phase(target: &Target) {
                 rate,
                 if outcome.report.ok { "all checks hold" } else { "VIOLATIONS" },
                 outcome.report.refunds_total,
-                if rate >= 200_000.0 { "met" } else { "NOT met" }
+                judging.verdict(rate >= 200_000.0)
             );
         }
         Err(e) => println!("pennypost audit ({}): could not finish: {e}", target.label),
@@ -589,10 +704,59 @@ async fn measure(plan: &Plan, ceilings: &Ceilings, targets: &[Target]) -> Result
         if let (Some(sled), Some(postgres)) = (sled, postgres) {
             print_database_comparison(plan, sled, postgres);
         }
+    } else if plan.against.is_some() {
+        let this = all.iter().find(|r| r.label.starts_with("this build"));
+        let other = all.iter().find(|r| r.label.starts_with("other build"));
+        if let (Some(this), Some(other)) = (this, other) {
+            print_build_comparison(plan, this, other);
+        }
     } else if let (Some(flat), Some(default)) = (flat, default) {
         print_comparison(plan, flat, default);
     }
     Ok(Report {
         errors: all.iter().map(Results::errors).sum(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{BenchArgs, Plan};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Plan::from_args(&cli.bench)
+    }
+
+    #[test]
+    fn another_build_is_compared_under_one_policy_and_must_exist() {
+        let exe = std::env::current_exe().expect("test executable");
+        let exe = exe.to_str().expect("utf-8 path");
+        let both = plan(&["--against", exe, "--policy", "both"]).err();
+        assert!(both.is_some_and(|e| e.contains("one policy")));
+        let missing = plan(&["--against", "/nonexistent/pennypost"]).err();
+        assert!(missing.is_some_and(|e| e.contains("no such file")));
+        let one = plan(&["--against", exe]).expect("a plan");
+        assert_eq!(one.policies.len(), 1);
+        assert!(one
+            .against
+            .is_some_and(|(launch, _)| launch.args.is_empty()));
+    }
+
+    #[test]
+    fn serve_args_reach_this_builds_servers_only() {
+        let plan =
+            plan(&["--serve-arg=--payment-provider", "--serve-arg", "test"]).expect("a plan");
+        assert_eq!(plan.launch.args, ["--payment-provider", "test"]);
+        assert!(plan.launch.exe.is_none());
+        assert!(plan.against.is_none());
+    }
 }

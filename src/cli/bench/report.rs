@@ -240,6 +240,86 @@ pub(super) fn print_comparison(plan: &Plan, flat: &Results, default: &Results) {
     );
 }
 
+/// The most a workload may differ between two builds for the change to count as free.
+const BUILDS_SHARE_TOLERANCE: f64 = 0.05;
+
+/// This build's figures against another build's (`--against`), same run: a row per workload
+/// with the ratio this/other (`/healthz` is the run's control: its ratio is the noise), and
+/// whether purchases, redeems, posts and votes are within [`BUILDS_SHARE_TOLERANCE`].
+pub(super) fn print_build_comparison(plan: &Plan, this: &Results, other: &Results) {
+    println!();
+    println!(
+        "this build against the other, same run ({} s per workload, {} connections, {}; each \
+         workload measured in halves, {} first and last):",
+        plan.duration.as_secs(),
+        plan.connections,
+        this.label.trim_start_matches("this build, "),
+        match &plan.against {
+            Some((_, true)) => "this build",
+            _ => "the other build",
+        }
+    );
+    println!();
+    println!("| workload | other ops/s | this ops/s | this/other |");
+    println!("|---|---:|---:|---:|");
+    let rate = |p: &Option<Phase>| p.as_ref().map_or(0.0, Phase::rate);
+    let rows: [(&str, f64, f64, bool); 6] = [
+        (
+            "GET /healthz (control)",
+            other.healthz.rate(),
+            this.healthz.rate(),
+            false,
+        ),
+        (
+            "POST /v1/stamps/redeem",
+            other.redeems.rate(),
+            this.redeems.rate(),
+            true,
+        ),
+        (
+            "POST /v1/posts",
+            rate(&other.posts),
+            rate(&this.posts),
+            true,
+        ),
+        (
+            "POST /v1/posts/{id}/votes",
+            rate(&other.votes),
+            rate(&this.votes),
+            true,
+        ),
+        (
+            "stamps issued by purchases",
+            other.purchases.item_rate(),
+            this.purchases.item_rate(),
+            true,
+        ),
+        (
+            "GET /v1/posts",
+            rate(&other.reads),
+            rate(&this.reads),
+            false,
+        ),
+    ];
+    let mut within = true;
+    let mut judged = Vec::new();
+    for (name, o, t, counts) in rows {
+        let r = if o > 0.0 { t / o } else { 0.0 };
+        println!("| {name} | {o:.0} | {t:.0} | {r:.2} |");
+        if counts {
+            within &= r >= 1.0 - BUILDS_SHARE_TOLERANCE;
+            judged.push(format!("{name} {r:.2}"));
+        }
+    }
+    println!();
+    println!(
+        "target: purchases, redeems, posts and votes of this build >= {:.2} of the other's ({}): {}",
+        1.0 - BUILDS_SHARE_TOLERANCE,
+        judged.join(", "),
+        Judging::of_plan(plan).verdict(within)
+    );
+}
+
 /// Whether a run's figures are held against the performance targets. A debug build runs
 /// unoptimised code (several times slower) and a `--smoke` run measures 1 s on 4 connections:
 /// their "NOT met" would read as failures of the server, so their target lines give the
@@ -276,7 +356,7 @@ impl Judging {
     }
 }
 
-fn ratio(value: f64, ceiling: f64, of: &str) -> String {
+pub(super) fn ratio(value: f64, ceiling: f64, of: &str) -> String {
     if ceiling > 0.0 {
         format!("{:.2} of {of}", value / ceiling)
     } else {
@@ -340,7 +420,7 @@ pub(super) fn target_lines(
     lines
 }
 
-struct Row {
+pub(super) struct Row {
     name: String,
     rate: f64,
     /// p50, p99, p999 in ms, errors; `None` for in-process rows.
@@ -351,7 +431,7 @@ struct Row {
 }
 
 impl Row {
-    fn http(name: &str, phase: &Phase, versus: &str) -> Row {
+    pub(super) fn http(name: &str, phase: &Phase, versus: &str) -> Row {
         Row {
             name: name.to_string(),
             rate: phase.rate(),
@@ -380,7 +460,7 @@ impl Row {
 }
 
 /// Prints the rows as a Markdown table, so a run can be pasted into docs as it is.
-fn print_table(rows: &[Row]) {
+pub(super) fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
     println!(
         "| {:<width$} | {:>9} | {:>8} | {:>8} | {:>8} | {:>6} | {:<22} | {:>12} | {:>12} |",

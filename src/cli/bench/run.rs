@@ -73,7 +73,7 @@ pub(super) async fn measure(
 ) -> Result<Vec<Results>, String> {
     let mut runs = Vec::with_capacity(targets.len());
     for target in targets {
-        let ctx = Ctx::connect(target, plan.connections.min(64)).await?;
+        let ctx = Ctx::connect(target, plan.connections.min(64), None).await?;
         wait_for_ledger_check(&ctx).await?;
         runs.push(Run {
             target,

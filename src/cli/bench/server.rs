@@ -94,6 +94,16 @@ impl Target {
     }
 }
 
+/// Which executable a server under test runs, and what it adds to the bench's own `serve`
+/// arguments.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Launch {
+    /// Another build of pennypost (`--against`); `None`: this executable.
+    pub(super) exe: Option<PathBuf>,
+    /// Added after the bench's arguments (`--serve-arg`).
+    pub(super) args: Vec<String>,
+}
+
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) base: String,
@@ -111,16 +121,21 @@ impl Server {
     /// `dir` holds it) under `policy`, and waits for its listening line. With `shared`, the
     /// store is that PostgreSQL database, and the keys directory and admin token are the
     /// shared ones (`root` then only holds the data directory, which keeps nothing). With
-    /// `metrics`, it also serves its Prometheus metrics on a port of its own.
+    /// `metrics`, it also serves its Prometheus metrics on a port of its own. `launch` says
+    /// which executable runs it, with what more arguments.
     pub(super) async fn start(
         root: PathBuf,
         dir: Option<tempfile::TempDir>,
         policy: Policy,
         shared: Option<&Shared>,
         metrics: bool,
+        launch: &Launch,
     ) -> Result<Server, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| format!("cannot find the pennypost executable: {e}"))?;
+        let exe = match &launch.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the pennypost executable: {e}"))?,
+        };
         let data_dir: PathBuf = root.join("data");
         let (keys_dir, admin_token) = match shared {
             Some(shared) => (shared.keys_dir.clone(), shared.admin_token.clone()),
@@ -147,6 +162,7 @@ impl Server {
             // The post and vote workloads stay payable under either policy: each payer posts
             // once and votes once per post (see `payers`).
             .args(policy.args())
+            .args(&launch.args)
             .env("PENNYPOST_ADMIN_TOKEN", &admin_token)
             .env("PENNYPOST_LOG", "warn")
             .stdin(Stdio::null())
@@ -155,51 +171,33 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {} serve: {e}", exe.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or("the server's standard output is not piped")?;
-        let mut lines = BufReader::new(stdout).lines();
         // The listening line, then (with `metrics`) the metrics line.
-        let wait_lines = async {
-            let mut base = None;
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if let Some(address) = line.strip_prefix("pennypost listening on ") {
-                    base = Some(address.trim().to_string());
-                } else if let Some(url) = line.strip_prefix("pennypost metrics on ") {
-                    if let Some(base) = base.take() {
-                        return Ok((base, Some(url.trim().to_string())));
-                    }
-                }
-                if !metrics {
-                    if let Some(base) = base.take() {
-                        return Ok((base, None));
-                    }
+        let mut base = None;
+        let (base, metrics) = wait_for_lines(&mut child, "server", move |line| {
+            if let Some(address) = line.strip_prefix("pennypost listening on ") {
+                base = Some(address.trim().to_string());
+            } else if let Some(url) = line.strip_prefix("pennypost metrics on ") {
+                if let Some(base) = base.take() {
+                    return Some((base, Some(url.trim().to_string())));
                 }
             }
-            Err("the server exited before it listened".to_string())
-        };
-        let (base, metrics) = match tokio::time::timeout(STARTUP_TIMEOUT, wait_lines).await {
-            Ok(Ok(found)) => found,
-            Ok(Err(e)) => {
-                let _ = child.kill().await;
-                return Err(e);
+            if !metrics {
+                if let Some(base) = base.take() {
+                    return Some((base, None));
+                }
             }
-            Err(_) => {
-                let _ = child.kill().await;
-                return Err(format!(
-                    "the server did not listen within {} s",
-                    STARTUP_TIMEOUT.as_secs()
-                ));
-            }
-        };
-        // Keep reading its standard output so that it can never block on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            None
+        })
+        .await?;
         eprintln!(
-            "bench: server {} ({} policy{}) pid {} (data in {})",
+            "bench: server {} ({} policy{}{}) pid {} (data in {})",
             base,
             policy.name(),
             if shared.is_some() { ", PostgreSQL" } else { "" },
+            match &launch.exe {
+                Some(exe) => format!(", {}", exe.display()),
+                None => String::new(),
+            },
             child.id().unwrap_or(0),
             root.display()
         );
@@ -230,6 +228,46 @@ impl Server {
             let _ = dir.close();
         }
     }
+}
+
+/// Reads `child`'s standard output (piped) line by line until `found` returns a value, for at
+/// most [`STARTUP_TIMEOUT`]; then keeps reading it in the background, so that the child never
+/// blocks on a full pipe. A child that exits or stays silent first is killed; the error names
+/// it as `what`.
+pub(super) async fn wait_for_lines<T>(
+    child: &mut Child,
+    what: &str,
+    mut found: impl FnMut(&str) -> Option<T>,
+) -> Result<T, String> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| format!("the {what}'s standard output is not piped"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let wait = async {
+        while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+            if let Some(value) = found(&line) {
+                return Ok(value);
+            }
+        }
+        Err(format!("the {what} exited before it listened"))
+    };
+    let value = match tokio::time::timeout(STARTUP_TIMEOUT, wait).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            let _ = child.kill().await;
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(format!(
+                "the {what} did not listen within {} s",
+                STARTUP_TIMEOUT.as_secs()
+            ));
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(value)
 }
 
 /// A fresh admin token for the servers of one target.

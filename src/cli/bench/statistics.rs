@@ -264,6 +264,12 @@ pub(super) enum Workload {
     Post,
     Vote,
     Read,
+    /// `--gate`: `GET /page` straight to the bench's upstream.
+    Upstream,
+    /// `--gate`: the same through the gate (an unpriced route).
+    GateFree,
+    /// `--gate`: `POST /comments` through the gate, paid with one stamp.
+    GatePriced,
     /// Pre-buying (unmeasured): purchases of up to 1,000 until `stock_left` is used up.
     Stock,
 }
@@ -277,6 +283,9 @@ impl Workload {
             Workload::Post => "POST /v1/posts",
             Workload::Vote => "POST /v1/posts/{id}/votes",
             Workload::Read => "GET /v1/posts",
+            Workload::Upstream => "GET /page (upstream)",
+            Workload::GateFree => "GET /page (gate)",
+            Workload::GatePriced => "POST /comments (gate)",
             Workload::Stock => "pre-buy",
         }
     }

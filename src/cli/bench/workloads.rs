@@ -196,6 +196,32 @@ async fn once(ctx: &Ctx, workload: Workload, worker: usize, seq: u64) -> Result<
             // A vote's item is the refund it completed, if any.
             Ok(Step::Done(u64::from(voted.refund_ledger_index.is_some())))
         }
+        Workload::Upstream | Workload::GateFree => {
+            let gate = ctx.gate.as_ref().ok_or("no gate in this run")?;
+            let base = if workload == Workload::Upstream {
+                &gate.upstream
+            } else {
+                &gate.gate
+            };
+            send(ctx.client.get(format!("{base}/page"))).await?;
+            Ok(Step::Done(1))
+        }
+        Workload::GatePriced => {
+            let gate = ctx.gate.as_ref().ok_or("no gate in this run")?;
+            let Some(mut stamps) = ctx.take_stamps(1) else {
+                return Ok(Step::Exhausted);
+            };
+            let stamp = stamps.pop().unwrap_or_default();
+            send(
+                ctx.client
+                    .post(format!("{}/comments", gate.gate))
+                    .header("Pennypost-Stamps", stamp)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(format!("text=comment+{seq}+of+bench+client+{worker}")),
+            )
+            .await?;
+            Ok(Step::Done(1))
+        }
     }
 }
 
