@@ -816,6 +816,40 @@ async fn a_member_adds_money_with_the_test_provider() {
     })
     .await;
 
+    // A payment that ends unpaid is said plainly. The test provider's payments are paid or
+    // wait an hour, so the server's answer is played here: GET /v1/payments/{id} answers
+    // `expired`, then `failed`.
+    for (status, words) in [
+        ("expired", "expired before it was paid. Nothing was charged"),
+        ("failed", "failed, so nothing was added"),
+    ] {
+        client
+            .execute(
+                "const status = arguments[0];
+                 window.realFetch = window.realFetch || window.fetch;
+                 window.fetch = (url, opts) => /^\\/v1\\/payments\\/[0-9a-f-]+$/.test(String(url))
+                   ? Promise.resolve(new Response(JSON.stringify({
+                       payment_id: '00000000-0000-4000-8000-000000000001', provider: 'test',
+                       amount: 500, currency: 'cents', status, test_mode: true }),
+                       { status: 200, headers: { 'Content-Type': 'application/json' } }))
+                   : window.realFetch(url, opts);
+                 waitForPayment('00000000-0000-4000-8000-000000000001');",
+                vec![json!(status)],
+            )
+            .await
+            .expect("play the answer");
+        let said = wait_text(client, "#payment-status", status, |t| t.contains(words)).await;
+        assert!(said.contains("500 cents (test mode)"), "{said}");
+        assert!(
+            text_of(client, "#message").await.contains(words),
+            "said at the top too"
+        );
+    }
+    client
+        .execute("window.fetch = window.realFetch;", vec![])
+        .await
+        .expect("the real fetch again");
+
     // A debt: the operator takes back 700 (a correction) from a balance of 497; the 3 unspent
     // stamps are revoked (3 back), 200 is owed. The page says so plainly, and a purchase too.
     let response = reqwest::Client::new()
@@ -894,6 +928,11 @@ async fn the_page_says_nothing_was_charged_when_a_provider_is_down() {
     // Amounts of an ISO currency are said as its decimals, not as minor units.
     let bounds = text_of(client, "#add-money-bounds").await;
     assert!(bounds.contains("From USD 1.00 to USD 1,000.00"), "{bounds}");
+    let label = text_of(client, "#add-amount-label").await;
+    assert!(
+        label.contains("minor units of USD (500 is USD 5.00)"),
+        "{label}"
+    );
     wait_text(client, "#balance", "a balance in dollars", |t| {
         t.contains("USD 0.00")
     })

@@ -76,8 +76,9 @@ function currency() {
 
 // An amount of minor units in words: in an ISO 4217 currency as its decimal ("USD 5.00", what
 // a member recognises), otherwise as the server names its unit ("500 cents").
-function money(n) {
-  const c = currency();
+// `c` is the currency when the amount's own answer names it; else the server's.
+function money(n, c) {
+  c = c || currency();
   const iso = isoMoney(n, c);
   if (iso !== null) return iso;
   return n + " " + (n === 1 && /s$/.test(c) ? c.slice(0, -1) : c);

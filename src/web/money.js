@@ -97,8 +97,12 @@ function renderProviders() {
   field.min = String(bounds.min);
   field.max = String(bounds.max);
   if (!field.value) field.value = String(Math.min(Math.max(500, bounds.min), bounds.max));
-  $("add-amount-label").textContent = "Amount, in " + (bounds.currency || "minor units");
-  let hint = "From " + money(bounds.min) + " to " + money(bounds.max) + ".";
+  const c = bounds.currency || "";
+  // The field takes minor units; an ISO currency is shown in decimals, so say how they match.
+  $("add-amount-label").textContent = isoMoney(1, c) !== null
+    ? "Amount, in minor units of " + c.toUpperCase() + " (500 is " + money(500, c) + ")"
+    : "Amount, in " + (c || "minor units");
+  let hint = "From " + money(bounds.min, bounds.currency) + " to " + money(bounds.max, bounds.currency) + ".";
   if (list.some((p) => p.test_mode)) {
     hint += " Test mode: the test provider moves no money; its page has a “Pay (test mode)” button.";
   }
@@ -136,7 +140,7 @@ async function addMoney(p) {
   if (!key) { say("First create an account or paste your API key.", "error"); return; }
   const amount = amountToAdd();
   if (amount === null || amount < p.min || amount > p.max) {
-    say("Choose a whole amount from " + money(p.min) + " to " + money(p.max) + " to pay with " + p.provider + ".", "error");
+    say("Choose a whole amount from " + money(p.min, p.currency) + " to " + money(p.max, p.currency) + " to pay with " + p.provider + ".", "error");
     $("add-amount").focus();
     return;
   }
@@ -165,7 +169,7 @@ async function addMoney(p) {
     say("The server gave no address to pay at. Nothing was charged; tell the operator.", "error");
     return;
   }
-  say("Opening the payment page for " + money(amount) + (p.test_mode ? " (test mode)" : "") + "…", "ok");
+  say("Opening the payment page for " + money(amount, p.currency) + (p.test_mode ? " (test mode)" : "") + "…", "ok");
   window.location.assign(url);
 }
 
@@ -206,7 +210,7 @@ async function checkPayment() {
   if (r.ok) {
     w.failures = 0;
     const p = r.data;
-    const what = money(Number(p.amount) || 0) + (p.provider === "test" ? " (test mode)" : "");
+    const what = money(Number(p.amount) || 0, p.currency) + (p.test_mode || p.provider === "test" ? " (test mode)" : "");
     if (p.status === "paid") {
       moneyState.waiting = null;
       await loadAccount();
