@@ -396,12 +396,12 @@ pub struct DebitResponse {
 /// Stamps taken back after a debit left the balance below zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RevokedStamps {
+    /// Their unit prices' sum, given back to the balance.
+    pub amount: u64,
     /// The `revoke` spend's entry.
     pub ledger_index: u64,
     /// Stamps revoked (they answer `stamp_already_spent` from now on).
     pub stamps: u64,
-    /// Their unit prices' sum, given back to the balance.
-    pub amount: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -929,9 +929,9 @@ mod tests {
             balance: -3,
             ledger_index: 2,
             revoked: Some(RevokedStamps {
+                amount: 5,
                 ledger_index: 3,
                 stamps: 1,
-                amount: 5,
             }),
         });
         wire(&DebitResponse {

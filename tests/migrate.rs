@@ -131,9 +131,16 @@ fn audit(server: &Server, state: &Path) -> Output {
     serve::audit(&server.url, state)
 }
 
+/// An account that bought stamps and had money taken back: (account id, API key).
+struct Debtor {
+    id: String,
+    key: String,
+}
+
 /// Some of everything a store holds: keys, a policy, accounts with names, credits, purchases
-/// with an Idempotency-Key, redeems, posts, votes (with a refund under the default policy).
-fn fill(server: &Server, round: &str) {
+/// with an Idempotency-Key, redeems, posts, votes (with a refund under the default policy), a
+/// debit that revoked stamps.
+fn fill(server: &Server, round: &str) -> Debtor {
     let (_, poster) = server.account(1_000, &format!("{round} poster"));
     let posts: Vec<String> = (0..3)
         .map(|i| {
@@ -170,6 +177,25 @@ fn fill(server: &Server, round: &str) {
         json!({ "name": format!("Zoë {round}") }),
     );
     assert!(named["account_id"].is_string());
+    // 20 credited, 10 stamps bought at 1, two spent; a debit of 15 (10 − 15 = −5) revokes the
+    // last five.
+    let (id, key) = server.account(20, &format!("{round} debtor"));
+    let stamps = server.buy(&key, 10);
+    for stamp in &stamps[..2] {
+        server.post(
+            "/v1/stamps/redeem",
+            None,
+            json!({"stamp": stamp, "context": "debtor"}),
+        );
+    }
+    let debited = server.post(
+        &format!("/v1/admin/accounts/{id}/debit"),
+        Some(ADMIN_TOKEN),
+        json!({"amount": 15, "reference": format!("{round} correction")}),
+    );
+    assert_eq!(debited["balance"], 0, "{debited}");
+    assert_eq!(debited["revoked"]["stamps"], 5, "{debited}");
+    Debtor { id, key }
 }
 
 #[test]
@@ -181,7 +207,7 @@ fn a_sled_store_moves_to_postgres_whole_and_the_audit_goes_on() {
         dir.path().join("audit.json"),
     );
     let sled = Server::start(&data, &keys, &[]);
-    fill(&sled, "sled");
+    let debtor = fill(&sled, "sled");
     let audited = audit(&sled, &state);
     assert!(
         audited.status.success(),
@@ -267,6 +293,22 @@ fn a_sled_store_moves_to_postgres_whole_and_the_audit_goes_on() {
         (409, Some("name_taken")),
         "{taken}"
     );
+    // The purchase index came along: a debit on the copy revokes the debtor's next three
+    // stamps (the two spent and five revoked are passed over), and leaves no debt.
+    let (status, debited) = on_pg.call(
+        reqwest::Method::POST,
+        &format!("/v1/admin/accounts/{}/debit", debtor.id),
+        Some(ADMIN_TOKEN),
+        Some(json!({"amount": 3, "reference": "after the move"})),
+    );
+    assert_eq!(status, 200, "{debited}");
+    assert_eq!(debited["revoked"]["stamps"], 3, "{debited}");
+    assert_eq!(debited["balance"], 0, "{debited}");
+    let (status, account) =
+        on_pg.call(reqwest::Method::GET, "/v1/account", Some(&debtor.key), None);
+    assert_eq!(status, 200, "{account}");
+    assert_eq!(account["balance"], 0, "{account}");
+    assert_eq!(account["stamps_spent"], 10, "{account}");
     fill(&on_pg, "pg");
     let resumed = audit(&on_pg, &state);
     assert!(

@@ -249,29 +249,69 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by PENNYPOST_LOG (default `info`). Colour codes only when stderr is
-/// a terminal: a log file or journal gets plain text.
+/// Logs to stderr, filtered by PENNYPOST_LOG (default `info`): a level (`warn`), or
+/// comma-separated `target=level` directives with an optional default level
+/// (`info,pennypost::commit=debug`). A filter that does not parse is said once and `info` is
+/// used. Colour codes only when stderr is a terminal: a log file or journal gets plain text.
 fn init_tracing(json: bool) {
     use std::io::IsTerminal as _;
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("PENNYPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (filter, refused) = log_filter(std::env::var("PENNYPOST_LOG").ok().as_deref());
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().try_init()
+        registry.with(layer.json()).try_init()
     } else {
-        builder
-            .with_ansi(std::io::stderr().is_terminal())
+        registry
+            .with(layer.with_ansi(std::io::stderr().is_terminal()))
             .try_init()
     };
+    if let Some(why) = refused {
+        tracing::warn!("PENNYPOST_LOG {why}; logging at info");
+    }
+}
+
+/// The log filter of `PENNYPOST_LOG` (`tracing_subscriber`'s `Targets`: levels per target
+/// prefix, no regular expressions), `info` when unset or empty; with the reason when the value
+/// was refused.
+fn log_filter(value: Option<&str>) -> (tracing_subscriber::filter::Targets, Option<String>) {
+    use tracing_subscriber::filter::Targets;
+    let info = Targets::new().with_default(tracing::Level::INFO);
+    match value.map(str::trim) {
+        None | Some("") => (info, None),
+        Some(text) => match text.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(e) => (info, Some(format!("{text:?} is not a filter ({e})"))),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory as _;
+
+    /// PENNYPOST_LOG takes a level or target directives, and a bad value is refused in words
+    /// (logging goes on at info) instead of being ignored silently.
+    #[test]
+    fn the_log_filter_takes_levels_and_targets_and_names_a_bad_one() {
+        use tracing::Level;
+        let (unset, refused) = log_filter(None);
+        assert!(refused.is_none());
+        assert!(unset.would_enable("pennypost::commit", &Level::INFO));
+        assert!(!unset.would_enable("pennypost::commit", &Level::DEBUG));
+        let (warn, _) = log_filter(Some("warn"));
+        assert!(!warn.would_enable("pennypost", &Level::INFO));
+        assert!(warn.would_enable("tower_http", &Level::WARN));
+        let (mixed, refused) = log_filter(Some("info,pennypost::commit=debug"));
+        assert!(refused.is_none());
+        assert!(mixed.would_enable("pennypost::commit", &Level::DEBUG));
+        assert!(!mixed.would_enable("pennypost::http", &Level::DEBUG));
+        let (bad, refused) = log_filter(Some("pennypost=loud"));
+        assert!(refused.is_some_and(|why| why.contains("pennypost=loud")));
+        assert!(bad.would_enable("pennypost", &Level::INFO));
+    }
 
     /// Every argument of every command says what it is for (`--help`): a newcomer reads the
     /// help, not the source.

@@ -4,6 +4,11 @@
 //! not finish sending its headers within [`Bounds::header_read_timeout`] is dropped), upgrades
 //! (WebSocket) are served, each request carries its peer's address (`ConnectInfo`), and a
 //! shutdown drains the requests in flight for at most [`Bounds::shutdown_grace`].
+//!
+//! HTTP/1.1 only: TLS and HTTP/2 end at the proxy in front (docs/operations.md). Cleartext
+//! HTTP/2 would bypass the header read time (hyper applies it to HTTP/1 only) and its
+//! implementation (the `h2` crate) was the largest dependency of the build that served
+//! nobody.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,11 +18,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 /// What bounds the connections of one server.
 #[derive(Clone, Copy, Debug)]
@@ -39,10 +43,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(bounds.connections_max));
-    let graceful = GracefulShutdown::new();
-    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    // Tells every connection to finish its request in flight and close.
+    let (stop, stopping) = watch::channel(());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(bounds.header_read_timeout);
     tokio::pin!(shutdown);
@@ -73,17 +77,27 @@ pub async fn serve(
             tower::ServiceExt::oneshot(router.clone(), req.map(Body::new))
         });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+            }
             drop(permit);
         });
     }
     drop(listener);
+    let _ = stop.send(());
+    // Every connection holds a permit until it closes: all of them back means all closed.
+    let all = u32::try_from(bounds.connections_max).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = permits.acquire_many(all) => {}
         _ = tokio::time::sleep(bounds.shutdown_grace) => {
             tracing::warn!("shutdown grace period over; dropping remaining connections");
         }

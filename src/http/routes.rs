@@ -234,9 +234,9 @@ pub async fn debit(
         balance: debited.balance,
         ledger_index: debited.ledger_index,
         revoked: debited.revoked.map(|r| RevokedStamps {
+            amount: r.amount,
             ledger_index: r.ledger_index,
             stamps: r.stamps,
-            amount: r.amount,
         }),
     });
     Ok(if debited.replayed {

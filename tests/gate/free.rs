@@ -280,3 +280,58 @@ async fn metrics_count_requests_by_rule_and_outcome() {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
     }
 }
+
+/// SIGTERM lets a request in flight finish (its answer reaches the client), refuses new
+/// connections, and the gate exits cleanly once nothing is in flight.
+#[tokio::test]
+async fn a_request_in_flight_finishes_after_sigterm() {
+    let upstream = Upstream::start().await;
+    let mut gate = Gate::start(&harness::config(
+        &upstream.url(),
+        &harness::closed_port_url(),
+        "",
+    ));
+    // `GET /slow` is unpriced (only `POST /slow` is): the upstream holds it until `go_on`.
+    let url = gate.url.clone();
+    let in_flight = tokio::spawn(async move {
+        let client =
+            Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<Bytes>>();
+        let response = client
+            .get(format!("{url}/slow").parse().expect("uri"))
+            .await
+            .expect("an answer");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, body)
+    });
+    tokio::time::timeout(WAIT, upstream.arrived.notified())
+        .await
+        .expect("the request reached the upstream");
+    gate.terminate();
+    // Still running: a request is in flight.
+    assert!(
+        gate.wait_exit(Duration::from_millis(500)).is_none(),
+        "the gate quit with a request in flight"
+    );
+    let refused = tokio::net::TcpStream::connect(gate.address).await;
+    assert!(refused.is_err(), "a new connection was taken after SIGTERM");
+    upstream.go_on.notify_one();
+    let (status, body) = tokio::time::timeout(WAIT, in_flight)
+        .await
+        .expect("the answer came")
+        .expect("client task");
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], b"upstream slow ok");
+    let exit = tokio::task::spawn_blocking(move || gate.wait_exit(WAIT))
+        .await
+        .expect("wait task");
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "exit after SIGTERM: {exit:?}"
+    );
+}

@@ -374,6 +374,33 @@ impl Gate {
         }
     }
 
+    /// SIGTERMs the gate (it stops taking connections and lets requests in flight finish).
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill -TERM failed");
+        }
+    }
+
+    /// Waits at most `limit` for the gate to exit; its exit status, `None` while it runs on.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILLs the gate.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

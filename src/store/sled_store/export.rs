@@ -93,8 +93,11 @@ impl SledStore {
         for item in self.economy.iter() {
             let (key, value) = item.map_err(storage)?;
             match (key.first(), key.len()) {
-                // A payer's post count: implied by its post times.
-                (Some(b'c'), 17) => {}
+                // A payer's post count, an account's purchase count: implied by the records.
+                (Some(b'c' | b'n'), 17) => {}
+                (Some(b'b'), 25) => sink(Exported::AccountPurchase(PurchaseKeyRecord::decode(
+                    &value,
+                )?))?,
                 (Some(b'p'), 25) => sink(Exported::PayerPost {
                     payer: read_uuid(&key[1..17], "economy")?,
                     time: Timestamp::from_unix(

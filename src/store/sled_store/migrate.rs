@@ -305,3 +305,117 @@ pub(super) fn migrate_stamp_prices(
     }
     Ok(())
 }
+
+/// A `purchase` entry's fields as the account index keeps them.
+#[derive(serde::Deserialize)]
+struct IndexedFields {
+    index: u64,
+    kind: String,
+    #[serde(default)]
+    account: Option<Uuid>,
+    #[serde(default)]
+    purchase_id: Option<Uuid>,
+    #[serde(default)]
+    count: u32,
+    #[serde(default)]
+    unit_price: u64,
+    #[serde(default)]
+    total: u64,
+    #[serde(default)]
+    kid: String,
+    #[serde(default)]
+    issued_at: String,
+    #[serde(default)]
+    expires_at: String,
+    #[serde(default)]
+    stamp_ids: Vec<Uuid>,
+}
+
+/// Builds each account's purchase index (`economy` keys `b` + account + sequence, the count
+/// under `n` + account: what a debit's revoke reads) from the ledger's `purchase` entries, for
+/// data directories written before it existed. Runs once (then `account_purchases` is set in
+/// `meta`); a run cut short leaves the flag unset, and the next run first removes what it
+/// wrote. `balance` (the balance after the purchase, which only answers replays) is not in an
+/// entry and is 0 here.
+pub(super) fn migrate_account_purchases(
+    upgrade: &Upgrade<'_>,
+    meta: &sled::Tree,
+    bundles: &sled::Tree,
+    economy: &sled::Tree,
+) -> Result<(), StoreError> {
+    if meta.get("account_purchases").map_err(storage)?.is_some() {
+        return Ok(());
+    }
+    for tag in [b'b', b'n'] {
+        let mut writer = BatchWriter::new(economy);
+        for item in economy.scan_prefix([tag]) {
+            let (key, _) = item.map_err(storage)?;
+            writer.batch.remove(key);
+            writer.pending += 1;
+            if writer.pending >= MIGRATION_BATCH {
+                writer.flush()?;
+            }
+        }
+        writer.flush()?;
+    }
+    if !bundles.is_empty() {
+        tracing::info!(
+            "upgrading the data directory: indexing each account's purchases (once; reads \
+             the whole ledger)"
+        );
+    }
+    let mut counts: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+    let mut writer = BatchWriter::new(economy);
+    for item in bundles.iter() {
+        let (_, bundle) = item.map_err(storage)?;
+        for entry in bundle_entries(&bundle)? {
+            let Ok(fields) = serde_json::from_slice::<IndexedFields>(entry) else {
+                continue;
+            };
+            if fields.kind != "purchase" {
+                continue;
+            }
+            let bad = || corrupt("ledger_bundles", format!("purchase entry {}", fields.index));
+            let account_id = fields.account.ok_or_else(bad)?;
+            let record = crate::domain::PurchaseRecord {
+                purchase_id: fields.purchase_id.ok_or_else(bad)?,
+                account_id,
+                count: fields.count,
+                unit_price: fields.unit_price,
+                total: fields.total,
+                balance: 0,
+                ledger_index: fields.index,
+                kid: hex::decode(&fields.kid)
+                    .ok()
+                    .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                    .map(crate::stamp::Kid)
+                    .ok_or_else(bad)?,
+                issued_at: Timestamp::parse_rfc3339(&fields.issued_at).ok_or_else(bad)?,
+                expires_at: Timestamp::parse_rfc3339(&fields.expires_at).ok_or_else(bad)?,
+                stamp_ids: fields.stamp_ids,
+            };
+            let seq = counts.entry(account_id).or_insert(0);
+            let mut key = Vec::with_capacity(25);
+            key.push(b'b');
+            key.extend_from_slice(account_id.as_bytes());
+            key.extend_from_slice(&seq.to_be_bytes());
+            writer.insert(&key, super::records::PurchaseKeyRecord::encode(&record)?)?;
+            *seq += 1;
+        }
+    }
+    for (account_id, count) in &counts {
+        let mut key = Vec::with_capacity(17);
+        key.push(b'n');
+        key.extend_from_slice(account_id.as_bytes());
+        writer.insert(&key, &count.to_be_bytes()[..])?;
+    }
+    writer.flush()?;
+    sync_db(upgrade.db, upgrade.db_file)?;
+    meta.insert("account_purchases", &1u64.to_be_bytes()[..])
+        .map_err(storage)?;
+    sync_db(upgrade.db, upgrade.db_file)?;
+    if !counts.is_empty() {
+        tracing::info!(accounts = counts.len(), "indexed the accounts' purchases");
+    }
+    Ok(())
+}

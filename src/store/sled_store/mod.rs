@@ -85,8 +85,8 @@ use self::layout::{
     read_uuid, stamp_key, storage, uuid_key, ACTIVE_KEYS,
 };
 use self::migrate::{
-    migrate_entry_per_key, migrate_hash_per_key, migrate_id_keyed_stamps, migrate_stamp_prices,
-    Upgrade,
+    migrate_account_purchases, migrate_entry_per_key, migrate_hash_per_key,
+    migrate_id_keyed_stamps, migrate_stamp_prices, Upgrade,
 };
 use self::records::{decode_spent, AccountRecord, KeyRecord, PostRecord};
 use self::tx::SledTx;
@@ -175,6 +175,12 @@ impl SledStore {
             &tree("meta")?,
             &tree("ledger_bundles")?,
             &tree("stamps")?,
+        )?;
+        migrate_account_purchases(
+            &upgrade,
+            &tree("meta")?,
+            &tree("ledger_bundles")?,
+            &tree("economy")?,
         )?;
         let store = SledStore {
             meta: tree("meta")?,

@@ -16,13 +16,13 @@ use super::records::{
 };
 use super::{SledStore, SEGMENT_BYTES};
 use crate::domain::{
-    Account, CreditRecord, CreditSource, MoneyKind, Post, PurchaseRecord, Revoked, Sale,
-    SpentRecord, StampRef,
+    Account, CreditRecord, CreditSource, DebitReason, MoneyKind, Post, PurchaseRecord, Revoked,
+    Sale, SpentRecord, StampRef,
 };
 use crate::keys::{public_key_text, KeyStatus, PublishedKey};
 use crate::ledger::check::{AuditReport, LedgerChecker};
 use crate::ledger::entry::{SpendAction, ENTRY_BYTES_MAX};
-use crate::rules::{self, Applied, Command, Refusal, Settings, SpendFor};
+use crate::rules::{self, Applied, Command, Outcome, Refusal, Settings, SpendFor};
 use crate::stamp::Kid;
 use crate::store::{Reads as _, StoreError, Writes};
 use crate::time::Timestamp;
@@ -862,4 +862,67 @@ fn a_directory_written_before_active_keys_were_listed_gets_the_list_on_open() {
     let now = Timestamp::from_unix(T0 + 1);
     let results = store.apply(&[second], now).expect("apply");
     assert_eq!(results, vec![Err(Refusal::AnotherKeyActive(issuer().0))]);
+}
+
+#[test]
+fn a_directory_written_before_the_purchase_index_gets_it_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids: Vec<Uuid> = (0..4).map(|i| Uuid::from_u128(0x5a40_0000 + i)).collect();
+    let (store, account) = opened_with_stamps(dir.path(), &ids);
+    drop(store);
+    // An older directory: no purchase index, no flag (and a half-written index of a run cut
+    // short, which the next run removes).
+    {
+        let db = open_raw(dir.path());
+        let meta = db.open_tree("meta").expect("meta");
+        assert!(meta.remove("account_purchases").expect("remove").is_some());
+        let economy = db.open_tree("economy").expect("economy");
+        let keys: Vec<_> = economy
+            .iter()
+            .keys()
+            .map(|k| k.expect("key"))
+            .filter(|k| k.first() == Some(&b'b') || k.first() == Some(&b'n'))
+            .collect();
+        assert_eq!(keys.len(), 2, "one purchase and its count");
+        for key in keys {
+            economy.remove(key).expect("remove");
+        }
+        let mut stray = vec![b'b'];
+        stray.extend_from_slice(account.as_bytes());
+        stray.extend_from_slice(&7u64.to_be_bytes());
+        economy.insert(stray, &b"{}"[..]).expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = reopen(dir.path()).expect("reopen");
+    // 100 left after 4 stamps at 1: a debit of 102 revokes the last two, from the index.
+    let debit = Command::Debit {
+        account_id: account,
+        amount: 102,
+        reference: "after the upgrade".into(),
+        source: CreditSource::Operator,
+        reason: DebitReason::Correction,
+    };
+    let results = store
+        .apply(&[debit], Timestamp::from_unix(T0 + 5))
+        .expect("apply");
+    assert_eq!(
+        results,
+        vec![Ok(Outcome::Debited {
+            balance: 0,
+            ledger_index: 3,
+            replayed: false,
+            revoked: Some(Revoked {
+                ledger_index: 4,
+                stamps: 2,
+                amount: 2,
+            }),
+        })]
+    );
+    let revoke: serde_json::Value =
+        serde_json::from_slice(&store.entries(4, 1).expect("entries")[0]).expect("json");
+    assert_eq!(
+        revoke["stamp_ids"],
+        serde_json::json!([ids[3].to_string(), ids[2].to_string()])
+    );
+    audit(&store).expect("the ledger audits");
 }

@@ -8,8 +8,8 @@ use super::super::{
 };
 use super::holds::{hold_from_row, HOLD_COLUMNS};
 use super::{
-    credit_from_row, purchase_from_row, query_if, sha256_of, Param, PgTx, CREDIT_COLUMNS,
-    PURCHASE_COLUMNS,
+    account_purchase_from_row, credit_from_row, purchase_from_row, query_if, sha256_of, Param,
+    PgTx, ACCOUNT_PURCHASE_COLUMNS, CREDIT_COLUMNS, PURCHASE_COLUMNS,
 };
 use crate::domain::{SoldStamp, StampRef, Voter};
 use crate::store::{ReadSet, StoreError};
@@ -39,6 +39,10 @@ impl PgTx<'_> {
         let voter_stamps: Vec<Uuid> = reads.voters.iter().map(|(_, s)| s.stamp_id).collect();
         let recent_stamps: Vec<Uuid> = reads.recent_posts.iter().map(|s| s.stamp_id).collect();
         let recent_max = to_i64(reads.recent_posts_max);
+        // A debit's revoke reads the account's purchases not expired at the batch's time,
+        // which is never before the last entry's: those expiring after it are enough.
+        let since = self.head.borrow().last_time;
+        let purchases_max = to_i64(reads.account_purchases_max);
         let frontier: Vec<i64> = right_edge(self.head.borrow().ledger_size)
             .into_iter()
             .map(to_i64)
@@ -84,12 +88,28 @@ impl PgTx<'_> {
                 "SELECT q.stamp_id, {HOLD_COLUMNS} FROM hold_stamps q \
                  JOIN holds h USING (hold_id) WHERE q.stamp_id = ANY($1)"
             ),
+            // The purchases a debit's revoke looks through, newest first, and their stamps.
+            format!(
+                "SELECT p.* FROM UNNEST($1::uuid[]) AS a (id) CROSS JOIN LATERAL \
+                 (SELECT {ACCOUNT_PURCHASE_COLUMNS} FROM account_purchases \
+                 WHERE account_id = a.id AND expires_at > $2 \
+                 ORDER BY ledger_index DESC LIMIT $3) p"
+            ),
+            format!(
+                "SELECT {STAMP_COLUMNS} FROM stamps s LEFT JOIN spends p USING (stamp_id) \
+                 WHERE s.stamp_id IN (SELECT unnest(q.stamp_ids) \
+                 FROM UNNEST($1::uuid[]) AS a (id) CROSS JOIN LATERAL \
+                 (SELECT stamp_ids FROM account_purchases \
+                 WHERE account_id = a.id AND expires_at > $2 \
+                 ORDER BY ledger_index DESC LIMIT $3) q)"
+            ),
         ];
         let statements = sqls
             .iter()
             .map(|sql| self.statement(sql))
             .collect::<Result<Vec<_>, _>>()?;
-        let params: [(Vec<Param<'_>>, bool); 14] = [
+        let debtors = !reads.account_purchases.is_empty();
+        let params: [(Vec<Param<'_>>, bool); 16] = [
             (vec![&stamp_ids], !stamp_ids.is_empty()),
             (vec![&reads.accounts], !reads.accounts.is_empty()),
             (vec![&reads.posts], !reads.posts.is_empty()),
@@ -107,6 +127,14 @@ impl PgTx<'_> {
             (vec![&recent_stamps, &recent_max], !recent_stamps.is_empty()),
             (vec![&reads.holds], !reads.holds.is_empty()),
             (vec![&spent_ids], !spent_ids.is_empty()),
+            (
+                vec![&reads.account_purchases, &since, &purchases_max],
+                debtors,
+            ),
+            (
+                vec![&reads.account_purchases, &since, &purchases_max],
+                debtors,
+            ),
         ];
         // A lookup with nothing to look up is not sent: it would cost the backend a plan and
         // a lock on its table for nothing (a redeem batch that read `posts` would wait, with
@@ -120,7 +148,7 @@ impl PgTx<'_> {
                 .await
             })
             .map_err(|e| db_error(&e))?;
-        let [stamps, accounts, posts, buyer_accounts, edge, keys, api_key_rows, name_rows, credit_rows, purchase_rows, voter_rows, recent_rows, hold_rows, stamp_hold_rows]: [Vec<tokio_postgres::Row>; 14] =
+        let [stamps, accounts, posts, buyer_accounts, edge, keys, api_key_rows, name_rows, credit_rows, purchase_rows, voter_rows, recent_rows, hold_rows, stamp_hold_rows, account_purchase_rows, revocable_rows]: [Vec<tokio_postgres::Row>; 16] =
             rows.try_into()
                 .map_err(|_| corrupt("prefetch", "answers missing"))?;
         let mut overlay = self.overlay.borrow_mut();
@@ -143,9 +171,31 @@ impl PgTx<'_> {
         for id in &stamp_ids {
             o.stamps.insert(*id, None);
         }
-        for row in &stamps {
+        for row in stamps.iter().chain(&revocable_rows) {
             let (id, sale, spent) = stamp_from_row(row)?;
             o.stamps.insert(id, Some(SoldStamp { sale, spent }));
+        }
+        for account_id in &reads.account_purchases {
+            o.account_purchases.insert(
+                *account_id,
+                super::StoredPurchases {
+                    since,
+                    limit: reads.account_purchases_max,
+                    purchases: Vec::new(),
+                },
+            );
+        }
+        for row in &account_purchase_rows {
+            let purchase = account_purchase_from_row(row)?;
+            if let Some(stored) = o.account_purchases.get_mut(&purchase.account_id) {
+                stored.purchases.push(purchase);
+            }
+        }
+        for stored in o.account_purchases.values_mut() {
+            // Newest first, as a read of the index answers.
+            stored
+                .purchases
+                .sort_unstable_by_key(|p| std::cmp::Reverse(p.ledger_index));
         }
         for id in &reads.accounts {
             o.accounts.insert(*id, None);
