@@ -77,7 +77,16 @@ impl<'de> Deserialize<'de> for Time {
 mod holds;
 mod money;
 pub use holds::{CaptureResponse, HoldRequest, HoldResponse, HoldStateName, HoldStatusResponse};
-pub use money::{CreditRequest, CreditResponse, DebitRequest, DebitResponse, RevokedStamps};
+pub use money::{
+    AccountResponse, CreateAccountRequest, CreateAccountResponse, CreditRequest, CreditResponse,
+    DebitRequest, DebitResponse, RevokedStamps,
+};
+mod payments;
+pub use payments::{
+    AdminPaymentsQuery, AdminPaymentsResponse, CreatePaymentRequest, PaymentProvider,
+    PaymentProvidersResponse, PaymentResponse, PaymentStatusName, PaymentsPageResponse,
+    PaymentsQuery, SettlePaymentRequest, WebhookResponse,
+};
 
 /// The `code` of an error answer: what clients branch on. The first seventeen are the stable
 /// codes of the contract; the rest are the server's documented extensions.
@@ -132,6 +141,9 @@ pub enum ErrorCode {
     HoldExpired,
     /// Extension, 409: a release of a captured hold.
     HoldCaptured,
+    /// Extension, 400: a payment webhook whose signature is missing, malformed, stale or
+    /// does not match; nothing was done.
+    InvalidWebhookSignature,
     /// Extension, 400: an operator's credit or debit names a reference beginning with a
     /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
     ReservedReference,
@@ -141,7 +153,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -166,6 +178,7 @@ impl ErrorCode {
         ErrorCode::StampHeld,
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
+        ErrorCode::InvalidWebhookSignature,
         ErrorCode::ReservedReference,
         ErrorCode::DebitTooLarge,
     ];
@@ -197,6 +210,7 @@ impl ErrorCode {
             ErrorCode::StampHeld => "stamp_held",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
+            ErrorCode::InvalidWebhookSignature => "invalid_webhook_signature",
             ErrorCode::ReservedReference => "reserved_reference",
             ErrorCode::DebitTooLarge => "debit_too_large",
         }
@@ -302,43 +316,6 @@ pub struct KeyInfo {
     /// The 32-byte public key, base64url without padding.
     pub public_key: String,
     pub status: KeyStatus,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Accounts and money.
-
-/// `POST /v1/accounts` (the body is optional; so is the name).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CreateAccountRequest {
-    /// Left out of the body when `None`. (No `#[serde(default)]`: serde fills a missing
-    /// `Option` field of an object with `None` anyway, and `default` would also make `[]` a
-    /// valid body.)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-/// The answer of `POST /v1/accounts`. The API key is shown this once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct CreateAccountResponse {
-    pub account_id: Uuid,
-    pub api_key: String,
-}
-
-/// `GET /v1/account`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AccountResponse {
-    pub account_id: Uuid,
-    /// What the account may spend, in minor units; below zero while it owes a debt (a debit
-    /// took back more than its balance and unspent stamps covered).
-    pub balance: i64,
-    pub currency: String,
-    #[schema(required = true)]
-    pub name: Option<String>,
-    /// Base postage refunded to this account (its posts that members up-voted), minor units.
-    pub refunds_total: u64,
-    pub stamps_purchased: u64,
-    /// Stamps this account bought that have since been spent, by anyone.
-    pub stamps_spent: u64,
 }
 
 // ---------------------------------------------------------------------------------------------

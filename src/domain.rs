@@ -4,6 +4,10 @@
 //!
 //! Must not: do I/O, read the clock, or know how a backend lays out its data.
 
+pub mod payment;
+
+pub use payment::{MoveKind, Payment, PaymentMove, PaymentStatus};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

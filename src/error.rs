@@ -87,6 +87,9 @@ pub enum Error {
     /// Occurs when a release names a captured hold.
     #[error("the hold was captured; its stamps are spent")]
     HoldCaptured,
+    /// Occurs when a payment webhook's signature is missing, malformed, stale or wrong.
+    #[error("the webhook's signature does not verify: {0}")]
+    InvalidWebhookSignature(String),
     /// Occurs when an operator's credit or debit names a reference beginning with a payment
     /// provider's prefix (`stripe:`, `btcpay:`, `test:`).
     #[error("{0}; choose another reference")]
@@ -122,6 +125,7 @@ impl Error {
             Error::StampHeld(_) => ErrorCode::StampHeld,
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::HoldCaptured => ErrorCode::HoldCaptured,
+            Error::InvalidWebhookSignature(_) => ErrorCode::InvalidWebhookSignature,
             Error::ReservedReference(_) => ErrorCode::ReservedReference,
             Error::DebitTooLarge(_) => ErrorCode::DebitTooLarge,
         }

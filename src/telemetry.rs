@@ -81,6 +81,22 @@ pub const PAYMENT_PROVIDER_ERRORS: &str = "pennypost_payment_provider_errors_tot
 /// `mismatch`, `stale`): a wrong secret after a roll, a clock far off, or a forgery.
 pub const PAYMENT_WEBHOOK_SIGNATURE_FAILURES: &str =
     "pennypost_payment_webhook_signature_failures_total";
+/// Payments that reached a status, by `provider` and `status` (`pending` when created,
+/// `paid`, `expired`, `failed`, `refunded`, `disputed`): each change counted once, by the
+/// server that wrote it.
+pub const PAYMENTS: &str = "pennypost_payments_total";
+/// Minor units credited to balances by payments (first credits only, not replays), by
+/// `provider`.
+pub const PAYMENT_CREDITED: &str = "pennypost_payment_credited_total";
+/// Minor units debited from balances for payments' refunds and disputes, by `provider` and
+/// `reason` (`refund`, `dispute`).
+pub const PAYMENT_DEBITED: &str = "pennypost_payment_debited_total";
+/// Payments a provider confirmed in another amount or currency (never credited), by
+/// `provider`.
+pub const PAYMENT_MISMATCHES: &str = "pennypost_payment_mismatches_total";
+/// Verified webhooks handled, by `provider` and `effect` (`credited`, `updated`, `debited`,
+/// `ignored`).
+pub const PAYMENT_WEBHOOKS: &str = "pennypost_payment_webhooks_total";
 
 /// The gate (`pennypost gate`): requests answered, by `rule` (the priced route's `METHOD path`
 /// as configured, `free` for a request no route prices, `gate` for the gate's own
@@ -211,6 +227,26 @@ fn describe() {
     describe_counter!(
         PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
         "Webhooks refused for their signature, by provider and reason."
+    );
+    describe_counter!(
+        PAYMENTS,
+        "Payments that reached a status, by provider and status."
+    );
+    describe_counter!(
+        PAYMENT_CREDITED,
+        "Minor units credited by payments, by provider."
+    );
+    describe_counter!(
+        PAYMENT_DEBITED,
+        "Minor units debited for payments' refunds and disputes, by provider and reason."
+    );
+    describe_counter!(
+        PAYMENT_MISMATCHES,
+        "Payments confirmed in another amount or currency (not credited), by provider."
+    );
+    describe_counter!(
+        PAYMENT_WEBHOOKS,
+        "Verified payment webhooks handled, by provider and effect."
     );
 }
 
@@ -349,6 +385,11 @@ mod tests {
             BACKUPS,
             PAYMENT_PROVIDER_ERRORS,
             PAYMENT_WEBHOOK_SIGNATURE_FAILURES,
+            PAYMENTS,
+            PAYMENT_CREDITED,
+            PAYMENT_DEBITED,
+            PAYMENT_MISMATCHES,
+            PAYMENT_WEBHOOKS,
             GATE_REQUESTS,
         ];
         for name in counters {

@@ -18,6 +18,7 @@ pub mod config_file;
 pub mod gate;
 pub mod migrate;
 pub mod serve;
+pub mod serve_payments;
 #[cfg(feature = "bench")]
 pub mod simulate;
 pub mod stamp_inspect;

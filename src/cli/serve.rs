@@ -192,6 +192,8 @@ pub struct ServeArgs {
         value_parser = listen_address
     )]
     pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub payments: super::serve_payments::PaymentArgs,
 }
 
 /// An address to listen on: an IP address and port, or a host name and port resolved now to
@@ -456,6 +458,18 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
     let limits = args.limits();
     economy.validate().map_err(|e| e.to_string())?;
     limits.validate(&economy).map_err(|e| e.to_string())?;
+    let providers = args
+        .payments
+        .config()
+        .build(&economy.policy.currency)
+        .map_err(|e| e.to_string())?;
+    let enabled: Vec<&str> = providers.all().iter().map(|p| p.name()).collect();
+    tracing::info!(
+        providers = ?enabled,
+        payment_min = providers.payment_min,
+        payment_max = providers.payment_max,
+        "payment providers"
+    );
     if !keys::ledger_origin_is_valid(&args.ledger_origin) {
         return Err(format!(
             "--ledger-origin must be 1 to {} characters without spaces, control characters or \
@@ -500,6 +514,7 @@ pub async fn build(args: &ServeArgs) -> Result<Arc<App>, String> {
         economy,
         limits,
         admin_token: token,
+        providers,
     })
     .await
     .map_err(|e| e.to_string())?;

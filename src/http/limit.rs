@@ -1,5 +1,6 @@
-//! Per-client rate limits: account creation, purchases, and failed authentication, keyed by
-//! the client's IP address. On by default; each limit is a count per minute, 0 turns it off.
+//! Per-client rate limits: account creation, purchases (new payments share their budget),
+//! and failed authentication, keyed by the client's IP address. On by default; each limit is
+//! a count per minute, 0 turns it off.
 //!
 //! The client is the peer, unless the peer is a trusted reverse proxy (`--trusted-proxy`):
 //! then it is the last address in `X-Forwarded-For` that is not itself a trusted proxy (the
@@ -189,7 +190,8 @@ pub async fn rate_limit(limiter: std::sync::Arc<Limiter>, req: Request, next: Ne
     if req.method() == Method::POST {
         let check = match req.uri().path() {
             "/v1/accounts" => Limiter::check(&limiter.accounts, ip),
-            "/v1/stamps/purchase" => Limiter::check(&limiter.purchases, ip),
+            // A new payment calls the provider's API: it shares the purchases' budget.
+            "/v1/stamps/purchase" | "/v1/payments" => Limiter::check(&limiter.purchases, ip),
             _ => Ok(()),
         };
         if let Err(e) = check {

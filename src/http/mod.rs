@@ -11,6 +11,7 @@ pub mod accept;
 pub mod auth;
 pub mod limit;
 pub mod openapi;
+pub mod payments;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -42,6 +43,14 @@ pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 pub fn app(service: Arc<App>) -> Router {
     let limits = service.limits().clone();
     let body_limit = limits.request_body_bytes_max;
+    // Webhook bodies have a limit of their own: dispute events carry evidence.
+    let webhook_limit = service.payments.webhook_body_max_bytes();
+    let webhook_body =
+        |handler: axum::routing::MethodRouter<AppState>| -> axum::routing::MethodRouter<AppState> {
+            handler
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(webhook_limit))
+                .layer::<_, std::convert::Infallible>(axum::Extension(BodyLimit(webhook_limit)))
+        };
     let request_timeout = Duration::from_secs(limits.request_timeout_secs);
     let limiter = Arc::new(limit::Limiter::new(
         limits.rate,
@@ -85,6 +94,26 @@ pub fn app(service: Arc<App>) -> Router {
         )
         .route("/v1/audit", get(routes::audit))
         .route("/v1/admin/backup", post(routes::backup))
+        .route("/v1/payments/providers", get(payments::providers))
+        .route("/v1/payments", post(payments::create).get(payments::list))
+        .route("/v1/payments/{payment_id}", get(payments::get))
+        .route(
+            "/v1/payments/webhooks/stripe",
+            webhook_body(post(payments::stripe_webhook)),
+        )
+        .route(
+            "/v1/payments/webhooks/btcpay",
+            webhook_body(post(payments::btcpay_webhook)),
+        )
+        .route(
+            "/pay/{payment_id}",
+            get(payments::pay_page).post(payments::pay),
+        )
+        .route("/v1/admin/payments", get(payments::admin_list))
+        .route(
+            "/v1/admin/payments/{payment_id}/settle",
+            post(payments::admin_settle),
+        )
         .route("/openapi.json", get(openapi::serve))
         .route("/checkpoint", get(routes::ledger_checkpoint))
         .route("/tile/{*path}", get(routes::tile))

@@ -16,7 +16,9 @@ use crate::error::Error;
 /// The HTTP status of each error.
 pub fn status(error: &Error) -> StatusCode {
     match error {
-        Error::BadRequest(_) | Error::ReservedReference(_) => StatusCode::BAD_REQUEST,
+        Error::BadRequest(_) | Error::InvalidWebhookSignature(_) | Error::ReservedReference(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -66,6 +68,7 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::StampHeld => "Stamp held",
         ErrorCode::HoldExpired => "Hold expired",
         ErrorCode::HoldCaptured => "Hold captured",
+        ErrorCode::InvalidWebhookSignature => "Invalid webhook signature",
         ErrorCode::ReservedReference => "Reserved reference",
         ErrorCode::DebitTooLarge => "Debit too large",
     }
@@ -150,6 +153,22 @@ fn body_error(rejection: BytesRejection, limit: usize) -> Error {
             "cannot read the request body: {}",
             rejection.body_text()
         ))
+    }
+}
+
+/// A whole body as bytes (a webhook's, whose signature is over the exact bytes), within the
+/// route's limit: 413 `payload_too_large` over it.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(65_536, |l| l.0);
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| body_error(r, limit))
     }
 }
 

@@ -14,6 +14,7 @@ mod backup;
 mod board;
 mod log;
 mod mint;
+mod payments;
 
 use std::sync::Arc;
 
@@ -22,7 +23,8 @@ use sha2::{Digest, Sha256};
 pub use backup::{Backup, Backups, DB_DIR};
 pub use board::Board;
 pub use log::Log;
-pub use mint::{Held, HoldStatus, Mint, Purchase, Spend, Verification};
+pub use mint::{Debited, Held, HoldStatus, Mint, Purchase, Spend, Verification};
+pub use payments::{events::Effect, Payments, ProviderInfo, SETTLE_NOTE_CHARS_MAX};
 
 use crate::commit::Committer;
 use crate::config::{Economy, Limits};
@@ -42,6 +44,8 @@ pub struct AppConfig {
     pub limits: Limits,
     /// The operator's token (kept only as its SHA-256).
     pub admin_token: String,
+    /// The enabled payment providers (none by default).
+    pub providers: crate::payments::Providers,
 }
 
 /// The running services.
@@ -50,6 +54,7 @@ pub struct App {
     pub board: Board,
     pub log: Log,
     pub backups: Backups,
+    pub payments: Arc<Payments>,
 }
 
 impl App {
@@ -64,6 +69,7 @@ impl App {
             economy,
             limits,
             admin_token,
+            providers,
         } = config;
         let settings = Settings {
             currency: economy.policy.currency.clone(),
@@ -80,6 +86,8 @@ impl App {
         mint.publish_keys().await?;
         mint.publish_policy().await?;
         let board = Board::new(mint.clone(), store.clone());
+        let payments = Arc::new(Payments::new(mint.clone(), store.clone(), providers));
+        payments.start_sweeps();
         let backups = Backups::new(committer.clone(), !store.shared());
         let log = Log::start(store, committer, ledger_key, origin, limits)?;
         Ok(App {
@@ -87,6 +95,7 @@ impl App {
             board,
             log,
             backups,
+            payments,
         })
     }
 
@@ -133,6 +142,7 @@ mod tests {
                 economy: Economy::default(),
                 limits: Limits::default(),
                 admin_token: "admin".into(),
+                providers: crate::payments::Providers::default(),
             })
             .await
             .expect("start");

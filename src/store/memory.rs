@@ -60,6 +60,9 @@ struct State {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// The payments (`super::payments`), apart from the ledger's state: they take no part in
+    /// its batches.
+    pub(super) payments: Mutex<super::payments::MemoryPayments>,
 }
 
 impl MemoryStore {

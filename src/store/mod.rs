@@ -16,6 +16,7 @@
 //! Must not: check signatures, read the clock, know about HTTP, or import the rules.
 
 pub mod memory;
+pub mod payments;
 pub mod postgres;
 pub mod sled_store;
 
@@ -32,6 +33,7 @@ use crate::stamp::Kid;
 use crate::time::Timestamp;
 
 pub use memory::MemoryStore;
+pub use payments::{Payments, PAYMENTS_LIST_MAX};
 pub use postgres::{PgLimits, PgStore};
 pub use sled_store::SledStore;
 
@@ -392,11 +394,11 @@ pub trait Cluster: Send + Sync {
     }
 }
 
-/// A whole store, as the service layer holds it: its transactions, its reads and its part in
-/// a cluster. Implemented for every type that has the three.
-pub trait Store: Writes + Reads + Cluster + 'static {}
+/// A whole store, as the service layer holds it: its transactions, its reads, its part in a
+/// cluster and its payments' records. Implemented for every type that has the four.
+pub trait Store: Writes + Reads + Cluster + Payments + 'static {}
 
-impl<T: Writes + Reads + Cluster + 'static> Store for T {}
+impl<T: Writes + Reads + Cluster + Payments + 'static> Store for T {}
 
 /// A store's stored Merkle hashes as the tlog-tiles library reads them (roots, proofs, tiles).
 /// A tlog_tiles error carries only text, so the store's own error of a failed read is kept

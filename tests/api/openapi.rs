@@ -39,6 +39,16 @@ const ROUTER: &[(&str, &str)] = &[
     ("get", "/v1/ledger/proof/consistency"),
     ("get", "/v1/audit"),
     ("post", "/v1/admin/backup"),
+    ("get", "/v1/payments/providers"),
+    ("post", "/v1/payments"),
+    ("get", "/v1/payments"),
+    ("get", "/v1/payments/{payment_id}"),
+    ("post", "/v1/payments/webhooks/stripe"),
+    ("post", "/v1/payments/webhooks/btcpay"),
+    ("get", "/pay/{payment_id}"),
+    ("post", "/pay/{payment_id}"),
+    ("get", "/v1/admin/payments"),
+    ("post", "/v1/admin/payments/{payment_id}/settle"),
     ("get", "/openapi.json"),
     ("get", "/checkpoint"),
     ("get", "/tile/{path}"),
@@ -90,6 +100,7 @@ fn concrete(path: &str) -> String {
     path.replace("{account_id}", &uuid::Uuid::nil().to_string())
         .replace("{stamp_id}", &uuid::Uuid::nil().to_string())
         .replace("{post_id}", &uuid::Uuid::nil().to_string())
+        .replace("{payment_id}", &uuid::Uuid::nil().to_string())
         .replace("{path}", "0/000")
 }
 

@@ -14,7 +14,7 @@
 //! Cases: [`keys`] (key events, accounts), [`credit`], [`debit`] (debits, debts, revokes),
 //! [`purchase`], [`spend`] (redeem, post,
 //! vote), [`economy`] (policy, prices, refunds, payers, names), [`batches`] (refusals and replays inside a batch, time), [`concurrency`] (threads and
-//! the group committer racing for the same stamps), [`durability`] (reopen after a crash), [`holds`] (hold, capture, release).
+//! the group committer racing for the same stamps), [`durability`] (reopen after a crash), [`holds`] (hold, capture, release), [`payments`] (payment records: insert once, compare-and-set, listings).
 //!
 //! A backend joins with an implementation of [`harness::Backend`] and one line at the end of
 //! this file; [`conformance!`] makes every case a `#[test]` named `<backend>::<case>`.
@@ -33,6 +33,7 @@ mod harness;
 mod holds;
 mod keys;
 mod observe;
+mod payments;
 #[path = "../support/pg.rs"]
 mod pg;
 mod purchase;
@@ -111,6 +112,11 @@ macro_rules! conformance {
             holds::a_hold_never_outlives_its_stamps,
             holds::a_reopened_store_keeps_its_holds,
             holds::threads_hold_or_spend_each_stamp_exactly_once,
+            payments::a_payment_is_inserted_once_by_id_and_by_reference,
+            payments::a_payment_changes_only_over_the_version_it_read,
+            payments::payments_are_listed_newest_first_by_account_and_by_status,
+            payments::racing_updates_of_one_version_write_once,
+            payments::a_reopened_store_keeps_its_payments,
         );
     };
     (@cases $name:ident, $backend:expr, $($module:ident::$case:ident),* $(,)?) => {

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use pennypost::api::StampState;
 use pennypost::config::{Economy, Limits};
-use pennypost::domain::{Account, CreditSource, Post, StampRecord};
+use pennypost::domain::{Account, CreditSource, Payment, PaymentStatus, Post, StampRecord};
 use pennypost::service::{App, AppConfig};
-use pennypost::store::{Cluster, ReadSet, Reads, SledStore, StoreError, TxBody, Writes};
+use pennypost::store::{Cluster, Payments, ReadSet, Reads, SledStore, StoreError, TxBody, Writes};
 use pennypost::time::Timestamp;
 use uuid::Uuid;
 
@@ -50,6 +50,40 @@ impl Writes for HeldSync {
 }
 
 impl Cluster for HeldSync {}
+
+impl Payments for HeldSync {
+    fn insert_payment(&self, payment: &Payment) -> Result<bool, StoreError> {
+        self.inner.insert_payment(payment)
+    }
+    fn payment(&self, payment_id: Uuid) -> Result<Option<Payment>, StoreError> {
+        self.inner.payment(payment_id)
+    }
+    fn payment_by_reference(
+        &self,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<Payment>, StoreError> {
+        self.inner.payment_by_reference(provider, reference)
+    }
+    fn update_payment(&self, payment: &Payment) -> Result<bool, StoreError> {
+        self.inner.update_payment(payment)
+    }
+    fn account_payments(
+        &self,
+        account_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Option<Vec<Payment>>, StoreError> {
+        self.inner.account_payments(account_id, before, limit)
+    }
+    fn payments_with_status(
+        &self,
+        status: PaymentStatus,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError> {
+        self.inner.payments_with_status(status, limit)
+    }
+}
 
 impl Reads for HeldSync {
     fn ledger_size(&self) -> Result<u64, StoreError> {
@@ -105,6 +139,7 @@ fn stamp_status_and_verify_show_a_spend_only_once_it_is_durable() {
     runtime.block_on(async {
         let app = App::start(AppConfig {
             store: store.clone(),
+            providers: Default::default(),
             keyring: pennypost::keys::load_or_create(&keys, now).expect("keys"),
             ledger_key: pennypost::keys::load_or_create_ledger_key(&keys, "test/log", now)
                 .expect("ledger key"),

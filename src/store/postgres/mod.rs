@@ -30,6 +30,7 @@
 //! calling thread ([`PgStore::block`]), from the writer thread, a request task (through
 //! `block_in_place`) or a test thread alike.
 
+mod payments;
 mod schema;
 mod tx;
 

@@ -243,6 +243,42 @@ FROM (SELECT idx, convert_from(body, 'UTF8')::jsonb AS e FROM entries) q
 WHERE e->>'kind' = 'purchase';
 ",
     ),
+    (
+        4,
+        "payments: what members pay through providers, and what became of it",
+        r"
+-- Not ledger entries: the ledger records the money moved, under references that are unique
+-- there. Every update is a compare-and-set on version.
+CREATE TABLE payments (
+    payment_id uuid PRIMARY KEY,
+    account_id uuid NOT NULL REFERENCES accounts,
+    provider text NOT NULL,
+    amount bigint NOT NULL CHECK (amount > 0),
+    currency text NOT NULL,
+    status text NOT NULL CHECK (status IN ('pending', 'paid', 'expired', 'failed', 'refunded', 'disputed')),
+    reference text NOT NULL,
+    pay_url text NOT NULL,
+    expires_at bigint NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    credited_ledger_index bigint,
+    charge_ref text,
+    refund_seen bigint NOT NULL,
+    refunded bigint NOT NULL,
+    disputed bigint NOT NULL,
+    reinstated bigint NOT NULL,
+    move_kind text,
+    move_reference text,
+    move_amount bigint,
+    move_refund_seen bigint,
+    last_checked_at bigint,
+    version bigint NOT NULL,
+    UNIQUE (provider, reference)
+);
+CREATE INDEX payments_by_account ON payments (account_id, created_at DESC, payment_id DESC);
+CREATE INDEX payments_by_status ON payments (status, created_at DESC, payment_id DESC);
+",
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -31,6 +31,7 @@
 //! | `names` | account name, NFC and lower case | account id (16) |
 //! | `holds` | `h` + hold id (16); `s` + stamp id (16) | `records::HoldRecord` JSON; the id of the stamp's last hold (16) |
 //! | `checkpoints` | `latest` | size (8) + note text |
+//! | `payments`, `payment_index` | see `payments` | the payments' records, outside the batches |
 //!
 //! Sold stamps are kept in issue-time order (`stamps`), because stamp ids are random (UUIDv4,
 //! by the stamp format) and a spend of a random key in a 10M-key tree reads a cold page: with
@@ -66,6 +67,7 @@ mod backup;
 mod export;
 mod layout;
 mod migrate;
+mod payments;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -119,6 +121,9 @@ pub struct SledStore {
     names: sled::Tree,
     holds: sled::Tree,
     checkpoints: sled::Tree,
+    /// The payments' records and their index (`payments`), outside the ledger's batches.
+    payments: sled::Tree,
+    payment_index: sled::Tree,
 }
 
 /// Makes everything written to `db` durable: sled's `flush`, then `fdatasync` of its file
@@ -193,6 +198,8 @@ impl SledStore {
             names: tree("names")?,
             holds: tree("holds")?,
             checkpoints: tree("checkpoints")?,
+            payments: tree("payments")?,
+            payment_index: tree("payment_index")?,
             db,
             db_file,
         };
