@@ -86,21 +86,30 @@ fn setup() -> Harness {
     };
     let (account_id, api_key, post_id, spent_stamp, pool) = runtime.block_on(async {
         let (account_id, api_key) = service
-            .mint.create_account(Some("fuzz".into()))
+            .mint
+            .create_account(Some("fuzz".into()))
             .await
             .expect("account");
         service
-            .mint.credit(account_id, 1_000_000_000_000, "fuzz-setup".into())
+            .mint
+            .credit(
+                account_id,
+                1_000_000_000_000,
+                "fuzz-setup".into(),
+                pennypost::domain::CreditSource::Operator,
+            )
             .await
             .expect("credit");
         let account = service.mint.authenticate(Some(&api_key)).expect("auth");
         let mut pool = service
-            .mint.purchase(&account, 1000, None)
+            .mint
+            .purchase(&account, 1000, None)
             .await
             .expect("purchase")
             .stamps;
         let post = service
-            .board.create_post(
+            .board
+            .create_post(
                 Some("fuzz".into()),
                 "a post to vote on".into(),
                 &[pool.pop().expect("stamp")],
@@ -110,7 +119,8 @@ fn setup() -> Harness {
             .expect("post");
         let spent = pool.pop().expect("stamp");
         service
-            .mint.redeem(&spent, "fuzz/setup".into())
+            .mint
+            .redeem(&spent, "fuzz/setup".into())
             .await
             .expect("redeem");
         (account_id, api_key, post.post_id, spent, pool)
@@ -171,7 +181,13 @@ impl Harness {
         if account.balance < 1_000_000_000 {
             let reference = format!("fuzz-top-up-{}", self.next());
             self.service
-                .mint.credit(self.account_id, 1_000_000_000_000, reference)
+                .mint
+                .credit(
+                    self.account_id,
+                    1_000_000_000_000,
+                    reference,
+                    pennypost::domain::CreditSource::Operator,
+                )
                 .await
                 .expect("top-up credit");
         }
@@ -183,7 +199,8 @@ impl Harness {
                 .expect("fuzz account");
             let stamps = self
                 .service
-                .mint.purchase(&account, 1000, None)
+                .mint
+                .purchase(&account, 1000, None)
                 .await
                 .expect("top-up purchase")
                 .stamps;

@@ -81,38 +81,11 @@ pub fn main(command: AdminCommand) -> ExitCode {
 }
 
 async fn credit(args: CreditArgs) -> Result<(), String> {
-    let token = token_from_env()?;
-    let account_id = Uuid::parse_str(&args.account_id)
-        .map_err(|_| format!("{:?} is not an account id (a UUID)", args.account_id))?;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/admin/accounts/{account_id}/credit", args.server);
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .json(&CreditRequest {
-            amount: args.amount,
-            reference: args.reference.clone(),
-        })
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = response.status().as_u16();
-    let response_replayed = response
-        .headers()
-        .get(crate::http::routes::IDEMPOTENT_REPLAYED)
-        .is_some_and(|v| v.as_bytes() == b"true");
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
-    if status != 200 {
-        let problem: Option<Problem> = serde_json::from_slice(&body).ok();
-        let described = format!(
-            "{} ({status}): {}",
-            problem.as_ref().map_or("", |p| p.code.as_str()),
-            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
-        );
-        let hint = hint(problem.map(|p| p.code));
-        return Err(format!("{described}{hint}"));
-    }
-    let replayed = response_replayed;
+    let body = CreditRequest {
+        amount: args.amount,
+        reference: args.reference.clone(),
+    };
+    let (client, replayed, body) = post_money(&args, "credit", &body).await?;
     let credited: CreditResponse =
         serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
     let currency = currency_of(&client, &args.server).await;
@@ -132,37 +105,11 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
 }
 
 async fn debit(args: CreditArgs) -> Result<(), String> {
-    let token = token_from_env()?;
-    let account_id = Uuid::parse_str(&args.account_id)
-        .map_err(|_| format!("{:?} is not an account id (a UUID)", args.account_id))?;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/admin/accounts/{account_id}/debit", args.server);
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .json(&DebitRequest {
-            amount: args.amount,
-            reference: args.reference.clone(),
-        })
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = response.status().as_u16();
-    let replayed = response
-        .headers()
-        .get(crate::http::routes::IDEMPOTENT_REPLAYED)
-        .is_some_and(|v| v.as_bytes() == b"true");
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
-    if status != 200 {
-        let problem: Option<Problem> = serde_json::from_slice(&body).ok();
-        let described = format!(
-            "{} ({status}): {}",
-            problem.as_ref().map_or("", |p| p.code.as_str()),
-            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
-        );
-        let hint = hint(problem.map(|p| p.code));
-        return Err(format!("{described}{hint}"));
-    }
+    let body = DebitRequest {
+        amount: args.amount,
+        reference: args.reference.clone(),
+    };
+    let (client, replayed, body) = post_money(&args, "debit", &body).await?;
     let debited: DebitResponse =
         serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
     let currency = currency_of(&client, &args.server).await;
@@ -191,6 +138,46 @@ async fn debit(args: CreditArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Posts `body` to the admin route `/v1/admin/accounts/{id}/{what}` (`credit` or `debit`)
+/// with the admin token; returns the client, whether the server answered a replay
+/// (`Idempotent-Replayed: true`) and the answer's body. A refusal becomes its code, detail and
+/// a hint.
+async fn post_money(
+    args: &CreditArgs,
+    what: &str,
+    body: &impl serde::Serialize,
+) -> Result<(reqwest::Client, bool, bytes::Bytes), String> {
+    let token = token_from_env()?;
+    let account_id = Uuid::parse_str(&args.account_id)
+        .map_err(|_| format!("{:?} is not an account id (a UUID)", args.account_id))?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/admin/accounts/{account_id}/{what}", args.server);
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get(crate::http::routes::IDEMPOTENT_REPLAYED)
+        .is_some_and(|v| v.as_bytes() == b"true");
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        let problem: Option<Problem> = serde_json::from_slice(&body).ok();
+        let described = format!(
+            "{} ({status}): {}",
+            problem.as_ref().map_or("", |p| p.code.as_str()),
+            problem.as_ref().map_or("no detail", |p| p.detail.as_str())
+        );
+        let hint = hint(problem.map(|p| p.code));
+        return Err(format!("{described}{hint}"));
+    }
+    Ok((client, replayed, body))
 }
 
 /// The currency's name, for the reader (with a leading space); none when the server does
