@@ -26,11 +26,11 @@ pub fn credit<T: StoreTx + ?Sized>(
     if amount == 0 {
         return Ok(Err(Refusal::Invalid(InvalidCommand::CreditNotPositive)));
     }
-    if let Err(refusal) = reference_of(reference, source) {
-        return Ok(Err(refusal));
-    }
-    let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
-    if let Some(first) = tx.credit(&reference_sha256)? {
+    let (reference_sha256, first) = match recorded(tx, reference, source)? {
+        Ok(found) => found,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if let Some(first) = first {
         if first.account_id == account_id
             && first.amount == amount
             && first.kind == MoneyKind::Credit
@@ -77,6 +77,22 @@ pub fn credit<T: StoreTx + ?Sized>(
         ledger_index: index,
         replayed: false,
     }))
+}
+
+/// What a credit and a debit both start with: the reference checked against its source
+/// ([`reference_of`]), its SHA-256, and the credit or debit already recorded under it.
+#[allow(clippy::type_complexity)]
+pub(super) fn recorded<T: StoreTx + ?Sized>(
+    tx: &T,
+    reference: &str,
+    source: CreditSource,
+) -> Result<Result<([u8; 32], Option<CreditRecord>), Refusal>, StoreError> {
+    if let Err(refusal) = reference_of(reference, source) {
+        return Ok(Err(refusal));
+    }
+    let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
+    let first = tx.credit(&reference_sha256)?;
+    Ok(Ok((reference_sha256, first)))
 }
 
 /// Refuses a reference that is not `source`'s: the operator's may not begin with a provider's

@@ -16,10 +16,9 @@
 //! ([`Refusal::RevokeTooLarge`]) and changes nothing: the same money debited in smaller parts
 //! goes through, each part revoking what it needs.
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::credit::reference_of;
+use super::credit::recorded;
 use super::{ledger, Amount, Conflict, InvalidCommand, Missing, Settings};
 use super::{Applied, Outcome, Refusal};
 use crate::domain::{
@@ -53,11 +52,11 @@ pub fn debit<T: StoreTx + ?Sized>(
     if amount == 0 {
         return Ok(Err(Refusal::Invalid(InvalidCommand::DebitNotPositive)));
     }
-    if let Err(refusal) = reference_of(reference, source) {
-        return Ok(Err(refusal));
-    }
-    let reference_sha256: [u8; 32] = Sha256::digest(reference.as_bytes()).into();
-    if let Some(first) = tx.credit(&reference_sha256)? {
+    let (reference_sha256, first) = match recorded(tx, reference, source)? {
+        Ok(found) => found,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if let Some(first) = first {
         return Ok(match first.kind {
             MoneyKind::Debit { revoked }
                 if first.account_id == account_id && first.amount == amount =>
