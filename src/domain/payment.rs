@@ -144,6 +144,35 @@ pub struct Payment {
 }
 
 impl Payment {
+    /// A payment as it starts, created at `now`: pending, nothing credited, checked or taken
+    /// back, version 0. The caller fills in what the provider made of it with struct update
+    /// syntax (`provider`, `amount`, `currency`, `reference`, `pay_url`, `expires_at`), which
+    /// start empty.
+    pub fn fresh(payment_id: Uuid, account_id: Uuid, now: Timestamp) -> Payment {
+        Payment {
+            payment_id,
+            account_id,
+            provider: String::new(),
+            amount: 0,
+            currency: String::new(),
+            status: PaymentStatus::Pending,
+            reference: String::new(),
+            pay_url: String::new(),
+            expires_at: now,
+            created_at: now,
+            updated_at: now,
+            credited_ledger_index: None,
+            charge_ref: None,
+            refund_seen: 0,
+            refunded: 0,
+            disputed: 0,
+            reinstated: 0,
+            pending_move: None,
+            last_checked_at: None,
+            version: 0,
+        }
+    }
+
     /// What refunds and disputes have taken back, net.
     pub fn taken_back(&self) -> u64 {
         (self.refunded + self.disputed).saturating_sub(self.reinstated)

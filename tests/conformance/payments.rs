@@ -16,26 +16,13 @@ fn payment_id(i: u32) -> Uuid {
 /// A pending payment `i` of account `who`, created at `at(created)`.
 fn payment(i: u32, who: u8, created: i64) -> Payment {
     Payment {
-        payment_id: payment_id(i),
-        account_id: account(who),
         provider: "stripe".into(),
         amount: 500 + u64::from(i),
         currency: "USD".into(),
-        status: PaymentStatus::Pending,
         reference: format!("cs_test_{i}"),
         pay_url: format!("https://checkout.stripe.com/c/pay/cs_test_{i}"),
         expires_at: at(created + 3600),
-        created_at: at(created),
-        updated_at: at(created),
-        credited_ledger_index: None,
-        charge_ref: None,
-        refund_seen: 0,
-        refunded: 0,
-        disputed: 0,
-        reinstated: 0,
-        pending_move: None,
-        last_checked_at: None,
-        version: 0,
+        ..Payment::fresh(payment_id(i), account(who), at(created))
     }
 }
 

@@ -198,26 +198,13 @@ impl Payments {
         let created = provider.create(&NewPayment { payment_id, amount }).await?;
         let now = Timestamp::now();
         let payment = Payment {
-            payment_id,
-            account_id: account.account_id,
             provider: provider.name().to_string(),
             amount,
             currency: provider.currency().to_string(),
-            status: PaymentStatus::Pending,
             reference: created.reference,
             pay_url: created.pay_url,
             expires_at: created.expires_at,
-            created_at: now,
-            updated_at: now,
-            credited_ledger_index: None,
-            charge_ref: None,
-            refund_seen: 0,
-            refunded: 0,
-            disputed: 0,
-            reinstated: 0,
-            pending_move: None,
-            last_checked_at: None,
-            version: 0,
+            ..Payment::fresh(payment_id, account.account_id, now)
         };
         if !self.store.insert_payment(&payment)? {
             // A racing replay of the same key recorded it first (or the provider gave a
@@ -643,26 +630,12 @@ mod tests {
             let pending = |i: u128, expires_at: Timestamp| {
                 let payment_id = Uuid::from_u128(i);
                 Payment {
-                    payment_id,
-                    account_id,
                     provider: "test".into(),
                     amount: 500,
                     currency: "cents".into(),
-                    status: PaymentStatus::Pending,
                     reference: payment_id.to_string(),
-                    pay_url: String::new(),
                     expires_at,
-                    created_at: now,
-                    updated_at: now,
-                    credited_ledger_index: None,
-                    charge_ref: None,
-                    refund_seen: 0,
-                    refunded: 0,
-                    disputed: 0,
-                    reinstated: 0,
-                    pending_move: None,
-                    last_checked_at: None,
-                    version: 0,
+                    ..Payment::fresh(payment_id, account_id, now)
                 }
             };
             let abandoned = pending(1, Timestamp::from_unix(now.unix() - 3 * 3600));

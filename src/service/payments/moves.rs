@@ -331,26 +331,17 @@ mod tests {
 
     fn paid(amount: u64) -> Payment {
         Payment {
-            payment_id: Uuid::from_u128(1),
-            account_id: Uuid::from_u128(2),
             provider: "stripe".into(),
             amount,
             currency: "USD".into(),
             status: PaymentStatus::Paid,
             reference: "cs_1".into(),
-            pay_url: String::new(),
-            expires_at: Timestamp::from_unix(0),
-            created_at: Timestamp::from_unix(0),
-            updated_at: Timestamp::from_unix(0),
             credited_ledger_index: Some(3),
-            charge_ref: None,
-            refund_seen: 0,
-            refunded: 0,
-            disputed: 0,
-            reinstated: 0,
-            pending_move: None,
-            last_checked_at: None,
-            version: 0,
+            ..Payment::fresh(
+                Uuid::from_u128(1),
+                Uuid::from_u128(2),
+                Timestamp::from_unix(0),
+            )
         }
     }
 
