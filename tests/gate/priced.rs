@@ -26,7 +26,7 @@ async fn no_stamps_is_402_with_www_authenticate_as_json_or_a_page() {
         let body = answer.problem(402, "payment_required");
         assert_eq!(body["required"], 2);
         assert_eq!(body["mint"], "https://mint.example.org");
-        assert_eq!(body["wallet_url"], "https://stamps.example.org");
+        assert_eq!(body["wallet_url"], "https://stamps.example.org/");
         assert_eq!(
             answer.headers["www-authenticate"],
             "Pennypost stamps=2, mint=\"https://mint.example.org\""
