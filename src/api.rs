@@ -144,16 +144,13 @@ pub enum ErrorCode {
     /// Extension, 400: a payment webhook whose signature is missing, malformed, stale or
     /// does not match; nothing was done.
     InvalidWebhookSignature,
-    /// Extension, 400: an operator's credit or debit names a reference beginning with a
-    /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
-    ReservedReference,
     /// Extension, 422: a debit would revoke more stamps at once than one ledger entry holds.
     DebitTooLarge,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -179,7 +176,6 @@ impl ErrorCode {
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
         ErrorCode::InvalidWebhookSignature,
-        ErrorCode::ReservedReference,
         ErrorCode::DebitTooLarge,
     ];
 
@@ -211,7 +207,6 @@ impl ErrorCode {
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
             ErrorCode::InvalidWebhookSignature => "invalid_webhook_signature",
-            ErrorCode::ReservedReference => "reserved_reference",
             ErrorCode::DebitTooLarge => "debit_too_large",
         }
     }
