@@ -294,4 +294,30 @@ fn the_money_moved_and_the_refused_signatures_are_counted() {
         "no provider latency in:\n{metrics}"
     );
     assert!(!metrics.contains(STRIPE_KEY) && !metrics.contains(STRIPE_WHSEC));
+
+    // PAYMENTS.md, "The ledger": the refund is a `debit` with its account, amount, currency,
+    // the hash of `stripe:refund:<charge id>:<amount_refunded>`, `source` and `reason`.
+    let account = server
+        .http
+        .get(server.url("/v1/account"))
+        .bearer_auth(&key)
+        .send()
+        .expect("account")
+        .json::<Value>()
+        .expect("json");
+    let debits = server.entries_of("debit");
+    assert_eq!(debits.len(), 1, "{debits:?}");
+    let reference = format!("stripe:refund:{charge}:200");
+    let want = json!({
+        "account": account["account_id"],
+        "amount": 200,
+        "currency": "USD",
+        "reference_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(reference.as_bytes())),
+        "source": "stripe",
+        "reason": "refund",
+    });
+    for (field, value) in want.as_object().expect("fields") {
+        assert_eq!(&debits[0][field], value, "{field}: {}", debits[0]);
+    }
+    server.audit_passes();
 }
