@@ -88,8 +88,10 @@ pub use payments::{
     PaymentsQuery, SettlePaymentRequest, WebhookResponse,
 };
 
-/// The `code` of an error answer: what clients branch on. The first seventeen are the stable
-/// codes of the contract; the rest are the server's documented extensions.
+/// The `code` of an error answer: what clients branch on. The first seventeen, and
+/// `stamp_held`, `hold_expired`, `hold_captured` (GATE.md) and `invalid_webhook_signature`
+/// (PAYMENTS.md), are the stable codes of the contract; the rest are the server's documented
+/// extensions, for statuses the contract has no code for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -135,14 +137,14 @@ pub enum ErrorCode {
     AuditCatchingUp,
     /// Extension, 500: a bug or a storage failure; the cause is logged, never sent.
     InternalError,
-    /// Extension, 409: a stamp in the request is held by a live hold.
+    /// Stable (GATE.md), 409: a stamp in the request is held by a live hold.
     StampHeld,
-    /// Extension, 409: a capture of a hold past its expiry, or released.
+    /// Stable (GATE.md), 409: a capture of a hold past its expiry, or released.
     HoldExpired,
-    /// Extension, 409: a release of a captured hold.
+    /// Stable (GATE.md), 409: a release of a captured hold.
     HoldCaptured,
-    /// Extension, 400: a payment webhook whose signature is missing, malformed, stale or
-    /// does not match; nothing was done.
+    /// Stable (PAYMENTS.md), 400: a payment webhook whose signature is missing, malformed,
+    /// stale or does not match; nothing was done.
     InvalidWebhookSignature,
     /// Extension, 422: a debit would revoke more stamps at once than one ledger entry holds.
     DebitTooLarge,
