@@ -88,8 +88,10 @@ pub use payments::{
     PaymentsQuery, SettlePaymentRequest, WebhookResponse,
 };
 
-/// The `code` of an error answer: what clients branch on. The first seventeen are the stable
-/// codes of the contract; the rest are the server's documented extensions.
+/// The `code` of an error answer: what clients branch on. The first seventeen, and
+/// `stamp_held`, `hold_expired`, `hold_captured` (GATE.md) and `invalid_webhook_signature`
+/// (PAYMENTS.md), are the stable codes of the contract; the rest are the server's documented
+/// extensions, for statuses the contract has no code for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -135,25 +137,22 @@ pub enum ErrorCode {
     AuditCatchingUp,
     /// Extension, 500: a bug or a storage failure; the cause is logged, never sent.
     InternalError,
-    /// Extension, 409: a stamp in the request is held by a live hold.
+    /// Stable (GATE.md), 409: a stamp in the request is held by a live hold.
     StampHeld,
-    /// Extension, 409: a capture of a hold past its expiry, or released.
+    /// Stable (GATE.md), 409: a capture of a hold past its expiry, or released.
     HoldExpired,
-    /// Extension, 409: a release of a captured hold.
+    /// Stable (GATE.md), 409: a release of a captured hold.
     HoldCaptured,
-    /// Extension, 400: a payment webhook whose signature is missing, malformed, stale or
-    /// does not match; nothing was done.
+    /// Stable (PAYMENTS.md), 400: a payment webhook whose signature is missing, malformed,
+    /// stale or does not match; nothing was done.
     InvalidWebhookSignature,
-    /// Extension, 400: an operator's credit or debit names a reference beginning with a
-    /// payment provider's prefix (`stripe:`, `btcpay:`, `test:`).
-    ReservedReference,
     /// Extension, 422: a debit would revoke more stamps at once than one ledger entry holds.
     DebitTooLarge,
 }
 
 impl ErrorCode {
     /// Every code, in the order above.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::InsufficientFunds,
@@ -179,7 +178,6 @@ impl ErrorCode {
         ErrorCode::HoldExpired,
         ErrorCode::HoldCaptured,
         ErrorCode::InvalidWebhookSignature,
-        ErrorCode::ReservedReference,
         ErrorCode::DebitTooLarge,
     ];
 
@@ -211,7 +209,6 @@ impl ErrorCode {
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::HoldCaptured => "hold_captured",
             ErrorCode::InvalidWebhookSignature => "invalid_webhook_signature",
-            ErrorCode::ReservedReference => "reserved_reference",
             ErrorCode::DebitTooLarge => "debit_too_large",
         }
     }

@@ -91,7 +91,7 @@ pub enum Error {
     #[error("the webhook's signature does not verify: {0}")]
     InvalidWebhookSignature(String),
     /// Occurs when an operator's credit or debit names a reference beginning with a payment
-    /// provider's prefix (`stripe:`, `btcpay:`, `test:`).
+    /// provider's prefix (`stripe:`, `btcpay:`, `test:`): 400 `bad_request`.
     #[error("{0}; choose another reference")]
     ReservedReference(String),
     /// Occurs when a debit would revoke more stamps at once than one ledger entry holds.
@@ -126,7 +126,8 @@ impl Error {
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::HoldCaptured => ErrorCode::HoldCaptured,
             Error::InvalidWebhookSignature(_) => ErrorCode::InvalidWebhookSignature,
-            Error::ReservedReference(_) => ErrorCode::ReservedReference,
+            // PAYMENTS.md: refused with 400; API.md: `code` is one of the stable codes.
+            Error::ReservedReference(_) => ErrorCode::BadRequest,
             Error::DebitTooLarge(_) => ErrorCode::DebitTooLarge,
         }
     }

@@ -45,7 +45,7 @@ pub struct CreditRequest {
     pub amount: u64,
     /// Unique across the ledger: the same reference with the same account and amount credits
     /// nothing and answers as the first time did. References beginning `stripe:`, `btcpay:`
-    /// or `test:` are the payment providers' and refused (`reserved_reference`).
+    /// or `test:` are the payment providers' and refused (400 `bad_request`).
     pub reference: String,
 }
 
@@ -64,8 +64,8 @@ pub struct DebitRequest {
     pub amount: u64,
     /// Unique among credits and debits together: the same reference with the same account and
     /// amount debits nothing and answers as the first time did. References beginning
-    /// `stripe:`, `btcpay:` or `test:` are the payment providers' and refused
-    /// (`reserved_reference`).
+    /// `stripe:`, `btcpay:` or `test:` are the payment providers' and refused (400
+    /// `bad_request`).
     pub reference: String,
 }
 

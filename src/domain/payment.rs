@@ -122,6 +122,9 @@ pub struct Payment {
     pub pay_url: String,
     pub expires_at: Timestamp,
     pub created_at: Timestamp,
+    /// Microseconds past `created_at`'s second, so that payments made within one second are
+    /// listed newest first too; 0 in records kept before it was.
+    pub created_micros: u32,
     pub updated_at: Timestamp,
     /// The credit's ledger entry, once credited.
     pub credited_ledger_index: Option<u64>,
@@ -160,6 +163,7 @@ impl Payment {
             pay_url: String::new(),
             expires_at: now,
             created_at: now,
+            created_micros: 0,
             updated_at: now,
             credited_ledger_index: None,
             charge_ref: None,
@@ -171,6 +175,12 @@ impl Payment {
             last_checked_at: None,
             version: 0,
         }
+    }
+
+    /// Where the payment stands in the lists (`GET /v1/payments`, the operators' list):
+    /// newest first is the greatest first.
+    pub fn order(&self) -> (Timestamp, u32, Uuid) {
+        (self.created_at, self.created_micros, self.payment_id)
     }
 
     /// What refunds and disputes have taken back, net.

@@ -53,11 +53,12 @@ pub fn plain(status: StatusCode, code: &str, detail: &str) -> Response {
     problem(status, code, detail, Map::new())
 }
 
-/// 503 `mint_unavailable`: a priced request cannot be paid for now; it was not forwarded.
+/// 503 `service_unavailable` (the contract's code for 503): a priced request cannot be paid
+/// for now, because the mint cannot be used; it was not forwarded.
 pub fn mint_unavailable() -> Response {
     let mut response = plain(
         StatusCode::SERVICE_UNAVAILABLE,
-        "mint_unavailable",
+        "service_unavailable",
         "the stamp service cannot be reached; the request was not sent to the site and no \
          stamp was spent",
     );

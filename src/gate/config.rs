@@ -427,6 +427,57 @@ mod tests {
         assert!(config.price(&Method::GET, &path).is_none());
     }
 
+    /// GATE.md: the first matching `[[price]]` wins; `capture` is "2xx-3xx" by default
+    /// (forms answer 303 on success) or "2xx".
+    #[test]
+    fn the_first_matching_route_prices_and_capture_follows_its_rule() {
+        let config = with(
+            "[[price]]\nmethod = \"POST\"\npath = \"/t/*/posts\"\nstamps = 2\ncapture = \"2xx\"\n\
+             [[price]]\nmethod = \"POST\"\npath = \"/t/**\"\nstamps = 5\n",
+        )
+        .expect("parses");
+        let at = |p: &str| super::super::path::normalise(p).expect("normalises");
+        let (index, route) = config
+            .price(&Method::POST, &at("/t/7/posts"))
+            .expect("priced");
+        assert_eq!((index, route.stamps), (0, 2));
+        let (index, route) = config
+            .price(&Method::POST, &at("/t/7/votes"))
+            .expect("priced");
+        assert_eq!((index, route.stamps), (1, 5));
+        assert!(config.price(&Method::POST, &at("/u/7")).is_none());
+        for (status, default, success) in [
+            (200, true, true),
+            (201, true, true),
+            (303, true, false),
+            (399, true, false),
+            (400, false, false),
+            (500, false, false),
+            (101, false, false),
+        ] {
+            assert_eq!(
+                Capture::SuccessOrRedirect.captures(status),
+                default,
+                "{status}"
+            );
+            assert_eq!(Capture::Success.captures(status), success, "{status}");
+        }
+        assert_eq!(config.routes[1].capture, Capture::SuccessOrRedirect);
+    }
+
+    /// GATE.md: `hold_ttl_secs` (default 60) is always longer than `upstream_timeout_secs`
+    /// (default 30), or the gate refuses to start.
+    #[test]
+    fn a_hold_must_outlive_the_upstream_timeout() {
+        assert!(with("upstream_timeout_secs = 60\n").is_err());
+        let config = with("upstream_timeout_secs = 59\n").expect("parses");
+        assert_eq!(config.hold_ttl, Duration::from_secs(60));
+        assert!(with("hold_ttl_secs = 30\n").is_err());
+        let config = with("hold_ttl_secs = 31\n").expect("parses");
+        assert_eq!(config.upstream_timeout, Duration::from_secs(30));
+        assert!(with("hold_ttl_secs = 301\nupstream_timeout_secs = 1\n").is_err());
+    }
+
     #[test]
     fn addresses_are_checked() {
         assert!(parse(&BASE.replace("http://127.0.0.1:3000", "https://x")).is_err());

@@ -95,7 +95,7 @@ async fn handle(
         Ok(n) => n,
         Err(e) => {
             count("free", "refused");
-            return answer::plain(StatusCode::BAD_REQUEST, "bad_path", &e.to_string());
+            return answer::plain(StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
         }
     };
     if normalised.is_gate_own() {
@@ -123,7 +123,7 @@ async fn pass(gate: &Gate, member: std::net::IpAddr, mut request: Request) -> Re
         Ok(to) => to,
         Err(e) => {
             count("free", "refused");
-            return answer::plain(StatusCode::BAD_REQUEST, "bad_path", &e);
+            return answer::plain(StatusCode::BAD_REQUEST, "bad_request", &e);
         }
     };
     proxy::point(&mut request, to);

@@ -50,10 +50,10 @@ pub fn receipt(hold_id: &str) -> String {
 fn stamps_error(error: StampsError) -> Response {
     match error {
         StampsError::Malformed(detail) => {
-            answer::plain(StatusCode::BAD_REQUEST, "malformed_stamps", &detail)
+            answer::plain(StatusCode::BAD_REQUEST, "bad_request", &detail)
         }
         StampsError::MalformedBody(detail) => {
-            answer::plain(StatusCode::BAD_REQUEST, "malformed_body", &detail)
+            answer::plain(StatusCode::BAD_REQUEST, "bad_request", &detail)
         }
         StampsError::Invalid { code, detail } => {
             answer::plain(StatusCode::UNPROCESSABLE_ENTITY, code, &detail)
@@ -212,7 +212,7 @@ pub async fn handle(gate: &Gate, index: usize, member: IpAddr, request: Request)
         Err(e) => {
             release(gate, &hold.id, member).await;
             count(rule, "refused");
-            return answer::plain(StatusCode::BAD_REQUEST, "bad_path", &e);
+            return answer::plain(StatusCode::BAD_REQUEST, "bad_request", &e);
         }
     }
     let started = Instant::now();

@@ -9,7 +9,7 @@
 //! - Percent-encoded unreserved characters (`%63` for `c`) are decoded; other escapes keep
 //!   their meaning (their hex is upper-cased). A `%` not followed by two hex digits is refused.
 //! - Empty segments (`//`, a trailing `/`) are dropped.
-//! - Dot segments (`.`, `..`, also spelt `%2E`) are refused (`bad_path`): servers resolve them
+//! - Dot segments (`.`, `..`, also spelt `%2E`) are refused (400 `bad_request`): servers resolve them
 //!   differently (some before routing, some never), and no browser sends them (it resolves
 //!   them before sending).
 //! - An encoded slash or backslash (`%2F`, `%5C`) or a raw backslash is one segment to some

@@ -22,9 +22,9 @@ pub const STAMPS_PER_REQUEST_MAX: usize = 100;
 /// Why a request's stamps cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StampsError {
-    /// 400 `malformed_stamps`: not a comma-separated list of stamp texts.
+    /// 400 `bad_request`: not a comma-separated list of stamp texts.
     Malformed(String),
-    /// 400 `malformed_body`: a form body that does not parse.
+    /// 400 `bad_request`: a form body that does not parse.
     MalformedBody(String),
     /// 422 with the stamp's own code (`invalid_stamp`): an item that is not a stamp.
     Invalid { code: &'static str, detail: String },

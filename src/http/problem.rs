@@ -69,7 +69,6 @@ fn title(code: ErrorCode) -> &'static str {
         ErrorCode::HoldExpired => "Hold expired",
         ErrorCode::HoldCaptured => "Hold captured",
         ErrorCode::InvalidWebhookSignature => "Invalid webhook signature",
-        ErrorCode::ReservedReference => "Reserved reference",
         ErrorCode::DebitTooLarge => "Debit too large",
     }
 }

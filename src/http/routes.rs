@@ -170,7 +170,7 @@ pub async fn account(
     responses(
         (status = 200, description = "Credited (or the first answer again, for the same reference, with the header `Idempotent-Replayed: true`).", body = CreditResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when the reference was credited before and this request credited nothing; absent otherwise."))),
-        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow. `reserved_reference`: the reference begins `stripe:`, `btcpay:` or `test:`, which are the payment providers'."),
+        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a balance that would overflow. Also a reference beginning `stripe:`, `btcpay:` or `test:`, which are the payment providers'."),
         (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
         (status = 404, description = "`not_found`: no such account."),
         (status = 409, description = "`idempotency_conflict`: the reference was used with another account or amount."),
@@ -211,7 +211,7 @@ pub async fn credit(
     responses(
         (status = 200, description = "Debited as a correction (or the first answer again, for the same reference, with the header `Idempotent-Replayed: true`). A debit that leaves the balance below zero revokes the account's unspent, unexpired stamps, latest first, until the balance is at least zero (`revoked`); what they do not cover stays a debt.", body = DebitResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when the reference was debited before and this request debited nothing; absent otherwise."))),
-        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a debt that would overflow. `reserved_reference`: the reference begins `stripe:`, `btcpay:` or `test:`, which are the payment providers'."),
+        (status = 400, description = "`bad_request`: a malformed body or id, an amount out of range, a bad reference, a debt that would overflow. Also a reference beginning `stripe:`, `btcpay:` or `test:`, which are the payment providers'."),
         (status = 401, description = "`unauthorized`: the admin token is missing or wrong."),
         (status = 404, description = "`not_found`: no such account."),
         (status = 409, description = "`idempotency_conflict`: the reference was used by a credit, or by a debit of another account or amount."),

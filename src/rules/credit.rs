@@ -96,7 +96,7 @@ pub(super) fn recorded<T: StoreTx + ?Sized>(
 }
 
 /// Refuses a reference that is not `source`'s: the operator's may not begin with a provider's
-/// prefix (`reserved_reference`), a provider's must begin with its own.
+/// prefix (400 `bad_request`), a provider's must begin with its own.
 pub(super) fn reference_of(reference: &str, source: CreditSource) -> Result<(), Refusal> {
     let owner = CreditSource::of_reference(reference);
     if owner == source {

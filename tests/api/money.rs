@@ -11,7 +11,14 @@ async fn an_operator_credit_with_a_provider_reference_is_refused() {
     let (id, key) = server.account().await;
     for reference in ["stripe:cs_test_1", "btcpay:inv-1", "test:p-1"] {
         let (status, body) = server.credit(&id, 100, reference).await;
-        assert_problem(status, &body, 400, "reserved_reference");
+        assert_problem(status, &body, 400, "bad_request");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("payment provider"),
+            "{body}"
+        );
         let detail = body["detail"].as_str().unwrap_or_default();
         assert!(detail.contains("payment provider"), "{body}");
     }
@@ -128,7 +135,14 @@ async fn an_admin_debit_is_refused_as_a_credit_is() {
     let (id, _) = server.account().await;
     server.credit(&id, 10, "paid").await;
     let (status, _, body) = debit(&server, &id, 5, "stripe:refund:ch_1:5").await;
-    assert_problem(status, &body, 400, "reserved_reference");
+    assert_problem(status, &body, 400, "bad_request");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("payment provider"),
+        "{body}"
+    );
     // A credit's reference is not a debit's.
     let (status, _, body) = debit(&server, &id, 10, "paid").await;
     assert_problem(status, &body, 409, "idempotency_conflict");

@@ -50,7 +50,7 @@ pub fn a_credit_adds_to_the_balance_with_one_entry(ctx: &mut Ctx) {
 }
 
 /// A provider's credit carries its source; the operator's may not take a provider's
-/// reference (`reserved_reference`), nor a provider another's or none.
+/// reference (400 `bad_request`), nor a provider another's or none.
 pub fn a_credit_carries_its_source_and_provider_references_are_theirs(ctx: &mut Ctx) {
     world(ctx);
     for (reference, prefix) in [

@@ -221,6 +221,68 @@ pub fn payments_are_listed_newest_first_by_account_and_by_status(ctx: &mut Ctx) 
         .is_empty());
 }
 
+/// PAYMENTS.md: `GET /v1/payments` lists newest first, also payments made within one second:
+/// they are ordered by `created_micros`, whatever their ids, in every listing and from every
+/// cursor, and a reopened store keeps the order. A payment kept before `created_micros` was
+/// (0) is ordered by its second as before.
+pub fn payments_made_within_one_second_are_listed_newest_first(ctx: &mut Ctx) {
+    world(ctx);
+    // Made in this order within second 30, ids descending so that ordering by id would
+    // list them oldest first; payment 20 is older and has no microseconds.
+    let made = [(24, 7), (23, 250_000), (22, 250_001), (21, 999_999)];
+    let old = payment(20, 0, 20);
+    assert!(ctx.store().insert_payment(&old).expect("insert"));
+    for (i, micros) in made {
+        let p = Payment {
+            created_micros: micros,
+            ..payment(i, 0, 30)
+        };
+        assert!(ctx.store().insert_payment(&p).expect("insert"));
+    }
+    let newest_first = vec![
+        payment_id(21),
+        payment_id(22),
+        payment_id(23),
+        payment_id(24),
+        payment_id(20),
+    ];
+    let check = |store: &dyn pennypost::store::Store| {
+        let all = store
+            .account_payments(account(0), None, 10)
+            .expect("list")
+            .expect("a page");
+        assert_eq!(ids(&all), newest_first);
+        assert_eq!(all[0].created_micros, 999_999);
+        let rest = store
+            .account_payments(account(0), Some(payment_id(22)), 2)
+            .expect("list")
+            .expect("a page");
+        assert_eq!(ids(&rest), newest_first[2..4]);
+        assert_eq!(
+            ids(&store
+                .payments_with_status(PaymentStatus::Pending, 10)
+                .expect("list")),
+            newest_first
+        );
+    };
+    check(ctx.store());
+    // A status change keeps the payment's place.
+    let mut paid = ctx
+        .store()
+        .payment(payment_id(22))
+        .expect("read")
+        .expect("kept");
+    paid.status = PaymentStatus::Paid;
+    assert!(ctx.store().update_payment(&paid).expect("update"));
+    paid.status = PaymentStatus::Pending;
+    paid.version += 1;
+    assert!(ctx.store().update_payment(&paid).expect("update"));
+    check(ctx.store());
+    if ctx.reopen() {
+        check(ctx.store());
+    }
+}
+
 pub fn racing_updates_of_one_version_write_once(ctx: &mut Ctx) {
     world(ctx);
     let read = payment(0, 0, 0);

@@ -172,7 +172,10 @@ async fn gate_js_labels_and_stamps_priced_requests_and_a_bare_form_meets_the_402
         )
         .await
         .expect("script");
-    assert_eq!(statuses, json!([503, "mint_unavailable", 200, 503, stamps]));
+    assert_eq!(
+        statuses,
+        json!([503, "service_unavailable", 200, 503, stamps])
+    );
     let seen: Vec<_> = upstream
         .seen()
         .into_iter()

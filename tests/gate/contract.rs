@@ -236,9 +236,14 @@ async fn form_fields_are_cut_out_and_the_context_hashes_what_was_forwarded() {
     let calls = mint.calls();
     match &calls[0] {
         Call::Hold {
-            context, stamps, ..
+            context,
+            stamps,
+            ttl_secs,
+            ..
         } => {
             assert_eq!(stamps, &vec![stamp(3)]);
+            // GATE.md: `hold_ttl_secs` is 60 when the file does not say.
+            assert_eq!(*ttl_secs, 60);
             assert!(context.ends_with(&hex_sha256(forwarded)), "{context}");
         }
         other => panic!("{other:?}"),
@@ -290,4 +295,120 @@ async fn a_refusal_of_the_mint_is_passed_on_and_nothing_is_forwarded() {
         .problem(409, "stamp_already_spent");
     assert!(upstream.seen().is_empty());
     assert_eq!(mint.calls().len(), 1);
+}
+
+/// GATE.md: the stamps of the header and of every `pennypost_stamps` field count together,
+/// and all of them are removed before forwarding (also when both are present), the field given
+/// once per stamp or comma-separated; the rest of the body reaches the site byte for byte.
+#[tokio::test]
+async fn stamps_in_the_header_and_form_fields_together_are_all_cut_out() {
+    let upstream = Upstream::start().await;
+    let mint = FakeMint::start().await;
+    let gate = Gate::start(&harness::config(&upstream.url(), &mint.url, ""));
+    let (a, b, c) = (stamp(7), stamp(8), stamp(9));
+    // `POST /pair` costs 2: one in the header, one in a field.
+    let body = format!("pennypost_stamps={b}&text=two+halves");
+    let answer = gate
+        .send(
+            "POST",
+            "/pair",
+            &[
+                ("pennypost-stamps", &a),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen = upstream.seen();
+    assert_eq!(&seen[0].body[..], b"text=two+halves");
+    assert!(!seen[0].headers.contains_key("pennypost-stamps"));
+    // Multipart: two stamps comma-separated in one field, then a stamp in the header and one
+    // in each of two fields.
+    let boundary = "gate-b";
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let kept = format!("{}--{boundary}--\r\n", part("text", "hi"));
+    let comma = format!(
+        "{}{}--{boundary}--\r\n",
+        part("text", "hi"),
+        part("pennypost_stamps", &format!("{a}, {b}"))
+    );
+    let answer = gate
+        .send("POST", "/pair", &[("content-type", &content_type)], comma)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(String::from_utf8_lossy(&upstream.seen()[1].body), kept);
+    let split = format!(
+        "{}{}{}--{boundary}--\r\n",
+        part("pennypost_stamps", &b),
+        part("text", "hi"),
+        part("pennypost_stamps", &c)
+    );
+    let answer = gate
+        .send(
+            "POST",
+            "/pair",
+            &[("content-type", &content_type), ("pennypost-stamps", &a)],
+            split,
+        )
+        .await;
+    // Three stamps for a price of two: refused, nothing forwarded, nothing held.
+    assert_eq!(answer.problem(422, "wrong_stamp_count")["required"], 2);
+    assert_eq!(upstream.seen().len(), 2);
+    let holds: Vec<Vec<String>> = mint
+        .calls()
+        .into_iter()
+        .filter_map(|call| match call {
+            Call::Hold { stamps, .. } => Some(stamps),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        holds,
+        vec![vec![a.clone(), b.clone()], vec![a.clone(), b.clone()]]
+    );
+}
+
+/// GATE.md, "Metrics on the gate": requests by rule and outcome (paid, released), upstream
+/// latency by rule, and hold, capture and release latency.
+#[tokio::test]
+async fn metrics_count_paid_and_released_requests_and_time_the_mint_calls() {
+    let upstream = Upstream::start().await;
+    let mint = FakeMint::start().await;
+    let gate = Gate::start(&harness::config(
+        &upstream.url(),
+        &mint.url,
+        "metrics_listen = \"127.0.0.1:0\"",
+    ));
+    let metrics = gate.metrics.clone().expect("the gate's metrics");
+    let paid = gate
+        .send("POST", "/comments", &[("pennypost-stamps", &stamp(10))], "")
+        .await;
+    assert_eq!(paid.status, 200, "{paid:?}");
+    let released = gate
+        .send("POST", "/fail", &[("pennypost-stamps", &stamp(11))], "")
+        .await;
+    assert_eq!(released.status, 500, "{released:?}");
+    let text = reqwest::get(metrics)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "pennypost_gate_requests_total{rule=\"POST /comments\",outcome=\"paid\"} 1",
+        "pennypost_gate_requests_total{rule=\"POST /fail\",outcome=\"released\"} 1",
+        "pennypost_gate_upstream_seconds_count{rule=\"POST /comments\"} 1",
+        "pennypost_gate_upstream_seconds_count{rule=\"POST /fail\"} 1",
+        "pennypost_gate_hold_seconds_count{outcome=\"ok\"} 2",
+        "pennypost_gate_capture_seconds_count{outcome=\"ok\"} 1",
+        "pennypost_gate_release_seconds_count{outcome=\"ok\"} 1",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
 }

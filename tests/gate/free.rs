@@ -335,3 +335,88 @@ async fn a_request_in_flight_finishes_after_sigterm() {
         "exit after SIGTERM: {exit:?}"
     );
 }
+
+/// GATE.md: the gate passes the mint's account, stamp and payment routes through under
+/// `/.pennypost/mint/`, answered as the mint answers them, and none reaches the site.
+#[tokio::test]
+async fn the_mints_account_stamp_and_payment_routes_pass_through_under_the_prefix() {
+    let upstream = Upstream::start().await;
+    let mint = Mint::start();
+    let gate = Gate::start(&harness::config(&upstream.url(), &mint.url, ""));
+    let json = ("content-type", "application/json");
+    let created = gate
+        .send("POST", "/.pennypost/mint/v1/accounts", &[json], "{}")
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let key = created.json()["api_key"]
+        .as_str()
+        .expect("an api key")
+        .to_string();
+    let bearer = format!("Bearer {key}");
+    let auth = ("authorization", bearer.as_str());
+    let account = gate
+        .send("GET", "/.pennypost/mint/v1/account", &[auth], "")
+        .await;
+    assert_eq!(account.status, 200, "{account:?}");
+    assert_eq!(account.json()["balance"], 0);
+    let prices = gate
+        .send("GET", "/.pennypost/mint/v1/prices", &[], "")
+        .await;
+    assert_eq!(prices.status, 200, "{prices:?}");
+    assert!(prices.json()["stamp_price"].is_u64(), "{prices:?}");
+    // The mint's refusals keep their status and code.
+    gate.send(
+        "POST",
+        "/.pennypost/mint/v1/stamps/purchase",
+        &[auth, json],
+        r#"{"count": 1}"#,
+    )
+    .await
+    .problem(402, "insufficient_funds");
+    let verified = gate
+        .send(
+            "POST",
+            "/.pennypost/mint/v1/stamps/verify",
+            &[json],
+            r#"{"stamp": "pp1.nope"}"#,
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.json()["valid"], false, "{verified:?}");
+    let unknown = uuid::Uuid::new_v4();
+    gate.send(
+        "GET",
+        &format!("/.pennypost/mint/v1/stamps/{unknown}"),
+        &[],
+        "",
+    )
+    .await
+    .problem(404, "not_found");
+    let providers = gate
+        .send("GET", "/.pennypost/mint/v1/payments/providers", &[], "")
+        .await;
+    assert_eq!(providers.status, 200, "{providers:?}");
+    assert_eq!(providers.json(), serde_json::json!({"providers": []}));
+    let payments = gate
+        .send("GET", "/.pennypost/mint/v1/payments", &[auth], "")
+        .await;
+    assert_eq!(payments.status, 200, "{payments:?}");
+    assert_eq!(payments.json()["payments"], serde_json::json!([]));
+    gate.send(
+        "POST",
+        "/.pennypost/mint/v1/payments",
+        &[auth, json],
+        r#"{"provider": "stripe", "amount": 500}"#,
+    )
+    .await
+    .problem(400, "bad_request");
+    gate.send(
+        "GET",
+        &format!("/.pennypost/mint/v1/payments/{unknown}"),
+        &[auth],
+        "",
+    )
+    .await
+    .problem(404, "not_found");
+    assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
+}

@@ -130,13 +130,13 @@ async fn malformed_stamps_are_400_and_non_stamps_422() {
     let empty_item = format!("{},,{}", stamps[0], stamps[0]);
     gate.send("POST", "/pair", &[("pennypost-stamps", &empty_item)], "")
         .await
-        .problem(400, "malformed_stamps");
+        .problem(400, "bad_request");
     gate.send("POST", "/comments", &[("pennypost-stamps", " ")], "")
         .await
-        .problem(400, "malformed_stamps");
+        .problem(400, "bad_request");
     gate.send("POST", "/comments", &[FORM], "text=hi&pennypost_stamps=")
         .await
-        .problem(400, "malformed_stamps");
+        .problem(400, "bad_request");
     gate.send(
         "POST",
         "/comments",
@@ -151,7 +151,7 @@ async fn malformed_stamps_are_400_and_non_stamps_422() {
     let multipart = ("content-type", "multipart/form-data; boundary=BOUNDARY");
     gate.send("POST", "/comments", &[multipart], "--BOUNDARY\r\nbroken")
         .await
-        .problem(400, "malformed_body");
+        .problem(400, "bad_request");
     assert!(upstream.seen().is_empty());
 }
 
@@ -176,7 +176,7 @@ async fn every_spelling_of_a_priced_path_is_priced() {
     for path in ["/x/../comments", "/./comments", "/%2e%2e/comments"] {
         gate.send("POST", path, &[], "")
             .await
-            .problem(400, "bad_path");
+            .problem(400, "bad_request");
     }
     assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
     // The same paths with an unpriced method pass.
@@ -197,7 +197,7 @@ async fn the_mint_away_is_503_for_priced_requests_while_free_ones_pass() {
             "text=hi",
         )
         .await;
-    answer.problem(503, "mint_unavailable");
+    answer.problem(503, "service_unavailable");
     assert!(answer.headers.contains_key("retry-after"));
     assert!(upstream.seen().is_empty(), "a priced request was forwarded");
     let logs = gate.logs();

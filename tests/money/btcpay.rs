@@ -58,3 +58,66 @@ fn an_invoice_is_credited_once_when_settled_even_after_it_expired() {
     assert_eq!(server.balance(&key), 500);
     server.audit_passes();
 }
+
+/// PAYMENTS.md: `InvoicePaymentSettled` credits only when the invoice is `Settled`;
+/// `InvoiceInvalid` makes the payment `failed` and `InvoiceExpired` `expired`, while not
+/// credited (a credited payment stays paid); the credit's reference is `btcpay:<invoice id>`;
+/// a missing `BTCPay-Sig` is 400 `invalid_webhook_signature`.
+#[test]
+fn invoice_events_move_a_payment_only_as_the_invoice_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeBtcpay::start(BTCPAY_KEY, BTCPAY_STORE);
+    let server = Server::start(dir.path(), &btcpay(&fake.base_url()), None);
+    let key = server.account();
+    let hook = |kind: &str, invoice: &str| {
+        let (signature, body) = fake.webhook(kind, invoice, BTCPAY_SECRET);
+        let (status, body) = server.webhook("btcpay", ("btcpay-sig", &signature), &body);
+        assert_eq!(status, 200, "{kind}: {body}");
+    };
+    let status_of = |payment: &str| server.payment(&key, payment).1["status"].clone();
+
+    let paying = server.pending_payment(&key, "btcpay", 500);
+    let invoice = fake.invoice_of_payment(&paying).expect("an invoice");
+    // A payment seen but not confirmed: nothing yet.
+    fake.process(&invoice);
+    hook("InvoicePaymentSettled", &invoice);
+    assert_eq!(status_of(&paying), "pending");
+    assert!(server.entries_of("credit").is_empty());
+    fake.settle(&invoice);
+    hook("InvoicePaymentSettled", &invoice);
+    assert_eq!(status_of(&paying), "paid");
+    let credits = server.entries_of("credit");
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    let reference = format!("btcpay:{invoice}");
+    assert_eq!(
+        credits[0]["reference_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(reference.as_bytes()))
+    );
+    // Credited: an expiry event later changes nothing.
+    hook("InvoiceExpired", &invoice);
+    assert_eq!(status_of(&paying), "paid");
+
+    let invalid = server.pending_payment(&key, "btcpay", 600);
+    let invalid_invoice = fake.invoice_of_payment(&invalid).expect("an invoice");
+    fake.invalidate(&invalid_invoice);
+    hook("InvoiceInvalid", &invalid_invoice);
+    assert_eq!(status_of(&invalid), "failed");
+
+    let body = fake.event("InvoiceSettled", &invoice);
+    let (status, problem) = crate::harness::status_json(
+        server
+            .http
+            .post(server.url("/v1/payments/webhooks/btcpay"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("webhook"),
+    );
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("invalid_webhook_signature"))
+    );
+    assert_eq!(server.entries_of("credit").len(), 1);
+    assert_eq!(server.balance(&key), 500);
+    server.audit_passes();
+}

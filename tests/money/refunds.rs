@@ -247,3 +247,77 @@ fn a_refund_of_a_payment_still_pending_here_settles_it_first() {
     assert_eq!(server.payment(&key, &payment).1["status"], "paid");
     server.audit_passes();
 }
+
+/// PAYMENTS.md, "Metrics": payments by provider and status, webhook signature failures,
+/// provider API latency, amounts credited and debited.
+#[test]
+fn the_money_moved_and_the_refused_signatures_are_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeStripe::start(STRIPE_KEY);
+    let mut args = stripe(&fake.base_url());
+    args.extend(["--metrics-listen".to_string(), "127.0.0.1:0".to_string()]);
+    let server = Server::start(dir.path(), &args, None);
+    let key = server.account();
+    let payment = server.pending_payment(&key, "stripe", 500);
+    let session = fake.session_of_payment(&payment).expect("session");
+    let charge = fake.pay(&session);
+    let hook = |kind: &str, id: &str| {
+        let (signature, body) = fake.webhook(kind, id, STRIPE_WHSEC);
+        let (status, answer) = server.webhook("stripe", ("stripe-signature", &signature), &body);
+        assert_eq!(status, 200, "{kind}: {answer}");
+    };
+    // Signed with another secret: refused, and counted.
+    let (wrong, body) = fake.webhook("checkout.session.completed", &session, "whsec_not_ours");
+    let (status, _) = server.webhook("stripe", ("stripe-signature", &wrong), &body);
+    assert_eq!(status, 400);
+    hook("checkout.session.completed", &session);
+    fake.refund(&charge, 200);
+    hook("charge.refunded", &charge);
+    let metrics = server.metrics();
+    for line in [
+        "pennypost_payments_total{provider=\"stripe\",status=\"pending\"} 1",
+        "pennypost_payments_total{provider=\"stripe\",status=\"paid\"} 1",
+        "pennypost_payment_credited_total{provider=\"stripe\"} 500",
+        "pennypost_payment_debited_total{provider=\"stripe\",reason=\"refund\"} 200",
+        "pennypost_payment_webhook_signature_failures_total{provider=\"stripe\",reason=\"mismatch\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                .starts_with("pennypost_payment_provider_call_seconds_count{provider=\"stripe\"")),
+        "no provider latency in:\n{metrics}"
+    );
+    assert!(!metrics.contains(STRIPE_KEY) && !metrics.contains(STRIPE_WHSEC));
+
+    // PAYMENTS.md, "The ledger": the refund is a `debit` with its account, amount, currency,
+    // the hash of `stripe:refund:<charge id>:<amount_refunded>`, `source` and `reason`.
+    let account = server
+        .http
+        .get(server.url("/v1/account"))
+        .bearer_auth(&key)
+        .send()
+        .expect("account")
+        .json::<Value>()
+        .expect("json");
+    let debits = server.entries_of("debit");
+    assert_eq!(debits.len(), 1, "{debits:?}");
+    let reference = format!("stripe:refund:{charge}:200");
+    let want = json!({
+        "account": account["account_id"],
+        "amount": 200,
+        "currency": "USD",
+        "reference_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(reference.as_bytes())),
+        "source": "stripe",
+        "reason": "refund",
+    });
+    for (field, value) in want.as_object().expect("fields") {
+        assert_eq!(&debits[0][field], value, "{field}: {}", debits[0]);
+    }
+    server.audit_passes();
+}

@@ -300,3 +300,73 @@ fn status_requests_ask_stripe_at_most_every_ten_seconds_and_other_events_are_ign
     assert_eq!((status, answer["effect"].as_str()), (200, Some("ignored")));
     assert_eq!(session_reads(), 1);
 }
+
+/// PAYMENTS.md: `POST /v1/admin/payments/{id}/settle` (admin) asks the provider once more and
+/// credits under the provider's own reference (`stripe:<session id>`) if it confirms; a
+/// payment the provider does not confirm stays as it was; settling again credits nothing more.
+#[test]
+fn an_operator_settle_asks_stripe_once_more_and_credits_under_its_reference() {
+    let s = setup();
+    let settle = |payment: &str, token: &str| {
+        crate::harness::status_json(
+            s.server
+                .http
+                .post(
+                    s.server
+                        .url(&format!("/v1/admin/payments/{payment}/settle")),
+                )
+                .bearer_auth(token)
+                .send()
+                .expect("settle"),
+        )
+    };
+    let session_reads = || {
+        s.fake
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "GET" && r.path == format!("/v1/checkout/sessions/{}", s.session)
+            })
+            .count()
+    };
+    let (status, problem) = settle(&s.payment, "not-the-admin-token");
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // Not paid at Stripe yet: asked, and left pending.
+    let before = session_reads();
+    let (status, shown) = settle(&s.payment, crate::harness::ADMIN_TOKEN);
+    assert_eq!(
+        (status, shown["status"].as_str()),
+        (200, Some("pending")),
+        "{shown}"
+    );
+    assert_eq!(session_reads(), before + 1, "the settle asked Stripe once");
+    assert!(s.server.entries_of("credit").is_empty());
+    // Paid at Stripe, its webhook lost: the settle credits it.
+    s.fake.pay(&s.session);
+    for _ in 0..2 {
+        let (status, shown) = settle(&s.payment, crate::harness::ADMIN_TOKEN);
+        assert_eq!(
+            (status, shown["status"].as_str()),
+            (200, Some("paid")),
+            "{shown}"
+        );
+    }
+    let credits = s.server.entries_of("credit");
+    assert_eq!(credits.len(), 1, "{credits:?}");
+    assert_eq!(credits[0]["source"], "stripe");
+    let reference = format!("stripe:{}", s.session);
+    assert_eq!(
+        credits[0]["reference_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(reference.as_bytes()))
+    );
+    assert_eq!(s.server.balance(&s.key), 500);
+    let (status, problem) = settle(
+        &uuid::Uuid::new_v4().to_string(),
+        crate::harness::ADMIN_TOKEN,
+    );
+    assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")));
+    s.server.audit_passes();
+}

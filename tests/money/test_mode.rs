@@ -109,3 +109,78 @@ fn a_test_payment_is_paid_on_its_page_and_credited_once() {
         );
     }
 }
+
+/// PAYMENTS.md: `POST /v1/payments` answers 201 with `payment_id`, `provider`, `amount`,
+/// `currency`, `status` `pending`, `pay_url` and `expires_at`; `GET /v1/payments/{id}` adds
+/// `credited_ledger_index`, `created_at` and `updated_at`; `GET /v1/payments` lists the
+/// account's payments newest first, paginated like posts (`limit`, `before`, `next_before`),
+/// even when they were made within one second.
+#[test]
+fn payments_are_listed_newest_first_a_page_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &test_provider(), None);
+    let key = server.account();
+    let mut made = Vec::new();
+    for amount in [100, 200, 300, 400, 500] {
+        let (status, created) = server.create_payment(&key, "test", json!(amount));
+        assert_eq!(status, 201, "{created}");
+        for field in ["payment_id", "pay_url", "expires_at"] {
+            assert!(created[field].is_string(), "no {field}: {created}");
+        }
+        assert_eq!(
+            (
+                created["provider"].as_str(),
+                created["amount"].as_u64(),
+                created["currency"].as_str(),
+                created["status"].as_str(),
+            ),
+            (Some("test"), Some(amount), Some("USD"), Some("pending")),
+            "{created}"
+        );
+        made.push(created["payment_id"].as_str().expect("id").to_string());
+    }
+    let (status, shown) = server.payment(&key, &made[0]);
+    assert_eq!(status, 200, "{shown}");
+    for field in ["created_at", "updated_at"] {
+        assert!(shown[field].is_string(), "no {field}: {shown}");
+    }
+    assert!(shown["credited_ledger_index"].is_null(), "{shown}");
+    let page = |query: &str| {
+        let (status, body) = crate::harness::status_json(
+            server
+                .http
+                .get(server.url(&format!("/v1/payments{query}")))
+                .bearer_auth(&key)
+                .send()
+                .expect("list"),
+        );
+        assert_eq!(status, 200, "{body}");
+        let ids: Vec<String> = body["payments"]
+            .as_array()
+            .expect("payments")
+            .iter()
+            .map(|p| p["payment_id"].as_str().expect("id").to_string())
+            .collect();
+        (ids, body["next_before"].as_str().map(str::to_string))
+    };
+    let newest_first: Vec<String> = made.iter().rev().cloned().collect();
+    assert_eq!(page(""), (newest_first.clone(), None));
+    let (first, next) = page("?limit=2");
+    assert_eq!(first, newest_first[..2]);
+    assert_eq!(next.as_deref(), Some(newest_first[1].as_str()));
+    let (second, next) = page(&format!("?limit=2&before={}", newest_first[1]));
+    assert_eq!(second, newest_first[2..4]);
+    let (third, next) = page(&format!("?limit=2&before={}", next.expect("more")));
+    assert_eq!((third, next), (newest_first[4..].to_vec(), None));
+    // Another account sees none of them.
+    let other = server.account();
+    let (status, body) = crate::harness::status_json(
+        server
+            .http
+            .get(server.url("/v1/payments"))
+            .bearer_auth(&other)
+            .send()
+            .expect("list"),
+    );
+    assert_eq!((status, body["payments"].clone()), (200, json!([])));
+}

@@ -484,3 +484,65 @@ async fn garbage_and_refusals_are_typed_errors() {
     );
     assert!(!error.to_string().contains("rk_test_revoked"), "{error}");
 }
+
+/// PAYMENTS.md: every call to Stripe (the five the contract lists) carries the secret key
+/// and the pinned `Stripe-Version` header.
+#[tokio::test]
+async fn every_call_pins_the_stripe_version() {
+    let fake = FakeStripe::start(KEY);
+    let stripe = provider(&fake.base_url());
+    let (_, session) = created(&stripe, 500).await;
+    stripe.check(&session).await.expect("checked");
+    let charge = fake.pay(&session);
+    fake.refund(&charge, 100);
+    let refunded = verified(&fake, &stripe, "charge.refunded", &charge);
+    stripe.confirm(&refunded).await.expect("confirmed");
+    let dispute = fake.dispute(&charge, 400);
+    let disputed = verified(&fake, &stripe, "charge.dispute.created", &dispute);
+    stripe.confirm(&disputed).await.expect("confirmed");
+    let requests = fake.requests();
+    let mut calls: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            let call = match r.path.as_str() {
+                "/v1/checkout/sessions" => format!("{} {}", r.method, r.path),
+                path => format!(
+                    "{} {}",
+                    r.method,
+                    path.rsplit_once('/')
+                        .map_or(path, |(collection, _)| collection)
+                ),
+            };
+            assert_eq!(r.header("stripe-version"), Some(STRIPE_VERSION), "{call}");
+            assert_eq!(
+                r.header("authorization"),
+                Some(format!("Bearer {KEY}").as_str()),
+                "{call}"
+            );
+            call
+        })
+        .collect();
+    calls.sort();
+    calls.dedup();
+    assert_eq!(
+        calls,
+        [
+            "GET /v1/charges",
+            "GET /v1/checkout/sessions",
+            "GET /v1/disputes",
+            "POST /v1/checkout/sessions",
+        ]
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path.starts_with("/v1/checkout/sessions/")),
+        "a session was read by its id"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/v1/checkout/sessions"),
+        "the sessions were listed by payment_intent"
+    );
+}

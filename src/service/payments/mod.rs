@@ -196,8 +196,11 @@ impl Payments {
             None => Uuid::new_v4(),
         };
         let created = provider.create(&NewPayment { payment_id, amount }).await?;
-        let now = Timestamp::now();
+        let clock = time::OffsetDateTime::now_utc();
+        let now = Timestamp::from_unix(clock.unix_timestamp());
         let payment = Payment {
+            // At least 1: 0 marks records kept before the microseconds were.
+            created_micros: clock.microsecond().max(1),
             provider: provider.name().to_string(),
             amount,
             currency: provider.currency().to_string(),

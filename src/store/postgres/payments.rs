@@ -1,7 +1,7 @@
-//! The payments' records in PostgreSQL: the `payments` table (schema migration 4), outside
-//! the ledger's batches. Each call is one statement on a connection of the reads' pool; an
-//! update is `UPDATE … WHERE version = $read`, so of several servers that read one version,
-//! one writes and the others are told to read again.
+//! The payments' records in PostgreSQL: the `payments` table (schema migrations 4 and 5),
+//! outside the ledger's batches. Each call is one statement on a connection of the reads'
+//! pool; an update is `UPDATE … WHERE version = $read`, so of several servers that read one
+//! version, one writes and the others are told to read again.
 
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 const COLUMNS: &str = "payment_id, account_id, provider, amount, currency, status, reference, \
     pay_url, expires_at, created_at, updated_at, credited_ledger_index, charge_ref, \
     refund_seen, refunded, disputed, reinstated, move_kind, move_reference, move_amount, \
-    move_refund_seen, last_checked_at, version";
+    move_refund_seen, last_checked_at, version, created_micros";
 
 fn corrupt(detail: String) -> StoreError {
     StoreError::Corrupt {
@@ -62,6 +62,8 @@ fn from_row(row: &Row) -> Result<Payment, StoreError> {
         pay_url: row.get("pay_url"),
         expires_at: Timestamp::from_unix(row.get("expires_at")),
         created_at: Timestamp::from_unix(row.get("created_at")),
+        created_micros: u32::try_from(row.get::<_, i32>("created_micros"))
+            .map_err(|_| corrupt("created_micros below 0".into()))?,
         updated_at: Timestamp::from_unix(row.get("updated_at")),
         credited_ledger_index: row
             .get::<_, Option<i64>>("credited_ledger_index")
@@ -89,7 +91,7 @@ impl Payments for PgStore {
         let inserted = self.query(
             &format!(
                 "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
                  ON CONFLICT DO NOTHING RETURNING 1"
             ),
             &[
@@ -116,6 +118,7 @@ impl Payments for PgStore {
                 &m.map(|m| signed(m.refund_seen)),
                 &p.last_checked_at.map(Timestamp::unix),
                 &signed(p.version),
+                &i32::try_from(p.created_micros).unwrap_or(i32::MAX),
             ],
         )?;
         Ok(!inserted.is_empty())
@@ -188,7 +191,7 @@ impl Payments for PgStore {
             let found = self.query(
                 &format!(
                     "SELECT {COLUMNS} FROM payments WHERE account_id = $1 \
-                     ORDER BY created_at DESC, payment_id DESC LIMIT $2"
+                     ORDER BY created_at DESC, created_micros DESC, payment_id DESC LIMIT $2"
                 ),
                 &[&account_id, &limit],
             )?;
@@ -203,12 +206,13 @@ impl Payments for PgStore {
         let found = self.query(
             &format!(
                 "SELECT {COLUMNS} FROM payments WHERE account_id = $1 \
-                 AND (created_at, payment_id) < ($2, $3) \
-                 ORDER BY created_at DESC, payment_id DESC LIMIT $4"
+                 AND (created_at, created_micros, payment_id) < ($2, $3, $4) \
+                 ORDER BY created_at DESC, created_micros DESC, payment_id DESC LIMIT $5"
             ),
             &[
                 &account_id,
                 &cursor.created_at.unix(),
+                &i32::try_from(cursor.created_micros).unwrap_or(i32::MAX),
                 &cursor.payment_id,
                 &limit,
             ],
@@ -225,7 +229,7 @@ impl Payments for PgStore {
         rows(self.query(
             &format!(
                 "SELECT {COLUMNS} FROM payments WHERE status = $1 \
-                 ORDER BY created_at DESC, payment_id DESC LIMIT $2"
+                 ORDER BY created_at DESC, created_micros DESC, payment_id DESC LIMIT $2"
             ),
             &[&status.as_str(), &limit],
         )?)

@@ -279,6 +279,23 @@ CREATE INDEX payments_by_account ON payments (account_id, created_at DESC, payme
 CREATE INDEX payments_by_status ON payments (status, created_at DESC, payment_id DESC);
 ",
     ),
+    (
+        5,
+        "payments: listed newest first to the microsecond",
+        r"
+-- The microseconds past created_at's second, so that payments made within one second are
+-- listed newest first; 0 for payments made before it was kept (listed by id within a second,
+-- as before).
+ALTER TABLE payments ADD COLUMN created_micros integer NOT NULL DEFAULT 0
+    CHECK (created_micros BETWEEN 0 AND 999999);
+DROP INDEX payments_by_account;
+DROP INDEX payments_by_status;
+CREATE INDEX payments_by_account
+    ON payments (account_id, created_at DESC, created_micros DESC, payment_id DESC);
+CREATE INDEX payments_by_status
+    ON payments (status, created_at DESC, created_micros DESC, payment_id DESC);
+",
+    ),
 ];
 
 /// The newest schema version this build knows.

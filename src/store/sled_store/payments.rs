@@ -3,13 +3,16 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `payments` | payment id (16) | `PaymentRecord` JSON |
-//! | `payment_index` | `a` + account (16) + created_at (8) + id (16); `s` + status (1) + created_at (8) + id (16); `r` + provider + 0x00 + reference | empty; empty; payment id (16) |
+//! | `payment_index` | `a` + account (16) + created_at (8) + created_micros (4, unless 0) + id (16); `s` + status (1) + created_at (8) + created_micros (4, unless 0) + id (16); `r` + provider + 0x00 + reference | empty; empty; payment id (16) |
 //!
 //! Every insert and update is one sled transaction over both trees, so a record and its index
 //! keys change together, made durable (sled's flush and `fdatasync`, as a batch's) before it
 //! returns: a payment answered to its member survives a crash; an update is written only over the version it read (compare and
 //! set), which sled's transaction checks under its own conflict detection. Times in keys are
-//! Unix seconds with the sign bit flipped, big-endian, so key order is time order.
+//! Unix seconds with the sign bit flipped, big-endian, then the microseconds past that second,
+//! big-endian, so key order is time order. Records written before `created_micros` was kept
+//! have none (0), and their keys no microseconds: such keys are never rewritten in another
+//! layout, because every key is made from the record by the same functions.
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -37,6 +40,8 @@ struct PaymentRecord {
     pay_url: String,
     expires_at: i64,
     created_at: i64,
+    #[serde(default)]
+    created_micros: u32,
     updated_at: i64,
     credited_ledger_index: Option<u64>,
     charge_ref: Option<String>,
@@ -68,6 +73,7 @@ fn encode(p: &Payment) -> Result<Vec<u8>, StoreError> {
         pay_url: p.pay_url.clone(),
         expires_at: p.expires_at.unix(),
         created_at: p.created_at.unix(),
+        created_micros: p.created_micros,
         updated_at: p.updated_at.unix(),
         credited_ledger_index: p.credited_ledger_index,
         charge_ref: p.charge_ref.clone(),
@@ -112,6 +118,7 @@ fn decode(payment_id: Uuid, bytes: &[u8]) -> Result<Payment, StoreError> {
         pay_url: r.pay_url,
         expires_at: Timestamp::from_unix(r.expires_at),
         created_at: Timestamp::from_unix(r.created_at),
+        created_micros: r.created_micros,
         updated_at: Timestamp::from_unix(r.updated_at),
         credited_ledger_index: r.credited_ledger_index,
         charge_ref: r.charge_ref,
@@ -141,21 +148,29 @@ fn status_byte(status: PaymentStatus) -> u8 {
     }
 }
 
-fn account_key(account_id: Uuid, created_at: Timestamp, payment_id: Uuid) -> Vec<u8> {
-    let mut key = Vec::with_capacity(41);
+/// A payment's place in an index: its creation time (the microseconds only when known), then
+/// its id.
+fn order_key(key: &mut Vec<u8>, p: &Payment) {
+    key.extend_from_slice(&time_key(p.created_at));
+    if p.created_micros != 0 {
+        key.extend_from_slice(&p.created_micros.to_be_bytes());
+    }
+    key.extend_from_slice(p.payment_id.as_bytes());
+}
+
+fn account_key(p: &Payment) -> Vec<u8> {
+    let mut key = Vec::with_capacity(45);
     key.push(b'a');
-    key.extend_from_slice(account_id.as_bytes());
-    key.extend_from_slice(&time_key(created_at));
-    key.extend_from_slice(payment_id.as_bytes());
+    key.extend_from_slice(p.account_id.as_bytes());
+    order_key(&mut key, p);
     key
 }
 
-fn status_key(status: PaymentStatus, created_at: Timestamp, payment_id: Uuid) -> Vec<u8> {
-    let mut key = Vec::with_capacity(26);
+fn status_key(status: PaymentStatus, p: &Payment) -> Vec<u8> {
+    let mut key = Vec::with_capacity(30);
     key.push(b's');
     key.push(status_byte(status));
-    key.extend_from_slice(&time_key(created_at));
-    key.extend_from_slice(payment_id.as_bytes());
+    order_key(&mut key, p);
     key
 }
 
@@ -230,14 +245,9 @@ impl SledStore {
 }
 
 fn put_index(index: &TransactionalTree, p: &Payment) -> Result<(), TxError> {
+    index.insert(account_key(p), &[][..]).map_err(abort)?;
     index
-        .insert(
-            account_key(p.account_id, p.created_at, p.payment_id),
-            &[][..],
-        )
-        .map_err(abort)?;
-    index
-        .insert(status_key(p.status, p.created_at, p.payment_id), &[][..])
+        .insert(status_key(p.status, p), &[][..])
         .map_err(abort)?;
     Ok(())
 }
@@ -310,11 +320,7 @@ impl Payments for SledStore {
                     return Ok(false);
                 }
                 if stored.status != written.status {
-                    index.remove(status_key(
-                        stored.status,
-                        stored.created_at,
-                        stored.payment_id,
-                    ))?;
+                    index.remove(status_key(stored.status, &stored))?;
                 }
                 payments.insert(payment.payment_id.as_bytes(), bytes.clone())?;
                 put_index(index, &written)?;
@@ -334,9 +340,7 @@ impl Payments for SledStore {
         prefix.extend_from_slice(account_id.as_bytes());
         let below = match before {
             Some(id) => match self.payment(id)? {
-                Some(p) if p.account_id == account_id => {
-                    Some(account_key(account_id, p.created_at, p.payment_id))
-                }
+                Some(p) if p.account_id == account_id => Some(account_key(&p)),
                 _ => return Ok(None),
             },
             None => None,
