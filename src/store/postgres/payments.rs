@@ -11,7 +11,8 @@ use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
 use crate::store::{Payments, StoreError};
 use crate::time::Timestamp;
 
-const COLUMNS: &str = "payment_id, account_id, provider, amount, currency, status, reference, \
+pub(super) const COLUMNS: &str =
+    "payment_id, account_id, provider, amount, currency, status, reference, \
     pay_url, expires_at, created_at, updated_at, credited_ledger_index, charge_ref, \
     refund_seen, refunded, disputed, reinstated, move_kind, move_reference, move_amount, \
     move_refund_seen, last_checked_at, version";
@@ -35,7 +36,7 @@ fn signed(value: u64) -> i64 {
     value as i64
 }
 
-fn from_row(row: &Row) -> Result<Payment, StoreError> {
+pub(super) fn from_row(row: &Row) -> Result<Payment, StoreError> {
     let status: String = row.get("status");
     let status =
         PaymentStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?;

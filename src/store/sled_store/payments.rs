@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::layout::{corrupt, read_uuid, storage};
 use super::{sync_db, SledStore};
 use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
-use crate::store::{Payments, StoreError};
+use crate::store::{Exported, Payments, StoreError};
 use crate::time::Timestamp;
 
 const TREE: &str = "payments";
@@ -243,6 +243,18 @@ fn put_index(index: &TransactionalTree, p: &Payment) -> Result<(), TxError> {
 }
 
 impl SledStore {
+    /// Every payment record, in payment id order, as stored (an export).
+    pub(super) fn export_payments(
+        &self,
+        sink: &mut dyn FnMut(Exported) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.payments.iter() {
+            let (key, value) = item.map_err(storage)?;
+            sink(Exported::Payment(decode(read_uuid(&key, TREE)?, &value)?))?;
+        }
+        Ok(())
+    }
+
     /// Makes a payment's write durable when there was one.
     fn durable_if(&self, written: bool) -> Result<bool, StoreError> {
         if written {
