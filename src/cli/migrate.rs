@@ -235,12 +235,15 @@ impl Kept {
     }
 }
 
+/// Reads a page of a table of the copy: up to a count of records after a key, in key order.
+type ReadPage<'a, T> = Box<dyn Fn(Option<Uuid>, u64) -> Result<Vec<T>, StoreError> + 'a>;
+
 /// The copy's records of one table, read a page at a time in key order.
 struct Copied<'a, T> {
     page: std::vec::IntoIter<T>,
     after: Option<Uuid>,
     ended: bool,
-    read: Box<dyn Fn(Option<Uuid>, u64) -> Result<Vec<T>, StoreError> + 'a>,
+    read: ReadPage<'a, T>,
     key: fn(&T) -> Uuid,
 }
 
