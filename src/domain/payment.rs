@@ -173,6 +173,12 @@ impl Payment {
         }
     }
 
+    /// Its place in the newest-first order of the payment lists: creation time, then id
+    /// (`store::PaymentOrder`).
+    pub fn order(&self) -> (Timestamp, Uuid) {
+        (self.created_at, self.payment_id)
+    }
+
     /// What refunds and disputes have taken back, net.
     pub fn taken_back(&self) -> u64 {
         (self.refunded + self.disputed).saturating_sub(self.reinstated)

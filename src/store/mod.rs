@@ -33,7 +33,7 @@ use crate::stamp::Kid;
 use crate::time::Timestamp;
 
 pub use memory::MemoryStore;
-pub use payments::{Payments, PAYMENTS_LIST_MAX};
+pub use payments::{PaymentOrder, Payments, PAYMENTS_LIST_MAX};
 pub use postgres::{PgLimits, PgStore};
 pub use sled_store::SledStore;
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
-use crate::store::{Payments, StoreError};
+use crate::store::{PaymentOrder, Payments, StoreError};
 use crate::time::Timestamp;
 
 pub(super) const COLUMNS: &str =
@@ -217,18 +217,31 @@ impl Payments for PgStore {
         rows(found).map(Some)
     }
 
-    fn payments_with_status(
+    fn payments_with_status_before(
         &self,
         status: PaymentStatus,
+        before: Option<PaymentOrder>,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        rows(self.query(
-            &format!(
-                "SELECT {COLUMNS} FROM payments WHERE status = $1 \
-                 ORDER BY created_at DESC, payment_id DESC LIMIT $2"
-            ),
-            &[&status.as_str(), &limit],
-        )?)
+        // Both over the index `payments_by_status` (status, created_at DESC, payment_id DESC).
+        let found = match before {
+            None => self.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM payments WHERE status = $1 \
+                     ORDER BY created_at DESC, payment_id DESC LIMIT $2"
+                ),
+                &[&status.as_str(), &limit],
+            )?,
+            Some((created_at, payment_id)) => self.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM payments WHERE status = $1 \
+                     AND (created_at, payment_id) < ($2, $3) \
+                     ORDER BY created_at DESC, payment_id DESC LIMIT $4"
+                ),
+                &[&status.as_str(), &created_at.unix(), &payment_id, &limit],
+            )?,
+        };
+        rows(found)
     }
 }

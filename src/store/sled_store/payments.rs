@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::layout::{corrupt, read_uuid, storage};
 use super::{sync_db, SledStore};
 use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
-use crate::store::{Exported, Payments, StoreError};
+use crate::store::{Exported, PaymentOrder, Payments, StoreError};
 use crate::time::Timestamp;
 
 const TREE: &str = "payments";
@@ -357,13 +357,15 @@ impl Payments for SledStore {
         self.read_payments(ids.into_iter()).map(Some)
     }
 
-    fn payments_with_status(
+    fn payments_with_status_before(
         &self,
         status: PaymentStatus,
+        before: Option<PaymentOrder>,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
         let prefix = [b's', status_byte(status)];
-        let ids = self.index_ids_descending(&prefix, None, limit)?;
+        let below = before.map(|(created_at, id)| status_key(status, created_at, id));
+        let ids = self.index_ids_descending(&prefix, below.as_deref(), limit)?;
         self.read_payments(ids.into_iter())
     }
 }
