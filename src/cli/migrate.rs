@@ -110,7 +110,7 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
     let checked = check_kept(&source, &target, now)?;
     if checked != kept {
         return Err(Failure::Differs(format!(
-            "the source changed during the copy: {} copied, {} now",
+            "the source read back otherwise than it was copied: {} copied, {} read back",
             kept.describe(),
             checked.describe()
         )));
