@@ -292,3 +292,70 @@ fn payments_and_holds_move_with_the_store_and_are_settled_once_after() {
     assert_eq!(audit["ok"], Value::Bool(true), "{audit}");
     on_pg.kill();
 }
+
+/// The check compares holds, stamps' last holds and payment records field by field: a copy
+/// that a trigger in the database alters or drops as it is written is caught, exit 1, the
+/// record named.
+#[test]
+fn a_hold_or_payment_copied_otherwise_is_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    let sled = Server::start(&data, &keys, &TEST_PROVIDER);
+    let (_, key) = sled.account(100, "kept payer");
+    let pending = payment_of(&sled, &key, 300);
+    let stamps = sled.buy(&key, 2);
+    let held = hold(&sled, &stamps, "gate/live");
+    sled.kill();
+
+    for (table, change, said) in [
+        (
+            "payments",
+            "NEW.version := NEW.version + 1; RETURN NEW;",
+            format!("payment {pending}: copied as"),
+        ),
+        (
+            "payments",
+            "RETURN NULL;",
+            format!("payment {pending}: missing"),
+        ),
+        (
+            "holds",
+            "NEW.context := NEW.context || '!'; RETURN NEW;",
+            format!("hold {held}: copied as"),
+        ),
+        (
+            "hold_stamps",
+            "RETURN NULL;",
+            "the last hold of stamp".to_string(),
+        ),
+    ] {
+        let database = pg::TestDatabase::new();
+        drop(PgStore::open(&database.url, &PgLimits::default()).expect("make the schema"));
+        pg::psql(
+            &database.url,
+            &format!(
+                "CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN {change} END $$; \
+                 CREATE TRIGGER tamper BEFORE INSERT ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION tamper()"
+            ),
+        );
+        let copied = run_pennypost(&[
+            "migrate",
+            "--from-data-dir",
+            data.to_str().expect("path"),
+            "--to-database",
+            &database.url,
+        ]);
+        let stderr = String::from_utf8_lossy(&copied.stderr);
+        assert_eq!(
+            copied.status.code(),
+            Some(1),
+            "{table} {change}: {copied:?}"
+        );
+        assert!(
+            stderr.contains("the copy differs from the source") && stderr.contains(&said),
+            "{table} {change}: {stderr}"
+        );
+    }
+}
