@@ -3,11 +3,16 @@
 //! PostgreSQL.
 //!
 //! Stop the server first: sled lets one process open a data directory, so a running server's
-//! directory is refused. The copy runs in one database transaction (a failure leaves the
+//! directory is refused. Everything the store keeps is copied: the ledger and the state it
+//! decided, and beside it every hold (whatever its state, with each stamp's last hold, so a
+//! live hold still keeps its stamps and can be captured once) and every payment record
+//! (whatever its status, its `version` included, so a provider's later webhook, a refund or a
+//! dispute finds it). The copy runs in one database transaction (a failure leaves the
 //! database empty) and is then checked against the source: the same ledger size, every entry
-//! byte for byte, the same Merkle root from the stored hashes, and the newest checkpoint's root
-//! equal to the root at its size (so its signature still verifies). Start the servers with
-//! `--database URL` and the same keys directory afterwards.
+//! byte for byte, the same Merkle root from the stored hashes, the newest checkpoint's root
+//! equal to the root at its size (so its signature still verifies), and the same holds, last
+//! holds and payment records, field by field. Start the servers with `--database URL` and the
+//! same keys directory afterwards.
 //!
 //! Exit codes: 0 copied and checked; 1 the copy differs from the source (nothing to trust);
 //! 2 it could not be made (source unreadable, database unreachable or not empty).
@@ -19,7 +24,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use clap::Args;
 
-use crate::store::{PgLimits, PgStore, Reads, SledStore, StoreHashes};
+use uuid::Uuid;
+
+use crate::domain::{Hold, Payment, PaymentStatus};
+use crate::store::{Exported, PgLimits, PgStore, Reads, SledStore, StoreError, StoreHashes};
+use crate::time::Timestamp;
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
@@ -80,8 +89,15 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
     };
     let target = PgStore::open(&args.to_database, &limits)
         .map_err(|e| Failure::Cannot(format!("database {target_name}: {e}")))?;
+    let now = Timestamp::now();
+    let mut kept = Kept::default();
     let records = target
-        .import(|sink| source.export(sink))
+        .import(|sink| {
+            source.export(&mut |record| {
+                kept.count(&record, now);
+                sink(record)
+            })
+        })
         .map_err(|e| Failure::Cannot(format!("copy into {target_name}: {e}")))?;
     let copied_in = started.elapsed();
     println!(
@@ -89,10 +105,24 @@ fn run(args: &MigrateArgs) -> Result<(), Failure> {
         args.from_data_dir.display(),
         copied_in.as_secs_f64()
     );
+    println!("copied {}", kept.describe());
     let (size, root) = check(&source, &target)?;
+    let checked = check_kept(&source, &target, now)?;
+    if checked != kept {
+        return Err(Failure::Differs(format!(
+            "the source read back otherwise than it was copied: {} copied, {} read back",
+            kept.describe(),
+            checked.describe()
+        )));
+    }
     println!(
-        "checked: ledger size {size}, every entry the same bytes, root {} in both, in {:.1} s",
+        "checked: ledger size {size}, every entry the same bytes, root {} in both; the same \
+         {} payment records, {} holds and {} stamps' last holds in both, field by field; \
+         in {:.1} s",
         base64::engine::general_purpose::STANDARD.encode(root.0),
+        checked.payments.iter().sum::<u64>(),
+        checked.holds,
+        checked.stamp_holds,
         (started.elapsed() - copied_in).as_secs_f64()
     );
     println!("start the servers with --database {target_name} and the same keys directory");
@@ -153,4 +183,161 @@ fn check(source: &SledStore, target: &PgStore) -> Result<(u64, tlog_tiles::Hash)
 fn root(store: &dyn Reads, size: u64) -> Result<tlog_tiles::Hash, Failure> {
     tlog_tiles::tree_hash(size, &StoreHashes::new(store))
         .map_err(|e| Failure::Cannot(format!("root at size {size}: {e}")))
+}
+
+/// What a copy carried beside the ledger, counted as it went by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Kept {
+    /// Payment records by status, in the order of [`PaymentStatus::ALL`].
+    payments: [u64; PaymentStatus::ALL.len()],
+    holds: u64,
+    /// Holds still holding their stamps when the copy started.
+    live_holds: u64,
+    stamp_holds: u64,
+}
+
+impl Kept {
+    fn count(&mut self, record: &Exported, now: Timestamp) {
+        match record {
+            Exported::Payment(payment) => {
+                if let Some(at) = PaymentStatus::ALL.iter().position(|s| *s == payment.status) {
+                    self.payments[at] += 1;
+                }
+            }
+            Exported::Hold(hold) => {
+                self.holds += 1;
+                self.live_holds += u64::from(hold.is_live(now));
+            }
+            Exported::StampHold(..) => self.stamp_holds += 1,
+            _ => {}
+        }
+    }
+
+    /// `12 payment records (3 pending, 9 paid), 4 holds (1 live)`.
+    fn describe(&self) -> String {
+        let by_status: Vec<String> = PaymentStatus::ALL
+            .iter()
+            .zip(self.payments)
+            .filter(|(_, n)| *n > 0)
+            .map(|(status, n)| format!("{n} {}", status.as_str()))
+            .collect();
+        let total: u64 = self.payments.iter().sum();
+        format!(
+            "{total} payment records{}, {} holds ({} live)",
+            if by_status.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by_status.join(", "))
+            },
+            self.holds,
+            self.live_holds
+        )
+    }
+}
+
+/// Reads a page of a table of the copy: up to a count of records after a key, in key order.
+type ReadPage<'a, T> = Box<dyn Fn(Option<Uuid>, u64) -> Result<Vec<T>, StoreError> + 'a>;
+
+/// The copy's records of one table, read a page at a time in key order.
+struct Copied<'a, T> {
+    page: std::vec::IntoIter<T>,
+    after: Option<Uuid>,
+    ended: bool,
+    read: ReadPage<'a, T>,
+    key: fn(&T) -> Uuid,
+}
+
+impl<'a, T> Copied<'a, T> {
+    fn new(
+        read: impl Fn(Option<Uuid>, u64) -> Result<Vec<T>, StoreError> + 'a,
+        key: fn(&T) -> Uuid,
+    ) -> Copied<'a, T> {
+        Copied {
+            page: Vec::new().into_iter(),
+            after: None,
+            ended: false,
+            read: Box::new(read),
+            key,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<T>, StoreError> {
+        if let Some(item) = self.page.next() {
+            return Ok(Some(item));
+        }
+        if self.ended {
+            return Ok(None);
+        }
+        let page = (self.read)(self.after, COMPARE_PAGE)?;
+        self.ended = (page.len() as u64) < COMPARE_PAGE;
+        self.after = page.last().map(self.key).or(self.after);
+        self.page = page.into_iter();
+        Ok(self.page.next())
+    }
+}
+
+/// Compares the copy's holds, stamps' last holds and payment records with the source's, one
+/// by one in key order (both stores list them so): the same records, every field equal, none
+/// more. Returns what it compared.
+fn check_kept(source: &SledStore, target: &PgStore, now: Timestamp) -> Result<Kept, Failure> {
+    let mut holds = Copied::new(|a, n| target.holds_after(a, n), |h: &Hold| h.hold_id);
+    let mut stamp_holds = Copied::new(
+        |a, n| target.stamp_holds_after(a, n),
+        |s: &(Uuid, Uuid)| s.0,
+    );
+    let mut payments = Copied::new(
+        |a, n| target.payments_after(a, n),
+        |p: &Payment| p.payment_id,
+    );
+    let mut kept = Kept::default();
+    let mut differs = None;
+    let read = source.export_holds_and_payments(&mut |record| {
+        kept.count(&record, now);
+        let difference = match record {
+            Exported::Hold(want) => match holds.next()? {
+                Some(got) if got == want => None,
+                got => Some(format!(
+                    "hold {}: {}",
+                    want.hold_id,
+                    got.map_or("missing".into(), |g| format!("copied as {g:?}"))
+                )),
+            },
+            Exported::StampHold(stamp_id, hold_id) => match stamp_holds.next()? {
+                Some(got) if got == (stamp_id, hold_id) => None,
+                _ => Some(format!("the last hold of stamp {stamp_id}")),
+            },
+            Exported::Payment(want) => match payments.next()? {
+                Some(got) if got == want => None,
+                got => Some(format!(
+                    "payment {}: {}",
+                    want.payment_id,
+                    got.map_or("missing".into(), |g| format!("copied as {g:?}"))
+                )),
+            },
+            _ => None,
+        };
+        match difference {
+            Some(what) => {
+                differs = Some(what);
+                Err(StoreError::Storage("the copy differs".into()))
+            }
+            None => Ok(()),
+        }
+    });
+    if let Some(what) = differs {
+        return Err(Failure::Differs(what));
+    }
+    read.map_err(|e| Failure::Cannot(format!("reading back: {e}")))?;
+    let more = |found: Result<bool, StoreError>, what: &str| match found {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Failure::Differs(format!("the copy holds more {what}"))),
+        Err(e) => Err(Failure::Cannot(format!("reading back: {e}"))),
+    };
+    more(holds.next().map(|h| h.is_some()), "holds")?;
+    more(
+        stamp_holds.next().map(|h| h.is_some()),
+        "stamps' last holds",
+    )?;
+    more(payments.next().map(|p| p.is_some()), "payment records")?;
+    Ok(kept)
 }

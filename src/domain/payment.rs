@@ -177,8 +177,8 @@ impl Payment {
         }
     }
 
-    /// Where the payment stands in the lists (`GET /v1/payments`, the operators' list):
-    /// newest first is the greatest first.
+    /// Where the payment stands in the lists (`GET /v1/payments`, the operators' list, the
+    /// sweep's cursor `store::PaymentOrder`): newest first is the greatest first.
     pub fn order(&self) -> (Timestamp, u32, Uuid) {
         (self.created_at, self.created_micros, self.payment_id)
     }

@@ -123,6 +123,17 @@ impl Providers {
     }
 }
 
+#[cfg(test)]
+impl Providers {
+    /// The providers of `list` (a test's own), with the default bounds.
+    pub(crate) fn of(list: Vec<Arc<dyn Provider>>) -> Providers {
+        Providers {
+            list,
+            ..Providers::default()
+        }
+    }
+}
+
 impl PaymentsConfig {
     /// Checks every setting against the server's `--currency`, as [`PaymentsConfig::build`]
     /// does, without keeping what it builds.

@@ -25,15 +25,15 @@ use std::path::Path;
 use uuid::Uuid;
 
 use crate::domain::{
-    Account, CreditRecord, Hold, Policy, Post, PurchaseRecord, Sale, SoldStamp, SpentRecord,
-    StampRecord, StampRef, Voter,
+    Account, CreditRecord, Hold, Payment, Policy, Post, PurchaseRecord, Sale, SoldStamp,
+    SpentRecord, StampRecord, StampRef, Voter,
 };
 use crate::keys::PublishedKey;
 use crate::stamp::Kid;
 use crate::time::Timestamp;
 
 pub use memory::MemoryStore;
-pub use payments::{Payments, PAYMENTS_LIST_MAX};
+pub use payments::{PaymentOrder, Payments, PAYMENTS_LIST_MAX};
 pub use postgres::{PgLimits, PgStore};
 pub use sled_store::SledStore;
 
@@ -192,6 +192,14 @@ pub enum Exported {
     Hash(u64, [u8; 32]),
     /// The newest signed checkpoint: its size and note.
     Checkpoint(u64, String),
+    /// A hold, in whatever state it is stored (held, captured, released; a held one past its
+    /// `expires_at` is expired only as the rules judge it).
+    Hold(Hold),
+    /// The last hold placed on a stamp ([`StoreTx::stamp_hold`]): (stamp id, hold id). What
+    /// keeps a live hold's stamps from being spent.
+    StampHold(Uuid, Uuid),
+    /// A payment's record ([`Payments`]), every field as stored, `version` included.
+    Payment(Payment),
 }
 
 /// The basic operations of one store transaction, over which the rules (`crate::rules`)

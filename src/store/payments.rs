@@ -14,9 +14,15 @@ use uuid::Uuid;
 
 use super::{MemoryStore, StoreError};
 use crate::domain::{Payment, PaymentStatus};
+use crate::time::Timestamp;
 
-/// Most payments one listing returns (a page, a sweep's round).
+/// Most payments one listing returns (a page of the API's lists).
 pub const PAYMENTS_LIST_MAX: usize = 1000;
+
+/// Where a payment stands in the newest-first order of the lists ([`Payment::order`]): its
+/// creation time, its microseconds within that second, then its id. A cursor of
+/// [`Payments::payments_with_status_before`].
+pub type PaymentOrder = (Timestamp, u32, Uuid);
 
 /// The payments of a store.
 pub trait Payments: Send + Sync {
@@ -44,12 +50,23 @@ pub trait Payments: Send + Sync {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Option<Vec<Payment>>, StoreError>;
+    /// Payments in `status`, newest first (by creation time to the microsecond, then id), after `before` in that
+    /// order (strictly older, [`Payment::order`]) when given, at most `limit`: a page of them
+    /// all, the next page following the last payment of this one.
+    fn payments_with_status_before(
+        &self,
+        status: PaymentStatus,
+        before: Option<PaymentOrder>,
+        limit: usize,
+    ) -> Result<Vec<Payment>, StoreError>;
     /// Payments in `status`, newest first, at most `limit`.
     fn payments_with_status(
         &self,
         status: PaymentStatus,
         limit: usize,
-    ) -> Result<Vec<Payment>, StoreError>;
+    ) -> Result<Vec<Payment>, StoreError> {
+        self.payments_with_status_before(status, None, limit)
+    }
 }
 
 /// The memory backend's payments, beside its ledger state.
@@ -143,9 +160,10 @@ impl Payments for MemoryStore {
         Ok(Some(found))
     }
 
-    fn payments_with_status(
+    fn payments_with_status_before(
         &self,
         status: PaymentStatus,
+        before: Option<PaymentOrder>,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
         let state = self.payments_state()?;
@@ -153,6 +171,7 @@ impl Payments for MemoryStore {
             .by_id
             .values()
             .filter(|p| p.status == status)
+            .filter(|p| before.is_none_or(|c| p.order() < c))
             .cloned()
             .collect();
         found.sort_by(newest_first);

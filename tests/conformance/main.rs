@@ -116,6 +116,7 @@ macro_rules! conformance {
             payments::a_payment_changes_only_over_the_version_it_read,
             payments::payments_are_listed_newest_first_by_account_and_by_status,
             payments::payments_made_within_one_second_are_listed_newest_first,
+            payments::payments_in_a_status_are_paged_from_a_cursor,
             payments::racing_updates_of_one_version_write_once,
             payments::a_reopened_store_keeps_its_payments,
         );

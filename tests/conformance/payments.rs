@@ -283,6 +283,78 @@ pub fn payments_made_within_one_second_are_listed_newest_first(ctx: &mut Ctx) {
     }
 }
 
+/// A sweep's pages: payments in one status, newest first (creation time, then id), each page
+/// strictly after the cursor of the last one's payment, so the pages together list every one
+/// once, however many share a second; a cursor of a payment in another status still marks a
+/// place.
+pub fn payments_in_a_status_are_paged_from_a_cursor(ctx: &mut Ctx) {
+    world(ctx);
+    let store = ctx.store();
+    // Eleven payments: created in four seconds (several in one second), two of them paid.
+    for i in 0..11u32 {
+        let p = payment(i, (i % 2) as u8, i64::from(i % 4));
+        assert!(store.insert_payment(&p).expect("insert"));
+    }
+    for i in [2u32, 7] {
+        let paid = Payment {
+            status: PaymentStatus::Paid,
+            ..store.payment(payment_id(i)).expect("read").expect("kept")
+        };
+        assert!(store.update_payment(&paid).expect("update"));
+    }
+    let all = store
+        .payments_with_status_before(PaymentStatus::Pending, None, 100)
+        .expect("list");
+    assert_eq!(all.len(), 9);
+    let mut want = all.clone();
+    want.sort_by_key(|p| std::cmp::Reverse(p.order()));
+    assert_eq!(ids(&all), ids(&want), "newest first, then by id");
+    assert_eq!(
+        ids(&store
+            .payments_with_status(PaymentStatus::Pending, 100)
+            .expect("list")),
+        ids(&all)
+    );
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .payments_with_status_before(PaymentStatus::Pending, cursor, 2)
+            .expect("page");
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(Payment::order);
+        paged.extend(page);
+    }
+    assert_eq!(ids(&paged), ids(&all), "the pages list every payment once");
+    // The cursor of a paid payment: the pending ones after its place.
+    let paid = store.payment(payment_id(7)).expect("read").expect("kept");
+    let after_paid = store
+        .payments_with_status_before(PaymentStatus::Pending, Some(paid.order()), 100)
+        .expect("list");
+    let expected: Vec<Uuid> = all
+        .iter()
+        .filter(|p| p.order() < paid.order())
+        .map(|p| p.payment_id)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(ids(&after_paid), expected);
+    // After the oldest: nothing.
+    let oldest = all.last().expect("oldest").order();
+    assert!(store
+        .payments_with_status_before(PaymentStatus::Pending, Some(oldest), 100)
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        ids(&store
+            .payments_with_status_before(PaymentStatus::Paid, None, 100)
+            .expect("list")),
+        vec![payment_id(7), payment_id(2)]
+    );
+}
+
 pub fn racing_updates_of_one_version_write_once(ctx: &mut Ctx) {
     world(ctx);
     let read = payment(0, 0, 0);

@@ -8,7 +8,9 @@ use pennypost::api::StampState;
 use pennypost::config::{Economy, Limits};
 use pennypost::domain::{Account, CreditSource, Payment, PaymentStatus, Post, StampRecord};
 use pennypost::service::{App, AppConfig};
-use pennypost::store::{Cluster, Payments, ReadSet, Reads, SledStore, StoreError, TxBody, Writes};
+use pennypost::store::{
+    Cluster, PaymentOrder, Payments, ReadSet, Reads, SledStore, StoreError, TxBody, Writes,
+};
 use pennypost::time::Timestamp;
 use uuid::Uuid;
 
@@ -76,12 +78,14 @@ impl Payments for HeldSync {
     ) -> Result<Option<Vec<Payment>>, StoreError> {
         self.inner.account_payments(account_id, before, limit)
     }
-    fn payments_with_status(
+    fn payments_with_status_before(
         &self,
         status: PaymentStatus,
+        before: Option<PaymentOrder>,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
-        self.inner.payments_with_status(status, limit)
+        self.inner
+            .payments_with_status_before(status, before, limit)
     }
 }
 

@@ -16,13 +16,16 @@
 //!   then acted on. A provider that cannot be asked is 503, and the provider retries.
 //! - **Pending payments are asked about**: on a status request (at most every
 //!   [`RECHECK_SECS`] per payment, across servers: the check is claimed by compare-and-set),
-//!   at start and every [`SWEEP_SECS`] until [`SWEEP_AFTER_EXPIRY_SECS`] after `expires_at`.
+//!   at start and every [`SWEEP_SECS`] until [`SWEEP_AFTER_EXPIRY_SECS`] after `expires_at`;
+//!   a sweep round asks at most [`sweep::SWEEP_ROUND_MAX`] of them and the rounds go round
+//!   them all, so none waits more than ⌈pending / `SWEEP_ROUND_MAX`⌉ rounds (`sweep`).
 //! - **Refunds and disputes** (`events`) are debits, each decided into the record first
 //!   (`PaymentMove`) and then made under its own unique reference, so a stop half-way or a
 //!   racing server completes the same movement instead of deciding a second one.
 
 pub mod events;
 mod moves;
+mod sweep;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,7 +37,7 @@ use super::{sha256, Mint};
 use crate::domain::{Account, CreditSource, Payment, PaymentStatus};
 use crate::error::Error;
 use crate::payments::{reference, Checked, Money, NewPayment, Provider, Providers, Verdict};
-use crate::store::{Store, PAYMENTS_LIST_MAX};
+use crate::store::{PaymentOrder, Store, PAYMENTS_LIST_MAX};
 use crate::time::Timestamp;
 
 /// A pending payment is asked about at most once per this many seconds by status requests.
@@ -57,6 +60,9 @@ pub struct Payments {
     store: Arc<dyn Store>,
     providers: Providers,
     sweeper: Mutex<Option<AbortHandle>>,
+    /// Where the last sweep round stopped in the pending payments' newest-first order: the
+    /// next round goes on after it (`None`: from the newest).
+    sweep_cursor: Mutex<Option<PaymentOrder>>,
 }
 
 impl Drop for Payments {
@@ -96,6 +102,7 @@ impl Payments {
             store,
             providers,
             sweeper: Mutex::new(None),
+            sweep_cursor: Mutex::new(None),
         }
     }
 
@@ -508,41 +515,6 @@ impl Payments {
         Err(Error::Unavailable(
             "the payment is being changed by other requests; try again shortly".into(),
         ))
-    }
-
-    /// Asks about every pending payment (up to [`PAYMENTS_LIST_MAX`] a round); `start`:
-    /// whenever each was last asked about. A payment still pending
-    /// [`SWEEP_AFTER_EXPIRY_SECS`] after its `expires_at` is expired. How many were asked.
-    pub async fn sweep(&self, start: bool) -> usize {
-        let pending = match self
-            .store
-            .payments_with_status(PaymentStatus::Pending, PAYMENTS_LIST_MAX)
-        {
-            Ok(pending) => pending,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list pending payments");
-                return 0;
-            }
-        };
-        let mut asked = 0;
-        for payment in pending {
-            let given_up = payment.expires_at.plus_secs(SWEEP_AFTER_EXPIRY_SECS);
-            let id = payment.payment_id;
-            let now_past = Timestamp::now() > given_up;
-            let after = self.recheck(payment, start || now_past).await;
-            asked += 1;
-            if now_past && after.status == PaymentStatus::Pending {
-                let expired = self.update(id, |p| {
-                    set_status_if(p, PaymentStatus::Expired, |p| {
-                        p.status == PaymentStatus::Pending
-                    })
-                });
-                if let Err(e) = expired {
-                    tracing::warn!(payment_id = %id, error = %e, "cannot expire a payment");
-                }
-            }
-        }
-        asked
     }
 }
 

@@ -30,6 +30,7 @@
 //! calling thread ([`PgStore::block`]), from the writer thread, a request task (through
 //! `block_in_place`) or a test thread alike.
 
+mod listing;
 mod payments;
 mod schema;
 mod tx;
@@ -593,7 +594,8 @@ impl PgStore {
                     true,
                     client.query_one(
                         "SELECT (SELECT ledger_size FROM head WHERE id = 1) > 0 \
-                     OR EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM published_keys)",
+                     OR EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM published_keys) \
+                     OR EXISTS (SELECT 1 FROM holds) OR EXISTS (SELECT 1 FROM payments)",
                         &[],
                     ),
                 )

@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
-use crate::store::{Payments, StoreError};
+use crate::store::{PaymentOrder, Payments, StoreError};
 use crate::time::Timestamp;
 
-const COLUMNS: &str = "payment_id, account_id, provider, amount, currency, status, reference, \
+pub(super) const COLUMNS: &str =
+    "payment_id, account_id, provider, amount, currency, status, reference, \
     pay_url, expires_at, created_at, updated_at, credited_ledger_index, charge_ref, \
     refund_seen, refunded, disputed, reinstated, move_kind, move_reference, move_amount, \
     move_refund_seen, last_checked_at, version, created_micros";
@@ -35,7 +36,7 @@ fn signed(value: u64) -> i64 {
     value as i64
 }
 
-fn from_row(row: &Row) -> Result<Payment, StoreError> {
+pub(super) fn from_row(row: &Row) -> Result<Payment, StoreError> {
     let status: String = row.get("status");
     let status =
         PaymentStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?;
@@ -220,18 +221,38 @@ impl Payments for PgStore {
         rows(found).map(Some)
     }
 
-    fn payments_with_status(
+    fn payments_with_status_before(
         &self,
         status: PaymentStatus,
+        before: Option<PaymentOrder>,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        rows(self.query(
-            &format!(
-                "SELECT {COLUMNS} FROM payments WHERE status = $1 \
-                 ORDER BY created_at DESC, created_micros DESC, payment_id DESC LIMIT $2"
-            ),
-            &[&status.as_str(), &limit],
-        )?)
+        // Both over the index `payments_by_status` (status, created_at DESC, created_micros
+        // DESC, payment_id DESC).
+        let found = match before {
+            None => self.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM payments WHERE status = $1 \
+                     ORDER BY created_at DESC, created_micros DESC, payment_id DESC LIMIT $2"
+                ),
+                &[&status.as_str(), &limit],
+            )?,
+            Some((created_at, micros, payment_id)) => self.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM payments WHERE status = $1 \
+                     AND (created_at, created_micros, payment_id) < ($2, $3, $4) \
+                     ORDER BY created_at DESC, created_micros DESC, payment_id DESC LIMIT $5"
+                ),
+                &[
+                    &status.as_str(),
+                    &created_at.unix(),
+                    &i32::try_from(micros).unwrap_or(i32::MAX),
+                    &payment_id,
+                    &limit,
+                ],
+            )?,
+        };
+        rows(found)
     }
 }

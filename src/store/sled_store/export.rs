@@ -1,13 +1,15 @@
 //! Reading a whole sled store out, record by record, for `pennypost migrate` (sled to
 //! PostgreSQL). Decodes every tree into the domain's types ([`Exported`]); the receiving
-//! backend writes them in its own layout.
+//! backend writes them in its own layout. Derived indexes (the payments' `payment_index`, the
+//! counts in `economy`) are not handed out: the receiver keeps its own.
 
 use super::layout::{
     bundle_entries, corrupt, decode_sold, decode_voter, read_u64, read_uuid, storage,
     HASHES_PER_CHUNK,
 };
 use super::records::{
-    decode_spent, AccountRecord, CreditKeyRecord, PolicyRecord, PostRecord, PurchaseKeyRecord,
+    decode_spent, AccountRecord, CreditKeyRecord, HoldRecord, PolicyRecord, PostRecord,
+    PurchaseKeyRecord,
 };
 use super::SledStore;
 use crate::domain::SoldStamp;
@@ -17,7 +19,8 @@ use crate::time::Timestamp;
 impl SledStore {
     /// Hands every record of the store to `sink`, tree by tree: the head (sizes and policy)
     /// first, then keys, accounts and what refers to them, stamps, posts, the economy's
-    /// records, the ledger's entries and hashes, and the newest checkpoint. Reads a consistent
+    /// records, the ledger's entries and hashes, the newest checkpoint, then what the store
+    /// keeps beside the ledger ([`SledStore::export_holds_and_payments`]). Reads a consistent
     /// store only when nothing writes it meanwhile (`pennypost migrate` opens it alone).
     pub fn export(
         &self,
@@ -159,6 +162,34 @@ impl SledStore {
         if let Some((size, note)) = self.checkpoint()? {
             sink(Exported::Checkpoint(size, note))?;
         }
-        Ok(())
+        self.export_holds_and_payments(sink)
+    }
+
+    /// Hands out what the store keeps beside the ledger's state, each as stored: every hold
+    /// (whatever its state) in hold id order, then each stamp's last hold in stamp id order,
+    /// then every payment record in payment id order (ids in byte order). `pennypost migrate`
+    /// reads them again to check the copy.
+    pub fn export_holds_and_payments(
+        &self,
+        sink: &mut dyn FnMut(Exported) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.holds.iter() {
+            let (key, value) = item.map_err(storage)?;
+            match (key.first(), key.len()) {
+                (Some(b'h'), 17) => {
+                    let hold = HoldRecord::decode(&value)?;
+                    if hold.hold_id.as_bytes()[..] != key[1..] {
+                        return Err(corrupt("holds", "a hold stored under another id"));
+                    }
+                    sink(Exported::Hold(hold))?;
+                }
+                (Some(b's'), 17) => sink(Exported::StampHold(
+                    read_uuid(&key[1..], "holds")?,
+                    read_uuid(&value, "holds")?,
+                ))?,
+                _ => return Err(corrupt("holds", "unknown key")),
+            }
+        }
+        self.export_payments(sink)
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::layout::{corrupt, read_uuid, storage};
 use super::{sync_db, SledStore};
 use crate::domain::{MoveKind, Payment, PaymentMove, PaymentStatus};
-use crate::store::{Payments, StoreError};
+use crate::store::{Exported, PaymentOrder, Payments, StoreError};
 use crate::time::Timestamp;
 
 const TREE: &str = "payments";
@@ -150,27 +150,27 @@ fn status_byte(status: PaymentStatus) -> u8 {
 
 /// A payment's place in an index: its creation time (the microseconds only when known), then
 /// its id.
-fn order_key(key: &mut Vec<u8>, p: &Payment) {
-    key.extend_from_slice(&time_key(p.created_at));
-    if p.created_micros != 0 {
-        key.extend_from_slice(&p.created_micros.to_be_bytes());
+fn order_key(key: &mut Vec<u8>, (created_at, micros, payment_id): PaymentOrder) {
+    key.extend_from_slice(&time_key(created_at));
+    if micros != 0 {
+        key.extend_from_slice(&micros.to_be_bytes());
     }
-    key.extend_from_slice(p.payment_id.as_bytes());
+    key.extend_from_slice(payment_id.as_bytes());
 }
 
 fn account_key(p: &Payment) -> Vec<u8> {
     let mut key = Vec::with_capacity(45);
     key.push(b'a');
     key.extend_from_slice(p.account_id.as_bytes());
-    order_key(&mut key, p);
+    order_key(&mut key, p.order());
     key
 }
 
-fn status_key(status: PaymentStatus, p: &Payment) -> Vec<u8> {
+fn status_key(status: PaymentStatus, order: PaymentOrder) -> Vec<u8> {
     let mut key = Vec::with_capacity(30);
     key.push(b's');
     key.push(status_byte(status));
-    order_key(&mut key, p);
+    order_key(&mut key, order);
     key
 }
 
@@ -247,12 +247,24 @@ impl SledStore {
 fn put_index(index: &TransactionalTree, p: &Payment) -> Result<(), TxError> {
     index.insert(account_key(p), &[][..]).map_err(abort)?;
     index
-        .insert(status_key(p.status, p), &[][..])
+        .insert(status_key(p.status, p.order()), &[][..])
         .map_err(abort)?;
     Ok(())
 }
 
 impl SledStore {
+    /// Every payment record, in payment id order, as stored (an export).
+    pub(super) fn export_payments(
+        &self,
+        sink: &mut dyn FnMut(Exported) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.payments.iter() {
+            let (key, value) = item.map_err(storage)?;
+            sink(Exported::Payment(decode(read_uuid(&key, TREE)?, &value)?))?;
+        }
+        Ok(())
+    }
+
     /// Makes a payment's write durable when there was one.
     fn durable_if(&self, written: bool) -> Result<bool, StoreError> {
         if written {
@@ -320,7 +332,7 @@ impl Payments for SledStore {
                     return Ok(false);
                 }
                 if stored.status != written.status {
-                    index.remove(status_key(stored.status, &stored))?;
+                    index.remove(status_key(stored.status, stored.order()))?;
                 }
                 payments.insert(payment.payment_id.as_bytes(), bytes.clone())?;
                 put_index(index, &written)?;
@@ -349,13 +361,15 @@ impl Payments for SledStore {
         self.read_payments(ids.into_iter()).map(Some)
     }
 
-    fn payments_with_status(
+    fn payments_with_status_before(
         &self,
         status: PaymentStatus,
+        before: Option<PaymentOrder>,
         limit: usize,
     ) -> Result<Vec<Payment>, StoreError> {
         let prefix = [b's', status_byte(status)];
-        let ids = self.index_ids_descending(&prefix, None, limit)?;
+        let below = before.map(|order| status_key(status, order));
+        let ids = self.index_ids_descending(&prefix, below.as_deref(), limit)?;
         self.read_payments(ids.into_iter())
     }
 }

@@ -59,7 +59,7 @@ pub(in crate::store::postgres) fn hold_from_row(
 }
 
 /// A hold's state as stored: (state, ledger index, spent at).
-fn state_columns(state: HoldState) -> (&'static str, Option<i64>, Option<i64>) {
+pub(super) fn state_columns(state: HoldState) -> (&'static str, Option<i64>, Option<i64>) {
     match state {
         HoldState::Held => ("held", None, None),
         HoldState::Captured {

@@ -63,6 +63,11 @@ impl PgTx<'_> {
             Exported::Entry(index, bytes) => o.new_entries.push((index, bytes)),
             Exported::Hash(index, hash) => o.new_hashes.push((index, hash)),
             Exported::Checkpoint(size, note) => o.checkpoint = Some((size, note)),
+            Exported::Hold(hold) => o.imported_holds.push(hold),
+            Exported::StampHold(stamp_id, hold_id) => o
+                .imported_stamp_holds
+                .push(super::tables::StampHold { stamp_id, hold_id }),
+            Exported::Payment(payment) => o.imported_payments.push(payment),
         }
         Ok(())
     }

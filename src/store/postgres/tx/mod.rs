@@ -12,7 +12,7 @@
 //! the one round of writes, each insert generated from the column tables of `tables`;
 //! `import` a whole store taken in as it is (`pennypost migrate`).
 
-mod holds;
+pub(super) mod holds;
 mod import;
 mod ops;
 mod prefetch;
@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use super::{corrupt, db_error, to_u64, PgStore};
 use crate::domain::{
-    Account, CreditRecord, Hold, MoneyKind, Policy, Post, PurchaseRecord, Revoked, Sale, SoldStamp,
-    SpentRecord, Voter,
+    Account, CreditRecord, Hold, MoneyKind, Payment, Policy, Post, PurchaseRecord, Revoked, Sale,
+    SoldStamp, SpentRecord, Voter,
 };
 use crate::keys::PublishedKey;
 use crate::stamp::Kid;
@@ -108,6 +108,11 @@ struct Overlay {
     stamp_holds: HashMap<Uuid, Option<Uuid>>,
     /// A checkpoint to write (only an import sets it).
     checkpoint: Option<(u64, String)>,
+    /// Holds, stamps' last holds and payment records to insert as they are (only an import
+    /// sets them: a batch writes its holds at once, and payments are not in batches).
+    imported_holds: Vec<Hold>,
+    imported_stamp_holds: Vec<tables::StampHold>,
+    imported_payments: Vec<Payment>,
 }
 /// Columns of `credits` after its key, in the order [`credit_from_row`] reads them.
 const CREDIT_COLUMNS: &str =

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::super::to_i64;
 use crate::domain::{
-    Account, CreditRecord, MoneyKind, Post, PurchaseRecord, Sale, SpentRecord, Voter,
+    Account, CreditRecord, Hold, MoneyKind, Payment, Post, PurchaseRecord, Sale, SpentRecord, Voter,
 };
 use crate::keys::PublishedKey;
 
@@ -27,6 +27,9 @@ pub(super) enum Value<'r> {
     Text(&'r str),
     Bytes(&'r [u8]),
     Uuids(&'r [Uuid]),
+    /// An array made for the statement (a hold's stamp ids and issue times).
+    OwnedUuids(Vec<Uuid>),
+    I64s(Vec<i64>),
     Null,
 }
 
@@ -55,6 +58,8 @@ impl ToSql for Value<'_> {
             Value::Text(v) => v.to_sql(ty, out),
             Value::Bytes(v) => v.to_sql(ty, out),
             Value::Uuids(v) => v.to_sql(ty, out),
+            Value::OwnedUuids(v) => v.to_sql(ty, out),
+            Value::I64s(v) => v.to_sql(ty, out),
             Value::Null => Ok(IsNull::Yes),
         }
     }
@@ -427,6 +432,117 @@ impl Insert for (Uuid, i64, Option<Uuid>) {
             Value::Uuid(self.0),
             Value::I64(self.1),
             self.2.map_or(Value::Null, Value::Uuid),
+        ]
+    }
+}
+
+/// A hold as stored (only an import inserts it this way; a batch writes its holds at once,
+/// `holds.rs`).
+impl Insert for Hold {
+    const TABLE: &'static str = "holds";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("hold_id", "uuid"),
+        ("stamp_ids", "uuid[]"),
+        ("issued_ats", "bigint[]"),
+        ("context", "text"),
+        ("created_at", "bigint"),
+        ("expires_at", "bigint"),
+        ("state", "text"),
+        ("ledger_index", "bigint"),
+        ("spent_at", "bigint"),
+    ];
+    // Its stamp lists differ in length, which one multi-row array statement cannot carry.
+    const ONE_ROW: bool = true;
+    fn values(&self) -> Vec<Value<'_>> {
+        let (state, ledger_index, spent_at) = super::holds::state_columns(self.state);
+        vec![
+            Value::Uuid(self.hold_id),
+            Value::OwnedUuids(self.stamps.iter().map(|s| s.stamp_id).collect()),
+            Value::I64s(self.stamps.iter().map(|s| s.issued_at.unix()).collect()),
+            Value::Text(&self.context),
+            Value::I64(self.created_at.unix()),
+            Value::I64(self.expires_at.unix()),
+            Value::Text(state),
+            ledger_index.map_or(Value::Null, Value::I64),
+            spent_at.map_or(Value::Null, Value::I64),
+        ]
+    }
+}
+
+/// A stamp's last hold (`hold_stamps`), as an import carries it.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::store::postgres) struct StampHold {
+    pub(in crate::store::postgres) stamp_id: Uuid,
+    pub(in crate::store::postgres) hold_id: Uuid,
+}
+
+impl Insert for StampHold {
+    const TABLE: &'static str = "hold_stamps";
+    const COLUMNS: &'static [(&'static str, &'static str)] =
+        &[("stamp_id", "uuid"), ("hold_id", "uuid")];
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![Value::Uuid(self.stamp_id), Value::Uuid(self.hold_id)]
+    }
+}
+
+/// A payment's record as stored (only an import inserts it this way; the payments' own calls
+/// are in `postgres/payments.rs`).
+impl Insert for Payment {
+    const TABLE: &'static str = "payments";
+    const COLUMNS: &'static [(&'static str, &'static str)] = &[
+        ("payment_id", "uuid"),
+        ("account_id", "uuid"),
+        ("provider", "text"),
+        ("amount", "bigint"),
+        ("currency", "text"),
+        ("status", "text"),
+        ("reference", "text"),
+        ("pay_url", "text"),
+        ("expires_at", "bigint"),
+        ("created_at", "bigint"),
+        ("updated_at", "bigint"),
+        ("credited_ledger_index", "bigint"),
+        ("charge_ref", "text"),
+        ("refund_seen", "bigint"),
+        ("refunded", "bigint"),
+        ("disputed", "bigint"),
+        ("reinstated", "bigint"),
+        ("move_kind", "text"),
+        ("move_reference", "text"),
+        ("move_amount", "bigint"),
+        ("move_refund_seen", "bigint"),
+        ("last_checked_at", "bigint"),
+        ("version", "bigint"),
+        ("created_micros", "integer"),
+    ];
+    fn values(&self) -> Vec<Value<'_>> {
+        let m = self.pending_move.as_ref();
+        vec![
+            Value::Uuid(self.payment_id),
+            Value::Uuid(self.account_id),
+            Value::Text(&self.provider),
+            Value::u64(self.amount),
+            Value::Text(&self.currency),
+            Value::Text(self.status.as_str()),
+            Value::Text(&self.reference),
+            Value::Text(&self.pay_url),
+            Value::I64(self.expires_at.unix()),
+            Value::I64(self.created_at.unix()),
+            Value::I64(self.updated_at.unix()),
+            Value::opt_u64(self.credited_ledger_index),
+            self.charge_ref.as_deref().map_or(Value::Null, Value::Text),
+            Value::u64(self.refund_seen),
+            Value::u64(self.refunded),
+            Value::u64(self.disputed),
+            Value::u64(self.reinstated),
+            m.map_or(Value::Null, |m| Value::Text(m.kind.as_str())),
+            m.map_or(Value::Null, |m| Value::Text(&m.reference)),
+            Value::opt_u64(m.map(|m| m.amount)),
+            Value::opt_u64(m.map(|m| m.refund_seen)),
+            self.last_checked_at
+                .map_or(Value::Null, |t| Value::I64(t.unix())),
+            Value::u64(self.version),
+            Value::I32(i32::try_from(self.created_micros).unwrap_or(i32::MAX)),
         ]
     }
 }

@@ -107,6 +107,10 @@ impl PgTx<'_> {
         );
         round.insert(&voters);
         round.insert(&o.new_payer_posts);
+        // An import's holds, then each stamp's last hold; its payments (after accounts).
+        round.insert(&o.imported_holds);
+        round.insert(&o.imported_stamp_holds);
+        round.insert(&o.imported_payments);
         if let Some((size, note)) = &o.checkpoint {
             round.push(
                 "INSERT INTO checkpoint (id, size, note) VALUES (1, $1, $2) \

@@ -2,10 +2,12 @@
 //! entries, root and checkpoint), a server on the copy goes on where the sled server stopped,
 //! and `pennypost audit` with the state saved against the sled server passes against it.
 
-#[path = "support/pg.rs"]
+#[path = "../support/pg.rs"]
 mod pg;
-#[path = "support/serve.rs"]
+#[path = "../support/serve.rs"]
 mod serve;
+
+mod kept;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
