@@ -88,18 +88,25 @@ async fn credit(args: CreditArgs) -> Result<(), String> {
     let (client, replayed, body) = post_money(&args, "credit", &body).await?;
     let credited: CreditResponse =
         serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
-    let currency = currency_of(&client, &args.server).await;
+    let money = Money::of(&client, &args.server).await;
     if replayed {
         println!(
-            "already credited: reference {:?} credited {}{currency} to account {} before \
+            "already credited: reference {:?} credited {} to account {} before \
              (ledger entry {}); nothing was credited now",
-            args.reference, args.amount, credited.account_id, credited.ledger_index
+            args.reference,
+            money.amount(args.amount),
+            credited.account_id,
+            credited.ledger_index
         );
         return Ok(());
     }
     println!(
-        "credited {}{currency} to account {} (reference {:?}); balance {}{currency}; ledger entry {}",
-        args.amount, credited.account_id, args.reference, credited.balance, credited.ledger_index
+        "credited {} to account {} (reference {:?}); balance {}; ledger entry {}",
+        money.amount(args.amount),
+        credited.account_id,
+        args.reference,
+        money.balance(credited.balance),
+        credited.ledger_index
     );
     Ok(())
 }
@@ -112,29 +119,38 @@ async fn debit(args: CreditArgs) -> Result<(), String> {
     let (client, replayed, body) = post_money(&args, "debit", &body).await?;
     let debited: DebitResponse =
         serde_json::from_slice(&body).map_err(|e| format!("cannot read the answer: {e}"))?;
-    let currency = currency_of(&client, &args.server).await;
+    let money = Money::of(&client, &args.server).await;
     if replayed {
         println!(
-            "already debited: reference {:?} debited {}{currency} from account {} before \
+            "already debited: reference {:?} debited {} from account {} before \
              (ledger entry {}); nothing was debited now",
-            args.reference, args.amount, debited.account_id, debited.ledger_index
+            args.reference,
+            money.amount(args.amount),
+            debited.account_id,
+            debited.ledger_index
         );
         return Ok(());
     }
     println!(
-        "debited {}{currency} from account {} (reference {:?}); balance {}{currency}; ledger entry {}",
-        args.amount, debited.account_id, args.reference, debited.balance, debited.ledger_index
+        "debited {} from account {} (reference {:?}); balance {}; ledger entry {}",
+        money.amount(args.amount),
+        debited.account_id,
+        args.reference,
+        money.balance(debited.balance),
+        debited.ledger_index
     );
     if let Some(revoked) = debited.revoked {
         println!(
-            "revoked {} unspent stamp(s) worth {}{currency} (ledger entry {})",
-            revoked.stamps, revoked.amount, revoked.ledger_index
+            "revoked {} unspent stamp(s) worth {} (ledger entry {})",
+            revoked.stamps,
+            money.amount(revoked.amount),
+            revoked.ledger_index
         );
     }
     if debited.balance < 0 {
         println!(
-            "the account owes {}{currency}: it buys no stamps until credits cover that",
-            debited.balance.unsigned_abs()
+            "the account owes {}: it buys no stamps until credits cover that",
+            money.amount(debited.balance.unsigned_abs())
         );
     }
     Ok(())
@@ -180,16 +196,63 @@ async fn post_money(
     Ok((client, replayed, body))
 }
 
-/// The currency's name, for the reader (with a leading space); none when the server does
-/// not say.
-async fn currency_of(client: &reqwest::Client, server: &str) -> String {
-    let prices_url = format!("{server}/v1/prices");
-    match client.get(&prices_url).send().await {
-        Ok(r) => r
-            .json::<PricesResponse>()
-            .await
-            .map(|p| format!(" {}", p.currency))
-            .unwrap_or_default(),
-        Err(_) => String::new(),
+/// Amounts as the reader counts money: in an ISO 4217 currency as decimals ("5.00 USD"),
+/// otherwise in the unit the server names ("250 cents"); bare minor units when the server
+/// does not say its currency.
+struct Money {
+    currency: Option<String>,
+}
+
+impl Money {
+    /// The currency of the server at `server` (`GET /v1/prices`); none when it does not answer.
+    async fn of(client: &reqwest::Client, server: &str) -> Money {
+        let prices_url = format!("{server}/v1/prices");
+        let currency = match client.get(&prices_url).send().await {
+            Ok(r) => r.json::<PricesResponse>().await.ok().map(|p| p.currency),
+            Err(_) => None,
+        };
+        Money { currency }
+    }
+
+    fn amount(&self, minor: u64) -> String {
+        match &self.currency {
+            Some(currency) => super::client::price::money(minor, currency),
+            None => minor.to_string(),
+        }
+    }
+
+    /// A balance, below zero while the account owes.
+    fn balance(&self, minor: i64) -> String {
+        let text = self.amount(minor.unsigned_abs());
+        if minor < 0 {
+            format!("-{text}")
+        } else {
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Money;
+
+    fn money(currency: Option<&str>) -> Money {
+        Money {
+            currency: currency.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn amounts_of_an_iso_currency_read_as_decimals() {
+        assert_eq!(money(Some("USD")).amount(250), "2.50 USD");
+        assert_eq!(money(Some("usd")).balance(-1005), "-10.05 USD");
+        assert_eq!(money(Some("JPY")).amount(250), "250 JPY");
+    }
+
+    #[test]
+    fn other_units_and_unknown_currencies_read_as_minor_units() {
+        assert_eq!(money(Some("cents")).amount(250), "250 cents");
+        assert_eq!(money(Some("cents")).balance(-1), "-1 cent");
+        assert_eq!(money(None).balance(-7), "-7");
     }
 }

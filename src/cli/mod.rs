@@ -102,7 +102,8 @@ pub enum Command {
         count: u64,
     },
     /// Client: post TEXT to the board. Says the price first, buys the stamps the wallet
-    /// lacks once you agree, and posts as the wallet's account (verified).
+    /// lacks once you agree, and posts under the wallet account's name, verified (an
+    /// account created without a name posts as `anonymous`).
     Post {
         #[command(flatten)]
         client: client::ClientArgs,
@@ -155,7 +156,7 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
-    /// Operator: credit an account (admin token from PENNYPOST_ADMIN_TOKEN).
+    /// Operator: credit or debit an account (admin token from PENNYPOST_ADMIN_TOKEN).
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,

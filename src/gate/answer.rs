@@ -130,14 +130,19 @@ pub struct PaymentRequired<'a> {
     pub html: bool,
 }
 
+/// "1 stamp", "2 stamps".
+pub fn stamps(n: u64) -> String {
+    if n == 1 {
+        "1 stamp".to_string()
+    } else {
+        format!("{n} stamps")
+    }
+}
+
 /// 402 `payment_required` with `WWW-Authenticate: Pennypost stamps=N, mint="URL"`: JSON for
 /// programs, a short page for a browser.
 pub fn payment_required(ask: PaymentRequired<'_>) -> Response {
-    let stamps = if ask.required == 1 {
-        "1 stamp".to_string()
-    } else {
-        format!("{} stamps", ask.required)
-    };
+    let stamps = stamps(ask.required);
     let detail = if ask.given == 0 {
         format!("this action costs {stamps}; send them in the Pennypost-Stamps header")
     } else {

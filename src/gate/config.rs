@@ -166,8 +166,11 @@ pub fn parse(text: &str) -> Result<GateConfig, String> {
     let wallet_url = shown_url(raw.wallet_url.get_ref())
         .map_err(|e| at(raw.wallet_url.span(), format!("wallet_url: {e}")))?;
     let mint_public_url = match &raw.mint_public_url {
+        // A base URL: clients add `/v1/...` to it, so a trailing `/` goes.
         Some(value) => shown_url(value.get_ref())
-            .map_err(|e| at(value.span(), format!("mint_public_url: {e}")))?,
+            .map_err(|e| at(value.span(), format!("mint_public_url: {e}")))?
+            .trim_end_matches('/')
+            .to_string(),
         None => raw.mint.get_ref().trim_end_matches('/').to_string(),
     };
     let upstream_timeout = match &raw.upstream_timeout_secs {
@@ -329,8 +332,8 @@ fn base_uri(value: &Spanned<String>) -> Result<Uri, String> {
     Ok(uri)
 }
 
-/// A URL shown to members (in 402 answers and pages): http or https, and nothing that would
-/// break out of a quoted header value or an HTML attribute.
+/// A URL shown to members (in 402 answers and pages) as the operator wrote it: http or https,
+/// and nothing that would break out of a quoted header value or an HTML attribute.
 fn shown_url(text: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -342,7 +345,7 @@ fn shown_url(text: &str) -> Result<String, String> {
     {
         return Err(format!("`{text}` has characters a URL must escape"));
     }
-    Ok(text.trim_end_matches('/').to_string())
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
@@ -367,7 +370,8 @@ mod tests {
         assert_eq!(config.upstream_timeout, Duration::from_secs(30));
         assert_eq!(config.max_body_bytes, 1 << 20);
         assert_eq!(config.mint_public_url, "http://127.0.0.1:8080");
-        assert_eq!(config.wallet_url, "https://stamps.example.org");
+        // The wallet is a page: its URL is shown as written, trailing `/` included.
+        assert_eq!(config.wallet_url, "https://stamps.example.org/");
         assert_eq!(config.routes.len(), 2);
         assert_eq!(config.routes[0].capture, Capture::SuccessOrRedirect);
         assert_eq!(config.routes[1].capture, Capture::Success);

@@ -157,8 +157,8 @@ pub async fn handle(gate: &Gate, index: usize, member: IpAddr, request: Request)
             StatusCode::UNPROCESSABLE_ENTITY,
             "wrong_stamp_count",
             &format!(
-                "this action costs {required} stamps and the request carried {}: send exactly \
-                 the price",
+                "this action costs {} and the request carried {}: send exactly the price",
+                answer::stamps(required),
                 found.len()
             ),
             extra,

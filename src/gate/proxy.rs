@@ -174,11 +174,18 @@ pub fn point(request: &mut Request<Body>, to: Uri) {
 }
 
 /// The upstream's answer as it goes to the client: hop-by-hop headers dropped (but the
-/// handshake of an upgrade), the body streaming.
-pub fn relay(mut response: Response<Incoming>) -> Response<Body> {
+/// handshake of an upgrade), the body streaming, in the gate's own HTTP/1.1 (an upstream that
+/// answers HTTP/1.0 would otherwise make the gate close every member's connection after one
+/// answer).
+pub fn relay<B>(mut response: Response<B>) -> Response<Body>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         strip_hop_by_hop(response.headers_mut());
     }
+    *response.version_mut() = Version::HTTP_11;
     response.map(Body::new)
 }
 
@@ -228,6 +235,18 @@ mod tests {
         let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["accept", "x-forwarded-for"], "{headers:?}");
         assert_eq!(headers["x-forwarded-for"], "10.0.0.9, 192.0.2.1");
+    }
+
+    #[test]
+    fn an_http_1_0_answer_goes_out_as_http_1_1() {
+        let mut answer = Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok")));
+        *answer.version_mut() = Version::HTTP_10;
+        answer
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let relayed = relay(answer);
+        assert_eq!(relayed.version(), Version::HTTP_11);
+        assert!(!relayed.headers().contains_key(header::CONNECTION));
     }
 
     #[test]

@@ -124,7 +124,7 @@ async fn gate_js_labels_and_stamps_priced_requests_and_a_bare_form_meets_the_402
         .attr("href")
         .await
         .expect("href");
-    assert_eq!(link.as_deref(), Some("https://stamps.example.org"));
+    assert_eq!(link.as_deref(), Some("https://stamps.example.org/"));
 
     // With gate.js: the priced form says its cost by its button; the free one does not.
     c.goto(&format!("{}/page", gate.url)).await.expect("goto");

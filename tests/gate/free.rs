@@ -177,7 +177,7 @@ async fn the_gates_own_paths_are_never_forwarded() {
     assert_eq!(routes.status, 200);
     let body = routes.json();
     assert_eq!(body["mint"], "https://mint.example.org");
-    assert_eq!(body["wallet_url"], "https://stamps.example.org");
+    assert_eq!(body["wallet_url"], "https://stamps.example.org/");
     assert_eq!(body["mint_proxy"], "/.pennypost/mint");
     assert_eq!(
         body["routes"][0],

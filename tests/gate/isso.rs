@@ -394,7 +394,7 @@ async fn an_isso_comment_through_the_gate_costs_one_stamp_and_a_failed_one_none(
         .attr("href")
         .await
         .expect("href");
-    assert_eq!(link.as_deref(), Some("https://stamps.example.org"));
+    assert_eq!(link.as_deref(), Some("https://stamps.example.org/"));
     assert_eq!(isso.comments().await, Vec::<String>::new());
 
     // With two stamps: the comment appears, and it cost exactly one of them.

@@ -26,7 +26,7 @@ async fn no_stamps_is_402_with_www_authenticate_as_json_or_a_page() {
         let body = answer.problem(402, "payment_required");
         assert_eq!(body["required"], 2);
         assert_eq!(body["mint"], "https://mint.example.org");
-        assert_eq!(body["wallet_url"], "https://stamps.example.org");
+        assert_eq!(body["wallet_url"], "https://stamps.example.org/");
         assert_eq!(
             answer.headers["www-authenticate"],
             "Pennypost stamps=2, mint=\"https://mint.example.org\""
@@ -76,7 +76,12 @@ async fn more_stamps_than_the_price_is_422_with_the_price() {
     let answer = gate
         .send("POST", "/comments", &[("pennypost-stamps", &header)], "")
         .await;
-    assert_eq!(answer.problem(422, "wrong_stamp_count")["required"], 1);
+    let problem = answer.problem(422, "wrong_stamp_count");
+    assert_eq!(problem["required"], 1);
+    assert_eq!(
+        problem["detail"],
+        "this action costs 1 stamp and the request carried 2: send exactly the price"
+    );
     // In the header and a form field together: counted together.
     let body = format!("text=hi&pennypost_stamps={}", stamps[2]);
     let answer = gate
