@@ -189,15 +189,14 @@ pub(super) struct Found {
 }
 
 /// Checks, from one accepted or refused command of the sled store in a batch at `now`, the
-/// promises
-/// said directly: each ledger write takes the next index and a replay answers an earlier one
-/// with the first answer; every balance a credit or debit answers, and every purchase
-/// accepted or refused for its balance, agrees with the history (no purchase while in debt);
-/// a debit's revoke (read from `sled`'s ledger) names stamps of its account that are neither
-/// spent nor revoked, and is right after its debit; a spend naming a spent or revoked stamp
-/// first is refused as already spent; no stamp is spent twice, or spent, held or captured
-/// once revoked; a live hold's stamps are not spent meanwhile, and its capture after a revoke
-/// breaks it.
+/// promises said directly: each ledger write takes the next index and a replay answers an
+/// earlier one with the first answer; every balance a credit or debit answers, and every
+/// purchase accepted or refused for its balance, agrees with the history (no purchase while
+/// in debt); a debit's revoke (read from `sled`'s ledger) names stamps of its account that
+/// are neither spent nor revoked, and is right after its debit; a spend naming a spent or
+/// revoked stamp first is refused as already spent; no stamp is spent twice, or spent, held
+/// or captured once revoked; a live hold's stamps are not spent meanwhile, and its capture
+/// after a revoke breaks it.
 pub(super) fn check_applied(
     sled: &SledStore,
     now: Timestamp,
@@ -251,7 +250,8 @@ pub(super) fn check_applied(
                 prop_assert!(post.refunded, "the refunded post says so");
                 *acked.refunded.entry(payer).or_default() += amount;
             }
-            // A debit that leaves a debt writes its revoke right after it.
+            // A debit that takes the balance below zero writes its revoke (when it finds
+            // stamps to take) right after it.
             if let Ok(Outcome::Debited {
                 revoked: Some(revoked),
                 ..
