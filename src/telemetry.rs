@@ -33,7 +33,8 @@ pub const HTTP_REQUESTS: &str = "pennypost_http_requests_total";
 pub const HTTP_DURATION: &str = "pennypost_http_request_duration_seconds";
 /// Stamps sold by new purchases (a replayed purchase sells nothing).
 pub const STAMPS_SOLD: &str = "pennypost_stamps_sold_total";
-/// Stamps cancelled, by `action` (`post`, `vote`, `redeem`).
+/// Stamps cancelled by spends, by `action` (`post`, `vote`, `redeem`; a capture is a redeem),
+/// not by revokes.
 pub const STAMPS_SPENT: &str = "pennypost_stamps_spent_total";
 /// Commands per group-commit batch (one transaction and one sync each).
 pub const COMMIT_BATCH: &str = "pennypost_commit_batch_size";
@@ -129,20 +130,13 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 /// How often histograms are folded into their buckets (the exporter's upkeep).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Installs the Prometheus recorder behind the `metrics` facade, once per process, and
-/// describes every series. Call it before the service starts, so the writer and the verifier
-/// keep handles to real series.
+/// Installs the Prometheus recorder behind the `metrics` facade, once per process, for
+/// `pennypost serve`: describes the server's series and creates at 0 those that alerts compare
+/// against. Call it before the service starts, so the writer and the verifier keep handles to
+/// real series.
 pub fn install() -> Result<PrometheusHandle, String> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(BACKUP_DURATION.into()), BACKUP_BUCKETS)
-        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS))
-        .and_then(|b| {
-            b.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_BUCKETS)
-        })
-        .and_then(|b| b.install_recorder())
-        .map_err(|e| format!("cannot start the metrics recorder: {e}"))?;
+    let handle = recorder()?;
     describe();
-    describe_gate();
     // Series that alerts compare against exist from the start, at 0.
     metrics::counter!(STAMPS_SOLD).absolute(0);
     metrics::counter!(COMMIT_FAILURES).absolute(0);
@@ -150,6 +144,28 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::gauge!(WRITER_STOPPED).set(0.0);
     metrics::gauge!(AUDIT_LAG).set(0.0);
     Ok(handle)
+}
+
+/// Installs the recorder, once per process, for `pennypost gate`: only the gate's series
+/// (`pennypost_gate_…`, docs/gate.md "Metrics") are described, and none of the server's is
+/// created: a gate has no writer, ledger or database, and a `pennypost_writer_stopped 0` of
+/// its own would say something about a writer that is not there.
+pub fn install_gate() -> Result<PrometheusHandle, String> {
+    let handle = recorder()?;
+    describe_gate();
+    Ok(handle)
+}
+
+/// The Prometheus recorder with this module's buckets, installed behind the facade.
+fn recorder() -> Result<PrometheusHandle, String> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(BACKUP_DURATION.into()), BACKUP_BUCKETS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS))
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_BUCKETS)
+        })
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| format!("cannot start the metrics recorder: {e}"))
 }
 
 fn describe() {

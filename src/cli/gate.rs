@@ -50,7 +50,7 @@ pub fn main(args: GateArgs) -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-                let handle = match crate::telemetry::install() {
+                let handle = match crate::telemetry::install_gate() {
                     Ok(handle) => handle,
                     Err(e) => {
                         eprintln!("error: {e}");

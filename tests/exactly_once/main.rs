@@ -2,17 +2,22 @@
 //! committer, through the library API (no HTTP). One test binary, modules below.
 //!
 //! - [`differential`], `sled_store_matches_memory_store`: random worlds of accounts, credits, purchases,
-//!   policies and spends (redeem, post, vote; at the quoted price, a wrong count or mixed payers) applied to a `SledStore` in random batch splits and, one
+//!   policies, spends (redeem, post, vote; at the quoted price, a wrong count or mixed payers),
+//!   debits (some past the balance: revokes, debts), and holds with their captures and
+//!   releases, applied to a `SledStore` in random batch splits and, one
 //!   command at a time, to a `MemoryStore`. Both run the one set of rules (`src/rules/`), so
 //!   nothing here copies them: what is checked is that the sled adapter (its transaction, its
 //!   write-back caches per batch, its layout) changes nothing the rules decided. After every
 //!   batch: each result equals the memory store's, the ledgers are byte for byte the same, and
-//!   so is everything observable (accounts, stamps, posts, board, keys, hashes); and, said
-//!   directly, no stamp is spent twice, a refused spend spends nothing, balances equal credits
-//!   minus purchases plus refunds, the ledger grows by exactly the ledger-writing commands,
+//!   so is everything observable (accounts, stamps, posts, holds, board, keys, hashes); and, said
+//!   directly, no stamp is spent twice, or both revoked and spent, a refused spend spends
+//!   nothing, a revoked stamp is never spent, held or captured afterwards (its hold's capture
+//!   breaks), balances equal credits minus purchases plus refunds minus debits plus revokes
+//!   (below zero only as a debt, during which every purchase is refused), replays answer as
+//!   the first answer did, the ledger grows by exactly the ledger-writing commands,
 //!   and every refund entry directly follows an up-vote of its post, no post refunded twice. At the end the
-//!   sled store is reopened from disk and compared again, and the ledger auditor runs on what
-//!   was synced.
+//!   sled store is reopened from disk and compared again, and the ledger auditor
+//!   (`pennypost_audit`, which recomputes every revoke) runs on what was synced.
 //! - [`race`], `committer_spends_each_stamp_once`: many tokio tasks spend overlapping sets of shared
 //!   stamps and race purchases on one account through `Committer`; each stamp is spent at
 //!   most once, exactly half the purchases are paid for, and the reopened store agrees.
@@ -95,6 +100,7 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
         (_, Err(Refusal::NotSold(_))) => "refused: not sold",
         (_, Err(Refusal::Expired(_))) => "refused: expired",
         (Command::Credit { .. }, Err(Refusal::IdempotencyConflict(_))) => "refused: credit ref",
+        (Command::Debit { .. }, Err(Refusal::IdempotencyConflict(_))) => "refused: debit ref",
         (Command::Purchase { .. }, Err(Refusal::IdempotencyConflict(_))) => "refused: key reuse",
         (Command::Spend { .. }, Err(Refusal::IdempotencyConflict(_))) => "refused: post exists",
         (_, Err(Refusal::IdempotencyConflict(_))) => "refused: account exists",
@@ -119,6 +125,13 @@ fn result_kind(command: &Command, applied: &Applied) -> &'static str {
                 ..
             }),
         ) => "ok: refund",
+        (_, Ok(Outcome::Debited { replayed: true, .. })) => "ok: debit replayed",
+        (_, Ok(Outcome::Debited { .. })) => "ok: debit",
+        (_, Ok(Outcome::Held { .. })) => "ok: hold",
+        (_, Ok(Outcome::Captured { replayed: true, .. })) => "ok: capture replayed",
+        (_, Ok(Outcome::Captured { .. })) => "ok: capture",
+        (_, Ok(Outcome::HoldBroken { .. })) => "ok: hold broken",
+        (_, Ok(Outcome::Released)) => "ok: release",
         (_, Ok(Outcome::Policy { ledger_index: None })) => "ok: policy already in force",
         (_, Ok(Outcome::Policy { .. })) => "ok: policy written",
         (_, Ok(Outcome::Purchased { replayed: true, .. })) => "ok: purchase replayed",

@@ -3,6 +3,7 @@
 //! `pennypost serve` as the mint, or a closed port where a test must show the mint was never
 //! asked.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -22,7 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::serve;
+use crate::{serve, wire};
 
 pub const ADMIN_TOKEN: &str = "gate-test-admin-token";
 
@@ -213,12 +214,23 @@ async fn websocket(mut request: Request) -> Response {
 /// A real `pennypost serve` as the mint.
 pub struct Mint {
     pub url: String,
+    /// `GET /metrics` of the mint, when started by [`Mint::start_metered`].
+    pub metrics: Option<String>,
     child: Child,
     _dir: tempfile::TempDir,
 }
 
 impl Mint {
     pub fn start() -> Mint {
+        Mint::start_with(false)
+    }
+
+    /// A mint serving its Prometheus metrics too (`--metrics-listen 127.0.0.1:0`).
+    pub fn start_metered() -> Mint {
+        Mint::start_with(true)
+    }
+
+    fn start_with(metrics: bool) -> Mint {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("mint.log");
         let mut command = serve::serve_command(["--listen", "127.0.0.1:0", "--data-dir"]);
@@ -229,10 +241,14 @@ impl Mint {
             .env("PENNYPOST_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("PENNYPOST_LOG", "warn")
             .stderr(serve::log_file(&log));
+        if metrics {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
         let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-        let started = serve::start(&mut command, false, logs).unwrap_or_else(|e| panic!("{e}"));
+        let started = serve::start(&mut command, metrics, logs).unwrap_or_else(|e| panic!("{e}"));
         Mint {
-            url: started.base_url,
+            url: started.base_url.clone(),
+            metrics: started.metrics(),
             child: started.child,
             _dir: dir,
         }
@@ -298,6 +314,20 @@ impl Drop for Mint {
     fn drop(&mut self) {
         serve::kill(&mut self.child);
     }
+}
+
+/// The samples of a Prometheus exposition at `url` (a mint's or gate's `/metrics`), and each
+/// metric's `# TYPE`.
+pub async fn scrape(url: &str) -> (Vec<wire::Sample>, BTreeMap<String, String>) {
+    let text = reqwest::get(url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let mut types = BTreeMap::new();
+    let samples = wire::samples(&text, &mut types);
+    (samples, types)
 }
 
 /// An address nothing listens on: a port bound and let go.

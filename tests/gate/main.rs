@@ -16,3 +16,6 @@ mod priced;
 // Starting `pennypost serve` and the gate, with a deadline (tests/support/serve.rs).
 #[path = "../support/serve.rs"]
 mod serve;
+// Prometheus samples (tests/support/wire.rs).
+#[path = "../support/wire.rs"]
+mod wire;
