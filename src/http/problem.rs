@@ -101,6 +101,9 @@ fn problem_with(
     response
 }
 
+/// The challenge of every 401: an API key or the admin token, both sent as bearer tokens.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"pennypost\"";
+
 /// Seconds a client is asked to wait after 503 `service_unavailable`.
 const UNAVAILABLE_RETRY_AFTER_SECS: &str = "1";
 
@@ -121,6 +124,13 @@ impl IntoResponse for Error {
         };
         let unavailable = matches!(self, Error::Unavailable(_));
         let mut response = problem_with(status, self.code(), &detail, required);
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 9110, 11.6.1: a 401 names the scheme that would succeed (RFC 6750's Bearer).
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BEARER_CHALLENGE),
+            );
+        }
         if unavailable {
             // Storage or the database is away for now: a short wait, then try again.
             response.headers_mut().insert(

@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod cli_pay;
 mod config_file;
+mod contract;
 mod crash;
 mod durability;
 mod economy;
