@@ -276,6 +276,9 @@ impl Log {
         } else {
             format!("tile/{TILE_HEIGHT}/{rest}")
         };
+        if !tile_path_is_safe(rest, is_entries) {
+            return Err(Error::NotFound("tile"));
+        }
         let tile = tlog_tiles::Tile::from_path(&go_path).map_err(|_| Error::NotFound("tile"))?;
         if tile.height() != TILE_HEIGHT || u32::from(tile.level()) * u32::from(TILE_HEIGHT) >= 64 {
             return Err(Error::NotFound("tile"));
@@ -308,6 +311,23 @@ impl Log {
             with_hashes(self.store.as_ref(), |hashes| tile.read_data(hashes))
         }
     }
+}
+
+/// Whether tlog_tiles 0.2 can parse a tile path (after `/tile/`, and after `entries/` for an
+/// entry bundle) without panicking. Its `Tile::from_path` lets through a level of 64 or more
+/// and a partial width of 0, and then `Tile::new` asserts that neither happens; no tile has
+/// either, so such a path is no tile (404) rather than a panic (500).
+fn tile_path_is_safe(rest: &str, is_entries: bool) -> bool {
+    let level_fits = is_entries
+        || rest
+            .split('/')
+            .next()
+            .and_then(|level| level.parse::<u8>().ok())
+            .is_none_or(|level| level < 64);
+    let width_fits = rest
+        .rsplit_once(".p/")
+        .is_none_or(|(_, width)| width.parse::<u32>() != Ok(0));
+    level_fits && width_fits
 }
 
 /// Runs a tlog_tiles call that reads the store's hashes. On failure, the store's own error if
@@ -368,6 +388,39 @@ mod tests {
         }
         fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
             Err(self.0())
+        }
+    }
+
+    /// Every path tlog_tiles would panic on is refused before it is parsed, and every path it
+    /// parses without panicking is let through.
+    #[test]
+    fn tile_paths_that_would_panic_are_refused_first() {
+        for (rest, is_entries) in [
+            ("64/000", false),
+            ("255/000", false),
+            ("0/000.p/0", false),
+            ("0/000.p/00", false),
+            ("0/000.p/+0", false),
+            ("000.p/0", true),
+        ] {
+            assert!(!tile_path_is_safe(rest, is_entries), "{rest}");
+        }
+        for (rest, is_entries) in [
+            ("0/000", false),
+            ("63/000", false),
+            ("256/000", false),
+            ("0/x001/234.p/5", false),
+            ("000.p/60", true),
+            ("../../etc/passwd", false),
+        ] {
+            assert!(tile_path_is_safe(rest, is_entries), "{rest}");
+            let go_path = if is_entries {
+                format!("tile/{TILE_HEIGHT}/data/{rest}")
+            } else {
+                format!("tile/{TILE_HEIGHT}/{rest}")
+            };
+            // Parses or refuses; never panics.
+            let _ = tlog_tiles::Tile::from_path(&go_path);
         }
     }
 
