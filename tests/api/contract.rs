@@ -531,3 +531,80 @@ async fn serve_takes_every_setting_from_the_environment() {
     let _ = started.child.kill();
     let _ = started.child.wait();
 }
+
+#[tokio::test]
+async fn every_get_route_answers_head_alike_without_a_body() {
+    let server = TestServer::start().await;
+    let (_key, stamps) = server.stamps(5, 2).await;
+    let (_, post) = server
+        .post(
+            "/v1/posts",
+            None,
+            json!({"author": "head", "body": "b", "stamps": [stamps[0]]}),
+        )
+        .await;
+    let post_id = post["post_id"].as_str().expect("post_id").to_string();
+    let stamp = crate::wire::stamp_id(&stamps[1]);
+    for path in [
+        "/healthz".to_string(),
+        "/v1/keys".to_string(),
+        "/v1/prices".to_string(),
+        "/v1/posts".to_string(),
+        format!("/v1/posts/{post_id}"),
+        format!("/v1/stamps/{stamp}"),
+        "/v1/ledger/checkpoint".to_string(),
+        "/v1/ledger/key".to_string(),
+        "/v1/ledger/entries".to_string(),
+        "/v1/ledger/proof/inclusion?index=0&size=2".to_string(),
+        "/v1/audit".to_string(),
+        "/openapi.json".to_string(),
+        format!("/v1/stamps/{}", uuid::Uuid::nil()),
+    ] {
+        let get = server
+            .client
+            .get(server.url(&path))
+            .send()
+            .await
+            .expect("GET");
+        let head = server
+            .client
+            .head(server.url(&path))
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(
+            header(&head, "content-type"),
+            header(&get, "content-type"),
+            "{path}"
+        );
+        let body = head.bytes().await.expect("HEAD body");
+        assert!(body.is_empty(), "{path}: HEAD answered a body");
+    }
+}
+
+#[tokio::test]
+async fn audit_exits_2_when_it_cannot_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{not json").expect("write");
+    let garbage = garbage.display().to_string();
+    for args in [
+        vec!["audit"],
+        vec!["audit", "--server"],
+        vec!["audit", "--server", "http://127.0.0.1:9", "--no-such-flag"],
+        vec!["audit", "--server", "not a url"],
+    ] {
+        let run = crate::cli::pennypost(&args).await;
+        assert_eq!(run.code, 2, "{args:?}: {run}");
+    }
+    // A state file that is not one is refused before anything is trusted.
+    let server = TestServer::start().await;
+    let run =
+        crate::cli::pennypost(&["audit", "--server", &server.base_url, "--state", &garbage]).await;
+    assert_eq!(run.code, 2, "{run}");
+    let state = dir.path().join("state.json").display().to_string();
+    let run =
+        crate::cli::pennypost(&["audit", "--server", &server.base_url, "--state", &state]).await;
+    assert_eq!(run.code, 0, "{run}");
+}
