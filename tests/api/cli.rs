@@ -142,6 +142,12 @@ async fn the_client_creates_an_account_buys_posts_votes_and_runs_out() {
     let inspect = pennypost(&["stamp", "inspect", &bought[0], "--keys", &server.base_url]).await;
     assert_eq!(inspect.code, 0, "{inspect}");
     assert!(inspect.stdout.contains(&stamp_id(&bought[0])), "{inspect}");
+    // It prints the kid and the times too, as the server reads them.
+    let (_, verified) = server.verify(&bought[0]).await;
+    for field in ["kid", "issued_at", "expires_at"] {
+        let value = verified[field].as_str().expect(field);
+        assert!(inspect.stdout.contains(value), "{field} {value}: {inspect}");
+    }
     let keys_url = server.url("/v1/keys");
     let inspect = pennypost(&["stamp", "inspect", &bought[0], "--keys", &keys_url]).await;
     assert_eq!(inspect.code, 0, "{inspect}");

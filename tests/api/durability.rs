@@ -305,6 +305,12 @@ async fn generated_admin_token_is_kept_across_restarts() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+    // And the server says where it put it.
+    let logs = std::fs::read_to_string(dir.path().join("server.log")).expect("logs");
+    assert!(
+        logs.contains(&format!("admin token written to {}", token_path.display())),
+        "{logs}"
+    );
 
     let account: Value = client
         .post(format!("{url}/v1/accounts"))
