@@ -318,7 +318,7 @@ pub async fn quote(
     request_body = PurchaseRequest,
     responses(
         (status = 201, description = "The stamps sold (or the first answer again, for a replayed Idempotency-Key).", body = PurchaseResponse),
-        (status = 400, description = "`bad_request`: a malformed body, count out of 1 to 1000, a bad Idempotency-Key."),
+        (status = 400, description = "`bad_request`: a malformed body, count out of 1 to 1000, a bad Idempotency-Key or more than one."),
         (status = 401, description = "`unauthorized`: the API key is missing or unknown."),
         (status = 402, description = "`insufficient_funds`: the balance is below the price."),
         (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was used with another count."),
@@ -331,6 +331,12 @@ pub async fn purchase(
     headers: HeaderMap,
     AuthJson(AccountAuth(account), request): AuthJson<AccountAuth, PurchaseRequest>,
 ) -> Result<Response, Error> {
+    // One key names one purchase: two headers would leave it unsaid which one a retry meant.
+    if headers.get_all("idempotency-key").iter().nth(1).is_some() {
+        return Err(Error::BadRequest(
+            "give one Idempotency-Key header, not several".into(),
+        ));
+    }
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()

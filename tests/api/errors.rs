@@ -682,6 +682,19 @@ async fn bad_request_for_bad_idempotency_keys() {
         let (status, body) = purchase(value).await;
         assert_problem(status, &body, 400, "bad_request");
     }
+    // Two keys in one request name no one purchase.
+    let (status, body) = server
+        .send(
+            server
+                .client
+                .post(server.url("/v1/stamps/purchase"))
+                .bearer_auth(&key)
+                .header("idempotency-key", "order-a")
+                .header("idempotency-key", "order-b")
+                .json(&json!({"count": 1})),
+        )
+        .await;
+    assert_problem(status, &body, 400, "bad_request");
     // 255 bytes is allowed.
     let (status, body) =
         purchase(reqwest::header::HeaderValue::from_str(&"k".repeat(255)).expect("header")).await;
