@@ -608,3 +608,42 @@ async fn audit_exits_2_when_it_cannot_start() {
         crate::cli::pennypost(&["audit", "--server", &server.base_url, "--state", &state]).await;
     assert_eq!(run.code, 0, "{run}");
 }
+
+#[tokio::test]
+async fn a_page_of_posts_holds_50_unless_asked() {
+    let server = TestServer::start().await;
+    let (_key, stamps) = server.stamps(60, 51).await;
+    let mut created = Vec::new();
+    for (n, stamp) in stamps.iter().enumerate() {
+        let (status, post) = server
+            .post(
+                "/v1/posts",
+                None,
+                json!({"author": "pager", "body": format!("post {n}"), "stamps": [stamp]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{post}");
+        created.push(post["post_id"].as_str().expect("post_id").to_string());
+    }
+    let (status, page) = server.get("/v1/posts").await;
+    assert_eq!(status, 200, "{page}");
+    let ids: Vec<String> = page["posts"]
+        .as_array()
+        .expect("posts")
+        .iter()
+        .map(|p| p["post_id"].as_str().expect("post_id").to_string())
+        .collect();
+    let newest: Vec<String> = created.iter().rev().take(50).cloned().collect();
+    assert_eq!(ids, newest, "the 50 newest, newest first");
+    assert_eq!(
+        page["next_before"],
+        json!(created[1]),
+        "{}",
+        page["next_before"]
+    );
+    let (_, rest) = server
+        .get(&format!("/v1/posts?before={}", created[1]))
+        .await;
+    assert_eq!(rest["posts"][0]["post_id"], json!(created[0]));
+    assert_eq!(rest["next_before"], Value::Null);
+}
