@@ -647,3 +647,63 @@ async fn a_page_of_posts_holds_50_unless_asked() {
     assert_eq!(rest["posts"][0]["post_id"], json!(created[0]));
     assert_eq!(rest["next_before"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_checkpoint_verifies_under_the_vkey_as_c2sp_defines_it() {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let server = TestServer::start().await;
+    let (_key, _stamps) = server.stamps(5, 1).await;
+    let (status, key) = server.get("/v1/ledger/key").await;
+    assert_eq!(status, 200, "{key}");
+    let name = key["name"].as_str().expect("name");
+    let public_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(key["public_key"].as_str().expect("public_key"))
+        .expect("public_key is base64url without padding");
+    assert_eq!(public_key.len(), 32, "{key}");
+
+    // vkey = <name>+<hex key id>+<base64(0x01 || key)>, the key id being the first 4 bytes of
+    // SHA-256(<name> "\n" 0x01 || key) (C2SP signed-note).
+    let vkey = key["vkey"].as_str().expect("vkey");
+    let parts: Vec<&str> = vkey.splitn(3, '+').collect();
+    assert_eq!(parts.len(), 3, "{vkey}");
+    assert_eq!(parts[0], name, "{vkey}");
+    let typed_key = [&[0x01u8][..], &public_key].concat();
+    assert_eq!(
+        STANDARD.decode(parts[2]).expect("base64"),
+        typed_key,
+        "{vkey}"
+    );
+    let key_id: [u8; 4] = Sha256::new()
+        .chain_update(name.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(&typed_key)
+        .finalize()[..4]
+        .try_into()
+        .expect("4 bytes");
+    assert_eq!(parts[1], hex::encode(key_id), "{vkey}");
+
+    // The checkpoint's origin is the key's; its signature line carries that key id and an
+    // Ed25519 signature over the note's text.
+    let (_, checkpoint) = server.get_text("/v1/ledger/checkpoint").await;
+    assert_eq!(
+        checkpoint.lines().next(),
+        key["origin"].as_str(),
+        "{checkpoint}"
+    );
+    let (text, signatures) = checkpoint.split_once("\n\n").expect("blank line");
+    let text = format!("{text}\n");
+    let line = signatures
+        .lines()
+        .find(|l| l.starts_with(&format!("\u{2014} {name} ")))
+        .unwrap_or_else(|| panic!("no signature by {name}: {checkpoint}"));
+    let signed = STANDARD
+        .decode(line.rsplit(' ').next().expect("signature"))
+        .expect("base64");
+    assert_eq!(signed.len(), 4 + 64, "{line}");
+    assert_eq!(signed[..4], key_id, "{line}");
+    let public = VerifyingKey::from_bytes(&public_key.try_into().expect("32 bytes")).expect("key");
+    let signature = Signature::from_slice(&signed[4..]).expect("signature");
+    public
+        .verify_strict(text.as_bytes(), &signature)
+        .expect("the checkpoint verifies under the published key");
+}
