@@ -707,3 +707,41 @@ async fn the_checkpoint_verifies_under_the_vkey_as_c2sp_defines_it() {
         .verify_strict(text.as_bytes(), &signature)
         .expect("the checkpoint verifies under the published key");
 }
+
+#[tokio::test]
+async fn the_audit_counts_stamps_sold_never_spent_and_past_expiry_as_expired() {
+    // Long enough for the first audit to come before expiry on a busy machine.
+    const TTL_SECS: u64 = 5;
+    let server = TestServer::start_with(&["--stamp-ttl-secs", &TTL_SECS.to_string()]).await;
+    let (key, stamps) = server.stamps(10, 4).await;
+    let (status, body) = server.redeem(&stamps[0], "example.org/expiry").await;
+    assert_eq!(status, 201, "{body}");
+    let counts = |audit: &Value| {
+        let field = |name: &str| {
+            audit[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: {audit}"))
+        };
+        let counts = (
+            field("stamps_issued"),
+            field("stamps_spent"),
+            field("stamps_outstanding"),
+            field("stamps_expired"),
+        );
+        assert_eq!(counts.0, counts.1 + counts.2 + counts.3, "{audit}");
+        assert_eq!(audit["ok"], true, "{audit}");
+        counts
+    };
+    let (_, audit) = server.get("/v1/audit").await;
+    assert_eq!(counts(&audit), (4, 1, 3, 0), "before expiry");
+
+    // Past expires_at: the three never spent are expired; the spent one stays spent.
+    tokio::time::sleep(std::time::Duration::from_secs(TTL_SECS + 1)).await;
+    let (_, audit) = server.get("/v1/audit").await;
+    assert_eq!(counts(&audit), (4, 1, 0, 3), "after expiry");
+    // New stamps are outstanding beside them.
+    let (status, body) = server.purchase(&key, 2, None).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, audit) = server.get("/v1/audit").await;
+    assert_eq!(counts(&audit), (6, 1, 2, 3), "after a new purchase");
+}
