@@ -657,6 +657,34 @@ mod tests {
         }
     }
 
+    /// API.md, "Command line": the defaults of `serve` with no flags and no environment.
+    #[test]
+    fn serve_defaults_are_the_contracts() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let named: Vec<String> = std::env::vars()
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("PENNYPOST_"))
+            .collect();
+        if !named.is_empty() {
+            // Never a silent skip: the environment would stand in for the defaults.
+            eprintln!("not run: the environment sets {named:?}");
+            return;
+        }
+        let args = <Cli as clap::Parser>::try_parse_from(["serve"])
+            .expect("no flags parse")
+            .serve;
+        assert_eq!(args.listen, "127.0.0.1:8080".parse().expect("address"));
+        assert_eq!(args.data_dir, PathBuf::from("./data"));
+        assert_eq!(args.keys_dir, PathBuf::from("./keys"));
+        assert_eq!(args.stamp_price, 1);
+        assert_eq!((args.post_cost, args.vote_cost), (1, 1));
+        assert_eq!(args.stamp_ttl_secs, 31_536_000, "one year");
+    }
+
     #[test]
     fn the_admin_token_file_is_private_and_not_given_twice() {
         let dir = tempfile::tempdir().expect("tempdir");
