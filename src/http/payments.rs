@@ -86,7 +86,7 @@ pub async fn providers(State(service): State<AppState>) -> Json<PaymentProviders
 }
 
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", security(("api_key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 bytes of visible ASCII: a retry with the same key, provider and amount answers the first payment again.")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 bytes of printable ASCII, one header: a retry with the same key, provider and amount answers the first payment again.")),
     request_body = CreatePaymentRequest,
     responses(
         (status = 201, description = "Created at the provider, pending: the member pays at `pay_url` (or the first answer again, for a replayed Idempotency-Key).", body = PaymentResponse),
@@ -102,13 +102,7 @@ pub async fn create(
     headers: HeaderMap,
     AuthJson(AccountAuth(account), request): AuthJson<AccountAuth, CreatePaymentRequest>,
 ) -> Result<Response, Error> {
-    let idempotency_key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| Error::BadRequest("Idempotency-Key must be visible ASCII".into()))?,
-        ),
-        None => None,
-    };
+    let idempotency_key = super::routes::idempotency_key(&headers)?;
     let (payment, _replayed) = service
         .payments
         .create(&account, &request.provider, request.amount, idempotency_key)

@@ -251,6 +251,24 @@ pub async fn debit(
     })
 }
 
+/// The `Idempotency-Key` header of a purchase or a payment, if any: ASCII (its length is the
+/// service's to check). One key names one request: two headers would leave it unsaid which one
+/// a retry meant, so they are refused rather than one of them taken.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let mut keys = headers.get_all("idempotency-key").iter();
+    let Some(key) = keys.next() else {
+        return Ok(None);
+    };
+    if keys.next().is_some() {
+        return Err(Error::BadRequest(
+            "give one Idempotency-Key header, not several".into(),
+        ));
+    }
+    key.to_str()
+        .map(Some)
+        .map_err(|_| Error::BadRequest("Idempotency-Key must be visible ASCII".into()))
+}
+
 /// The header of an answer given again for a request already carried out (a credit under a
 /// reference credited before), named as Stripe's API names it.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -314,7 +332,7 @@ pub async fn quote(
 }
 
 #[utoipa::path(post, path = "/v1/stamps/purchase", tag = "stamps", security(("api_key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 bytes of visible ASCII: a retry with the same key and count answers the first purchase again.")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 bytes of printable ASCII, one header: a retry with the same key and count answers the first purchase again.")),
     request_body = PurchaseRequest,
     responses(
         (status = 201, description = "The stamps sold (or the first answer again, for a replayed Idempotency-Key).", body = PurchaseResponse),
@@ -331,19 +349,7 @@ pub async fn purchase(
     headers: HeaderMap,
     AuthJson(AccountAuth(account), request): AuthJson<AccountAuth, PurchaseRequest>,
 ) -> Result<Response, Error> {
-    // One key names one purchase: two headers would leave it unsaid which one a retry meant.
-    if headers.get_all("idempotency-key").iter().nth(1).is_some() {
-        return Err(Error::BadRequest(
-            "give one Idempotency-Key header, not several".into(),
-        ));
-    }
-    let idempotency_key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| Error::BadRequest("Idempotency-Key must be visible ASCII".into()))?,
-        ),
-        None => None,
-    };
+    let idempotency_key = idempotency_key(&headers)?;
     let purchase = service
         .mint
         .purchase(&account, request.count, idempotency_key)

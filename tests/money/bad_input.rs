@@ -160,6 +160,19 @@ fn an_idempotency_key_names_one_payment() {
         assert_eq!(answer.1["pay_url"], answers[0].1["pay_url"]);
     }
     assert_eq!(code(&create(600)), (409, Some("idempotency_conflict")));
+    // Two keys in one request name no one payment.
+    let answer = status_json(
+        server
+            .http
+            .post(server.url("/v1/payments"))
+            .bearer_auth(&key)
+            .header("idempotency-key", "add-money-2")
+            .header("idempotency-key", "add-money-3")
+            .json(&json!({"provider": "stripe", "amount": 500}))
+            .send()
+            .expect("create"),
+    );
+    assert_eq!(code(&answer), (400, Some("bad_request")), "{}", answer.1);
     let page = server
         .http
         .get(server.url("/v1/payments"))
