@@ -281,6 +281,23 @@ async fn credit_replay_credits_once() {
         assert_eq!(status, 200, "{again}");
         assert_eq!(again, first, "a replay answers as the first time did");
     }
+    // A replay says so in its Idempotent-Replayed header; a new credit carries none.
+    let replayed = |amount: u64, reference: &str| {
+        let request = server
+            .client
+            .post(server.url(&format!("/v1/admin/accounts/{id}/credit")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"amount": amount, "reference": reference}));
+        async move {
+            let response = request.send().await.expect("credit");
+            assert_eq!(response.status().as_u16(), 200);
+            response
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().expect("ASCII").to_string())
+        }
+    };
+    assert_eq!(replayed(250, "payment-123").await.as_deref(), Some("true"));
     let (_, body) = server.get_auth("/v1/account", &key).await;
     assert_eq!(body["balance"], 250, "credited once: {body}");
     let (_, size_after) = server.get_text("/v1/ledger/checkpoint").await;
@@ -290,11 +307,12 @@ async fn credit_replay_credits_once() {
         "a replay appends nothing to the ledger"
     );
 
-    // A new reference credits again.
+    // A new reference credits again, and is no replay.
     let (status, body) = server.credit(&id, 250, "payment-124").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["balance"], 500);
     assert_ne!(body["ledger_index"], first["ledger_index"]);
+    assert_eq!(replayed(1, "payment-125").await, None);
 }
 
 #[tokio::test]
