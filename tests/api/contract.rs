@@ -1,8 +1,10 @@
-//! Statements of the HTTP contract (docs/api.md: "Conventions", "The ledger", "Command line")
-//! that no other test checked: the headers of 401 and 405 answers, each answer's content type,
-//! the form of every id and time the server answers, proofs checked against roots the test
-//! computes itself (RFC 9162, no server code), the page cap of the ledger's entries, and a
-//! server configured by the environment alone.
+//! Statements of the HTTP contract (docs/api.md: "Conventions", "Routes", "The ledger",
+//! "Command line") that no other test checked: the headers of 401 and 405 answers, each
+//! answer's content type, HEAD beside GET, the form of every id and time the server answers,
+//! proofs and the checkpoint's signature checked against their definitions (RFC 9162, C2SP
+//! signed-note; no server code), the default page of posts and the page cap of the ledger's
+//! entries, expired stamps in the server's audit, a server configured by the environment
+//! alone, and `pennypost audit`'s exit 2 when it cannot start.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
