@@ -4,6 +4,7 @@
 //! later run goes on from the saved checker state is in `audit/incremental.rs`.
 
 mod incremental;
+mod proofs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
