@@ -1,10 +1,13 @@
 //! The independent auditor: an honest server passes; small fake ledger servers built here catch
 //! a double spend, a spend of a never-sold stamp, a wrong purchase total, a negative balance,
 //! a rewritten history, and in the economy wrong prices, mixed payers and wrong refunds. How a
-//! later run goes on from the saved checker state is in `audit/incremental.rs`.
+//! later run goes on from the saved checker state is in `audit/incremental.rs`; receipts and
+//! checkpoints proven by hand are in `audit/proofs.rs`, sold stamps read byte by byte in
+//! `audit/stamps.rs`.
 
 mod incremental;
 mod proofs;
+mod stamps;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
