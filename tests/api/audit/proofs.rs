@@ -2,8 +2,9 @@
 //! of a credit, a purchase and a redeem answer is proven included under later checkpoints, and
 //! an earlier checkpoint consistent with a later one, by RFC 9162 verifiers written here from the
 //! RFC's text (§2.1.3.2, §2.1.4.2), and the checkpoint is read and its signature checked by hand
-//! from the C2SP signed-note and tlog-checkpoint formats. Nothing here uses the code the server
-//! or the auditor uses for those formats (`tlog_tiles`, `signed_note`).
+//! from the C2SP signed-note and tlog-checkpoint formats; the C2SP tlog-tiles of a log past one
+//! full tile rebuild the signed root. Nothing here uses the code the server or the auditor uses
+//! for those formats (`tlog_tiles`, `signed_note`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -322,4 +323,90 @@ fn mth(leaves: &[Hash]) -> Hash {
         k *= 2;
     }
     node(&mth(&leaves[..k]), &mth(&leaves[k..]))
+}
+
+/// C2SP tlog-tiles past one full tile: 260 entries give a full level-0 hash tile and entry
+/// bundle (no `.p/` suffix), partial ones of width 4 after them, and a level-1 tile whose one
+/// hash is the root of the first 256 leaves; together they rebuild the signed root.
+#[tokio::test]
+async fn full_and_level_one_tiles_rebuild_the_signed_root() {
+    let server = TestServer::start().await;
+    let (_, key) = server.get("/v1/ledger/key").await;
+    let (_, stamps) = server.stamps(256, 256).await;
+    let mut tasks = Vec::new();
+    for (i, stamp) in stamps.into_iter().enumerate() {
+        let (client, url) = (server.client.clone(), server.url("/v1/stamps/redeem"));
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"stamp": stamp, "context": format!("tiles/{i}")});
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("join").as_u16(), 201);
+    }
+    let (size, root) = checkpoint(&server, &key).await;
+    assert_eq!(size, 260, "key, policy, credit, purchase and 256 redeems");
+    let mut entries = Vec::new();
+    let mut leaves = Vec::new();
+    for index in 0..size {
+        let bytes = entry(&server, index).await;
+        leaves.push(leaf(&bytes));
+        entries.push(bytes);
+    }
+    let get_bytes = |path: &str| {
+        let (client, url) = (server.client.clone(), server.url(path));
+        async move {
+            let response = client.get(url).send().await.expect("get");
+            let status = response.status().as_u16();
+            (status, response.bytes().await.expect("bytes").to_vec())
+        }
+    };
+    let hashes_of = |bytes: &[u8]| -> Vec<Hash> {
+        bytes
+            .chunks(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect()
+    };
+    let bundle_of = |mut bytes: &[u8]| {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let length = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+            out.push(bytes[2..2 + length].to_vec());
+            bytes = &bytes[2 + length..];
+        }
+        out
+    };
+
+    let (status, full) = get_bytes("/tile/0/000").await;
+    assert_eq!(status, 200);
+    assert_eq!(hashes_of(&full), leaves[..256]);
+    let (status, rest) = get_bytes("/tile/0/001.p/4").await;
+    assert_eq!(status, 200);
+    assert_eq!(hashes_of(&rest), leaves[256..]);
+    let (status, upper) = get_bytes("/tile/1/000.p/1").await;
+    assert_eq!(status, 200);
+    assert_eq!(hashes_of(&upper), [mth(&leaves[..256])]);
+    assert_eq!(node(&hashes_of(&upper)[0], &mth(&hashes_of(&rest))), root);
+
+    let (status, bundle) = get_bytes("/tile/entries/000").await;
+    assert_eq!(status, 200);
+    assert_eq!(bundle_of(&bundle), entries[..256]);
+    let (status, bundle) = get_bytes("/tile/entries/001.p/4").await;
+    assert_eq!(status, 200);
+    assert_eq!(bundle_of(&bundle), entries[256..]);
+    // Not yet full, or not a tile path: none exists.
+    for path in [
+        "/tile/0/001",
+        "/tile/entries/001",
+        "/tile/1/000",
+        "/tile/0/001.p/5",
+    ] {
+        assert_eq!(get_bytes(path).await.0, 404, "{path}");
+    }
 }
