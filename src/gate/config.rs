@@ -88,10 +88,13 @@ pub struct GateConfig {
 
 impl GateConfig {
     /// The first route (in file order) that the request's method and any reading of its path
-    /// match; `None` passes free.
+    /// match; `None` passes free. Methods match without case: HTTP says `post` is another
+    /// method than `POST`, but frameworks such as Werkzeug (Flask, Isso) upper-case the method
+    /// they are given, so an unpriced `post` would be a free POST there.
     pub fn price(&self, method: &Method, path: &Normalised) -> Option<(usize, &Route)> {
         self.routes.iter().enumerate().find(|(_, route)| {
-            route.method == method && path.readings.iter().any(|r| route.pattern.matches(r))
+            route.method.as_str().eq_ignore_ascii_case(method.as_str())
+                && path.readings.iter().any(|r| route.pattern.matches(r))
         })
     }
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::auth::{AccountAuth, AdminAuth, AuthJson};
 use super::problem::{ApiOptionalJson, ApiPath, ApiQuery, RawBody};
+use super::routes::IDEMPOTENT_REPLAYED;
 use super::state::AppState;
 use crate::api::{
     AdminPaymentsQuery, AdminPaymentsResponse, CreatePaymentRequest, PaymentProvider,
@@ -89,7 +90,7 @@ pub async fn providers(State(service): State<AppState>) -> Json<PaymentProviders
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 bytes of visible ASCII: a retry with the same key, provider and amount answers the first payment again.")),
     request_body = CreatePaymentRequest,
     responses(
-        (status = 201, description = "Created at the provider, pending: the member pays at `pay_url` (or the first answer again, for a replayed Idempotency-Key).", body = PaymentResponse),
+        (status = 201, description = "Created at the provider, pending: the member pays at `pay_url` (or the first answer again, with `Idempotent-Replayed: true`, for a replayed Idempotency-Key, whatever the payment became since).", body = PaymentResponse),
         (status = 400, description = "`bad_request`: a provider not enabled, an amount out of bounds or not an integer, a malformed body, a bad Idempotency-Key."),
         (status = 401, description = "`unauthorized`: the API key is missing or unknown."),
         (status = 409, description = "`idempotency_conflict`: the Idempotency-Key was used for another payment."),
@@ -109,10 +110,27 @@ pub async fn create(
         ),
         None => None,
     };
-    let (payment, _replayed) = service
+    let (payment, replayed) = service
         .payments
         .create(&account, &request.provider, request.amount, idempotency_key)
         .await?;
+    if replayed {
+        // The first answer again, as a replayed purchase answers (a created payment is
+        // pending and credited nothing), marked as a replay; `GET /v1/payments/{id}` says
+        // where the payment stands now.
+        let first = Payment {
+            status: PaymentStatus::Pending,
+            credited_ledger_index: None,
+            updated_at: payment.created_at,
+            ..payment
+        };
+        return Ok((
+            StatusCode::CREATED,
+            [(IDEMPOTENT_REPLAYED, "true")],
+            Json(answer(&service, &first)),
+        )
+            .into_response());
+    }
     Ok((StatusCode::CREATED, Json(answer(&service, &payment))).into_response())
 }
 

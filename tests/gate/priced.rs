@@ -173,6 +173,12 @@ async fn every_spelling_of_a_priced_path_is_priced() {
     }
     let answer = gate.send("DELETE", "/comments%2F7", &[], "").await;
     assert_eq!(answer.status, 402, "an encoded slash: {answer:?}");
+    // A method in lower case is another method to HTTP, but Werkzeug (Flask, Isso) and
+    // others upper-case it: priced as its upper case.
+    for method in ["post", "Post"] {
+        let answer = gate.send(method, "/comments", &[], "").await;
+        assert_eq!(answer.status, 402, "{method}: {answer:?}");
+    }
     for path in ["/x/../comments", "/./comments", "/%2e%2e/comments"] {
         gate.send("POST", path, &[], "")
             .await

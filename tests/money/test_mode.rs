@@ -184,3 +184,50 @@ fn payments_are_listed_newest_first_a_page_at_a_time() {
     );
     assert_eq!((status, body["payments"].clone()), (200, json!([])));
 }
+
+/// API.md: a replayed `Idempotency-Key` answers the first answer again. A member's client
+/// that retries `POST /v1/payments` after the payment was paid gets the 201 it missed
+/// (pending, nothing credited yet), marked `Idempotent-Replayed: true`, and one payment;
+/// `GET /v1/payments/{id}` says it is paid.
+#[test]
+fn a_replayed_payment_key_answers_the_first_answer_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &test_provider(), None);
+    let key = server.account();
+    let create = || {
+        server
+            .http
+            .post(server.url("/v1/payments"))
+            .bearer_auth(&key)
+            .header("idempotency-key", "top-up-1")
+            .json(&json!({"provider": "test", "amount": 300}))
+            .send()
+            .expect("create")
+    };
+    let first = create();
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let (status, first) = crate::harness::status_json(first);
+    assert_eq!(status, 201, "{first}");
+    let id = first["payment_id"].as_str().expect("id").to_string();
+    let paid = server
+        .http
+        .post(server.url(&format!("/pay/{id}")))
+        .send()
+        .expect("pay");
+    assert_eq!(paid.status(), 303);
+    assert_eq!(server.payment(&key, &id).1["status"], "paid");
+
+    let again = create();
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let (status, again) = crate::harness::status_json(again);
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again, first, "the first answer again");
+    assert_eq!(server.payment(&key, &id).1["status"], "paid");
+    assert_eq!(server.balance(&key), 300);
+}

@@ -13,7 +13,9 @@
 //!   the gate with one stamp in `Pennypost-Stamps` (a hold, the upstream, a capture), at the
 //!   run's connections; the target is at least [`PRICED_SHARE_MIN`] of the redeem rate.
 //!
-//! The server cores column counts the mint and the gate together.
+//! The server cores column counts the mint and the gate together; the lines after the table
+//! split each operation's CPU between the mint, the gate and this process, and say what the
+//! ratio would be where the cores are the limit, and with a gate that cost nothing.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -29,7 +31,7 @@ use super::ceilings::Ceilings;
 use super::client::{wait_for_ledger_check, Ctx, GateBases};
 use super::report::{print_table, ratio, Judging, Row};
 use super::server::{wait_for_lines, Policy, Server, Target};
-use super::statistics::{settle, Phase, Workload};
+use super::statistics::{cpu_seconds, settle, Phase, Workload};
 use super::workloads::{run_phase, stock};
 use super::{Plan, Report};
 
@@ -142,29 +144,105 @@ impl GateProcess {
 }
 
 /// Measures `a` and `b` in halves A B B A on `ctx`, each half after the processes settled;
-/// returns each one's merged phase.
+/// returns each one's merged phase and the CPU seconds the gate's process (`gate_pid`) used
+/// during each one's halves (the phases' server cores count the mint and the gate together).
 async fn pair(
     ctx: &Arc<Ctx>,
     pids: &[u32],
+    gate_pid: Option<u32>,
     (a, b): (Workload, Workload),
     connections: usize,
     duration: Duration,
-) -> Result<(Phase, Phase), String> {
+) -> Result<((Phase, Option<f64>), (Phase, Option<f64>)), String> {
     let half = Some(duration / 2);
     let (mut first, mut second) = (Vec::with_capacity(2), Vec::with_capacity(2));
+    let (mut first_gate, mut second_gate) = (Some(0.0), Some(0.0));
+    let gate_cpu = || gate_pid.and_then(|pid| cpu_seconds(&pid.to_string()));
     for (is_a, workload) in [(true, a), (false, b), (false, b), (true, a)] {
         settle(pids, None).await;
+        let before = gate_cpu();
         let phase = run_phase(ctx, workload, connections, half).await;
-        if is_a {
-            first.push(phase);
+        let used = before.zip(gate_cpu()).map(|(b0, b1)| b1 - b0);
+        let (phases, gate) = if is_a {
+            (&mut first, &mut first_gate)
         } else {
-            second.push(phase);
-        }
+            (&mut second, &mut second_gate)
+        };
+        phases.push(phase);
+        *gate = gate.zip(used).map(|(sum, u)| sum + u);
     }
     let merged = |parts: Vec<Phase>, w: Workload| {
         Phase::merge(parts).ok_or_else(|| format!("bench: {} did not run", w.name()))
     };
-    Ok((merged(first, a)?, merged(second, b)?))
+    Ok((
+        (merged(first, a)?, first_gate),
+        (merged(second, b)?, second_gate),
+    ))
+}
+
+/// Where one operation's CPU went, in µs: the mint, the gate, this process (the load's
+/// client and, for the priced requests, the upstream). `None` when a reading is missing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CpuPerOp {
+    mint: f64,
+    gate: f64,
+    bench: f64,
+}
+
+impl CpuPerOp {
+    fn of(phase: &Phase, gate_cpu: Option<f64>) -> Option<CpuPerOp> {
+        let secs = phase.elapsed.as_secs_f64();
+        if phase.ops == 0 || secs <= 0.0 {
+            return None;
+        }
+        let per_op = |cpu: f64| cpu / phase.ops as f64 * 1e6;
+        let servers = phase.server_cores? * secs;
+        let gate = gate_cpu?;
+        Some(CpuPerOp {
+            mint: per_op((servers - gate).max(0.0)),
+            gate: per_op(gate),
+            bench: per_op(phase.client_cores? * secs),
+        })
+    }
+
+    fn total(self) -> f64 {
+        self.mint + self.gate + self.bench
+    }
+}
+
+/// The lines that say where a redeem's and a priced request's CPU went, and what the ratio
+/// would be if the machine's cores were the limit and the gate cost nothing: the mint's and
+/// the load's share bound the target whatever the gate does.
+fn cpu_lines(redeem: CpuPerOp, priced: CpuPerOp) -> [String; 2] {
+    let mint_ratio = if redeem.mint > 0.0 {
+        priced.mint / redeem.mint
+    } else {
+        0.0
+    };
+    let free_gate = priced.total() - priced.gate;
+    let bound = if free_gate > 0.0 {
+        redeem.total() / free_gate
+    } else {
+        0.0
+    };
+    [
+        format!(
+            "cpu per operation: redeem {:.0} µs (mint {:.0}, bench {:.0}); priced {:.0} µs \
+             (mint {:.0} = {mint_ratio:.2} redeems, gate {:.0}, bench and upstream {:.0})",
+            redeem.total(),
+            redeem.mint,
+            redeem.bench,
+            priced.total(),
+            priced.mint,
+            priced.gate,
+            priced.bench
+        ),
+        format!(
+            "cpu bound: where the cores are the limit, priced/redeem is about {:.2}; with a gate \
+             that cost nothing it would be {bound:.2}",
+            redeem.total() / priced.total().max(1e-9)
+        ),
+    ]
 }
 
 async fn measure(
@@ -183,9 +261,11 @@ async fn measure(
     wait_for_ledger_check(&ctx).await?;
     let pids = ctx.server_pids.clone();
 
-    let (direct, through) = pair(
+    let gate_pid = gate.child.id();
+    let ((direct, _), (through, _)) = pair(
         &ctx,
         &pids,
+        gate_pid,
         (Workload::Upstream, Workload::GateFree),
         1,
         plan.duration,
@@ -198,9 +278,10 @@ async fn measure(
     );
     // Both spend workloads draw on one pool of stamps: stock it for both.
     stock(&ctx, 2 * plan.stock_for(ceilings.verify_strict, 1)).await?;
-    let (redeems, priced) = pair(
+    let ((redeems, redeems_gate), (priced, priced_gate)) = pair(
         &ctx,
         &pids,
+        gate_pid,
         (Workload::Redeem, Workload::GatePriced),
         plan.connections,
         plan.duration,
@@ -262,6 +343,14 @@ async fn measure(
         "target: priced requests through the gate >= {PRICED_SHARE_MIN} of the mint's redeem rate ({share:.2}): {}",
         judging.verdict(share >= PRICED_SHARE_MIN)
     );
+    if let (Some(redeem), Some(priced)) = (
+        CpuPerOp::of(&redeems, redeems_gate),
+        CpuPerOp::of(&priced, priced_gate),
+    ) {
+        for line in cpu_lines(redeem, priced) {
+            println!("{line}");
+        }
+    }
     if plan.smoke {
         println!("note: --smoke: the target lines are informational only");
     }
@@ -271,4 +360,35 @@ async fn measure(
             .map(|p| p.errors)
             .sum(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cpu_lines, CpuPerOp};
+
+    #[test]
+    fn the_cpu_lines_split_each_operation_and_bound_the_ratio() {
+        // The whole-machine profile of a quiet run (docs/performance.md).
+        let redeem = CpuPerOp {
+            mint: 95.0,
+            gate: 0.0,
+            bench: 39.0,
+        };
+        let priced = CpuPerOp {
+            mint: 197.0,
+            gate: 142.0,
+            bench: 65.0,
+        };
+        let [split, bound] = cpu_lines(redeem, priced);
+        assert_eq!(
+            split,
+            "cpu per operation: redeem 134 µs (mint 95, bench 39); priced 404 µs \
+             (mint 197 = 2.07 redeems, gate 142, bench and upstream 65)"
+        );
+        assert_eq!(
+            bound,
+            "cpu bound: where the cores are the limit, priced/redeem is about 0.33; with a gate \
+             that cost nothing it would be 0.51"
+        );
+    }
 }
