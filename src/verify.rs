@@ -165,6 +165,49 @@ mod tests {
         .is_ok());
     }
 
+    /// A signature whose scalar is not reduced (s + L) satisfies the same group equation as
+    /// s, so only a check of the encoding refuses it: it must be refused inside a batch too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_non_canonical_signature_is_refused_in_a_batch_too() {
+        // L, the order of the base point, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let unreduced = |signature: Signature| {
+            let mut bytes = signature.to_bytes();
+            let mut carry = 0u16;
+            for (i, l) in L.iter().enumerate() {
+                let sum = u16::from(bytes[32 + i]) + u16::from(*l) + carry;
+                bytes[32 + i] = (sum & 0xff) as u8;
+                carry = sum >> 8;
+            }
+            // s < L < 2^253, so s + L < 2^254 fits: no carry out.
+            (carry == 0).then(|| Signature::from_bytes(&bytes))
+        };
+        let verifier = BatchVerifier::start().expect("start");
+        let key = SigningKey::from_bytes(&[4u8; 32]);
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let verifier = verifier.clone();
+            let message = i.to_be_bytes().to_vec();
+            let good = key.sign(&message);
+            let signature = if i % 10 == 7 {
+                unreduced(good).expect("fits")
+            } else {
+                good
+            };
+            let vk = key.verifying_key();
+            tasks.push(tokio::spawn(async move {
+                (i, verifier.verify(message, signature, vk).await)
+            }));
+        }
+        for task in tasks {
+            let (i, valid) = task.await.expect("join");
+            assert_eq!(valid, i % 10 != 7, "signature {i}");
+        }
+    }
+
     #[tokio::test]
     async fn a_lone_signature_is_checked_strictly() {
         let verifier = BatchVerifier::start().expect("start");
