@@ -70,7 +70,12 @@
     const m = String(method || "GET").toUpperCase();
     const segments = normalise(target.pathname);
     if (segments[0] === ".pennypost") return null;
-    return table.routes.find((r) => r.method === m && matches(r.parts, segments)) || null;
+    // As the gate: a last segment's format suffix (`posts.json`) is read without it too.
+    const readings = [segments];
+    const last = segments[segments.length - 1] || "";
+    const dot = last.lastIndexOf(".");
+    if (dot > 0) readings.push(segments.slice(0, -1).concat([last.slice(0, dot)]));
+    return table.routes.find((r) => r.method === m && readings.some((s) => matches(r.parts, s))) || null;
   }
 
   function captured(route, status) {

@@ -17,6 +17,8 @@
 //!   is matched both ways. Matrix parameters (`;jsessionid=…`) are ignored by Java servers when
 //!   routing: a path with `;` is matched with and without them. The first route that any
 //!   reading matches prices the request.
+//! - A last segment's format suffix (`/posts.json`, Rails' formats; a trailing `.`, which
+//!   some servers drop) is matched with and without it.
 //! - Literal segments match without regard to ASCII case, since some servers route that way.
 //!
 //! Must not: allocate more than a few strings per request, or be anything but pure.
@@ -47,7 +49,7 @@ impl fmt::Display for PathError {
 }
 
 /// A path's segments after normalisation, in every reading the gate prices (see the module
-/// comment): at most four, the plain reading first.
+/// comment): at most eight, the plain reading first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Normalised {
     pub readings: Vec<Vec<String>>,
@@ -165,8 +167,25 @@ pub fn normalise(path: &str) -> Result<Normalised, PathError> {
             readings.push(reading);
         }
     }
+    // Rails (Discourse among its sites) routes `/posts.json` as `/posts` with a format, and
+    // some servers drop a trailing dot: a last segment's `.suffix` is matched without it too.
+    let formats: Vec<Vec<String>> = readings.iter().filter_map(|r| without_format(r)).collect();
+    readings.extend(formats);
     readings.dedup();
     Ok(Normalised { readings })
+}
+
+/// The reading with its last segment's format suffix (`.json`, or a bare trailing `.`)
+/// removed; `None` when the last segment has none (or is all suffix, as `.well-known`).
+fn without_format(segments: &[String]) -> Option<Vec<String>> {
+    let (last, rest) = segments.split_last()?;
+    let stem = last.rsplit_once('.').map(|(stem, _)| stem)?;
+    if stem.is_empty() {
+        return None;
+    }
+    let mut reading = rest.to_vec();
+    reading.push(stem.to_string());
+    Some(reading)
 }
 
 /// One segment of a compiled pattern.
@@ -327,6 +346,36 @@ mod tests {
                 n.readings
             );
         }
+    }
+
+    #[test]
+    fn a_format_suffix_is_read_with_and_without_it() {
+        let pattern = Pattern::compile("/t/*/posts").expect("compiles");
+        for path in [
+            "/t/x/posts.json",
+            "/t/x/posts.",
+            "/t/x/posts%2e",
+            "/t/x/posts.json;v=1",
+            "/t%2Fx%2Fposts.json",
+        ] {
+            let n = normalise(path).expect("normalises");
+            assert!(
+                n.readings.iter().any(|r| pattern.matches(r)),
+                "{path}: {:?}",
+                n.readings
+            );
+            assert!(n.readings.len() <= 8, "{path}: {:?}", n.readings);
+        }
+        // Only the last segment's suffix; a segment that is all suffix stays.
+        let inner = Pattern::compile("/t/x/comments").expect("compiles");
+        let n = normalise("/t/x.json/comments").expect("normalises");
+        assert!(!n.readings.iter().any(|r| inner.matches(r)), "{n:?}");
+        let n = normalise("/t/x/.posts").expect("normalises");
+        assert!(!n.readings.iter().any(|r| pattern.matches(r)), "{n:?}");
+        assert_eq!(
+            normalise("/.well-known").expect("normalises").readings,
+            vec![vec![".well-known".to_string()]]
+        );
     }
 
     #[test]

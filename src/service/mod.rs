@@ -117,11 +117,33 @@ fn unexpected(outcome: &Outcome) -> Error {
     Error::Internal(format!("unexpected outcome {outcome:?}"))
 }
 
+/// An app over `store` with keys made in `keys`, the default economy and limits and the admin
+/// token `admin`: the unit tests' app.
+#[cfg(test)]
+pub(crate) async fn test_app(
+    store: Arc<dyn Store>,
+    keys: &std::path::Path,
+    providers: crate::payments::Providers,
+) -> App {
+    let now = crate::time::Timestamp::now();
+    App::start(AppConfig {
+        store,
+        keyring: crate::keys::load_or_create(keys, now).expect("keys"),
+        ledger_key: crate::keys::load_or_create_ledger_key(keys, "t", now).expect("ledger key"),
+        origin: "t".into(),
+        economy: crate::config::Economy::default(),
+        limits: crate::config::Limits::default(),
+        admin_token: "admin".into(),
+        providers,
+    })
+    .await
+    .expect("start")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::SledStore;
-    use crate::time::Timestamp;
 
     /// Every background task (the writer, the background audit) lets go of the store once the
     /// app is dropped: sled's file lock is free again, so the same directory reopens.
@@ -130,22 +152,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("db");
         let keys = dir.path().join("keys");
-        let now = Timestamp::now();
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async {
-            let app = App::start(AppConfig {
-                store: Arc::new(SledStore::open(&db).expect("open")),
-                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
-                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
-                    .expect("ledger key"),
-                origin: "t".into(),
-                economy: Economy::default(),
-                limits: Limits::default(),
-                admin_token: "admin".into(),
-                providers: crate::payments::Providers::default(),
-            })
-            .await
-            .expect("start");
+            let app = test_app(
+                Arc::new(SledStore::open(&db).expect("open")),
+                &keys,
+                crate::payments::Providers::default(),
+            )
+            .await;
             // Let the background audit run once.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             drop(app);

@@ -140,12 +140,13 @@ async fn gate_js_labels_and_stamps_priced_requests_and_a_bare_form_meets_the_402
         .execute(
             "return [PennypostGate.priceOf('POST', '/%63omments/').stamps, \
                      PennypostGate.priceOf('GET', '/comments'), \
-                     PennypostGate.priceOf('POST', 'https://elsewhere.example/comments')];",
+                     PennypostGate.priceOf('POST', 'https://elsewhere.example/comments'), \
+                     PennypostGate.priceOf('post', '/comments.json').stamps];",
             vec![],
         )
         .await
         .expect("script");
-    assert_eq!(prices, json!([1, null, null]));
+    assert_eq!(prices, json!([1, null, null, 1]));
 
     // fetch to a priced route carries the wallet's stamp; the gate could not hold it (503), so
     // it stays in the wallet. A free route gets no stamps.

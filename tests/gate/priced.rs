@@ -167,6 +167,8 @@ async fn every_spelling_of_a_priced_path_is_priced() {
         "/COMMENTS",
         "/comments;jsessionid=1",
         "/comments?page=2",
+        "/comments.json",
+        "/comments%2e",
     ] {
         let answer = gate.send("POST", path, &[], "").await;
         assert_eq!(answer.status, 402, "{path}: {answer:?}");

@@ -588,19 +588,7 @@ mod tests {
             }
             .build("cents")
             .expect("providers");
-            let app = crate::service::App::start(crate::service::AppConfig {
-                store: store.clone(),
-                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
-                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
-                    .expect("ledger key"),
-                origin: "t".into(),
-                economy: crate::config::Economy::default(),
-                limits: crate::config::Limits::default(),
-                admin_token: "admin".into(),
-                providers,
-            })
-            .await
-            .expect("start");
+            let app = crate::service::test_app(store.clone(), &keys, providers).await;
             let (account_id, _) = app.mint.create_account(None).await.expect("account");
             let pending = |i: u128, expires_at: Timestamp| {
                 let payment_id = Uuid::from_u128(i);

@@ -465,23 +465,15 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = dir.path().join("keys");
-        let now = Timestamp::now();
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async {
             let store = Arc::new(crate::store::MemoryStore::new());
-            let app = crate::service::App::start(crate::service::AppConfig {
-                store: store.clone(),
-                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
-                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
-                    .expect("ledger key"),
-                origin: "t".into(),
-                economy: crate::config::Economy::default(),
-                limits: crate::config::Limits::default(),
-                admin_token: "admin".into(),
-                providers: crate::payments::Providers::default(),
-            })
-            .await
-            .expect("start");
+            let app = crate::service::test_app(
+                store.clone(),
+                &keys,
+                crate::payments::Providers::default(),
+            )
+            .await;
             let (account_id, _) = app.mint.create_account(None).await.expect("account");
             let credited = app
                 .mint

@@ -195,19 +195,7 @@ mod tests {
         runtime.block_on(async {
             let store = Arc::new(MemoryStore::new());
             // No provider here: the app starts no sweep of its own.
-            let app = crate::service::App::start(crate::service::AppConfig {
-                store: store.clone(),
-                keyring: crate::keys::load_or_create(&keys, now).expect("keys"),
-                ledger_key: crate::keys::load_or_create_ledger_key(&keys, "t", now)
-                    .expect("ledger key"),
-                origin: "t".into(),
-                economy: crate::config::Economy::default(),
-                limits: crate::config::Limits::default(),
-                admin_token: "admin".into(),
-                providers: Providers::default(),
-            })
-            .await
-            .expect("start");
+            let app = crate::service::test_app(store.clone(), &keys, Providers::default()).await;
             let (account_id, _) = app.mint.create_account(None).await.expect("account");
             // Payment i was created i minutes ago: payment 24 is the oldest.
             let payments: Vec<Payment> = (0..PENDING)
