@@ -132,6 +132,10 @@ pub const REPEAT_FACTOR_MAX: u64 = 1000;
 pub const REPEAT_WINDOW_SECS_MAX: u64 = 7 * 24 * 3600;
 /// Most distinct up-voters a refund may wait for.
 pub const REFUND_VOTERS_MAX: u64 = 1_000_000;
+/// Longest stamp lifetime: 100 years. A stamp carries its `expires_at` as Unix seconds and its
+/// purchase entry as an RFC 3339 time, which ends at year 9999: a longer lifetime would sign
+/// one instant into the stamps and write another (9999-12-31) into the ledger.
+pub const STAMP_TTL_SECS_MAX: u64 = 100 * 31_557_600;
 
 /// Why a configuration was refused at start.
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +160,10 @@ impl Economy {
                 "post and vote costs must be 1 to 100 stamps".into(),
             ));
         }
-        if self.stamp_ttl_secs == 0 {
-            return Err(ConfigError("stamp TTL must be at least one second".into()));
+        if self.stamp_ttl_secs == 0 || self.stamp_ttl_secs > STAMP_TTL_SECS_MAX {
+            return Err(ConfigError(format!(
+                "stamp TTL must be 1 to {STAMP_TTL_SECS_MAX} seconds"
+            )));
         }
         // Below 2^56 also keeps a stored unit price from starting with the byte of a JSON
         // record (see the sled layout).
@@ -219,6 +225,35 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stamps' expiry and their purchase entry's must be one instant, so the lifetime ends
+    /// well before the ledger's RFC 3339 times do (year 9999).
+    #[test]
+    fn a_stamp_lifetime_is_1_second_to_100_years() {
+        for good in [1, 31_536_000, STAMP_TTL_SECS_MAX] {
+            let economy = Economy {
+                stamp_ttl_secs: good,
+                ..Economy::default()
+            };
+            assert!(economy.validate().is_ok(), "{good}");
+        }
+        for bad in [0, STAMP_TTL_SECS_MAX + 1, u64::MAX] {
+            let economy = Economy {
+                stamp_ttl_secs: bad,
+                ..Economy::default()
+            };
+            let error = economy.validate().expect_err("refused").to_string();
+            assert!(error.contains("stamp TTL must be 1 to"), "{bad}: {error}");
+        }
+        // Issued in year 9899, the longest-lived stamp still expires inside RFC 3339's range.
+        let latest =
+            crate::time::Timestamp::from_unix(250_000_000_000).plus_secs(STAMP_TTL_SECS_MAX);
+        assert!(
+            latest.to_rfc3339().starts_with("99"),
+            "{}",
+            latest.to_rfc3339()
+        );
+    }
 
     #[test]
     fn a_currency_is_a_short_printable_name() {

@@ -264,6 +264,7 @@ pub fn decode_and_verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::Verifier as _;
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(&[7u8; 32])
@@ -473,6 +474,54 @@ mod tests {
         let bytes = payload(&k).to_bytes();
         let sig = k.sign(&bytes); // no context string
         assert_eq!(code_of(&join(&bytes, &sig.to_bytes()), 0), "bad_signature");
+    }
+
+    /// A small-order issuer key (here the identity point) lets anyone forge: R = identity and
+    /// s = 0 satisfy the plain Ed25519 equation for every message. STAMP-FORMAT.md: verification
+    /// refuses small-order keys, so such a stamp is `bad_signature` even under a published kid.
+    #[test]
+    fn rejects_a_signature_under_a_small_order_key() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("the identity point decodes");
+        let payload = Payload {
+            kid: Kid::of(&weak),
+            ..payload(&key())
+        };
+        let mut forged = [0u8; SIGNATURE_BYTES];
+        forged[..32].copy_from_slice(&identity);
+        let text = join(&payload.to_bytes(), &forged);
+        let decoded = decode(&text).expect("well formed");
+        let (message, signature) = decoded.signed_parts();
+        // The forgery is real: the lenient check accepts it.
+        assert!(weak.verify(&message, &signature).is_ok());
+        let published = move |kid: &Kid| (*kid == Kid::of(&weak)).then_some(weak);
+        assert_eq!(
+            decode_and_verify(&text, published, 0),
+            Err(StampError::BadSignature)
+        );
+    }
+
+    /// A signature whose scalar s is not reduced (s + L) verifies under neither check: one
+    /// stamp has one signature (STAMP-FORMAT.md: non-canonical signatures are refused).
+    #[test]
+    fn rejects_a_non_canonical_signature_scalar() {
+        // L, the order of the base point, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let (p, s) = parts(&good());
+        let mut bigger = s.clone();
+        let mut carry = 0u16;
+        for (i, l) in L.iter().enumerate() {
+            let sum = u16::from(s[32 + i]) + u16::from(*l) + carry;
+            bigger[32 + i] = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0, "s + L fits 256 bits");
+        assert_eq!(code_of(&join(&p, &s), 0), "ok");
+        assert_eq!(code_of(&join(&p, &bigger), 0), "bad_signature");
     }
 
     #[test]

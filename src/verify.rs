@@ -8,9 +8,10 @@
 //!
 //! Why a batch is as strict as `verify_strict` for stamps: batches use the cofactored equation,
 //! which accepts more signatures than the cofactorless one only when the signature's nonce
-//! point carries a small-order component chosen *at signing time*; only the issuer (us) signs,
-//! and our keys are never small-order. Changing R after signing changes the hash the signature
-//! commits to, so it fails both checks.
+//! point carries a small-order component chosen *at signing time*; only the issuer (us) signs.
+//! Changing R after signing changes the hash the signature commits to, so it fails both checks.
+//! A small-order key would let anyone forge inside a batch, so such a key never reaches one
+//! ([`BatchVerifier::verify`] refuses it first, as `verify_strict` does).
 //!
 //! Each batch's size goes to the `pennypost_verify_batch_size` histogram (`crate::telemetry`).
 
@@ -45,8 +46,13 @@ impl BatchVerifier {
         Ok(BatchVerifier { queue })
     }
 
-    /// Whether `signature` is a valid signature of `message` under `key`.
+    /// Whether `signature` is a valid signature of `message` under `key`. A small-order key is
+    /// refused here, as `verify_strict` refuses it: a batch would not (anyone can forge under
+    /// such a key, and the forgery's terms vanish from the batch equation).
     pub async fn verify(&self, message: Vec<u8>, signature: Signature, key: VerifyingKey) -> bool {
+        if key.is_weak() {
+            return false;
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             message,
@@ -116,6 +122,89 @@ mod tests {
         for task in tasks {
             let (i, valid) = task.await.expect("join");
             assert_eq!(valid, i % 37 != 5, "signature {i}");
+        }
+    }
+
+    /// Under a small-order key (the identity point), R = identity and s = 0 "sign" anything,
+    /// and such a term vanishes from the batch equation: among good signatures it would pass a
+    /// batch. It is refused alone and among others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_order_key_is_refused_in_a_batch_too() {
+        let verifier = BatchVerifier::start().expect("start");
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("the identity point decodes");
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&identity);
+        let forged = Signature::from_bytes(&forged);
+        let key = SigningKey::from_bytes(&[3u8; 32]);
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let verifier = verifier.clone();
+            let message = i.to_be_bytes().to_vec();
+            let (signature, vk) = if i % 10 == 3 {
+                (forged, weak)
+            } else {
+                (key.sign(&message), key.verifying_key())
+            };
+            tasks.push(tokio::spawn(async move {
+                (i, verifier.verify(message, signature, vk).await)
+            }));
+        }
+        for task in tasks {
+            let (i, valid) = task.await.expect("join");
+            assert_eq!(valid, i % 10 != 3, "signature {i}");
+        }
+        // The forgery is one: the batch equation alone accepts it beside a good signature.
+        let good = key.sign(b"m");
+        assert!(ed25519_dalek::verify_batch(
+            &[b"m".as_slice(), b"anything".as_slice()],
+            &[good, forged],
+            &[key.verifying_key(), weak]
+        )
+        .is_ok());
+    }
+
+    /// A signature whose scalar is not reduced (s + L) satisfies the same group equation as
+    /// s, so only a check of the encoding refuses it: it must be refused inside a batch too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_non_canonical_signature_is_refused_in_a_batch_too() {
+        // L, the order of the base point, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let unreduced = |signature: Signature| {
+            let mut bytes = signature.to_bytes();
+            let mut carry = 0u16;
+            for (i, l) in L.iter().enumerate() {
+                let sum = u16::from(bytes[32 + i]) + u16::from(*l) + carry;
+                bytes[32 + i] = (sum & 0xff) as u8;
+                carry = sum >> 8;
+            }
+            // s < L < 2^253, so s + L < 2^254 fits: no carry out.
+            (carry == 0).then(|| Signature::from_bytes(&bytes))
+        };
+        let verifier = BatchVerifier::start().expect("start");
+        let key = SigningKey::from_bytes(&[4u8; 32]);
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let verifier = verifier.clone();
+            let message = i.to_be_bytes().to_vec();
+            let good = key.sign(&message);
+            let signature = if i % 10 == 7 {
+                unreduced(good).expect("fits")
+            } else {
+                good
+            };
+            let vk = key.verifying_key();
+            tasks.push(tokio::spawn(async move {
+                (i, verifier.verify(message, signature, vk).await)
+            }));
+        }
+        for task in tasks {
+            let (i, valid) = task.await.expect("join");
+            assert_eq!(valid, i % 10 != 7, "signature {i}");
         }
     }
 

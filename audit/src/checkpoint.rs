@@ -101,6 +101,40 @@ mod tests {
         );
     }
 
+    /// c2sp.org/signed-note: a verifier ignores signatures of keys it does not know, so a note
+    /// cosigned by another key (a witness), before or after the log's own line, still
+    /// verifies; one signed by the other key alone does not.
+    #[test]
+    fn ignores_signatures_of_other_keys() {
+        let root = tlog_tiles::record_hash(b"x");
+        let (note, vkey) = signed(3, 1, root);
+        let witness = "witness.example/w";
+        let key = SigningKey::from_bytes(&[5u8; 32]);
+        let public = [&[ALG_ED25519][..], key.verifying_key().as_bytes()].concat();
+        let secret = [&[ALG_ED25519][..], key.as_bytes()].concat();
+        let skey = format!(
+            "PRIVATE+KEY+{witness}+{:08x}+{}",
+            signed_note::key_id(witness, &public),
+            STANDARD.encode(secret)
+        );
+        let signer = StandardSigner::new(&skey).expect("signer");
+        let body = Checkpoint::new(NAME, 1, root, "").expect("checkpoint");
+        let mut alone = Note::new(&body.to_bytes(), &[]).expect("note");
+        alone.add_sigs(&[&signer]).expect("sign");
+        let alone = String::from_utf8(alone.to_bytes()).expect("utf8");
+        let witness_line = alone.split("\n\n").nth(1).expect("a signature line");
+        assert!(verify(alone.as_bytes(), &vkey).is_err());
+
+        let after = format!("{note}{witness_line}");
+        let (text, own_line) = note.split_once("\n\n").expect("text and signature");
+        let before = format!("{text}\n\n{witness_line}{own_line}");
+        for cosigned in [after, before] {
+            assert_eq!(cosigned.matches('\u{2014}').count(), 2, "{cosigned}");
+            let verified = verify(cosigned.as_bytes(), &vkey).expect("verify");
+            assert_eq!((verified.size, verified.root), (1, root));
+        }
+    }
+
     #[test]
     fn refuses_a_tampered_note_or_another_key() {
         let (note, vkey) = signed(3, 5, tlog_tiles::EMPTY_HASH);

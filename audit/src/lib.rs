@@ -40,9 +40,14 @@ pub mod wire;
 pub use auditor::{audit, main, AuditArgs};
 pub use check::{AuditReport, LedgerChecker, Violation, ViolationCode};
 
-/// Largest ledger entry, in bytes: what the server may write and what the checker accepts
-/// (docs/ledger.md: "An entry is at most 64 KiB"). 65,535 rather than 65,536 because a C2SP
-/// tlog-tiles entry bundle prefixes each entry with a big-endian u16 length: a larger entry
-/// could be logged but never served as a tile. A purchase of the most stamps allowed stays
-/// well below it.
-pub const ENTRY_BYTES_MAX: usize = 64 * 1024 - 1;
+/// Largest ledger entry the checker accepts, in bytes: the ledger's own limit ("An entry is
+/// at most 64 KiB", docs/ledger.md), so an entry the format allows is never reported as
+/// malformed. The server writes one byte less ([`ENTRY_BYTES_WRITTEN_MAX`]).
+pub const ENTRY_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest ledger entry the server writes, in bytes: 65,535 rather than 65,536 because a C2SP
+/// tlog-tiles entry bundle prefixes each entry with a big-endian u16 length, so a larger entry
+/// could be logged but never served as a tile. Named here, beside the checker's limit, so the
+/// writer, the store and the checker cannot disagree. A purchase of the most stamps allowed
+/// stays well below it.
+pub const ENTRY_BYTES_WRITTEN_MAX: usize = ENTRY_BYTES_MAX - 1;

@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use crate::domain::{CreditSource, DebitReason};
 
-/// Largest entry the server writes; the writer refuses anything larger. One limit, named once
-/// in the auditor crate (which says why it is 65,535), so the writer, the store and the checker
-/// cannot disagree.
-pub use pennypost_audit::ENTRY_BYTES_MAX;
+/// Largest entry the server writes; the writer refuses anything larger. Named once in the
+/// auditor crate (which says why it is 65,535, one byte below the 64 KiB the checker accepts),
+/// so the writer, the store and the checker cannot disagree.
+pub use pennypost_audit::ENTRY_BYTES_WRITTEN_MAX as ENTRY_BYTES_MAX;
 
 /// What a spend paid for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,13 @@
 //! The independent auditor: an honest server passes; small fake ledger servers built here catch
 //! a double spend, a spend of a never-sold stamp, a wrong purchase total, a negative balance,
 //! a rewritten history, and in the economy wrong prices, mixed payers and wrong refunds. How a
-//! later run goes on from the saved checker state is in `audit/incremental.rs`.
+//! later run goes on from the saved checker state is in `audit/incremental.rs`; receipts and
+//! checkpoints proven by hand are in `audit/proofs.rs`, sold stamps read byte by byte in
+//! `audit/stamps.rs`.
 
 mod incremental;
+mod proofs;
+mod stamps;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +133,10 @@ struct Fake {
     served: Arc<AtomicU64>,
     /// The `vkey` `GET /v1/ledger/key` shows, when a test makes it lie about the signing key.
     shown_vkey: Arc<Mutex<Option<String>>>,
+    /// The origin the checkpoint (and the key) names, when a test changes it from [`ORIGIN`].
+    origin: Arc<Mutex<Option<String>>>,
+    /// An entry served at an index in place of the one the checkpoint is signed over.
+    swapped: Arc<Mutex<Option<(usize, String)>>>,
 }
 
 struct Hashes(Vec<tlog_tiles::Hash>);
@@ -166,8 +174,9 @@ impl Fake {
 async fn fake_key(State(fake): State<Fake>) -> Json<Value> {
     let public = fake.key.signing.verifying_key();
     let shown = fake.shown_vkey.lock().expect("lock").clone();
+    let origin = fake.origin.lock().expect("lock").clone();
     Json(json!({
-        "origin": ORIGIN,
+        "origin": origin.unwrap_or_else(|| ORIGIN.to_string()),
         "name": fake.key.name,
         "vkey": shown.unwrap_or_else(|| checkpoint::verifier_key(&fake.key.name, &public)),
     }))
@@ -176,13 +185,18 @@ async fn fake_key(State(fake): State<Fake>) -> Json<Value> {
 async fn fake_checkpoint(State(fake): State<Fake>) -> String {
     let size = fake.size();
     let root = tlog_tiles::tree_hash(size, &fake.hashes()).expect("root");
-    checkpoint::sign(ORIGIN, size, &root, &fake.key).expect("sign")
+    let origin = fake.origin.lock().expect("lock").clone();
+    let origin = origin.as_deref().unwrap_or(ORIGIN);
+    checkpoint::sign(origin, size, &root, &fake.key).expect("sign")
 }
 
 async fn fake_entries(State(fake): State<Fake>, Query(q): Query<HashMap<String, u64>>) -> String {
     let start = q.get("start").copied().unwrap_or(0) as usize;
     let limit = q.get("limit").copied().unwrap_or(1000) as usize;
-    let entries = fake.entries.lock().expect("lock");
+    let mut entries = fake.entries.lock().expect("lock").clone();
+    if let Some((index, entry)) = fake.swapped.lock().expect("lock").clone() {
+        entries[index] = entry;
+    }
     let page: Vec<String> = entries
         .iter()
         .skip(start)
@@ -218,6 +232,8 @@ async fn start_fake(entries: Vec<String>) -> (String, Fake) {
         audit: Arc::new(Mutex::new(None)),
         served: Arc::new(AtomicU64::new(0)),
         shown_vkey: Arc::new(Mutex::new(None)),
+        origin: Arc::new(Mutex::new(None)),
+        swapped: Arc::new(Mutex::new(None)),
     };
     let app = Router::new()
         .route("/v1/ledger/key", get(fake_key))
@@ -399,6 +415,60 @@ async fn catches_a_rewritten_history() {
         .await
         .expect("join");
     assert_eq!(code, 0, "{out}");
+}
+
+/// Audits the fake once with a state file, then lets `change` alter it, and audits again:
+/// (exit code, output) of the second run.
+async fn audit_twice(change: impl FnOnce(&Fake)) -> (i32, String) {
+    let (url, fake) = start_fake(honest()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (u, s) = (url.clone(), state.clone());
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&u, &s))
+        .await
+        .expect("join");
+    assert_eq!(code, 0, "the first audit pins the checkpoint: {out}");
+    change(&fake);
+    tokio::task::spawn_blocking(move || audit_printed(&url, &state))
+        .await
+        .expect("join")
+}
+
+/// Invariant 2, "the log only grew": a checkpoint smaller than the remembered one.
+#[tokio::test]
+async fn catches_a_log_that_shrank() {
+    let (code, out) = audit_twice(|fake| {
+        fake.entries.lock().expect("lock").pop();
+    })
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("log_shrank"), "{out}");
+}
+
+/// A checkpoint of another origin, even under the pinned key, is not this log's next one.
+#[tokio::test]
+async fn catches_a_changed_origin() {
+    let (code, out) = audit_twice(|fake| {
+        *fake.origin.lock().expect("lock") = Some("other.example/log".to_string());
+    })
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("origin_changed"), "{out}");
+}
+
+/// Invariant 2, "the Merkle root of all entries equals the checkpoint's root": entries served
+/// other than the ones signed, to an auditor with no memory.
+#[tokio::test]
+async fn catches_entries_that_do_not_hash_to_the_signed_root() {
+    let (url, fake) = start_fake(honest()).await;
+    *fake.swapped.lock().expect("lock") = Some((1, credit(1, 11, &reference(1))));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (code, out) = tokio::task::spawn_blocking(move || audit_printed(&url, &state))
+        .await
+        .expect("join");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("root_mismatch"), "{out}");
 }
 
 #[tokio::test]

@@ -280,3 +280,56 @@ async fn a_changed_policy_is_written_at_the_next_start_and_prices_from_then_on()
     assert_eq!(prices["policy"]["repeat_factor"], 1, "{prices}");
     audit_holds(&server).await;
 }
+
+/// ECONOMY.md names an environment variable for every parameter of the policy: each one sets
+/// its parameter, in `GET /v1/prices` and in the `policy` entry the first start writes.
+#[tokio::test]
+async fn every_policy_parameter_follows_its_environment_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--keys-dir",
+        keys.to_str().expect("utf-8"),
+    ];
+    let env = [
+        ("PENNYPOST_STAMP_PRICE", "7"),
+        ("PENNYPOST_POST_COST", "3"),
+        ("PENNYPOST_VOTE_COST", "2"),
+        ("PENNYPOST_REPEAT_WINDOW_SECS", "60"),
+        ("PENNYPOST_REPEAT_FACTOR", "4"),
+        ("PENNYPOST_VOTE_PRICING", "flat"),
+        ("PENNYPOST_REFUND_VOTERS", "5"),
+    ];
+    let log = dir.path().join("server.log");
+    let server = crate::process::start(&args, &env, &log, false);
+    let want = json!({"stamp_price": 7, "post_cost": 3, "vote_cost": 2,
+                      "repeat_window_secs": 60, "repeat_factor": 4,
+                      "vote_pricing": "flat", "refund_voters": 5});
+    let prices: Value = reqwest::get(format!("{}/v1/prices", server.base_url))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(prices["policy"], want, "{prices}");
+    assert_eq!(prices["costs"], json!({"post": 3, "vote": 2}), "{prices}");
+    let entries = reqwest::get(format!("{}/v1/ledger/entries", server.base_url))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    let policy: Value = entries
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("entry"))
+        .find(|e| e["kind"] == "policy")
+        .expect("a policy entry");
+    for (field, value) in want.as_object().expect("object") {
+        assert_eq!(&policy[field], value, "{field}: {policy}");
+    }
+    assert_eq!(policy["currency"], prices["currency"], "{policy}");
+}

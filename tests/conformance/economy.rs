@@ -243,6 +243,44 @@ pub fn a_refund_comes_with_the_vote_that_completes_it(ctx: &mut Ctx) {
     assert_eq!(ctx.account(account(0)).refunds_total, PRICE);
 }
 
+/// The refund is the base postage: the unit prices of the first `post_cost` stamps the post
+/// lists, never its flood surcharge, whatever those stamps cost.
+pub fn only_the_base_postage_of_a_flooded_post_goes_back(ctx: &mut Ctx) {
+    economy(
+        ctx,
+        Policy {
+            post_cost: 2,
+            refund_voters: 2,
+            ..policy()
+        },
+    );
+    ctx.ok(credit(0, 70, "more 0"), at(0));
+    ctx.ok(purchase(0, &stamps(50..60)).price(7).cmd(), at(0));
+    ctx.ok(post(of(0, 0, 2), post_id(0), "a", "1"), at(1));
+    // The second post within the window costs 2 × 2: listed first, a stamp at 7, then three
+    // at PRICE. Its base postage is 7 + PRICE; the two surcharge stamps never come back.
+    let mut flooded = sold(&stamps(50..51));
+    flooded.extend(of(0, 2, 3));
+    ctx.ok(post(flooded, post_id(1), "a", "2"), at(2));
+    let before = ctx.account(account(0));
+    ctx.ok(vote(of(1, 0, 1), post_id(1), true), at(3));
+    let Outcome::Spent {
+        refund_ledger_index,
+        ..
+    } = ctx.ok(vote(of(2, 0, 1), post_id(1), true), at(4))
+    else {
+        panic!("a vote spends");
+    };
+    let entry = ctx.entry(refund_ledger_index.expect("the second voter completes it"));
+    assert_eq!(entry["kind"], "refund");
+    assert_eq!(entry["amount"], 7 + PRICE);
+    let after = ctx.account(account(0));
+    assert_eq!(
+        (after.balance, after.refunds_total),
+        (before.balance + 7 + PRICE, 7 + PRICE)
+    );
+}
+
 pub fn refunds_off_refund_nothing(ctx: &mut Ctx) {
     economy(
         ctx,

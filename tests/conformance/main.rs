@@ -101,6 +101,7 @@ macro_rules! conformance {
             economy::votes_cost_two_n_minus_one,
             economy::flat_vote_pricing_charges_the_vote_cost,
             economy::a_refund_comes_with_the_vote_that_completes_it,
+            economy::only_the_base_postage_of_a_flooded_post_goes_back,
             economy::refunds_off_refund_nothing,
             economy::stamps_of_two_payers_are_refused,
             economy::names_are_unique_whatever_their_case_and_form,

@@ -1,9 +1,10 @@
 //! Ledger entries as the checker reads them: one strict struct per kind (every field the
 //! server writes, no other), and the parsers of their text fields (uuid, hex, RFC 3339 time).
 //!
-//! It must not decide what an entry means: that is the checker's (`super`). The parsers accept
-//! only the one form the server writes (lowercase hex and uuids, UTC times), so an entry with
-//! another spelling of the same value is malformed rather than silently equal.
+//! It must not decide what an entry means: that is the checker's (`super`). The parsers of ids
+//! accept only the one form the server writes (lowercase hex and uuids), so an entry with
+//! another spelling of the same id is malformed rather than silently equal; a time is any
+//! RFC 3339 time (the ledger's format), read as the instant it names.
 
 use ::time::format_description::well_known::Rfc3339;
 use ::time::OffsetDateTime;
@@ -252,10 +253,11 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// RFC 3339 with a UTC offset, as Unix nanoseconds.
+/// RFC 3339, as Unix nanoseconds. The ledger asks for RFC 3339, not for one offset: the server
+/// writes UTC (`Z`), and a time with another offset is the instant it names.
 pub(super) fn parse_time(text: &str) -> Option<i128> {
     let time = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    time.offset().is_utc().then(|| time.unix_timestamp_nanos())
+    Some(time.unix_timestamp_nanos())
 }
 
 /// Exactly `2 * N` lowercase hex digits.

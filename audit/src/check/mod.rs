@@ -284,7 +284,7 @@ impl LedgerChecker {
             self.violate(index, ViolationCode::IndexGap, detail);
         }
         let Some(time) = parse_time(&common.time) else {
-            let detail = format!("time {:?} is not RFC 3339 UTC", common.time);
+            let detail = format!("time {:?} is not RFC 3339", common.time);
             return self.malformed(index, detail);
         };
         if let Some(prev) = self.prev_time_nanos {
@@ -321,20 +321,27 @@ impl LedgerChecker {
             Ok(key) if key.len() == 32 => key,
             _ => return self.malformed(index, "public_key is not 32 bytes of base64url"),
         };
-        let digest = Sha256::digest(&public_key);
-        if digest.get(..8) != Some(&kid[..]) {
-            let detail = format!("kid {} is not SHA-256(public_key)[..8]", entry.kid);
-            return self.violate(index, ViolationCode::KeyIdMismatch, detail);
-        }
         let public_key: [u8; 32] = match public_key.try_into() {
             Ok(key) => key,
             Err(_) => return self.malformed(index, "public_key is not 32 bytes"),
         };
-        if let Some((known, _)) = self.keys.get(&kid) {
-            if *known != public_key {
-                let detail = format!("kid {} was published with another public key", entry.kid);
-                self.violate(index, ViolationCode::KeyChanged, detail);
-            }
+        // Invariant 11: a published kid keeps its public key. Checked before the kid itself,
+        // because a changed key under a published kid has the old key's kid, not its own.
+        let changed = self
+            .keys
+            .get(&kid)
+            .is_some_and(|(known, _)| *known != public_key);
+        if changed {
+            let detail = format!("kid {} was published with another public key", entry.kid);
+            self.violate(index, ViolationCode::KeyChanged, detail);
+        }
+        let digest = Sha256::digest(public_key);
+        if digest.get(..8) != Some(&kid[..]) {
+            let detail = format!("kid {} is not SHA-256(public_key)[..8]", entry.kid);
+            return self.violate(index, ViolationCode::KeyIdMismatch, detail);
+        }
+        if changed {
+            return;
         }
         self.keys.insert(kid, (public_key, entry.status));
         let active: Vec<String> = self
@@ -428,10 +435,10 @@ impl LedgerChecker {
             return self.malformed(index, "kid is not 16 lowercase hex digits");
         };
         if parse_time(&entry.issued_at).is_none() {
-            return self.malformed(index, "issued_at is not RFC 3339 UTC");
+            return self.malformed(index, "issued_at is not RFC 3339");
         }
         let Some(expires_at) = parse_time(&entry.expires_at) else {
-            return self.malformed(index, "expires_at is not RFC 3339 UTC");
+            return self.malformed(index, "expires_at is not RFC 3339");
         };
         let Some(ids) = parse_uuids(&entry.stamp_ids) else {
             return self.malformed(index, "a stamp id is not a lowercase hyphenated uuid");

@@ -307,7 +307,7 @@ fn malformed_entry() {
         r#"{"v":2,"index":0,"time":"2026-11-26T21:45:46Z","kind":"key"}"#.to_string(),
         r#"{"v":1,"index":"0","time":"2026-11-26T21:45:46Z","kind":"key"}"#.to_string(),
         r#"{"v":1,"index":0,"time":"yesterday","kind":"key"}"#.to_string(),
-        r#"{"v":1,"index":0,"time":"2026-11-26T22:45:46+01:00","kind":"key"}"#.to_string(),
+        r#"{"v":1,"index":0,"time":"2026-11-26 22:45:46Z","kind":"key"}"#.to_string(),
         format!(" {}", key_entry(0, T0, "active")),
         format!("{}\n", key_entry(0, T0, "active")),
         key_entry(0, T0, "sleeping"),
@@ -466,6 +466,63 @@ fn key_id_mismatch() {
 }
 
 #[test]
+fn key_changed() {
+    // The published kid with another public key: invariant 11's second half. The kid is the
+    // old key's, so the entry fails its own kid check too; the published key stands.
+    let changed = key_entry(1, T0, "active").replace(
+        &URL_SAFE_NO_PAD.encode(public_key()),
+        &URL_SAFE_NO_PAD.encode([9u8; 32]),
+    );
+    let mut log = vec![key_entry(0, T0, "active"), changed];
+    let report = run(&log, EXPIRES_UNIX - 1);
+    let found: Vec<(ViolationCode, u64)> = report
+        .violations
+        .iter()
+        .map(|v| (v.code, v.index))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (ViolationCode::KeyChanged, 1),
+            (ViolationCode::KeyIdMismatch, 1)
+        ],
+        "{report:?}"
+    );
+    // Sales under the published key go on being checked against it, active as it was.
+    log.push(credit(2, ACCOUNT, 100, 1));
+    log.push(purchase(3, 1, &[1]));
+    assert_eq!(run(&log, EXPIRES_UNIX - 1).violations_total, 2);
+}
+
+#[test]
+fn times_are_rfc_3339_with_any_offset_read_as_instants() {
+    // LEDGER.md asks for RFC 3339, not UTC: `+01:00` names the same instant as an hour less
+    // in `Z`, for the order of entries and for expiry alike.
+    let mut log = vec![
+        key_entry(0, "2026-11-26T22:45:46+01:00", "active"),
+        credit(1, ACCOUNT, 100, 1),
+        purchase(2, 1, &[1, 2]).replace(EXPIRES, "2027-11-26T22:45:46+01:00"),
+        spend_at(3, "2027-11-26T21:45:45Z", &[2]),
+    ];
+    let report = run(&log, EXPIRES_UNIX - 1);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.stamps_outstanding, 1);
+    log.push(spend_at(4, "2027-11-26T16:45:46-05:00", &[1]));
+    assert_only(&log, ViolationCode::SpendAfterExpiry, 4);
+
+    let log = vec![
+        key_entry(0, "2026-11-27T00:00:00Z", "active"),
+        key_entry(1, "2026-11-27T01:00:00+01:00", "active"),
+    ];
+    assert!(run(&log, 0).ok);
+    let log = vec![
+        key_entry(0, "2026-11-27T00:00:00Z", "active"),
+        key_entry(1, "2026-11-27T00:59:59+01:00", "active"),
+    ];
+    assert_only(&log, ViolationCode::TimeBackwards, 1);
+}
+
+#[test]
 fn duplicate_stamp_in_entry() {
     let mut log = prefix();
     log.push(purchase_full(2, ACCOUNT, 1, 2, 1, 2, &kid(), &[1, 1]));
@@ -550,16 +607,20 @@ fn entries_up_to_entry_bytes_max_are_read_and_one_byte_more_is_malformed() {
         let currency = "c".repeat(len - short.len() + "cents".len());
         short.replace("\"cents\"", &format!("\"{currency}\""))
     };
+    // The ledger allows 64 KiB: 65,536 bytes (the server writes at most 65,535, for tiles).
     let largest = sized(ENTRY_BYTES_MAX);
-    assert_eq!(largest.len(), 65_535);
+    assert_eq!(largest.len(), 65_536);
     let report = run(&[key_entry(0, T0, "active"), largest], 0);
     assert!(report.ok, "{report:?}");
     assert_eq!(report.credits_total, 100);
+    let written = sized(crate::ENTRY_BYTES_WRITTEN_MAX);
+    assert_eq!(written.len(), 65_535);
+    assert!(run(&[key_entry(0, T0, "active"), written], 0).ok);
 
     let log = [key_entry(0, T0, "active"), sized(ENTRY_BYTES_MAX + 1)];
     assert_only(&log, ViolationCode::MalformedEntry, 1);
     let report = run(&log, 0);
-    assert_eq!(report.violations[0].detail, "65536 bytes, more than 65535");
+    assert_eq!(report.violations[0].detail, "65537 bytes, more than 65536");
 }
 
 #[test]
