@@ -154,20 +154,6 @@ impl IntoResponse for Error {
     }
 }
 
-/// 413 at once when the request declares a body over `limit` (`Content-Length`), rather than
-/// after reading it, or after waiting for bytes a client that declared more never sends.
-fn refuse_declared_over(req: &Request, limit: usize) -> Result<(), Error> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit as u64 => Err(Error::PayloadTooLarge(limit)),
-        _ => Ok(()),
-    }
-}
-
 fn body_error(rejection: BytesRejection, limit: usize) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge(limit)
@@ -188,7 +174,6 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(65_536, |l| l.0);
-        refuse_declared_over(&req, limit)?;
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
@@ -219,7 +204,6 @@ async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Optio
             v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
         })
         .unwrap_or(false);
-    refuse_declared_over(&req, limit)?;
     let bytes = Bytes::from_request(req, state)
         .await
         .map_err(|r| body_error(r, limit))?;
