@@ -234,13 +234,7 @@ impl Mint {
 
     pub async fn create_account(&self, name: Option<String>) -> Result<(Uuid, String), Error> {
         if let Some(name) = &name {
-            let chars = name.chars().count();
-            if chars == 0 || chars > self.limits.account_name_chars_max {
-                return Err(Error::BadRequest(format!(
-                    "name must be 1 to {} characters",
-                    self.limits.account_name_chars_max
-                )));
-            }
+            check_name(name, self.limits.account_name_chars_max)?;
         }
         let mut secret = [0u8; API_KEY_RANDOM_BYTES];
         OsRng.fill_bytes(&mut secret);
@@ -669,11 +663,71 @@ impl Mint {
     }
 }
 
+/// An account's name, shown on its posts as a verified author: 1 to `max` characters, no
+/// space at either end, and nothing invisible or controlling (Unicode's control, format,
+/// surrogate, private-use and unassigned characters, line and paragraph separators), so that
+/// `alice` and `alice\u{200b}` or `alice ` cannot pass for one another.
+fn check_name(name: &str, max: usize) -> Result<(), Error> {
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    let chars = name.chars().count();
+    if chars == 0 || chars > max {
+        return Err(Error::BadRequest(format!(
+            "name must be 1 to {max} characters"
+        )));
+    }
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return Err(Error::BadRequest(
+            "name must not begin or end with a space".into(),
+        ));
+    }
+    let hidden = name.chars().find(|c| {
+        c.general_category_group() == GeneralCategoryGroup::Other
+            || matches!(
+                c.general_category(),
+                GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+            )
+    });
+    match hidden {
+        Some(c) => Err(Error::BadRequest(format!(
+            "name must not hold invisible or control characters (U+{:04X})",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::SpentRecord;
     use crate::ledger::entry::SpendAction;
+
+    #[test]
+    fn names_refuse_invisible_and_controlling_characters() {
+        for name in ["alice", "Ada Lovelace", "Åke", "名前", "zoë🦀", "o'brien-2"] {
+            assert!(check_name(name, 64).is_ok(), "{name:?}");
+        }
+        for name in [
+            "",
+            " alice",
+            "alice ",
+            "\u{3000}alice",
+            "ali\u{200b}ce",
+            "alice\u{202e}",
+            "a\u{0000}",
+            "a\nb",
+            "a\u{2028}b",
+            "a\u{e000}",
+            "a\u{feff}",
+        ] {
+            assert!(
+                matches!(check_name(name, 64), Err(Error::BadRequest(_))),
+                "{name:?}"
+            );
+        }
+        assert!(check_name(&"a".repeat(64), 64).is_ok());
+        assert!(check_name(&"a".repeat(65), 64).is_err());
+    }
 
     fn spent_at_index(ledger_index: u64) -> StampRecord {
         StampRecord {

@@ -216,6 +216,20 @@ async fn names_are_unique_and_api_key_posts_are_verified() {
             .await;
         assert_problem(status, &body, 409, "name_taken");
     }
+    // A name that would look like another one is refused: spaces at its ends, invisible or
+    // controlling characters.
+    for lookalike in [
+        "Renée ",
+        " Ren\u{e9}e",
+        "Ren\u{200b}ée",
+        "Renée\u{202e}",
+        "Ren\u{0}ée",
+    ] {
+        let (status, body) = server
+            .post("/v1/accounts", None, json!({"name": lookalike}))
+            .await;
+        assert_problem(status, &body, 400, "bad_request");
+    }
     let id = {
         let (_, account) = server.get_auth("/v1/account", &key).await;
         account["account_id"].as_str().expect("id").to_string()
