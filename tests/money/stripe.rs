@@ -267,6 +267,12 @@ fn a_webhook_lost_while_the_server_was_down_is_made_up_by_the_start_up_sweep() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(s.server.balance(&s.key), 500);
+    // The credit is written first and the payment's record marked paid right after (the
+    // ledger's reference is what credits once): wait for the record too.
+    while s.admin_status("paid").is_empty() {
+        assert!(Instant::now() < deadline, "credited but never marked paid");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(s.admin_status("paid"), vec![s.payment.clone()]);
     s.server.audit_passes();
 }
