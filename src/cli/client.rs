@@ -171,7 +171,7 @@ pub fn account(args: ClientArgs, command: AccountCommand) -> ExitCode {
 }
 
 /// `GET /v1/account` with `key`.
-async fn account_of(
+pub(crate) async fn account_of(
     client: &reqwest::Client,
     target: &Target,
     key: &str,

@@ -20,10 +20,10 @@ use clap::{Args, Subcommand};
 use uuid::Uuid;
 
 use super::http::{call, Answer};
-use super::{finish, price, runtime, ClientArgs, Target, Wallet};
+use super::{account_of, finish, price, runtime, ClientArgs, Target, Wallet};
 use crate::api::{
-    AccountResponse, CreatePaymentRequest, ErrorCode, PaymentProvider, PaymentProvidersResponse,
-    PaymentResponse, PaymentStatusName, PaymentsPageResponse,
+    CreatePaymentRequest, ErrorCode, PaymentProvider, PaymentProvidersResponse, PaymentResponse,
+    PaymentStatusName, PaymentsPageResponse,
 };
 
 /// How long `pay` waits for the payment by default: a member who paid has paid well within it.
@@ -191,19 +191,6 @@ async fn payment(
     }
 }
 
-async fn balance(
-    client: &reqwest::Client,
-    target: &Target,
-    key: &str,
-) -> Result<AccountResponse, String> {
-    let url = format!("{}/v1/account", target.server);
-    let answer = call(client.get(&url).bearer_auth(key), &url).await?;
-    if answer.status != 200 {
-        return Err(target.describe(&answer));
-    }
-    answer.json()
-}
-
 /// How a member short of money adds some, for the end of a sentence: `pennypost pay` with the
 /// first provider the server takes; `None` when it takes none (or cannot say), and the
 /// operator credits instead.
@@ -221,7 +208,7 @@ pub(crate) async fn pay_hint(client: &reqwest::Client, target: &Target) -> Optio
 /// The debt of the account of `key` in words ("you owe 200 cents; …"), when its balance is
 /// below zero.
 pub(crate) async fn debt(client: &reqwest::Client, target: &Target, key: &str) -> Option<String> {
-    let now = balance(client, target, key).await.ok()?;
+    let now = account_of(client, target, key).await.ok()?;
     (now.balance < 0).then(|| {
         format!(
             "you owe {}; purchases are refused until it is paid",
@@ -456,7 +443,7 @@ async fn settled(
             status_word(other)
         )),
     };
-    let now = balance(client, target, key).await?;
+    let now = account_of(client, target, key).await?;
     println!("balance {}", balance_words(now.balance, &now.currency));
     match ended {
         None => Ok(()),
@@ -575,7 +562,7 @@ async fn check(
     if view.status == PaymentStatusName::Pending {
         println!("pay at:   {}", view.pay_url);
     }
-    let now = balance(client, target, key).await?;
+    let now = account_of(client, target, key).await?;
     println!("balance:  {}", balance_words(now.balance, &now.currency));
     Ok(())
 }
