@@ -90,6 +90,15 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
+    fn remove(&mut self, key: impl Into<sled::IVec>) -> Result<(), StoreError> {
+        self.batch.remove(key);
+        self.pending += 1;
+        if self.pending == MIGRATION_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), StoreError> {
         self.pending = 0;
         self.tree
@@ -346,18 +355,14 @@ pub(super) fn migrate_account_purchases(
     if meta.get("account_purchases").map_err(storage)?.is_some() {
         return Ok(());
     }
+    let mut writer = BatchWriter::new(economy);
     for tag in [b'b', b'n'] {
-        let mut writer = BatchWriter::new(economy);
         for item in economy.scan_prefix([tag]) {
             let (key, _) = item.map_err(storage)?;
-            writer.batch.remove(key);
-            writer.pending += 1;
-            if writer.pending >= MIGRATION_BATCH {
-                writer.flush()?;
-            }
+            writer.remove(key)?;
         }
-        writer.flush()?;
     }
+    writer.flush()?;
     if !bundles.is_empty() {
         tracing::info!(
             "upgrading the data directory: indexing each account's purchases (once; reads \
@@ -395,18 +400,13 @@ pub(super) fn migrate_account_purchases(
                 stamp_ids: fields.stamp_ids,
             };
             let seq = counts.entry(account_id).or_insert(0);
-            let mut key = Vec::with_capacity(25);
-            key.push(b'b');
-            key.extend_from_slice(account_id.as_bytes());
-            key.extend_from_slice(&seq.to_be_bytes());
+            let key = super::tx::account_purchase_key(account_id, *seq);
             writer.insert(&key, super::records::PurchaseKeyRecord::encode(&record)?)?;
             *seq += 1;
         }
     }
     for (account_id, count) in &counts {
-        let mut key = Vec::with_capacity(17);
-        key.push(b'n');
-        key.extend_from_slice(account_id.as_bytes());
+        let key = super::tx::payer_key(b'n', *account_id);
         writer.insert(&key, &count.to_be_bytes()[..])?;
     }
     writer.flush()?;

@@ -622,7 +622,7 @@ impl SledTx<'_> {
 }
 
 /// `economy` keys of one payer: a tag, then the payer.
-fn payer_key(tag: u8, payer: Uuid) -> [u8; 17] {
+pub(super) fn payer_key(tag: u8, payer: Uuid) -> [u8; 17] {
     let mut key = [0u8; 17];
     key[0] = tag;
     key[1..].copy_from_slice(payer.as_bytes());
