@@ -12,7 +12,7 @@ use crate::domain::{CreditSource, DebitReason};
 /// Largest entry the server writes; the writer refuses anything larger. Named once in the
 /// auditor crate (which says why it is 65,535, one byte below the 64 KiB the checker accepts),
 /// so the writer, the store and the checker cannot disagree.
-pub use pennypost_audit::ENTRY_BYTES_WRITTEN_MAX as ENTRY_BYTES_MAX;
+pub use pennypost_audit::ENTRY_BYTES_WRITTEN_MAX;
 
 /// What a spend paid for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ mod tests {
             stamp_ids: vec![Uuid::max(); 1000],
         };
         let bytes = encode(u64::MAX, "9999-12-31T23:59:59Z", &body).expect("encode");
-        assert!(bytes.len() < ENTRY_BYTES_MAX, "{}", bytes.len());
+        assert!(bytes.len() < ENTRY_BYTES_WRITTEN_MAX, "{}", bytes.len());
     }
 
     #[test]
@@ -210,6 +210,6 @@ mod tests {
             amount: Some(u64::MAX),
         };
         let bytes = encode(u64::MAX, "9999-12-31T23:59:59Z", &body).expect("encode");
-        assert!(bytes.len() <= ENTRY_BYTES_MAX, "{}", bytes.len());
+        assert!(bytes.len() <= ENTRY_BYTES_WRITTEN_MAX, "{}", bytes.len());
     }
 }

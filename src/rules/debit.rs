@@ -11,7 +11,7 @@
 //! list from the entries (invariant 12 of docs/ledger.md).
 //!
 //! Bounded: the revoke names at most [`REVOKE_STAMPS_MAX`] stamps (its entry then fits
-//! `ENTRY_BYTES_MAX`; the auditor wants one revoke, never two) and looks through at most
+//! `ENTRY_BYTES_WRITTEN_MAX`; the auditor wants one revoke, never two) and looks through at most
 //! [`REVOKE_PURCHASES_MAX`] unexpired purchases. A debit that would need more is refused
 //! ([`Refusal::RevokeTooLarge`]) and changes nothing: the same money debited in smaller parts
 //! goes through, each part revoking what it needs.
@@ -29,7 +29,7 @@ use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
 /// Most stamps one revoke names: its entry (about 39 bytes a stamp) stays within
-/// `ENTRY_BYTES_MAX` with every other field at its largest (`ledger::entry` tests it).
+/// `ENTRY_BYTES_WRITTEN_MAX` with every other field at its largest (`ledger::entry` tests it).
 pub const REVOKE_STAMPS_MAX: usize = 1600;
 
 /// Most unexpired purchases of one account a revoke looks through, newest first.

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use crate::ledger::entry::{self, Body, ENTRY_BYTES_MAX};
+use crate::ledger::entry::{self, Body, ENTRY_BYTES_WRITTEN_MAX};
 use crate::store::{StoreError, StoreTx};
 use crate::time::Timestamp;
 
@@ -18,11 +18,11 @@ pub fn append<T: StoreTx + ?Sized>(
     let index = tx.ledger_size()?;
     let bytes = entry::encode(index, &time.to_rfc3339(), body)
         .map_err(|e| StoreError::Storage(e.to_string()))?;
-    if bytes.len() > ENTRY_BYTES_MAX {
+    if bytes.len() > ENTRY_BYTES_WRITTEN_MAX {
         // Commands are bounded well below this (a purchase of the most stamps allowed is
         // about 40 KiB), so this is a programming error, not a refusal.
         return Err(StoreError::Storage(format!(
-            "ledger entry of {} bytes exceeds {ENTRY_BYTES_MAX}",
+            "ledger entry of {} bytes exceeds {ENTRY_BYTES_WRITTEN_MAX}",
             bytes.len()
         )));
     }

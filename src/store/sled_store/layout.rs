@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use crate::domain::{Sale, StampRef, Voter};
-use crate::ledger::entry::ENTRY_BYTES_MAX;
+use crate::ledger::entry::ENTRY_BYTES_WRITTEN_MAX;
 use crate::stamp::Kid;
 use crate::store::StoreError;
 use crate::time::Timestamp;
@@ -68,7 +68,7 @@ pub(super) fn hash_in_chunk(chunk: &[u8], index: u64) -> Option<[u8; 32]> {
 /// Most ledger entries per `ledger_bundles` value.
 pub(super) const BUNDLE_ENTRIES_MAX: u64 = 8;
 /// Most bytes per `ledger_bundles` value: one entry of the largest size fits alone.
-pub(super) const BUNDLE_BYTES_MAX: usize = ENTRY_BYTES_MAX + 4;
+pub(super) const BUNDLE_BYTES_MAX: usize = ENTRY_BYTES_WRITTEN_MAX + 4;
 
 /// Whether an entry of `entry_len` bytes still fits in a bundle of `count` entries and
 /// `bundle_len` bytes.
@@ -78,7 +78,7 @@ pub(super) fn fits_in_bundle(count: u64, bundle_len: usize, entry_len: usize) ->
 
 /// Appends one length-prefixed entry to a bundle.
 pub(super) fn push_entry(bundle: &mut Vec<u8>, entry: &[u8]) {
-    // Entries are at most ENTRY_BYTES_MAX (64 KiB): the length always fits in 4 bytes.
+    // Entries are at most ENTRY_BYTES_WRITTEN_MAX (64 KiB): the length always fits in 4 bytes.
     bundle.extend_from_slice(&(entry.len() as u32).to_be_bytes());
     bundle.extend_from_slice(entry);
 }

@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::keys::{public_key_text, KeyStatus, PublishedKey};
 use crate::ledger::check::{AuditReport, LedgerChecker};
-use crate::ledger::entry::{SpendAction, ENTRY_BYTES_MAX};
+use crate::ledger::entry::{SpendAction, ENTRY_BYTES_WRITTEN_MAX};
 use crate::rules::{self, Applied, Command, Outcome, Refusal, Settings, SpendFor};
 use crate::stamp::Kid;
 use crate::store::{Reads as _, StoreError, Writes};
@@ -453,7 +453,7 @@ fn ledger_entries_read_back_from_any_start_across_bundles() {
 #[test]
 fn bundle_and_chunk_limits_are_what_the_layout_says() {
     assert_eq!(BUNDLE_ENTRIES_MAX, 8);
-    assert_eq!(BUNDLE_BYTES_MAX, ENTRY_BYTES_MAX + 4);
+    assert_eq!(BUNDLE_BYTES_MAX, ENTRY_BYTES_WRITTEN_MAX + 4);
     const { assert!(BUNDLE_BYTES_MAX <= 64 * 1024 + 4) };
     const { assert!(17 * BUNDLE_BYTES_MAX < SEGMENT_BYTES / 4) };
     assert_eq!(HASHES_PER_CHUNK, 16);
