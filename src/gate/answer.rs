@@ -9,6 +9,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use crate::api::ErrorCode;
+
 use super::mint::MintError;
 
 /// The `type` of a problem with `code`, as the mint spells it.
@@ -58,7 +60,7 @@ pub fn plain(status: StatusCode, code: &str, detail: &str) -> Response {
 pub fn mint_unavailable() -> Response {
     let mut response = plain(
         StatusCode::SERVICE_UNAVAILABLE,
-        "service_unavailable",
+        ErrorCode::ServiceUnavailable.as_str(),
         "the stamp service cannot be reached; the request was not sent to the site and no \
          stamp was spent",
     );

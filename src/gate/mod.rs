@@ -37,6 +37,7 @@ use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::api::ErrorCode;
 use crate::telemetry;
 use config::GateConfig;
 use mint::MintClient;
@@ -87,7 +88,7 @@ async fn handle(
         count("free", "refused");
         return answer::plain(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed.as_str(),
             "the gate is not a forward proxy",
         );
     }
@@ -95,7 +96,11 @@ async fn handle(
         Ok(n) => n,
         Err(e) => {
             count("free", "refused");
-            return answer::plain(StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
+            return answer::plain(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest.as_str(),
+                &e.to_string(),
+            );
         }
     };
     if normalised.is_gate_own() {
@@ -123,7 +128,7 @@ async fn pass(gate: &Gate, member: std::net::IpAddr, mut request: Request) -> Re
         Ok(to) => to,
         Err(e) => {
             count("free", "refused");
-            return answer::plain(StatusCode::BAD_REQUEST, "bad_request", &e);
+            return answer::plain(StatusCode::BAD_REQUEST, ErrorCode::BadRequest.as_str(), &e);
         }
     };
     proxy::point(&mut request, to);

@@ -17,6 +17,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::api::ErrorCode;
+
 use super::path::Normalised;
 use super::{answer, proxy, Gate};
 
@@ -65,7 +67,7 @@ fn script(text: &'static str) -> Response {
 fn not_found() -> Response {
     answer::plain(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound.as_str(),
         "no such path under /.pennypost/",
     )
 }

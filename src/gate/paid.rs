@@ -20,6 +20,7 @@ use super::answer::{self, PaymentRequired};
 use super::mint::MintError;
 use super::stamps::{self, StampsError};
 use super::{count, proxy, upstream_failure, Gate};
+use crate::api::ErrorCode;
 use crate::telemetry;
 
 /// The context's version tag: the first word of every hold's context.
@@ -49,12 +50,16 @@ pub fn receipt(hold_id: &str) -> String {
 
 fn stamps_error(error: StampsError) -> Response {
     match error {
-        StampsError::Malformed(detail) => {
-            answer::plain(StatusCode::BAD_REQUEST, "bad_request", &detail)
-        }
-        StampsError::MalformedBody(detail) => {
-            answer::plain(StatusCode::BAD_REQUEST, "bad_request", &detail)
-        }
+        StampsError::Malformed(detail) => answer::plain(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest.as_str(),
+            &detail,
+        ),
+        StampsError::MalformedBody(detail) => answer::plain(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest.as_str(),
+            &detail,
+        ),
         StampsError::Invalid { code, detail } => {
             answer::plain(StatusCode::UNPROCESSABLE_ENTITY, code, &detail)
         }
@@ -73,7 +78,7 @@ async fn read_body(
     let too_large = || {
         answer::plain(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge.as_str(),
             &format!("a priced request's body may be at most {max} bytes"),
         )
     };
@@ -92,7 +97,7 @@ async fn read_body(
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(_)) => Err(answer::plain(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest.as_str(),
             "the request's body broke off",
         )),
     }
@@ -155,7 +160,7 @@ pub async fn handle(gate: &Gate, index: usize, member: IpAddr, request: Request)
         extra.insert("required".into(), json!(required));
         return answer::problem(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong_stamp_count",
+            ErrorCode::WrongStampCount.as_str(),
             &format!(
                 "this action costs {} and the request carried {}: send exactly the price",
                 answer::stamps(required),
@@ -212,7 +217,7 @@ pub async fn handle(gate: &Gate, index: usize, member: IpAddr, request: Request)
         Err(e) => {
             release(gate, &hold.id, member).await;
             count(rule, "refused");
-            return answer::plain(StatusCode::BAD_REQUEST, "bad_request", &e);
+            return answer::plain(StatusCode::BAD_REQUEST, ErrorCode::BadRequest.as_str(), &e);
         }
     }
     let started = Instant::now();
