@@ -177,6 +177,17 @@ impl Payment {
         }
     }
 
+    /// The payment as its creation answered it (pending, nothing credited), what a replayed
+    /// `Idempotency-Key` answers again whatever became of it since.
+    pub fn as_created(&self) -> Payment {
+        Payment {
+            status: PaymentStatus::Pending,
+            credited_ledger_index: None,
+            updated_at: self.created_at,
+            ..self.clone()
+        }
+    }
+
     /// Where the payment stands in the lists (`GET /v1/payments`, the operators' list, the
     /// sweep's cursor `store::PaymentOrder`): newest first is the greatest first.
     pub fn order(&self) -> (Timestamp, u32, Uuid) {

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::auth::{AccountAuth, AdminAuth, AuthJson};
 use super::problem::{ApiOptionalJson, ApiPath, ApiQuery, RawBody};
-use super::routes::IDEMPOTENT_REPLAYED;
 use super::state::AppState;
 use crate::api::{
     AdminPaymentsQuery, AdminPaymentsResponse, CreatePaymentRequest, PaymentProvider,
@@ -108,24 +107,10 @@ pub async fn create(
         .payments
         .create(&account, &request.provider, request.amount, idempotency_key)
         .await?;
-    if replayed {
-        // The first answer again, as a replayed purchase answers (a created payment is
-        // pending and credited nothing), marked as a replay; `GET /v1/payments/{id}` says
-        // where the payment stands now.
-        let first = Payment {
-            status: PaymentStatus::Pending,
-            credited_ledger_index: None,
-            updated_at: payment.created_at,
-            ..payment
-        };
-        return Ok((
-            StatusCode::CREATED,
-            [(IDEMPOTENT_REPLAYED, "true")],
-            Json(answer(&service, &first)),
-        )
-            .into_response());
-    }
-    Ok((StatusCode::CREATED, Json(answer(&service, &payment))).into_response())
+    // A replay's payment is its first answer (`Payment::as_created`), marked as a replay;
+    // `GET /v1/payments/{id}` says where the payment stands now.
+    let body = (StatusCode::CREATED, Json(answer(&service, &payment)));
+    Ok(super::routes::replayable(replayed, body))
 }
 
 #[utoipa::path(get, path = "/v1/payments/{payment_id}", tag = "payments", security(("api_key" = [])),

@@ -197,11 +197,7 @@ pub async fn credit(
         ledger_index: credited.ledger_index,
     });
     // The body of a replay is the first answer's, byte for byte; the header tells it apart.
-    Ok(if credited.replayed {
-        ([(IDEMPOTENT_REPLAYED, "true")], body).into_response()
-    } else {
-        body.into_response()
-    })
+    Ok(replayable(credited.replayed, body))
 }
 
 #[utoipa::path(post, path = "/v1/admin/accounts/{account_id}/debit", tag = "admin",
@@ -244,11 +240,17 @@ pub async fn debit(
             stamps: r.stamps,
         }),
     });
-    Ok(if debited.replayed {
-        ([(IDEMPOTENT_REPLAYED, "true")], body).into_response()
+    Ok(replayable(debited.replayed, body))
+}
+
+/// An answer marked `Idempotent-Replayed: true` when it is a replay's: the body is the first
+/// answer's either way.
+pub fn replayable(replayed: bool, answer: impl IntoResponse) -> Response {
+    if replayed {
+        ([(IDEMPOTENT_REPLAYED, "true")], answer).into_response()
     } else {
-        body.into_response()
-    })
+        answer.into_response()
+    }
 }
 
 /// The `Idempotency-Key` header of a purchase or a payment, if any: ASCII (its length is the

@@ -548,7 +548,7 @@ fn idempotent_id(account_id: Uuid, key: &str) -> Uuid {
 /// The answer to a replayed `Idempotency-Key`: the first payment, if the request is the same.
 fn replay(first: Payment, provider: &str, amount: u64) -> Result<(Payment, bool), Error> {
     if first.provider == provider && first.amount == amount {
-        Ok((first, true))
+        Ok((first.as_created(), true))
     } else {
         Err(Error::IdempotencyConflict(
             "Idempotency-Key was used for another payment",
