@@ -4,7 +4,7 @@
 use pennypost::domain::{CreditSource, DebitReason, Revoked};
 use pennypost::rules::Command;
 use pennypost::rules::{Conflict, InvalidCommand, Missing, Outcome, Refusal};
-use pennypost::rules::{SpendFor, REVOKE_STAMPS_MAX};
+use pennypost::rules::{SpendFor, REVOKE_PURCHASES_MAX, REVOKE_STAMPS_MAX};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -405,6 +405,40 @@ pub fn a_revoke_past_its_limit_is_refused(ctx: &mut Ctx) {
                 ledger_index: 9,
                 stamps: 1,
                 amount: 1,
+            }),
+        }
+    );
+}
+
+/// A revoke looks through at most [`REVOKE_PURCHASES_MAX`] unexpired purchases, latest first:
+/// a debit whose debt needs one purchase more is refused and writes nothing; the same debt
+/// less that one purchase's stamp goes through.
+pub fn a_revoke_through_too_many_purchases_is_refused(ctx: &mut Ctx) {
+    world(ctx);
+    let max = REVOKE_PURCHASES_MAX;
+    ctx.ok(credit(0, max + 1, "one stamp each"), at(0));
+    // One stamp at 1 in each of max + 1 purchases: the world's 100 left.
+    for i in 0..=max as u32 {
+        ctx.ok(purchase(0, &stamps(i..i + 1)).price(1).cmd(), at(1));
+    }
+    // A debt of max + 1 owes a stamp of every one of the max + 1 purchases.
+    ctx.refused(
+        debit(0, 100 + max + 1, "across too many"),
+        at(2),
+        Refusal::RevokeTooLarge,
+    );
+    // Nothing was written: the next entry follows the last purchase (3 + 1 + max + 1).
+    let first = 3 + 1 + (max + 1);
+    assert_eq!(
+        ctx.ok(debit(0, 100 + max, "the latest ones"), at(3)),
+        Outcome::Debited {
+            balance: 0,
+            ledger_index: first,
+            replayed: false,
+            revoked: Some(Revoked {
+                ledger_index: first + 1,
+                stamps: max,
+                amount: max,
             }),
         }
     );

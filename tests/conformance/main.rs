@@ -67,6 +67,7 @@ macro_rules! conformance {
             debit::credits_and_debits_share_their_references,
             debit::provider_references_in_debits_are_the_providers,
             debit::a_revoke_past_its_limit_is_refused,
+            debit::a_revoke_through_too_many_purchases_is_refused,
             purchase::a_purchase_sells_stamps_for_the_balance,
             purchase::a_purchase_for_an_unknown_account_is_not_found,
             purchase::a_purchase_beyond_the_balance_is_refused,
